@@ -1,0 +1,165 @@
+//! A validated heartbeat: the wire fields after range checks, clamping and
+//! truncation. Only this type reaches the state machine and the store.
+
+use serde_json::Value;
+
+/// Longest `sample_error` / `current_task` kept, in bytes.
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// `monthly_spend` is clamped to this many cents.
+pub const MAX_MONTHLY_SPEND: i64 = 1_000_000_000_000;
+
+/// What a runtime reported, before validation. All fields are optional on the
+/// wire; `None` means "not reported".
+#[derive(Debug, Clone, Default)]
+pub struct RawHeartbeat {
+    pub error_rate: Option<f64>,
+    pub sample_error: Option<String>,
+    pub active_tasks: Option<i64>,
+    pub uptime_seconds: Option<i64>,
+    pub current_task: Option<String>,
+    pub monthly_spend: Option<f64>,
+    pub runtime_state: Option<String>,
+    pub runtime_metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    pub error_rate: f64,
+    pub sample_error: Option<String>,
+    pub active_tasks: i64,
+    pub uptime_seconds: i64,
+    /// `None`: the runtime did not say; `Some("")`: it has no task.
+    pub current_task: Option<String>,
+    /// `None`: leave the stored value alone (absent or 0 on the wire).
+    pub monthly_spend: Option<i64>,
+    /// `None` or `""`: healthy.
+    pub runtime_state: Option<String>,
+    pub runtime_metadata: Option<Value>,
+}
+
+/// A heartbeat field out of range. The message names the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HeartbeatError {
+    #[error("error_rate must be a number between 0 and 1, got {0}")]
+    ErrorRate(f64),
+    #[error("{field} must be a non-negative integer, got {value}")]
+    Negative { field: &'static str, value: i64 },
+    #[error("runtime_metadata must be a JSON object")]
+    RuntimeMetadata,
+}
+
+impl Heartbeat {
+    pub fn validate(raw: RawHeartbeat) -> Result<Self, HeartbeatError> {
+        let error_rate = raw.error_rate.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&error_rate) {
+            return Err(HeartbeatError::ErrorRate(error_rate));
+        }
+        let non_negative = |field: &'static str, value: Option<i64>| match value {
+            Some(value) if value < 0 => Err(HeartbeatError::Negative { field, value }),
+            value => Ok(value.unwrap_or(0)),
+        };
+        let active_tasks = non_negative("active_tasks", raw.active_tasks)?;
+        let uptime_seconds = non_negative("uptime_seconds", raw.uptime_seconds)?;
+        if matches!(&raw.runtime_metadata, Some(v) if !v.is_object() && !v.is_null()) {
+            return Err(HeartbeatError::RuntimeMetadata);
+        }
+        let monthly_spend = raw
+            .monthly_spend
+            .filter(|spend| spend.is_finite())
+            .map(|spend| spend.clamp(0.0, MAX_MONTHLY_SPEND as f64) as i64)
+            .filter(|spend| *spend > 0);
+        Ok(Self {
+            error_rate,
+            sample_error: raw.sample_error.map(truncate),
+            active_tasks,
+            uptime_seconds,
+            current_task: raw.current_task.map(truncate),
+            monthly_spend,
+            runtime_state: raw.runtime_state,
+            runtime_metadata: raw.runtime_metadata.filter(|v| !v.is_null()),
+        })
+    }
+
+    /// The runtime says it is stuck.
+    pub fn is_wedged(&self) -> bool {
+        self.runtime_state.as_deref() == Some("wedged")
+    }
+
+    pub fn runtime_state_is_healthy(&self) -> bool {
+        self.runtime_state.as_deref().unwrap_or("").is_empty()
+    }
+}
+
+/// Cuts `text` to at most [`MAX_TEXT_BYTES`], on a character boundary.
+pub fn truncate(mut text: String) -> String {
+    if text.len() > MAX_TEXT_BYTES {
+        let mut end = MAX_TEXT_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> RawHeartbeat {
+        RawHeartbeat::default()
+    }
+
+    #[test]
+    fn an_empty_heartbeat_is_healthy_and_changes_nothing() {
+        let hb = Heartbeat::validate(raw()).unwrap();
+        assert_eq!(hb.error_rate, 0.0);
+        assert_eq!(hb.current_task, None);
+        assert_eq!(hb.monthly_spend, None);
+        assert!(hb.runtime_state_is_healthy());
+    }
+
+    #[test]
+    fn error_rate_outside_zero_to_one_is_rejected() {
+        for bad in [-0.01, 1.01, f64::NAN, f64::INFINITY] {
+            let err = Heartbeat::validate(RawHeartbeat { error_rate: Some(bad), ..raw() }).unwrap_err();
+            assert!(err.to_string().starts_with("error_rate"), "{err}");
+        }
+        for good in [0.0, 0.5, 1.0] {
+            assert!(Heartbeat::validate(RawHeartbeat { error_rate: Some(good), ..raw() }).is_ok());
+        }
+    }
+
+    #[test]
+    fn negative_counts_are_rejected_naming_the_field() {
+        let err = Heartbeat::validate(RawHeartbeat { active_tasks: Some(-1), ..raw() }).unwrap_err();
+        assert_eq!(err.to_string(), "active_tasks must be a non-negative integer, got -1");
+        let err = Heartbeat::validate(RawHeartbeat { uptime_seconds: Some(-5), ..raw() }).unwrap_err();
+        assert!(err.to_string().starts_with("uptime_seconds"));
+    }
+
+    #[test]
+    fn monthly_spend_is_clamped_and_zero_means_no_update() {
+        let spend = |v| Heartbeat::validate(RawHeartbeat { monthly_spend: Some(v), ..raw() }).unwrap().monthly_spend;
+        assert_eq!(spend(-10.0), None);
+        assert_eq!(spend(0.0), None);
+        assert_eq!(spend(250.0), Some(250));
+        assert_eq!(spend(1e30), Some(MAX_MONTHLY_SPEND));
+    }
+
+    #[test]
+    fn long_text_is_truncated_on_a_character_boundary() {
+        let text = "é".repeat(MAX_TEXT_BYTES); // 2 bytes each
+        let hb = Heartbeat::validate(RawHeartbeat { current_task: Some(text), ..raw() }).unwrap();
+        let kept = hb.current_task.unwrap();
+        assert!(kept.len() <= MAX_TEXT_BYTES);
+        assert_eq!(kept.len(), MAX_TEXT_BYTES);
+        assert!(kept.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn runtime_metadata_must_be_an_object() {
+        let bad = RawHeartbeat { runtime_metadata: Some(serde_json::json!([1])), ..raw() };
+        assert_eq!(Heartbeat::validate(bad).unwrap_err(), HeartbeatError::RuntimeMetadata);
+    }
+}

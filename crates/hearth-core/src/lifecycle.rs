@@ -1,0 +1,236 @@
+//! The lifecycle state machine (PRODUCT.md, "Lifecycle rules") as one pure
+//! function: `decide(snapshot, input, now) -> Decision | Rejection`.
+//!
+//! The store calls it while it holds the workspace row (row lock on Postgres,
+//! the write lock on SQLite) and persists the decision and its events in the
+//! same transaction, so concurrent heartbeats, sweeps and operator actions are
+//! serialized and can never lose or double a transition.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use crate::event::{EventDraft, EventKind};
+use crate::heartbeat::Heartbeat;
+use crate::status::WorkspaceStatus::{self, *};
+
+/// `error_rate` at or above this degrades an online workspace.
+pub const DEGRADE_ERROR_RATE: f64 = 0.5;
+/// `error_rate` below this (and a healthy runtime state) recovers it.
+pub const RECOVER_ERROR_RATE: f64 = 0.1;
+
+/// What the state machine needs to know about a workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub status: WorkspaceStatus,
+    /// When `status` last changed (creation counts).
+    pub status_changed_at: DateTime<Utc>,
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+    pub current_task: Option<String>,
+    pub active_tasks: i64,
+    /// Last time the runtime reported work (active tasks or a current task).
+    pub last_active_at: Option<DateTime<Utc>>,
+}
+
+/// Everything that can move a workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A runtime heartbeat (already validated).
+    Heartbeat(Heartbeat),
+    /// A runtime (re-)registered.
+    Register,
+    Pause,
+    Resume,
+    /// Operator restart: back to `provisioning` so the runtime is started anew.
+    Restart,
+    /// Operator hibernate.
+    Hibernate,
+    Delete,
+    /// Liveness sweep: offline if no heartbeat for `ttl`.
+    LivenessCheck {
+        ttl: Duration,
+    },
+    /// Provision-timeout sweep: failed if still provisioning after `timeout`.
+    ProvisionCheck {
+        timeout: Duration,
+    },
+    /// Hibernation sweep (opt-in): hibernate an online workspace idle for `threshold`.
+    IdleCheck {
+        threshold: Duration,
+    },
+}
+
+impl Input {
+    /// A short name for logs, metrics and 409 messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Input::Heartbeat(_) => "heartbeat",
+            Input::Register => "register",
+            Input::Pause => "pause",
+            Input::Resume => "resume",
+            Input::Restart => "restart",
+            Input::Hibernate => "hibernate",
+            Input::Delete => "delete",
+            Input::LivenessCheck { .. } => "liveness_check",
+            Input::ProvisionCheck { .. } => "provision_check",
+            Input::IdleCheck { .. } => "idle_check",
+        }
+    }
+
+    fn from_runtime(&self) -> bool {
+        matches!(self, Input::Heartbeat(_) | Input::Register)
+    }
+}
+
+/// The outcome of an accepted input. `next == current` means no transition;
+/// `events` may still be non-empty (e.g. `TASK_UPDATED`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub next: WorkspaceStatus,
+    pub events: Vec<EventDraft>,
+}
+
+/// Why an input was refused. The API maps each variant to one status code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// A runtime spoke for a removed workspace (410; never resurrected).
+    #[error("workspace removed")]
+    Removed,
+    /// A runtime registered while the workspace is paused or hibernated (409).
+    #[error("workspace is {0}")]
+    Stopped(WorkspaceStatus),
+    /// An operator action the current status does not allow (409).
+    #[error("cannot {action} a workspace that is {current}")]
+    NotAllowed { action: &'static str, current: WorkspaceStatus },
+}
+
+/// Decides what `input` does to a workspace in state `snapshot` at `now`.
+pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<Decision, Rejection> {
+    let current = snapshot.status;
+    if current == Removed {
+        return match input {
+            // Deleting a removed workspace is idempotent.
+            Input::Delete => Ok(stay(current)),
+            _ if input.from_runtime() => Err(Rejection::Removed),
+            _ if input_is_sweep(input) => Ok(stay(current)),
+            _ => Err(not_allowed(input, current)),
+        };
+    }
+    match input {
+        Input::Heartbeat(hb) => Ok(on_heartbeat(snapshot, hb)),
+        Input::Register => match current {
+            Paused | Hibernated => Err(Rejection::Stopped(current)),
+            Provisioning | Failed | Offline => Ok(go_online(current)),
+            Online | Degraded => Ok(stay(current)),
+            Removed => unreachable!("handled above"),
+        },
+        Input::Pause => match current {
+            Online | Degraded | Offline => Ok(to(Paused, EventKind::WorkspacePaused, json!({"from": current}))),
+            _ => Err(not_allowed(input, current)),
+        },
+        Input::Hibernate => match current {
+            Online | Degraded | Offline => Ok(to(Hibernated, EventKind::WorkspaceHibernated, json!({"from": current}))),
+            _ => Err(not_allowed(input, current)),
+        },
+        Input::Resume => match current {
+            Paused | Hibernated => Ok(to(Provisioning, EventKind::WorkspaceResumed, json!({"from": current}))),
+            _ => Err(not_allowed(input, current)),
+        },
+        Input::Restart => match current {
+            Provisioning | Online | Degraded | Offline | Failed => {
+                Ok(to(Provisioning, EventKind::WorkspaceProvisioning, json!({"restarted_from": current})))
+            }
+            _ => Err(not_allowed(input, current)),
+        },
+        Input::Delete => Ok(to(Removed, EventKind::WorkspaceRemoved, json!({"from": current}))),
+        Input::LivenessCheck { ttl } => {
+            let last_seen = snapshot.last_heartbeat_at.unwrap_or(snapshot.status_changed_at);
+            if matches!(current, Online | Degraded) && now - last_seen >= *ttl {
+                Ok(to(
+                    Offline,
+                    EventKind::WorkspaceOffline,
+                    json!({"from": current, "last_heartbeat_at": snapshot.last_heartbeat_at}),
+                ))
+            } else {
+                Ok(stay(current))
+            }
+        }
+        Input::ProvisionCheck { timeout } => {
+            if current == Provisioning && now - snapshot.status_changed_at >= *timeout {
+                Ok(to(
+                    Failed,
+                    EventKind::WorkspaceProvisionFailed,
+                    json!({"reason": "no heartbeat within the provision timeout", "timeout_seconds": timeout.num_seconds()}),
+                ))
+            } else {
+                Ok(stay(current))
+            }
+        }
+        Input::IdleCheck { threshold } => {
+            let idle_since =
+                snapshot.last_active_at.unwrap_or(snapshot.status_changed_at).max(snapshot.status_changed_at);
+            let idle = snapshot.active_tasks == 0 && snapshot.current_task.as_deref().unwrap_or("").is_empty();
+            if current == Online && idle && now - idle_since >= *threshold {
+                Ok(to(Hibernated, EventKind::WorkspaceHibernated, json!({"from": current, "reason": "idle"})))
+            } else {
+                Ok(stay(current))
+            }
+        }
+    }
+}
+
+fn input_is_sweep(input: &Input) -> bool {
+    matches!(input, Input::LivenessCheck { .. } | Input::ProvisionCheck { .. } | Input::IdleCheck { .. })
+}
+
+fn on_heartbeat(snapshot: &Snapshot, hb: &Heartbeat) -> Decision {
+    let current = snapshot.status;
+    if current.is_stopped() {
+        // Paused and hibernated workspaces are told to stop; nothing moves.
+        return stay(current);
+    }
+    let mut decision = match current {
+        Provisioning | Failed | Offline => go_online(current),
+        _ => stay(current),
+    };
+    let degrading = hb.error_rate >= DEGRADE_ERROR_RATE || hb.is_wedged();
+    let recovering = hb.error_rate < RECOVER_ERROR_RATE && hb.runtime_state_is_healthy();
+    match decision.next {
+        Online if degrading => {
+            decision.next = Degraded;
+            decision.events.push(EventDraft::new(
+                EventKind::WorkspaceDegraded,
+                json!({"error_rate": hb.error_rate, "runtime_state": hb.runtime_state, "sample_error": hb.sample_error}),
+            ));
+        }
+        Degraded if recovering => {
+            decision.next = Online;
+            decision.events.push(EventDraft::new(EventKind::WorkspaceOnline, json!({"recovered_from": Degraded})));
+        }
+        _ => {}
+    }
+    if let Some(task) = &hb.current_task {
+        if snapshot.current_task.as_deref().unwrap_or("") != task {
+            decision.events.push(EventDraft::new(EventKind::TaskUpdated, json!({"current_task": task})));
+        }
+    }
+    decision
+}
+
+fn go_online(from: WorkspaceStatus) -> Decision {
+    to(Online, EventKind::WorkspaceOnline, json!({"recovered_from": from}))
+}
+
+fn to(next: WorkspaceStatus, kind: EventKind, payload: serde_json::Value) -> Decision {
+    Decision { next, events: vec![EventDraft::new(kind, payload)] }
+}
+
+fn stay(current: WorkspaceStatus) -> Decision {
+    Decision { next: current, events: Vec::new() }
+}
+
+fn not_allowed(input: &Input, current: WorkspaceStatus) -> Rejection {
+    Rejection::NotAllowed { action: input.name(), current }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,320 @@
+use chrono::TimeZone;
+use proptest::prelude::*;
+
+use super::*;
+use crate::heartbeat::RawHeartbeat;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn snapshot(status: WorkspaceStatus) -> Snapshot {
+    Snapshot {
+        status,
+        status_changed_at: t0(),
+        last_heartbeat_at: Some(t0()),
+        current_task: None,
+        active_tasks: 0,
+        last_active_at: None,
+    }
+}
+
+fn hb(error_rate: f64, runtime_state: Option<&str>) -> Input {
+    Input::Heartbeat(
+        Heartbeat::validate(RawHeartbeat {
+            error_rate: Some(error_rate),
+            runtime_state: runtime_state.map(str::to_owned),
+            ..RawHeartbeat::default()
+        })
+        .unwrap(),
+    )
+}
+
+fn later(secs: i64) -> DateTime<Utc> {
+    t0() + Duration::seconds(secs)
+}
+
+/// Expected outcome, written out for every status x every input.
+#[derive(Debug, PartialEq)]
+enum Expect {
+    To(WorkspaceStatus, &'static [EventKind]),
+    Stay,
+    Gone,
+    Stopped,
+    Refused,
+}
+
+fn check(status: WorkspaceStatus, input: &Input, now: DateTime<Utc>, expect: Expect) {
+    let got = decide(&snapshot(status), input, now);
+    let actual = match &got {
+        Ok(d) if d.next == status && d.events.is_empty() => Expect::Stay,
+        Ok(d) => {
+            let kinds: Vec<EventKind> = d.events.iter().map(|e| e.kind).collect();
+            let leaked: &'static [EventKind] = Box::leak(kinds.into_boxed_slice());
+            Expect::To(d.next, leaked)
+        }
+        Err(Rejection::Removed) => Expect::Gone,
+        Err(Rejection::Stopped(s)) => {
+            assert_eq!(*s, status);
+            Expect::Stopped
+        }
+        Err(Rejection::NotAllowed { current, .. }) => {
+            assert_eq!(*current, status, "a refusal names the current status");
+            Expect::Refused
+        }
+    };
+    assert_eq!(actual, expect, "{status} + {} -> {got:?}", input.name());
+}
+
+use EventKind as E;
+
+#[test]
+fn healthy_heartbeat_from_every_status() {
+    let input = hb(0.0, None);
+    let online = Expect::To(Online, &[E::WorkspaceOnline]);
+    for (status, expect) in [
+        (Provisioning, online),
+        (Online, Expect::Stay),
+        (Offline, Expect::To(Online, &[E::WorkspaceOnline])),
+        (Degraded, Expect::To(Online, &[E::WorkspaceOnline])),
+        (Failed, Expect::To(Online, &[E::WorkspaceOnline])),
+        (Removed, Expect::Gone),
+        (Paused, Expect::Stay),
+        (Hibernated, Expect::Stay),
+    ] {
+        check(status, &input, later(1), expect);
+    }
+}
+
+#[test]
+fn degrading_heartbeat_from_every_status() {
+    for input in [hb(0.5, None), hb(1.0, None), hb(0.0, Some("wedged"))] {
+        for (status, expect) in [
+            (Provisioning, Expect::To(Degraded, &[E::WorkspaceOnline, E::WorkspaceDegraded])),
+            (Online, Expect::To(Degraded, &[E::WorkspaceDegraded])),
+            (Offline, Expect::To(Degraded, &[E::WorkspaceOnline, E::WorkspaceDegraded])),
+            (Degraded, Expect::Stay),
+            (Failed, Expect::To(Degraded, &[E::WorkspaceOnline, E::WorkspaceDegraded])),
+            (Removed, Expect::Gone),
+            (Paused, Expect::Stay),
+            (Hibernated, Expect::Stay),
+        ] {
+            check(status, &input, later(1), expect);
+        }
+    }
+}
+
+#[test]
+fn heartbeat_in_the_hysteresis_band_changes_nothing_for_online_or_degraded() {
+    for rate in [0.1, 0.3, 0.49] {
+        check(Online, &hb(rate, None), later(1), Expect::Stay);
+        check(Degraded, &hb(rate, None), later(1), Expect::Stay);
+    }
+    // A non-wedged but non-empty runtime state does not recover a degraded workspace.
+    check(Degraded, &hb(0.0, Some("busy")), later(1), Expect::Stay);
+}
+
+#[test]
+fn register_from_every_status() {
+    for (status, expect) in [
+        (Provisioning, Expect::To(Online, &[E::WorkspaceOnline])),
+        (Online, Expect::Stay),
+        (Offline, Expect::To(Online, &[E::WorkspaceOnline])),
+        (Degraded, Expect::Stay),
+        (Failed, Expect::To(Online, &[E::WorkspaceOnline])),
+        (Removed, Expect::Gone),
+        (Paused, Expect::Stopped),
+        (Hibernated, Expect::Stopped),
+    ] {
+        check(status, &Input::Register, later(1), expect);
+    }
+}
+
+#[test]
+fn operator_actions_from_every_status() {
+    use Expect::{Refused, Stay};
+    let paused = || Expect::To(Paused, &[E::WorkspacePaused]);
+    let hibernated = || Expect::To(Hibernated, &[E::WorkspaceHibernated]);
+    let resumed = || Expect::To(Provisioning, &[E::WorkspaceResumed]);
+    let restarted = || Expect::To(Provisioning, &[E::WorkspaceProvisioning]);
+    let removed = || Expect::To(Removed, &[E::WorkspaceRemoved]);
+    #[rustfmt::skip]
+    let table = [
+        //  status        pause      hibernate      resume     restart      delete
+        (Provisioning, [Refused,  Refused,      Refused,   restarted(), removed()]),
+        (Online,       [paused(), hibernated(), Refused,   restarted(), removed()]),
+        (Offline,      [paused(), hibernated(), Refused,   restarted(), removed()]),
+        (Degraded,     [paused(), hibernated(), Refused,   restarted(), removed()]),
+        (Failed,       [Refused,  Refused,      Refused,   restarted(), removed()]),
+        (Removed,      [Refused,  Refused,      Refused,   Refused,     Stay]),
+        (Paused,       [Refused,  Refused,      resumed(), Refused,     removed()]),
+        (Hibernated,   [Refused,  Refused,      resumed(), Refused,     removed()]),
+    ];
+    for (status, expects) in table {
+        let inputs = [Input::Pause, Input::Hibernate, Input::Resume, Input::Restart, Input::Delete];
+        for (input, expect) in inputs.iter().zip(expects) {
+            check(status, input, later(1), expect);
+        }
+    }
+}
+
+#[test]
+fn liveness_check_takes_online_and_degraded_offline_only_after_the_ttl() {
+    let ttl = Duration::seconds(90);
+    let input = Input::LivenessCheck { ttl };
+    for status in WorkspaceStatus::ALL {
+        check(status, &input, later(89), Expect::Stay);
+        let expect = match status {
+            Online | Degraded => Expect::To(Offline, &[E::WorkspaceOffline]),
+            _ => Expect::Stay,
+        };
+        check(status, &input, later(90), expect);
+    }
+}
+
+#[test]
+fn liveness_check_uses_the_status_change_when_there_was_never_a_heartbeat() {
+    let mut snap = snapshot(Online);
+    snap.last_heartbeat_at = None;
+    let input = Input::LivenessCheck { ttl: Duration::seconds(90) };
+    assert_eq!(decide(&snap, &input, later(10)).unwrap().next, Online);
+    assert_eq!(decide(&snap, &input, later(100)).unwrap().next, Offline);
+}
+
+#[test]
+fn provision_check_fails_only_provisioning_workspaces_after_the_timeout() {
+    let input = Input::ProvisionCheck { timeout: Duration::seconds(600) };
+    for status in WorkspaceStatus::ALL {
+        check(status, &input, later(599), Expect::Stay);
+        let expect = match status {
+            Provisioning => Expect::To(Failed, &[E::WorkspaceProvisionFailed]),
+            _ => Expect::Stay,
+        };
+        check(status, &input, later(600), expect);
+    }
+}
+
+#[test]
+fn idle_check_hibernates_only_idle_online_workspaces() {
+    let input = Input::IdleCheck { threshold: Duration::seconds(300) };
+    for status in WorkspaceStatus::ALL {
+        check(status, &input, later(299), Expect::Stay);
+        let expect = match status {
+            Online => Expect::To(Hibernated, &[E::WorkspaceHibernated]),
+            _ => Expect::Stay,
+        };
+        check(status, &input, later(300), expect);
+    }
+    let mut busy = snapshot(Online);
+    busy.active_tasks = 1;
+    assert_eq!(decide(&busy, &input, later(1000)).unwrap().next, Online);
+    let mut recently_active = snapshot(Online);
+    recently_active.last_active_at = Some(later(900));
+    assert_eq!(decide(&recently_active, &input, later(1000)).unwrap().next, Online);
+}
+
+#[test]
+fn online_event_says_where_the_workspace_recovered_from() {
+    let d = decide(&snapshot(Provisioning), &hb(0.0, None), later(1)).unwrap();
+    assert_eq!(d.events[0].payload["recovered_from"], "provisioning");
+    let d = decide(&snapshot(Degraded), &hb(0.0, None), later(1)).unwrap();
+    assert_eq!(d.events[0].payload["recovered_from"], "degraded");
+}
+
+#[test]
+fn task_updated_is_emitted_only_when_the_task_changes() {
+    let with_task = |task: &str| {
+        Input::Heartbeat(
+            Heartbeat::validate(RawHeartbeat { current_task: Some(task.into()), ..RawHeartbeat::default() }).unwrap(),
+        )
+    };
+    let mut snap = snapshot(Online);
+    let d = decide(&snap, &with_task("write report"), later(1)).unwrap();
+    assert_eq!(d.events.len(), 1);
+    assert_eq!(d.events[0].kind, E::TaskUpdated);
+    assert_eq!(d.events[0].payload["current_task"], "write report");
+    snap.current_task = Some("write report".into());
+    assert!(decide(&snap, &with_task("write report"), later(2)).unwrap().events.is_empty());
+    // Not reporting a task is not a change; reporting "" clears it.
+    assert!(decide(&snap, &hb(0.0, None), later(3)).unwrap().events.is_empty());
+    assert_eq!(decide(&snap, &with_task(""), later(3)).unwrap().events[0].kind, E::TaskUpdated);
+}
+
+fn any_status() -> impl Strategy<Value = WorkspaceStatus> {
+    prop::sample::select(WorkspaceStatus::ALL.to_vec())
+}
+
+fn any_input() -> impl Strategy<Value = Input> {
+    let heartbeat = (
+        0.0f64..=1.0,
+        prop::option::of(prop::sample::select(vec!["", "wedged", "busy"])),
+        prop::option::of("[a-c]{0,2}"),
+    )
+        .prop_map(|(error_rate, state, task)| {
+            Input::Heartbeat(
+                Heartbeat::validate(RawHeartbeat {
+                    error_rate: Some(error_rate),
+                    runtime_state: state.map(str::to_owned),
+                    current_task: task,
+                    ..RawHeartbeat::default()
+                })
+                .unwrap(),
+            )
+        });
+    let secs = 0i64..2000;
+    prop_oneof![
+        heartbeat,
+        Just(Input::Register),
+        Just(Input::Pause),
+        Just(Input::Resume),
+        Just(Input::Restart),
+        Just(Input::Hibernate),
+        Just(Input::Delete),
+        secs.clone().prop_map(|s| Input::LivenessCheck { ttl: Duration::seconds(s) }),
+        secs.clone().prop_map(|s| Input::ProvisionCheck { timeout: Duration::seconds(s) }),
+        secs.prop_map(|s| Input::IdleCheck { threshold: Duration::seconds(s) }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn removed_is_never_left(input in any_input(), secs in 0i64..5000) {
+        if let Ok(d) = decide(&snapshot(Removed), &input, later(secs)) {
+            prop_assert_eq!(d.next, Removed);
+            prop_assert!(d.events.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_status_change_is_announced_by_an_event(status in any_status(), input in any_input(), secs in 0i64..5000) {
+        if let Ok(d) = decide(&snapshot(status), &input, later(secs)) {
+            if d.next != status {
+                prop_assert!(!d.events.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn runtimes_never_move_paused_or_hibernated_workspaces(status in prop::sample::select(vec![Paused, Hibernated]), input in any_input()) {
+        if matches!(input, Input::Heartbeat(_) | Input::Register) {
+            match decide(&snapshot(status), &input, later(1)) {
+                Ok(d) => prop_assert_eq!(d.next, status),
+                Err(e) => prop_assert_eq!(e, Rejection::Stopped(status)),
+            }
+        }
+    }
+
+    #[test]
+    fn deciding_twice_on_the_result_is_stable_for_operator_actions(status in any_status(), input in any_input()) {
+        // Applying an accepted operator action a second time never emits the same transition again.
+        if matches!(input, Input::Pause | Input::Hibernate | Input::Resume | Input::Delete) {
+            if let Ok(first) = decide(&snapshot(status), &input, later(1)) {
+                if first.next != status {
+                    if let Ok(second) = decide(&snapshot(first.next), &input, later(2)) {
+                        prop_assert!(second.events.is_empty() || second.next != first.next);
+                    }
+                }
+            }
+        }
+    }
+}
