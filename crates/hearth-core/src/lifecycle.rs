@@ -36,8 +36,11 @@ pub struct Snapshot {
 pub enum Input {
     /// A runtime heartbeat (already validated).
     Heartbeat(Heartbeat),
-    /// A runtime (re-)registered.
-    Register,
+    /// A runtime (re-)registered, saying where it can be reached.
+    Register {
+        url: String,
+        agent_card: serde_json::Value,
+    },
     Pause,
     Resume,
     /// Operator restart: back to `provisioning` so the runtime is started anew.
@@ -64,7 +67,7 @@ impl Input {
     pub fn name(&self) -> &'static str {
         match self {
             Input::Heartbeat(_) => "heartbeat",
-            Input::Register => "register",
+            Input::Register { .. } => "register",
             Input::Pause => "pause",
             Input::Resume => "resume",
             Input::Restart => "restart",
@@ -77,7 +80,7 @@ impl Input {
     }
 
     fn from_runtime(&self) -> bool {
-        matches!(self, Input::Heartbeat(_) | Input::Register)
+        matches!(self, Input::Heartbeat(_) | Input::Register { .. })
     }
 }
 
@@ -117,7 +120,7 @@ pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<
     }
     match input {
         Input::Heartbeat(hb) => Ok(on_heartbeat(snapshot, hb)),
-        Input::Register => match current {
+        Input::Register { .. } => match current {
             Paused | Hibernated => Err(Rejection::Stopped(current)),
             Provisioning | Failed | Offline => Ok(go_online(current)),
             Online | Degraded => Ok(stay(current)),

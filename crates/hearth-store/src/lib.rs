@@ -1,1 +1,125 @@
+//! The storage interface of Hearth: one `Store` trait, its records and errors,
+//! and the conformance suite (feature `conformance`) that every engine runs.
+//!
+//! Invariant: this crate enables no sqlx driver. Engines live in
+//! `hearth-store-pg` and `hearth-store-sqlite`; the server picks one from the
+//! database URL's scheme.
 
+mod error;
+mod evolve;
+mod model;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hearth_core::{Input, OrgId, TokenId, WorkspaceId};
+
+pub use error::{StoreError, StoreResult};
+pub use evolve::evolve;
+pub use model::*;
+
+/// The database behind a [`Store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Sqlite,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// Everything Hearth persists. Implementations must be safe to use from many
+/// tasks and, for Postgres, from many replicas at once: every lifecycle change
+/// goes through [`Store::apply`], which serializes writers on the workspace row
+/// and writes the new status and its events in one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn engine(&self) -> Engine;
+
+    /// One cheap round trip; `Err(Unavailable)` when the database is down.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// The newest applied migration version.
+    async fn schema_version(&self) -> StoreResult<i64>;
+
+    // --- workspaces -------------------------------------------------------
+
+    /// Inserts a workspace in `provisioning` with its `WORKSPACE_PROVISIONING`
+    /// event (and a workspace token when `token` is given), atomically.
+    async fn create_workspace(&self, new: NewWorkspace, token: Option<NewToken>) -> StoreResult<Workspace>;
+
+    async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace>;
+
+    /// Workspaces of `org` (all orgs when `None`), oldest first.
+    async fn list_workspaces(&self, org: Option<OrgId>, include_removed: bool) -> StoreResult<Vec<Workspace>>;
+
+    /// Runs the state machine on the locked row and persists its decision,
+    /// the input's field updates and the events in one transaction. For a
+    /// register without a live workspace token, `bootstrap_token` is inserted
+    /// in the same transaction; if a live token exists by then, the call fails
+    /// with [`StoreError::TokenExists`] and nothing is written.
+    async fn apply(
+        &self,
+        id: WorkspaceId,
+        input: Input,
+        now: DateTime<Utc>,
+        bootstrap_token: Option<NewToken>,
+    ) -> StoreResult<Applied>;
+
+    /// Deletes a workspace and all its descendants (each gets its own
+    /// `WORKSPACE_REMOVED`), in one transaction. Idempotent.
+    async fn delete_workspace(&self, id: WorkspaceId, now: DateTime<Utc>) -> StoreResult<Deleted>;
+
+    /// Replaces the agent card and appends `AGENT_CARD_UPDATED`.
+    async fn update_agent_card(
+        &self,
+        id: WorkspaceId,
+        agent_card: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Event>;
+
+    /// Workspaces a sweep should look at: those in `statuses` whose
+    /// `reference` timestamp is older than `cutoff`. The sweep re-checks each
+    /// one under lock through [`Store::apply`], so a stale answer is harmless.
+    async fn sweep_candidates(&self, sweep: Sweep, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<Vec<WorkspaceId>>;
+
+    // --- tokens -----------------------------------------------------------
+
+    async fn insert_token(&self, token: NewToken) -> StoreResult<Token>;
+
+    /// The live (not revoked) token with this sha256, if any.
+    async fn find_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<Token>>;
+
+    /// Org tokens of `org` (workspace tokens excluded), newest first.
+    async fn list_org_tokens(&self, org: OrgId) -> StoreResult<Vec<Token>>;
+
+    /// Revokes a token of `org`. NotFound when it does not exist there.
+    async fn revoke_token(&self, org: OrgId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()>;
+
+    // --- secrets ----------------------------------------------------------
+
+    /// Inserts or replaces sealed secrets of an org (`workspace == None`) or
+    /// of one workspace.
+    async fn put_secrets(
+        &self,
+        org: OrgId,
+        workspace: Option<WorkspaceId>,
+        secrets: Vec<SealedSecret>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    async fn list_secrets(&self, org: OrgId, workspace: Option<WorkspaceId>) -> StoreResult<Vec<SealedSecret>>;
+
+    // --- events -----------------------------------------------------------
+
+    /// Events with `seq > since`, ascending, at most `limit`.
+    async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>>;
+}

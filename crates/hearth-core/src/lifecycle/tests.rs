@@ -30,6 +30,10 @@ fn hb(error_rate: f64, runtime_state: Option<&str>) -> Input {
     )
 }
 
+fn register() -> Input {
+    Input::Register { url: "http://localhost:9000".into(), agent_card: serde_json::json!({}) }
+}
+
 fn later(secs: i64) -> DateTime<Utc> {
     t0() + Duration::seconds(secs)
 }
@@ -126,7 +130,7 @@ fn register_from_every_status() {
         (Paused, Expect::Stopped),
         (Hibernated, Expect::Stopped),
     ] {
-        check(status, &Input::Register, later(1), expect);
+        check(status, &register(), later(1), expect);
     }
 }
 
@@ -264,7 +268,7 @@ fn any_input() -> impl Strategy<Value = Input> {
     let secs = 0i64..2000;
     prop_oneof![
         heartbeat,
-        Just(Input::Register),
+        Just(register()),
         Just(Input::Pause),
         Just(Input::Resume),
         Just(Input::Restart),
@@ -296,7 +300,7 @@ proptest! {
 
     #[test]
     fn runtimes_never_move_paused_or_hibernated_workspaces(status in prop::sample::select(vec![Paused, Hibernated]), input in any_input()) {
-        if matches!(input, Input::Heartbeat(_) | Input::Register) {
+        if matches!(input, Input::Heartbeat(_) | Input::Register { .. }) {
             match decide(&snapshot(status), &input, later(1)) {
                 Ok(d) => prop_assert_eq!(d.next, status),
                 Err(e) => prop_assert_eq!(e, Rejection::Stopped(status)),

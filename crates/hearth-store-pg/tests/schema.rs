@@ -1,0 +1,72 @@
+//! Rule 2: every SQL statement is checked against the migrated schema.
+
+use hearth_core::WorkspaceStatus;
+use hearth_store::{NewWorkspace, Store};
+use sqlx::Executor;
+
+#[tokio::test]
+async fn every_statement_prepares_against_the_migrated_schema() {
+    let (store, _db) = hearth_store_pg::testing::fresh_store().await;
+    let mut failures = Vec::new();
+    for (name, sql) in hearth_store_pg::sql::ALL {
+        if let Err(e) = store.pool().prepare(*sql).await {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "statements that do not fit the schema:\n{}", failures.join("\n"));
+    assert!(hearth_store_pg::sql::ALL.len() >= 20, "the registry lists every statement");
+}
+
+#[tokio::test]
+async fn the_postgres_enum_has_exactly_the_eight_statuses_in_order() {
+    let (store, _db) = hearth_store_pg::testing::fresh_store().await;
+    let labels: Vec<String> = sqlx::query_scalar(
+        "select enumlabel::text from pg_enum e join pg_type t on t.oid = e.enumtypid \
+         where t.typname = 'workspace_status' order by e.enumsortorder",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let expected: Vec<&str> = WorkspaceStatus::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(labels, expected);
+}
+
+/// The seed bug (molecule-core PR 3004): `COALESCE(status, '')` on the enum
+/// fails against real Postgres, both when the statement is prepared — which is
+/// what the statement check above does to every Hearth statement — and when it
+/// runs. Hearth reads the status bare and sees `provisioning`.
+#[tokio::test]
+async fn reading_the_previous_status_the_way_the_seed_did_fails_and_hearth_reads_provisioning() {
+    let (store, _db) = hearth_store_pg::testing::fresh_store().await;
+    let ws = store
+        .create_workspace(NewWorkspace::named(hearth_core::OrgId::DEFAULT, "seo-agent", chrono::Utc::now()), None)
+        .await
+        .unwrap();
+    let seed_sql = "select coalesce(current_task, ''), coalesce(monthly_spend, 0), coalesce(status, '') \
+                    from workspaces where workspace_id = $1";
+    let prepared = store.pool().prepare(seed_sql).await;
+    let err = prepared.expect_err("the statement check must reject the seed's query");
+    assert!(err.to_string().contains("invalid input value for enum workspace_status"), "{err}");
+    let run = sqlx::query(seed_sql).bind(ws.id.0).fetch_one(store.pool()).await;
+    assert!(run.is_err(), "and it fails at run time, which the seed's handler ignored");
+
+    let hb = hearth_core::Heartbeat::validate(Default::default()).unwrap();
+    let applied = store.apply(ws.id, hearth_core::Input::Heartbeat(hb), chrono::Utc::now(), None).await.unwrap();
+    assert_eq!(applied.previous, WorkspaceStatus::Provisioning);
+    assert_eq!(applied.workspace.status, WorkspaceStatus::Online);
+}
+
+#[tokio::test]
+async fn a_status_outside_the_enum_cannot_be_written() {
+    let (store, _db) = hearth_store_pg::testing::fresh_store().await;
+    let ws = store
+        .create_workspace(NewWorkspace::named(hearth_core::OrgId::DEFAULT, "w", chrono::Utc::now()), None)
+        .await
+        .unwrap();
+    let err = sqlx::query("update workspaces set status = 'zombie' where workspace_id = $1")
+        .bind(ws.id.0)
+        .execute(store.pool())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid input value for enum"), "{err}");
+}

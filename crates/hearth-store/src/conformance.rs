@@ -1,0 +1,460 @@
+//! The conformance suite: every scenario is written once against `&dyn Store`
+//! and run on every engine through [`conformance_tests!`], each test on a
+//! fresh database.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use hearth_core::heartbeat::RawHeartbeat;
+use hearth_core::{EventKind, Heartbeat, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus};
+use serde_json::json;
+
+use crate::{EventQuery, NewToken, NewWorkspace, SealedSecret, Store, StoreError, Sweep};
+
+/// Generates one `#[tokio::test]` per scenario. `$make` is an async
+/// expression returning `(store, guard)`; the guard lives until the test ends.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            create_then_get_returns_every_field,
+            first_heartbeat_moves_provisioning_to_online_with_a_durable_event,
+            error_rate_degrades_and_recovers_with_hysteresis,
+            task_updated_is_written_once_per_change,
+            liveness_sweep_finds_silent_workspaces_and_a_heartbeat_brings_them_back,
+            provision_timeout_fails_and_a_later_heartbeat_recovers,
+            paused_workspaces_are_not_revived_by_their_runtime,
+            refused_transitions_write_nothing,
+            removed_workspaces_reject_runtimes_and_stay_removed,
+            delete_cascades_to_descendants_and_is_idempotent,
+            concurrent_heartbeats_write_exactly_one_transition,
+            event_seq_is_strictly_increasing_and_gap_free_under_concurrency,
+            events_filter_by_workspace_and_page,
+            bootstrap_register_mints_once_and_never_for_removed,
+            tokens_are_found_by_hash_and_revoked,
+            secrets_are_replaced_per_key_and_scoped,
+            list_hides_removed_unless_asked,
+            unknown_workspace_is_not_found,
+            duplicate_ids_and_bad_parents_are_conflicts,
+            heartbeat_fields_are_stored,
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _guard) = $make.await;
+                $crate::conformance::$name(std::sync::Arc::new(store)).await;
+            }
+        )*
+    };
+}
+
+type S = Arc<dyn Store>;
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(secs)
+}
+
+fn heartbeat(error_rate: f64) -> Input {
+    Input::Heartbeat(Heartbeat::validate(RawHeartbeat { error_rate: Some(error_rate), ..Default::default() }).unwrap())
+}
+
+fn heartbeat_with(raw: RawHeartbeat) -> Input {
+    Input::Heartbeat(Heartbeat::validate(raw).unwrap())
+}
+
+fn register() -> Input {
+    Input::Register { url: "http://localhost:9000".into(), agent_card: json!({"name": "agent"}) }
+}
+
+async fn create<T: Store + ?Sized>(store: &T, name: &str) -> WorkspaceId {
+    store.create_workspace(NewWorkspace::named(OrgId::DEFAULT, name, t(0)), None).await.unwrap().id
+}
+
+async fn events_of<T: Store + ?Sized>(store: &T, id: WorkspaceId) -> Vec<(EventKind, serde_json::Value)> {
+    let query = EventQuery { workspace: Some(id), ..EventQuery::after(0) };
+    store.list_events(query).await.unwrap().into_iter().map(|e| (e.kind, e.payload)).collect()
+}
+
+fn token(workspace: Option<WorkspaceId>, secret: &str) -> NewToken {
+    NewToken {
+        id: TokenId::new_random(),
+        org_id: OrgId::DEFAULT,
+        workspace_id: workspace,
+        name: Some("t".into()),
+        prefix: secret.chars().take(8).collect(),
+        hash: secret.as_bytes().to_vec(),
+        now: t(0),
+    }
+}
+
+pub async fn create_then_get_returns_every_field(store: S) {
+    let parent = create(&*store, "parent").await;
+    let mut new = NewWorkspace::named(OrgId::DEFAULT, "seo-agent", t(5));
+    new.role = Some("writer".into());
+    new.tier = 3;
+    new.parent_id = Some(parent);
+    new.template = Some("seo".into());
+    new.runtime = Some("claude".into());
+    new.model = Some("m-1".into());
+    new.max_concurrent_tasks = Some(4);
+    new.budget_limit = Some(5000);
+    new.external = true;
+    new.url = Some("http://localhost:1".into());
+    let created = store.create_workspace(new.clone(), None).await.unwrap();
+    let got = store.get_workspace(new.id).await.unwrap();
+    assert_eq!(created, got);
+    assert_eq!(got.status, WorkspaceStatus::Provisioning);
+    assert_eq!(got.name, "seo-agent");
+    assert_eq!(got.role.as_deref(), Some("writer"));
+    assert_eq!(got.tier, 3);
+    assert_eq!(got.parent_id, Some(parent));
+    assert_eq!(got.template.as_deref(), Some("seo"));
+    assert_eq!(got.runtime.as_deref(), Some("claude"));
+    assert_eq!(got.model.as_deref(), Some("m-1"));
+    assert_eq!(got.max_concurrent_tasks, Some(4));
+    assert_eq!(got.budget_limit, Some(5000));
+    assert!(got.external);
+    assert_eq!(got.url.as_deref(), Some("http://localhost:1"));
+    assert_eq!(got.created_at, t(5));
+    assert_eq!(got.status_changed_at, t(5));
+    assert_eq!(got.last_heartbeat_at, None);
+    let events = events_of(&*store, new.id).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, EventKind::WorkspaceProvisioning);
+}
+
+pub async fn first_heartbeat_moves_provisioning_to_online_with_a_durable_event(store: S) {
+    let id = create(&*store, "w").await;
+    let applied = store.apply(id, heartbeat(0.0), t(10), None).await.unwrap();
+    assert_eq!(applied.previous, WorkspaceStatus::Provisioning, "the previous status is read as provisioning");
+    assert_eq!(applied.workspace.status, WorkspaceStatus::Online);
+    let stored = store.get_workspace(id).await.unwrap();
+    assert_eq!(stored.status, WorkspaceStatus::Online);
+    assert_eq!(stored.last_heartbeat_at, Some(t(10)));
+    assert_eq!(stored.status_changed_at, t(10));
+    let events = events_of(&*store, id).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].0, EventKind::WorkspaceOnline);
+    assert_eq!(events[1].1["recovered_from"], "provisioning");
+    // The second heartbeat changes nothing and writes no event.
+    let again = store.apply(id, heartbeat(0.0), t(20), None).await.unwrap();
+    assert_eq!(again.previous, WorkspaceStatus::Online);
+    assert!(again.events.is_empty());
+    assert_eq!(events_of(&*store, id).await.len(), 2);
+}
+
+pub async fn error_rate_degrades_and_recovers_with_hysteresis(store: S) {
+    let id = create(&*store, "w").await;
+    store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
+    let status = |a: crate::Applied| a.workspace.status;
+    assert_eq!(status(store.apply(id, heartbeat(0.3), t(2), None).await.unwrap()), WorkspaceStatus::Online);
+    assert_eq!(status(store.apply(id, heartbeat(0.5), t(3), None).await.unwrap()), WorkspaceStatus::Degraded);
+    assert_eq!(status(store.apply(id, heartbeat(0.2), t(4), None).await.unwrap()), WorkspaceStatus::Degraded);
+    assert_eq!(status(store.apply(id, heartbeat(0.05), t(5), None).await.unwrap()), WorkspaceStatus::Online);
+    let wedged = heartbeat_with(RawHeartbeat { runtime_state: Some("wedged".into()), ..Default::default() });
+    assert_eq!(status(store.apply(id, wedged, t(6), None).await.unwrap()), WorkspaceStatus::Degraded);
+    let kinds: Vec<EventKind> = events_of(&*store, id).await.into_iter().map(|e| e.0).collect();
+    use EventKind::*;
+    assert_eq!(kinds, [WorkspaceProvisioning, WorkspaceOnline, WorkspaceDegraded, WorkspaceOnline, WorkspaceDegraded]);
+}
+
+pub async fn task_updated_is_written_once_per_change(store: S) {
+    let id = create(&*store, "w").await;
+    let with_task = |task: &str| heartbeat_with(RawHeartbeat { current_task: Some(task.into()), ..Default::default() });
+    for (i, task) in ["a", "a", "a", "b", "b", "a"].iter().enumerate() {
+        store.apply(id, with_task(task), t(i as i64 + 1), None).await.unwrap();
+    }
+    let tasks: Vec<String> = events_of(&*store, id)
+        .await
+        .into_iter()
+        .filter(|e| e.0 == EventKind::TaskUpdated)
+        .map(|e| e.1["current_task"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tasks, ["a", "b", "a"]);
+    assert_eq!(store.get_workspace(id).await.unwrap().current_task.as_deref(), Some("a"));
+}
+
+pub async fn liveness_sweep_finds_silent_workspaces_and_a_heartbeat_brings_them_back(store: S) {
+    let silent = create(&*store, "silent").await;
+    let chatty = create(&*store, "chatty").await;
+    let never = create(&*store, "never-heartbeated").await;
+    store.apply(silent, heartbeat(0.0), t(10), None).await.unwrap();
+    store.apply(chatty, heartbeat(0.0), t(10), None).await.unwrap();
+    store.apply(chatty, heartbeat(0.0), t(95), None).await.unwrap();
+    let ttl = Duration::seconds(90);
+    let now = t(101);
+    let candidates = store.sweep_candidates(Sweep::Liveness, now - ttl, 100).await.unwrap();
+    assert_eq!(candidates, vec![silent], "only the silent online workspace is a candidate");
+    let applied = store.apply(silent, Input::LivenessCheck { ttl }, now, None).await.unwrap();
+    assert_eq!(applied.workspace.status, WorkspaceStatus::Offline);
+    // A second sweep (another replica) finds nothing and changes nothing.
+    assert!(store.sweep_candidates(Sweep::Liveness, now - ttl, 100).await.unwrap().is_empty());
+    let again = store.apply(silent, Input::LivenessCheck { ttl }, now, None).await.unwrap();
+    assert!(again.events.is_empty());
+    let back = store.apply(silent, heartbeat(0.0), t(120), None).await.unwrap();
+    assert_eq!(back.workspace.status, WorkspaceStatus::Online);
+    assert_eq!(back.events[0].payload["recovered_from"], "offline");
+    assert_eq!(store.get_workspace(never).await.unwrap().status, WorkspaceStatus::Provisioning);
+}
+
+pub async fn provision_timeout_fails_and_a_later_heartbeat_recovers(store: S) {
+    let id = create(&*store, "slow").await;
+    let timeout = Duration::seconds(600);
+    assert!(store.sweep_candidates(Sweep::ProvisionTimeout, t(599) - timeout, 10).await.unwrap().is_empty());
+    assert_eq!(store.sweep_candidates(Sweep::ProvisionTimeout, t(601) - timeout, 10).await.unwrap(), vec![id]);
+    let failed = store.apply(id, Input::ProvisionCheck { timeout }, t(601), None).await.unwrap();
+    assert_eq!(failed.workspace.status, WorkspaceStatus::Failed);
+    assert_eq!(failed.events[0].kind, EventKind::WorkspaceProvisionFailed);
+    let online = store.apply(id, heartbeat(0.0), t(700), None).await.unwrap();
+    assert_eq!(online.workspace.status, WorkspaceStatus::Online);
+    assert_eq!(online.events[0].payload["recovered_from"], "failed");
+}
+
+pub async fn paused_workspaces_are_not_revived_by_their_runtime(store: S) {
+    let id = create(&*store, "w").await;
+    store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
+    store.apply(id, Input::Pause, t(2), None).await.unwrap();
+    let hb = store.apply(id, heartbeat(0.0), t(3), None).await.unwrap();
+    assert_eq!(hb.workspace.status, WorkspaceStatus::Paused);
+    assert!(hb.events.is_empty());
+    let err = store.apply(id, register(), t(4), None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Rejected(Rejection::Stopped(WorkspaceStatus::Paused))), "{err:?}");
+    assert_eq!(store.get_workspace(id).await.unwrap().status, WorkspaceStatus::Paused);
+    let resumed = store.apply(id, Input::Resume, t(5), None).await.unwrap();
+    assert_eq!(resumed.workspace.status, WorkspaceStatus::Provisioning);
+    store.apply(id, Input::Hibernate, t(6), None).await.unwrap_err();
+    store.apply(id, heartbeat(0.0), t(7), None).await.unwrap();
+    let hibernated = store.apply(id, Input::Hibernate, t(8), None).await.unwrap();
+    assert_eq!(hibernated.workspace.status, WorkspaceStatus::Hibernated);
+    assert_eq!(
+        store.apply(id, heartbeat(0.0), t(9), None).await.unwrap().workspace.status,
+        WorkspaceStatus::Hibernated
+    );
+    assert_eq!(
+        store.apply(id, Input::Resume, t(10), None).await.unwrap().workspace.status,
+        WorkspaceStatus::Provisioning
+    );
+}
+
+pub async fn refused_transitions_write_nothing(store: S) {
+    let id = create(&*store, "w").await;
+    store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
+    store.apply(id, Input::Pause, t(2), None).await.unwrap();
+    let before = store.get_workspace(id).await.unwrap();
+    let events_before = events_of(&*store, id).await.len();
+    let err = store.apply(id, Input::Pause, t(3), None).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Rejected(Rejection::NotAllowed { current: WorkspaceStatus::Paused, .. })),
+        "{err:?}"
+    );
+    assert_eq!(store.get_workspace(id).await.unwrap(), before);
+    assert_eq!(events_of(&*store, id).await.len(), events_before);
+}
+
+pub async fn removed_workspaces_reject_runtimes_and_stay_removed(store: S) {
+    let id = create(&*store, "w").await;
+    store.delete_workspace(id, t(1)).await.unwrap();
+    for input in [heartbeat(0.0), register()] {
+        let err = store.apply(id, input, t(2), None).await.unwrap_err();
+        assert!(matches!(err, StoreError::Rejected(Rejection::Removed)), "{err:?}");
+    }
+    let err = store.apply(id, Input::Restart, t(3), None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Rejected(Rejection::NotAllowed { current: WorkspaceStatus::Removed, .. })));
+    let err = store.update_agent_card(id, json!({}), t(4)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Rejected(Rejection::Removed)), "{err:?}");
+    assert_eq!(store.get_workspace(id).await.unwrap().status, WorkspaceStatus::Removed);
+}
+
+pub async fn delete_cascades_to_descendants_and_is_idempotent(store: S) {
+    let root = create(&*store, "root").await;
+    let mut child = NewWorkspace::named(OrgId::DEFAULT, "child", t(1));
+    child.parent_id = Some(root);
+    let child = store.create_workspace(child, None).await.unwrap().id;
+    let mut grandchild = NewWorkspace::named(OrgId::DEFAULT, "grandchild", t(2));
+    grandchild.parent_id = Some(child);
+    let grandchild = store.create_workspace(grandchild, None).await.unwrap().id;
+    let other = create(&*store, "other").await;
+    let deleted = store.delete_workspace(root, t(3)).await.unwrap();
+    assert_eq!(deleted.cascade_deleted, 2);
+    assert_eq!(deleted.removed, vec![root, child, grandchild]);
+    assert_eq!(deleted.events.len(), 3);
+    for id in [root, child, grandchild] {
+        assert_eq!(store.get_workspace(id).await.unwrap().status, WorkspaceStatus::Removed);
+    }
+    assert_eq!(store.get_workspace(other).await.unwrap().status, WorkspaceStatus::Provisioning);
+    let again = store.delete_workspace(root, t(4)).await.unwrap();
+    assert_eq!(again.cascade_deleted, 0);
+    assert!(again.events.is_empty());
+    assert!(matches!(store.delete_workspace(WorkspaceId::new_random(), t(5)).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn concurrent_heartbeats_write_exactly_one_transition(store: S) {
+    let id = create(&*store, "w").await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.apply(id, heartbeat(0.0), t(10 + i), None).await })
+        })
+        .collect();
+    let mut transitions = 0;
+    for task in tasks {
+        let applied = task.await.unwrap().unwrap();
+        if applied.previous != applied.workspace.status {
+            transitions += 1;
+        }
+    }
+    assert_eq!(transitions, 1);
+    let online = events_of(&*store, id).await.into_iter().filter(|e| e.0 == EventKind::WorkspaceOnline).count();
+    assert_eq!(online, 1, "exactly one WORKSPACE_ONLINE");
+}
+
+pub async fn event_seq_is_strictly_increasing_and_gap_free_under_concurrency(store: S) {
+    let ids: Vec<WorkspaceId> = {
+        let mut ids = Vec::new();
+        for i in 0..8 {
+            ids.push(create(&*store, &format!("w{i}")).await);
+        }
+        ids
+    };
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
+                store.apply(id, heartbeat(0.9), t(2), None).await.unwrap();
+                store.apply(id, Input::Pause, t(3), None).await.unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let events = store.list_events(EventQuery::after(0)).await.unwrap();
+    assert_eq!(events.len(), 8 * 4);
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event.seq, i as i64 + 1, "seq is 1, 2, 3, ... with no gap");
+    }
+}
+
+pub async fn events_filter_by_workspace_and_page(store: S) {
+    let a = create(&*store, "a").await;
+    let b = create(&*store, "b").await;
+    store.apply(a, heartbeat(0.0), t(1), None).await.unwrap();
+    store.apply(b, heartbeat(0.0), t(1), None).await.unwrap();
+    let page = store.list_events(EventQuery { limit: 2, ..EventQuery::after(0) }).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    let rest = store.list_events(EventQuery::after(2)).await.unwrap();
+    assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+    let only_b = store.list_events(EventQuery { workspace: Some(b), ..EventQuery::after(0) }).await.unwrap();
+    assert!(only_b.iter().all(|e| e.workspace_id == Some(b)));
+    assert_eq!(only_b.len(), 2);
+    let other_org = store.list_events(EventQuery { org: Some(OrgId::new_random()), ..EventQuery::after(0) }).await;
+    assert!(other_org.unwrap().is_empty());
+}
+
+pub async fn bootstrap_register_mints_once_and_never_for_removed(store: S) {
+    let id = create(&*store, "w").await;
+    let first = store.apply(id, register(), t(1), Some(token(Some(id), "first-secret"))).await.unwrap();
+    assert!(first.minted_token);
+    assert_eq!(first.workspace.status, WorkspaceStatus::Online);
+    assert_eq!(first.workspace.url.as_deref(), Some("http://localhost:9000"));
+    assert_eq!(first.workspace.agent_card, Some(json!({"name": "agent"})));
+    let second = store.apply(id, register(), t(2), Some(token(Some(id), "second-secret"))).await;
+    assert!(matches!(second, Err(StoreError::TokenExists)), "{second:?}");
+    assert!(store.find_token_by_hash(b"second-secret").await.unwrap().is_none(), "nothing written");
+    let gone = create(&*store, "gone").await;
+    store.delete_workspace(gone, t(3)).await.unwrap();
+    let err = store.apply(gone, register(), t(4), Some(token(Some(gone), "third-secret"))).await.unwrap_err();
+    assert!(matches!(err, StoreError::Rejected(Rejection::Removed)));
+    assert!(store.find_token_by_hash(b"third-secret").await.unwrap().is_none(), "no token for a removed workspace");
+}
+
+pub async fn tokens_are_found_by_hash_and_revoked(store: S) {
+    let org_token = store.insert_token(token(None, "org-secret-1")).await.unwrap();
+    let found = store.find_token_by_hash(b"org-secret-1").await.unwrap().unwrap();
+    assert_eq!(found.id, org_token.id);
+    assert_eq!(found.workspace_id, None);
+    assert_eq!(found.prefix, "org-secr");
+    let id = create(&*store, "w").await;
+    store.insert_token(token(Some(id), "ws-secret")).await.unwrap();
+    let listed = store.list_org_tokens(OrgId::DEFAULT).await.unwrap();
+    assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), [org_token.id], "workspace tokens are not listed");
+    store.revoke_token(OrgId::DEFAULT, org_token.id, t(9)).await.unwrap();
+    assert!(store.find_token_by_hash(b"org-secret-1").await.unwrap().is_none());
+    assert_eq!(store.list_org_tokens(OrgId::DEFAULT).await.unwrap()[0].revoked_at, Some(t(9)));
+    let wrong_org = store.revoke_token(OrgId::new_random(), org_token.id, t(9)).await;
+    assert!(matches!(wrong_org, Err(StoreError::NotFound(_))));
+    let duplicate = store.insert_token(token(None, "ws-secret")).await;
+    assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+}
+
+pub async fn secrets_are_replaced_per_key_and_scoped(store: S) {
+    let id = create(&*store, "w").await;
+    let sealed = |key: &str, v: u8| SealedSecret { key: key.into(), nonce: vec![v; 12], ciphertext: vec![v; 4] };
+    store.put_secrets(OrgId::DEFAULT, None, vec![sealed("A", 1), sealed("B", 2)], t(1)).await.unwrap();
+    store.put_secrets(OrgId::DEFAULT, None, vec![sealed("A", 3)], t(2)).await.unwrap();
+    store.put_secrets(OrgId::DEFAULT, Some(id), vec![sealed("B", 4)], t(3)).await.unwrap();
+    let org = store.list_secrets(OrgId::DEFAULT, None).await.unwrap();
+    assert_eq!(org, vec![sealed("A", 3), sealed("B", 2)]);
+    let ws = store.list_secrets(OrgId::DEFAULT, Some(id)).await.unwrap();
+    assert_eq!(ws, vec![sealed("B", 4)]);
+}
+
+pub async fn list_hides_removed_unless_asked(store: S) {
+    let keep = create(&*store, "keep").await;
+    let gone = create(&*store, "gone").await;
+    store.delete_workspace(gone, t(1)).await.unwrap();
+    let visible: Vec<_> =
+        store.list_workspaces(Some(OrgId::DEFAULT), false).await.unwrap().into_iter().map(|w| w.id).collect();
+    assert_eq!(visible, vec![keep]);
+    let all = store.list_workspaces(None, true).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(store.list_workspaces(Some(OrgId::new_random()), true).await.unwrap().is_empty());
+}
+
+pub async fn unknown_workspace_is_not_found(store: S) {
+    let id = WorkspaceId::new_random();
+    assert!(matches!(store.get_workspace(id).await, Err(StoreError::NotFound("workspace"))));
+    assert!(matches!(store.apply(id, heartbeat(0.0), t(1), None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.update_agent_card(id, json!({}), t(1)).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn duplicate_ids_and_bad_parents_are_conflicts(store: S) {
+    let new = NewWorkspace::named(OrgId::DEFAULT, "w", t(0));
+    store.create_workspace(new.clone(), None).await.unwrap();
+    assert!(matches!(store.create_workspace(new, None).await, Err(StoreError::Conflict(_))));
+    let mut orphan = NewWorkspace::named(OrgId::DEFAULT, "orphan", t(0));
+    orphan.parent_id = Some(WorkspaceId::new_random());
+    assert!(matches!(store.create_workspace(orphan.clone(), None).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.get_workspace(orphan.id).await, Err(StoreError::NotFound(_))), "nothing half-written");
+}
+
+pub async fn heartbeat_fields_are_stored(store: S) {
+    let id = create(&*store, "w").await;
+    let hb = heartbeat_with(RawHeartbeat {
+        error_rate: Some(0.25),
+        sample_error: Some("boom".into()),
+        active_tasks: Some(3),
+        uptime_seconds: Some(77),
+        current_task: Some("task".into()),
+        monthly_spend: Some(1234.0),
+        runtime_state: Some(String::new()),
+        runtime_metadata: Some(json!({"capabilities": {"x": true}, "idle_timeout_seconds": 30})),
+    });
+    store.apply(id, hb, t(5), None).await.unwrap();
+    let ws = store.get_workspace(id).await.unwrap();
+    assert_eq!(ws.last_error_rate, 0.25);
+    assert_eq!(ws.last_sample_error.as_deref(), Some("boom"));
+    assert_eq!(ws.active_tasks, 3);
+    assert_eq!(ws.uptime_seconds, 77);
+    assert_eq!(ws.current_task.as_deref(), Some("task"));
+    assert_eq!(ws.monthly_spend, 1234);
+    assert_eq!(ws.runtime_metadata.unwrap()["idle_timeout_seconds"], 30);
+    assert_eq!(ws.last_active_at, Some(t(5)));
+    // A heartbeat without monthly_spend keeps the stored value.
+    store.apply(id, heartbeat(0.0), t(6), None).await.unwrap();
+    assert_eq!(store.get_workspace(id).await.unwrap().monthly_spend, 1234);
+}

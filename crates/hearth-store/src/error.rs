@@ -1,0 +1,45 @@
+use hearth_core::Rejection;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Every way a store call can fail, each something the caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist (or is not visible to the caller's org).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness or foreign-key rule was broken by the caller's input.
+    #[error("{0}")]
+    Conflict(String),
+    /// The state machine refused the input; nothing was written.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// A bootstrap register raced with another one that minted a token first.
+    #[error("workspace already has a live token")]
+    TokenExists,
+    /// The database cannot be reached; retry later.
+    #[error("database unavailable during {operation}: {message}")]
+    Unavailable { operation: &'static str, message: String },
+    /// Anything else the database said; a bug or an operational problem.
+    #[error("database error during {operation}: {source}")]
+    Database {
+        operation: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored value could not be decoded into its domain type.
+    #[error("corrupt row during {operation}: {message}")]
+    Corrupt { operation: &'static str, message: String },
+}
+
+impl StoreError {
+    /// The operation that failed, for the `database_errors_total` metric.
+    pub fn operation(&self) -> Option<&'static str> {
+        match self {
+            StoreError::Unavailable { operation, .. }
+            | StoreError::Database { operation, .. }
+            | StoreError::Corrupt { operation, .. } => Some(operation),
+            _ => None,
+        }
+    }
+}

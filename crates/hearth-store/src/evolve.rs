@@ -1,0 +1,51 @@
+//! How an accepted input changes a workspace's columns. Pure, and shared by
+//! every engine so that they cannot drift apart: the engine locks the row,
+//! calls [`hearth_core::decide`], then writes what [`evolve`] returns.
+
+use chrono::{DateTime, Utc};
+use hearth_core::{Decision, Input};
+
+use crate::Workspace;
+
+/// The workspace after `input` was accepted with `decision` at `now`.
+pub fn evolve(current: &Workspace, input: &Input, decision: &Decision, now: DateTime<Utc>) -> Workspace {
+    let mut next = current.clone();
+    if decision.next != current.status {
+        next.status = decision.next;
+        next.status_changed_at = now;
+    }
+    match input {
+        Input::Heartbeat(hb) => {
+            next.last_heartbeat_at = Some(now);
+            next.last_error_rate = hb.error_rate;
+            if hb.sample_error.is_some() {
+                next.last_sample_error = hb.sample_error.clone();
+            }
+            next.active_tasks = hb.active_tasks;
+            next.uptime_seconds = hb.uptime_seconds;
+            if let Some(task) = &hb.current_task {
+                next.current_task = Some(task.clone());
+            }
+            if let Some(spend) = hb.monthly_spend {
+                next.monthly_spend = spend;
+            }
+            next.runtime_state = hb.runtime_state.clone();
+            if hb.runtime_metadata.is_some() {
+                next.runtime_metadata = hb.runtime_metadata.clone();
+            }
+            let busy = hb.active_tasks > 0 || !next.current_task.as_deref().unwrap_or("").is_empty();
+            if busy {
+                next.last_active_at = Some(now);
+            }
+        }
+        Input::Register { url, agent_card } => {
+            next.url = Some(url.clone());
+            next.agent_card = Some(agent_card.clone());
+        }
+        _ => {}
+    }
+    if next != *current {
+        next.updated_at = now;
+    }
+    next
+}

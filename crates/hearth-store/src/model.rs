@@ -1,0 +1,187 @@
+//! Records the store reads and writes. These are domain types, not wire types:
+//! the server maps them onto `hearth-api` responses.
+
+use chrono::{DateTime, Utc};
+use hearth_core::{EventId, EventKind, OrgId, Snapshot, TokenId, WorkspaceId, WorkspaceStatus};
+use serde_json::Value;
+
+/// A workspace as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workspace {
+    pub id: WorkspaceId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub role: Option<String>,
+    pub tier: i32,
+    pub status: WorkspaceStatus,
+    pub url: Option<String>,
+    pub agent_card: Option<Value>,
+    pub parent_id: Option<WorkspaceId>,
+    pub template: Option<String>,
+    pub runtime: Option<String>,
+    pub model: Option<String>,
+    pub max_concurrent_tasks: Option<i32>,
+    pub budget_limit: Option<i64>,
+    pub external: bool,
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+    pub last_error_rate: f64,
+    pub last_sample_error: Option<String>,
+    pub active_tasks: i64,
+    pub uptime_seconds: i64,
+    pub current_task: Option<String>,
+    pub monthly_spend: i64,
+    pub runtime_state: Option<String>,
+    pub runtime_metadata: Option<Value>,
+    pub status_changed_at: DateTime<Utc>,
+    pub last_active_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Workspace {
+    /// What the state machine sees of this workspace.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            status: self.status,
+            status_changed_at: self.status_changed_at,
+            last_heartbeat_at: self.last_heartbeat_at,
+            current_task: self.current_task.clone(),
+            active_tasks: self.active_tasks,
+            last_active_at: self.last_active_at,
+        }
+    }
+}
+
+/// What an operator asks for when creating a workspace (already validated).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWorkspace {
+    pub id: WorkspaceId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub role: Option<String>,
+    pub tier: i32,
+    pub parent_id: Option<WorkspaceId>,
+    pub template: Option<String>,
+    pub runtime: Option<String>,
+    pub model: Option<String>,
+    pub max_concurrent_tasks: Option<i32>,
+    pub budget_limit: Option<i64>,
+    pub external: bool,
+    pub url: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+impl NewWorkspace {
+    /// A workspace with only a name; the rest defaulted.
+    pub fn named(org_id: OrgId, name: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            id: WorkspaceId::new_random(),
+            org_id,
+            name: name.to_owned(),
+            role: None,
+            tier: 1,
+            parent_id: None,
+            template: None,
+            runtime: None,
+            model: None,
+            max_concurrent_tasks: None,
+            budget_limit: None,
+            external: false,
+            url: None,
+            now,
+        }
+    }
+}
+
+/// One event of the durable, ordered log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Global, strictly increasing and gap-free.
+    pub seq: i64,
+    pub id: EventId,
+    pub kind: EventKind,
+    pub org_id: OrgId,
+    pub workspace_id: Option<WorkspaceId>,
+    pub timestamp: DateTime<Utc>,
+    pub payload: Value,
+}
+
+/// Filter for [`crate::Store::list_events`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventQuery {
+    pub since: i64,
+    pub org: Option<OrgId>,
+    pub workspace: Option<WorkspaceId>,
+    pub limit: i64,
+}
+
+impl EventQuery {
+    pub fn after(since: i64) -> Self {
+        Self { since, org: None, workspace: None, limit: 1000 }
+    }
+}
+
+/// The result of an accepted [`crate::Store::apply`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub previous: WorkspaceStatus,
+    pub workspace: Workspace,
+    /// The events written in the same transaction, in order.
+    pub events: Vec<Event>,
+    /// True when a bootstrap token was inserted.
+    pub minted_token: bool,
+}
+
+/// The result of [`crate::Store::delete_workspace`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deleted {
+    /// Descendants that moved to `removed` with it (not counting itself).
+    pub cascade_deleted: u64,
+    /// Every workspace this call moved to `removed`, the target first.
+    pub removed: Vec<WorkspaceId>,
+    pub events: Vec<Event>,
+}
+
+/// The background sweeps and which workspaces each looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// online/degraded with `coalesce(last_heartbeat_at, status_changed_at) < cutoff`.
+    Liveness,
+    /// provisioning with `status_changed_at < cutoff`.
+    ProvisionTimeout,
+    /// online with `coalesce(last_active_at, status_changed_at) < cutoff`.
+    Idle,
+}
+
+/// A token as stored: never the secret, only its sha256 and a display prefix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    pub id: TokenId,
+    pub org_id: OrgId,
+    /// Set for workspace tokens; `None` for org API tokens.
+    pub workspace_id: Option<WorkspaceId>,
+    pub name: Option<String>,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewToken {
+    pub id: TokenId,
+    pub org_id: OrgId,
+    pub workspace_id: Option<WorkspaceId>,
+    pub name: Option<String>,
+    pub prefix: String,
+    pub hash: Vec<u8>,
+    pub now: DateTime<Utc>,
+}
+
+/// A secret value sealed by the server (AES-256-GCM); the store never sees
+/// plaintext.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedSecret {
+    pub key: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
