@@ -1,0 +1,170 @@
+//! Row types and the mapping of SQLite values onto domain types.
+
+use chrono::{DateTime, Utc};
+use hearth_core::{EventKind, WorkspaceStatus};
+use hearth_store::{Event, SealedSecret, StoreError, Token, Workspace};
+use serde_json::Value;
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::sqlite::{SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
+use sqlx::types::Json;
+use sqlx::{Decode, Encode, Sqlite, Type};
+use uuid::Uuid;
+
+/// `hearth_core::WorkspaceStatus` as TEXT (the CHECK constraint holds the set).
+/// Decoding a value that is not one of the eight is an error, never a default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SqliteStatus(pub WorkspaceStatus);
+
+impl Type<Sqlite> for SqliteStatus {
+    fn type_info() -> SqliteTypeInfo {
+        <&str as Type<Sqlite>>::type_info()
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for SqliteStatus {
+    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+        let text = <&str as Decode<Sqlite>>::decode(value)?;
+        Ok(SqliteStatus(text.parse()?))
+    }
+}
+
+impl<'q> Encode<'q, Sqlite> for SqliteStatus {
+    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
+        <&str as Encode<Sqlite>>::encode(self.0.as_str(), buf)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct WorkspaceRow {
+    workspace_id: Uuid,
+    org_id: Uuid,
+    name: String,
+    role: Option<String>,
+    tier: i32,
+    status: SqliteStatus,
+    url: Option<String>,
+    agent_card: Option<Json<Value>>,
+    parent_id: Option<Uuid>,
+    template: Option<String>,
+    runtime: Option<String>,
+    model: Option<String>,
+    max_concurrent_tasks: Option<i32>,
+    budget_limit: Option<i64>,
+    external: bool,
+    last_heartbeat_at: Option<DateTime<Utc>>,
+    last_error_rate: f64,
+    last_sample_error: Option<String>,
+    active_tasks: i64,
+    uptime_seconds: i64,
+    current_task: Option<String>,
+    monthly_spend: i64,
+    runtime_state: Option<String>,
+    runtime_metadata: Option<Json<Value>>,
+    status_changed_at: DateTime<Utc>,
+    last_active_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<WorkspaceRow> for Workspace {
+    fn from(row: WorkspaceRow) -> Self {
+        Workspace {
+            id: row.workspace_id.into(),
+            org_id: row.org_id.into(),
+            name: row.name,
+            role: row.role,
+            tier: row.tier,
+            status: row.status.0,
+            url: row.url,
+            agent_card: row.agent_card.map(|j| j.0),
+            parent_id: row.parent_id.map(Into::into),
+            template: row.template,
+            runtime: row.runtime,
+            model: row.model,
+            max_concurrent_tasks: row.max_concurrent_tasks,
+            budget_limit: row.budget_limit,
+            external: row.external,
+            last_heartbeat_at: row.last_heartbeat_at,
+            last_error_rate: row.last_error_rate,
+            last_sample_error: row.last_sample_error,
+            active_tasks: row.active_tasks,
+            uptime_seconds: row.uptime_seconds,
+            current_task: row.current_task,
+            monthly_spend: row.monthly_spend,
+            runtime_state: row.runtime_state,
+            runtime_metadata: row.runtime_metadata.map(|j| j.0),
+            status_changed_at: row.status_changed_at,
+            last_active_at: row.last_active_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TokenRow {
+    token_id: Uuid,
+    org_id: Uuid,
+    workspace_id: Option<Uuid>,
+    name: Option<String>,
+    prefix: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<TokenRow> for Token {
+    fn from(row: TokenRow) -> Self {
+        Token {
+            id: row.token_id.into(),
+            org_id: row.org_id.into(),
+            workspace_id: row.workspace_id.map(Into::into),
+            name: row.name,
+            prefix: row.prefix,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SecretRow {
+    key: String,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+impl From<SecretRow> for SealedSecret {
+    fn from(row: SecretRow) -> Self {
+        SealedSecret { key: row.key, nonce: row.nonce, ciphertext: row.ciphertext }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    seq: i64,
+    event_id: Uuid,
+    org_id: Uuid,
+    workspace_id: Option<Uuid>,
+    kind: String,
+    payload: Json<Value>,
+    created_at: DateTime<Utc>,
+}
+
+impl EventRow {
+    pub(crate) fn into_event(self) -> Result<Event, StoreError> {
+        let kind: EventKind = self.kind.parse().map_err(|e| StoreError::Corrupt {
+            operation: "list_events",
+            message: format!("event {}: {e}", self.seq),
+        })?;
+        Ok(Event {
+            seq: self.seq,
+            id: self.event_id.into(),
+            kind,
+            org_id: self.org_id.into(),
+            workspace_id: self.workspace_id.map(Into::into),
+            timestamp: self.created_at,
+            payload: self.payload.0,
+        })
+    }
+}

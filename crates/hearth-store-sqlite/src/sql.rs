@@ -1,0 +1,79 @@
+//! Every SQL statement of the SQLite engine, in one place, so that a test can
+//! prepare each of them against the migrated schema. Code outside this module
+//! never writes SQL text. Parameters are `?N` (SQLite's numbered form).
+
+macro_rules! statements {
+    ($($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
+        $($(#[$doc])* pub(crate) const $name: &str = $sql;)*
+        /// (name, sql) of every statement above.
+        pub const ALL: &[(&str, &str)] = &[$((stringify!($name), $name)),*];
+    };
+}
+
+macro_rules! select_workspaces {
+    ($tail:literal) => {
+        concat!(
+            "select workspace_id, org_id, name, role, tier, status, url, agent_card, parent_id, template, runtime, \
+             model, max_concurrent_tasks, budget_limit, external, last_heartbeat_at, last_error_rate, \
+             last_sample_error, active_tasks, uptime_seconds, current_task, monthly_spend, runtime_state, \
+             runtime_metadata, status_changed_at, last_active_at, created_at, updated_at from workspaces ",
+            $tail
+        )
+    };
+}
+
+statements! {
+    PING = "select 1";
+    SCHEMA_VERSION = "select coalesce(max(version), 0) from _sqlx_migrations where success";
+    INSERT_WORKSPACE = "insert into workspaces (workspace_id, org_id, name, role, tier, status, url, parent_id, \
+        template, runtime, model, max_concurrent_tasks, budget_limit, external, status_changed_at, created_at, updated_at) \
+        values (?1, ?2, ?3, ?4, ?5, 'provisioning', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?14)";
+    /// Inside a write transaction (the single writer connection), this read is
+    /// already serialized with every other writer: SQLite's lock replaces `for update`.
+    SELECT_WORKSPACE = select_workspaces!("where workspace_id = ?1");
+    LIST_WORKSPACES = select_workspaces!("where (?1 is null or org_id = ?1) and (?2 or status <> 'removed') \
+        order by created_at, workspace_id");
+    /// Writes every mutable column; the values come from `hearth_store::evolve`.
+    UPDATE_WORKSPACE = "update workspaces set status = ?2, url = ?3, agent_card = ?4, last_heartbeat_at = ?5, \
+        last_error_rate = ?6, last_sample_error = ?7, active_tasks = ?8, uptime_seconds = ?9, current_task = ?10, \
+        monthly_spend = ?11, runtime_state = ?12, runtime_metadata = ?13, status_changed_at = ?14, \
+        last_active_at = ?15, updated_at = ?16 where workspace_id = ?1";
+    UPDATE_AGENT_CARD = "update workspaces set agent_card = ?2, updated_at = ?3 where workspace_id = ?1";
+    /// The workspace and all its descendants, the workspace first.
+    SELECT_SUBTREE = "with recursive subtree (workspace_id, depth) as ( \
+            select workspace_id, 0 from workspaces where workspace_id = ?1 \
+            union all \
+            select w.workspace_id, s.depth + 1 from workspaces w join subtree s on w.parent_id = s.workspace_id \
+        ) \
+        select w.workspace_id, w.org_id, w.name, w.role, w.tier, w.status, w.url, w.agent_card, w.parent_id, \
+            w.template, w.runtime, w.model, w.max_concurrent_tasks, w.budget_limit, w.external, w.last_heartbeat_at, \
+            w.last_error_rate, w.last_sample_error, w.active_tasks, w.uptime_seconds, w.current_task, w.monthly_spend, \
+            w.runtime_state, w.runtime_metadata, w.status_changed_at, w.last_active_at, w.created_at, w.updated_at \
+        from workspaces w join subtree s using (workspace_id) order by s.depth, w.created_at";
+    SWEEP_LIVENESS = "select workspace_id from workspaces where status in ('online', 'degraded') \
+        and coalesce(last_heartbeat_at, status_changed_at) < ?1 order by workspace_id limit ?2";
+    SWEEP_PROVISION_TIMEOUT = "select workspace_id from workspaces where status = 'provisioning' \
+        and status_changed_at < ?1 order by workspace_id limit ?2";
+    SWEEP_IDLE = "select workspace_id from workspaces where status = 'online' \
+        and coalesce(last_active_at, status_changed_at) < ?1 and active_tasks = 0 order by workspace_id limit ?2";
+    INSERT_TOKEN = "insert into tokens (token_id, org_id, workspace_id, name, prefix, token_hash, created_at, updated_at) \
+        values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
+    WORKSPACE_HAS_LIVE_TOKEN = "select exists (select 1 from tokens where workspace_id = ?1 and revoked_at is null)";
+    FIND_TOKEN_BY_HASH = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at from tokens \
+        where token_hash = ?1 and revoked_at is null";
+    LIST_ORG_TOKENS = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at from tokens \
+        where org_id = ?1 and workspace_id is null order by created_at desc, token_id";
+    REVOKE_TOKEN = "update tokens set revoked_at = coalesce(revoked_at, ?3), updated_at = ?3 \
+        where token_id = ?1 and org_id = ?2";
+    DELETE_SECRET = "delete from secrets where org_id = ?1 and workspace_id is ?2 and key = ?3";
+    INSERT_SECRET = "insert into secrets (org_id, workspace_id, key, nonce, ciphertext, created_at, updated_at) \
+        values (?1, ?2, ?3, ?4, ?5, ?6, ?6)";
+    LIST_SECRETS = "select key, nonce, ciphertext from secrets where org_id = ?1 and workspace_id is ?2 order by key";
+    RESERVE_EVENT_SEQS = "update event_counters set last_seq = last_seq + ?1, updated_at = ?2 \
+        where event_counter_id = 1 returning last_seq";
+    INSERT_EVENT = "insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
+        values (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    LIST_EVENTS = "select seq, event_id, org_id, workspace_id, kind, payload, created_at from events \
+        where seq > ?1 and (?2 is null or org_id = ?2) and (?3 is null or workspace_id = ?3) \
+        order by seq limit ?4";
+}

@@ -1,0 +1,45 @@
+//! Rule 2: every SQL statement is checked against the migrated schema.
+
+use hearth_core::WorkspaceStatus;
+use hearth_store::{NewWorkspace, Store};
+use sqlx::Executor;
+
+#[tokio::test]
+async fn every_statement_prepares_against_the_migrated_schema() {
+    let (store, _db) = hearth_store_sqlite::testing::fresh_store().await;
+    let mut failures = Vec::new();
+    for (name, sql) in hearth_store_sqlite::sql::ALL {
+        if let Err(e) = store.reader().prepare(*sql).await {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "statements that do not fit the schema:\n{}", failures.join("\n"));
+    assert!(hearth_store_sqlite::sql::ALL.len() >= 20, "the registry lists every statement");
+}
+
+#[tokio::test]
+async fn the_check_constraint_admits_exactly_the_eight_statuses() {
+    let (store, _db) = hearth_store_sqlite::testing::fresh_store().await;
+    let ws = store
+        .create_workspace(NewWorkspace::named(hearth_core::OrgId::DEFAULT, "w", chrono::Utc::now()), None)
+        .await
+        .unwrap();
+    let writer = sqlx::SqlitePool::connect(&_db.url).await.unwrap();
+    for status in WorkspaceStatus::ALL {
+        sqlx::query("update workspaces set status = ?1 where workspace_id = ?2")
+            .bind(status.as_str())
+            .bind(ws.id.0)
+            .execute(&writer)
+            .await
+            .unwrap_or_else(|e| panic!("{status} must be accepted: {e}"));
+    }
+    for bad in ["", "zombie", "Online"] {
+        let err = sqlx::query("update workspaces set status = ?1 where workspace_id = ?2")
+            .bind(bad)
+            .bind(ws.id.0)
+            .execute(&writer)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("CHECK constraint failed"), "{bad:?}: {err}");
+    }
+}
