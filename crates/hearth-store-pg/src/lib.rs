@@ -433,6 +433,10 @@ impl Store for PgStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    async fn last_event_seq(&self) -> StoreResult<i64> {
+        sqlx::query_scalar(sql::LAST_EVENT_SEQ).fetch_one(&self.pool).await.map_err(map_err("last_event_seq"))
+    }
+
     async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>> {
         let rows: Vec<EventRow> = sqlx::query_as(sql::LIST_EVENTS)
             .bind(query.since)

@@ -74,6 +74,7 @@ statements! {
     /// Takes the event counter's row lock until commit (see the migration).
     RESERVE_EVENT_SEQS = "update event_counters set last_seq = last_seq + $1, updated_at = now() \
         where event_counter_id = 1 returning last_seq";
+    LAST_EVENT_SEQ = "select last_seq from event_counters where event_counter_id = 1";
     INSERT_EVENT = "insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
         values ($1, $2, $3, $4, $5, $6, $7)";
     LIST_EVENTS = "select seq, event_id, org_id, workspace_id, kind, payload, created_at from events \

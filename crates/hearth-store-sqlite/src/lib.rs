@@ -445,6 +445,10 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    async fn last_event_seq(&self) -> StoreResult<i64> {
+        sqlx::query_scalar(sql::LAST_EVENT_SEQ).fetch_one(&self.reader).await.map_err(map_err("last_event_seq"))
+    }
+
     async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>> {
         let rows: Vec<EventRow> = sqlx::query_as(sql::LIST_EVENTS)
             .bind(query.since)

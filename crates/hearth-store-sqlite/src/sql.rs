@@ -71,6 +71,7 @@ statements! {
     LIST_SECRETS = "select key, nonce, ciphertext from secrets where org_id = ?1 and workspace_id is ?2 order by key";
     RESERVE_EVENT_SEQS = "update event_counters set last_seq = last_seq + ?1, updated_at = ?2 \
         where event_counter_id = 1 returning last_seq";
+    LAST_EVENT_SEQ = "select last_seq from event_counters where event_counter_id = 1";
     INSERT_EVENT = "insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
         values (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
     LIST_EVENTS = "select seq, event_id, org_id, workspace_id, kind, payload, created_at from events \

@@ -334,6 +334,7 @@ pub async fn event_seq_is_strictly_increasing_and_gap_free_under_concurrency(sto
     }
     let events = store.list_events(EventQuery::after(0)).await.unwrap();
     assert_eq!(events.len(), 8 * 4);
+    assert_eq!(store.last_event_seq().await.unwrap(), 8 * 4);
     for (i, event) in events.iter().enumerate() {
         assert_eq!(event.seq, i as i64 + 1, "seq is 1, 2, 3, ... with no gap");
     }

@@ -120,6 +120,9 @@ pub trait Store: Send + Sync + 'static {
 
     // --- events -----------------------------------------------------------
 
+    /// The `seq` of the newest event (0 when the log is empty).
+    async fn last_event_seq(&self) -> StoreResult<i64>;
+
     /// Events with `seq > since`, ascending, at most `limit`.
     async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>>;
 }
