@@ -173,6 +173,10 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn expected_schema_version(&self) -> i64 {
+        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
     async fn schema_version(&self) -> StoreResult<i64> {
         sqlx::query_scalar(sql::SCHEMA_VERSION).fetch_one(&self.pool).await.map_err(map_err("schema_version"))
     }

@@ -185,6 +185,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn expected_schema_version(&self) -> i64 {
+        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
     async fn schema_version(&self) -> StoreResult<i64> {
         sqlx::query_scalar(sql::SCHEMA_VERSION).fetch_one(&self.reader).await.map_err(map_err("schema_version"))
     }

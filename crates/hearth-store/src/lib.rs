@@ -50,6 +50,9 @@ pub trait Store: Send + Sync + 'static {
     /// The newest applied migration version.
     async fn schema_version(&self) -> StoreResult<i64>;
 
+    /// The newest migration this build ships.
+    fn expected_schema_version(&self) -> i64;
+
     // --- workspaces -------------------------------------------------------
 
     /// Inserts a workspace in `provisioning` with its `WORKSPACE_PROVISIONING`

@@ -1,0 +1,189 @@
+//! Credentials: the admin token, org API tokens and workspace tokens.
+//!
+//! Tokens are 32 random bytes, base64url without padding (43 characters).
+//! Only their sha256 is stored (plus an 8-character prefix for display) and
+//! the admin token is compared in constant time.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::Utc;
+use hearth_core::{OrgId, TokenId, WorkspaceId};
+use hearth_store::{NewToken, Store, Workspace};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{ApiError, ApiResult};
+
+/// A freshly generated token: the secret (shown once) and what is stored.
+pub struct Minted {
+    pub secret: String,
+    pub record: NewToken,
+}
+
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn hash_token(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Mints a token for an org (`workspace == None`) or a workspace.
+pub fn mint(org_id: OrgId, workspace_id: Option<WorkspaceId>, name: Option<String>) -> Minted {
+    let secret = generate_secret();
+    let record = NewToken {
+        id: TokenId::new_random(),
+        org_id,
+        workspace_id,
+        name,
+        prefix: secret.chars().take(8).collect(),
+        hash: hash_token(&secret).to_vec(),
+        now: Utc::now(),
+    };
+    Minted { secret, record }
+}
+
+/// The bearer token of a request, if any.
+#[derive(Clone)]
+pub struct Bearer(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(|token| token.trim().to_owned())
+            .filter(|token| !token.is_empty());
+        Ok(Bearer(token))
+    }
+}
+
+/// An authenticated operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    /// The admin token: every org.
+    Admin,
+    /// An org API token: that org only.
+    Org(OrgId),
+}
+
+impl Operator {
+    /// The org new resources of this operator belong to.
+    pub fn org(self) -> OrgId {
+        match self {
+            Operator::Admin => OrgId::DEFAULT,
+            Operator::Org(org) => org,
+        }
+    }
+
+    /// `None` for the admin (no filter), the org otherwise.
+    pub fn scope(self) -> Option<OrgId> {
+        match self {
+            Operator::Admin => None,
+            Operator::Org(org) => Some(org),
+        }
+    }
+
+    pub fn can_see(self, workspace: &Workspace) -> bool {
+        self.scope().is_none_or(|org| org == workspace.org_id)
+    }
+}
+
+/// Who may call: the admin token's hash and the store for other tokens.
+#[derive(Clone)]
+pub struct Authenticator {
+    admin_hash: [u8; 32],
+}
+
+/// What a bearer token turned out to be.
+enum Credential {
+    Operator(Operator),
+    Workspace(WorkspaceId),
+    Invalid,
+}
+
+impl Authenticator {
+    pub fn new(admin_token: &str) -> Self {
+        Self { admin_hash: hash_token(admin_token) }
+    }
+
+    async fn resolve(&self, store: &dyn Store, secret: &str) -> ApiResult<Credential> {
+        let hash = hash_token(secret);
+        if bool::from(hash.ct_eq(&self.admin_hash)) {
+            return Ok(Credential::Operator(Operator::Admin));
+        }
+        Ok(match store.find_token_by_hash(&hash).await? {
+            Some(token) => match token.workspace_id {
+                Some(workspace) => Credential::Workspace(workspace),
+                None => Credential::Operator(Operator::Org(token.org_id)),
+            },
+            None => Credential::Invalid,
+        })
+    }
+
+    /// An operator route: the admin token or an org token.
+    pub async fn operator(&self, store: &dyn Store, bearer: &Bearer) -> ApiResult<Operator> {
+        let Some(secret) = &bearer.0 else { return Err(ApiError::unauthorized("admin auth required")) };
+        match self.resolve(store, secret).await? {
+            Credential::Operator(operator) => Ok(operator),
+            _ => Err(ApiError::unauthorized("admin auth required")),
+        }
+    }
+
+    /// A runtime route: the token of exactly this workspace.
+    pub async fn workspace(&self, store: &dyn Store, bearer: &Bearer, id: WorkspaceId) -> ApiResult<()> {
+        let Some(secret) = &bearer.0 else { return Err(ApiError::unauthorized("missing workspace auth token")) };
+        match self.resolve(store, secret).await? {
+            Credential::Workspace(owner) if owner == id => Ok(()),
+            _ => Err(ApiError::unauthorized("invalid workspace auth token")),
+        }
+    }
+
+    /// A route open to the workspace's own token and to operators of its org.
+    /// Returns the operator when the caller is one.
+    pub async fn workspace_or_operator(
+        &self,
+        store: &dyn Store,
+        bearer: &Bearer,
+        id: WorkspaceId,
+    ) -> ApiResult<Option<Operator>> {
+        let Some(secret) = &bearer.0 else { return Err(ApiError::unauthorized("missing workspace auth token")) };
+        match self.resolve(store, secret).await? {
+            Credential::Workspace(owner) if owner == id => Ok(None),
+            Credential::Operator(operator) => Ok(Some(operator)),
+            _ => Err(ApiError::unauthorized("invalid workspace auth token")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_43_base64url_characters_and_unique() {
+        let a = generate_secret();
+        let b = generate_secret();
+        assert_eq!(a.len(), 43);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn minted_tokens_store_only_the_hash_and_a_prefix() {
+        let minted = mint(OrgId::DEFAULT, None, None);
+        assert_eq!(minted.record.hash, hash_token(&minted.secret).to_vec());
+        assert_eq!(minted.record.prefix, &minted.secret[..8]);
+        assert_ne!(minted.record.hash, minted.secret.as_bytes());
+    }
+}

@@ -1,0 +1,50 @@
+//! Wakes event-stream subscribers when new events are durable.
+//!
+//! The event log in the database is the source of truth; the bus only
+//! carries "the log now reaches seq N". Subscribers read the log themselves,
+//! so a missed wake-up can delay an event but never lose one. A subscriber
+//! also polls on a timer, which is how events written by another replica
+//! reach it until LISTEN/NOTIFY feeds this same bus (ROADMAP: replicas).
+
+use std::time::Duration;
+
+use hearth_store::Event;
+use tokio::sync::watch;
+
+/// How often a subscriber re-reads the log without a wake-up.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct EventBus {
+    latest: watch::Sender<i64>,
+}
+
+impl EventBus {
+    pub fn new(latest_seq: i64) -> Self {
+        Self { latest: watch::channel(latest_seq).0 }
+    }
+
+    /// Called after the transaction that wrote `events` committed.
+    pub fn published(&self, events: &[Event]) {
+        if let Some(max) = events.iter().map(|e| e.seq).max() {
+            self.latest.send_if_modified(|latest| {
+                if max > *latest {
+                    *latest = max;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    }
+
+    /// Makes every subscriber re-read the log (for writers that do not hold
+    /// the new events in hand).
+    pub fn wake(&self) {
+        self.latest.send_modify(|_| {});
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.latest.subscribe()
+    }
+}

@@ -1,0 +1,63 @@
+//! Typed settings, built once at start (flags and `HEARTH_*` variables are
+//! parsed by the `hearth` binary) and validated before anything listens.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// How workspace runtimes are started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProvisionerKind {
+    /// Runtimes are started elsewhere and register themselves.
+    #[default]
+    None,
+    /// Hearth spawns `hearth agent` for each workspace.
+    Process,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// `postgres://…` or `sqlite:…`; `None` means `sqlite://<data_dir>/hearth.db`.
+    pub database_url: Option<SecretString>,
+    pub data_dir: PathBuf,
+    /// `None`: read or generate `<data_dir>/admin-token`.
+    pub admin_token: Option<SecretString>,
+    /// 32 bytes, base64 or hex. `None`: read or generate `<data_dir>/secret-key`.
+    pub secret_key: Option<SecretString>,
+    pub provisioner: ProvisionerKind,
+    pub liveness_ttl: Duration,
+    pub provision_timeout: Duration,
+    pub sweep_interval: Duration,
+    /// Hibernate online workspaces idle this long; `None` (default) disables it.
+    pub hibernate_after: Option<Duration>,
+    pub allow_private_agent_urls: bool,
+    pub require_issued_tokens: bool,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// How long a request waits for a database connection before a 503.
+    pub database_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            database_url: None,
+            data_dir: PathBuf::from("hearth-data"),
+            admin_token: None,
+            secret_key: None,
+            provisioner: ProvisionerKind::None,
+            liveness_ttl: Duration::from_secs(90),
+            provision_timeout: Duration::from_secs(600),
+            sweep_interval: Duration::from_secs(5),
+            hibernate_after: None,
+            allow_private_agent_urls: false,
+            require_issued_tokens: false,
+            max_body_bytes: 1024 * 1024,
+            database_timeout: Duration::from_secs(5),
+        }
+    }
+}

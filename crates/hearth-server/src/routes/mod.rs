@@ -1,0 +1,98 @@
+//! The HTTP surface: one module per resource, assembled here. The OpenAPI
+//! document is generated from the handlers' annotations as they are routed,
+//! so a route cannot exist without being documented.
+
+pub mod events;
+pub mod registry;
+pub mod secrets;
+pub mod service;
+pub mod tokens;
+pub mod workspaces;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{middleware, Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hearth", description = "Control plane for fleets of AI-agent workspaces (PROTOCOL.md)."),
+    components(schemas(hearth_api::ApiErrorBody))
+)]
+struct ApiDoc;
+
+/// The routes and their OpenAPI document.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(registry::register))
+        .routes(routes!(registry::heartbeat))
+        .routes(routes!(registry::update_card))
+        .routes(routes!(registry::peers))
+        .routes(routes!(registry::discover))
+        .routes(routes!(workspaces::create_workspace, workspaces::list_workspaces))
+        .routes(routes!(workspaces::get_workspace, workspaces::delete_workspace))
+        .routes(routes!(workspaces::pause))
+        .routes(routes!(workspaces::resume))
+        .routes(routes!(workspaces::restart))
+        .routes(routes!(workspaces::hibernate))
+        .routes(routes!(workspaces::workspace_state))
+        .routes(routes!(workspaces::create_workspace_token))
+        .routes(routes!(secrets::put_workspace_secrets))
+        .routes(routes!(secrets::put_org_secrets))
+        .routes(routes!(secrets::secret_values))
+        .routes(routes!(tokens::create_org_token, tokens::list_org_tokens))
+        .routes(routes!(tokens::revoke_org_token))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::stream_events))
+        .routes(routes!(events::stream_workspace_events))
+        .routes(routes!(service::health))
+        .routes(routes!(service::healthz))
+        .routes(routes!(service::readyz))
+        .routes(routes!(service::buildinfo))
+        .routes(routes!(service::metrics))
+        .split_for_parts()
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = api();
+    let openapi = Arc::new(openapi);
+    let max_body = state.settings.max_body_bytes;
+    routes
+        .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(crate::metrics::track_requests))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let route = request
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            tracing::info_span!("request", request_id = %uuid::Uuid::new_v4(), method = %request.method(), route)
+        }))
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| -> Response {
+            ApiError::internal("handler panicked").into_response()
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+}

@@ -1,0 +1,294 @@
+//! Runtime → Hearth: register, heartbeat, update-card, peers, discover.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use hearth_api::{
+    ApiErrorBody, Desired, DiscoverResponse, HeartbeatRequest, HeartbeatResponse, Peer, RegisterRequest,
+    RegisterResponse, StatusResponse, UpdateCardRequest,
+};
+use hearth_core::heartbeat::RawHeartbeat;
+use hearth_core::{Heartbeat, Input, WorkspaceId};
+use hearth_store::Workspace;
+use serde::Deserialize;
+
+use crate::agent_url;
+use crate::auth::{self, Bearer};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_id, ApiJson, ApiQuery};
+use crate::state::AppState;
+
+/// Register a runtime for a workspace (bootstrap mints its token).
+#[utoipa::path(post, path = "/registry/register", tag = "registry", request_body = RegisterRequest,
+    responses((status = 200, body = RegisterResponse), (status = 400, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
+pub async fn register(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<Json<RegisterResponse>> {
+    agent_url::validate(&req.url, state.settings.allow_private_agent_urls)
+        .map_err(|message| ApiError::bad_request("invalid_url", message).with("field", "url"))?;
+    let input = Input::Register { url: req.url, agent_card: req.agent_card.unwrap_or(serde_json::json!({})) };
+    let minted = if bearer.0.is_some() {
+        state.auth.workspace(&*state.store, &bearer, req.id).await?;
+        None
+    } else if state.settings.require_issued_tokens {
+        return Err(ApiError::unauthorized("missing workspace auth token"));
+    } else {
+        // The bootstrap: mint only if the workspace has no live token, which
+        // the store checks in the same transaction as the registration.
+        let org = state.store.get_workspace(req.id).await?.org_id;
+        Some(auth::mint(org, Some(req.id), Some("bootstrap".into())))
+    };
+    let (secret, record) = match minted {
+        Some(m) => (Some(m.secret), Some(m.record)),
+        None => (None, None),
+    };
+    let applied = state.apply(req.id, input, record).await?;
+    tracing::info!(workspace_id = %req.id, minted = applied.minted_token, "runtime registered");
+    Ok(Json(RegisterResponse {
+        status: "registered".into(),
+        auth_token: if applied.minted_token { secret } else { None },
+    }))
+}
+
+/// A runtime's heartbeat: level-triggered, answered with the desired state.
+#[utoipa::path(post, path = "/registry/heartbeat", tag = "registry", request_body = HeartbeatRequest,
+    responses((status = 200, body = HeartbeatResponse), (status = 400, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiJson(req): ApiJson<HeartbeatRequest>,
+) -> ApiResult<Json<HeartbeatResponse>> {
+    let started = Instant::now();
+    state.auth.workspace(&*state.store, &bearer, req.workspace_id).await?;
+    let heartbeat = Heartbeat::validate(RawHeartbeat {
+        error_rate: req.error_rate,
+        sample_error: req.sample_error,
+        active_tasks: req.active_tasks,
+        uptime_seconds: req.uptime_seconds,
+        current_task: req.current_task,
+        monthly_spend: req.monthly_spend,
+        runtime_state: req.runtime_state,
+        runtime_metadata: req.runtime_metadata,
+    })
+    .map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))?;
+    let applied = state.apply(req.workspace_id, Input::Heartbeat(heartbeat), None).await?;
+    metrics::histogram!("hearth_heartbeat_duration_seconds").record(started.elapsed().as_secs_f64());
+    Ok(Json(HeartbeatResponse {
+        status: "ok".into(),
+        workspace_status: applied.workspace.status,
+        desired: Desired::default(),
+    }))
+}
+
+/// Replace the agent card.
+#[utoipa::path(post, path = "/registry/update-card", tag = "registry", request_body = UpdateCardRequest,
+    responses((status = 200, body = StatusResponse), (status = 401, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
+pub async fn update_card(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiJson(req): ApiJson<UpdateCardRequest>,
+) -> ApiResult<Json<StatusResponse>> {
+    state.auth.workspace(&*state.store, &bearer, req.workspace_id).await?;
+    let event = state.store.update_agent_card(req.workspace_id, req.agent_card, chrono::Utc::now()).await?;
+    state.bus.published(std::slice::from_ref(&event));
+    Ok(Json(StatusResponse { status: "updated".into() }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PeersQuery {
+    /// Substring filter on name or role (case-insensitive).
+    q: Option<String>,
+}
+
+/// Siblings, then children, then the parent (removed excluded).
+#[utoipa::path(get, path = "/registry/{id}/peers", tag = "registry", params(("id" = String, Path), PeersQuery),
+    responses((status = 200, body = Vec<Peer>), (status = 401, body = ApiErrorBody)))]
+pub async fn peers(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(raw): Path<String>,
+    ApiQuery(query): ApiQuery<PeersQuery>,
+) -> ApiResult<Json<Vec<Peer>>> {
+    let id: WorkspaceId = parse_id(&raw, "workspace id")?;
+    state.auth.workspace(&*state.store, &bearer, id).await?;
+    let me = state.store.get_workspace(id).await?;
+    let all = state.store.list_workspaces(Some(me.org_id), false).await?;
+    let needle = query.q.map(|q| q.to_lowercase()).filter(|q| !q.is_empty());
+    let peers = select_peers(&me, &all)
+        .into_iter()
+        .filter(|w| {
+            needle.as_deref().is_none_or(|n| {
+                w.name.to_lowercase().contains(n) || w.role.as_deref().unwrap_or("").to_lowercase().contains(n)
+            })
+        })
+        .map(peer)
+        .collect();
+    Ok(Json(peers))
+}
+
+/// Siblings (same parent; for a root, the other roots), then children, then
+/// the parent. `all` holds the org's non-removed workspaces.
+fn select_peers<'a>(me: &Workspace, all: &'a [Workspace]) -> Vec<&'a Workspace> {
+    let siblings = all.iter().filter(|w| w.id != me.id && w.parent_id == me.parent_id);
+    let children = all.iter().filter(|w| w.parent_id == Some(me.id));
+    let parent = all.iter().filter(|w| Some(w.id) == me.parent_id);
+    siblings.chain(children).chain(parent).collect()
+}
+
+fn peer(w: &Workspace) -> Peer {
+    Peer {
+        id: w.id,
+        name: w.name.clone(),
+        role: w.role.clone().unwrap_or_default(),
+        tier: w.tier,
+        status: w.status,
+        agent_card: w.agent_card.clone(),
+        url: w.url.clone(),
+        parent_id: w.parent_id,
+        active_tasks: w.active_tasks,
+    }
+}
+
+/// May `caller` reach `target`? Same workspace, siblings, both roots, or
+/// ancestor/descendant.
+fn may_discover(caller: &Workspace, target: &Workspace, parents: &HashMap<WorkspaceId, Option<WorkspaceId>>) -> bool {
+    if caller.org_id != target.org_id {
+        return false;
+    }
+    if caller.id == target.id || caller.parent_id == target.parent_id {
+        return true;
+    }
+    let is_ancestor = |ancestor: WorkspaceId, mut node: WorkspaceId| {
+        // Bounded walk: a parent cycle cannot loop forever.
+        for _ in 0..parents.len() {
+            match parents.get(&node).copied().flatten() {
+                Some(parent) if parent == ancestor => return true,
+                Some(parent) => node = parent,
+                None => return false,
+            }
+        }
+        false
+    };
+    is_ancestor(caller.id, target.id) || is_ancestor(target.id, caller.id)
+}
+
+/// Find where a related workspace can be reached.
+#[utoipa::path(get, path = "/registry/discover/{target}", tag = "registry", params(("target" = String, Path),
+    ("X-Workspace-ID" = String, Header, description = "the caller")),
+    responses((status = 200, body = DiscoverResponse), (status = 400, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 503, body = ApiErrorBody)))]
+pub async fn discover(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<DiscoverResponse>> {
+    let target_id: WorkspaceId = parse_id(&raw, "target workspace id")?;
+    let caller_raw = headers
+        .get("x-workspace-id")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::bad_request("missing_header", "X-Workspace-ID header is required"))?;
+    let caller_id: WorkspaceId = parse_id(caller_raw, "X-Workspace-ID")?;
+    state.auth.workspace(&*state.store, &bearer, caller_id).await?;
+    let not_found = || ApiError::not_found("workspace not found");
+    let caller = state.store.get_workspace(caller_id).await?;
+    let all = state.store.list_workspaces(Some(caller.org_id), true).await?;
+    let target = all.iter().find(|w| w.id == target_id).ok_or_else(not_found)?;
+    let parents: HashMap<_, _> = all.iter().map(|w| (w.id, w.parent_id)).collect();
+    if target.status == hearth_core::WorkspaceStatus::Removed || !may_discover(&caller, target, &parents) {
+        return Err(not_found());
+    }
+    if !target.status.is_available() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "workspace_unavailable", "workspace not available")
+            .with("status", target.status.as_str()));
+    }
+    Ok(Json(DiscoverResponse { id: target.id, url: target.url.clone(), name: target.name.clone() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use hearth_core::OrgId;
+    use hearth_store::NewWorkspace;
+
+    use super::*;
+
+    fn ws(name: &str, parent: Option<&Workspace>) -> Workspace {
+        let new = NewWorkspace::named(OrgId::DEFAULT, name, Utc::now());
+        let now = new.now;
+        Workspace {
+            id: new.id,
+            org_id: new.org_id,
+            name: name.into(),
+            role: None,
+            tier: 1,
+            status: hearth_core::WorkspaceStatus::Online,
+            url: None,
+            agent_card: None,
+            parent_id: parent.map(|p| p.id),
+            template: None,
+            runtime: None,
+            model: None,
+            max_concurrent_tasks: None,
+            budget_limit: None,
+            external: false,
+            last_heartbeat_at: None,
+            last_error_rate: 0.0,
+            last_sample_error: None,
+            active_tasks: 0,
+            uptime_seconds: 0,
+            current_task: None,
+            monthly_spend: 0,
+            runtime_state: None,
+            runtime_metadata: None,
+            status_changed_at: now,
+            last_active_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn peers_are_siblings_then_children_then_parent() {
+        let root = ws("root", None);
+        let other_root = ws("other-root", None);
+        let me = ws("me", Some(&root));
+        let sibling = ws("sibling", Some(&root));
+        let child = ws("child", Some(&me));
+        let cousin = ws("cousin", Some(&sibling));
+        let all = vec![root.clone(), other_root.clone(), me.clone(), sibling.clone(), child.clone(), cousin.clone()];
+        let names: Vec<&str> = select_peers(&me, &all).iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["sibling", "child", "root"]);
+        let names: Vec<&str> = select_peers(&root, &all).iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["other-root", "me", "sibling"]);
+    }
+
+    #[test]
+    fn discovery_follows_the_tree() {
+        let root = ws("root", None);
+        let other_root = ws("other-root", None);
+        let me = ws("me", Some(&root));
+        let sibling = ws("sibling", Some(&root));
+        let child = ws("child", Some(&me));
+        let grandchild = ws("grandchild", Some(&child));
+        let cousin = ws("cousin", Some(&sibling));
+        let all = [&root, &other_root, &me, &sibling, &child, &grandchild, &cousin];
+        let parents: HashMap<_, _> = all.iter().map(|w| (w.id, w.parent_id)).collect();
+        assert!(may_discover(&me, &me, &parents));
+        assert!(may_discover(&me, &sibling, &parents));
+        assert!(may_discover(&root, &other_root, &parents), "both roots");
+        assert!(may_discover(&me, &grandchild, &parents), "descendant");
+        assert!(may_discover(&grandchild, &root, &parents), "ancestor");
+        assert!(!may_discover(&me, &cousin, &parents));
+        assert!(!may_discover(&child, &sibling, &parents));
+    }
+}

@@ -1,0 +1,61 @@
+//! Service endpoints: health, readiness, build info, metrics.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hearth_api::{ApiErrorBody, BuildInfo, StatusResponse};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Old platform's health check.
+#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, body = StatusResponse)))]
+pub async fn health() -> Json<StatusResponse> {
+    Json(StatusResponse { status: "ok".into() })
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, body = StatusResponse)))]
+pub async fn healthz() -> Json<StatusResponse> {
+    Json(StatusResponse { status: "ok".into() })
+}
+
+/// The database is reachable and migrated.
+#[utoipa::path(get, path = "/readyz", tag = "service",
+    responses((status = 200, body = StatusResponse), (status = 503, body = ApiErrorBody)))]
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<StatusResponse>> {
+    state.store.ping().await?;
+    let applied = state.store.schema_version().await?;
+    let expected = state.store.expected_schema_version();
+    if applied < expected {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_migrated",
+            format!("database schema is at version {applied}, this build needs {expected}; run hearth migrate"),
+        ));
+    }
+    Ok(Json(StatusResponse { status: "ready".into() }))
+}
+
+#[utoipa::path(get, path = "/buildinfo", tag = "service",
+    responses((status = 200, body = BuildInfo), (status = 503, body = ApiErrorBody)))]
+pub async fn buildinfo(State(state): State<AppState>) -> ApiResult<Json<BuildInfo>> {
+    let build = &state.build;
+    Ok(Json(BuildInfo {
+        version: build.version.into(),
+        git_sha: build.git_sha.into(),
+        git_dirty: build.git_dirty,
+        built_at: build.built_at.clone(),
+        rustc: build.rustc.into(),
+        database: state.store.engine().as_str().into(),
+        schema_version: state.store.schema_version().await?,
+    }))
+}
+
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text")))]
+pub async fn metrics() -> Response {
+    let body = crate::metrics::handle().render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

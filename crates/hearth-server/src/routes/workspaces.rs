@@ -1,0 +1,305 @@
+//! Workspaces: operator CRUD and lifecycle actions, the runtime's `/state`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use hearth_api::{
+    ApiErrorBody, Condition, CreateWorkspaceRequest, DeleteResponse, StateResponse, StatusResponse, TokenResponse,
+    WorkspaceResponse,
+};
+use hearth_core::{Input, WorkspaceId, WorkspaceStatus};
+use hearth_store::{NewWorkspace, StoreError, Workspace};
+use serde::Deserialize;
+
+use crate::auth::{self, Bearer, Operator};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_id, ApiJson, ApiQuery};
+use crate::routes::tokens::token_response;
+use crate::state::AppState;
+
+/// Loads a workspace the operator may see; another org's is "not found".
+pub(crate) async fn visible_workspace(state: &AppState, operator: Operator, id: WorkspaceId) -> ApiResult<Workspace> {
+    let workspace = state.store.get_workspace(id).await?;
+    if !operator.can_see(&workspace) {
+        return Err(ApiError::not_found("workspace not found"));
+    }
+    Ok(workspace)
+}
+
+pub(crate) fn conditions(w: &Workspace) -> Vec<Condition> {
+    let live = w.status.is_available();
+    vec![Condition {
+        kind: "Live".into(),
+        status: if live { "True" } else { "False" }.into(),
+        reason: format!("{:?}", w.status),
+        message: match w.last_heartbeat_at {
+            Some(at) => format!("workspace is {}; last heartbeat at {}", w.status, at.to_rfc3339()),
+            None => format!("workspace is {}; no heartbeat yet", w.status),
+        },
+        last_transition_time: w.status_changed_at,
+    }]
+}
+
+pub(crate) fn workspace_response(w: &Workspace) -> WorkspaceResponse {
+    WorkspaceResponse {
+        id: w.id,
+        org_id: w.org_id.0,
+        name: w.name.clone(),
+        role: w.role.clone(),
+        tier: w.tier,
+        status: w.status,
+        url: w.url.clone(),
+        agent_card: w.agent_card.clone(),
+        parent_id: w.parent_id,
+        template: w.template.clone(),
+        runtime: w.runtime.clone(),
+        model: w.model.clone(),
+        max_concurrent_tasks: w.max_concurrent_tasks,
+        budget_limit: w.budget_limit,
+        external: w.external,
+        last_heartbeat_at: w.last_heartbeat_at,
+        last_error_rate: w.last_error_rate,
+        last_sample_error: w.last_sample_error.clone(),
+        active_tasks: w.active_tasks,
+        uptime_seconds: w.uptime_seconds,
+        current_task: w.current_task.clone(),
+        monthly_spend: w.monthly_spend,
+        runtime_state: w.runtime_state.clone(),
+        runtime_metadata: w.runtime_metadata.clone(),
+        conditions: conditions(w),
+        desired_plugins: Vec::new(),
+        installed_plugins: Vec::new(),
+        status_changed_at: w.status_changed_at,
+        created_at: w.created_at,
+        updated_at: w.updated_at,
+        auth_token: None,
+    }
+}
+
+/// Create a workspace; it starts in `provisioning`.
+#[utoipa::path(post, path = "/workspaces", tag = "workspaces", request_body = CreateWorkspaceRequest,
+    responses((status = 201, body = WorkspaceResponse), (status = 400, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
+pub async fn create_workspace(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiJson(req): ApiJson<CreateWorkspaceRequest>,
+) -> ApiResult<(StatusCode, Json<WorkspaceResponse>)> {
+    let operator = state.auth.operator(&*state.store, &bearer).await?;
+    hearth_core::validate::name("name", &req.name).map_err(|m| ApiError::bad_request("invalid_field", m))?;
+    let tier = req.tier.unwrap_or(1);
+    if !(0..=100).contains(&tier) {
+        return Err(ApiError::bad_request("invalid_field", format!("tier must be between 0 and 100, got {tier}")));
+    }
+    if let Some(role) = &req.role {
+        if role.chars().count() > 255 || role.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "role must be at most 255 characters, no control characters",
+            ));
+        }
+    }
+    if matches!(req.max_concurrent_tasks, Some(n) if n < 0) || matches!(req.budget_limit, Some(n) if n < 0) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "max_concurrent_tasks and budget_limit must not be negative",
+        ));
+    }
+    if let Some(url) = &req.url {
+        crate::agent_url::validate(url, state.settings.allow_private_agent_urls)
+            .map_err(|m| ApiError::bad_request("invalid_url", m))?;
+    }
+    let org = operator.org();
+    if let Some(parent) = req.parent_id {
+        let parent_ws = match state.store.get_workspace(parent).await {
+            Ok(ws) if ws.org_id == org && ws.status != WorkspaceStatus::Removed => ws,
+            Ok(_) | Err(StoreError::NotFound(_)) => {
+                return Err(ApiError::unprocessable(
+                    "unknown_parent",
+                    format!("parent_id: workspace {parent} does not exist"),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tracing::debug!(parent = %parent_ws.id, "creating child workspace");
+    }
+    let now = Utc::now();
+    let new = NewWorkspace {
+        id: WorkspaceId::new_random(),
+        org_id: org,
+        name: req.name,
+        role: req.role,
+        tier,
+        parent_id: req.parent_id,
+        template: req.template,
+        runtime: req.runtime,
+        model: req.model,
+        max_concurrent_tasks: req.max_concurrent_tasks,
+        budget_limit: req.budget_limit,
+        external: req.external.unwrap_or(false),
+        url: req.url,
+        now,
+    };
+    let minted = req.issue_token.unwrap_or(false).then(|| auth::mint(org, Some(new.id), Some("issued".into())));
+    let (secret, record) = match minted {
+        Some(m) => (Some(m.secret), Some(m.record)),
+        None => (None, None),
+    };
+    let created = state.store.create_workspace(new, record).await?;
+    state.bus.wake();
+    tracing::info!(workspace_id = %created.id, name = %created.name, "workspace created");
+    let mut body = workspace_response(&created);
+    body.auth_token = secret;
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    #[serde(default)]
+    include_removed: bool,
+}
+
+/// Workspaces of the caller's org (all orgs for the admin).
+#[utoipa::path(get, path = "/workspaces", tag = "workspaces", params(ListQuery),
+    responses((status = 200, body = Vec<WorkspaceResponse>), (status = 401, body = ApiErrorBody)))]
+pub async fn list_workspaces(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Vec<WorkspaceResponse>>> {
+    let operator = state.auth.operator(&*state.store, &bearer).await?;
+    let all = state.store.list_workspaces(operator.scope(), query.include_removed).await?;
+    Ok(Json(all.iter().map(workspace_response).collect()))
+}
+
+#[utoipa::path(get, path = "/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 200, body = WorkspaceResponse), (status = 400, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub async fn get_workspace(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<WorkspaceResponse>> {
+    let id = parse_id(&raw, "workspace id")?;
+    let operator = state.auth.operator(&*state.store, &bearer).await?;
+    Ok(Json(workspace_response(&visible_workspace(&state, operator, id).await?)))
+}
+
+/// Delete a workspace and its descendants. Idempotent.
+#[utoipa::path(delete, path = "/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 200, body = DeleteResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub async fn delete_workspace(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<DeleteResponse>> {
+    let id = parse_id(&raw, "workspace id")?;
+    let operator = state.auth.operator(&*state.store, &bearer).await?;
+    visible_workspace(&state, operator, id).await?;
+    let deleted = state.store.delete_workspace(id, Utc::now()).await?;
+    for removed in &deleted.removed {
+        metrics::counter!("hearth_transitions_total", "from" => "any", "to" => "removed").increment(1);
+        tracing::info!(workspace_id = %removed, "workspace removed");
+    }
+    state.bus.published(&deleted.events);
+    Ok(Json(DeleteResponse { status: "removed".into(), cascade_deleted: deleted.cascade_deleted }))
+}
+
+async fn lifecycle(state: AppState, bearer: Bearer, raw: String, input: Input) -> ApiResult<Json<StatusResponse>> {
+    let id = parse_id(&raw, "workspace id")?;
+    let operator = state.auth.operator(&*state.store, &bearer).await?;
+    visible_workspace(&state, operator, id).await?;
+    let applied = state.apply(id, input, None).await?;
+    Ok(Json(StatusResponse { status: applied.workspace.status.as_str().into() }))
+}
+
+#[utoipa::path(post, path = "/workspaces/{id}/pause", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
+pub async fn pause(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<StatusResponse>> {
+    lifecycle(state, bearer, raw, Input::Pause).await
+}
+
+#[utoipa::path(post, path = "/workspaces/{id}/resume", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
+pub async fn resume(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<StatusResponse>> {
+    lifecycle(state, bearer, raw, Input::Resume).await
+}
+
+#[utoipa::path(post, path = "/workspaces/{id}/restart", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
+pub async fn restart(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<StatusResponse>> {
+    lifecycle(state, bearer, raw, Input::Restart).await
+}
+
+#[utoipa::path(post, path = "/workspaces/{id}/hibernate", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
+pub async fn hibernate(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<StatusResponse>> {
+    lifecycle(state, bearer, raw, Input::Hibernate).await
+}
+
+/// What the runtime should be doing. After delete: 404 with `deleted: true`,
+/// also for the workspace's own token, so a runtime learns it must exit.
+#[utoipa::path(get, path = "/workspaces/{id}/state", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 200, body = StateResponse), (status = 401, body = ApiErrorBody), (status = 404, body = StateResponse)))]
+pub async fn workspace_state(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<StateResponse>> {
+    let id = parse_id(&raw, "workspace id")?;
+    let operator = state.auth.workspace_or_operator(&*state.store, &bearer, id).await?;
+    let workspace = match operator {
+        Some(operator) => visible_workspace(&state, operator, id).await?,
+        None => state.store.get_workspace(id).await?,
+    };
+    if workspace.status == WorkspaceStatus::Removed {
+        return Err(ApiError::not_found("workspace removed")
+            .with("workspace_id", id.to_string())
+            .with("status", "removed")
+            .with("deleted", true));
+    }
+    Ok(Json(StateResponse {
+        workspace_id: id,
+        status: workspace.status,
+        paused: workspace.status.is_stopped(),
+        deleted: false,
+    }))
+}
+
+/// Issue another token for a workspace (shown once).
+#[utoipa::path(post, path = "/workspaces/{id}/tokens", tag = "tokens", params(("id" = String, Path)),
+    responses((status = 201, body = TokenResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub async fn create_workspace_token(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(raw): Path<String>,
+) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+    let id = parse_id(&raw, "workspace id")?;
+    let operator = state.auth.operator(&*state.store, &bearer).await?;
+    let workspace = visible_workspace(&state, operator, id).await?;
+    if workspace.status == WorkspaceStatus::Removed {
+        return Err(ApiError::from(hearth_core::Rejection::Removed));
+    }
+    let minted = auth::mint(workspace.org_id, Some(id), Some("issued".into()));
+    let token = state.store.insert_token(minted.record).await?;
+    let mut body = token_response(&token);
+    body.auth_token = Some(minted.secret);
+    Ok((StatusCode::CREATED, Json(body)))
+}

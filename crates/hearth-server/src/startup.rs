@@ -1,0 +1,211 @@
+//! Building and running the application: store selection, data-dir files
+//! (admin token, secret key), the listener, the sweeper and graceful shutdown.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use hearth_store::Store;
+use hearth_store_pg::{PgSettings, PgStore};
+use hearth_store_sqlite::SqliteStore;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::{generate_secret, Authenticator};
+use crate::bus::EventBus;
+use crate::config::Settings;
+use crate::crypto::SecretCipher;
+use crate::state::AppState;
+use crate::sweeper::Sweeper;
+
+/// The database URL in effect: the setting, or the embedded default.
+pub fn database_url(settings: &Settings) -> String {
+    match &settings.database_url {
+        Some(url) => url.expose_secret().to_owned(),
+        None => format!("sqlite://{}", settings.data_dir.join("hearth.db").display()),
+    }
+}
+
+/// Opens the store the URL's scheme names and applies its migrations.
+pub async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let url = database_url(settings);
+    let scheme = url.split(':').next().unwrap_or("");
+    let store: Arc<dyn Store> = match scheme {
+        "postgres" | "postgresql" => {
+            let pg_settings = PgSettings { acquire_timeout: settings.database_timeout, ..PgSettings::default() };
+            let store = PgStore::connect_lazy(&url, &pg_settings).context("invalid postgres database URL")?;
+            store.migrate().await.context("could not migrate the PostgreSQL database")?;
+            Arc::new(store)
+        }
+        "sqlite" => {
+            let store = SqliteStore::connect(&url).await.context("could not open the SQLite database")?;
+            store.migrate().await.context("could not migrate the SQLite database")?;
+            Arc::new(store)
+        }
+        // Only the scheme is echoed: the rest of the URL may hold a password.
+        other => bail!("unsupported database URL scheme {other:?}; accepted: postgres://, postgresql://, sqlite:"),
+    };
+    Ok(store)
+}
+
+/// Reads a secret file, or creates it with mode 0600 from `generate`.
+/// Returns the value and whether it was created.
+fn read_or_create_secret(path: &Path, generate: impl FnOnce() -> String) -> anyhow::Result<(String, bool)> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "secret file is readable by others; chmod 600 it");
+            }
+            let value = text.trim().to_owned();
+            if value.is_empty() {
+                bail!("{} is empty; delete it to generate a new one", path.display());
+            }
+            Ok((value, false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let value = generate();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            writeln!(file, "{value}").with_context(|| format!("cannot write {}", path.display()))?;
+            Ok((value, true))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The admin token in effect, generating `<data-dir>/admin-token` if needed.
+pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
+    if let Some(token) = &settings.admin_token {
+        let token = token.expose_secret().trim().to_owned();
+        if token.len() < 16 {
+            bail!("--admin-token must be at least 16 characters");
+        }
+        return Ok(token);
+    }
+    let path = settings.data_dir.join("admin-token");
+    let (token, created) = read_or_create_secret(&path, generate_secret)?;
+    if created {
+        tracing::info!(path = %path.display(), "generated an admin token");
+    } else {
+        tracing::info!(path = %path.display(), "using the admin token from the data directory");
+    }
+    Ok(token)
+}
+
+fn secret_cipher(settings: &Settings) -> anyhow::Result<SecretCipher> {
+    if let Some(key) = &settings.secret_key {
+        return SecretCipher::from_text(key.expose_secret()).context("invalid --secret-key / HEARTH_SECRET_KEY");
+    }
+    let path = settings.data_dir.join("secret-key");
+    let (key, created) = read_or_create_secret(&path, SecretCipher::generate_key_text)?;
+    if created {
+        tracing::info!(path = %path.display(), "generated the key that encrypts secrets at rest; back it up");
+    }
+    SecretCipher::from_text(&key).with_context(|| format!("invalid secret key in {}", path.display()))
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Application {
+    /// Connects and migrates the store, loads credentials and binds the socket.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::metrics::handle();
+        let store = connect_store(&settings).await?;
+        Self::build_with_store(settings, store).await
+    }
+
+    pub async fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let auth = Authenticator::new(&admin_token(&settings)?);
+        let cipher = secret_cipher(&settings)?;
+        let latest = store.last_event_seq().await.context("cannot read the event log")?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = AppState {
+            store,
+            auth,
+            bus: EventBus::new(latest),
+            cipher,
+            settings: Arc::new(settings),
+            build: Arc::new(crate::buildinfo::Build::current()),
+            shutdown: shutdown_rx,
+        };
+        Ok(Self { listener, state, shutdown })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `signal` completes, then stops accepting, ends event
+    /// streams, lets in-flight requests finish and stops the sweeper.
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Application { listener, state, shutdown } = self;
+        let sweeper =
+            tokio::spawn(Sweeper::new(state.clone()).run(state.settings.sweep_interval, state.shutdown.clone()));
+        let router = crate::routes::router(state.clone());
+        let shutdown_for_signal = shutdown.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                signal.await;
+                tracing::info!("shutting down: draining in-flight requests");
+                let _ignored_if_no_receivers = shutdown_for_signal.send(true);
+            })
+            .await
+            .context("server error")?;
+        // Stops the sweeper even if the server ended for another reason.
+        shutdown.send_replace(true);
+        if let Err(e) = sweeper.await {
+            tracing::error!(error = %e, "sweeper task failed");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
