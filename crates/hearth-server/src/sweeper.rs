@@ -93,7 +93,9 @@ impl Sweeper {
 
     /// Runs `run_once` every `interval` until shutdown.
     pub async fn run(self, interval: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(interval);
+        // The first pass runs one interval after start, not at once, so tests
+        // that drive `run_once` by hand are not raced by the loop.
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

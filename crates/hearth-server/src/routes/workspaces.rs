@@ -273,6 +273,7 @@ pub async fn workspace_state(
         return Err(ApiError::not_found("workspace removed")
             .with("workspace_id", id.to_string())
             .with("status", "removed")
+            .with("paused", false)
             .with("deleted", true));
     }
     Ok(Json(StateResponse {

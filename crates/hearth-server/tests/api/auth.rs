@@ -1,0 +1,184 @@
+//! Auth: every registry and workspace route refuses missing, invalid and
+//! other workspaces' tokens; tokens are stored hashed; the generated admin
+//! token file is 0600 and survives restarts.
+
+use std::os::unix::fs::PermissionsExt;
+
+use reqwest::Method;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::harness::{heartbeat, Engine, TestApp};
+
+crate::on_both_engines!(
+    runtime_routes_refuse_missing_invalid_and_foreign_tokens,
+    operator_routes_require_an_operator_token,
+    tokens_are_stored_as_sha256_only,
+    org_tokens_work_until_revoked,
+    workspace_with_a_live_token_cannot_be_bootstrapped_again,
+);
+
+async fn runtime_routes_refuse_missing_invalid_and_foreign_tokens(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, _runtime, _) = app.create_registered("mine").await;
+    let (_other_id, _other_runtime, other_token) = app.create_registered("other").await;
+    let routes: Vec<(Method, String, Option<serde_json::Value>)> = vec![
+        (Method::POST, "/registry/heartbeat".into(), Some(json!({"workspace_id": id}))),
+        (Method::POST, "/registry/update-card".into(), Some(json!({"workspace_id": id, "agent_card": {}}))),
+        (Method::GET, format!("/registry/{id}/peers"), None),
+        (Method::GET, format!("/workspaces/{id}/state"), None),
+        (Method::GET, format!("/workspaces/{id}/secrets/values"), None),
+        (Method::GET, format!("/workspaces/{id}/events/stream"), None),
+        (Method::POST, "/registry/register".into(), Some(json!({"id": id, "url": "http://localhost:1"}))),
+    ];
+    for (method, path, body) in routes {
+        for (label, token, expected) in [
+            ("missing", None, "missing workspace auth token"),
+            ("invalid", Some("not-a-real-token"), "invalid workspace auth token"),
+            ("other workspace's", Some(other_token.as_str()), "invalid workspace auth token"),
+        ] {
+            if path == "/registry/register" && token.is_none() {
+                continue; // no token on register is the bootstrap; covered below
+            }
+            let mut request = app.raw().request(method.clone(), format!("{}{path}", app.url));
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{method} {path} with a {label} token");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"], expected, "{method} {path} with a {label} token");
+        }
+    }
+    let discover = app
+        .raw()
+        .get(format!("{}/registry/discover/{id}", app.url))
+        .header("X-Workspace-ID", id.to_string())
+        .bearer_auth(&other_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(discover.status(), 401);
+}
+
+async fn operator_routes_require_an_operator_token(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, _runtime, workspace_token) = app.create_registered("w").await;
+    let routes: Vec<(Method, String)> = vec![
+        (Method::GET, "/workspaces".into()),
+        (Method::POST, "/workspaces".into()),
+        (Method::GET, format!("/workspaces/{id}")),
+        (Method::DELETE, format!("/workspaces/{id}")),
+        (Method::POST, format!("/workspaces/{id}/pause")),
+        (Method::POST, format!("/workspaces/{id}/resume")),
+        (Method::POST, format!("/workspaces/{id}/restart")),
+        (Method::POST, format!("/workspaces/{id}/hibernate")),
+        (Method::POST, format!("/workspaces/{id}/tokens")),
+        (Method::PUT, format!("/workspaces/{id}/secrets")),
+        (Method::PUT, "/org/secrets".into()),
+        (Method::GET, "/org/tokens".into()),
+        (Method::POST, "/org/tokens".into()),
+        (Method::GET, "/events".into()),
+        (Method::GET, "/events/stream".into()),
+    ];
+    for (method, path) in routes {
+        for token in [None, Some("garbage"), Some(workspace_token.as_str())] {
+            let mut request =
+                app.raw().request(method.clone(), format!("{}{path}", app.url)).json(&json!({"name": "x"}));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{method} {path} with {token:?}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "admin auth required");
+        }
+    }
+    assert_eq!(
+        app.admin.get_workspace(id).await.unwrap().status,
+        hearth_core::WorkspaceStatus::Online,
+        "nothing changed"
+    );
+}
+
+async fn tokens_are_stored_as_sha256_only(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_id, _runtime, secret) = app.create_registered("w").await;
+    let store = &app.state.store;
+    assert!(store.find_token_by_hash(secret.as_bytes()).await.unwrap().is_none(), "the plaintext is not stored");
+    let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+    let token = store.find_token_by_hash(&hash).await.unwrap().expect("found by its sha256");
+    assert_eq!(token.prefix, &secret[..8]);
+}
+
+async fn org_tokens_work_until_revoked(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let created =
+        app.admin.create_org_token(&hearth_api::CreateTokenRequest { name: Some("ci".into()) }).await.unwrap();
+    let secret = created.auth_token.clone().expect("secret shown once");
+    let org_client = app.client(Some(&secret));
+    let ws = org_client
+        .create_workspace(&hearth_api::CreateWorkspaceRequest { name: "by-org-token".into(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(org_client.get_workspace(ws.id).await.unwrap().name, "by-org-token");
+    let listed = app.admin.list_org_tokens().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].auth_token.is_none(), "the secret is never listed");
+    app.admin.revoke_org_token(created.id).await.unwrap();
+    let err = org_client.list_workspaces(false).await.unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    let err = app.admin.revoke_org_token(uuid::Uuid::new_v4()).await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
+}
+
+async fn workspace_with_a_live_token_cannot_be_bootstrapped_again(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, runtime, _) = app.create_registered("w").await;
+    let err = app
+        .client(None)
+        .register(&hearth_api::RegisterRequest { id, url: "http://localhost:1".into(), agent_card: None })
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    assert!(err.to_string().contains("missing workspace auth token"));
+    // Its own token re-registers fine and mints nothing new.
+    let again = runtime
+        .register(&hearth_api::RegisterRequest { id, url: "http://localhost:2".into(), agent_card: None })
+        .await
+        .unwrap();
+    assert!(again.auth_token.is_none());
+    assert_eq!(app.admin.get_workspace(id).await.unwrap().url.as_deref(), Some("http://localhost:2"));
+    runtime.heartbeat(&heartbeat(id)).await.unwrap();
+}
+
+#[tokio::test]
+async fn generated_admin_token_file_is_0600_and_survives_restarts() {
+    let mut app = TestApp::spawn(Engine::Sqlite).await;
+    let path = app.data_dir.join("admin-token");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let first = app.admin_token.clone();
+    assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), first);
+    let settings = (*app.state.settings).clone();
+    app.stop().await;
+    let (_tmp, _db) = app.into_parts();
+    let again = TestApp::start(settings).await;
+    assert_eq!(again.admin_token, first, "the same token after a restart");
+    again.admin.list_workspaces(false).await.expect("and it still works");
+}
+
+#[tokio::test]
+async fn require_issued_tokens_turns_bootstrap_off() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| s.require_issued_tokens = true).await;
+    let ws = app.create("w").await;
+    let err = app
+        .client(None)
+        .register(&hearth_api::RegisterRequest { id: ws.id, url: "http://localhost:1".into(), agent_card: None })
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401));
+}

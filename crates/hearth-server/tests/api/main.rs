@@ -1,0 +1,12 @@
+//! API integration tests: the real application on `127.0.0.1:0`, driven
+//! through the real `hearth-client` (and raw HTTP where a test must send
+//! what no well-behaved client would), on SQLite and on PostgreSQL.
+
+mod harness;
+
+mod auth;
+mod bad_input;
+mod events;
+mod lifecycle;
+mod misc;
+mod unavailable;

@@ -1,0 +1,119 @@
+//! Service endpoints, peers/discover, secrets.
+
+use std::collections::BTreeMap;
+
+use hearth_api::CreateWorkspaceRequest;
+
+use crate::harness::{heartbeat, Engine, TestApp};
+
+crate::on_both_engines!(
+    service_endpoints_describe_the_running_server,
+    peers_and_discover_follow_the_workspace_tree,
+    secrets_are_encrypted_at_rest_and_overlaid,
+);
+
+async fn service_endpoints_describe_the_running_server(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, runtime, _) = app.create_registered("w").await;
+    runtime.heartbeat(&heartbeat(id)).await.unwrap();
+    let get = |path: &str| app.raw().get(format!("{}{path}", app.url)).send();
+    for path in ["/health", "/healthz", "/readyz"] {
+        assert_eq!(get(path).await.unwrap().status(), 200, "{path}");
+    }
+    let info = app.admin.buildinfo().await.unwrap();
+    assert_eq!(info.database, if engine == Engine::Sqlite { "sqlite" } else { "postgres" });
+    assert!(info.schema_version > 0);
+    assert_eq!(info.git_sha.len(), 40, "{info:?}");
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    for name in ["hearth_http_requests_total", "hearth_heartbeat_duration_seconds", "hearth_transitions_total"] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    assert!(metrics.contains("route=\"/registry/heartbeat\""), "routes are recorded by matched path");
+    let openapi: serde_json::Value = get("/openapi.json").await.unwrap().json().await.unwrap();
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = openapi["paths"].as_object().unwrap();
+    for path in [
+        "/registry/register",
+        "/registry/heartbeat",
+        "/registry/update-card",
+        "/registry/{id}/peers",
+        "/registry/discover/{target}",
+        "/workspaces",
+        "/workspaces/{id}",
+        "/workspaces/{id}/state",
+        "/workspaces/{id}/pause",
+        "/workspaces/{id}/secrets/values",
+        "/org/tokens",
+        "/events",
+        "/events/stream",
+        "/buildinfo",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing from /openapi.json");
+    }
+}
+
+async fn peers_and_discover_follow_the_workspace_tree(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let create = |name: &'static str, parent: Option<hearth_core::WorkspaceId>| {
+        let admin = app.admin.clone();
+        async move {
+            admin
+                .create_workspace(&CreateWorkspaceRequest {
+                    name: name.into(),
+                    role: Some(format!("{name}-role")),
+                    parent_id: parent,
+                    issue_token: Some(true),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let root = create("root", None).await;
+    let me = create("me", Some(root.id)).await;
+    let sibling = create("sibling", Some(root.id)).await;
+    let child = create("child", Some(me.id)).await;
+    let cousin = create("cousin", Some(sibling.id)).await;
+    let my_client = app.client(me.auth_token.as_deref());
+    let peers = my_client.peers(me.id, None).await.unwrap();
+    let names: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["sibling", "child", "root"]);
+    assert_eq!(peers[0].role, "sibling-role");
+    let filtered = my_client.peers(me.id, Some("chi")).await.unwrap();
+    assert_eq!(filtered.len(), 1);
+    // Discover: the target must be online to be reachable.
+    let sibling_client = app.client(sibling.auth_token.as_deref());
+    sibling_client
+        .register(&hearth_api::RegisterRequest {
+            id: sibling.id,
+            url: "http://localhost:7001".into(),
+            agent_card: None,
+        })
+        .await
+        .unwrap();
+    let found = my_client.discover(me.id, sibling.id).await.unwrap();
+    assert_eq!(found.url.as_deref(), Some("http://localhost:7001"));
+    let err = my_client.discover(me.id, child.id).await.unwrap_err();
+    assert_eq!(err.status(), Some(503), "child is still provisioning");
+    let err = my_client.discover(me.id, cousin.id).await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "cousins are not reachable");
+    let err = my_client.discover(me.id, hearth_core::WorkspaceId::new_random()).await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "unknown and forbidden look the same");
+}
+
+async fn secrets_are_encrypted_at_rest_and_overlaid(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, runtime, _) = app.create_registered("w").await;
+    let org: BTreeMap<String, String> = [("API_KEY".into(), "org-key".into()), ("REGION".into(), "eu".into())].into();
+    app.admin.put_org_secrets(&org).await.unwrap();
+    let own: BTreeMap<String, String> = [("API_KEY".into(), "ws-key".into())].into();
+    app.admin.put_workspace_secrets(id, &own).await.unwrap();
+    let values = runtime.secret_values(id).await.unwrap();
+    assert_eq!(values.get("API_KEY").map(String::as_str), Some("ws-key"));
+    assert_eq!(values.get("REGION").map(String::as_str), Some("eu"));
+    let stored = app.state.store.list_secrets(hearth_core::OrgId::DEFAULT, Some(id)).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(!stored[0].ciphertext.windows(6).any(|w| w == b"ws-key"), "not stored in plaintext");
+}
