@@ -79,7 +79,7 @@ impl Input {
         }
     }
 
-    fn from_runtime(&self) -> bool {
+    fn is_from_runtime(&self) -> bool {
         matches!(self, Input::Heartbeat(_) | Input::Register { .. })
     }
 }
@@ -113,7 +113,7 @@ pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<
         return match input {
             // Deleting a removed workspace is idempotent.
             Input::Delete => Ok(stay(current)),
-            _ if input.from_runtime() => Err(Rejection::Removed),
+            _ if input.is_from_runtime() => Err(Rejection::Removed),
             _ if input_is_sweep(input) => Ok(stay(current)),
             _ => Err(not_allowed(input, current)),
         };

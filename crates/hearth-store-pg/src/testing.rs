@@ -4,6 +4,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). There is no skip: a test
 //! that needs Postgres fails when it is not there, and the test command
 //! (`scripts/test`) makes sure it is.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed step should panic
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};

@@ -1,4 +1,5 @@
 //! A fresh, migrated SQLite database file per test, deleted afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed step should panic
 
 use std::path::PathBuf;
 

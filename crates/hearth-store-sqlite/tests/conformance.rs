@@ -1,3 +1,4 @@
 //! The shared store conformance suite on SQLite, one fresh database file per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed step should panic
 
 hearth_store::conformance_tests!(hearth_store_sqlite::testing::fresh_store());

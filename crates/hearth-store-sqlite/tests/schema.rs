@@ -1,4 +1,5 @@
 //! Rule 2: every SQL statement is checked against the migrated schema.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed step should panic
 
 use hearth_core::WorkspaceStatus;
 use hearth_store::{NewWorkspace, Store};
@@ -9,7 +10,7 @@ async fn every_statement_prepares_against_the_migrated_schema() {
     let (store, _db) = hearth_store_sqlite::testing::fresh_store().await;
     let mut failures = Vec::new();
     for (name, sql) in hearth_store_sqlite::sql::ALL {
-        if let Err(e) = store.reader().prepare(*sql).await {
+        if let Err(e) = store.reader().prepare(sql).await {
             failures.push(format!("{name}: {e}"));
         }
     }

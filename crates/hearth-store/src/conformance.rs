@@ -1,6 +1,7 @@
 //! The conformance suite: every scenario is written once against `&dyn Store`
 //! and run on every engine through [`conformance_tests!`], each test on a
 //! fresh database.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed step should panic
 
 use std::sync::Arc;
 

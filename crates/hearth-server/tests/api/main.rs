@@ -1,6 +1,7 @@
 //! API integration tests: the real application on `127.0.0.1:0`, driven
 //! through the real `hearth-client` (and raw HTTP where a test must send
 //! what no well-behaved client would), on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed step should panic
 
 mod harness;
 
