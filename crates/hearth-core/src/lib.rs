@@ -5,10 +5,13 @@
 //! SQL or HTTP. Everything here is a plain function of its arguments, so it is
 //! tested exhaustively next to the code.
 
+pub mod bundle_path;
+pub mod digest;
 pub mod event;
 pub mod heartbeat;
 pub mod ids;
 pub mod lifecycle;
+pub mod manifest;
 pub mod status;
 pub mod validate;
 
