@@ -79,6 +79,16 @@ pub struct HeartbeatRequest {
     /// Plugins the runtime holds.
     #[serde(default)]
     pub installed_plugins: Option<Vec<InstalledPlugin>>,
+    /// Plugins the runtime tried and failed to install (Hearth).
+    #[serde(default)]
+    pub plugin_errors: Option<Vec<PluginError>>,
+}
+
+/// A plugin install that failed on the runtime, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct PluginError {
+    pub name: String,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -287,4 +297,108 @@ pub struct BuildInfo {
     /// `postgres` or `sqlite`.
     pub database: String,
     pub schema_version: i64,
+}
+
+// --- templates, plugins, assets ----------------------------------------------
+
+/// One file of a template or plugin upload: UTF-8 text, or `{"base64": "…"}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(untagged)]
+pub enum FileContent {
+    Text(String),
+    Binary { base64: String },
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ImportTemplateRequest {
+    pub name: String,
+    /// Path → content. Must contain a valid `config.yaml`.
+    pub files: std::collections::BTreeMap<String, FileContent>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ImportTemplateResponse {
+    pub status: String,
+    #[schema(value_type = Uuid)]
+    pub id: Uuid,
+    pub name: String,
+    pub assets_digest: String,
+}
+
+/// A file of a template's assets.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct AssetFile {
+    pub path: String,
+    pub sha256: String,
+    pub size: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct TemplateResponse {
+    #[schema(value_type = Uuid)]
+    pub id: Uuid,
+    pub name: String,
+    pub runtime: Option<String>,
+    pub model: Option<String>,
+    /// Plugins `config.yaml` declares.
+    pub plugins: Vec<String>,
+    pub assets_digest: String,
+    pub files: Vec<AssetFile>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `GET /workspaces/:id/assets`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct AssetsManifest {
+    pub digest: String,
+    pub files: Vec<AssetFile>,
+}
+
+/// `POST /plugins` as JSON (a gzip tarball body is accepted too).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UploadPluginRequest {
+    /// Optional; when given it must equal the name in `plugin.yaml`.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub files: std::collections::BTreeMap<String, FileContent>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct PluginResponse {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// The SDK content-manifest hash.
+    pub sha256: String,
+}
+
+/// `POST /workspaces/:id/plugins`: a runtime reports an install.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecordInstallRequest {
+    /// `local://<name>` or a bare plugin name.
+    pub source: String,
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct RecordInstallResponse {
+    pub status: String,
+    pub plugin: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct InstalledPluginRecord {
+    pub name: String,
+    pub sha256: Option<String>,
+    pub installed_at: DateTime<Utc>,
+}
+
+/// `GET /workspaces/:id/plugins`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct WorkspacePluginsResponse {
+    pub desired: Vec<DesiredPlugin>,
+    pub installed: Vec<InstalledPluginRecord>,
 }

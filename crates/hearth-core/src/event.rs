@@ -34,6 +34,10 @@ event_kinds! {
     AgentCardUpdated => "AGENT_CARD_UPDATED",
     TaskUpdated => "TASK_UPDATED",
     WorkspaceHeartbeat => "WORKSPACE_HEARTBEAT",
+    AssetsDelivered => "ASSETS_DELIVERED",
+    PluginInstalled => "PLUGIN_INSTALLED",
+    PluginInstallFailed => "PLUGIN_INSTALL_FAILED",
+    ConditionChanged => "CONDITION_CHANGED",
 }
 
 impl fmt::Display for EventKind {

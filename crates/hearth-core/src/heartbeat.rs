@@ -3,6 +3,10 @@
 
 use serde_json::Value;
 
+use crate::reconcile::{DesiredState, Report};
+
+/// Most plugins a runtime may report in one heartbeat.
+pub const MAX_REPORTED_PLUGINS: usize = 1000;
 /// Longest `sample_error` / `current_task` kept, in bytes.
 pub const MAX_TEXT_BYTES: usize = 4096;
 /// `monthly_spend` is clamped to this many cents.
@@ -20,6 +24,7 @@ pub struct RawHeartbeat {
     pub monthly_spend: Option<f64>,
     pub runtime_state: Option<String>,
     pub runtime_metadata: Option<Value>,
+    pub report: Report,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +40,11 @@ pub struct Heartbeat {
     /// `None` or `""`: healthy.
     pub runtime_state: Option<String>,
     pub runtime_metadata: Option<Value>,
+    /// Assets and plugins the runtime reports holding.
+    pub report: Report,
+    /// What the workspace must converge to; filled in by the server from the
+    /// template before the heartbeat is applied (`None`: not evaluated).
+    pub desired: Option<DesiredState>,
 }
 
 /// A heartbeat field out of range. The message names the field.
@@ -46,6 +56,8 @@ pub enum HeartbeatError {
     Negative { field: &'static str, value: i64 },
     #[error("runtime_metadata must be a JSON object")]
     RuntimeMetadata,
+    #[error("installed_plugins may list at most {MAX_REPORTED_PLUGINS} plugins")]
+    TooManyPlugins,
 }
 
 impl Heartbeat {
@@ -63,6 +75,14 @@ impl Heartbeat {
         if matches!(&raw.runtime_metadata, Some(v) if !v.is_object() && !v.is_null()) {
             return Err(HeartbeatError::RuntimeMetadata);
         }
+        let reported = raw.report.installed.as_ref().map_or(0, Vec::len) + raw.report.failures.len();
+        if reported > MAX_REPORTED_PLUGINS {
+            return Err(HeartbeatError::TooManyPlugins);
+        }
+        let mut report = raw.report;
+        for failure in &mut report.failures {
+            failure.error = truncate(std::mem::take(&mut failure.error));
+        }
         let monthly_spend = raw
             .monthly_spend
             .filter(|spend| spend.is_finite())
@@ -77,6 +97,8 @@ impl Heartbeat {
             monthly_spend,
             runtime_state: raw.runtime_state,
             runtime_metadata: raw.runtime_metadata.filter(|v| !v.is_null()),
+            report,
+            desired: None,
         })
     }
 

@@ -12,6 +12,7 @@ pub mod heartbeat;
 pub mod ids;
 pub mod lifecycle;
 pub mod manifest;
+pub mod reconcile;
 pub mod status;
 pub mod validate;
 

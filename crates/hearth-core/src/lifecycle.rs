@@ -36,6 +36,13 @@ pub struct Snapshot {
 pub enum Input {
     /// A runtime heartbeat (already validated).
     Heartbeat(Heartbeat),
+    /// A runtime reports that it installed a plugin (the SDK's
+    /// `POST /workspaces/:id/plugins`). No status change; observed state only.
+    RecordInstall {
+        name: String,
+        sha256: Option<String>,
+        desired: Option<crate::reconcile::DesiredState>,
+    },
     /// A runtime (re-)registered, saying where it can be reached.
     Register {
         url: String,
@@ -68,6 +75,7 @@ impl Input {
         match self {
             Input::Heartbeat(_) => "heartbeat",
             Input::Register { .. } => "register",
+            Input::RecordInstall { .. } => "record_install",
             Input::Pause => "pause",
             Input::Resume => "resume",
             Input::Restart => "restart",
@@ -80,7 +88,7 @@ impl Input {
     }
 
     fn is_from_runtime(&self) -> bool {
-        matches!(self, Input::Heartbeat(_) | Input::Register { .. })
+        matches!(self, Input::Heartbeat(_) | Input::Register { .. } | Input::RecordInstall { .. })
     }
 }
 
@@ -120,6 +128,7 @@ pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<
     }
     match input {
         Input::Heartbeat(hb) => Ok(on_heartbeat(snapshot, hb)),
+        Input::RecordInstall { .. } => Ok(stay(current)),
         Input::Register { .. } => match current {
             Paused | Hibernated => Err(Rejection::Stopped(current)),
             Provisioning | Failed | Offline => Ok(go_online(current)),

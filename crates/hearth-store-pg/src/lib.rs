@@ -16,15 +16,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hearth_core::{decide, EventDraft, EventId, Input, OrgId, TokenId, WorkspaceId};
 use hearth_store::{
-    evolve, Applied, Deleted, Engine, Event, EventQuery, NewToken, NewWorkspace, SealedSecret, Store, StoreError,
-    StoreResult, Sweep, Token, Workspace,
+    evolve, Applied, Deleted, Engine, Event, EventQuery, NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace,
+    Plugin, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use rows::{EventRow, PgStatus, SecretRow, TokenRow, WorkspaceRow};
+use rows::{EventRow, FileRow, PgStatus, PluginRow, SecretRow, TemplateRow, TokenRow, WorkspaceRow};
 
 /// The migrations of this engine, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -140,10 +140,58 @@ impl PgStore {
             .bind(ws.status_changed_at)
             .bind(ws.last_active_at)
             .bind(ws.updated_at)
+            .bind(&ws.reported_assets_digest)
+            .bind(Json(&ws.installed_plugins))
+            .bind(Json(&ws.conditions))
             .execute(&mut *conn)
             .await
             .map_err(map_err("update_workspace"))?;
         Ok(())
+    }
+
+    async fn insert_files(
+        conn: &mut PgConnection,
+        owner: Uuid,
+        files: &[NewFile],
+        statement: &'static str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        for file in files {
+            sqlx::query(sql::INSERT_BLOB)
+                .bind(&file.sha256)
+                .bind(&file.content)
+                .bind(file.content.len() as i64)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err("insert_blob"))?;
+            sqlx::query(statement)
+                .bind(owner)
+                .bind(&file.path)
+                .bind(&file.sha256)
+                .bind(file.content.len() as i64)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err("insert_file"))?;
+        }
+        Ok(())
+    }
+
+    async fn files_of(&self, statement: &'static str, owner: Uuid) -> StoreResult<Vec<FileRow>> {
+        sqlx::query_as(statement).bind(owner).fetch_all(&self.pool).await.map_err(map_err("list_files"))
+    }
+
+    async fn template_from(&self, row: Option<TemplateRow>) -> StoreResult<Template> {
+        let row = row.ok_or(StoreError::NotFound("template"))?;
+        let files = self.files_of(sql::LIST_TEMPLATE_FILES, row.template_id).await?;
+        Ok(row.with_files(files))
+    }
+
+    async fn plugin_from(&self, row: Option<PluginRow>) -> StoreResult<Plugin> {
+        let row = row.ok_or(StoreError::NotFound("plugin"))?;
+        let files = self.files_of(sql::LIST_PLUGIN_FILES, row.plugin_id).await?;
+        Ok(row.with_files(files))
     }
 
     async fn insert_token_on(conn: &mut PgConnection, token: &NewToken) -> StoreResult<()> {
@@ -267,11 +315,13 @@ impl Store for PgStore {
             }
             None => false,
         };
-        let next = evolve(&current, &input, &decision, now);
+        let (next, reconcile_events) = evolve(&current, &input, &decision, now);
         if next != current {
             Self::write_workspace(&mut tx, &next).await?;
         }
-        let events = Self::append_events(&mut tx, current.org_id, Some(id), decision.events, now).await?;
+        let mut drafts = decision.events;
+        drafts.extend(reconcile_events);
+        let events = Self::append_events(&mut tx, current.org_id, Some(id), drafts, now).await?;
         tx.commit().await.map_err(map_err("commit"))?;
         Ok(Applied { previous: current.status, workspace: next, events, minted_token })
     }
@@ -293,7 +343,7 @@ impl Store for PgStore {
             if decision.next == current.status {
                 continue;
             }
-            let next = evolve(&current, &Input::Delete, &decision, now);
+            let (next, _) = evolve(&current, &Input::Delete, &decision, now);
             Self::write_workspace(&mut tx, &next).await?;
             let events = Self::append_events(&mut tx, current.org_id, Some(current.id), decision.events, now).await?;
             if current.id != id {
@@ -435,6 +485,122 @@ impl Store for PgStore {
             .await
             .map_err(map_err("list_secrets"))?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn put_template(&self, template: NewTemplate) -> StoreResult<Template> {
+        let mut tx = self.pool.begin().await.map_err(map_err("begin"))?;
+        let id: Uuid = sqlx::query_scalar(sql::UPSERT_TEMPLATE)
+            .bind(Uuid::new_v4())
+            .bind(template.org_id.0)
+            .bind(&template.name)
+            .bind(&template.runtime)
+            .bind(&template.model)
+            .bind(Json(&template.plugins))
+            .bind(&template.assets_digest)
+            .bind(template.now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err("upsert_template"))?;
+        sqlx::query(sql::DELETE_TEMPLATE_FILES)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err("delete_template_files"))?;
+        Self::insert_files(&mut tx, id, &template.files, sql::INSERT_TEMPLATE_FILE, template.now).await?;
+        tx.commit().await.map_err(map_err("commit"))?;
+        self.get_template_by_id(id).await
+    }
+
+    async fn get_template_by_name(&self, org: OrgId, name: &str) -> StoreResult<Template> {
+        let row: Option<TemplateRow> = sqlx::query_as(sql::SELECT_TEMPLATE_BY_NAME)
+            .bind(org.0)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err("get_template"))?;
+        self.template_from(row).await
+    }
+
+    async fn get_template_by_id(&self, id: Uuid) -> StoreResult<Template> {
+        let row: Option<TemplateRow> = sqlx::query_as(sql::SELECT_TEMPLATE_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err("get_template"))?;
+        self.template_from(row).await
+    }
+
+    async fn list_templates(&self, org: Option<OrgId>) -> StoreResult<Vec<Template>> {
+        let rows: Vec<TemplateRow> = sqlx::query_as(sql::LIST_TEMPLATES)
+            .bind(org.map(|o| o.0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err("list_templates"))?;
+        let mut templates = Vec::with_capacity(rows.len());
+        for row in rows {
+            templates.push(self.template_from(Some(row)).await?);
+        }
+        Ok(templates)
+    }
+
+    async fn put_plugin(&self, plugin: NewPlugin) -> StoreResult<Plugin> {
+        let mut tx = self.pool.begin().await.map_err(map_err("begin"))?;
+        let id: Uuid = sqlx::query_scalar(sql::UPSERT_PLUGIN)
+            .bind(Uuid::new_v4())
+            .bind(plugin.org_id.0)
+            .bind(&plugin.name)
+            .bind(&plugin.version)
+            .bind(&plugin.description)
+            .bind(&plugin.sha256)
+            .bind(plugin.now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err("upsert_plugin"))?;
+        sqlx::query(sql::DELETE_PLUGIN_FILES)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err("delete_plugin_files"))?;
+        Self::insert_files(&mut tx, id, &plugin.files, sql::INSERT_PLUGIN_FILE, plugin.now).await?;
+        tx.commit().await.map_err(map_err("commit"))?;
+        let row: Option<PluginRow> = sqlx::query_as(sql::SELECT_PLUGIN_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err("get_plugin"))?;
+        self.plugin_from(row).await
+    }
+
+    async fn get_plugin(&self, org: OrgId, name: &str) -> StoreResult<Plugin> {
+        let row: Option<PluginRow> = sqlx::query_as(sql::SELECT_PLUGIN_BY_NAME)
+            .bind(org.0)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err("get_plugin"))?;
+        self.plugin_from(row).await
+    }
+
+    async fn list_plugins(&self, org: Option<OrgId>) -> StoreResult<Vec<Plugin>> {
+        let rows: Vec<PluginRow> = sqlx::query_as(sql::LIST_PLUGINS)
+            .bind(org.map(|o| o.0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err("list_plugins"))?;
+        let mut plugins = Vec::with_capacity(rows.len());
+        for row in rows {
+            plugins.push(self.plugin_from(Some(row)).await?);
+        }
+        Ok(plugins)
+    }
+
+    async fn get_blob(&self, sha256: &str) -> StoreResult<Vec<u8>> {
+        let content: Option<Vec<u8>> = sqlx::query_scalar(sql::SELECT_BLOB)
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err("get_blob"))?;
+        content.ok_or(StoreError::NotFound("file"))
     }
 
     async fn last_event_seq(&self) -> StoreResult<i64> {

@@ -1,8 +1,9 @@
 //! Row types and the mapping of Postgres values onto domain types.
 
 use chrono::{DateTime, Utc};
+use hearth_core::reconcile::{ConditionRecord, InstalledPlugin};
 use hearth_core::{EventKind, WorkspaceStatus};
-use hearth_store::{Event, SealedSecret, StoreError, Token, Workspace};
+use hearth_store::{Event, FileRef, Plugin, SealedSecret, StoreError, Template, Token, Workspace};
 use serde_json::Value;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -61,6 +62,9 @@ pub(crate) struct WorkspaceRow {
     monthly_spend: i64,
     runtime_state: Option<String>,
     runtime_metadata: Option<Json<Value>>,
+    reported_assets_digest: Option<String>,
+    installed_plugins: Json<Vec<InstalledPlugin>>,
+    conditions: Json<Vec<ConditionRecord>>,
     status_changed_at: DateTime<Utc>,
     last_active_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
@@ -94,6 +98,9 @@ impl From<WorkspaceRow> for Workspace {
             monthly_spend: row.monthly_spend,
             runtime_state: row.runtime_state,
             runtime_metadata: row.runtime_metadata.map(|j| j.0),
+            reported_assets_digest: row.reported_assets_digest,
+            installed_plugins: row.installed_plugins.0,
+            conditions: row.conditions.0,
             status_changed_at: row.status_changed_at,
             last_active_at: row.last_active_at,
             created_at: row.created_at,
@@ -166,5 +173,76 @@ impl EventRow {
             timestamp: self.created_at,
             payload: self.payload.0,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct FileRow {
+    path: String,
+    sha256: String,
+    size: i64,
+}
+
+impl From<FileRow> for FileRef {
+    fn from(row: FileRow) -> Self {
+        FileRef { path: row.path, sha256: row.sha256, size: row.size }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TemplateRow {
+    pub(crate) template_id: Uuid,
+    org_id: Uuid,
+    name: String,
+    runtime: Option<String>,
+    model: Option<String>,
+    plugins: Json<Vec<String>>,
+    assets_digest: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TemplateRow {
+    pub(crate) fn with_files(self, files: Vec<FileRow>) -> Template {
+        Template {
+            id: self.template_id,
+            org_id: self.org_id.into(),
+            name: self.name,
+            runtime: self.runtime,
+            model: self.model,
+            plugins: self.plugins.0,
+            assets_digest: self.assets_digest,
+            files: files.into_iter().map(Into::into).collect(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PluginRow {
+    pub(crate) plugin_id: Uuid,
+    org_id: Uuid,
+    name: String,
+    version: String,
+    description: String,
+    sha256: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl PluginRow {
+    pub(crate) fn with_files(self, files: Vec<FileRow>) -> Plugin {
+        Plugin {
+            id: self.plugin_id,
+            org_id: self.org_id.into(),
+            name: self.name,
+            version: self.version,
+            description: self.description,
+            sha256: self.sha256,
+            files: files.into_iter().map(Into::into).collect(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
     }
 }

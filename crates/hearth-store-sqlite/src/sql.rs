@@ -16,7 +16,8 @@ macro_rules! select_workspaces {
             "select workspace_id, org_id, name, role, tier, status, url, agent_card, parent_id, template, runtime, \
              model, max_concurrent_tasks, budget_limit, external, last_heartbeat_at, last_error_rate, \
              last_sample_error, active_tasks, uptime_seconds, current_task, monthly_spend, runtime_state, \
-             runtime_metadata, status_changed_at, last_active_at, created_at, updated_at from workspaces ",
+             runtime_metadata, reported_assets_digest, installed_plugins, conditions, status_changed_at, last_active_at, \
+             created_at, updated_at from workspaces ",
             $tail
         )
     };
@@ -37,7 +38,8 @@ statements! {
     UPDATE_WORKSPACE = "update workspaces set status = ?2, url = ?3, agent_card = ?4, last_heartbeat_at = ?5, \
         last_error_rate = ?6, last_sample_error = ?7, active_tasks = ?8, uptime_seconds = ?9, current_task = ?10, \
         monthly_spend = ?11, runtime_state = ?12, runtime_metadata = ?13, status_changed_at = ?14, \
-        last_active_at = ?15, updated_at = ?16 where workspace_id = ?1";
+        last_active_at = ?15, updated_at = ?16, reported_assets_digest = ?17, installed_plugins = ?18, \
+        conditions = ?19 where workspace_id = ?1";
     UPDATE_AGENT_CARD = "update workspaces set agent_card = ?2, updated_at = ?3 where workspace_id = ?1";
     /// The workspace and all its descendants, the workspace first.
     SELECT_SUBTREE = "with recursive subtree (workspace_id, depth) as ( \
@@ -48,7 +50,8 @@ statements! {
         select w.workspace_id, w.org_id, w.name, w.role, w.tier, w.status, w.url, w.agent_card, w.parent_id, \
             w.template, w.runtime, w.model, w.max_concurrent_tasks, w.budget_limit, w.external, w.last_heartbeat_at, \
             w.last_error_rate, w.last_sample_error, w.active_tasks, w.uptime_seconds, w.current_task, w.monthly_spend, \
-            w.runtime_state, w.runtime_metadata, w.status_changed_at, w.last_active_at, w.created_at, w.updated_at \
+            w.runtime_state, w.runtime_metadata, w.reported_assets_digest, w.installed_plugins, w.conditions, \
+            w.status_changed_at, w.last_active_at, w.created_at, w.updated_at \
         from workspaces w join subtree s using (workspace_id) order by s.depth, w.created_at";
     SWEEP_LIVENESS = "select workspace_id from workspaces where status in ('online', 'degraded') \
         and coalesce(last_heartbeat_at, status_changed_at) < ?1 order by workspace_id limit ?2";
@@ -71,6 +74,39 @@ statements! {
     LIST_SECRETS = "select key, nonce, ciphertext from secrets where org_id = ?1 and workspace_id is ?2 order by key";
     RESERVE_EVENT_SEQS = "update event_counters set last_seq = last_seq + ?1, updated_at = ?2 \
         where event_counter_id = 1 returning last_seq";
+    INSERT_BLOB = "insert into blobs (sha256, content, size, created_at, updated_at) values (?1, ?2, ?3, ?4, ?4) \
+        on conflict (sha256) do nothing";
+    SELECT_BLOB = "select content from blobs where sha256 = ?1";
+    /// Keeps the template's id when a template of the same name is re-imported.
+    UPSERT_TEMPLATE = "insert into templates (template_id, org_id, name, runtime, model, plugins, assets_digest, \
+        created_at, updated_at) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) \
+        on conflict (org_id, name) do update set runtime = excluded.runtime, model = excluded.model, \
+        plugins = excluded.plugins, assets_digest = excluded.assets_digest, updated_at = excluded.updated_at \
+        returning template_id";
+    DELETE_TEMPLATE_FILES = "delete from template_files where template_id = ?1";
+    INSERT_TEMPLATE_FILE = "insert into template_files (template_id, path, sha256, size, created_at, updated_at) \
+        values (?1, ?2, ?3, ?4, ?5, ?5)";
+    SELECT_TEMPLATE_BY_NAME = "select template_id, org_id, name, runtime, model, plugins, assets_digest, created_at, \
+        updated_at from templates where org_id = ?1 and name = ?2";
+    SELECT_TEMPLATE_BY_ID = "select template_id, org_id, name, runtime, model, plugins, assets_digest, created_at, \
+        updated_at from templates where template_id = ?1";
+    LIST_TEMPLATES = "select template_id, org_id, name, runtime, model, plugins, assets_digest, created_at, \
+        updated_at from templates where (?1 is null or org_id = ?1) order by name, template_id";
+    LIST_TEMPLATE_FILES = "select path, sha256, size from template_files where template_id = ?1 order by path";
+    UPSERT_PLUGIN = "insert into plugins (plugin_id, org_id, name, version, description, sha256, created_at, updated_at) \
+        values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+        on conflict (org_id, name) do update set version = excluded.version, description = excluded.description, \
+        sha256 = excluded.sha256, updated_at = excluded.updated_at returning plugin_id";
+    DELETE_PLUGIN_FILES = "delete from plugin_files where plugin_id = ?1";
+    INSERT_PLUGIN_FILE = "insert into plugin_files (plugin_id, path, sha256, size, created_at, updated_at) \
+        values (?1, ?2, ?3, ?4, ?5, ?5)";
+    SELECT_PLUGIN_BY_NAME = "select plugin_id, org_id, name, version, description, sha256, created_at, updated_at \
+        from plugins where org_id = ?1 and name = ?2";
+    SELECT_PLUGIN_BY_ID = "select plugin_id, org_id, name, version, description, sha256, created_at, updated_at \
+        from plugins where plugin_id = ?1";
+    LIST_PLUGINS = "select plugin_id, org_id, name, version, description, sha256, created_at, updated_at \
+        from plugins where (?1 is null or org_id = ?1) order by name, plugin_id";
+    LIST_PLUGIN_FILES = "select path, sha256, size from plugin_files where plugin_id = ?1 order by path";
     LAST_EVENT_SEQ = "select last_seq from event_counters where event_counter_id = 1";
     INSERT_EVENT = "insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
         values (?1, ?2, ?3, ?4, ?5, ?6, ?7)";

@@ -10,7 +10,10 @@ use hearth_core::heartbeat::RawHeartbeat;
 use hearth_core::{EventKind, Heartbeat, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus};
 use serde_json::json;
 
-use crate::{EventQuery, NewToken, NewWorkspace, SealedSecret, Store, StoreError, Sweep};
+use crate::{
+    EventQuery, NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace, SealedSecret, Store, StoreError, Sweep,
+};
+use hearth_core::reconcile::{DesiredPlugin, DesiredState, PluginFailure, Report};
 
 /// Generates one `#[tokio::test]` per scenario. `$make` is an async
 /// expression returning `(store, guard)`; the guard lives until the test ends.
@@ -38,6 +41,10 @@ macro_rules! conformance_tests {
             unknown_workspace_is_not_found,
             duplicate_ids_and_bad_parents_are_conflicts,
             heartbeat_fields_are_stored,
+            templates_are_content_addressed_and_replaced_by_name,
+            plugins_are_stored_and_replaced_by_name,
+            heartbeats_converge_to_the_desired_state_level_triggered,
+            install_reports_update_the_observed_plugins,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -445,6 +452,7 @@ pub async fn heartbeat_fields_are_stored(store: S) {
         monthly_spend: Some(1234.0),
         runtime_state: Some(String::new()),
         runtime_metadata: Some(json!({"capabilities": {"x": true}, "idle_timeout_seconds": 30})),
+        report: Report::default(),
     });
     store.apply(id, hb, t(5), None).await.unwrap();
     let ws = store.get_workspace(id).await.unwrap();
@@ -459,4 +467,130 @@ pub async fn heartbeat_fields_are_stored(store: S) {
     // A heartbeat without monthly_spend keeps the stored value.
     store.apply(id, heartbeat(0.0), t(6), None).await.unwrap();
     assert_eq!(store.get_workspace(id).await.unwrap().monthly_spend, 1234);
+}
+
+fn file(path: &str, content: &[u8]) -> NewFile {
+    NewFile { path: path.into(), sha256: hearth_core::digest::sha256_hex(content), content: content.to_vec() }
+}
+
+fn template(name: &str, files: Vec<NewFile>, now: DateTime<Utc>) -> NewTemplate {
+    NewTemplate {
+        org_id: OrgId::DEFAULT,
+        name: name.into(),
+        runtime: Some("claude".into()),
+        model: Some("m".into()),
+        plugins: vec!["seo-all".into()],
+        assets_digest: format!("sha256:{name}-{}", files.len()),
+        files,
+        now,
+    }
+}
+
+pub async fn templates_are_content_addressed_and_replaced_by_name(store: S) {
+    let binary: Vec<u8> = (0..=255u8).collect();
+    let first = store
+        .put_template(template("seo", vec![file("config.yaml", b"name: seo\n"), file("model.bin", &binary)], t(1)))
+        .await
+        .unwrap();
+    assert_eq!(first.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["config.yaml", "model.bin"]);
+    assert_eq!(first.plugins, ["seo-all"]);
+    let bin = first.files.iter().find(|f| f.path == "model.bin").unwrap();
+    assert_eq!(bin.size, 256);
+    assert_eq!(store.get_blob(&bin.sha256).await.unwrap(), binary, "binary files round-trip exactly");
+    // A second template sharing a file stores it once; re-importing replaces.
+    store.put_template(template("other", vec![file("model.bin", &binary)], t(2))).await.unwrap();
+    let second = store
+        .put_template(template("seo", vec![file("config.yaml", b"name: seo v2\n"), file("prompts/a.md", b"hi")], t(3)))
+        .await
+        .unwrap();
+    assert_eq!(second.id, first.id, "same name keeps its id");
+    assert_eq!(second.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["config.yaml", "prompts/a.md"]);
+    assert_eq!(second.updated_at, t(3));
+    let by_name = store.get_template_by_name(OrgId::DEFAULT, "seo").await.unwrap();
+    assert_eq!(by_name, second);
+    assert_eq!(store.get_template_by_id(first.id).await.unwrap(), second);
+    assert_eq!(store.list_templates(Some(OrgId::DEFAULT)).await.unwrap().len(), 2);
+    assert!(matches!(store.get_template_by_name(OrgId::DEFAULT, "nope").await, Err(StoreError::NotFound("template"))));
+    assert!(matches!(store.get_blob("0000").await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn plugins_are_stored_and_replaced_by_name(store: S) {
+    let new = |version: &str, now| NewPlugin {
+        org_id: OrgId::DEFAULT,
+        name: "seo-all".into(),
+        version: version.into(),
+        description: "SEO tools".into(),
+        sha256: format!("hash-{version}"),
+        files: vec![file("plugin.yaml", b"name: seo-all\n"), file("tools/run.sh", version.as_bytes())],
+        now,
+    };
+    let first = store.put_plugin(new("1.0.0", t(1))).await.unwrap();
+    assert_eq!(first.version, "1.0.0");
+    assert_eq!(first.files.len(), 2);
+    let second = store.put_plugin(new("1.1.0", t(2))).await.unwrap();
+    assert_eq!(second.id, first.id);
+    assert_eq!(store.get_plugin(OrgId::DEFAULT, "seo-all").await.unwrap().sha256, "hash-1.1.0");
+    assert_eq!(store.list_plugins(None).await.unwrap().len(), 1);
+    assert!(matches!(store.get_plugin(OrgId::DEFAULT, "missing").await, Err(StoreError::NotFound("plugin"))));
+}
+
+fn desired() -> DesiredState {
+    DesiredState {
+        assets_digest: Some("sha256:assets".into()),
+        plugins: vec![DesiredPlugin { name: "seo-all".into(), version: "1.2.0".into(), sha256: "h1".into() }],
+    }
+}
+
+fn reporting(report: Report) -> Input {
+    let mut hb = Heartbeat::validate(RawHeartbeat { report, ..Default::default() }).unwrap();
+    hb.desired = Some(desired());
+    Input::Heartbeat(hb)
+}
+
+pub async fn heartbeats_converge_to_the_desired_state_level_triggered(store: S) {
+    let id = create(&*store, "w").await;
+    let nothing = store.apply(id, reporting(Report::default()), t(1), None).await.unwrap();
+    let conditions = &nothing.workspace.conditions;
+    assert_eq!(conditions.len(), 2);
+    assert!(conditions.iter().all(|c| c.status == "False"), "{conditions:?}");
+    let holding = Report {
+        assets_digest: Some("sha256:assets".into()),
+        installed: Some(vec![("seo-all".into(), Some("h1".into()))]),
+        failures: vec![],
+    };
+    let converged = store.apply(id, reporting(holding.clone()), t(2), None).await.unwrap();
+    assert!(converged.workspace.conditions.iter().all(|c| c.status == "True"));
+    let kinds: Vec<EventKind> = converged.events.iter().map(|e| e.kind).collect();
+    assert!(kinds.contains(&EventKind::AssetsDelivered) && kinds.contains(&EventKind::PluginInstalled), "{kinds:?}");
+    let stored = store.get_workspace(id).await.unwrap();
+    assert_eq!(stored.installed_plugins.len(), 1);
+    assert_eq!(stored.reported_assets_digest.as_deref(), Some("sha256:assets"));
+    assert_eq!(stored.conditions, converged.workspace.conditions, "conditions are durable");
+    // Steady state: nothing new.
+    assert!(store.apply(id, reporting(holding.clone()), t(3), None).await.unwrap().events.is_empty());
+    // The plugin goes missing on disk, with a failure to reinstall: the condition says why.
+    let lost = Report {
+        assets_digest: Some("sha256:assets".into()),
+        installed: Some(vec![]),
+        failures: vec![PluginFailure { name: "seo-all".into(), error: "sha256 mismatch".into() }],
+    };
+    let failed = store.apply(id, reporting(lost), t(4), None).await.unwrap();
+    let plugins = failed.workspace.conditions.iter().find(|c| c.kind == "PluginsInstalled").unwrap();
+    assert_eq!(plugins.reason, "InstallFailed");
+    assert!(plugins.message.contains("sha256 mismatch"));
+    assert_eq!(failed.workspace.status, WorkspaceStatus::Online, "no status change");
+    let back = store.apply(id, reporting(holding), t(5), None).await.unwrap();
+    assert!(back.events.iter().any(|e| e.kind == EventKind::PluginInstalled));
+}
+
+pub async fn install_reports_update_the_observed_plugins(store: S) {
+    let id = create(&*store, "w").await;
+    let input = Input::RecordInstall { name: "seo-all".into(), sha256: Some("h1".into()), desired: Some(desired()) };
+    let applied = store.apply(id, input, t(1), None).await.unwrap();
+    assert_eq!(applied.workspace.installed_plugins[0].name, "seo-all");
+    assert_eq!(applied.workspace.status, WorkspaceStatus::Provisioning, "an install report is not a heartbeat");
+    assert!(applied.events.iter().any(|e| e.kind == EventKind::PluginInstalled));
+    store.delete_workspace(id, t(2)).await.unwrap();
+    let input = Input::RecordInstall { name: "x".into(), sha256: None, desired: None };
+    assert!(matches!(store.apply(id, input, t(3), None).await, Err(StoreError::Rejected(Rejection::Removed))));
 }

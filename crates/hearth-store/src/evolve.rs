@@ -3,13 +3,23 @@
 //! calls [`hearth_core::decide`], then writes what [`evolve`] returns.
 
 use chrono::{DateTime, Utc};
-use hearth_core::{Decision, Input};
+use hearth_core::reconcile::{self, DesiredState};
+use hearth_core::{Decision, EventDraft, Input};
 
 use crate::Workspace;
 
-/// The workspace after `input` was accepted with `decision` at `now`.
-pub fn evolve(current: &Workspace, input: &Input, decision: &Decision, now: DateTime<Utc>) -> Workspace {
+/// The workspace after `input` was accepted with `decision` at `now`, and
+/// the reconcile events (conditions, deliveries, installs) to append after
+/// the decision's own.
+pub fn evolve(
+    current: &Workspace,
+    input: &Input,
+    decision: &Decision,
+    now: DateTime<Utc>,
+) -> (Workspace, Vec<EventDraft>) {
     let mut next = current.clone();
+    let mut desired: Option<&DesiredState> = None;
+    let mut failures: &[reconcile::PluginFailure] = &[];
     if decision.next != current.status {
         next.status = decision.next;
         next.status_changed_at = now;
@@ -37,6 +47,18 @@ pub fn evolve(current: &Workspace, input: &Input, decision: &Decision, now: Date
             if busy {
                 next.last_active_at = Some(now);
             }
+            if hb.report.assets_digest.is_some() {
+                next.reported_assets_digest = hb.report.assets_digest.clone();
+            }
+            if let Some(installed) = &hb.report.installed {
+                next.installed_plugins = reconcile::merge_installed(&current.installed_plugins, installed, now);
+            }
+            desired = hb.desired.as_ref();
+            failures = &hb.report.failures;
+        }
+        Input::RecordInstall { name, sha256, desired: wanted } => {
+            next.installed_plugins = reconcile::record_install(&current.installed_plugins, name, sha256.clone(), now);
+            desired = wanted.as_ref();
         }
         Input::Register { url, agent_card } => {
             next.url = Some(url.clone());
@@ -44,8 +66,22 @@ pub fn evolve(current: &Workspace, input: &Input, decision: &Decision, now: Date
         }
         _ => {}
     }
+    let mut events = Vec::new();
+    if let Some(desired) = desired {
+        let (conditions, reconcile_events) = reconcile::evaluate(
+            desired,
+            next.reported_assets_digest.as_deref(),
+            &current.installed_plugins,
+            &next.installed_plugins,
+            failures,
+            &current.conditions,
+            now,
+        );
+        next.conditions = conditions;
+        events = reconcile_events;
+    }
     if next != *current {
         next.updated_at = now;
     }
-    next
+    (next, events)
 }

@@ -121,6 +121,30 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_secrets(&self, org: OrgId, workspace: Option<WorkspaceId>) -> StoreResult<Vec<SealedSecret>>;
 
+    // --- templates, plugins, blobs --------------------------------------------
+
+    /// Stores a template (its files content-addressed), replacing one of the
+    /// same name in the org, atomically.
+    async fn put_template(&self, template: NewTemplate) -> StoreResult<Template>;
+
+    async fn get_template_by_name(&self, org: OrgId, name: &str) -> StoreResult<Template>;
+
+    async fn get_template_by_id(&self, id: uuid::Uuid) -> StoreResult<Template>;
+
+    /// Templates of `org` (all orgs when `None`), by name.
+    async fn list_templates(&self, org: Option<OrgId>) -> StoreResult<Vec<Template>>;
+
+    /// Stores a plugin, replacing one of the same name in the org, atomically.
+    async fn put_plugin(&self, plugin: NewPlugin) -> StoreResult<Plugin>;
+
+    async fn get_plugin(&self, org: OrgId, name: &str) -> StoreResult<Plugin>;
+
+    /// Plugins of `org` (all orgs when `None`), by name.
+    async fn list_plugins(&self, org: Option<OrgId>) -> StoreResult<Vec<Plugin>>;
+
+    /// The content of a stored file.
+    async fn get_blob(&self, sha256: &str) -> StoreResult<Vec<u8>>;
+
     // --- events -----------------------------------------------------------
 
     /// The `seq` of the newest event (0 when the log is empty).

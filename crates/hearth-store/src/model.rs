@@ -2,8 +2,10 @@
 //! the server maps them onto `hearth-api` responses.
 
 use chrono::{DateTime, Utc};
+use hearth_core::reconcile::{ConditionRecord, InstalledPlugin};
 use hearth_core::{EventId, EventKind, OrgId, Snapshot, TokenId, WorkspaceId, WorkspaceStatus};
 use serde_json::Value;
+use uuid::Uuid;
 
 /// A workspace as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +34,12 @@ pub struct Workspace {
     pub monthly_spend: i64,
     pub runtime_state: Option<String>,
     pub runtime_metadata: Option<Value>,
+    /// The assets digest the runtime last reported.
+    pub reported_assets_digest: Option<String>,
+    /// The plugins the runtime last reported holding (observed state).
+    pub installed_plugins: Vec<InstalledPlugin>,
+    /// `AssetsDelivered` and `PluginsInstalled`, as of the last evaluation.
+    pub conditions: Vec<ConditionRecord>,
     pub status_changed_at: DateTime<Utc>,
     pub last_active_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -184,4 +192,76 @@ pub struct SealedSecret {
     pub key: String,
     pub nonce: Vec<u8>,
     pub ciphertext: Vec<u8>,
+}
+
+/// A stored file of a template or plugin: its content lives in `blobs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    pub path: String,
+    pub sha256: String,
+    pub size: i64,
+}
+
+/// A file to store, with its content (stored once per sha256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    pub path: String,
+    pub sha256: String,
+    pub content: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub id: Uuid,
+    pub org_id: OrgId,
+    pub name: String,
+    pub runtime: Option<String>,
+    pub model: Option<String>,
+    /// Plugin names `config.yaml` declares.
+    pub plugins: Vec<String>,
+    pub assets_digest: String,
+    /// Sorted by path.
+    pub files: Vec<FileRef>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A template to store; replaces one of the same name in the org.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTemplate {
+    pub org_id: OrgId,
+    pub name: String,
+    pub runtime: Option<String>,
+    pub model: Option<String>,
+    pub plugins: Vec<String>,
+    pub assets_digest: String,
+    pub files: Vec<NewFile>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plugin {
+    pub id: Uuid,
+    pub org_id: OrgId,
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// The SDK content-manifest hash.
+    pub sha256: String,
+    /// Sorted by path.
+    pub files: Vec<FileRef>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A plugin to store; replaces one of the same name in the org.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPlugin {
+    pub org_id: OrgId,
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub sha256: String,
+    pub files: Vec<NewFile>,
+    pub now: DateTime<Utc>,
 }

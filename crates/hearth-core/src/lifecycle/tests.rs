@@ -322,3 +322,12 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn install_reports_never_move_a_workspace_and_are_refused_once_removed() {
+    let input = Input::RecordInstall { name: "p".into(), sha256: None, desired: None };
+    for status in WorkspaceStatus::ALL {
+        let expect = if status == Removed { Expect::Gone } else { Expect::Stay };
+        check(status, &input, later(1), expect);
+    }
+}

@@ -1,0 +1,216 @@
+//! Desired vs observed, level-triggered (PRODUCT.md rule 4).
+//!
+//! On every heartbeat (and every install report) the store calls
+//! [`evaluate`] with what the template declares and what the runtime holds.
+//! It returns the `AssetsDelivered` and `PluginsInstalled` conditions and the
+//! events their changes deserve. Nothing here depends on having seen a status
+//! edge: a runtime that lost a plugin, or never got one, is simply "not
+//! converged" on its next heartbeat, and converged again once it reports it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::event::{EventDraft, EventKind};
+
+/// One plugin a workspace must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredPlugin {
+    pub name: String,
+    pub version: String,
+    /// The SDK content-manifest hash.
+    pub sha256: String,
+}
+
+/// What the template (and operator) declare for a workspace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredState {
+    /// `None` when the workspace has no template.
+    pub assets_digest: Option<String>,
+    pub plugins: Vec<DesiredPlugin>,
+}
+
+/// A plugin the runtime says it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledPlugin {
+    pub name: String,
+    pub sha256: Option<String>,
+    pub installed_at: DateTime<Utc>,
+}
+
+/// A plugin the runtime tried and failed to install.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginFailure {
+    pub name: String,
+    pub error: String,
+}
+
+/// What a runtime reported in one heartbeat (all optional on the wire).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    pub assets_digest: Option<String>,
+    /// `None`: not reported (keep what is stored); `Some`: the full set.
+    pub installed: Option<Vec<(String, Option<String>)>>,
+    pub failures: Vec<PluginFailure>,
+}
+
+pub const ASSETS_DELIVERED: &str = "AssetsDelivered";
+pub const PLUGINS_INSTALLED: &str = "PluginsInstalled";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConditionRecord {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: DateTime<Utc>,
+}
+
+/// The observed side after a report: the installed set it leaves behind.
+pub fn merge_installed(
+    previous: &[InstalledPlugin],
+    reported: &[(String, Option<String>)],
+    now: DateTime<Utc>,
+) -> Vec<InstalledPlugin> {
+    let mut merged: Vec<InstalledPlugin> = reported
+        .iter()
+        .map(|(name, sha256)| {
+            let kept = previous.iter().find(|p| &p.name == name && &p.sha256 == sha256);
+            InstalledPlugin {
+                name: name.clone(),
+                sha256: sha256.clone(),
+                installed_at: kept.map(|p| p.installed_at).unwrap_or(now),
+            }
+        })
+        .collect();
+    merged.sort_by(|a, b| a.name.cmp(&b.name));
+    merged.dedup_by(|a, b| a.name == b.name);
+    merged
+}
+
+/// Adds or replaces one installed plugin (an install report from the SDK).
+pub fn record_install(
+    previous: &[InstalledPlugin],
+    name: &str,
+    sha256: Option<String>,
+    now: DateTime<Utc>,
+) -> Vec<InstalledPlugin> {
+    let mut next: Vec<InstalledPlugin> = previous.iter().filter(|p| p.name != name).cloned().collect();
+    let kept = previous.iter().find(|p| p.name == name && p.sha256 == sha256).map(|p| p.installed_at);
+    next.push(InstalledPlugin { name: name.to_owned(), sha256, installed_at: kept.unwrap_or(now) });
+    next.sort_by(|a, b| a.name.cmp(&b.name));
+    next
+}
+
+fn satisfied(desired: &DesiredPlugin, installed: &[InstalledPlugin]) -> bool {
+    installed.iter().any(|p| {
+        p.name == desired.name && p.sha256.as_deref().is_none_or(|sha| sha.eq_ignore_ascii_case(&desired.sha256))
+    })
+}
+
+/// Computes the conditions and the events of their changes.
+///
+/// `previous_installed`/`installed` are the runtime's set before and after
+/// this report; `reported_digest` is the latest digest it reported (or the
+/// stored one when this report had none).
+pub fn evaluate(
+    desired: &DesiredState,
+    reported_digest: Option<&str>,
+    previous_installed: &[InstalledPlugin],
+    installed: &[InstalledPlugin],
+    failures: &[PluginFailure],
+    previous: &[ConditionRecord],
+    now: DateTime<Utc>,
+) -> (Vec<ConditionRecord>, Vec<EventDraft>) {
+    let mut events = Vec::new();
+
+    let (status, reason, message) = match (&desired.assets_digest, reported_digest) {
+        (None, _) => ("True", "NoTemplate", "the workspace has no template, so no assets to deliver".to_owned()),
+        (Some(want), Some(have)) if want == have => ("True", "Delivered", format!("the runtime holds assets {want}")),
+        (Some(want), Some(have)) => {
+            ("False", "DigestMismatch", format!("the runtime holds assets {have}, the template's are {want}"))
+        }
+        (Some(want), None) => ("False", "NotReported", format!("waiting for the runtime to report assets {want}")),
+    };
+    let assets = condition(previous, ASSETS_DELIVERED, status, reason, message, now);
+    if assets.status == "True" && changed(previous, &assets) && desired.assets_digest.is_some() {
+        events.push(EventDraft::new(EventKind::AssetsDelivered, json!({"digest": desired.assets_digest})));
+    }
+
+    for plugin in &desired.plugins {
+        if satisfied(plugin, installed) && !satisfied(plugin, previous_installed) {
+            events.push(EventDraft::new(
+                EventKind::PluginInstalled,
+                json!({"name": plugin.name, "version": plugin.version, "sha256": plugin.sha256}),
+            ));
+        }
+    }
+    let failed: Vec<&PluginFailure> = failures
+        .iter()
+        .filter(|f| desired.plugins.iter().any(|p| p.name == f.name && !satisfied(p, installed)))
+        .collect();
+    let missing: Vec<&str> = desired
+        .plugins
+        .iter()
+        .filter(|p| !satisfied(p, installed) && !failed.iter().any(|f| f.name == p.name))
+        .map(|p| p.name.as_str())
+        .collect();
+    let (status, reason, message) = if !failed.is_empty() {
+        let what: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.name, f.error)).collect();
+        ("False", "InstallFailed", format!("plugin install failed: {}", what.join("; ")))
+    } else if !missing.is_empty() {
+        ("False", "Pending", format!("waiting for the runtime to install: {}", missing.join(", ")))
+    } else if desired.plugins.is_empty() {
+        ("True", "NoPlugins", "the template declares no plugins".to_owned())
+    } else {
+        let names: Vec<&str> = desired.plugins.iter().map(|p| p.name.as_str()).collect();
+        ("True", "AllInstalled", format!("installed: {}", names.join(", ")))
+    };
+    let plugins = condition(previous, PLUGINS_INSTALLED, status, reason, message, now);
+    if plugins.reason == "InstallFailed" && changed(previous, &plugins) {
+        for failure in &failed {
+            events.push(EventDraft::new(
+                EventKind::PluginInstallFailed,
+                json!({"name": failure.name, "error": failure.error}),
+            ));
+        }
+    }
+
+    let conditions = vec![assets, plugins];
+    for c in &conditions {
+        if changed(previous, c) {
+            events.push(EventDraft::new(
+                EventKind::ConditionChanged,
+                json!({"type": c.kind, "status": c.status, "reason": c.reason, "message": c.message}),
+            ));
+        }
+    }
+    (conditions, events)
+}
+
+/// A condition with `last_transition_time` kept unless the status changed.
+fn condition(
+    previous: &[ConditionRecord],
+    kind: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: DateTime<Utc>,
+) -> ConditionRecord {
+    let before = previous.iter().find(|c| c.kind == kind);
+    let last_transition_time = match before {
+        Some(b) if b.status == status => b.last_transition_time,
+        _ => now,
+    };
+    ConditionRecord { kind: kind.into(), status: status.into(), reason: reason.into(), message, last_transition_time }
+}
+
+/// True when `c` differs from its previous version in status or reason.
+fn changed(previous: &[ConditionRecord], c: &ConditionRecord) -> bool {
+    previous.iter().find(|p| p.kind == c.kind).is_none_or(|p| p.status != c.status || p.reason != c.reason)
+}
+
+#[cfg(test)]
+mod tests;
