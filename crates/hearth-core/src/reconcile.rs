@@ -180,7 +180,10 @@ pub fn evaluate(
 
     let conditions = vec![assets, plugins];
     for c in &conditions {
-        if changed(previous, c) {
+        // A condition's first evaluation is recorded silently: there is
+        // nothing it changed from.
+        let existed = previous.iter().any(|p| p.kind == c.kind);
+        if existed && changed(previous, c) {
             events.push(EventDraft::new(
                 EventKind::ConditionChanged,
                 json!({"type": c.kind, "status": c.status, "reason": c.reason, "message": c.message}),

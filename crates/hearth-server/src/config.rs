@@ -37,6 +37,8 @@ pub struct Settings {
     pub require_issued_tokens: bool,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Largest template or plugin upload accepted (and the plugin size cap).
+    pub max_upload_bytes: usize,
     /// How long a request waits for a database connection before a 503.
     pub database_timeout: Duration,
 }
@@ -57,6 +59,7 @@ impl Default for Settings {
             allow_private_agent_urls: false,
             require_issued_tokens: false,
             max_body_bytes: 1024 * 1024,
+            max_upload_bytes: 32 * 1024 * 1024,
             database_timeout: Duration::from_secs(5),
         }
     }

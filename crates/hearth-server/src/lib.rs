@@ -10,6 +10,7 @@ pub mod buildinfo;
 pub mod bus;
 pub mod config;
 pub mod crypto;
+pub mod desired;
 pub mod error;
 pub mod extract;
 pub mod metrics;

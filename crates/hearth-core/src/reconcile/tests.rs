@@ -39,7 +39,7 @@ fn nothing_reported_yet_is_pending_on_both_conditions() {
     let plugins = get(&c, PLUGINS_INSTALLED);
     assert_eq!((plugins.status.as_str(), plugins.reason.as_str()), ("False", "Pending"));
     assert!(plugins.message.contains("seo-all") && plugins.message.contains("search"));
-    assert_eq!(kinds(&events), [EventKind::ConditionChanged, EventKind::ConditionChanged], "first evaluation");
+    assert!(events.is_empty(), "a first evaluation is recorded, not announced: {events:?}");
 }
 
 #[test]

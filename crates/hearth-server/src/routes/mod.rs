@@ -2,10 +2,14 @@
 //! document is generated from the handlers' annotations as they are routed,
 //! so a route cannot exist without being documented.
 
+pub mod assets;
+pub mod bundles;
 pub mod events;
+pub mod plugins;
 pub mod registry;
 pub mod secrets;
 pub mod service;
+pub mod templates;
 pub mod tokens;
 pub mod workspaces;
 
@@ -33,8 +37,20 @@ use crate::state::AppState;
 struct ApiDoc;
 
 /// The routes and their OpenAPI document.
-pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+pub fn api(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    // Uploads get a larger body limit than the rest (the inner limit wins).
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(templates::import_template))
+        .routes(routes!(plugins::upload_plugin, plugins::list_plugins))
+        .layer(DefaultBodyLimit::max(max_upload_bytes));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(uploads)
+        .routes(routes!(templates::list_templates))
+        .routes(routes!(templates::get_template))
+        .routes(routes!(assets::assets_manifest))
+        .routes(routes!(assets::asset_file))
+        .routes(routes!(plugins::download_plugin))
+        .routes(routes!(plugins::record_install, plugins::workspace_plugins))
         .routes(routes!(registry::register))
         .routes(routes!(registry::heartbeat))
         .routes(routes!(registry::update_card))
@@ -66,7 +82,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api();
+    let (routes, openapi) = api(state.settings.max_upload_bytes);
     let openapi = Arc::new(openapi);
     let max_body = state.settings.max_body_bytes;
     routes

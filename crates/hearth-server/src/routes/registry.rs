@@ -7,16 +7,18 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hearth_api::{
-    ApiErrorBody, Desired, DiscoverResponse, HeartbeatRequest, HeartbeatResponse, Peer, RegisterRequest,
-    RegisterResponse, StatusResponse, UpdateCardRequest,
+    ApiErrorBody, DiscoverResponse, HeartbeatRequest, HeartbeatResponse, Peer, RegisterRequest, RegisterResponse,
+    StatusResponse, UpdateCardRequest,
 };
 use hearth_core::heartbeat::RawHeartbeat;
+use hearth_core::reconcile::{PluginFailure, Report};
 use hearth_core::{Heartbeat, Input, WorkspaceId};
 use hearth_store::Workspace;
 use serde::Deserialize;
 
 use crate::agent_url;
 use crate::auth::{self, Bearer};
+use crate::desired::{desired_for, to_wire};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, ApiQuery};
 use crate::state::AppState;
@@ -68,7 +70,17 @@ pub async fn heartbeat(
 ) -> ApiResult<Json<HeartbeatResponse>> {
     let started = Instant::now();
     state.auth.workspace(&*state.store, &bearer, req.workspace_id).await?;
-    let heartbeat = Heartbeat::validate(RawHeartbeat {
+    let report = Report {
+        assets_digest: req.assets_digest,
+        installed: req.installed_plugins.map(|list| list.into_iter().map(|p| (p.name, p.sha256)).collect()),
+        failures: req
+            .plugin_errors
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| PluginFailure { name: e.name, error: e.error })
+            .collect(),
+    };
+    let mut heartbeat = Heartbeat::validate(RawHeartbeat {
         error_rate: req.error_rate,
         sample_error: req.sample_error,
         active_tasks: req.active_tasks,
@@ -77,14 +89,20 @@ pub async fn heartbeat(
         monthly_spend: req.monthly_spend,
         runtime_state: req.runtime_state,
         runtime_metadata: req.runtime_metadata,
+        report,
     })
     .map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))?;
+    // Desired state is read before the transaction; a template change that
+    // lands in between is picked up by the next heartbeat.
+    let workspace = state.store.get_workspace(req.workspace_id).await?;
+    let desired = desired_for(&state, &workspace).await?;
+    heartbeat.desired = Some(desired.clone());
     let applied = state.apply(req.workspace_id, Input::Heartbeat(heartbeat), None).await?;
     metrics::histogram!("hearth_heartbeat_duration_seconds").record(started.elapsed().as_secs_f64());
     Ok(Json(HeartbeatResponse {
         status: "ok".into(),
         workspace_status: applied.workspace.status,
-        desired: Desired::default(),
+        desired: to_wire(&desired),
     }))
 }
 
@@ -250,6 +268,9 @@ mod tests {
             monthly_spend: 0,
             runtime_state: None,
             runtime_metadata: None,
+            reported_assets_digest: None,
+            installed_plugins: Vec::new(),
+            conditions: Vec::new(),
             status_changed_at: now,
             last_active_at: None,
             created_at: now,

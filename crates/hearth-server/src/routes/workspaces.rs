@@ -8,6 +8,7 @@ use hearth_api::{
     ApiErrorBody, Condition, CreateWorkspaceRequest, DeleteResponse, StateResponse, StatusResponse, TokenResponse,
     WorkspaceResponse,
 };
+use hearth_core::reconcile::DesiredState;
 use hearth_core::{Input, WorkspaceId, WorkspaceStatus};
 use hearth_store::{NewWorkspace, StoreError, Workspace};
 use serde::Deserialize;
@@ -29,7 +30,7 @@ pub(crate) async fn visible_workspace(state: &AppState, operator: Operator, id: 
 
 pub(crate) fn conditions(w: &Workspace) -> Vec<Condition> {
     let live = w.status.is_available();
-    vec![Condition {
+    let mut all = vec![Condition {
         kind: "Live".into(),
         status: if live { "True" } else { "False" }.into(),
         reason: format!("{:?}", w.status),
@@ -38,10 +39,18 @@ pub(crate) fn conditions(w: &Workspace) -> Vec<Condition> {
             None => format!("workspace is {}; no heartbeat yet", w.status),
         },
         last_transition_time: w.status_changed_at,
-    }]
+    }];
+    all.extend(w.conditions.iter().map(|c| Condition {
+        kind: c.kind.clone(),
+        status: c.status.clone(),
+        reason: c.reason.clone(),
+        message: c.message.clone(),
+        last_transition_time: c.last_transition_time,
+    }));
+    all
 }
 
-pub(crate) fn workspace_response(w: &Workspace) -> WorkspaceResponse {
+pub(crate) fn workspace_response(w: &Workspace, desired: &DesiredState) -> WorkspaceResponse {
     WorkspaceResponse {
         id: w.id,
         org_id: w.org_id.0,
@@ -68,8 +77,12 @@ pub(crate) fn workspace_response(w: &Workspace) -> WorkspaceResponse {
         runtime_state: w.runtime_state.clone(),
         runtime_metadata: w.runtime_metadata.clone(),
         conditions: conditions(w),
-        desired_plugins: Vec::new(),
-        installed_plugins: Vec::new(),
+        desired_plugins: crate::desired::to_wire(desired).plugins,
+        installed_plugins: w
+            .installed_plugins
+            .iter()
+            .map(|p| hearth_api::InstalledPlugin { name: p.name.clone(), sha256: p.sha256.clone() })
+            .collect(),
         status_changed_at: w.status_changed_at,
         created_at: w.created_at,
         updated_at: w.updated_at,
@@ -111,6 +124,19 @@ pub async fn create_workspace(
             .map_err(|m| ApiError::bad_request("invalid_url", m))?;
     }
     let org = operator.org();
+    let desired_template = match &req.template {
+        Some(name) => match state.store.get_template_by_name(org, name).await {
+            Ok(template) => Some(template),
+            Err(StoreError::NotFound(_)) => {
+                return Err(ApiError::unprocessable(
+                    "unknown_template",
+                    format!("template {name:?} does not exist; push it first"),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
     if let Some(parent) = req.parent_id {
         let parent_ws = match state.store.get_workspace(parent).await {
             Ok(ws) if ws.org_id == org && ws.status != WorkspaceStatus::Removed => ws,
@@ -149,7 +175,11 @@ pub async fn create_workspace(
     let created = state.store.create_workspace(new, record).await?;
     state.bus.wake();
     tracing::info!(workspace_id = %created.id, name = %created.name, "workspace created");
-    let mut body = workspace_response(&created);
+    let desired = match desired_template {
+        Some(_) => crate::desired::desired_for(&state, &created).await?,
+        None => DesiredState::default(),
+    };
+    let mut body = workspace_response(&created, &desired);
     body.auth_token = secret;
     Ok((StatusCode::CREATED, Json(body)))
 }
@@ -170,7 +200,17 @@ pub async fn list_workspaces(
 ) -> ApiResult<Json<Vec<WorkspaceResponse>>> {
     let operator = state.auth.operator(&*state.store, &bearer).await?;
     let all = state.store.list_workspaces(operator.scope(), query.include_removed).await?;
-    Ok(Json(all.iter().map(workspace_response).collect()))
+    let mut by_template: std::collections::HashMap<(hearth_core::OrgId, Option<String>), DesiredState> =
+        Default::default();
+    let mut out = Vec::with_capacity(all.len());
+    for w in &all {
+        let key = (w.org_id, w.template.clone());
+        if !by_template.contains_key(&key) {
+            by_template.insert(key.clone(), crate::desired::desired_for(&state, w).await?);
+        }
+        out.push(workspace_response(w, &by_template[&key]));
+    }
+    Ok(Json(out))
 }
 
 #[utoipa::path(get, path = "/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
@@ -183,7 +223,9 @@ pub async fn get_workspace(
 ) -> ApiResult<Json<WorkspaceResponse>> {
     let id = parse_id(&raw, "workspace id")?;
     let operator = state.auth.operator(&*state.store, &bearer).await?;
-    Ok(Json(workspace_response(&visible_workspace(&state, operator, id).await?)))
+    let workspace = visible_workspace(&state, operator, id).await?;
+    let desired = crate::desired::desired_for(&state, &workspace).await?;
+    Ok(Json(workspace_response(&workspace, &desired)))
 }
 
 /// Delete a workspace and its descendants. Idempotent.

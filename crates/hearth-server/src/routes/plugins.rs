@@ -1,0 +1,243 @@
+//! Plugins: the registry (push, list), the SDK-compatible download, install
+//! reports, and desired vs installed per workspace.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use hearth_api::{
+    ApiErrorBody, InstalledPluginRecord, PluginResponse, RecordInstallRequest, RecordInstallResponse,
+    UploadPluginRequest, WorkspacePluginsResponse,
+};
+use hearth_archive::{BundlePath, Limits};
+use hearth_core::digest::{plugin_content_hash, PLUGIN_MANIFEST};
+use hearth_core::manifest::{is_valid_plugin_name, plugin_yaml_with_sha256, PluginManifest};
+use hearth_core::{Input, WorkspaceId};
+use hearth_store::{NewPlugin, Plugin, Workspace};
+use serde::Deserialize;
+
+use crate::auth::Bearer;
+use crate::desired::{desired_for, to_wire};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_id, parse_json, ApiJson, ApiQuery};
+use crate::routes::bundles::{decode_files, to_new_files, MAX_FILES};
+use crate::routes::workspaces::visible_workspace;
+use crate::state::AppState;
+
+pub(crate) fn plugin_response(p: &Plugin) -> PluginResponse {
+    PluginResponse {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        description: p.description.clone(),
+        sha256: p.sha256.clone(),
+    }
+}
+
+fn upload_limits(state: &AppState) -> Limits {
+    let cap = state.settings.max_upload_bytes as u64;
+    Limits { max_file_bytes: cap, max_total_bytes: cap, max_entries: MAX_FILES as u64 }
+}
+
+/// Push a plugin: a gzip tarball body (entries relative to the plugin root)
+/// or JSON `{"name"?, "files": {...}}`. `plugin.yaml` must name the plugin
+/// and a version. Replaces a plugin of the same name.
+#[utoipa::path(post, path = "/plugins", tag = "plugins", request_body(content = UploadPluginRequest,
+        description = "JSON, or an application/gzip tarball"),
+    responses((status = 201, body = PluginResponse), (status = 400, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
+pub async fn upload_plugin(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<PluginResponse>)> {
+    let operator = state.auth.operator(&*state.store, &bearer).await?;
+    let (expected_name, files) = if body.starts_with(&[0x1f, 0x8b]) {
+        let files = hearth_archive::read_files(&body, &upload_limits(&state))
+            .map_err(|e| ApiError::bad_request("invalid_archive", e.to_string()))?;
+        (None, files)
+    } else {
+        let request: UploadPluginRequest = parse_json(&body)?;
+        (request.name, decode_files(request.files)?)
+    };
+    let manifest_bytes =
+        files.iter().find(|(path, _)| path.as_str() == PLUGIN_MANIFEST).map(|(_, bytes)| bytes).ok_or_else(|| {
+            ApiError::unprocessable("missing_manifest", "a plugin must contain plugin.yaml at its root")
+        })?;
+    let manifest_text = std::str::from_utf8(manifest_bytes)
+        .map_err(|_| ApiError::unprocessable("invalid_manifest", "plugin.yaml is not UTF-8 text"))?;
+    let manifest =
+        PluginManifest::parse(manifest_text).map_err(|e| ApiError::unprocessable("invalid_manifest", e.to_string()))?;
+    if let Some(name) = expected_name {
+        if name != manifest.name.as_str() {
+            return Err(ApiError::unprocessable(
+                "name_mismatch",
+                format!("name {name:?} does not match plugin.yaml's name {:?}", manifest.name.as_str()),
+            ));
+        }
+    }
+    let hash_input: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+    let sha256 = plugin_content_hash(&hash_input);
+    let plugin = state
+        .store
+        .put_plugin(NewPlugin {
+            org_id: operator.org(),
+            name: manifest.name.as_str().to_owned(),
+            version: manifest.version,
+            description: manifest.description.unwrap_or_default(),
+            sha256,
+            files: to_new_files(&files),
+            now: chrono::Utc::now(),
+        })
+        .await?;
+    tracing::info!(plugin = %plugin.name, version = %plugin.version, sha256 = %plugin.sha256, "plugin pushed");
+    Ok((StatusCode::CREATED, Json(plugin_response(&plugin))))
+}
+
+#[utoipa::path(get, path = "/plugins", tag = "plugins",
+    responses((status = 200, body = Vec<PluginResponse>), (status = 401, body = ApiErrorBody)))]
+pub async fn list_plugins(State(state): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<PluginResponse>>> {
+    let operator = state.auth.operator(&*state.store, &bearer).await?;
+    let plugins = state.store.list_plugins(operator.scope()).await?;
+    Ok(Json(plugins.iter().map(plugin_response).collect()))
+}
+
+/// The workspace, if the caller is its runtime or an operator who may see it.
+pub(crate) async fn workspace_for_runtime_or_operator(
+    state: &AppState,
+    bearer: &Bearer,
+    raw: &str,
+) -> ApiResult<Workspace> {
+    let id: WorkspaceId = parse_id(raw, "workspace id")?;
+    match state.auth.workspace_or_operator(&*state.store, bearer, id).await? {
+        Some(operator) => visible_workspace(state, operator, id).await,
+        None => Ok(state.store.get_workspace(id).await?),
+    }
+}
+
+fn plugin_name(raw: &str) -> ApiResult<&str> {
+    if is_valid_plugin_name(raw) {
+        Ok(raw)
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_plugin_name",
+            format!("plugin name {raw:?} must match ^[a-z0-9][a-z0-9._-]{{0,127}}$"),
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DownloadQuery {
+    /// `local://<name>` (the only source Hearth serves).
+    source: Option<String>,
+}
+
+/// The plugin as a gzip tarball; its `plugin.yaml` carries `sha256:` (the
+/// content-manifest hash) so the SDK's own verification passes.
+#[utoipa::path(get, path = "/workspaces/{id}/plugins/{name}/download", tag = "plugins",
+    params(("id" = String, Path), ("name" = String, Path), DownloadQuery),
+    responses((status = 200, content_type = "application/gzip", description = "the plugin tarball"),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub async fn download_plugin(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path((raw, name)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<DownloadQuery>,
+) -> ApiResult<Response> {
+    let name = plugin_name(&name)?;
+    let workspace = workspace_for_runtime_or_operator(&state, &bearer, &raw).await?;
+    let source = format!("local://{name}");
+    if let Some(asked) = &query.source {
+        if asked != &source && asked != name {
+            return Err(ApiError::bad_request(
+                "invalid_source",
+                format!("unsupported plugin source {asked:?}; use {source}"),
+            ));
+        }
+    }
+    let plugin = state.store.get_plugin(workspace.org_id, name).await?;
+    let mut files = Vec::with_capacity(plugin.files.len());
+    for file in &plugin.files {
+        let mut bytes = state.store.get_blob(&file.sha256).await?;
+        if file.path == PLUGIN_MANIFEST {
+            let text = String::from_utf8(bytes).map_err(|_| ApiError::internal("stored plugin.yaml is not UTF-8"))?;
+            bytes = plugin_yaml_with_sha256(&text, &plugin.sha256).into_bytes();
+        }
+        let path = BundlePath::new(file.path.clone()).map_err(ApiError::internal)?;
+        files.push((path, bytes));
+    }
+    let tarball = hearth_archive::pack(&files).map_err(ApiError::internal)?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/gzip"));
+    let disposition = format!("attachment; filename=\"{name}.tar.gz\"");
+    for (key, value) in [
+        ("content-disposition", disposition.as_str()),
+        ("x-plugin-name", name),
+        ("x-plugin-source", source.as_str()),
+        ("x-plugin-sha256", plugin.sha256.as_str()),
+        ("x-plugin-version", plugin.version.as_str()),
+    ] {
+        let value = HeaderValue::from_str(value).map_err(ApiError::internal)?;
+        headers.insert(key, value);
+    }
+    Ok((headers, tarball).into_response())
+}
+
+/// A runtime reports that it installed a plugin (observed state).
+#[utoipa::path(post, path = "/workspaces/{id}/plugins", tag = "plugins", params(("id" = String, Path)),
+    request_body = RecordInstallRequest,
+    responses((status = 200, body = RecordInstallResponse), (status = 400, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody),
+        (status = 422, body = ApiErrorBody)))]
+pub async fn record_install(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(raw): Path<String>,
+    ApiJson(req): ApiJson<RecordInstallRequest>,
+) -> ApiResult<Json<RecordInstallResponse>> {
+    let workspace = workspace_for_runtime_or_operator(&state, &bearer, &raw).await?;
+    let name = plugin_name(req.source.strip_prefix("local://").unwrap_or(&req.source))?.to_owned();
+    let plugin = state.store.get_plugin(workspace.org_id, &name).await?;
+    if let Some(sha) = &req.sha256 {
+        if !sha.eq_ignore_ascii_case(&plugin.sha256) {
+            return Err(ApiError::unprocessable(
+                "sha256_mismatch",
+                format!("sha256 {sha} is not plugin {name}'s ({})", plugin.sha256),
+            ));
+        }
+    }
+    let desired = desired_for(&state, &workspace).await?;
+    let input =
+        Input::RecordInstall { name: name.clone(), sha256: Some(plugin.sha256.clone()), desired: Some(desired) };
+    state.apply(workspace.id, input, None).await?;
+    tracing::info!(workspace_id = %workspace.id, plugin = %name, "plugin install recorded");
+    Ok(Json(RecordInstallResponse {
+        status: "installed".into(),
+        plugin: name.clone(),
+        source: format!("local://{name}"),
+    }))
+}
+
+/// Desired vs installed plugins of a workspace.
+#[utoipa::path(get, path = "/workspaces/{id}/plugins", tag = "plugins", params(("id" = String, Path)),
+    responses((status = 200, body = WorkspacePluginsResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub async fn workspace_plugins(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<WorkspacePluginsResponse>> {
+    let workspace = workspace_for_runtime_or_operator(&state, &bearer, &raw).await?;
+    let desired = desired_for(&state, &workspace).await?;
+    Ok(Json(WorkspacePluginsResponse {
+        desired: to_wire(&desired).plugins,
+        installed: workspace
+            .installed_plugins
+            .iter()
+            .map(|p| InstalledPluginRecord {
+                name: p.name.clone(),
+                sha256: p.sha256.clone(),
+                installed_at: p.installed_at,
+            })
+            .collect(),
+    }))
+}

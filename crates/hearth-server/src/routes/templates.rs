@@ -1,0 +1,125 @@
+//! Templates: a `config.yaml` (name, runtime, model, declared plugins,
+//! settings) plus prompts and other assets, stored content-addressed.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use hearth_api::{ApiErrorBody, AssetFile, ImportTemplateRequest, ImportTemplateResponse, TemplateResponse};
+use hearth_core::digest::assets_digest;
+use hearth_core::manifest::{TemplateConfig, TEMPLATE_CONFIG};
+use hearth_store::{NewTemplate, StoreError, Template};
+
+use crate::auth::Bearer;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::routes::bundles::{decode_files, to_new_files};
+use crate::state::AppState;
+
+pub(crate) fn template_response(t: &Template) -> TemplateResponse {
+    TemplateResponse {
+        id: t.id,
+        name: t.name.clone(),
+        runtime: t.runtime.clone(),
+        model: t.model.clone(),
+        plugins: t.plugins.clone(),
+        assets_digest: t.assets_digest.clone(),
+        files: t
+            .files
+            .iter()
+            .map(|f| AssetFile { path: f.path.clone(), sha256: f.sha256.clone(), size: f.size })
+            .collect(),
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+    }
+}
+
+/// Import (or replace) a template. Its `config.yaml` must parse and every
+/// plugin it declares must already be pushed.
+#[utoipa::path(post, path = "/templates/import", tag = "templates", request_body = ImportTemplateRequest,
+    responses((status = 201, body = ImportTemplateResponse), (status = 400, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
+pub async fn import_template(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiJson(req): ApiJson<ImportTemplateRequest>,
+) -> ApiResult<(StatusCode, Json<ImportTemplateResponse>)> {
+    let operator = state.auth.operator(&*state.store, &bearer).await?;
+    hearth_core::validate::name("name", &req.name).map_err(|m| ApiError::bad_request("invalid_field", m))?;
+    let files = decode_files(req.files)?;
+    let config_bytes =
+        files.iter().find(|(path, _)| path.as_str() == TEMPLATE_CONFIG).map(|(_, bytes)| bytes).ok_or_else(|| {
+            ApiError::unprocessable("missing_config", "a template must contain config.yaml at its root")
+        })?;
+    let config_text = std::str::from_utf8(config_bytes)
+        .map_err(|_| ApiError::unprocessable("invalid_config", "config.yaml is not UTF-8 text"))?;
+    let config =
+        TemplateConfig::parse(config_text).map_err(|e| ApiError::unprocessable("invalid_config", e.to_string()))?;
+    let org = operator.org();
+    let mut missing = Vec::new();
+    for plugin in &config.plugins {
+        match state.store.get_plugin(org, plugin.as_str()).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound(_)) => missing.push(plugin.as_str().to_owned()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::unprocessable(
+            "unknown_plugin",
+            format!("config.yaml declares plugins that are not pushed: {}", missing.join(", ")),
+        )
+        .with("missing", missing));
+    }
+    let new_files = to_new_files(&files);
+    let digest_input: Vec<(&str, &str)> = new_files.iter().map(|f| (f.path.as_str(), f.sha256.as_str())).collect();
+    let template = state
+        .store
+        .put_template(NewTemplate {
+            org_id: org,
+            name: req.name,
+            runtime: config.runtime,
+            model: config.model,
+            plugins: config.plugins.iter().map(|p| p.as_str().to_owned()).collect(),
+            assets_digest: assets_digest(&digest_input),
+            files: new_files,
+            now: chrono::Utc::now(),
+        })
+        .await?;
+    tracing::info!(template_id = %template.id, name = %template.name, digest = %template.assets_digest, files = template.files.len(), "template imported");
+    Ok((
+        StatusCode::CREATED,
+        Json(ImportTemplateResponse {
+            status: "imported".into(),
+            id: template.id,
+            name: template.name,
+            assets_digest: template.assets_digest,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/templates", tag = "templates",
+    responses((status = 200, body = Vec<TemplateResponse>), (status = 401, body = ApiErrorBody)))]
+pub async fn list_templates(State(state): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<TemplateResponse>>> {
+    let operator = state.auth.operator(&*state.store, &bearer).await?;
+    let templates = state.store.list_templates(operator.scope()).await?;
+    Ok(Json(templates.iter().map(template_response).collect()))
+}
+
+/// A template by id, or by name.
+#[utoipa::path(get, path = "/templates/{id}", tag = "templates", params(("id" = String, Path, description = "id or name")),
+    responses((status = 200, body = TemplateResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub async fn get_template(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(key): Path<String>,
+) -> ApiResult<Json<TemplateResponse>> {
+    let operator = state.auth.operator(&*state.store, &bearer).await?;
+    let template = match key.parse::<uuid::Uuid>() {
+        Ok(id) => state.store.get_template_by_id(id).await?,
+        Err(_) => state.store.get_template_by_name(operator.org(), &key).await?,
+    };
+    if operator.scope().is_some_and(|org| org != template.org_id) {
+        return Err(ApiError::not_found("template not found"));
+    }
+    Ok(Json(template_response(&template)))
+}
