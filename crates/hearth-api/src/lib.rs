@@ -297,6 +297,9 @@ pub struct BuildInfo {
     /// `postgres` or `sqlite`.
     pub database: String,
     pub schema_version: i64,
+    /// `none` or `process` (Hearth).
+    #[serde(default)]
+    pub provisioner: String,
 }
 
 // --- templates, plugins, assets ----------------------------------------------

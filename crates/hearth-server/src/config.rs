@@ -28,6 +28,12 @@ pub struct Settings {
     /// 32 bytes, base64 or hex. `None`: read or generate `<data_dir>/secret-key`.
     pub secret_key: Option<SecretString>,
     pub provisioner: ProvisionerKind,
+    /// Heartbeat interval given to runtimes the process provisioner starts
+    /// (`HEARTH_AGENT_HEARTBEAT_INTERVAL`).
+    pub agent_heartbeat_interval: Duration,
+    /// The `hearth` executable the process provisioner runs (`hearth agent …`);
+    /// `None`: this process's own executable.
+    pub agent_program: Option<PathBuf>,
     pub liveness_ttl: Duration,
     pub provision_timeout: Duration,
     pub sweep_interval: Duration,
@@ -52,6 +58,8 @@ impl Default for Settings {
             admin_token: None,
             secret_key: None,
             provisioner: ProvisionerKind::None,
+            agent_heartbeat_interval: Duration::from_secs(30),
+            agent_program: None,
             liveness_ttl: Duration::from_secs(90),
             provision_timeout: Duration::from_secs(600),
             sweep_interval: Duration::from_secs(5),

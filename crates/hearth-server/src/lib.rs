@@ -14,6 +14,7 @@ pub mod desired;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod provisioner;
 pub mod routes;
 pub mod startup;
 pub mod state;
@@ -26,9 +27,6 @@ pub use startup::Application;
 /// `hearth listening on http://ADDR` to stdout once the socket is bound and
 /// migrations have run.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    if settings.provisioner == ProvisionerKind::Process {
-        anyhow::bail!("--provisioner process is not available yet; use --provisioner none");
-    }
     let app = Application::build(settings).await?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, database = app.state().store.engine().as_str(), "hearth listening");

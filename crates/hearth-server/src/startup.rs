@@ -18,8 +18,9 @@ use tokio::sync::watch;
 
 use crate::auth::{generate_secret, Authenticator};
 use crate::bus::EventBus;
-use crate::config::Settings;
+use crate::config::{ProvisionerKind, Settings};
 use crate::crypto::SecretCipher;
+use crate::provisioner::ProcessProvisioner;
 use crate::state::AppState;
 use crate::sweeper::Sweeper;
 
@@ -159,12 +160,37 @@ impl Application {
         &self.state
     }
 
+    /// The process provisioner, when `--provisioner process` is set.
+    fn provisioner(&self) -> anyhow::Result<Option<Arc<ProcessProvisioner>>> {
+        if self.state.settings.provisioner != ProvisionerKind::Process {
+            return Ok(None);
+        }
+        let program = match &self.state.settings.agent_program {
+            Some(program) => program.clone(),
+            None => std::env::current_exe().context("cannot find the hearth executable for the process provisioner")?,
+        };
+        let mut addr = self.local_addr()?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        Ok(Some(Arc::new(ProcessProvisioner::new(
+            program,
+            format!("http://{addr}"),
+            self.state.settings.data_dir.clone(),
+            self.state.settings.agent_heartbeat_interval,
+            self.state.store.clone(),
+        ))))
+    }
+
     /// Serves until `signal` completes, then stops accepting, ends event
-    /// streams, lets in-flight requests finish and stops the sweeper.
+    /// streams, lets in-flight requests finish and stops the sweeper (and the
+    /// runtimes the process provisioner started).
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let provisioner = self.provisioner()?;
         let Application { listener, state, shutdown } = self;
         let sweeper =
             tokio::spawn(Sweeper::new(state.clone()).run(state.settings.sweep_interval, state.shutdown.clone()));
+        let provisioning = provisioner.clone().map(|p| tokio::spawn(provision_loop(p, state.clone())));
         let router = crate::routes::router(state.clone());
         let shutdown_for_signal = shutdown.clone();
         axum::serve(listener, router)
@@ -180,8 +206,43 @@ impl Application {
         if let Err(e) = sweeper.await {
             tracing::error!(error = %e, "sweeper task failed");
         }
+        if let Some(task) = provisioning {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "provisioner task failed");
+            }
+        }
+        if let Some(provisioner) = provisioner {
+            provisioner.shutdown().await;
+        }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Runs provisioner passes at start, whenever events are published, and
+/// every two seconds, until shutdown.
+async fn provision_loop(provisioner: Arc<ProcessProvisioner>, state: AppState) {
+    let mut wake = state.bus.subscribe();
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        wake.mark_unchanged();
+        match state.store.list_workspaces(None, true).await {
+            Ok(workspaces) => provisioner.reconcile(&workspaces).await,
+            Err(error) => {
+                if let Some(operation) = error.operation() {
+                    metrics::counter!("hearth_database_errors_total", "operation" => operation).increment(1);
+                }
+                tracing::warn!(%error, "provisioner cannot list workspaces; retrying");
+            }
+        }
+        tokio::select! {
+            _ = wake.changed() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
     }
 }
 

@@ -50,6 +50,11 @@ pub async fn buildinfo(State(state): State<AppState>) -> ApiResult<Json<BuildInf
         rustc: build.rustc.into(),
         database: state.store.engine().as_str().into(),
         schema_version: state.store.schema_version().await?,
+        provisioner: match state.settings.provisioner {
+            crate::config::ProvisionerKind::None => "none",
+            crate::config::ProvisionerKind::Process => "process",
+        }
+        .into(),
     }))
 }
 

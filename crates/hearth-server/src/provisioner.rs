@@ -1,0 +1,292 @@
+//! Provisioners start and stop workspace runtimes.
+//!
+//! `none`: runtimes are started elsewhere. `process`: Hearth runs one
+//! `hearth agent` per workspace as a child process. The process provisioner
+//! is level-triggered like everything else: each pass compares the
+//! workspaces that should run (not paused, hibernated or removed) with the
+//! runtimes it supervises, starts what is missing (restarting crashed ones
+//! with backoff), and stops what should not run. Passes run on a timer and
+//! whenever the event bus says something changed.
+//!
+//! Duplicates are impossible by construction: an agent holds an exclusive
+//! lock on `<dir>/agent.lock` for its lifetime, so a runtime left over from a
+//! previous server (after a crash) makes a new one exit with
+//! [`EXIT_LOCKED`]; the provisioner then *adopts* it — it watches the lock
+//! and starts a fresh agent only once the old one is gone — and stops it by
+//! the pid the agent writes into the lock file.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_core::{WorkspaceId, WorkspaceStatus};
+use hearth_store::{Store, Workspace};
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+
+use crate::auth;
+
+/// Exit code of `hearth agent` when another agent holds the directory's lock.
+pub const EXIT_LOCKED: i32 = 75;
+
+/// Longest wait before restarting a runtime that keeps crashing.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+enum Runtime {
+    Running {
+        child: Child,
+        started: Instant,
+    },
+    Backoff {
+        until: Instant,
+        failures: u32,
+    },
+    /// Another process (an agent from a previous server) holds the lock.
+    Adopted,
+}
+
+pub struct ProcessProvisioner {
+    program: PathBuf,
+    server_url: String,
+    data_dir: PathBuf,
+    heartbeat_interval: Duration,
+    store: Arc<dyn Store>,
+    runtimes: Mutex<HashMap<WorkspaceId, (Runtime, u32)>>,
+}
+
+fn should_run(status: WorkspaceStatus) -> bool {
+    !matches!(status, WorkspaceStatus::Paused | WorkspaceStatus::Hibernated | WorkspaceStatus::Removed)
+}
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(6)).min(MAX_BACKOFF)
+}
+
+impl ProcessProvisioner {
+    pub fn new(
+        program: PathBuf,
+        server_url: String,
+        data_dir: PathBuf,
+        heartbeat_interval: Duration,
+        store: Arc<dyn Store>,
+    ) -> Self {
+        Self { program, server_url, data_dir, heartbeat_interval, store, runtimes: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn workspace_dir(&self, id: WorkspaceId) -> PathBuf {
+        self.data_dir.join("workspaces").join(id.to_string())
+    }
+
+    /// One level-triggered pass over every workspace.
+    pub async fn reconcile(&self, workspaces: &[Workspace]) {
+        let mut runtimes = self.runtimes.lock().await;
+        for workspace in workspaces {
+            let id = workspace.id;
+            if !should_run(workspace.status) {
+                if let Some((runtime, _)) = runtimes.remove(&id) {
+                    self.stop(id, runtime).await;
+                }
+                continue;
+            }
+            let entry = runtimes.remove(&id);
+            let next = match entry {
+                None => self.start(workspace, 0).await,
+                Some((Runtime::Running { mut child, started }, failures)) => match child.try_wait() {
+                    Ok(None) => (Runtime::Running { child, started }, failures),
+                    Ok(Some(status)) if status.code() == Some(EXIT_LOCKED) => {
+                        tracing::info!(workspace_id = %id, "an agent from an earlier server still runs; adopting it");
+                        (Runtime::Adopted, failures)
+                    }
+                    Ok(Some(status)) => {
+                        // A run that lasted a while resets the backoff.
+                        let failures = if started.elapsed() > MAX_BACKOFF { 1 } else { failures + 1 };
+                        let wait = backoff(failures);
+                        metrics::counter!("hearth_runtime_restarts_total").increment(1);
+                        tracing::warn!(workspace_id = %id, %status, retry_in_secs = wait.as_secs(), "runtime exited; restarting with backoff");
+                        (Runtime::Backoff { until: Instant::now() + wait, failures }, failures)
+                    }
+                    Err(e) => {
+                        tracing::error!(workspace_id = %id, error = %e, "cannot poll runtime process");
+                        (Runtime::Running { child, started }, failures)
+                    }
+                },
+                Some((Runtime::Backoff { until, failures }, _)) if Instant::now() >= until => {
+                    self.start(workspace, failures).await
+                }
+                Some((Runtime::Adopted, failures)) if !lock_is_held(&self.workspace_dir(id)) => {
+                    tracing::info!(workspace_id = %id, "adopted runtime is gone; starting a new one");
+                    self.start(workspace, failures).await
+                }
+                Some(other) => other,
+            };
+            runtimes.insert(id, next);
+        }
+        // Runtimes of workspaces that no longer exist at all.
+        let known: std::collections::HashSet<WorkspaceId> = workspaces.iter().map(|w| w.id).collect();
+        let gone: Vec<WorkspaceId> = runtimes.keys().filter(|id| !known.contains(id)).copied().collect();
+        for id in gone {
+            if let Some((runtime, _)) = runtimes.remove(&id) {
+                self.stop(id, runtime).await;
+            }
+        }
+        metrics::gauge!("hearth_runtimes_running")
+            .set(runtimes.values().filter(|(r, _)| matches!(r, Runtime::Running { .. })).count() as f64);
+    }
+
+    async fn start(&self, workspace: &Workspace, failures: u32) -> (Runtime, u32) {
+        let id = workspace.id;
+        match self.spawn(workspace).await {
+            Ok(child) => {
+                tracing::info!(workspace_id = %id, pid = child.id(), "runtime started");
+                (Runtime::Running { child, started: Instant::now() }, failures)
+            }
+            Err(error) => {
+                let failures = failures + 1;
+                let wait = backoff(failures);
+                tracing::error!(workspace_id = %id, error = format!("{error:#}"), retry_in_secs = wait.as_secs(), "cannot start runtime");
+                (Runtime::Backoff { until: Instant::now() + wait, failures }, failures)
+            }
+        }
+    }
+
+    async fn spawn(&self, workspace: &Workspace) -> anyhow::Result<Child> {
+        use anyhow::Context;
+        let dir = self.workspace_dir(workspace.id);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let token_file = dir.join(".auth_token");
+        if !token_file.exists() {
+            // Inject a token: the runtime never needs the bootstrap.
+            let minted = auth::mint(workspace.org_id, Some(workspace.id), Some("process-provisioner".into()));
+            self.store.insert_token(minted.record).await.context("cannot store the runtime's token")?;
+            write_secret(&token_file, &minted.secret)?;
+        }
+        let log_path = dir.join("agent.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let log_err = log.try_clone().context("cannot duplicate the log file handle")?;
+        let child = Command::new(&self.program)
+            .arg("agent")
+            .arg("--server")
+            .arg(&self.server_url)
+            .arg("--workspace")
+            .arg(workspace.id.to_string())
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--token-file")
+            .arg(&token_file)
+            .arg("--heartbeat-interval")
+            .arg(format!("{}", self.heartbeat_interval.as_secs_f64()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot run {}", self.program.display()))?;
+        Ok(child)
+    }
+
+    async fn stop(&self, id: WorkspaceId, runtime: Runtime) {
+        match runtime {
+            Runtime::Running { mut child, .. } => {
+                if let Err(e) = child.start_kill() {
+                    tracing::warn!(workspace_id = %id, error = %e, "cannot signal runtime");
+                }
+                match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+                    Ok(Ok(status)) => tracing::info!(workspace_id = %id, %status, "runtime stopped"),
+                    Ok(Err(e)) => tracing::warn!(workspace_id = %id, error = %e, "runtime did not report its exit"),
+                    Err(_) => tracing::warn!(workspace_id = %id, "runtime did not stop within 10 s"),
+                }
+            }
+            Runtime::Adopted => stop_adopted(&self.workspace_dir(id), id),
+            Runtime::Backoff { .. } => {}
+        }
+    }
+
+    /// Stops every supervised runtime (server shutdown).
+    pub async fn shutdown(&self) {
+        let mut runtimes = self.runtimes.lock().await;
+        for (id, (runtime, _)) in runtimes.drain() {
+            self.stop(id, runtime).await;
+        }
+    }
+}
+
+fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(file, "{secret}").with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// True while some process holds `<dir>/agent.lock`.
+fn lock_is_held(dir: &Path) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(dir.join("agent.lock")) else {
+        return false;
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            let _released = file.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Stops an agent this server did not start, by the pid in its lock file.
+fn stop_adopted(dir: &Path, id: WorkspaceId) {
+    let pid = std::fs::read_to_string(dir.join("agent.lock")).ok().and_then(|s| s.trim().parse::<u32>().ok());
+    match pid {
+        Some(pid) => match std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status() {
+            Ok(status) if status.success() => tracing::info!(workspace_id = %id, pid, "adopted runtime stopped"),
+            Ok(status) => tracing::warn!(workspace_id = %id, pid, %status, "could not stop adopted runtime"),
+            Err(e) => tracing::warn!(workspace_id = %id, pid, error = %e, "could not run kill"),
+        },
+        None => {
+            tracing::warn!(workspace_id = %id, "adopted runtime wrote no pid; it stops when it sees its workspace paused or removed")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(2), Duration::from_secs(4));
+        assert_eq!(backoff(30), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn only_live_workspaces_run() {
+        for status in WorkspaceStatus::ALL {
+            let expected =
+                !matches!(status, WorkspaceStatus::Paused | WorkspaceStatus::Hibernated | WorkspaceStatus::Removed);
+            assert_eq!(should_run(status), expected, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_held_lock_is_seen_and_a_free_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!lock_is_held(dir.path()), "no lock file");
+        let file = std::fs::File::create(dir.path().join("agent.lock")).unwrap();
+        assert!(!lock_is_held(dir.path()));
+        file.lock().unwrap();
+        assert!(lock_is_held(dir.path()));
+        file.unlock().unwrap();
+        assert!(!lock_is_held(dir.path()));
+    }
+}
