@@ -1,1 +1,22 @@
-fn main() {}
+//! The `hearth` binary: parse the command line, dispatch, report.
+//!
+//! Exit codes: 0 success, 1 the operation failed (one sentence on stderr),
+//! 2 usage error (clap's own).
+
+mod cli;
+mod commands;
+mod operator;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => output::report_error(&err),
+    }
+}

@@ -1,0 +1,167 @@
+//! The one error type of the client. Every variant renders as one sentence
+//! that a person can act on; programs match on the variant (and on `status`
+//! and `code` of [`ClientError::Api`]).
+
+use hearth_api::ApiErrorBody;
+use reqwest::StatusCode;
+
+/// Longest piece of a non-JSON error body kept in a message.
+const MAX_RAW_BODY_CHARS: usize = 300;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with a non-success status. `code` is the machine
+    /// code of the `{"error", "code"}` body (empty when the body was not
+    /// one); `message` is its human message, or the raw body text.
+    #[error("{}", api_sentence(.status, .message))]
+    Api { status: u16, code: String, message: String },
+    /// The server could not be reached or the connection broke (the message
+    /// names the URL).
+    #[error("{0}")]
+    Transport(String),
+    /// The server answered, but not with what this client expected.
+    #[error("{0}")]
+    Decode(String),
+    /// The base URL given to [`crate::Client::new`] is not usable.
+    #[error("{0}")]
+    InvalidUrl(String),
+}
+
+impl ClientError {
+    /// The HTTP status, for [`ClientError::Api`].
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The machine code of the error body, for [`ClientError::Api`].
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// True when the server could not be reached (worth retrying later).
+    pub fn is_transport(&self) -> bool {
+        matches!(self, Self::Transport(_))
+    }
+
+    /// Builds [`ClientError::Api`] from a status and the raw response body.
+    pub(crate) fn from_body(status: StatusCode, body: &str) -> Self {
+        match serde_json::from_str::<ApiErrorBody>(body) {
+            Ok(parsed) => Self::Api { status: status.as_u16(), code: parsed.code, message: parsed.error },
+            Err(_) => Self::Api { status: status.as_u16(), code: String::new(), message: shorten(body.trim()) },
+        }
+    }
+
+    /// Builds [`ClientError::Transport`] (or a timeout sentence) from a
+    /// reqwest failure on `method url`.
+    pub(crate) fn transport(method: &reqwest::Method, url: &str, err: &reqwest::Error) -> Self {
+        // reqwest's own URL includes the query string.
+        let url = err.url().map_or(url, reqwest::Url::as_str);
+        if err.is_timeout() {
+            return Self::Transport(format!("{method} {url} timed out"));
+        }
+        if err.is_builder() {
+            return Self::InvalidUrl(format!("cannot build the request {method} {url}: {}", root_cause(err)));
+        }
+        Self::Transport(format!("could not reach {url}: {}", root_cause(err)))
+    }
+}
+
+fn api_sentence(status: &u16, message: &str) -> String {
+    let status = *status;
+    let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason());
+    let head = match reason {
+        Some(reason) => format!("server answered {status} {reason}"),
+        None => format!("server answered {status}"),
+    };
+    if message.is_empty() {
+        head
+    } else {
+        format!("{head}: {message}")
+    }
+}
+
+/// The innermost cause of an error chain, which is where the useful words
+/// are ("connection refused"), without the `(os error N)` suffix.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_owned(),
+        _ => text,
+    };
+    lowercase_first(&text)
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        // Keep acronyms ("DNS error") as they are.
+        Some(first) if !chars.clone().next().is_some_and(char::is_uppercase) => {
+            first.to_lowercase().chain(chars).collect()
+        }
+        _ => text.to_owned(),
+    }
+}
+
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= MAX_RAW_BODY_CHARS {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(MAX_RAW_BODY_CHARS).collect();
+    short.push('…');
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_error_reads_as_one_sentence_with_the_reason_phrase() {
+        let err = ClientError::from_body(
+            StatusCode::CONFLICT,
+            r#"{"error": "cannot pause a workspace that is paused", "code": "invalid_transition"}"#,
+        );
+        assert_eq!(err.to_string(), "server answered 409 Conflict: cannot pause a workspace that is paused");
+        assert_eq!(err.status(), Some(409));
+        assert_eq!(err.code(), Some("invalid_transition"));
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_kept_as_the_message() {
+        let err = ClientError::from_body(StatusCode::BAD_GATEWAY, "  upstream is down\n");
+        assert_eq!(err, ClientError::Api { status: 502, code: String::new(), message: "upstream is down".into() });
+        assert_eq!(err.to_string(), "server answered 502 Bad Gateway: upstream is down");
+    }
+
+    #[test]
+    fn an_empty_body_and_an_unknown_status_still_read_well() {
+        assert_eq!(ClientError::from_body(StatusCode::NOT_FOUND, "").to_string(), "server answered 404 Not Found");
+        let odd = StatusCode::from_u16(599).unwrap();
+        assert_eq!(ClientError::from_body(odd, "x").to_string(), "server answered 599: x");
+    }
+
+    #[test]
+    fn a_long_raw_body_is_shortened() {
+        let err = ClientError::from_body(StatusCode::INTERNAL_SERVER_ERROR, &"x".repeat(1000));
+        let ClientError::Api { message, .. } = err else { panic!("not an api error") };
+        assert_eq!(message.chars().count(), MAX_RAW_BODY_CHARS + 1);
+    }
+
+    #[test]
+    fn root_causes_lose_their_os_error_suffix_and_capital() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        assert_eq!(root_cause(&io), "connection refused");
+        let dns = std::io::Error::other("DNS error");
+        assert_eq!(root_cause(&dns), "DNS error");
+    }
+}

@@ -1,0 +1,89 @@
+//! The command line: global options and the command tree. Each command
+//! group's own flags live next to its code in `commands/`.
+
+use clap::{Args, Parser, Subcommand};
+use hearth_core::WorkspaceId;
+use uuid::Uuid;
+
+use crate::commands::{events, serve, token, workspace};
+
+/// Hearth: the control plane where AI-agent workspaces check in.
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of the operator commands (accepted before or after the command).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Operator options")]
+pub struct GlobalArgs {
+    /// The Hearth server to talk to.
+    #[arg(long, global = true, env = "HEARTH_SERVER", default_value = "http://127.0.0.1:7878", value_name = "URL")]
+    pub server: String,
+    /// Bearer token. Default: the admin-token file of the local data dir
+    /// ($HEARTH_DATA_DIR or ./hearth-data), if readable.
+    #[arg(long, global = true, env = "HEARTH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Print exactly one JSON document on stdout instead of tables
+    /// (`events --follow`: one JSON document per line).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Hearth server.
+    Serve(serve::ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(serve::MigrateArgs),
+    /// Create, inspect and control workspaces.
+    #[command(subcommand)]
+    Workspace(workspace::WorkspaceCommand),
+    /// Create, list and revoke org API tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Show the event log, or follow it live.
+    Events(events::EventsArgs),
+}
+
+/// Value parser for ids, with a message that shows what an id looks like.
+pub fn uuid(text: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(text.trim())
+        .map_err(|_| "expected an id (a UUID such as 0b6a4d3e-2f1c-4e5d-8a7b-9c0d1e2f3a4b)".into())
+}
+
+/// [`uuid`] for workspace ids.
+pub fn workspace_id(text: &str) -> Result<WorkspaceId, String> {
+    uuid(text).map(WorkspaceId)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_are_accepted_after_the_command() {
+        let cli = Cli::try_parse_from(["hearth", "workspace", "list", "--json", "--server", "http://h:1"]);
+        let cli = cli.unwrap_or_else(|err| panic!("{err}"));
+        assert!(cli.global.json);
+        assert_eq!(cli.global.server, "http://h:1");
+    }
+
+    #[test]
+    fn a_malformed_workspace_id_is_a_usage_error_that_shows_an_id() {
+        let err = Cli::try_parse_from(["hearth", "workspace", "get", "nope"]).err();
+        assert_eq!(err.as_ref().map(|err| err.exit_code()), Some(2));
+        assert!(err.is_some_and(|err| err.to_string().contains("expected an id (a UUID such as")));
+    }
+}

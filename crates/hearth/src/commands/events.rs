@@ -1,0 +1,141 @@
+//! `hearth events`: the event log, or (with `--follow`) the live stream.
+
+use anyhow::Context;
+use clap::Args;
+use futures_util::StreamExt;
+use hearth_api::EventResponse;
+use hearth_core::WorkspaceId;
+use serde_json::Value;
+
+use crate::operator::Operator;
+use crate::output::{self, timestamp, truncate, Table};
+
+/// Events asked for per page when reading the log.
+const PAGE_SIZE: u32 = 500;
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Keep streaming new events as they happen (with --json: one JSON
+    /// document per line).
+    #[arg(long)]
+    follow: bool,
+    /// Only events after this sequence number.
+    #[arg(long, value_name = "SEQ", value_parser = clap::value_parser!(i64).range(0..))]
+    since: Option<i64>,
+    /// Only events of this workspace.
+    #[arg(long, value_name = "ID", value_parser = crate::cli::workspace_id)]
+    workspace: Option<WorkspaceId>,
+}
+
+pub async fn run(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
+    if args.follow {
+        follow(args, op).await
+    } else {
+        list(args, op).await
+    }
+}
+
+/// Reads the log page by page up to its current end.
+async fn list(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
+    let mut events: Vec<EventResponse> = Vec::new();
+    let mut since = args.since;
+    loop {
+        let page = op.client.list_events(since, args.workspace, Some(PAGE_SIZE)).await.context("cannot list events")?;
+        // Only events past the last one seen count, so a server that repeats
+        // a page (or ignores `since`) cannot make this loop forever.
+        let fresh: Vec<EventResponse> =
+            page.into_iter().filter(|event| since.is_none_or(|since| event.seq > since)).collect();
+        let Some(last) = fresh.last() else { break };
+        since = Some(last.seq);
+        events.extend(fresh);
+    }
+    if op.json {
+        return output::print_json(&events);
+    }
+    if events.is_empty() {
+        output::note("no events");
+        return Ok(());
+    }
+    let mut table = Table::new(["SEQ", "TIME", "EVENT", "WORKSPACE", "PAYLOAD"]);
+    for event in &events {
+        table.row([
+            event.seq.to_string(),
+            timestamp(event.timestamp),
+            event.event.clone(),
+            workspace_cell(event),
+            payload_cell(&event.payload),
+        ]);
+    }
+    Ok(output::print(&table.render())?)
+}
+
+async fn follow(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
+    let mut stream =
+        op.client.follow_events(args.since, args.workspace).await.context("cannot follow the event stream")?;
+    while let Some(event) = stream.next().await {
+        let event = event?;
+        if op.json {
+            output::print_json_line(&event)?;
+        } else {
+            output::print(&follow_line(&event))?;
+        }
+    }
+    Ok(())
+}
+
+/// One event as a line with fixed-width columns (a streamed table cannot
+/// measure its rows in advance).
+fn follow_line(event: &EventResponse) -> String {
+    let line = format!(
+        "{:>6}  {}  {:<26}  {:<36}  {}",
+        event.seq,
+        timestamp(event.timestamp),
+        event.event,
+        workspace_cell(event),
+        payload_cell(&event.payload)
+    );
+    line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim_end().to_owned()
+}
+
+fn workspace_cell(event: &EventResponse) -> String {
+    event.workspace_id.map_or_else(|| "-".to_owned(), |id| id.to_string())
+}
+
+fn payload_cell(payload: &Value) -> String {
+    match payload {
+        Value::Null => "-".to_owned(),
+        Value::Object(map) if map.is_empty() => "-".to_owned(),
+        other => truncate(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn a_followed_event_is_one_line_with_fixed_columns() {
+        let event = EventResponse {
+            seq: 42,
+            id: Uuid::nil(),
+            event: "WORKSPACE_ONLINE".into(),
+            workspace_id: Some("0b6a4d3e-2f1c-4e5d-8a7b-9c0d1e2f3a4b".parse().unwrap()),
+            timestamp: Utc.with_ymd_and_hms(2026, 11, 24, 11, 20, 0).unwrap(),
+            payload: json!({"recovered_from": "provisioning\nx"}),
+        };
+        assert_eq!(
+            follow_line(&event),
+            "    42  2026-11-24T11:20:00Z  WORKSPACE_ONLINE            0b6a4d3e-2f1c-4e5d-8a7b-9c0d1e2f3a4b  \
+             {\"recovered_from\":\"provisioning\\nx\"}"
+        );
+        let quiet = EventResponse { workspace_id: None, payload: json!({}), ..event };
+        assert_eq!(
+            follow_line(&quiet),
+            format!("    42  2026-11-24T11:20:00Z  WORKSPACE_ONLINE            {:<36}  -", "-")
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! `hearth serve` and `hearth migrate`: flags and `HEARTH_*` variables into
+//! `hearth_server::Settings`, telemetry, then the server library.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::builder::BoolishValueParser;
+use clap::{Args, ValueEnum};
+use hearth_server::{ProvisionerKind, Settings};
+use secrecy::SecretString;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::EnvFilter;
+
+/// Where the database lives; shared by `serve` and `migrate`.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: postgres://… or sqlite:… [default: sqlite://<data-dir>/hearth.db]
+    #[arg(long, env = "HEARTH_DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Directory for the SQLite database, the generated admin token and key,
+    /// and workspace runtimes.
+    #[arg(long, env = "HEARTH_DATA_DIR", default_value = "./hearth-data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// How long a request waits for a database connection before a 503.
+    #[arg(long, env = "HEARTH_DATABASE_TIMEOUT", value_name = "SECS", value_parser = seconds,
+          default_value_t = defaults().database_timeout.as_secs())]
+    database_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "HEARTH_LISTEN", default_value_t = defaults().listen, value_name = "ADDR")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Admin token [default: generated into <data-dir>/admin-token]
+    #[arg(long, env = "HEARTH_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    admin_token: Option<String>,
+    /// How workspace runtimes are started.
+    #[arg(long, env = "HEARTH_PROVISIONER", value_enum, default_value_t = Provisioner::None)]
+    provisioner: Provisioner,
+    /// Heartbeat interval of the runtimes the process provisioner starts.
+    #[arg(long, env = "HEARTH_AGENT_HEARTBEAT_INTERVAL", value_name = "SECS", value_parser = seconds,
+          default_value_t = defaults().agent_heartbeat_interval.as_secs())]
+    agent_heartbeat_interval: u64,
+    /// The `hearth` executable the process provisioner runs as `hearth agent` [default: this executable]
+    #[arg(long, env = "HEARTH_AGENT_PROGRAM", value_name = "PATH")]
+    agent_program: Option<PathBuf>,
+    /// A workspace with no heartbeat for this long goes offline.
+    #[arg(long, env = "HEARTH_LIVENESS_TTL", value_name = "SECS", value_parser = seconds,
+          default_value_t = defaults().liveness_ttl.as_secs())]
+    liveness_ttl: u64,
+    /// A workspace still provisioning after this long has failed.
+    #[arg(long, env = "HEARTH_PROVISION_TIMEOUT", value_name = "SECS", value_parser = seconds,
+          default_value_t = defaults().provision_timeout.as_secs())]
+    provision_timeout: u64,
+    /// How often the liveness and provision-timeout sweepers run.
+    #[arg(long, env = "HEARTH_SWEEP_INTERVAL", value_name = "SECS", value_parser = seconds,
+          default_value_t = defaults().sweep_interval.as_secs())]
+    sweep_interval: u64,
+    /// Hibernate online workspaces idle this long [default: never]
+    #[arg(long, env = "HEARTH_HIBERNATE_AFTER", value_name = "SECS", value_parser = seconds)]
+    hibernate_after: Option<u64>,
+    /// Accept agent URLs in private (RFC 1918 / ULA) ranges.
+    #[arg(long, env = "HEARTH_ALLOW_PRIVATE_AGENT_URLS", value_parser = BoolishValueParser::new())]
+    allow_private_agent_urls: bool,
+    /// Refuse bootstrap registration: workspaces need an issued token.
+    #[arg(long, env = "HEARTH_REQUIRE_ISSUED_TOKENS", value_parser = BoolishValueParser::new())]
+    require_issued_tokens: bool,
+    /// Key for secrets at rest: 32 bytes, base64 or hex [default: generated into <data-dir>/secret-key]
+    #[arg(long, env = "HEARTH_SECRET_KEY", hide_env_values = true, value_name = "KEY")]
+    secret_key: Option<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "HEARTH_MAX_BODY_BYTES", value_name = "BYTES", value_parser = bytes,
+          default_value_t = defaults().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Largest template or plugin upload accepted (also the plugin size cap), in bytes.
+    #[arg(long, env = "HEARTH_MAX_UPLOAD_BYTES", value_name = "BYTES", value_parser = bytes,
+          default_value_t = defaults().max_upload_bytes)]
+    max_upload_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Provisioner {
+    /// Runtimes are started elsewhere and register themselves.
+    None,
+    /// Hearth starts `hearth agent` for each workspace.
+    Process,
+}
+
+/// The server's defaults, so each default is written down once.
+fn defaults() -> Settings {
+    Settings::default()
+}
+
+/// A whole number of seconds, at least 1.
+fn seconds(text: &str) -> Result<u64, String> {
+    positive(text).map_err(|_| "expected a whole number of seconds, at least 1".to_owned())
+}
+
+/// A byte count, at least 1.
+fn bytes(text: &str) -> Result<usize, String> {
+    positive(text).map_err(|_| "expected a whole number of bytes, at least 1".to_owned())
+}
+
+fn positive<T: std::str::FromStr + PartialOrd + From<u8>>(text: &str) -> Result<T, ()> {
+    text.trim().parse::<T>().ok().filter(|value| *value >= T::from(1)).ok_or(())
+}
+
+impl From<Provisioner> for ProvisionerKind {
+    fn from(provisioner: Provisioner) -> Self {
+        match provisioner {
+            Provisioner::None => ProvisionerKind::None,
+            Provisioner::Process => ProvisionerKind::Process,
+        }
+    }
+}
+
+impl ServeArgs {
+    fn into_settings(self) -> Settings {
+        // Every field is named, so a new setting cannot be forgotten here.
+        Settings {
+            listen: self.listen,
+            database_url: self.database.database_url.map(SecretString::from),
+            data_dir: self.database.data_dir,
+            admin_token: self.admin_token.map(SecretString::from),
+            secret_key: self.secret_key.map(SecretString::from),
+            provisioner: self.provisioner.into(),
+            agent_heartbeat_interval: Duration::from_secs(self.agent_heartbeat_interval),
+            agent_program: self.agent_program,
+            liveness_ttl: Duration::from_secs(self.liveness_ttl),
+            provision_timeout: Duration::from_secs(self.provision_timeout),
+            sweep_interval: Duration::from_secs(self.sweep_interval),
+            hibernate_after: self.hibernate_after.map(Duration::from_secs),
+            allow_private_agent_urls: self.allow_private_agent_urls,
+            require_issued_tokens: self.require_issued_tokens,
+            max_body_bytes: self.max_body_bytes,
+            max_upload_bytes: self.max_upload_bytes,
+            database_timeout: Duration::from_secs(self.database.database_timeout),
+        }
+    }
+}
+
+impl MigrateArgs {
+    fn into_settings(self) -> Settings {
+        Settings {
+            database_url: self.database.database_url.map(SecretString::from),
+            data_dir: self.database.data_dir,
+            database_timeout: Duration::from_secs(self.database.database_timeout),
+            ..defaults()
+        }
+    }
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing()?;
+    hearth_server::serve(args.into_settings()).await
+}
+
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    init_tracing()?;
+    hearth_server::migrate(args.into_settings()).await
+}
+
+/// Logs to stderr (stdout carries only the `hearth listening on …` line),
+/// at `info` unless `RUST_LOG` says otherwise.
+fn init_tracing() -> anyhow::Result<()> {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .from_env()
+        .context("RUST_LOG is not a valid log filter")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|err| anyhow::anyhow!("could not set up logging: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn serve_settings(args: &[&str]) -> Settings {
+        let cli = Cli::try_parse_from([&["hearth", "serve"], args].concat()).unwrap_or_else(|err| panic!("{err}"));
+        let Command::Serve(serve) = cli.command else { panic!("not serve") };
+        serve.into_settings()
+    }
+
+    #[test]
+    fn every_serve_flag_reaches_the_settings() {
+        let settings = serve_settings(&[
+            "--listen=127.0.0.1:0",
+            "--database-url=sqlite::memory:",
+            "--data-dir=/tmp/h",
+            "--admin-token=adm",
+            "--provisioner=process",
+            "--agent-heartbeat-interval=2",
+            "--agent-program=/bin/hearth",
+            "--liveness-ttl=7",
+            "--provision-timeout=8",
+            "--sweep-interval=9",
+            "--hibernate-after=10",
+            "--allow-private-agent-urls",
+            "--require-issued-tokens",
+            "--secret-key=k",
+            "--max-body-bytes=2048",
+            "--max-upload-bytes=4096",
+            "--database-timeout=3",
+        ]);
+        assert_eq!(settings.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(settings.database_url.unwrap().expose_secret(), "sqlite::memory:");
+        assert_eq!(settings.data_dir, PathBuf::from("/tmp/h"));
+        assert_eq!(settings.admin_token.unwrap().expose_secret(), "adm");
+        assert_eq!(settings.provisioner, ProvisionerKind::Process);
+        assert_eq!(settings.agent_heartbeat_interval, Duration::from_secs(2));
+        assert_eq!(settings.agent_program, Some(PathBuf::from("/bin/hearth")));
+        assert_eq!(settings.liveness_ttl, Duration::from_secs(7));
+        assert_eq!(settings.provision_timeout, Duration::from_secs(8));
+        assert_eq!(settings.sweep_interval, Duration::from_secs(9));
+        assert_eq!(settings.hibernate_after, Some(Duration::from_secs(10)));
+        assert!(settings.allow_private_agent_urls);
+        assert!(settings.require_issued_tokens);
+        assert_eq!(settings.secret_key.unwrap().expose_secret(), "k");
+        assert_eq!(settings.max_body_bytes, 2048);
+        assert_eq!(settings.max_upload_bytes, 4096);
+        assert_eq!(settings.database_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn zero_seconds_is_a_usage_error() {
+        let err = Cli::try_parse_from(["hearth", "serve", "--sweep-interval", "0"]).err().unwrap();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn an_unknown_provisioner_is_a_usage_error() {
+        let err = Cli::try_parse_from(["hearth", "serve", "--provisioner", "docker"]).err().unwrap();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

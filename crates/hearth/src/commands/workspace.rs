@@ -1,0 +1,330 @@
+//! `hearth workspace …`: create, list, inspect, control and wait for
+//! workspaces.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use hearth_api::{CreateWorkspaceRequest, StatusResponse, WorkspaceResponse};
+use hearth_client::ClientError;
+use hearth_core::{WorkspaceId, WorkspaceStatus};
+
+use crate::cli;
+use crate::operator::Operator;
+use crate::output::{self, age, or_dash, render_fields, timestamp, truncate, Table};
+
+/// How often `workspace wait` asks for the workspace.
+const WAIT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace; it starts in `provisioning`.
+    Create(CreateArgs),
+    /// List workspaces.
+    List {
+        /// Include removed workspaces (tombstones).
+        #[arg(long)]
+        include_removed: bool,
+    },
+    /// Show one workspace in detail.
+    Get {
+        #[arg(value_name = "ID", value_parser = cli::workspace_id)]
+        id: WorkspaceId,
+    },
+    /// Pause a workspace: its runtime stops working (online, degraded or offline only).
+    Pause {
+        #[arg(value_name = "ID", value_parser = cli::workspace_id)]
+        id: WorkspaceId,
+    },
+    /// Resume a paused or hibernated workspace.
+    Resume {
+        #[arg(value_name = "ID", value_parser = cli::workspace_id)]
+        id: WorkspaceId,
+    },
+    /// Restart a workspace's runtime.
+    Restart {
+        #[arg(value_name = "ID", value_parser = cli::workspace_id)]
+        id: WorkspaceId,
+    },
+    /// Hibernate a workspace.
+    Hibernate {
+        #[arg(value_name = "ID", value_parser = cli::workspace_id)]
+        id: WorkspaceId,
+    },
+    /// Remove a workspace and its descendants (idempotent).
+    Delete {
+        #[arg(value_name = "ID", value_parser = cli::workspace_id)]
+        id: WorkspaceId,
+    },
+    /// Wait until a workspace reaches a status (progress on stderr).
+    Wait(WaitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the workspace.
+    name: String,
+    /// Template to create it from (its name or id).
+    #[arg(long, value_name = "T")]
+    template: Option<String>,
+    /// Role of the workspace.
+    #[arg(long, value_name = "R")]
+    role: Option<String>,
+    /// Tier of the workspace.
+    #[arg(long, value_name = "N")]
+    tier: Option<i32>,
+    /// Parent workspace.
+    #[arg(long, value_name = "ID", value_parser = cli::workspace_id)]
+    parent: Option<WorkspaceId>,
+    /// Also issue a workspace token (printed once).
+    #[arg(long)]
+    issue_token: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    #[arg(value_name = "ID", value_parser = cli::workspace_id)]
+    id: WorkspaceId,
+    /// Status to wait for: provisioning, online, offline, degraded, failed,
+    /// removed, paused or hibernated.
+    #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+    status: WorkspaceStatus,
+    /// Give up (exit 1) after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    timeout: u64,
+}
+
+fn parse_status(text: &str) -> Result<WorkspaceStatus, String> {
+    text.parse().map_err(|err: hearth_core::status::UnknownStatus| err.to_string())
+}
+
+pub async fn run(command: WorkspaceCommand, op: &Operator) -> anyhow::Result<()> {
+    match command {
+        WorkspaceCommand::Create(args) => create(args, op).await,
+        WorkspaceCommand::List { include_removed } => list(include_removed, op).await,
+        WorkspaceCommand::Get { id } => {
+            let workspace = op.client.get_workspace(id).await.with_context(|| format!("cannot get workspace {id}"))?;
+            if op.json {
+                output::print_json(&workspace)
+            } else {
+                Ok(output::print(&describe(&workspace))?)
+            }
+        }
+        WorkspaceCommand::Pause { id } => {
+            let answer = op.client.pause(id).await.with_context(|| format!("cannot pause workspace {id}"))?;
+            report_transition(op, &answer, format!("workspace {id} is now {}", answer.status))
+        }
+        WorkspaceCommand::Resume { id } => {
+            let answer = op.client.resume(id).await.with_context(|| format!("cannot resume workspace {id}"))?;
+            report_transition(op, &answer, format!("workspace {id} resumed; it is now {}", answer.status))
+        }
+        WorkspaceCommand::Restart { id } => {
+            let answer = op.client.restart(id).await.with_context(|| format!("cannot restart workspace {id}"))?;
+            report_transition(op, &answer, format!("workspace {id} restarted; it is now {}", answer.status))
+        }
+        WorkspaceCommand::Hibernate { id } => {
+            let answer = op.client.hibernate(id).await.with_context(|| format!("cannot hibernate workspace {id}"))?;
+            report_transition(op, &answer, format!("workspace {id} is now {}", answer.status))
+        }
+        WorkspaceCommand::Delete { id } => {
+            let answer =
+                op.client.delete_workspace(id).await.with_context(|| format!("cannot delete workspace {id}"))?;
+            if op.json {
+                return output::print_json(&answer);
+            }
+            let text = match answer.cascade_deleted {
+                0 => format!("workspace {id} removed"),
+                1 => format!("workspace {id} removed, with 1 descendant"),
+                n => format!("workspace {id} removed, with {n} descendants"),
+            };
+            Ok(output::print(&text)?)
+        }
+        WorkspaceCommand::Wait(args) => wait(args, op).await,
+    }
+}
+
+fn report_transition(op: &Operator, answer: &StatusResponse, text: String) -> anyhow::Result<()> {
+    if op.json {
+        output::print_json(answer)
+    } else {
+        Ok(output::print(&text)?)
+    }
+}
+
+async fn create(args: CreateArgs, op: &Operator) -> anyhow::Result<()> {
+    let request = CreateWorkspaceRequest {
+        name: args.name,
+        role: args.role,
+        tier: args.tier,
+        template: args.template,
+        parent_id: args.parent,
+        issue_token: args.issue_token.then_some(true),
+        ..CreateWorkspaceRequest::default()
+    };
+    let workspace = op
+        .client
+        .create_workspace(&request)
+        .await
+        .with_context(|| format!("cannot create workspace {:?}", request.name))?;
+    if op.json {
+        return output::print_json(&workspace);
+    }
+    let mut text = format!("created workspace {} ({}); it is {}\n", workspace.id, workspace.name, workspace.status);
+    if let Some(token) = &workspace.auth_token {
+        text.push_str(&format!("workspace token (shown only once, store it now): {token}\n"));
+    }
+    Ok(output::print(&text)?)
+}
+
+async fn list(include_removed: bool, op: &Operator) -> anyhow::Result<()> {
+    let workspaces = op.client.list_workspaces(include_removed).await.context("cannot list workspaces")?;
+    if op.json {
+        return output::print_json(&workspaces);
+    }
+    if workspaces.is_empty() {
+        output::note("no workspaces");
+        return Ok(());
+    }
+    let now = Utc::now();
+    let mut table = Table::new(["ID", "NAME", "STATUS", "ROLE", "TIER", "TEMPLATE", "HEARTBEAT"]);
+    for workspace in &workspaces {
+        table.row([
+            workspace.id.to_string(),
+            workspace.name.clone(),
+            workspace.status.to_string(),
+            or_dash(workspace.role.as_deref()),
+            workspace.tier.to_string(),
+            or_dash(workspace.template.as_deref()),
+            workspace.last_heartbeat_at.map_or_else(|| "never".to_owned(), |at| age(at, now)),
+        ]);
+    }
+    Ok(output::print(&table.render())?)
+}
+
+/// The detail view of `workspace get`.
+fn describe(workspace: &WorkspaceResponse) -> String {
+    let now = Utc::now();
+    let optional = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+    let mut text = render_fields(&[
+        ("id", workspace.id.to_string()),
+        ("name", workspace.name.clone()),
+        ("status", format!("{} (changed {})", workspace.status, age(workspace.status_changed_at, now))),
+        ("role", or_dash(workspace.role.as_deref())),
+        ("tier", workspace.tier.to_string()),
+        ("template", or_dash(workspace.template.as_deref())),
+        ("runtime", or_dash(workspace.runtime.as_deref())),
+        ("model", or_dash(workspace.model.as_deref())),
+        ("parent", optional(workspace.parent_id.map(|id| id.to_string()))),
+        ("url", or_dash(workspace.url.as_deref())),
+        ("external", workspace.external.to_string()),
+        (
+            "last heartbeat",
+            optional(workspace.last_heartbeat_at.map(|at| format!("{} ({})", timestamp(at), age(at, now)))),
+        ),
+        ("error rate", format!("{:.2}", workspace.last_error_rate)),
+        ("sample error", truncate(&or_dash(workspace.last_sample_error.as_deref()))),
+        ("active tasks", workspace.active_tasks.to_string()),
+        ("uptime", format!("{}s", workspace.uptime_seconds)),
+        ("current task", truncate(&or_dash(workspace.current_task.as_deref()))),
+        ("monthly spend", format!("${}.{:02}", workspace.monthly_spend / 100, workspace.monthly_spend % 100)),
+        ("runtime state", or_dash(workspace.runtime_state.as_deref())),
+        ("created", timestamp(workspace.created_at)),
+        ("updated", timestamp(workspace.updated_at)),
+    ]);
+    if !workspace.conditions.is_empty() {
+        let mut table = Table::new(["CONDITION", "STATUS", "REASON", "SINCE", "MESSAGE"]);
+        for condition in &workspace.conditions {
+            table.row([
+                condition.kind.clone(),
+                condition.status.clone(),
+                or_dash(Some(&condition.reason)),
+                age(condition.last_transition_time, now),
+                truncate(&condition.message),
+            ]);
+        }
+        text.push('\n');
+        text.push_str(&table.render());
+    }
+    if !workspace.desired_plugins.is_empty() || !workspace.installed_plugins.is_empty() {
+        let mut table = Table::new(["PLUGIN", "DESIRED", "INSTALLED"]);
+        let installed_sha = |name: &str| {
+            workspace.installed_plugins.iter().find(|plugin| plugin.name == name).map(|plugin| plugin.sha256.clone())
+        };
+        for plugin in &workspace.desired_plugins {
+            let installed = match installed_sha(&plugin.name) {
+                None => "no".to_owned(),
+                Some(Some(sha)) if sha == plugin.sha256 => "yes".to_owned(),
+                Some(Some(sha)) => format!("other content ({})", short_sha(&sha)),
+                Some(None) => "yes (unverified)".to_owned(),
+            };
+            table.row([plugin.name.clone(), format!("{} ({})", plugin.version, short_sha(&plugin.sha256)), installed]);
+        }
+        for plugin in &workspace.installed_plugins {
+            if !workspace.desired_plugins.iter().any(|desired| desired.name == plugin.name) {
+                table.row([plugin.name.clone(), "-".to_owned(), "yes (not desired)".to_owned()]);
+            }
+        }
+        text.push('\n');
+        text.push_str(&table.render());
+    }
+    text
+}
+
+fn short_sha(sha: &str) -> &str {
+    let hex = sha.strip_prefix("sha256:").unwrap_or(sha);
+    hex.get(..12).unwrap_or(hex)
+}
+
+async fn wait(args: WaitArgs, op: &Operator) -> anyhow::Result<()> {
+    let WaitArgs { id, status: target, timeout } = args;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(timeout);
+    let mut last: Option<WorkspaceStatus> = None;
+    // The transport error of the latest poll, if it failed that way.
+    let mut unreachable: Option<ClientError> = None;
+    loop {
+        match op.client.get_workspace(id).await {
+            Ok(workspace) => {
+                unreachable = None;
+                if last != Some(workspace.status) && workspace.status != target {
+                    output::note(&format!(
+                        "workspace {id} is {} ({:.1}s), waiting for {target}",
+                        workspace.status,
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
+                last = Some(workspace.status);
+                if workspace.status == target {
+                    return if op.json {
+                        output::print_json(&workspace)
+                    } else {
+                        let elapsed = started.elapsed().as_secs_f64();
+                        Ok(output::print(&format!("workspace {id} is {target} (after {elapsed:.1}s)"))?)
+                    };
+                }
+                if workspace.status == WorkspaceStatus::Removed {
+                    bail!("workspace {id} was removed while waiting for it to become {target}");
+                }
+            }
+            // A server that restarts meanwhile is not a reason to give up.
+            Err(err @ ClientError::Transport(_)) => {
+                if unreachable.is_none() {
+                    output::note(&format!("{err}; still trying"));
+                }
+                unreachable = Some(err);
+            }
+            Err(err) => return Err(err).with_context(|| format!("cannot get workspace {id}")),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let why = match (&unreachable, last) {
+                (Some(err), _) => format!("the last attempt failed: {err}"),
+                (None, Some(status)) => format!("its status is {status}"),
+                (None, None) => "its status is unknown".to_owned(),
+            };
+            bail!("workspace {id} did not become {target} within {timeout}s ({why})");
+        }
+        tokio::time::sleep(WAIT_POLL_INTERVAL.min(deadline - now)).await;
+    }
+}
