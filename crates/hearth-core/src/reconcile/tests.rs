@@ -81,7 +81,8 @@ fn wrong_hash_does_not_count_and_a_failure_says_why() {
     let (c, _) = evaluate(&desired(), Some("sha256:aaa"), &[], &wrong, &[], &[], t(1));
     assert_eq!(get(&c, PLUGINS_INSTALLED).reason, "Pending");
     let failure = PluginFailure { name: "seo-all".into(), error: "sha256 mismatch: got x, want h1".into() };
-    let (c2, events) = evaluate(&desired(), Some("sha256:aaa"), &wrong, &wrong, std::slice::from_ref(&failure), &c, t(2));
+    let (c2, events) =
+        evaluate(&desired(), Some("sha256:aaa"), &wrong, &wrong, std::slice::from_ref(&failure), &c, t(2));
     let plugins = get(&c2, PLUGINS_INSTALLED);
     assert_eq!(plugins.reason, "InstallFailed");
     assert!(plugins.message.contains("sha256 mismatch"), "{}", plugins.message);
