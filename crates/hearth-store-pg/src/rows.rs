@@ -246,3 +246,21 @@ impl PluginRow {
         }
     }
 }
+
+/// Folds the rows of `DESIRED_STATE` (digest, plugin name, version, sha256).
+pub(crate) fn desired_state(
+    rows: Vec<(String, Option<String>, Option<String>, Option<String>)>,
+) -> Option<hearth_core::reconcile::DesiredState> {
+    let digest = rows.first()?.0.clone();
+    let plugins = rows
+        .into_iter()
+        .filter_map(|(_, name, version, sha256)| {
+            name.map(|name| hearth_core::reconcile::DesiredPlugin {
+                name,
+                version: version.unwrap_or_default(),
+                sha256: sha256.unwrap_or_default(),
+            })
+        })
+        .collect();
+    Some(hearth_core::reconcile::DesiredState { assets_digest: Some(digest), plugins })
+}

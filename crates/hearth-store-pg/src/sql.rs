@@ -110,6 +110,12 @@ statements! {
     LIST_PLUGINS = "select plugin_id, org_id, name, version, description, sha256, created_at, updated_at \
         from plugins where ($1::uuid is null or org_id = $1) order by name collate \"C\", plugin_id";
     LIST_PLUGIN_FILES = "select path, sha256, size from plugin_files where plugin_id = $1 order by path collate \"C\"";
+    /// One row per declared plugin (one row with null plugin columns when
+    /// the template declares none), in declaration order.
+    DESIRED_STATE = "select t.assets_digest, d.name as plugin_name, p.version, p.sha256 from templates t \
+        left join lateral jsonb_array_elements_text(t.plugins) with ordinality as d(name, ord) on true \
+        left join plugins p on p.org_id = t.org_id and p.name = d.name \
+        where t.org_id = $1 and t.name = $2 order by d.ord";
     LAST_EVENT_SEQ = "select last_seq from event_counters where event_counter_id = 1";
     INSERT_EVENT = "insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
         values ($1, $2, $3, $4, $5, $6, $7)";

@@ -606,6 +606,20 @@ impl Store for SqliteStore {
         Ok(plugins)
     }
 
+    async fn desired_state(
+        &self,
+        org: OrgId,
+        template: &str,
+    ) -> StoreResult<Option<hearth_core::reconcile::DesiredState>> {
+        let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(sql::DESIRED_STATE)
+            .bind(org.0)
+            .bind(template)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err("desired_state"))?;
+        Ok(rows::desired_state(rows))
+    }
+
     async fn get_blob(&self, sha256: &str) -> StoreResult<Vec<u8>> {
         let content: Option<Vec<u8>> = sqlx::query_scalar(sql::SELECT_BLOB)
             .bind(sha256)

@@ -107,6 +107,12 @@ statements! {
     LIST_PLUGINS = "select plugin_id, org_id, name, version, description, sha256, created_at, updated_at \
         from plugins where (?1 is null or org_id = ?1) order by name, plugin_id";
     LIST_PLUGIN_FILES = "select path, sha256, size from plugin_files where plugin_id = ?1 order by path";
+    /// One row per declared plugin (one row with null plugin columns when
+    /// the template declares none), in declaration order.
+    DESIRED_STATE = "select t.assets_digest, d.value as plugin_name, p.version, p.sha256 from templates t \
+        left join json_each(t.plugins) d \
+        left join plugins p on p.org_id = t.org_id and p.name = d.value \
+        where t.org_id = ?1 and t.name = ?2 order by d.key";
     LAST_EVENT_SEQ = "select last_seq from event_counters where event_counter_id = 1";
     INSERT_EVENT = "insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
         values (?1, ?2, ?3, ?4, ?5, ?6, ?7)";

@@ -511,6 +511,13 @@ pub async fn templates_are_content_addressed_and_replaced_by_name(store: S) {
     assert_eq!(store.get_template_by_id(first.id).await.unwrap(), second);
     assert_eq!(store.list_templates(Some(OrgId::DEFAULT)).await.unwrap().len(), 2);
     assert!(matches!(store.get_template_by_name(OrgId::DEFAULT, "nope").await, Err(StoreError::NotFound("template"))));
+    // Desired state in one query: the digest, and declared plugins (not pushed here: empty version/hash).
+    let desired = store.desired_state(OrgId::DEFAULT, "seo").await.unwrap().unwrap();
+    assert_eq!(desired.assets_digest.as_deref(), Some(second.assets_digest.as_str()));
+    assert_eq!(desired.plugins.len(), 1);
+    assert_eq!(desired.plugins[0].name, "seo-all");
+    assert_eq!(desired.plugins[0].sha256, "");
+    assert_eq!(store.desired_state(OrgId::DEFAULT, "nope").await.unwrap(), None);
     assert!(matches!(store.get_blob("0000").await, Err(StoreError::NotFound(_))));
 }
 
@@ -532,6 +539,17 @@ pub async fn plugins_are_stored_and_replaced_by_name(store: S) {
     assert_eq!(store.get_plugin(OrgId::DEFAULT, "seo-all").await.unwrap().sha256, "hash-1.1.0");
     assert_eq!(store.list_plugins(None).await.unwrap().len(), 1);
     assert!(matches!(store.get_plugin(OrgId::DEFAULT, "missing").await, Err(StoreError::NotFound("plugin"))));
+    let mut uses = template("uses-plugin", vec![file("config.yaml", b"name: x\n")], t(3));
+    uses.plugins = vec!["seo-all".into(), "not-pushed".into()];
+    store.put_template(uses).await.unwrap();
+    let desired = store.desired_state(OrgId::DEFAULT, "uses-plugin").await.unwrap().unwrap();
+    let got: Vec<(&str, &str, &str)> =
+        desired.plugins.iter().map(|p| (p.name.as_str(), p.version.as_str(), p.sha256.as_str())).collect();
+    assert_eq!(got, [("seo-all", "1.1.0", "hash-1.1.0"), ("not-pushed", "", "")], "in declaration order");
+    let mut bare = template("bare", vec![file("config.yaml", b"name: y\n")], t(4));
+    bare.plugins = vec![];
+    store.put_template(bare).await.unwrap();
+    assert!(store.desired_state(OrgId::DEFAULT, "bare").await.unwrap().unwrap().plugins.is_empty());
 }
 
 fn desired() -> DesiredState {

@@ -142,6 +142,12 @@ pub trait Store: Send + Sync + 'static {
     /// Plugins of `org` (all orgs when `None`), by name.
     async fn list_plugins(&self, org: Option<OrgId>) -> StoreResult<Vec<Plugin>>;
 
+    /// What a workspace on template `name` must converge to, in one query:
+    /// the template's assets digest and its declared plugins with their
+    /// stored version and hash (empty strings for a declared plugin that is
+    /// not in the registry). `None` when the template does not exist.
+    async fn desired_state(&self, org: OrgId, template: &str) -> StoreResult<Option<hearth_core::reconcile::DesiredState>>;
+
     /// The content of a stored file.
     async fn get_blob(&self, sha256: &str) -> StoreResult<Vec<u8>>;
 
