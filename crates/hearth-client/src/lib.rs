@@ -40,6 +40,9 @@ pub use events::EventStream;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a whole request/response exchange may take (not event streams).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long downloading one asset or plugin tarball may take: model files
+/// can be large, so this is more generous than [`REQUEST_TIMEOUT`].
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A Hearth API client. Cheap to clone (the connection pool is shared).
 #[derive(Clone)]
@@ -233,6 +236,48 @@ impl Client {
         self.call_ignoring_body(Method::DELETE, &format!("/org/tokens/{id}"), |request| request).await
     }
 
+    // --- templates and plugins (operator) ----------------------------------
+
+    /// `POST /templates/import`: imports (or replaces) a template.
+    pub async fn import_template(
+        &self,
+        request: &hearth_api::ImportTemplateRequest,
+    ) -> Result<hearth_api::ImportTemplateResponse, ClientError> {
+        self.send_json(Method::POST, "/templates/import", request).await
+    }
+
+    /// `GET /templates`.
+    pub async fn list_templates(&self) -> Result<Vec<hearth_api::TemplateResponse>, ClientError> {
+        self.get("/templates").await
+    }
+
+    /// `GET /templates/{id-or-name}`: a template by its id or its name.
+    pub async fn get_template(&self, id_or_name: &str) -> Result<hearth_api::TemplateResponse, ClientError> {
+        self.get(&format!("/templates/{}", encode_path_segment(id_or_name))).await
+    }
+
+    /// `POST /plugins` with a JSON body: pushes (or replaces) a plugin.
+    pub async fn push_plugin_json(
+        &self,
+        request: &hearth_api::UploadPluginRequest,
+    ) -> Result<hearth_api::PluginResponse, ClientError> {
+        self.send_json(Method::POST, "/plugins", request).await
+    }
+
+    /// `POST /plugins` with a gzip tarball body (entries relative to the
+    /// plugin root).
+    pub async fn push_plugin_tarball(&self, tarball: Vec<u8>) -> Result<hearth_api::PluginResponse, ClientError> {
+        self.call(Method::POST, "/plugins", |request| {
+            request.header(reqwest::header::CONTENT_TYPE, "application/gzip").body(tarball)
+        })
+        .await
+    }
+
+    /// `GET /plugins`.
+    pub async fn list_plugins(&self) -> Result<Vec<hearth_api::PluginResponse>, ClientError> {
+        self.get("/plugins").await
+    }
+
     // --- events ------------------------------------------------------------
 
     /// `GET /events?since=&workspace_id=&limit=`: one ascending page of
@@ -273,6 +318,60 @@ impl Client {
         workspace: Option<WorkspaceId>,
     ) -> Result<EventStream, ClientError> {
         events::follow(self.clone(), since, workspace).await
+    }
+
+    // --- assets and plugins (runtime) ----------------------------------------
+
+    /// `GET /workspaces/{id}/assets`: the workspace's template files (path,
+    /// sha256, size) and their digest.
+    pub async fn assets_manifest(&self, id: WorkspaceId) -> Result<hearth_api::AssetsManifest, ClientError> {
+        self.get(&format!("/workspaces/{id}/assets")).await
+    }
+
+    /// `GET /workspaces/{id}/assets/{path}`: one asset's bytes. `path` is the
+    /// file's `/`-separated path in the template; each segment is
+    /// percent-encoded on its own so the separators stay separators. A path
+    /// that is not a valid bundle path (empty, absolute, `..`) is refused
+    /// here, because URL normalization would otherwise change which file is
+    /// asked for.
+    pub async fn asset_bytes(&self, id: WorkspaceId, path: &str) -> Result<Vec<u8>, ClientError> {
+        let checked = hearth_core::bundle_path::BundlePath::new(path)
+            .map_err(|err| ClientError::InvalidUrl(format!("cannot ask for asset {path:?}: {err}")))?;
+        let encoded: Vec<String> = checked.segments().map(encode_path_segment).collect();
+        let (body, _headers) = self.download(&format!("/workspaces/{id}/assets/{}", encoded.join("/"))).await?;
+        Ok(body)
+    }
+
+    /// `GET /workspaces/{id}/plugins/{name}/download`: the plugin's gzip
+    /// tarball and the `X-Plugin-Sha256` header (its content-manifest hash)
+    /// when the server sent one.
+    pub async fn download_plugin(&self, id: WorkspaceId, name: &str) -> Result<(Vec<u8>, Option<String>), ClientError> {
+        let path = format!("/workspaces/{id}/plugins/{}/download", encode_path_segment(name));
+        let (body, headers) = self.download(&path).await?;
+        // A header that is not visible ASCII cannot be a hash; treat it as
+        // absent rather than failing, since the caller verifies the content
+        // against the hash it expects anyway.
+        let sha256 = headers.get("x-plugin-sha256").and_then(|value| value.to_str().ok()).map(str::to_owned);
+        Ok((body, sha256))
+    }
+
+    /// `POST /workspaces/{id}/plugins`: reports that the runtime installed a
+    /// plugin (`source` is `local://<name>`; a `sha256` that is not the
+    /// plugin's is a 422).
+    pub async fn record_install(
+        &self,
+        id: WorkspaceId,
+        request: &hearth_api::RecordInstallRequest,
+    ) -> Result<hearth_api::RecordInstallResponse, ClientError> {
+        self.send_json(Method::POST, &format!("/workspaces/{id}/plugins"), request).await
+    }
+
+    /// `GET /workspaces/{id}/plugins`: desired vs installed plugins.
+    pub async fn workspace_plugins(
+        &self,
+        id: WorkspaceId,
+    ) -> Result<hearth_api::WorkspacePluginsResponse, ClientError> {
+        self.get(&format!("/workspaces/{id}/plugins")).await
     }
 
     // --- plumbing ----------------------------------------------------------
@@ -360,6 +459,21 @@ impl Client {
         self.call(method, path, |request| request.json(body)).await
     }
 
+    /// A `GET` whose success body is raw bytes (assets, tarballs), with the
+    /// response headers. Error bodies are still decoded as `{"error"}`.
+    async fn download(&self, path: &str) -> Result<(Vec<u8>, reqwest::header::HeaderMap), ClientError> {
+        let response = self.open(Method::GET, path, Some(DOWNLOAD_TIMEOUT), |request| request).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let transport = |err: reqwest::Error| ClientError::transport(&Method::GET, &self.url(path), &err);
+        if !status.is_success() {
+            let body = response.text().await.map_err(transport)?;
+            return Err(ClientError::from_body(status, &body));
+        }
+        let body = response.bytes().await.map_err(transport)?;
+        Ok((body.to_vec(), headers))
+    }
+
     async fn lifecycle(&self, id: WorkspaceId, action: &str) -> Result<StatusResponse, ClientError> {
         self.call(Method::POST, &format!("/workspaces/{id}/{action}"), |request| request).await
     }
@@ -369,6 +483,21 @@ fn decode<T: DeserializeOwned>(method: &Method, path: &str, body: &str) -> Resul
     serde_json::from_str(body).map_err(|err| {
         ClientError::Decode(format!("the answer to {method} {path} is not what this client expects: {err}"))
     })
+}
+
+/// Percent-encodes one URL path segment: everything but the RFC 3986
+/// unreserved characters, so a `/`, `?`, `#` or `%` inside a name can never
+/// change the route.
+fn encode_path_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Checks `base_url` and strips its trailing slashes.
@@ -412,6 +541,13 @@ mod tests {
         assert!(normalize_base_url("ftp://h").is_err());
         let err = normalize_base_url("localhost:7878").unwrap_err();
         assert!(err.to_string().contains(r#"as in "http://localhost:7878""#), "{err}");
+    }
+
+    #[test]
+    fn path_segments_are_encoded_one_by_one() {
+        assert_eq!(encode_path_segment("weights.bin"), "weights.bin");
+        assert_eq!(encode_path_segment("a b/c?d#e%f"), "a%20b%2Fc%3Fd%23e%25f");
+        assert_eq!(encode_path_segment("café"), "caf%C3%A9");
     }
 
     #[test]

@@ -611,7 +611,7 @@ impl Store for SqliteStore {
         org: OrgId,
         template: &str,
     ) -> StoreResult<Option<hearth_core::reconcile::DesiredState>> {
-        let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(sql::DESIRED_STATE)
+        let rows: Vec<rows::DesiredRow> = sqlx::query_as(sql::DESIRED_STATE)
             .bind(org.0)
             .bind(template)
             .fetch_all(&self.reader)

@@ -247,10 +247,11 @@ impl PluginRow {
     }
 }
 
-/// Folds the rows of `DESIRED_STATE` (digest, plugin name, version, sha256).
-pub(crate) fn desired_state(
-    rows: Vec<(String, Option<String>, Option<String>, Option<String>)>,
-) -> Option<hearth_core::reconcile::DesiredState> {
+/// A row of `DESIRED_STATE`: digest, plugin name, version, sha256.
+pub(crate) type DesiredRow = (String, Option<String>, Option<String>, Option<String>);
+
+/// Folds the rows of `DESIRED_STATE`.
+pub(crate) fn desired_state(rows: Vec<DesiredRow>) -> Option<hearth_core::reconcile::DesiredState> {
     let digest = rows.first()?.0.clone();
     let plugins = rows
         .into_iter()

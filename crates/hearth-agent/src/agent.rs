@@ -1,0 +1,541 @@
+//! [`Agent`]: one heartbeat-and-converge [`Agent::step`] at a time, and the
+//! loop around it ([`Agent::run`]) that paces the steps and rides out
+//! outages with backoff.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hearth_api::{
+    AssetsManifest, Desired, DesiredPlugin, HeartbeatRequest, InstalledPlugin, PluginError, RecordInstallRequest,
+    RegisterRequest,
+};
+use hearth_client::{Client, ClientError};
+use hearth_core::manifest::is_valid_plugin_name;
+use hearth_core::{WorkspaceId, WorkspaceStatus};
+
+use crate::backoff::{self, Backoff};
+use crate::error::AgentError;
+use crate::lock::{self, DirLock};
+use crate::plugins::{self, LocalPlugin};
+use crate::{assets, fsutil, token, AgentConfig, Exit, TOKEN_FILE};
+
+/// After a step that changed something on disk, the next heartbeat goes out
+/// this soon, so Hearth learns of the delivery without waiting an interval.
+const PROMPT_HEARTBEAT: Duration = Duration::from_millis(100);
+
+/// Mode of the agent directory when the agent creates it: it may hold the
+/// token, so it is private to the agent's user.
+const DIR_MODE: u32 = 0o700;
+
+/// What one [`Agent::step`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// Hearth answered the heartbeat and the workspace is running; the agent
+    /// converged towards `desired` as far as it could.
+    Running { status: WorkspaceStatus, converge: Converge },
+    /// The workspace is paused or hibernated: the agent keeps heartbeating
+    /// (so it learns when it resumes) but does no work.
+    Stopped { status: WorkspaceStatus },
+    /// The workspace was deleted; the agent must exit (with status 0).
+    Removed,
+}
+
+/// What converging to `desired` did in one step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Converge {
+    /// Something was delivered or installed on disk.
+    pub changed: bool,
+    /// What could not be done, one sentence each (also logged; plugin
+    /// failures are also reported in the next heartbeat's `plugin_errors`).
+    /// Everything is retried at the next heartbeat.
+    pub errors: Vec<String>,
+}
+
+/// What is on disk, observed right before a heartbeat.
+struct Observed {
+    /// `None` when `<dir>/plugins/` could not be listed.
+    plugins: Option<Vec<LocalPlugin>>,
+}
+
+/// A running agent for one workspace and directory. It holds the
+/// directory's lock from [`Agent::new`] until it is dropped.
+pub struct Agent {
+    config: AgentConfig,
+    client: Client,
+    has_token: bool,
+    registered: bool,
+    started: Instant,
+    /// The verified record of what `<dir>/assets/` holds.
+    assets: Option<AssetsManifest>,
+    /// Failures of the last install attempt, reported with the next heartbeat.
+    plugin_errors: Vec<PluginError>,
+    /// The stopped status last logged, so "work is stopped" is said once.
+    stopped: Option<WorkspaceStatus>,
+    /// Plugins whose local copy could not be hashed, already warned about.
+    unreadable: BTreeSet<String>,
+    _lock: DirLock,
+}
+
+impl Agent {
+    /// Prepares the directory and takes its lock (failing at once with
+    /// [`AgentError::Locked`] if another agent holds it), removes what an
+    /// interrupted earlier run left behind, loads the token, and verifies
+    /// the delivered assets. Nothing is sent to Hearth yet.
+    pub fn new(config: AgentConfig) -> Result<Self, AgentError> {
+        if config.heartbeat_interval.is_zero() {
+            return Err(AgentError::Config("the heartbeat interval must be more than zero".into()));
+        }
+        fsutil::create_dirs_with_mode(&config.dir, DIR_MODE)
+            .map_err(|e| AgentError::io("create the agent directory", &config.dir, e))?;
+        let lock = lock::acquire(&config.dir)?;
+        let workspace = config.workspace;
+        sweep_leftovers(&config.dir, workspace);
+        let token = token::load(&config)?;
+        let has_token = token.is_some();
+        let client = Client::new(&config.server, token).map_err(|e| AgentError::Config(e.to_string()))?;
+        let assets = match assets::load_verified(&config.dir) {
+            Ok(assets) => assets,
+            Err(error) => {
+                tracing::warn!(workspace_id = %workspace, error = format!("{error:#}"),
+                    "the delivered assets do not match their record; reporting none so Hearth delivers them again");
+                None
+            }
+        };
+        Ok(Self {
+            config,
+            client,
+            has_token,
+            registered: false,
+            started: Instant::now(),
+            assets,
+            plugin_errors: Vec::new(),
+            stopped: None,
+            unreadable: BTreeSet::new(),
+            _lock: lock,
+        })
+    }
+
+    /// The workspace this agent speaks for.
+    pub fn workspace(&self) -> WorkspaceId {
+        self.config.workspace
+    }
+
+    /// The agent directory.
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    /// One round: register if that has not succeeded yet, heartbeat with
+    /// what is on disk, and converge to the `desired` state of the answer.
+    ///
+    /// Retryable failures ([`AgentError::is_retryable`]) are returned
+    /// without being logged; [`Agent::run`] logs each once.
+    pub async fn step(&mut self) -> Result<StepOutcome, AgentError> {
+        if !self.registered {
+            if let Some(outcome) = self.register().await? {
+                return Ok(outcome);
+            }
+        }
+        let observed = self.observe().await;
+        let request = self.heartbeat_request(&observed);
+        let response = match self.client.heartbeat(&request).await {
+            Ok(response) => response,
+            Err(err) => return self.heartbeat_failed(err).await,
+        };
+        let status = response.workspace_status;
+        let id = self.workspace();
+        if status.is_stopped() {
+            if self.stopped != Some(status) {
+                tracing::info!(workspace_id = %id, %status,
+                    "the workspace is {status}: work is stopped; heartbeating until it resumes");
+                self.stopped = Some(status);
+            }
+            return Ok(StepOutcome::Stopped { status });
+        }
+        if let Some(previous) = self.stopped.take() {
+            tracing::info!(workspace_id = %id, %status, %previous, "the workspace runs again; resuming work");
+        }
+        let converge = self.converge(&response.desired, &observed).await;
+        Ok(StepOutcome::Running { status, converge })
+    }
+
+    /// Steps until the workspace is removed, `shutdown` completes, or a
+    /// failure retrying cannot fix. Paces steps by the heartbeat interval
+    /// (promptly after a step that changed something) and retries
+    /// retryable failures with capped exponential backoff and full jitter.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<Exit> {
+        tokio::pin!(shutdown);
+        let id = self.workspace();
+        let interval = self.config.heartbeat_interval;
+        tracing::info!(workspace_id = %id, server = %self.config.server, dir = %self.config.dir.display(),
+            interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX), "agent started");
+        let mut backoff = Backoff::new(backoff::BASE, backoff::CAP);
+        loop {
+            let delay = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                result = self.step() => match result {
+                    Ok(StepOutcome::Removed) => {
+                        tracing::info!(workspace_id = %id, "the workspace was removed; the agent exits");
+                        return Ok(Exit::Removed);
+                    }
+                    Ok(outcome) => {
+                        if backoff.failures() > 0 {
+                            tracing::info!(workspace_id = %id, failures = backoff.failures(), "Hearth answers again");
+                        }
+                        backoff.reset();
+                        match outcome {
+                            StepOutcome::Running { converge, .. } if converge.changed => PROMPT_HEARTBEAT.min(interval),
+                            _ => interval,
+                        }
+                    }
+                    Err(err) if err.is_retryable() => {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(workspace_id = %id, error = %err, attempt = backoff.failures(),
+                            retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                            "Hearth is unavailable; retrying with backoff");
+                        delay
+                    }
+                    Err(err) => return Err(err.into()),
+                },
+            };
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+        tracing::info!(workspace_id = %id, "shutting down");
+        Ok(Exit::Shutdown)
+    }
+
+    /// Registers the runtime (the bootstrap when there is no token yet).
+    /// `Some` ends the step early with that outcome.
+    async fn register(&mut self) -> Result<Option<StepOutcome>, AgentError> {
+        let id = self.workspace();
+        let request = RegisterRequest {
+            id,
+            url: self.config.url.clone(),
+            agent_card: Some(serde_json::json!({"runtime": "hearth-agent", "version": env!("CARGO_PKG_VERSION")})),
+        };
+        let err = match self.client.register(&request).await {
+            Ok(response) => {
+                if self.has_token {
+                    tracing::info!(workspace_id = %id, url = %self.config.url, "registered");
+                } else {
+                    let Some(minted) = response.auth_token else {
+                        let why = "Hearth accepted the bootstrap registration but sent no auth_token";
+                        return Err(AgentError::Unavailable {
+                            what: "registering",
+                            source: ClientError::Decode(why.into()),
+                        });
+                    };
+                    let path = token::save(&self.config.dir, &minted)?;
+                    self.client = self.client.with_token(Some(minted));
+                    self.has_token = true;
+                    tracing::info!(workspace_id = %id, url = %self.config.url, token_file = %path.display(),
+                        "registered; saved the minted token");
+                }
+                self.registered = true;
+                return Ok(None);
+            }
+            Err(err) => err,
+        };
+        match err.status() {
+            Some(401) if self.has_token => Err(AgentError::TokenRejected { workspace: id, message: api_message(&err) }),
+            Some(401) => Err(AgentError::TokenRequired { workspace: id, token_file: self.config.dir.join(TOKEN_FILE) }),
+            Some(404) => Err(AgentError::UnknownWorkspace { workspace: id, server: self.config.server.clone() }),
+            Some(410) => Ok(Some(StepOutcome::Removed)),
+            Some(409) if err.code() == Some("workspace_stopped") => {
+                // Registration is retried at every step until the workspace
+                // runs again; meanwhile a token-holding agent heartbeats, which
+                // is how it learns that the workspace resumed.
+                let status = stopped_status(&err);
+                if self.stopped.is_none() {
+                    tracing::info!(workspace_id = %id, %status, "registration refused while the workspace is {status}");
+                }
+                if self.has_token {
+                    Ok(None)
+                } else {
+                    self.stopped = Some(status);
+                    Ok(Some(StepOutcome::Stopped { status }))
+                }
+            }
+            Some(400) => Err(AgentError::Config(format!(
+                "Hearth refused to register workspace {id} with URL {}: {}",
+                self.config.url,
+                api_message(&err)
+            ))),
+            _ => Err(AgentError::Unavailable { what: "registering", source: err }),
+        }
+    }
+
+    /// What is on disk now. Problems are logged and make the report
+    /// smaller (never larger): what cannot be verified is not claimed.
+    async fn observe(&mut self) -> Observed {
+        let id = self.workspace();
+        if let Some(manifest) = &self.assets {
+            if let Some(problem) = assets::quick_check(&self.config.dir, manifest) {
+                tracing::warn!(workspace_id = %id, %problem,
+                    "the delivered assets changed on disk; reporting none so Hearth delivers them again");
+                self.assets = None;
+            }
+        }
+        let dir = self.config.dir.clone();
+        let plugins = match fsutil::blocking(move || Ok(plugins::scan(&dir)?)).await {
+            Ok(plugins) => Some(plugins),
+            Err(error) => {
+                tracing::warn!(workspace_id = %id, error = format!("{error:#}"),
+                    "cannot list the installed plugins; not reporting them this time");
+                None
+            }
+        };
+        for plugin in plugins.iter().flatten() {
+            match &plugin.sha256 {
+                Err(error) if self.unreadable.insert(plugin.name.clone()) => {
+                    tracing::warn!(workspace_id = %id, plugin = %plugin.name, %error,
+                        "cannot hash the local copy of a plugin; not reporting it as installed");
+                }
+                Err(_) => {}
+                Ok(_) => {
+                    self.unreadable.remove(&plugin.name);
+                }
+            }
+        }
+        Observed { plugins }
+    }
+
+    fn heartbeat_request(&self, observed: &Observed) -> HeartbeatRequest {
+        let installed = observed.plugins.as_ref().map(|plugins| {
+            plugins
+                .iter()
+                .filter_map(|p| {
+                    let sha256 = p.sha256.as_ref().ok()?;
+                    Some(InstalledPlugin { name: p.name.clone(), sha256: Some(sha256.clone()) })
+                })
+                .collect()
+        });
+        HeartbeatRequest {
+            workspace_id: self.workspace(),
+            active_tasks: Some(0),
+            uptime_seconds: Some(i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX)),
+            runtime_state: Some(String::new()),
+            assets_digest: self.assets.as_ref().map(|m| m.digest.clone()),
+            installed_plugins: installed,
+            plugin_errors: (!self.plugin_errors.is_empty()).then(|| self.plugin_errors.clone()),
+            ..HeartbeatRequest::default()
+        }
+    }
+
+    async fn heartbeat_failed(&self, err: ClientError) -> Result<StepOutcome, AgentError> {
+        let id = self.workspace();
+        match err.status() {
+            Some(401) => Err(AgentError::TokenRevoked { workspace: id, message: api_message(&err) }),
+            Some(410) => Ok(StepOutcome::Removed),
+            // A 404 is either "deleted" or "never existed"; `/state` tells
+            // them apart (PROTOCOL.md: it answers `deleted: true` after a
+            // delete, also to the workspace's own token).
+            Some(404) => match self.client.workspace_state(id).await {
+                Ok(state) if state.deleted => Ok(StepOutcome::Removed),
+                Err(state_err) if state_err.status() == Some(404) => {
+                    Err(AgentError::UnknownWorkspace { workspace: id, server: self.config.server.clone() })
+                }
+                _ => Err(AgentError::Unavailable { what: "heartbeat", source: err }),
+            },
+            _ => Err(AgentError::Unavailable { what: "heartbeat", source: err }),
+        }
+    }
+
+    /// Brings the directory to `desired`: assets first, then every desired
+    /// plugin that is missing or differs. Each item fails on its own; what
+    /// failed is retried at the next heartbeat.
+    async fn converge(&mut self, desired: &Desired, observed: &Observed) -> Converge {
+        let id = self.workspace();
+        let mut converge = Converge::default();
+        if let Some(want) = &desired.assets_digest {
+            let have = self.assets.as_ref().map(|m| m.digest.as_str());
+            if have != Some(want.as_str()) {
+                match assets::sync(&self.client, id, &self.config.dir, want).await {
+                    Ok(manifest) => {
+                        self.assets = Some(manifest);
+                        converge.changed = true;
+                    }
+                    Err(error) => {
+                        let message = format!("assets: {error:#}");
+                        tracing::warn!(workspace_id = %id, error = %message,
+                            "could not deliver the assets; retrying at the next heartbeat");
+                        converge.errors.push(message);
+                    }
+                }
+            }
+        }
+
+        // Plugins present on disk but no longer desired are left alone: the
+        // protocol only says what must be present, and deleting a directory
+        // the agent cannot prove it owns (an operator may have put it there)
+        // is riskier than keeping it. They are still reported, so the extra
+        // plugin is visible in the workspace's installed list.
+        let mut errors = Vec::new();
+        for plugin in &desired.plugins {
+            let local = observed.plugins.iter().flatten().find(|p| p.name == plugin.name);
+            let current =
+                local.is_some_and(|p| p.sha256.as_ref().is_ok_and(|sha| sha.eq_ignore_ascii_case(&plugin.sha256)));
+            if current {
+                continue;
+            }
+            match self.install(plugin, local.is_some()).await {
+                Ok(()) => converge.changed = true,
+                Err(error) => {
+                    let message = format!("{error:#}");
+                    tracing::warn!(workspace_id = %id, plugin = %plugin.name, error = %message,
+                        "could not install a plugin; retrying at the next heartbeat");
+                    errors.push(PluginError { name: plugin.name.clone(), error: message.clone() });
+                    converge.errors.push(message);
+                }
+            }
+        }
+        self.plugin_errors = errors;
+        converge
+    }
+
+    /// Downloads, verifies and installs one plugin, then tells Hearth.
+    async fn install(&self, plugin: &DesiredPlugin, replacing: bool) -> anyhow::Result<()> {
+        let id = self.workspace();
+        let name = plugin.name.clone();
+        if !is_valid_plugin_name(&name) {
+            bail!("plugin {name:?}: not a valid plugin name, so it is not installed");
+        }
+        if !assets::is_sha256_hex(&plugin.sha256) {
+            bail!("plugin {name}: the desired hash {:?} is not a sha256", plugin.sha256);
+        }
+        let (tarball, served) = self
+            .client
+            .download_plugin(id, &name)
+            .await
+            .with_context(|| format!("plugin {name}: cannot download it"))?;
+        let dir = self.config.dir.clone();
+        let expected = plugin.sha256.clone();
+        let limits = self.config.limits;
+        let task_name = name.clone();
+        fsutil::blocking(move || {
+            let request = plugins::Install {
+                workspace: id,
+                dir: &dir,
+                name: &task_name,
+                expected: &expected,
+                served: served.as_deref(),
+                limits: &limits,
+            };
+            plugins::install(&request, &tarball)
+        })
+        .await?;
+        tracing::info!(workspace_id = %id, plugin = %name, version = %plugin.version, sha256 = %plugin.sha256,
+            replaced = replacing, "plugin installed");
+        // The next heartbeat reports the install anyway; recording it now
+        // lets the control plane see it without waiting for that.
+        let report = RecordInstallRequest { source: format!("local://{name}"), sha256: Some(plugin.sha256.clone()) };
+        if let Err(error) = self.client.record_install(id, &report).await {
+            tracing::warn!(workspace_id = %id, plugin = %name, %error,
+                "could not record the install with Hearth; the next heartbeat reports it");
+        }
+        Ok(())
+    }
+}
+
+/// The human message of an API error (the whole sentence otherwise).
+fn api_message(err: &ClientError) -> String {
+    match err {
+        ClientError::Api { message, .. } if !message.is_empty() => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The status named by a 409 `workspace is <status>` answer.
+fn stopped_status(err: &ClientError) -> WorkspaceStatus {
+    let message = api_message(err);
+    message
+        .rsplit(' ')
+        .next()
+        .and_then(|word| word.parse::<WorkspaceStatus>().ok())
+        .filter(|status| status.is_stopped())
+        .unwrap_or(WorkspaceStatus::Paused)
+}
+
+/// Removes what an interrupted earlier run left in the agent directory:
+/// staging trees, replaced versions not yet deleted, temporary files of
+/// atomic writes. Safe because this agent holds the lock, so nothing else
+/// is working in the directory.
+fn sweep_leftovers(dir: &Path, workspace: WorkspaceId) {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) => {
+            tracing::warn!(workspace_id = %workspace, dir = %dir.display(), %error,
+                "cannot list the agent directory to remove leftovers");
+            return;
+        }
+    };
+    let unpack_prefix = format!(".{}", plugins::STAGING_PREFIX);
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let leftover = [assets::STAGING_PREFIX, assets::OLD_PREFIX, plugins::STAGING_PREFIX, plugins::OLD_PREFIX]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            || name.starts_with(&unpack_prefix)
+            || (name.starts_with('.') && name.contains(".tmp-"));
+        if !leftover {
+            continue;
+        }
+        let path = entry.path();
+        match fsutil::remove_path(&path) {
+            Ok(()) => tracing::info!(workspace_id = %workspace, path = %path.display(),
+                "removed a leftover of an interrupted run"),
+            Err(error) => tracing::warn!(workspace_id = %workspace, path = %path.display(), %error,
+                "cannot remove a leftover of an interrupted run"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stopped_statuses_are_read_from_the_409_message() {
+        let err =
+            |message: &str| ClientError::Api { status: 409, code: "workspace_stopped".into(), message: message.into() };
+        assert_eq!(stopped_status(&err("workspace is hibernated")), WorkspaceStatus::Hibernated);
+        assert_eq!(stopped_status(&err("workspace is paused")), WorkspaceStatus::Paused);
+        assert_eq!(stopped_status(&err("something else")), WorkspaceStatus::Paused);
+    }
+
+    #[test]
+    fn leftovers_are_swept_and_everything_else_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            ".assets.staging-1",
+            ".assets.old-2",
+            ".plugin-staging-seo-3",
+            "..plugin-staging-seo-3.unpack-x",
+            ".plugin-old-seo-4",
+            ".auth_token.tmp-5",
+        ] {
+            fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        for name in ["assets", "plugins"] {
+            fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        for name in [".auth_token", "assets.manifest.json", "agent.lock", "agent.log"] {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        sweep_leftovers(dir.path(), WorkspaceId::new_random());
+        let mut names: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, [".auth_token", "agent.lock", "agent.log", "assets", "assets.manifest.json", "plugins"]);
+    }
+}

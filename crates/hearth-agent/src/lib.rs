@@ -1,0 +1,149 @@
+//! `hearth agent`, the reference workspace runtime (CLI.md, "Runtime").
+//!
+//! An agent speaks for one workspace from one directory. It registers
+//! (keeping its token in `<dir>/.auth_token`, mode 0600), heartbeats every
+//! interval reporting what it holds, and converges to the `desired` state
+//! each heartbeat answer carries: the template's files in `<dir>/assets/`,
+//! each declared plugin in `<dir>/plugins/<name>/`. Everything it installs is
+//! verified (sha256 per asset, the SDK content-manifest hash per plugin) and
+//! moved into place atomically, so a failure leaves the previous state, not
+//! a half-written one.
+//!
+//! Convergence is level-triggered like the rest of Hearth: each heartbeat
+//! compares what is on disk now with what is desired now, so a plugin that
+//! vanishes from disk is simply reinstalled on the next answer, without any
+//! status change or event edge being involved.
+//!
+//! Layout of the agent directory:
+//!
+//! | path | what |
+//! |---|---|
+//! | `agent.lock` | exclusive lock held for the whole run, with the holder's pid |
+//! | `.auth_token` | the workspace token (0600) when no other was given |
+//! | `assets/` | the delivered template files |
+//! | `assets.manifest.json` | the manifest `assets/` was delivered from |
+//! | `plugins/<name>/` | installed plugins |
+//! | `.assets.staging-*`, `.plugin-staging-*`, `.*.old-*` | in-flight work; removed on failure and at start |
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = hearth_agent::AgentConfig::new(
+//!     "http://127.0.0.1:7878",
+//!     "5f0c8a8e-4c1e-4b8a-9d8e-0f6b1c2d3e4f".parse()?,
+//!     "/var/lib/hearth/ws",
+//! );
+//! let exit = hearth_agent::run(config, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! tracing::info!(?exit, "agent stopped");
+//! # Ok(()) }
+//! ```
+
+mod agent;
+mod assets;
+mod backoff;
+mod error;
+mod fsutil;
+mod lock;
+mod plugins;
+mod token;
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use agent::{Agent, Converge, StepOutcome};
+pub use error::AgentError;
+pub use hearth_archive::Limits;
+pub use hearth_core::WorkspaceId;
+
+/// The lock file inside the agent directory.
+pub const LOCK_FILE: &str = "agent.lock";
+/// Where a bootstrapped token is kept inside the agent directory.
+pub const TOKEN_FILE: &str = ".auth_token";
+/// The delivered assets inside the agent directory.
+pub const ASSETS_DIR: &str = "assets";
+/// The record of the delivered assets inside the agent directory.
+pub const ASSETS_STATE: &str = "assets.manifest.json";
+/// The installed plugins inside the agent directory.
+pub const PLUGINS_DIR: &str = "plugins";
+
+/// The URL registered by default: the agent serves nothing inbound, it
+/// only polls (PROTOCOL.md, `POST /registry/register`).
+pub const NO_INBOUND_URL: &str = "remote://no-inbound";
+/// The heartbeat interval when none is given.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Everything `hearth agent` is told on its command line.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// Hearth's base URL, `http://host:port`.
+    pub server: String,
+    pub workspace: WorkspaceId,
+    /// `--token`; wins over everything else.
+    pub token: Option<String>,
+    /// `--token-file`; used when `token` is not given. Must exist.
+    pub token_file: Option<PathBuf>,
+    /// The agent directory (created if missing).
+    pub dir: PathBuf,
+    pub heartbeat_interval: Duration,
+    /// The URL to register; [`NO_INBOUND_URL`] by default.
+    pub url: String,
+    /// Caps applied when unpacking plugin tarballs.
+    pub limits: Limits,
+}
+
+impl AgentConfig {
+    /// A configuration with the defaults for everything but the server, the
+    /// workspace and the directory.
+    pub fn new(server: impl Into<String>, workspace: WorkspaceId, dir: impl Into<PathBuf>) -> Self {
+        Self {
+            server: server.into(),
+            workspace,
+            token: None,
+            token_file: None,
+            dir: dir.into(),
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            url: NO_INBOUND_URL.to_owned(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token is a secret: show only whether there is one.
+        f.debug_struct("AgentConfig")
+            .field("server", &self.server)
+            .field("workspace", &self.workspace)
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .field("token_file", &self.token_file)
+            .field("dir", &self.dir)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("url", &self.url)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// Why [`run`] returned normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The workspace was deleted; `hearth agent` exits 0.
+    Removed,
+    /// The shutdown future completed (a signal).
+    Shutdown,
+}
+
+/// Runs the agent until the workspace is removed, `shutdown` completes, or a
+/// failure that retrying cannot fix (the error is an [`AgentError`] inside
+/// the `anyhow::Error`, for callers that map kinds to exit codes, such as
+/// [`AgentError::Locked`]).
+///
+/// Fatal errors are returned, not logged: the caller reports them once.
+pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<Exit> {
+    let agent = Agent::new(config)?;
+    agent.run(shutdown).await
+}
