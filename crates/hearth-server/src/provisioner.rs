@@ -16,8 +16,6 @@
 //! the pid the agent writes into the lock file.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -162,7 +160,7 @@ impl ProcessProvisioner {
             // Inject a token: the runtime never needs the bootstrap.
             let minted = auth::mint(workspace.org_id, Some(workspace.id), Some("process-provisioner".into()));
             self.store.insert_token(minted.record).await.context("cannot store the runtime's token")?;
-            write_secret(&token_file, &minted.secret)?;
+            crate::startup::write_secret_file(&token_file, &minted.secret)?;
         }
         let log_path = dir.join("agent.log");
         let log = std::fs::OpenOptions::new()
@@ -216,17 +214,6 @@ impl ProcessProvisioner {
             self.stop(id, runtime).await;
         }
     }
-}
-
-fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    writeln!(file, "{secret}").with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// True while some process holds `<dir>/agent.lock`.

@@ -74,17 +74,23 @@ fn read_or_create_secret(path: &Path, generate: impl FnOnce() -> String) -> anyh
                 std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             }
             let value = generate();
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            writeln!(file, "{value}").with_context(|| format!("cannot write {}", path.display()))?;
+            write_secret_file(path, &value)?;
             Ok((value, true))
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
+}
+
+/// Creates `path` (which must not exist) with mode 0600 — never readable by
+/// others, not even briefly — and writes `value` and a newline.
+pub(crate) fn write_secret_file(path: &Path, value: &str) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(file, "{value}").with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The admin token in effect, generating `<data-dir>/admin-token` if needed.
