@@ -146,7 +146,11 @@ pub trait Store: Send + Sync + 'static {
     /// the template's assets digest and its declared plugins with their
     /// stored version and hash (empty strings for a declared plugin that is
     /// not in the registry). `None` when the template does not exist.
-    async fn desired_state(&self, org: OrgId, template: &str) -> StoreResult<Option<hearth_core::reconcile::DesiredState>>;
+    async fn desired_state(
+        &self,
+        org: OrgId,
+        template: &str,
+    ) -> StoreResult<Option<hearth_core::reconcile::DesiredState>>;
 
     /// The content of a stored file.
     async fn get_blob(&self, sha256: &str) -> StoreResult<Vec<u8>>;

@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use hearth_core::WorkspaceId;
 use uuid::Uuid;
 
-use crate::commands::{events, serve, token, workspace};
+use crate::commands::{agent, e2e, events, plugin, serve, template, token, up, workspace};
 
 /// Hearth: the control plane where AI-agent workspaces check in.
 #[derive(Debug, Parser)]
@@ -48,6 +48,21 @@ pub enum Command {
     Token(token::TokenCommand),
     /// Show the event log, or follow it live.
     Events(events::EventsArgs),
+    /// Push, list and inspect templates.
+    #[command(subcommand)]
+    Template(template::TemplateCommand),
+    /// Push and list plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Run the reference runtime for one workspace (uses the global --server
+    /// and --token).
+    Agent(agent::AgentArgs),
+    /// End-to-end checks against a live server.
+    #[command(subcommand)]
+    E2e(e2e::E2eCommand),
+    /// Serve with the example template and plugin loaded and one workspace
+    /// running: the fastest way to see Hearth work.
+    Up(up::UpArgs),
 }
 
 /// Value parser for ids, with a message that shows what an id looks like.

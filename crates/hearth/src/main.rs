@@ -3,8 +3,10 @@
 //! Exit codes: 0 success, 1 the operation failed (one sentence on stderr),
 //! 2 usage error (clap's own).
 
+mod bundle;
 mod cli;
 mod commands;
+mod examples;
 mod operator;
 mod output;
 

@@ -14,6 +14,29 @@ use serde::Serialize;
 /// Longest cell a table shows of free text (payloads, sample errors).
 const MAX_CELL_CHARS: usize = 120;
 
+/// An error that ends the process with a specific exit code (other than 1),
+/// for callers that tell failures apart by code (the process provisioner
+/// and `hearth agent`'s 75).
+#[derive(Debug)]
+pub struct ExitWith {
+    code: u8,
+    message: String,
+}
+
+impl ExitWith {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
 /// Prints `err` as one `error: …` line on stderr; the exit code to use.
 pub fn report_error(err: &anyhow::Error) -> ExitCode {
     let broken_pipe = err
@@ -25,7 +48,10 @@ pub fn report_error(err: &anyhow::Error) -> ExitCode {
     }
     // If stderr itself is gone there is nowhere left to report to.
     let _ = writeln!(io::stderr().lock(), "error: {err:#}");
-    ExitCode::FAILURE
+    match err.chain().find_map(|cause| cause.downcast_ref::<ExitWith>()) {
+        Some(exit) => ExitCode::from(exit.code),
+        None => ExitCode::FAILURE,
+    }
 }
 
 /// Prints `text` on stdout, ending it with a newline.

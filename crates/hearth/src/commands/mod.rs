@@ -1,13 +1,17 @@
 //! One module per command group. Each exposes its clap arguments and an
 //! async `run`; this module only dispatches.
 //!
-//! Groups still to come (`agent`, `template`, `plugin`, `e2e`, `up`,
-//! `bench`) slot in the same way: a module here, a variant in
-//! `cli::Command`, an arm below.
+//! Groups still to come (`bench`) slot in the same way: a module here, a
+//! variant in `cli::Command`, an arm below.
 
+pub mod agent;
+pub mod e2e;
 pub mod events;
+pub mod plugin;
 pub mod serve;
+pub mod template;
 pub mod token;
+pub mod up;
 pub mod workspace;
 
 use crate::cli::{Cli, Command};
@@ -29,5 +33,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let operator = Operator::new(&cli.global)?;
             operator.explain(events::run(args, &operator).await)
         }
+        Command::Template(command) => {
+            let operator = Operator::new(&cli.global)?;
+            operator.explain(template::run(command, &operator).await)
+        }
+        Command::Plugin(command) => {
+            let operator = Operator::new(&cli.global)?;
+            operator.explain(plugin::run(command, &operator).await)
+        }
+        Command::E2e(command) => {
+            let operator = Operator::new(&cli.global)?;
+            operator.explain(e2e::run(command, &operator).await)
+        }
+        Command::Agent(args) => agent::run(args, &cli.global).await,
+        Command::Up(args) => up::run(args).await,
     }
 }

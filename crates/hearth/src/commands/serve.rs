@@ -49,10 +49,11 @@ pub struct ServeArgs {
     /// How workspace runtimes are started.
     #[arg(long, env = "HEARTH_PROVISIONER", value_enum, default_value_t = Provisioner::None)]
     provisioner: Provisioner,
-    /// Heartbeat interval of the runtimes the process provisioner starts.
-    #[arg(long, env = "HEARTH_AGENT_HEARTBEAT_INTERVAL", value_name = "SECS", value_parser = seconds,
-          default_value_t = defaults().agent_heartbeat_interval.as_secs())]
-    agent_heartbeat_interval: u64,
+    /// Heartbeat interval of the runtimes the process provisioner starts
+    /// (fractions allowed, such as 0.5; the same variable `hearth agent` reads).
+    #[arg(long, env = "HEARTH_AGENT_HEARTBEAT_INTERVAL", value_name = "SECS",
+          value_parser = crate::commands::agent::interval, default_value = DEFAULT_AGENT_HEARTBEAT)]
+    agent_heartbeat_interval: Duration,
     /// The `hearth` executable the process provisioner runs as `hearth agent` [default: this executable]
     #[arg(long, env = "HEARTH_AGENT_PROGRAM", value_name = "PATH")]
     agent_program: Option<PathBuf>,
@@ -98,6 +99,10 @@ enum Provisioner {
     Process,
 }
 
+/// `Settings::default().agent_heartbeat_interval`, as text for clap (a test
+/// keeps the two equal).
+const DEFAULT_AGENT_HEARTBEAT: &str = "30";
+
 /// The server's defaults, so each default is written down once.
 fn defaults() -> Settings {
     Settings::default()
@@ -136,7 +141,7 @@ impl ServeArgs {
             admin_token: self.admin_token.map(SecretString::from),
             secret_key: self.secret_key.map(SecretString::from),
             provisioner: self.provisioner.into(),
-            agent_heartbeat_interval: Duration::from_secs(self.agent_heartbeat_interval),
+            agent_heartbeat_interval: self.agent_heartbeat_interval,
             agent_program: self.agent_program,
             liveness_ttl: Duration::from_secs(self.liveness_ttl),
             provision_timeout: Duration::from_secs(self.provision_timeout),
@@ -174,7 +179,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 
 /// Logs to stderr (stdout carries only the `hearth listening on …` line),
 /// at `info` unless `RUST_LOG` says otherwise.
-fn init_tracing() -> anyhow::Result<()> {
+pub(crate) fn init_tracing() -> anyhow::Result<()> {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env()
@@ -239,6 +244,15 @@ mod tests {
         assert_eq!(settings.max_body_bytes, 2048);
         assert_eq!(settings.max_upload_bytes, 4096);
         assert_eq!(settings.database_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn the_agent_heartbeat_default_is_the_servers_and_fractions_are_accepted() {
+        if std::env::var_os("HEARTH_AGENT_HEARTBEAT_INTERVAL").is_none() {
+            assert_eq!(serve_settings(&[]).agent_heartbeat_interval, defaults().agent_heartbeat_interval);
+        }
+        let settings = serve_settings(&["--agent-heartbeat-interval=0.5"]);
+        assert_eq!(settings.agent_heartbeat_interval, Duration::from_millis(500));
     }
 
     #[test]

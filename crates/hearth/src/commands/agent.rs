@@ -1,0 +1,168 @@
+//! `hearth agent`: the reference runtime (the `hearth-agent` library) with
+//! its flags, `HEARTH_*` variables and exit codes.
+//!
+//! Exit codes: 0 when the workspace was removed or the agent was asked to
+//! stop (SIGTERM/SIGINT); 75 ([`hearth_server::provisioner::EXIT_LOCKED`])
+//! when another agent holds the directory's lock, which the process
+//! provisioner reads as "adopt the running one"; 1 for any other failure.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use hearth_agent::{AgentConfig, AgentError, Exit, NO_INBOUND_URL};
+use hearth_core::WorkspaceId;
+
+use crate::cli::{self, GlobalArgs};
+use crate::output::ExitWith;
+
+/// Longest heartbeat interval accepted: a day is already far past any
+/// liveness TTL worth having.
+const MAX_HEARTBEAT_SECS: f64 = 86_400.0;
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The workspace this runtime speaks for.
+    #[arg(long, value_name = "ID", value_parser = cli::workspace_id)]
+    workspace: WorkspaceId,
+    /// Read the workspace token from this file (the global --token gives it
+    /// directly; without either, the first registration mints one).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Directory for the token, the lock, assets/ and plugins/ [default: ./hearth-agent-<ID>]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Seconds between heartbeats (fractions allowed, such as 0.5).
+    #[arg(long, env = "HEARTH_AGENT_HEARTBEAT_INTERVAL", value_name = "SECS", value_parser = interval,
+          default_value = "30")]
+    heartbeat_interval: Duration,
+    /// The URL this runtime is reachable at, sent when registering [default: remote://no-inbound, for a runtime
+    /// that only polls]
+    #[arg(long, env = "HEARTH_AGENT_URL", value_name = "URL")]
+    url: Option<String>,
+}
+
+/// A positive, finite number of seconds, fractions allowed.
+pub fn interval(text: &str) -> Result<Duration, String> {
+    let invalid =
+        || format!("expected a number of seconds greater than 0 and at most {MAX_HEARTBEAT_SECS}, such as 30 or 0.5");
+    let seconds: f64 = text.trim().parse().map_err(|_| invalid())?;
+    if !(seconds > 0.0 && seconds <= MAX_HEARTBEAT_SECS) {
+        return Err(invalid());
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| invalid())
+}
+
+impl AgentArgs {
+    fn into_config(self, global: &GlobalArgs) -> anyhow::Result<AgentConfig> {
+        let token = global.token.as_deref().map(str::trim).filter(|token| !token.is_empty()).map(str::to_owned);
+        let token = match (token, &self.token_file) {
+            // `--token` comes from HEARTH_TOKEN too, which operators set to
+            // their own (admin) token; a runtime given a token file explicitly
+            // must not pick that up. Both given on the command line is a
+            // mistake worth saying so.
+            (Some(token), Some(file)) => {
+                if std::env::var("HEARTH_TOKEN").is_ok_and(|from_env| from_env.trim() == token) {
+                    None
+                } else {
+                    anyhow::bail!(
+                        "give the workspace token either with --token or with --token-file ({}), not both",
+                        file.display()
+                    );
+                }
+            }
+            (token, _) => token,
+        };
+        let workspace = self.workspace;
+        Ok(AgentConfig {
+            server: global.server.clone(),
+            workspace,
+            token,
+            token_file: self.token_file,
+            dir: self.dir.unwrap_or_else(|| PathBuf::from(format!("./hearth-agent-{workspace}"))),
+            heartbeat_interval: self.heartbeat_interval,
+            url: self.url.unwrap_or_else(|| NO_INBOUND_URL.to_owned()),
+            limits: hearth_agent::Limits::default(),
+        })
+    }
+}
+
+pub async fn run(args: AgentArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    crate::commands::serve::init_tracing()?;
+    let config = args.into_config(global)?;
+    match hearth_agent::run(config, hearth_server::startup::shutdown_signal()).await {
+        // The library has said why it stopped, in its log.
+        Ok(Exit::Removed | Exit::Shutdown) => Ok(()),
+        Err(err) => {
+            let locked = err.chain().any(|cause| matches!(cause.downcast_ref(), Some(AgentError::Locked { .. })));
+            if locked {
+                // The process provisioner relies on this code to adopt the
+                // agent that holds the lock instead of restarting this one.
+                let code = u8::try_from(hearth_server::provisioner::EXIT_LOCKED).unwrap_or(1);
+                return Err(ExitWith::new(code, format!("{err:#}")).into());
+            }
+            Err(err)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> (AgentArgs, GlobalArgs) {
+        let cli = Cli::try_parse_from([&["hearth", "agent"], args].concat()).unwrap_or_else(|err| panic!("{err}"));
+        let Command::Agent(agent) = cli.command else { panic!("not agent") };
+        (agent, cli.global)
+    }
+
+    const ID: &str = "0b6a4d3e-2f1c-4e5d-8a7b-9c0d1e2f3a4b";
+
+    #[test]
+    fn every_agent_flag_reaches_the_config() {
+        let (args, global) = parse(&[
+            "--server=http://h:1",
+            "--workspace",
+            ID,
+            "--token-file=/run/t",
+            "--dir=/var/lib/a",
+            "--heartbeat-interval=0.5",
+            "--url=http://agent:9000",
+        ]);
+        let config = args.into_config(&global).unwrap();
+        assert_eq!(config.server, "http://h:1");
+        assert_eq!(config.workspace.to_string(), ID);
+        assert_eq!(config.token_file, Some(PathBuf::from("/run/t")));
+        assert_eq!(config.dir, PathBuf::from("/var/lib/a"));
+        assert_eq!(config.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(config.url, "http://agent:9000");
+    }
+
+    #[test]
+    fn the_defaults_are_a_dir_named_after_the_workspace_and_a_poll_only_url() {
+        let (args, global) = parse(&["--workspace", ID, "--token", "tok"]);
+        let config = args.into_config(&global).unwrap();
+        assert_eq!(config.dir, PathBuf::from(format!("./hearth-agent-{ID}")));
+        assert_eq!(config.url, NO_INBOUND_URL);
+        assert_eq!(config.token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn a_token_and_a_token_file_on_the_command_line_are_refused() {
+        let (args, global) = parse(&["--workspace", ID, "--token", "tok-only-here", "--token-file", "/t"]);
+        let err = args.into_config(&global).unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn heartbeat_intervals_must_be_positive_and_finite() {
+        assert_eq!(interval("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(interval(" 0.25 "), Ok(Duration::from_millis(250)));
+        for bad in ["0", "-1", "NaN", "inf", "abc", "", "1e9"] {
+            assert!(interval(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! `hearth up`: the fastest way to see Hearth work. Serves on the embedded
+//! default (SQLite in the data dir) with the process provisioner on, loads
+//! the example plugin and template, creates one workspace from it and
+//! narrates, in plain sentences on stdout, what happens to it until its
+//! runtime holds everything the template declares. Then it says where
+//! things are and what to try next, and keeps serving until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use hearth_api::{CreateWorkspaceRequest, WorkspaceResponse};
+use hearth_client::Client;
+use hearth_core::WorkspaceStatus;
+use hearth_server::{Application, ProvisionerKind, Settings};
+use tokio::sync::watch;
+
+use crate::commands::agent::interval;
+use crate::commands::template::short_digest;
+use crate::examples;
+use crate::output;
+
+/// The data dir `hearth serve` and the operator commands default to.
+const DEFAULT_DATA_DIR: &str = "./hearth-data";
+/// Heartbeat interval of the example's runtime unless
+/// `HEARTH_AGENT_HEARTBEAT_INTERVAL` says otherwise: short, so the
+/// walkthrough moves at the pace of reading it.
+const DEFAULT_UP_HEARTBEAT: &str = "2";
+/// How long the narration waits for the workspace to converge before it
+/// says what to look at instead.
+const CONVERGE_PATIENCE: Duration = Duration::from_secs(120);
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HEARTH_LISTEN", default_value = "127.0.0.1:7878", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Directory for the SQLite database, the admin token and the runtimes' files.
+    #[arg(long, env = "HEARTH_DATA_DIR", default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Seconds between the example runtime's heartbeats.
+    #[arg(long, env = "HEARTH_AGENT_HEARTBEAT_INTERVAL", value_name = "SECS", value_parser = interval,
+          default_value = DEFAULT_UP_HEARTBEAT)]
+    heartbeat_interval: Duration,
+}
+
+impl UpArgs {
+    fn into_settings(self) -> Settings {
+        Settings {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            provisioner: ProvisionerKind::Process,
+            agent_heartbeat_interval: self.heartbeat_interval,
+            // The default database (`sqlite://<data-dir>/hearth.db`), even
+            // when HEARTH_DATABASE_URL is set for something else.
+            database_url: None,
+            ..Settings::default()
+        }
+    }
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    init_quiet_tracing()?;
+    let settings = args.into_settings();
+    let data_dir = settings.data_dir.clone();
+    let interval = settings.agent_heartbeat_interval;
+    let database = hearth_server::startup::database_url(&settings);
+    let token = hearth_server::startup::admin_token(&settings)?;
+    let app = Application::build(settings).await?;
+    let mut addr = app.local_addr()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}");
+    let (stop, stopped) = watch::channel(false);
+    let mut server = tokio::spawn(app.run_until(wait_for(stopped)));
+    let database = database.strip_prefix("sqlite://").unwrap_or(&database);
+    say(&format!(
+        "Hearth is running at {url}. Its database is the SQLite file {database}, and it starts a runtime \
+         (`hearth agent`) for every workspace itself (the process provisioner)."
+    ));
+
+    let client = Client::new(&url, Some(token))?;
+    let guide = Guide { client, url, data_dir, interval };
+    let signal = hearth_server::startup::shutdown_signal();
+    tokio::pin!(signal);
+    let mut interrupted = false;
+    tokio::select! {
+        outcome = guide.walk_through() => {
+            if let Err(err) = outcome {
+                // Hearth itself is fine; say what went wrong and keep serving.
+                output::note(&format!("error: {err:#}"));
+                say("Hearth keeps serving; Ctrl-C stops it.");
+            }
+        }
+        () = &mut signal => interrupted = true,
+        ended = &mut server => return server_ended(ended),
+    }
+    if !interrupted {
+        tokio::select! {
+            () = &mut signal => {}
+            ended = &mut server => return server_ended(ended),
+        }
+    }
+    say("Stopping: Hearth finishes in-flight requests and stops the runtimes it started.");
+    stop.send_replace(true);
+    server_ended(server.await)?;
+    say("Stopped.");
+    Ok(())
+}
+
+fn server_ended(ended: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    match ended {
+        Ok(result) => result,
+        Err(err) => Err(anyhow::anyhow!("the server task failed: {err}")),
+    }
+}
+
+/// Completes when `stopped` turns true (or its sender is gone).
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means stop.
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+fn say(text: &str) {
+    if let Err(err) = output::print(text) {
+        output::note(&format!("cannot print to stdout: {err}"));
+    }
+}
+
+/// Server logs at `warn` unless `RUST_LOG` says otherwise, so the
+/// narration is not drowned; they still go to stderr.
+fn init_quiet_tracing() -> anyhow::Result<()> {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env()
+        .context("RUST_LOG is not a valid log filter")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|err| anyhow::anyhow!("could not set up logging: {err}"))
+}
+
+struct Guide {
+    client: Client,
+    url: String,
+    data_dir: PathBuf,
+    interval: Duration,
+}
+
+/// What the narration has already said about the workspace.
+#[derive(Default)]
+struct Told {
+    status: Option<WorkspaceStatus>,
+    assets: Option<String>,
+    installed: Vec<String>,
+    failure: Option<String>,
+}
+
+impl Guide {
+    async fn walk_through(&self) -> anyhow::Result<()> {
+        let pushed = examples::push(&self.client).await?;
+        for plugin in &pushed.plugins {
+            say(&format!(
+                "Loaded the example plugin {} {} (\"{}\"): a directory of files, stored by content hash \
+                 (sha256 {}…).",
+                plugin.name,
+                plugin.version,
+                plugin.description,
+                plugin.sha256.get(..12).unwrap_or(&plugin.sha256)
+            ));
+        }
+        let template = &pushed.template;
+        let plugins: Vec<&str> = pushed.plugins.iter().map(|plugin| plugin.name.as_str()).collect();
+        say(&format!(
+            "Loaded the example template {}: config.yaml, prompts and a model file ({} files, assets digest {}); \
+             its config.yaml declares the plugin {}.",
+            template.name,
+            examples::SEO_AGENT_TEMPLATE.files.len(),
+            short_digest(&template.assets_digest),
+            plugins.join(", "),
+        ));
+
+        let name = examples::SEO_AGENT_TEMPLATE.name;
+        let existing = self.client.list_workspaces(false).await.context("cannot list workspaces")?;
+        let workspace = match existing.into_iter().find(|workspace| workspace.name == name) {
+            Some(workspace) => {
+                say(&format!(
+                    "Workspace {name} ({}) already exists from an earlier run in this data directory; Hearth starts \
+                     its runtime again, which finds the files it already holds.",
+                    workspace.id
+                ));
+                workspace
+            }
+            None => {
+                let request = CreateWorkspaceRequest {
+                    name: name.to_owned(),
+                    template: Some(template.name.clone()),
+                    ..CreateWorkspaceRequest::default()
+                };
+                let workspace = self
+                    .client
+                    .create_workspace(&request)
+                    .await
+                    .with_context(|| format!("cannot create workspace {name}"))?;
+                say(&format!(
+                    "Created workspace {name} ({}) from template {}. A workspace is one agent role; the template \
+                     says what its runtime must receive.",
+                    workspace.id, template.name
+                ));
+                workspace
+            }
+        };
+        self.follow(&workspace).await?;
+        self.next_steps(&workspace);
+        Ok(())
+    }
+
+    /// Narrates the workspace's progress until it holds everything its
+    /// template declares (or patience runs out).
+    async fn follow(&self, workspace: &WorkspaceResponse) -> anyhow::Result<()> {
+        let id = workspace.id;
+        let dir = self.data_dir.join("workspaces").join(id.to_string());
+        let mut told = Told::default();
+        let started = Instant::now();
+        loop {
+            let workspace = match self.client.get_workspace(id).await {
+                Ok(workspace) => workspace,
+                Err(err) if err.is_transport() => {
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                    continue;
+                }
+                Err(err) => return Err(err).with_context(|| format!("cannot follow workspace {id}")),
+            };
+            if self.narrate(&workspace, &dir, &mut told) {
+                say(&format!(
+                    "Workspace {} has converged: its runtime holds everything its template declares. From now on \
+                     it heartbeats every {}s, and anything that goes missing from its directory is delivered again.",
+                    workspace.name,
+                    seconds(self.interval)
+                ));
+                return Ok(());
+            }
+            if started.elapsed() > CONVERGE_PATIENCE {
+                say(&format!(
+                    "Workspace {} has not converged after {}s. See `hearth workspace get {id}` for its conditions \
+                     and {} for its runtime's log.",
+                    workspace.name,
+                    CONVERGE_PATIENCE.as_secs(),
+                    dir.join("agent.log").display()
+                ));
+                return Ok(());
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// Says what changed since the last look; true once converged.
+    fn narrate(&self, workspace: &WorkspaceResponse, dir: &Path, told: &mut Told) -> bool {
+        let name = &workspace.name;
+        if told.status != Some(workspace.status) {
+            told.status = Some(workspace.status);
+            let text = match workspace.status {
+                WorkspaceStatus::Provisioning => format!(
+                    "Workspace {name} is provisioning: Hearth started its runtime (hearth agent) as a child process \
+                     in {}; its log is agent.log there. It has not checked in yet.",
+                    dir.display()
+                ),
+                WorkspaceStatus::Online => format!(
+                    "Workspace {name} is online: its runtime registered and heartbeats every {}s. Each heartbeat \
+                     answer tells it what it must hold (assets digest and plugins), and it reports what it has.",
+                    seconds(self.interval)
+                ),
+                WorkspaceStatus::Paused | WorkspaceStatus::Hibernated => format!(
+                    "Workspace {name} is {}, so Hearth runs no runtime for it; `hearth workspace resume {}` brings \
+                     it back.",
+                    workspace.status, workspace.id
+                ),
+                status => format!("Workspace {name} is {status}."),
+            };
+            say(&text);
+        }
+        let assets = workspace.conditions.iter().find(|c| c.kind == "AssetsDelivered");
+        let plugins = workspace.conditions.iter().find(|c| c.kind == "PluginsInstalled");
+        if let Some(assets) = assets.filter(|c| c.status == "True") {
+            let digest = assets.message.rsplit(' ').next().unwrap_or_default().to_owned();
+            if told.assets.as_deref() != Some(digest.as_str()) {
+                say(&format!(
+                    "Assets delivered (digest {}): config.yaml, prompts and the model file are in {}, each \
+                     verified against its sha256.",
+                    short_digest(&digest),
+                    dir.join("assets").display()
+                ));
+                told.assets = Some(digest);
+            }
+        }
+        for plugin in &workspace.desired_plugins {
+            let installed = workspace
+                .installed_plugins
+                .iter()
+                .any(|have| have.name == plugin.name && have.sha256.as_deref() == Some(plugin.sha256.as_str()));
+            if installed && !told.installed.contains(&plugin.name) {
+                say(&format!(
+                    "Plugin {} {} installed into {}: downloaded, its content hash checked, unpacked safely, and \
+                     reported back to Hearth.",
+                    plugin.name,
+                    plugin.version,
+                    dir.join("plugins").join(&plugin.name).display()
+                ));
+                told.installed.push(plugin.name.clone());
+            }
+        }
+        if let Some(c) = plugins.filter(|c| c.status == "False" && c.reason == "InstallFailed") {
+            if told.failure.as_deref() != Some(c.message.as_str()) {
+                say(&format!("A plugin failed to install ({}); the runtime retries on its next heartbeat.", c.message));
+                told.failure = Some(c.message.clone());
+            }
+        }
+        workspace.status == WorkspaceStatus::Online
+            && assets.is_some_and(|c| c.status == "True")
+            && plugins.is_some_and(|c| c.status == "True")
+    }
+
+    fn next_steps(&self, workspace: &WorkspaceResponse) {
+        let token_file = self.data_dir.join("admin-token");
+        let default_dir = Path::new(DEFAULT_DATA_DIR);
+        let default_data_dir = self.data_dir == default_dir || self.data_dir == Path::new("hearth-data");
+        let mut env = Vec::new();
+        if self.url != "http://127.0.0.1:7878" {
+            env.push(format!("HEARTH_SERVER={}", self.url));
+        }
+        if !default_data_dir {
+            env.push(format!("HEARTH_DATA_DIR={}", self.data_dir.display()));
+        }
+        let prefix = if env.is_empty() { String::new() } else { format!("{} ", env.join(" ")) };
+        let how = if default_data_dir {
+            "the hearth CLI reads it from there when run from this directory"
+        } else {
+            "the hearth CLI reads it from there when HEARTH_DATA_DIR names the data dir, as below"
+        };
+        let mut text = String::new();
+        text.push('\n');
+        text.push_str(&format!("  Hearth:       {}\n", self.url));
+        text.push_str(&format!("  admin token:  {} ({how})\n", token_file.display()));
+        text.push_str(&format!("  try:          {prefix}hearth workspace list\n"));
+        text.push_str(&format!("                {prefix}hearth workspace get {}\n", workspace.id));
+        text.push_str(&format!("                {prefix}hearth events --follow\n"));
+        text.push_str(&format!("                {prefix}hearth e2e template-delivery\n"));
+        text.push('\n');
+        text.push_str("Hearth keeps serving; Ctrl-C stops it (and the runtime it started).");
+        say(&text);
+    }
+}
+
+/// `2`, `0.5`: seconds without trailing zeros.
+fn seconds(duration: Duration) -> String {
+    let text = format!("{:.3}", duration.as_secs_f64());
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn up_serves_sqlite_in_the_data_dir_with_the_process_provisioner() {
+        let cli = Cli::try_parse_from(["hearth", "up", "--listen", "127.0.0.1:0", "--data-dir", "/tmp/d"])
+            .unwrap_or_else(|err| panic!("{err}"));
+        let Command::Up(args) = cli.command else { panic!("not up") };
+        let settings = args.into_settings();
+        assert_eq!(settings.provisioner, ProvisionerKind::Process);
+        assert!(settings.database_url.is_none());
+        assert_eq!(settings.data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(hearth_server::startup::database_url(&settings), "sqlite:///tmp/d/hearth.db");
+    }
+
+    #[test]
+    fn seconds_read_naturally() {
+        assert_eq!(seconds(Duration::from_secs(2)), "2");
+        assert_eq!(seconds(Duration::from_millis(500)), "0.5");
+    }
+}

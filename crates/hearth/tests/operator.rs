@@ -1,0 +1,133 @@
+//! Operator commands as a person or a script runs them: one JSON document
+//! per command with `--json`, exit 1 and one sentence on stderr when the
+//! server refuses, on both engines.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use hearth_api::RegisterRequest;
+use hearth_core::WorkspaceId;
+use support::{examples_dir, Engine, Server};
+
+async fn a_template_with_invalid_yaml_is_refused_naming_the_line(engine: Engine) {
+    let server = Server::start(engine, &[], &[]).await;
+    let dir = server.dir.path().join("broken");
+    std::fs::create_dir_all(dir.join("prompts")).unwrap();
+    std::fs::write(dir.join("config.yaml"), "name: broken\nruntime: claude-code\nplugins: [seo-all\nmodel: x\n")
+        .unwrap();
+    std::fs::write(dir.join("prompts/system.md"), "hello").unwrap();
+    let run = server.hearth(&["template", "push", dir.to_str().unwrap()]).await;
+    run.expect_code(1);
+    assert_eq!(run.stdout, "");
+    let stderr = run.stderr.trim_end();
+    assert_eq!(stderr.lines().count(), 1, "one sentence: {stderr}");
+    assert!(stderr.starts_with("error: cannot push template \"broken\""), "{stderr}");
+    assert!(stderr.contains("config.yaml: invalid YAML at line 4 column"), "{stderr}");
+    // Nothing was stored.
+    let list = server.hearth(&["template", "list", "--json"]).await;
+    list.expect_code(0);
+    assert_eq!(list.json(), serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn a_template_with_invalid_yaml_is_refused_naming_the_line_on_sqlite() {
+    a_template_with_invalid_yaml_is_refused_naming_the_line(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_template_with_invalid_yaml_is_refused_naming_the_line_on_postgres() {
+    a_template_with_invalid_yaml_is_refused_naming_the_line(Engine::Postgres).await;
+}
+
+async fn operator_commands_print_one_json_document_and_refusals_exit_1(engine: Engine) {
+    let server = Server::start(engine, &[], &[]).await;
+
+    // Templates and plugins.
+    let plugin_dir = examples_dir().join("plugins/seo-all");
+    let plugin = server.hearth(&["plugin", "push", plugin_dir.to_str().unwrap(), "--json"]).await;
+    plugin.expect_code(0);
+    assert_eq!(plugin.json()["name"], "seo-all");
+    let template_dir = examples_dir().join("templates/seo-agent");
+    let template =
+        server.hearth(&["template", "push", template_dir.to_str().unwrap(), "--name", "seo", "--json"]).await;
+    template.expect_code(0);
+    assert_eq!(template.json()["status"], "imported");
+    assert_eq!(template.json()["name"], "seo");
+    let got = server.hearth(&["template", "get", "seo", "--json"]).await;
+    got.expect_code(0);
+    let got = got.json();
+    let files: Vec<&str> = got["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(files, ["config.yaml", "model/tokenizer.bin", "prompts/system.md", "prompts/tasks/audit.md"]);
+    assert_eq!(server.hearth(&["template", "list", "--json"]).await.json().as_array().unwrap().len(), 1);
+    assert_eq!(server.hearth(&["plugin", "list", "--json"]).await.json().as_array().unwrap().len(), 1);
+    let table = server.hearth(&["plugin", "list"]).await;
+    table.expect_code(0);
+    assert!(table.stdout.starts_with("NAME") && table.stdout.contains("seo-all  1.0.0"), "{}", table.stdout);
+
+    // Workspaces.
+    let created =
+        server.hearth(&["workspace", "create", "smoke", "--template", "seo", "--issue-token", "--json"]).await;
+    created.expect_code(0);
+    let created = created.json();
+    assert_eq!(created["status"], "provisioning");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let token = created["auth_token"].as_str().unwrap().to_owned();
+
+    let list = server.hearth(&["workspace", "list", "--json"]).await;
+    list.expect_code(0);
+    assert_eq!(list.json().as_array().unwrap().len(), 1);
+    let get = server.hearth(&["workspace", "get", &id, "--json"]).await;
+    get.expect_code(0);
+    assert_eq!(get.json()["name"], "smoke");
+
+    // A provisioning workspace cannot be paused: 409, said in one sentence.
+    let refused = server.hearth(&["workspace", "pause", &id, "--json"]).await;
+    refused.expect_code(1);
+    assert_eq!(refused.stdout, "");
+    let stderr = refused.stderr.trim_end();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: cannot pause workspace {id}: server answered 409 Conflict: ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("provisioning"), "the sentence names the current status: {stderr}");
+
+    // Its runtime registers: online, and now pause and resume work.
+    let runtime = hearth_client::Client::new(&server.url, Some(token)).unwrap();
+    let workspace: WorkspaceId = id.parse().unwrap();
+    let request = RegisterRequest { id: workspace, url: "remote://no-inbound".into(), agent_card: None };
+    runtime.register(&request).await.unwrap();
+    let paused = server.hearth(&["workspace", "pause", &id, "--json"]).await;
+    paused.expect_code(0);
+    assert_eq!(paused.json()["status"], "paused");
+    let resumed = server.hearth(&["workspace", "resume", &id, "--json"]).await;
+    resumed.expect_code(0);
+    assert_eq!(resumed.json()["status"], "provisioning");
+    let deleted = server.hearth(&["workspace", "delete", &id, "--json"]).await;
+    deleted.expect_code(0);
+    assert_eq!(deleted.json()["status"], "removed");
+    assert_eq!(server.hearth(&["workspace", "list", "--json"]).await.json(), serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn operator_commands_print_one_json_document_and_refusals_exit_1_on_sqlite() {
+    operator_commands_print_one_json_document_and_refusals_exit_1(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn operator_commands_print_one_json_document_and_refusals_exit_1_on_postgres() {
+    operator_commands_print_one_json_document_and_refusals_exit_1(Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn pushing_a_directory_with_a_symbolic_link_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), "name: x\n").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", dir.path().join("hostname")).unwrap();
+    // No server at all: the refusal happens before any request.
+    let mut command = support::hearth_command(dir.path());
+    command.args(["--server", "http://127.0.0.1:9", "--token", "t", "template", "push", "."]);
+    let run = support::Run::of(command).await;
+    run.expect_code(1);
+    assert!(run.stderr.contains("hostname is a symbolic link"), "{}", run.stderr);
+}

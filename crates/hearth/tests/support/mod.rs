@@ -1,0 +1,213 @@
+//! Running the real `hearth` binary: a server on `127.0.0.1:0` in a temp
+//! dir of its own (SQLite by default, or a fresh Postgres database), and
+//! CLI invocations against it. Every child is killed when its handle is
+//! dropped, and every wait is bounded, so a hung process fails the test
+//! instead of hanging it.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use hearth_store_pg::testing::TestDatabase;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+pub const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
+/// The admin token every test server uses.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+/// How long a server may take to print its address (Postgres migrations
+/// included).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one CLI command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The `HEARTH_*` variables a developer's shell may hold; none may leak into
+/// a test.
+const HEARTH_VARIABLES: &[&str] = &[
+    "HEARTH_SERVER",
+    "HEARTH_TOKEN",
+    "HEARTH_DATABASE_URL",
+    "HEARTH_DATA_DIR",
+    "HEARTH_LISTEN",
+    "HEARTH_ADMIN_TOKEN",
+    "HEARTH_PROVISIONER",
+    "HEARTH_AGENT_HEARTBEAT_INTERVAL",
+    "HEARTH_SWEEP_INTERVAL",
+    "HEARTH_LIVENESS_TTL",
+    "HEARTH_PROVISION_TIMEOUT",
+    "HEARTH_AGENT_PROGRAM",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A `Command` for the hearth binary with a clean `HEARTH_*` environment.
+pub fn hearth_command(dir: &Path) -> Command {
+    let mut command = Command::new(HEARTH);
+    for variable in HEARTH_VARIABLES {
+        command.env_remove(variable);
+    }
+    command.current_dir(dir).stdin(Stdio::null()).kill_on_drop(true);
+    command
+}
+
+/// A running `hearth serve`.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    /// The first line the server printed on stdout.
+    pub first_line: String,
+    pub data_dir: PathBuf,
+    /// The test's temp dir (the server's data dir is inside it).
+    pub dir: tempfile::TempDir,
+    /// Kept open: the server may write more to stdout.
+    _stdout: BufReader<ChildStdout>,
+    log: PathBuf,
+    /// Declared last so the server is killed before its database goes.
+    _database: Option<TestDatabase>,
+}
+
+impl Server {
+    /// `hearth serve --listen 127.0.0.1:0 ARGS…` with `ENV`, on `engine`.
+    pub async fn start(engine: Engine, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let database = match engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(hearth_store_pg::testing::create_database().await),
+        };
+        let log = dir.path().join("server.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut command = hearth_command(dir.path());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .args(args)
+            .env("HEARTH_ADMIN_TOKEN", ADMIN_TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file));
+        if let Some(database) = &database {
+            command.arg("--database-url").arg(&database.url);
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first_line = String::new();
+        let read = tokio::time::timeout(START_TIMEOUT, stdout.read_line(&mut first_line)).await;
+        if !matches!(read, Ok(Ok(n)) if n > 0) {
+            let _ = child.start_kill();
+            panic!("the server printed no address within {START_TIMEOUT:?}; its log:\n{}", read_log(&log));
+        }
+        let first_line = first_line.trim_end_matches('\n').to_owned();
+        let url = first_line
+            .strip_prefix("hearth listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"))
+            .to_owned();
+        Server { child, url, first_line, data_dir, dir, _stdout: stdout, log, _database: database }
+    }
+
+    /// The server's stderr so far.
+    pub fn log(&self) -> String {
+        read_log(&self.log)
+    }
+
+    /// Runs `hearth ARGS…` against this server with the admin token.
+    pub async fn hearth(&self, args: &[&str]) -> Run {
+        let mut command = hearth_command(self.dir.path());
+        command.args(args).env("HEARTH_SERVER", &self.url).env("HEARTH_TOKEN", ADMIN_TOKEN);
+        // What the command keeps in temp dirs (a failed e2e keeps its agent's
+        // files) goes away with the test's.
+        command.env("TMPDIR", self.dir.path());
+        Run::of(command).await
+    }
+
+    /// Sends SIGTERM and waits for the exit (bounded).
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("the server is still running");
+        let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+        assert!(status.success(), "kill -TERM {pid} failed");
+        match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!("the server did not exit within 20s of SIGTERM; its log:\n{}", self.log()),
+        }
+    }
+}
+
+impl Drop for Server {
+    /// SIGTERM first, so a process provisioner stops the agents it started
+    /// (a SIGKILL would orphan them); SIGKILL (`kill_on_drop`) if that is
+    /// not enough within a few seconds.
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            for _ in 0..100 {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|err| format!("(cannot read {}: {err})", path.display()))
+}
+
+/// A finished CLI invocation.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub async fn of(mut command: Command) -> Run {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = command.spawn().unwrap();
+        let output: Output = match tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output()).await {
+            Ok(output) => output.unwrap(),
+            Err(_) => panic!("a hearth command did not finish within {COMMAND_TIMEOUT:?}"),
+        };
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// stdout as exactly one JSON document.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not one JSON document ({err}):\n{}", self.stdout))
+    }
+
+    /// The stdout line that starts with `prefix`.
+    pub fn line(&self, prefix: &str) -> &str {
+        self.stdout.lines().find(|line| line.starts_with(prefix)).unwrap_or_else(|| {
+            panic!("no line starting with {prefix:?}; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
+    }
+}
+
+/// The repository's `examples/` directory.
+pub fn examples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
