@@ -77,29 +77,82 @@ async fn delivery_passes_with_the_harness_running_the_agent_on_postgres() {
     delivery_passes_with_the_harness_running_the_agent(Engine::Postgres).await;
 }
 
-/// Overwrites a stored blob the way disk corruption (or a buggy replica)
-/// would: the server then serves bytes that do not match the plugin's hash.
-async fn corrupt_blob(database: &std::path::Path, sha256: &str) {
+/// Opens the server's SQLite file beside it (WAL mode allows a second writer
+/// with a busy timeout).
+async fn open_database(database: &std::path::Path) -> sqlx::SqliteConnection {
     use sqlx::ConnectOptions;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+    sqlx::sqlite::SqliteConnectOptions::new()
         .filename(database)
         .busy_timeout(std::time::Duration::from_secs(10))
         .connect()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Overwrites a stored blob the way disk corruption (or a buggy replica)
+/// would: the server then serves bytes that do not match their hash.
+async fn corrupt_blob(database: &std::path::Path, sha256: &str) {
+    let mut conn = open_database(database).await;
     let done =
         sqlx::query("update blobs set content = x'00' where sha256 = ?").bind(sha256).execute(&mut conn).await.unwrap();
     assert_eq!(done.rows_affected(), 1, "no blob {sha256}");
 }
 
-#[tokio::test]
-async fn a_corrupted_plugin_fails_step_e_naming_the_plugin_and_the_hash_mismatch() {
-    let server = Server::start(Engine::Sqlite, &[], &[]).await;
+/// Pushes the example plugin and template with the CLI, as an operator would.
+async fn push_examples(server: &Server) {
     let plugin_dir = examples_dir().join("plugins/seo-all");
     let template_dir = examples_dir().join("templates/seo-agent");
     server.hearth(&["plugin", "push", plugin_dir.to_str().unwrap()]).await.expect_code(0);
     server.hearth(&["template", "push", template_dir.to_str().unwrap()]).await.expect_code(0);
-    let skill = std::fs::read(plugin_dir.join("skills/page-audit.md")).unwrap();
+}
+
+#[tokio::test]
+async fn a_corrupted_asset_fails_step_c_naming_the_condition() {
+    let server = Server::start(Engine::Sqlite, &[], &[]).await;
+    push_examples(&server).await;
+    let config = std::fs::read(examples_dir().join("templates/seo-agent/config.yaml")).unwrap();
+    corrupt_blob(&server.data_dir.join("hearth.db"), &hearth_core::digest::sha256_hex(&config)).await;
+
+    let run = server.hearth(&["e2e", "template-delivery", "--template", "seo-agent", "--timeout", "8"]).await;
+    run.expect_code(1);
+    run.line("A ok");
+    run.line("B ok");
+    let c = run.line("C FAIL");
+    assert!(c.contains("config.yaml") && c.contains("sha256"), "names the file and the hash that disagree: {c}");
+    assert!(run.stderr.contains("error: template delivery failed at step C"), "{}", run.stderr);
+    assert_eq!(workspace_names(&server).await, Vec::<String>::new(), "cleanup still happened");
+}
+
+/// Breaks recording, not delivery: the database refuses to store what a
+/// runtime reports holding (as a broken write path would). The runtime gets
+/// everything, but Hearth cannot prove it, and the e2e must say so.
+#[tokio::test]
+async fn a_server_that_cannot_record_what_the_runtime_holds_fails_the_e2e() {
+    let server = Server::start(Engine::Sqlite, &[], &[]).await;
+    let mut conn = open_database(&server.data_dir.join("hearth.db")).await;
+    sqlx::query(
+        "create trigger refuse_reports before update of installed_plugins, reported_assets_digest on workspaces \
+         when new.installed_plugins is not old.installed_plugins \
+           or new.reported_assets_digest is not old.reported_assets_digest \
+         begin select raise(abort, 'recording disabled by the test'); end",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let run = server.hearth(&["e2e", "template-delivery", "--timeout", "8"]).await;
+    run.expect_code(1);
+    run.line("A ok");
+    let failed = run.stdout.lines().find(|l| l.contains(" FAIL ")).unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(failed.contains("AssetsDelivered=False") || failed.contains("PluginsInstalled=False"), "{failed}");
+    assert!(!run.stdout.contains("template delivery OK"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn a_corrupted_plugin_fails_step_e_naming_the_plugin_and_the_hash_mismatch() {
+    let server = Server::start(Engine::Sqlite, &[], &[]).await;
+    push_examples(&server).await;
+    let skill = std::fs::read(examples_dir().join("plugins/seo-all/skills/page-audit.md")).unwrap();
     corrupt_blob(&server.data_dir.join("hearth.db"), &hearth_core::digest::sha256_hex(&skill)).await;
 
     let run = server.hearth(&["e2e", "template-delivery", "--template", "seo-agent", "--timeout", "8"]).await;
