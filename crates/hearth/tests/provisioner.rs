@@ -1,0 +1,141 @@
+//! The process provisioner with the real binary: it starts one runtime per
+//! live workspace, restarts a crashed one, stops it on pause and delete, and
+//! after a server crash adopts the runtime that survived instead of starting
+//! a second one.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{hearth_command, ADMIN_TOKEN};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+/// Pids of live `hearth agent` processes serving `workspace`.
+fn agent_pids(workspace: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let is_agent = args.iter().any(|a| a == "agent") && args.iter().any(|a| a == workspace);
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .map(|stat| stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .unwrap_or(true);
+        if is_agent && !zombie {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Polls until `check` holds, or panics with `what` after `timeout`.
+async fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn serve(dir: &Path, port: u16) -> Child {
+    let mut command = hearth_command(dir);
+    command
+        .args(["serve", "--provisioner", "process", "--agent-heartbeat-interval", "1", "--sweep-interval", "1"])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("HEARTH_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(60), stdout.read_line(&mut line)).await.unwrap().unwrap();
+    assert!(line.starts_with("hearth listening on "), "{line}");
+    child
+}
+
+async fn cli(dir: &Path, port: u16, args: &[&str]) -> support::Run {
+    let mut command = hearth_command(dir);
+    command.args(args).env("HEARTH_SERVER", format!("http://127.0.0.1:{port}")).env("HEARTH_TOKEN", ADMIN_TOKEN);
+    support::Run::of(command).await
+}
+
+fn kill(signal: &str, pid: u32) {
+    let status = std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+#[tokio::test]
+async fn runtimes_are_supervised_restarted_stopped_and_adopted_after_a_server_crash() {
+    let tmp = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
+    let dir = tmp.path();
+    let port = free_port();
+    let mut server = serve(dir, port).await;
+
+    let created = cli(dir, port, &["workspace", "create", "w", "--json"]).await;
+    created.expect_code(0);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    cli(dir, port, &["workspace", "wait", &id, "--status", "online", "--timeout", "60"]).await.expect_code(0);
+    let first = agent_pids(&id);
+    assert_eq!(first.len(), 1, "exactly one runtime: {first:?}");
+
+    // A crashed runtime is restarted (with backoff), still exactly one.
+    kill("-KILL", first[0]);
+    wait_for("a restarted runtime", Duration::from_secs(30), || {
+        let now = agent_pids(&id);
+        now.len() == 1 && now[0] != first[0]
+    })
+    .await;
+    let restarted = agent_pids(&id)[0];
+
+    // The server crashes; its runtime survives. The next server adopts it.
+    kill("-KILL", server.id().unwrap());
+    server.wait().await.unwrap();
+    assert_eq!(agent_pids(&id), [restarted], "the runtime outlives a crashed server");
+    let mut server = serve(dir, port).await;
+    let watch_until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < watch_until {
+        assert_eq!(agent_pids(&id), [restarted], "adopted, never duplicated");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cli(dir, port, &["workspace", "wait", &id, "--status", "online", "--timeout", "30"]).await.expect_code(0);
+
+    // Pause stops it (the adopted one, by the pid in its lock file).
+    cli(dir, port, &["workspace", "pause", &id]).await.expect_code(0);
+    wait_for("the runtime to stop on pause", Duration::from_secs(20), || agent_pids(&id).is_empty()).await;
+    // Resume starts a fresh one; delete stops it.
+    cli(dir, port, &["workspace", "resume", &id]).await.expect_code(0);
+    wait_for("a runtime after resume", Duration::from_secs(20), || agent_pids(&id).len() == 1).await;
+    cli(dir, port, &["workspace", "wait", &id, "--status", "online", "--timeout", "30"]).await.expect_code(0);
+    cli(dir, port, &["workspace", "delete", &id]).await.expect_code(0);
+    wait_for("the runtime to stop on delete", Duration::from_secs(20), || agent_pids(&id).is_empty()).await;
+
+    kill("-TERM", server.id().unwrap());
+    let status = tokio::time::timeout(Duration::from_secs(20), server.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn stopping_the_server_stops_the_runtimes_it_started() {
+    let tmp = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
+    let dir = tmp.path();
+    let port = free_port();
+    let mut server = serve(dir, port).await;
+    let created = cli(dir, port, &["workspace", "create", "w", "--json"]).await;
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    wait_for("a runtime", Duration::from_secs(30), || agent_pids(&id).len() == 1).await;
+    kill("-TERM", server.id().unwrap());
+    let status = tokio::time::timeout(Duration::from_secs(20), server.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+    wait_for("no runtime left", Duration::from_secs(10), || agent_pids(&id).is_empty()).await;
+}
