@@ -40,6 +40,12 @@ pub struct AgentArgs {
     /// that only polls]
     #[arg(long, env = "HEARTH_AGENT_URL", value_name = "URL")]
     url: Option<String>,
+    /// Refuse a plugin archive with a file larger than this, in bytes [default: 16 MiB]
+    #[arg(long, env = "HEARTH_AGENT_MAX_PLUGIN_FILE_BYTES", value_name = "BYTES")]
+    max_plugin_file_bytes: Option<u64>,
+    /// Refuse a plugin archive larger than this unpacked, in bytes [default: 64 MiB]
+    #[arg(long, env = "HEARTH_AGENT_MAX_PLUGIN_BYTES", value_name = "BYTES")]
+    max_plugin_bytes: Option<u64>,
 }
 
 /// A positive, finite number of seconds, fractions allowed.
@@ -82,7 +88,14 @@ impl AgentArgs {
             dir: self.dir.unwrap_or_else(|| PathBuf::from(format!("./hearth-agent-{workspace}"))),
             heartbeat_interval: self.heartbeat_interval,
             url: self.url.unwrap_or_else(|| NO_INBOUND_URL.to_owned()),
-            limits: hearth_agent::Limits::default(),
+            limits: {
+                let defaults = hearth_agent::Limits::default();
+                hearth_agent::Limits {
+                    max_file_bytes: self.max_plugin_file_bytes.unwrap_or(defaults.max_file_bytes),
+                    max_total_bytes: self.max_plugin_bytes.unwrap_or(defaults.max_total_bytes),
+                    ..defaults
+                }
+            },
         })
     }
 }
@@ -112,6 +125,17 @@ mod tests {
 
     use super::*;
     use crate::cli::{Cli, Command};
+
+    #[test]
+    fn plugin_size_caps_are_configurable() {
+        let id = WorkspaceId::new_random().to_string();
+        let (args, global) = parse(&["--workspace", &id, "--max-plugin-file-bytes", "10", "--max-plugin-bytes", "20"]);
+        let config = args.into_config(&global).unwrap();
+        assert_eq!(config.limits.max_file_bytes, 10);
+        assert_eq!(config.limits.max_total_bytes, 20);
+        let (args, global) = parse(&["--workspace", &id]);
+        assert_eq!(args.into_config(&global).unwrap().limits, hearth_agent::Limits::default());
+    }
 
     fn parse(args: &[&str]) -> (AgentArgs, GlobalArgs) {
         let cli = Cli::try_parse_from([&["hearth", "agent"], args].concat()).unwrap_or_else(|err| panic!("{err}"));
