@@ -124,22 +124,17 @@ pub async fn create_workspace(
             .map_err(|m| ApiError::bad_request("invalid_url", m))?;
     }
     let org = operator.org();
-    let desired_template = match &req.template {
-        Some(name) => match state.store.get_template_by_name(org, name).await {
-            Ok(template) => Some(template),
-            Err(StoreError::NotFound(_)) => {
-                return Err(ApiError::unprocessable(
-                    "unknown_template",
-                    format!("template {name:?} does not exist; push it first"),
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        },
-        None => None,
+    // The desired state doubles as the existence check of the template.
+    let desired = match &req.template {
+        Some(name) => state.store.desired_state(org, name).await?.ok_or_else(|| {
+            ApiError::unprocessable("unknown_template", format!("template {name:?} does not exist; push it first"))
+        })?,
+        None => DesiredState::default(),
     };
     if let Some(parent) = req.parent_id {
-        let parent_ws = match state.store.get_workspace(parent).await {
-            Ok(ws) if ws.org_id == org && ws.status != WorkspaceStatus::Removed => ws,
+        // Another org's or a removed workspace is no parent either.
+        match state.store.get_workspace(parent).await {
+            Ok(ws) if ws.org_id == org && ws.status != WorkspaceStatus::Removed => {}
             Ok(_) | Err(StoreError::NotFound(_)) => {
                 return Err(ApiError::unprocessable(
                     "unknown_parent",
@@ -147,8 +142,7 @@ pub async fn create_workspace(
                 ))
             }
             Err(e) => return Err(e.into()),
-        };
-        tracing::debug!(parent = %parent_ws.id, "creating child workspace");
+        }
     }
     let now = Utc::now();
     let new = NewWorkspace {
@@ -175,10 +169,6 @@ pub async fn create_workspace(
     let created = state.store.create_workspace(new, record).await?;
     state.bus.wake();
     tracing::info!(workspace_id = %created.id, name = %created.name, "workspace created");
-    let desired = match desired_template {
-        Some(_) => crate::desired::desired_for(&state, &created).await?,
-        None => DesiredState::default(),
-    };
     let mut body = workspace_response(&created, &desired);
     body.auth_token = secret;
     Ok((StatusCode::CREATED, Json(body)))
