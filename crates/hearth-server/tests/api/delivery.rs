@@ -164,6 +164,9 @@ async fn a_template_with_a_plugin_is_delivered_and_converges(engine: Engine) {
     for name in ["ASSETS_DELIVERED", "PLUGIN_INSTALLED", "CONDITION_CHANGED"] {
         assert!(names.contains(&name.to_owned()), "{name} in {names:?}");
     }
+    let metrics = app.raw().get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("hearth_reconcile_outcomes_total"), "reconcile outcomes are counted");
+    assert!(metrics.contains("event=\"PLUGIN_INSTALLED\""), "events are counted by name");
     // Lost on disk: the next heartbeat says so, with no status change.
     let lost = HeartbeatRequest { installed_plugins: Some(vec![]), ..holding.clone() };
     let response = runtime.heartbeat(&lost).await.unwrap();
