@@ -24,8 +24,10 @@ impl EventBus {
         Self { latest: watch::channel(latest_seq).0 }
     }
 
-    /// Called after the transaction that wrote `events` committed.
+    /// Called after the transaction that wrote `events` committed: counts
+    /// them and wakes subscribers.
     pub fn published(&self, events: &[Event]) {
+        record_event_metrics(events);
         if let Some(max) = events.iter().map(|e| e.seq).max() {
             self.latest.send_if_modified(|latest| {
                 if max > *latest {
@@ -46,5 +48,23 @@ impl EventBus {
 
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.latest.subscribe()
+    }
+}
+
+/// Counts written events by name, and reconcile outcomes (condition changes
+/// by type, new status and reason) for `/metrics`.
+fn record_event_metrics(events: &[Event]) {
+    for event in events {
+        metrics::counter!("hearth_events_total", "event" => event.kind.as_str()).increment(1);
+        if event.kind == hearth_core::EventKind::ConditionChanged {
+            let field = |key: &str| event.payload[key].as_str().unwrap_or("unknown").to_owned();
+            metrics::counter!(
+                "hearth_reconcile_outcomes_total",
+                "condition" => field("type"),
+                "status" => field("status"),
+                "reason" => field("reason")
+            )
+            .increment(1);
+        }
     }
 }

@@ -37,22 +37,7 @@ impl AppState {
             metrics::counter!("hearth_transitions_total", "from" => from, "to" => to).increment(1);
             tracing::info!(workspace_id = %id, from, to, input = input_name, "workspace transition");
         }
-        record_event_metrics(&applied.events);
         self.bus.published(&applied.events);
         Ok(applied)
-    }
-}
-
-/// Counts written events by name, and reconcile outcomes (condition changes
-/// by type and new status, plugin installs and failures) for `/metrics`.
-pub fn record_event_metrics(events: &[hearth_store::Event]) {
-    use hearth_core::EventKind;
-    for event in events {
-        metrics::counter!("hearth_events_total", "event" => event.kind.as_str()).increment(1);
-        if event.kind == EventKind::ConditionChanged {
-            let field = |key: &str| event.payload[key].as_str().unwrap_or("unknown").to_owned();
-            metrics::counter!("hearth_reconcile_outcomes_total", "condition" => field("type"), "status" => field("status"), "reason" => field("reason"))
-                .increment(1);
-        }
     }
 }
