@@ -17,7 +17,7 @@ macro_rules! select_workspaces {
             "select workspace_id, org_id, name, role, tier, status, url, agent_card, parent_id, template, runtime, \
              model, max_concurrent_tasks, budget_limit, external, last_heartbeat_at, last_error_rate, \
              last_sample_error, active_tasks, uptime_seconds, current_task, monthly_spend, runtime_state, \
-             runtime_metadata, reported_assets_digest, installed_plugins, conditions, status_changed_at, last_active_at, \
+             runtime_metadata, reported_assets_digest, installed_plugins, conditions, operator_plugins, status_changed_at, last_active_at, \
              created_at, updated_at from workspaces "
             $(, $tail)?
         )
@@ -41,6 +41,7 @@ statements! {
         monthly_spend = $11, runtime_state = $12, runtime_metadata = $13, status_changed_at = $14, \
         last_active_at = $15, updated_at = $16, reported_assets_digest = $17, installed_plugins = $18, \
         conditions = $19 where workspace_id = $1";
+    SET_OPERATOR_PLUGINS = "update workspaces set operator_plugins = $2, updated_at = $3 where workspace_id = $1";
     UPDATE_AGENT_CARD = "update workspaces set agent_card = $2, updated_at = $3 where workspace_id = $1";
     /// The workspace and all its descendants, the workspace first, locked.
     SELECT_SUBTREE_FOR_UPDATE = "with recursive subtree (workspace_id, depth) as ( \
@@ -51,7 +52,7 @@ statements! {
         select w.workspace_id, w.org_id, w.name, w.role, w.tier, w.status, w.url, w.agent_card, w.parent_id, \
             w.template, w.runtime, w.model, w.max_concurrent_tasks, w.budget_limit, w.external, w.last_heartbeat_at, \
             w.last_error_rate, w.last_sample_error, w.active_tasks, w.uptime_seconds, w.current_task, w.monthly_spend, \
-            w.runtime_state, w.runtime_metadata, w.reported_assets_digest, w.installed_plugins, w.conditions, \
+            w.runtime_state, w.runtime_metadata, w.reported_assets_digest, w.installed_plugins, w.conditions, w.operator_plugins, \
             w.status_changed_at, w.last_active_at, w.created_at, w.updated_at \
         from workspaces w join subtree s using (workspace_id) order by s.depth, w.created_at for update of w";
     SWEEP_LIVENESS = "select workspace_id from workspaces where status in ('online', 'degraded') \

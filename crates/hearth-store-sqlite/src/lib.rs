@@ -368,6 +368,35 @@ impl Store for SqliteStore {
         Ok(deleted)
     }
 
+    async fn set_operator_plugins(
+        &self,
+        id: WorkspaceId,
+        plugins: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Workspace> {
+        let mut tx = self.begin().await?;
+        let row: Option<WorkspaceRow> = sqlx::query_as(sql::SELECT_WORKSPACE)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err("lock_workspace"))?;
+        let mut workspace: Workspace = row.ok_or(StoreError::NotFound("workspace"))?.into();
+        if workspace.status == hearth_core::WorkspaceStatus::Removed {
+            return Err(hearth_core::Rejection::Removed.into());
+        }
+        sqlx::query(sql::SET_OPERATOR_PLUGINS)
+            .bind(id.0)
+            .bind(Json(&plugins))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err("set_operator_plugins"))?;
+        tx.commit().await.map_err(map_err("commit"))?;
+        workspace.operator_plugins = plugins;
+        workspace.updated_at = now;
+        Ok(workspace)
+    }
+
     async fn update_agent_card(
         &self,
         id: WorkspaceId,

@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             plugins_are_stored_and_replaced_by_name,
             heartbeats_converge_to_the_desired_state_level_triggered,
             install_reports_update_the_observed_plugins,
+            operator_plugins_are_stored_and_survive_heartbeats,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -611,4 +612,20 @@ pub async fn install_reports_update_the_observed_plugins(store: S) {
     store.delete_workspace(id, t(2)).await.unwrap();
     let input = Input::RecordInstall { name: "x".into(), sha256: None, desired: None };
     assert!(matches!(store.apply(id, input, t(3), None).await, Err(StoreError::Rejected(Rejection::Removed))));
+}
+
+pub async fn operator_plugins_are_stored_and_survive_heartbeats(store: S) {
+    let id = create(&*store, "w").await;
+    let set = store.set_operator_plugins(id, vec!["extra".into()], t(1)).await.unwrap();
+    assert_eq!(set.operator_plugins, ["extra"]);
+    // A heartbeat rewrites the row's other columns and must not lose them.
+    store.apply(id, heartbeat(0.0), t(2), None).await.unwrap();
+    assert_eq!(store.get_workspace(id).await.unwrap().operator_plugins, ["extra"]);
+    store.set_operator_plugins(id, vec![], t(3)).await.unwrap();
+    assert!(store.get_workspace(id).await.unwrap().operator_plugins.is_empty());
+    store.delete_workspace(id, t(4)).await.unwrap();
+    let gone = store.set_operator_plugins(id, vec!["x".into()], t(5)).await;
+    assert!(matches!(gone, Err(StoreError::Rejected(Rejection::Removed))), "{gone:?}");
+    let unknown = store.set_operator_plugins(WorkspaceId::new_random(), vec![], t(5)).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound(_))));
 }

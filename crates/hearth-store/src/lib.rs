@@ -81,6 +81,15 @@ pub trait Store: Send + Sync + 'static {
     /// `WORKSPACE_REMOVED`), in one transaction. Idempotent.
     async fn delete_workspace(&self, id: WorkspaceId, now: DateTime<Utc>) -> StoreResult<Deleted>;
 
+    /// Replaces the plugins an operator added to a workspace (desired state
+    /// beyond the template's). Refused for a removed workspace.
+    async fn set_operator_plugins(
+        &self,
+        id: WorkspaceId,
+        plugins: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Workspace>;
+
     /// Replaces the agent card and appends `AGENT_CARD_UPDATED`.
     async fn update_agent_card(
         &self,

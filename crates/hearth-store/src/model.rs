@@ -40,6 +40,8 @@ pub struct Workspace {
     pub installed_plugins: Vec<InstalledPlugin>,
     /// `AssetsDelivered` and `PluginsInstalled`, as of the last evaluation.
     pub conditions: Vec<ConditionRecord>,
+    /// Plugins an operator added to this workspace beyond its template's.
+    pub operator_plugins: Vec<String>,
     pub status_changed_at: DateTime<Utc>,
     pub last_active_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,

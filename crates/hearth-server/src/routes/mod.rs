@@ -50,6 +50,7 @@ pub fn api(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(assets::assets_manifest))
         .routes(routes!(assets::asset_file))
         .routes(routes!(plugins::download_plugin))
+        .routes(routes!(plugins::add_operator_plugin, plugins::remove_operator_plugin))
         .routes(routes!(plugins::record_install, plugins::workspace_plugins))
         .routes(routes!(registry::register))
         .routes(routes!(registry::heartbeat))

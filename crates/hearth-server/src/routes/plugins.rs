@@ -227,7 +227,11 @@ pub async fn workspace_plugins(
     Path(raw): Path<String>,
 ) -> ApiResult<Json<WorkspacePluginsResponse>> {
     let workspace = workspace_for_runtime_or_operator(&state, &bearer, &raw).await?;
-    let desired = desired_for(&state, &workspace).await?;
+    plugins_response(&state, &workspace).await
+}
+
+async fn plugins_response(state: &AppState, workspace: &Workspace) -> ApiResult<Json<WorkspacePluginsResponse>> {
+    let desired = desired_for(state, workspace).await?;
     Ok(Json(WorkspacePluginsResponse {
         desired: to_wire(&desired).plugins,
         installed: workspace
@@ -240,4 +244,62 @@ pub async fn workspace_plugins(
             })
             .collect(),
     }))
+}
+
+async fn operator_workspace(state: &AppState, bearer: &Bearer, raw: &str) -> ApiResult<Workspace> {
+    let id: WorkspaceId = parse_id(raw, "workspace id")?;
+    let operator = state.auth.operator(&*state.store, bearer).await?;
+    visible_workspace(state, operator, id).await
+}
+
+/// Add a plugin to one workspace's desired state, beyond its template's.
+/// Idempotent; the runtime installs it on its next heartbeat.
+#[utoipa::path(put, path = "/workspaces/{id}/plugins/{name}", tag = "plugins", params(("id" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = WorkspacePluginsResponse), (status = 400, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody),
+        (status = 422, body = ApiErrorBody)))]
+pub async fn add_operator_plugin(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path((raw, name)): Path<(String, String)>,
+) -> ApiResult<Json<WorkspacePluginsResponse>> {
+    let name = plugin_name(&name)?.to_owned();
+    let workspace = operator_workspace(&state, &bearer, &raw).await?;
+    match state.store.get_plugin(workspace.org_id, &name).await {
+        Ok(_) => {}
+        Err(hearth_store::StoreError::NotFound(_)) => {
+            return Err(ApiError::unprocessable(
+                "unknown_plugin",
+                format!("plugin {name:?} is not pushed; push it first"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let mut plugins = workspace.operator_plugins.clone();
+    if !plugins.contains(&name) {
+        plugins.push(name.clone());
+    }
+    let workspace = state.store.set_operator_plugins(workspace.id, plugins, chrono::Utc::now()).await?;
+    tracing::info!(workspace_id = %workspace.id, plugin = %name, "operator added a plugin");
+    plugins_response(&state, &workspace).await
+}
+
+/// Remove a plugin an operator added (template plugins stay desired).
+#[utoipa::path(delete, path = "/workspaces/{id}/plugins/{name}", tag = "plugins", params(("id" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = WorkspacePluginsResponse), (status = 400, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
+pub async fn remove_operator_plugin(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path((raw, name)): Path<(String, String)>,
+) -> ApiResult<Json<WorkspacePluginsResponse>> {
+    let name = plugin_name(&name)?.to_owned();
+    let workspace = operator_workspace(&state, &bearer, &raw).await?;
+    if !workspace.operator_plugins.contains(&name) {
+        return Err(ApiError::not_found(format!("plugin {name} was not added to this workspace by an operator")));
+    }
+    let plugins = workspace.operator_plugins.iter().filter(|p| **p != name).cloned().collect();
+    let workspace = state.store.set_operator_plugins(workspace.id, plugins, chrono::Utc::now()).await?;
+    tracing::info!(workspace_id = %workspace.id, plugin = %name, "operator removed a plugin");
+    plugins_response(&state, &workspace).await
 }

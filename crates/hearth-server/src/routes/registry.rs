@@ -271,6 +271,7 @@ mod tests {
             reported_assets_digest: None,
             installed_plugins: Vec::new(),
             conditions: Vec::new(),
+            operator_plugins: Vec::new(),
             status_changed_at: now,
             last_active_at: None,
             created_at: now,

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::harness::{heartbeat, Engine, TestApp};
 
 crate::on_both_engines!(
+    an_operator_can_add_a_plugin_to_one_workspace,
     a_template_with_a_plugin_is_delivered_and_converges,
     template_and_plugin_bad_input_is_refused_and_nothing_is_stored,
 );
@@ -285,4 +286,45 @@ async fn raw_get_status(app: &TestApp, path: &str, token: &str) -> u16 {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     response.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+async fn an_operator_can_add_a_plugin_to_one_workspace(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (status, plugin) = post_json(
+        &app,
+        "/plugins",
+        &serde_json::to_value(UploadPluginRequest { name: None, files: plugin_files() }).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (id, runtime, _) = app.create_registered("no-template").await;
+    let put = |name: &str| {
+        app.raw().put(format!("{}/workspaces/{id}/plugins/{name}", app.url)).bearer_auth(&app.admin_token).send()
+    };
+    assert_eq!(put("ghost").await.unwrap().status(), 422, "unknown plugins are refused");
+    assert_eq!(put("Bad Name").await.unwrap().status(), 400);
+    let added: Value = put("seo-all").await.unwrap().json().await.unwrap();
+    assert_eq!(added["desired"][0]["name"], "seo-all");
+    assert_eq!(put("seo-all").await.unwrap().status(), 200, "idempotent");
+    // The runtime is told on its next heartbeat, and the condition waits for it.
+    let hb = runtime.heartbeat(&heartbeat(id)).await.unwrap();
+    assert_eq!(hb.desired.plugins.len(), 1);
+    assert_eq!(hb.desired.plugins[0].sha256, plugin["sha256"].as_str().unwrap());
+    let ws = app.admin.get_workspace(id).await.unwrap();
+    let cond = ws.conditions.iter().find(|c| c.kind == "PluginsInstalled").unwrap();
+    assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "Pending"));
+    // A runtime token cannot change desired state.
+    let (_, _, token) = app.create_registered("other").await;
+    let refused =
+        app.raw().put(format!("{}/workspaces/{id}/plugins/seo-all", app.url)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let removed = app
+        .raw()
+        .delete(format!("{}/workspaces/{id}/plugins/seo-all", app.url))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 200);
+    assert!(runtime.heartbeat(&heartbeat(id)).await.unwrap().desired.plugins.is_empty());
 }
