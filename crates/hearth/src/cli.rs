@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use hearth_core::WorkspaceId;
 use uuid::Uuid;
 
-use crate::commands::{agent, e2e, events, plugin, serve, template, token, up, workspace};
+use crate::commands::{agent, bench, e2e, events, plugin, serve, template, token, up, workspace};
 
 /// Hearth: the control plane where AI-agent workspaces check in.
 #[derive(Debug, Parser)]
@@ -63,6 +63,10 @@ pub enum Command {
     /// Serve with the example template and plugin loaded and one workspace
     /// running: the fastest way to see Hearth work.
     Up(up::UpArgs),
+    /// Benchmarks against a server started in this process, each with a
+    /// baseline measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Value parser for ids, with a message that shows what an id looks like.

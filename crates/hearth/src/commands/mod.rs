@@ -1,10 +1,11 @@
 //! One module per command group. Each exposes its clap arguments and an
 //! async `run`; this module only dispatches.
 //!
-//! Groups still to come (`bench`) slot in the same way: a module here, a
-//! variant in `cli::Command`, an arm below.
+//! A new group slots in the same way: a module here, a variant in
+//! `cli::Command`, an arm below.
 
 pub mod agent;
+pub mod bench;
 pub mod e2e;
 pub mod events;
 pub mod plugin;
@@ -47,5 +48,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Agent(args) => agent::run(args, &cli.global).await,
         Command::Up(args) => up::run(args).await,
+        Command::Bench(command) => bench::run(command, cli.global.json).await,
     }
 }

@@ -133,7 +133,7 @@ fn say(text: &str) {
 
 /// Server logs at `warn` unless `RUST_LOG` says otherwise, so the
 /// narration is not drowned; they still go to stderr.
-fn init_quiet_tracing() -> anyhow::Result<()> {
+pub(crate) fn init_quiet_tracing() -> anyhow::Result<()> {
     use tracing_subscriber::filter::LevelFilter;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::builder()

@@ -1,0 +1,42 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `hearth bench heartbeat`, run for real on a tiny load: both runs answer,
+//! nothing fails, the audit passes and the temp dir is gone afterwards.
+//! Nothing here looks at how fast anything was.
+
+mod support;
+
+use support::{hearth_command, Run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_heartbeat_bench_reports_both_runs_and_passes_its_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = hearth_command(dir.path());
+    command
+        .args(["bench", "heartbeat", "--workspaces", "5", "--concurrency", "2", "--seconds", "1", "--json"])
+        // The bench's own temp dir goes in here, so its removal can be seen.
+        .env("TMPDIR", dir.path());
+    let run = Run::of(command).await;
+    run.expect_code(0);
+    let report = run.json();
+
+    assert_eq!(report["engine"], "sqlite", "{report:#}");
+    assert_eq!(report["workspaces"], 5);
+    assert_eq!(report["concurrency"], 2);
+    for name in ["baseline", "heartbeat"] {
+        let requests = report[name]["requests"].as_u64().unwrap_or_else(|| panic!("no {name}.requests: {report:#}"));
+        assert!(requests > 0, "{name} answered no request: {report:#}");
+        assert_eq!(report[name]["errors"], 0, "{report:#}");
+        assert!(report[name]["latency_ms"]["p99"].is_number(), "{report:#}");
+    }
+    assert!(report["ratio"].is_number(), "{report:#}");
+    assert_eq!(report["errors"], 0, "{report:#}");
+    assert_eq!(report["audit_ok"], true, "{report:#}");
+    assert_eq!(report["audit_problems"], serde_json::json!([]), "{report:#}");
+
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().starts_with("hearth-bench-"))
+        .collect();
+    assert!(left.is_empty(), "the bench left its temp dir behind: {left:?}");
+}
