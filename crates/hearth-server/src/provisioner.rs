@@ -38,6 +38,8 @@ enum Runtime {
     Running {
         child: Child,
         started: Instant,
+        /// Wall-clock start, compared with the workspace's last status change.
+        started_at: chrono::DateTime<chrono::Utc>,
     },
     Backoff {
         until: Instant,
@@ -58,6 +60,17 @@ pub struct ProcessProvisioner {
 
 fn should_run(status: WorkspaceStatus) -> bool {
     !matches!(status, WorkspaceStatus::Paused | WorkspaceStatus::Hibernated | WorkspaceStatus::Removed)
+}
+
+/// True when the workspace entered `provisioning` after `runtime` started:
+/// a restart (resume stops the runtime first, creation precedes the start).
+fn restarted_since(workspace: &Workspace, runtime: &Runtime) -> bool {
+    match runtime {
+        Runtime::Running { started_at, .. } => {
+            workspace.status == WorkspaceStatus::Provisioning && workspace.status_changed_at > *started_at
+        }
+        _ => false,
+    }
 }
 
 fn backoff(failures: u32) -> Duration {
@@ -93,8 +106,15 @@ impl ProcessProvisioner {
             let entry = runtimes.remove(&id);
             let next = match entry {
                 None => self.start(workspace, 0).await,
-                Some((Runtime::Running { mut child, started }, failures)) => match child.try_wait() {
-                    Ok(None) => (Runtime::Running { child, started }, failures),
+                // An operator restart moved the workspace back to
+                // provisioning after this runtime started: replace it.
+                Some((running @ Runtime::Running { .. }, failures)) if restarted_since(workspace, &running) => {
+                    tracing::info!(workspace_id = %id, "workspace was restarted; replacing its runtime");
+                    self.stop(id, running).await;
+                    self.start(workspace, failures).await
+                }
+                Some((Runtime::Running { mut child, started, started_at }, failures)) => match child.try_wait() {
+                    Ok(None) => (Runtime::Running { child, started, started_at }, failures),
                     Ok(Some(status)) if status.code() == Some(EXIT_LOCKED) => {
                         tracing::info!(workspace_id = %id, "an agent from an earlier server still runs; adopting it");
                         (Runtime::Adopted, failures)
@@ -109,7 +129,7 @@ impl ProcessProvisioner {
                     }
                     Err(e) => {
                         tracing::error!(workspace_id = %id, error = %e, "cannot poll runtime process");
-                        (Runtime::Running { child, started }, failures)
+                        (Runtime::Running { child, started, started_at }, failures)
                     }
                 },
                 Some((Runtime::Backoff { until, failures }, _)) if Instant::now() >= until => {
@@ -140,7 +160,7 @@ impl ProcessProvisioner {
         match self.spawn(workspace).await {
             Ok(child) => {
                 tracing::info!(workspace_id = %id, pid = child.id(), "runtime started");
-                (Runtime::Running { child, started: Instant::now() }, failures)
+                (Runtime::Running { child, started: Instant::now(), started_at: chrono::Utc::now() }, failures)
             }
             Err(error) => {
                 let failures = failures + 1;

@@ -111,6 +111,7 @@ async fn runtimes_are_supervised_restarted_stopped_and_adopted_after_a_server_cr
     cli(dir, port, &["workspace", "wait", &id, "--status", "online", "--timeout", "30"]).await.expect_code(0);
 
     // Pause stops it (the adopted one, by the pid in its lock file).
+    // (Restart is tested separately, on a runtime this server started.)
     cli(dir, port, &["workspace", "pause", &id]).await.expect_code(0);
     wait_for("the runtime to stop on pause", Duration::from_secs(20), || agent_pids(&id).is_empty()).await;
     // Resume starts a fresh one; delete stops it.
@@ -138,4 +139,27 @@ async fn stopping_the_server_stops_the_runtimes_it_started() {
     let status = tokio::time::timeout(Duration::from_secs(20), server.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
     wait_for("no runtime left", Duration::from_secs(10), || agent_pids(&id).is_empty()).await;
+}
+
+#[tokio::test]
+async fn an_operator_restart_replaces_the_runtime() {
+    let tmp = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
+    let dir = tmp.path();
+    let port = free_port();
+    let mut server = serve(dir, port).await;
+    let created = cli(dir, port, &["workspace", "create", "w", "--json"]).await;
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    cli(dir, port, &["workspace", "wait", &id, "--status", "online", "--timeout", "60"]).await.expect_code(0);
+    let before = agent_pids(&id);
+    assert_eq!(before.len(), 1);
+    cli(dir, port, &["workspace", "restart", &id]).await.expect_code(0);
+    wait_for("a new runtime after restart", Duration::from_secs(30), || {
+        let now = agent_pids(&id);
+        now.len() == 1 && now != before
+    })
+    .await;
+    cli(dir, port, &["workspace", "wait", &id, "--status", "online", "--timeout", "60"]).await.expect_code(0);
+    kill("-TERM", server.id().unwrap());
+    let status = tokio::time::timeout(Duration::from_secs(20), server.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
 }
