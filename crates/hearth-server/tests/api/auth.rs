@@ -29,6 +29,11 @@ async fn runtime_routes_refuse_missing_invalid_and_foreign_tokens(engine: Engine
         (Method::GET, format!("/workspaces/{id}/state"), None),
         (Method::GET, format!("/workspaces/{id}/secrets/values"), None),
         (Method::GET, format!("/workspaces/{id}/events/stream"), None),
+        (Method::GET, format!("/workspaces/{id}/assets"), None),
+        (Method::GET, format!("/workspaces/{id}/assets/config.yaml"), None),
+        (Method::GET, format!("/workspaces/{id}/plugins"), None),
+        (Method::POST, format!("/workspaces/{id}/plugins"), Some(json!({"source": "local://x"}))),
+        (Method::GET, format!("/workspaces/{id}/plugins/x/download"), None),
         (Method::POST, "/registry/register".into(), Some(json!({"id": id, "url": "http://localhost:1"}))),
     ];
     for (method, path, body) in routes {
