@@ -88,6 +88,13 @@ async fn operator_routes_require_an_operator_token(engine: Engine) {
         (Method::POST, "/org/tokens".into()),
         (Method::GET, "/events".into()),
         (Method::GET, "/events/stream".into()),
+        (Method::POST, "/templates/import".into()),
+        (Method::GET, "/templates".into()),
+        (Method::GET, "/templates/seo".into()),
+        (Method::POST, "/plugins".into()),
+        (Method::GET, "/plugins".into()),
+        (Method::PUT, format!("/workspaces/{id}/plugins/x")),
+        (Method::DELETE, format!("/workspaces/{id}/plugins/x")),
     ];
     for (method, path) in routes {
         for token in [None, Some("garbage"), Some(workspace_token.as_str())] {
