@@ -99,6 +99,17 @@ impl Operator {
     }
 }
 
+/// An operator route's credential, checked before the body is read, so an
+/// unauthenticated request is a 401 whatever its body.
+impl FromRequestParts<crate::state::AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &crate::state::AppState) -> Result<Self, Self::Rejection> {
+        let bearer = Bearer::from_request_parts(parts, state).await?;
+        state.auth.operator(&*state.store, &bearer).await
+    }
+}
+
 /// Who may call: the admin token's hash and the store for other tokens.
 #[derive(Clone)]
 pub struct Authenticator {

@@ -15,7 +15,7 @@ use hearth_store::{Event, EventQuery};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::Bearer;
+use crate::auth::{Bearer, Operator};
 use crate::bus::POLL_INTERVAL;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiQuery};
@@ -52,10 +52,9 @@ pub struct ListEventsQuery {
     responses((status = 200, body = Vec<EventResponse>), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
 pub async fn list_events(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     ApiQuery(query): ApiQuery<ListEventsQuery>,
 ) -> ApiResult<Json<Vec<EventResponse>>> {
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and 1000, got {limit}")));
@@ -95,11 +94,10 @@ async fn start_seq(state: &AppState, headers: &HeaderMap, since: Option<i64>) ->
     responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody)))]
 pub async fn stream_events(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     let cursor = start_seq(&state, &headers, query.since).await?;
     Ok(sse(state, cursor, operator.scope(), None, Format::Hearth))
 }

@@ -17,7 +17,7 @@ use hearth_core::{Input, WorkspaceId};
 use hearth_store::{NewPlugin, Plugin, Workspace};
 use serde::Deserialize;
 
-use crate::auth::Bearer;
+use crate::auth::{Bearer, Operator};
 use crate::desired::{desired_for, to_wire};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, parse_json, ApiJson, ApiQuery};
@@ -48,10 +48,9 @@ fn upload_limits(state: &AppState) -> Limits {
         (status = 401, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn upload_plugin(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<PluginResponse>)> {
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     let (expected_name, files) = if body.starts_with(&[0x1f, 0x8b]) {
         let files = hearth_archive::read_files(&body, &upload_limits(&state))
             .map_err(|e| ApiError::bad_request("invalid_archive", e.to_string()))?;
@@ -96,8 +95,7 @@ pub async fn upload_plugin(
 
 #[utoipa::path(get, path = "/plugins", tag = "plugins",
     responses((status = 200, body = Vec<PluginResponse>), (status = 401, body = ApiErrorBody)))]
-pub async fn list_plugins(State(state): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<PluginResponse>>> {
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
+pub async fn list_plugins(State(state): State<AppState>, operator: Operator) -> ApiResult<Json<Vec<PluginResponse>>> {
     let plugins = state.store.list_plugins(operator.scope()).await?;
     Ok(Json(plugins.iter().map(plugin_response).collect()))
 }
@@ -246,12 +244,6 @@ async fn plugins_response(state: &AppState, workspace: &Workspace) -> ApiResult<
     }))
 }
 
-async fn operator_workspace(state: &AppState, bearer: &Bearer, raw: &str) -> ApiResult<Workspace> {
-    let id: WorkspaceId = parse_id(raw, "workspace id")?;
-    let operator = state.auth.operator(&*state.store, bearer).await?;
-    visible_workspace(state, operator, id).await
-}
-
 /// Add a plugin to one workspace's desired state, beyond its template's.
 /// Idempotent; the runtime installs it on its next heartbeat.
 #[utoipa::path(put, path = "/workspaces/{id}/plugins/{name}", tag = "plugins", params(("id" = String, Path), ("name" = String, Path)),
@@ -260,11 +252,11 @@ async fn operator_workspace(state: &AppState, bearer: &Bearer, raw: &str) -> Api
         (status = 422, body = ApiErrorBody)))]
 pub async fn add_operator_plugin(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     Path((raw, name)): Path<(String, String)>,
 ) -> ApiResult<Json<WorkspacePluginsResponse>> {
     let name = plugin_name(&name)?.to_owned();
-    let workspace = operator_workspace(&state, &bearer, &raw).await?;
+    let workspace = visible_workspace(&state, operator, parse_id(&raw, "workspace id")?).await?;
     match state.store.get_plugin(workspace.org_id, &name).await {
         Ok(_) => {}
         Err(hearth_store::StoreError::NotFound(_)) => {
@@ -290,11 +282,11 @@ pub async fn add_operator_plugin(
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn remove_operator_plugin(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     Path((raw, name)): Path<(String, String)>,
 ) -> ApiResult<Json<WorkspacePluginsResponse>> {
     let name = plugin_name(&name)?.to_owned();
-    let workspace = operator_workspace(&state, &bearer, &raw).await?;
+    let workspace = visible_workspace(&state, operator, parse_id(&raw, "workspace id")?).await?;
     if !workspace.operator_plugins.contains(&name) {
         return Err(ApiError::not_found(format!("plugin {name} was not added to this workspace by an operator")));
     }

@@ -8,7 +8,7 @@ use chrono::Utc;
 use hearth_api::{ApiErrorBody, StatusResponse};
 use hearth_core::{OrgId, WorkspaceId};
 
-use crate::auth::Bearer;
+use crate::auth::{Bearer, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson};
 use crate::routes::workspaces::visible_workspace;
@@ -48,12 +48,11 @@ async fn put(
     responses((status = 200, body = StatusResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
 pub async fn put_workspace_secrets(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     Path(raw): Path<String>,
     ApiJson(secrets): ApiJson<BTreeMap<String, String>>,
 ) -> ApiResult<Json<StatusResponse>> {
     let id = parse_id(&raw, "workspace id")?;
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     let workspace = visible_workspace(&state, operator, id).await?;
     put(&state, workspace.org_id, Some(id), secrets).await?;
     Ok(Json(StatusResponse { status: "updated".into() }))
@@ -64,10 +63,9 @@ pub async fn put_workspace_secrets(
     responses((status = 200, body = StatusResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
 pub async fn put_org_secrets(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     ApiJson(secrets): ApiJson<BTreeMap<String, String>>,
 ) -> ApiResult<Json<StatusResponse>> {
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     put(&state, operator.org(), None, secrets).await?;
     Ok(Json(StatusResponse { status: "updated".into() }))
 }

@@ -9,7 +9,7 @@ use hearth_core::digest::assets_digest;
 use hearth_core::manifest::{TemplateConfig, TEMPLATE_CONFIG};
 use hearth_store::{NewTemplate, StoreError, Template};
 
-use crate::auth::Bearer;
+use crate::auth::Operator;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::routes::bundles::{decode_files, to_new_files};
@@ -40,10 +40,9 @@ pub(crate) fn template_response(t: &Template) -> TemplateResponse {
         (status = 401, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn import_template(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     ApiJson(req): ApiJson<ImportTemplateRequest>,
 ) -> ApiResult<(StatusCode, Json<ImportTemplateResponse>)> {
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     hearth_core::validate::name("name", &req.name).map_err(|m| ApiError::bad_request("invalid_field", m))?;
     let files = decode_files(req.files)?;
     let config_bytes =
@@ -99,8 +98,10 @@ pub async fn import_template(
 
 #[utoipa::path(get, path = "/templates", tag = "templates",
     responses((status = 200, body = Vec<TemplateResponse>), (status = 401, body = ApiErrorBody)))]
-pub async fn list_templates(State(state): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<TemplateResponse>>> {
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
+pub async fn list_templates(
+    State(state): State<AppState>,
+    operator: Operator,
+) -> ApiResult<Json<Vec<TemplateResponse>>> {
     let templates = state.store.list_templates(operator.scope()).await?;
     Ok(Json(templates.iter().map(template_response).collect()))
 }
@@ -110,10 +111,9 @@ pub async fn list_templates(State(state): State<AppState>, bearer: Bearer) -> Ap
     responses((status = 200, body = TemplateResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn get_template(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     Path(key): Path<String>,
 ) -> ApiResult<Json<TemplateResponse>> {
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     let template = match key.parse::<uuid::Uuid>() {
         Ok(id) => state.store.get_template_by_id(id).await?,
         Err(_) => state.store.get_template_by_name(operator.org(), &key).await?,

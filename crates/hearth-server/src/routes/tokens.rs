@@ -8,7 +8,7 @@ use hearth_api::{ApiErrorBody, CreateTokenRequest, StatusResponse, TokenResponse
 use hearth_core::TokenId;
 use hearth_store::Token;
 
-use crate::auth::{self, Bearer};
+use crate::auth::{self, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, parse_json};
 use crate::state::AppState;
@@ -30,10 +30,9 @@ pub(crate) fn token_response(t: &Token) -> TokenResponse {
     responses((status = 201, body = TokenResponse), (status = 401, body = ApiErrorBody)))]
 pub async fn create_org_token(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     // The body is optional: an empty one means "no name".
     let request: CreateTokenRequest =
         if body.iter().all(u8::is_ascii_whitespace) { CreateTokenRequest::default() } else { parse_json(&body)? };
@@ -51,8 +50,7 @@ pub async fn create_org_token(
 
 #[utoipa::path(get, path = "/org/tokens", tag = "tokens",
     responses((status = 200, body = Vec<TokenResponse>), (status = 401, body = ApiErrorBody)))]
-pub async fn list_org_tokens(State(state): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<TokenResponse>>> {
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
+pub async fn list_org_tokens(State(state): State<AppState>, operator: Operator) -> ApiResult<Json<Vec<TokenResponse>>> {
     let tokens = state.store.list_org_tokens(operator.org()).await?;
     Ok(Json(tokens.iter().map(token_response).collect()))
 }
@@ -61,11 +59,10 @@ pub async fn list_org_tokens(State(state): State<AppState>, bearer: Bearer) -> A
     responses((status = 200, body = StatusResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn revoke_org_token(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<StatusResponse>> {
     let id: TokenId = parse_id(&raw, "token id")?;
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     state.store.revoke_token(operator.org(), id, Utc::now()).await?;
     tracing::info!(token_id = %id, "org token revoked");
     Ok(Json(StatusResponse { status: "revoked".into() }))

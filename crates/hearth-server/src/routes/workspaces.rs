@@ -96,10 +96,9 @@ pub(crate) fn workspace_response(w: &Workspace, desired: &DesiredState) -> Works
         (status = 401, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn create_workspace(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     ApiJson(req): ApiJson<CreateWorkspaceRequest>,
 ) -> ApiResult<(StatusCode, Json<WorkspaceResponse>)> {
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     hearth_core::validate::name("name", &req.name).map_err(|m| ApiError::bad_request("invalid_field", m))?;
     let tier = req.tier.unwrap_or(1);
     if !(0..=100).contains(&tier) {
@@ -185,10 +184,9 @@ pub struct ListQuery {
     responses((status = 200, body = Vec<WorkspaceResponse>), (status = 401, body = ApiErrorBody)))]
 pub async fn list_workspaces(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<WorkspaceResponse>>> {
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     let all = state.store.list_workspaces(operator.scope(), query.include_removed).await?;
     let mut by_template: std::collections::HashMap<(hearth_core::OrgId, Option<String>), DesiredState> =
         Default::default();
@@ -208,11 +206,10 @@ pub async fn list_workspaces(
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn get_workspace(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<WorkspaceResponse>> {
     let id = parse_id(&raw, "workspace id")?;
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     let workspace = visible_workspace(&state, operator, id).await?;
     let desired = crate::desired::desired_for(&state, &workspace).await?;
     Ok(Json(workspace_response(&workspace, &desired)))
@@ -223,11 +220,10 @@ pub async fn get_workspace(
     responses((status = 200, body = DeleteResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn delete_workspace(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<DeleteResponse>> {
     let id = parse_id(&raw, "workspace id")?;
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     visible_workspace(&state, operator, id).await?;
     let deleted = state.store.delete_workspace(id, Utc::now()).await?;
     for removed in &deleted.removed {
@@ -238,9 +234,8 @@ pub async fn delete_workspace(
     Ok(Json(DeleteResponse { status: "removed".into(), cascade_deleted: deleted.cascade_deleted }))
 }
 
-async fn lifecycle(state: AppState, bearer: Bearer, raw: String, input: Input) -> ApiResult<Json<StatusResponse>> {
+async fn lifecycle(state: AppState, operator: Operator, raw: String, input: Input) -> ApiResult<Json<StatusResponse>> {
     let id = parse_id(&raw, "workspace id")?;
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     visible_workspace(&state, operator, id).await?;
     let applied = state.apply(id, input, None).await?;
     Ok(Json(StatusResponse { status: applied.workspace.status.as_str().into() }))
@@ -250,40 +245,40 @@ async fn lifecycle(state: AppState, bearer: Bearer, raw: String, input: Input) -
     responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
 pub async fn pause(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<StatusResponse>> {
-    lifecycle(state, bearer, raw, Input::Pause).await
+    lifecycle(state, operator, raw, Input::Pause).await
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/resume", tag = "workspaces", params(("id" = String, Path)),
     responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<StatusResponse>> {
-    lifecycle(state, bearer, raw, Input::Resume).await
+    lifecycle(state, operator, raw, Input::Resume).await
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/restart", tag = "workspaces", params(("id" = String, Path)),
     responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
 pub async fn restart(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<StatusResponse>> {
-    lifecycle(state, bearer, raw, Input::Restart).await
+    lifecycle(state, operator, raw, Input::Restart).await
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/hibernate", tag = "workspaces", params(("id" = String, Path)),
     responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
 pub async fn hibernate(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<StatusResponse>> {
-    lifecycle(state, bearer, raw, Input::Hibernate).await
+    lifecycle(state, operator, raw, Input::Hibernate).await
 }
 
 /// What the runtime should be doing. After delete: 404 with `deleted: true`,
@@ -321,11 +316,10 @@ pub async fn workspace_state(
     responses((status = 201, body = TokenResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn create_workspace_token(
     State(state): State<AppState>,
-    bearer: Bearer,
+    operator: Operator,
     Path(raw): Path<String>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
     let id = parse_id(&raw, "workspace id")?;
-    let operator = state.auth.operator(&*state.store, &bearer).await?;
     let workspace = visible_workspace(&state, operator, id).await?;
     if workspace.status == WorkspaceStatus::Removed {
         return Err(ApiError::from(hearth_core::Rejection::Removed));
