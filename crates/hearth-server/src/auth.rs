@@ -68,6 +68,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     }
 }
 
+/// A bearer token that must be present: a runtime route whose body names
+/// the workspace answers 401 for a missing token before reading the body.
+/// (Whether the token is that workspace's is checked once the body is read.)
+pub struct RequiredBearer(pub Bearer);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequiredBearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let bearer = Bearer::from_request_parts(parts, state).await?;
+        if bearer.0.is_none() {
+            return Err(ApiError::unauthorized("missing workspace auth token"));
+        }
+        Ok(RequiredBearer(bearer))
+    }
+}
+
 /// An authenticated operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operator {

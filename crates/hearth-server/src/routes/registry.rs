@@ -17,7 +17,7 @@ use hearth_store::Workspace;
 use serde::Deserialize;
 
 use crate::agent_url;
-use crate::auth::{self, Bearer};
+use crate::auth::{self, Bearer, RequiredBearer};
 use crate::desired::{desired_for, to_wire};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, ApiQuery};
@@ -65,7 +65,7 @@ pub async fn register(
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn heartbeat(
     State(state): State<AppState>,
-    bearer: Bearer,
+    RequiredBearer(bearer): RequiredBearer,
     ApiJson(req): ApiJson<HeartbeatRequest>,
 ) -> ApiResult<Json<HeartbeatResponse>> {
     let started = Instant::now();
@@ -112,7 +112,7 @@ pub async fn heartbeat(
         (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn update_card(
     State(state): State<AppState>,
-    bearer: Bearer,
+    RequiredBearer(bearer): RequiredBearer,
     ApiJson(req): ApiJson<UpdateCardRequest>,
 ) -> ApiResult<Json<StatusResponse>> {
     state.auth.workspace(&*state.store, &bearer, req.workspace_id).await?;

@@ -194,3 +194,19 @@ async fn require_issued_tokens_turns_bootstrap_off() {
         .unwrap_err();
     assert_eq!(err.status(), Some(401));
 }
+
+#[tokio::test]
+async fn credentials_are_checked_before_the_body_is_read() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    for path in ["/registry/heartbeat", "/registry/update-card", "/workspaces", "/templates/import", "/plugins"] {
+        let response = app
+            .raw()
+            .post(format!("{}{path}", app.url))
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{path}: an unauthenticated request learns nothing about its body");
+    }
+}
