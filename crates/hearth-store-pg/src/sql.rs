@@ -117,6 +117,19 @@ statements! {
         left join lateral jsonb_array_elements_text(t.plugins) with ordinality as d(name, ord) on true \
         left join plugins p on p.org_id = t.org_id and p.name = d.name \
         where t.org_id = $1 and t.name = $2 order by d.ord";
+    /// Template plugins (ord 0..) then operator plugins (ord 1000000..); the
+    /// first branch always yields a row, so an existing workspace is never empty.
+    DESIRED_STATE_FOR_WORKSPACE = "select t.assets_digest, d.name as plugin_name, p.version, p.sha256, d.ord as ord \
+        from workspaces w left join templates t on t.org_id = w.org_id and t.name = w.template \
+        left join lateral jsonb_array_elements_text(case when t.template_id is null then '[]'::jsonb else t.plugins end) \
+            with ordinality as d(name, ord) on true \
+        left join plugins p on p.org_id = w.org_id and p.name = d.name where w.workspace_id = $1 \
+        union all \
+        select t.assets_digest, d.name, p.version, p.sha256, 1000000 + d.ord \
+        from workspaces w left join templates t on t.org_id = w.org_id and t.name = w.template \
+        cross join lateral jsonb_array_elements_text(w.operator_plugins) with ordinality as d(name, ord) \
+        left join plugins p on p.org_id = w.org_id and p.name = d.name where w.workspace_id = $1 \
+        order by 5";
     LAST_EVENT_SEQ = "select last_seq from event_counters where event_counter_id = 1";
     INSERT_EVENT = "insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
         values ($1, $2, $3, $4, $5, $6, $7)";

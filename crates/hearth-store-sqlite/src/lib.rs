@@ -649,6 +649,15 @@ impl Store for SqliteStore {
         Ok(rows::desired_state(rows))
     }
 
+    async fn desired_state_for_workspace(&self, id: WorkspaceId) -> StoreResult<hearth_core::reconcile::DesiredState> {
+        let rows: Vec<rows::WorkspaceDesiredRow> = sqlx::query_as(sql::DESIRED_STATE_FOR_WORKSPACE)
+            .bind(id.0)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err("desired_state_for_workspace"))?;
+        rows::desired_state_for_workspace(rows).ok_or(StoreError::NotFound("workspace"))
+    }
+
     async fn get_blob(&self, sha256: &str) -> StoreResult<Vec<u8>> {
         let content: Option<Vec<u8>> = sqlx::query_scalar(sql::SELECT_BLOB)
             .bind(sha256)

@@ -267,3 +267,28 @@ pub(crate) fn desired_state(rows: Vec<DesiredRow>) -> Option<hearth_core::reconc
         .collect();
     Some(hearth_core::reconcile::DesiredState { assets_digest: Some(digest), plugins })
 }
+
+/// A row of `DESIRED_STATE_FOR_WORKSPACE`: digest (none without a template),
+/// plugin name, version, sha256, order.
+pub(crate) type WorkspaceDesiredRow = (Option<String>, Option<String>, Option<String>, Option<String>, Option<i64>);
+
+/// Folds the rows of `DESIRED_STATE_FOR_WORKSPACE`; `None` when there are
+/// none (no such workspace). A plugin named twice keeps its first place.
+pub(crate) fn desired_state_for_workspace(
+    rows: Vec<WorkspaceDesiredRow>,
+) -> Option<hearth_core::reconcile::DesiredState> {
+    let assets_digest = rows.first()?.0.clone();
+    let mut plugins: Vec<hearth_core::reconcile::DesiredPlugin> = Vec::new();
+    for (_, name, version, sha256, _) in rows {
+        if let Some(name) = name {
+            if !plugins.iter().any(|p| p.name == name) {
+                plugins.push(hearth_core::reconcile::DesiredPlugin {
+                    name,
+                    version: version.unwrap_or_default(),
+                    sha256: sha256.unwrap_or_default(),
+                });
+            }
+        }
+    }
+    Some(hearth_core::reconcile::DesiredState { assets_digest, plugins })
+}

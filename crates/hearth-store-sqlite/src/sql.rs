@@ -114,6 +114,18 @@ statements! {
         left join json_each(t.plugins) d \
         left join plugins p on p.org_id = t.org_id and p.name = d.value \
         where t.org_id = ?1 and t.name = ?2 order by d.key";
+    /// Template plugins (ord 0..) then operator plugins (ord 1000000..); the
+    /// first branch always yields a row, so an existing workspace is never empty.
+    DESIRED_STATE_FOR_WORKSPACE = "select t.assets_digest, d.value as plugin_name, p.version, p.sha256, d.key as ord \
+        from workspaces w left join templates t on t.org_id = w.org_id and t.name = w.template \
+        left join json_each(case when t.template_id is null then '[]' else t.plugins end) d \
+        left join plugins p on p.org_id = w.org_id and p.name = d.value where w.workspace_id = ?1 \
+        union all \
+        select t.assets_digest, d.value, p.version, p.sha256, 1000000 + d.key \
+        from workspaces w left join templates t on t.org_id = w.org_id and t.name = w.template \
+        join json_each(w.operator_plugins) d \
+        left join plugins p on p.org_id = w.org_id and p.name = d.value where w.workspace_id = ?1 \
+        order by 5";
     LAST_EVENT_SEQ = "select last_seq from event_counters where event_counter_id = 1";
     INSERT_EVENT = "insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
         values (?1, ?2, ?3, ?4, ?5, ?6, ?7)";

@@ -46,6 +46,7 @@ macro_rules! conformance_tests {
             heartbeats_converge_to_the_desired_state_level_triggered,
             install_reports_update_the_observed_plugins,
             operator_plugins_are_stored_and_survive_heartbeats,
+            desired_state_of_a_workspace_joins_template_and_operator_plugins,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -628,4 +629,48 @@ pub async fn operator_plugins_are_stored_and_survive_heartbeats(store: S) {
     assert!(matches!(gone, Err(StoreError::Rejected(Rejection::Removed))), "{gone:?}");
     let unknown = store.set_operator_plugins(WorkspaceId::new_random(), vec![], t(5)).await;
     assert!(matches!(unknown, Err(StoreError::NotFound(_))));
+}
+
+pub async fn desired_state_of_a_workspace_joins_template_and_operator_plugins(store: S) {
+    let plugin = |name: &str, version: &str| NewPlugin {
+        org_id: OrgId::DEFAULT,
+        name: name.into(),
+        version: version.into(),
+        description: String::new(),
+        sha256: format!("h-{name}"),
+        files: vec![file("plugin.yaml", format!("name: {name}\n").as_bytes())],
+        now: t(0),
+    };
+    store.put_plugin(plugin("seo-all", "1.0")).await.unwrap();
+    store.put_plugin(plugin("extra", "2.0")).await.unwrap();
+    let mut tpl = template("seo", vec![file("config.yaml", b"name: seo\n")], t(1));
+    tpl.plugins = vec!["seo-all".into(), "ghost".into()];
+    let tpl = store.put_template(tpl).await.unwrap();
+
+    let bare = create(&*store, "bare").await;
+    let none = store.desired_state_for_workspace(bare).await.unwrap();
+    assert_eq!(none, hearth_core::reconcile::DesiredState::default(), "no template, no operator plugins");
+
+    let mut new = NewWorkspace::named(OrgId::DEFAULT, "templated", t(2));
+    new.template = Some("seo".into());
+    let id = store.create_workspace(new, None).await.unwrap().id;
+    store.set_operator_plugins(id, vec!["extra".into(), "seo-all".into()], t(3)).await.unwrap();
+    let desired = store.desired_state_for_workspace(id).await.unwrap();
+    assert_eq!(desired.assets_digest.as_deref(), Some(tpl.assets_digest.as_str()));
+    let got: Vec<(&str, &str, &str)> =
+        desired.plugins.iter().map(|p| (p.name.as_str(), p.version.as_str(), p.sha256.as_str())).collect();
+    assert_eq!(
+        got,
+        [("seo-all", "1.0", "h-seo-all"), ("ghost", "", ""), ("extra", "2.0", "h-extra")],
+        "template plugins in order, then operator plugins, each once"
+    );
+    // Only operator plugins, no template.
+    store.set_operator_plugins(bare, vec!["extra".into()], t(4)).await.unwrap();
+    let only = store.desired_state_for_workspace(bare).await.unwrap();
+    assert_eq!(only.assets_digest, None);
+    assert_eq!(only.plugins.len(), 1);
+    assert!(matches!(
+        store.desired_state_for_workspace(WorkspaceId::new_random()).await,
+        Err(StoreError::NotFound("workspace"))
+    ));
 }

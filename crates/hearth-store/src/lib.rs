@@ -161,6 +161,12 @@ pub trait Store: Send + Sync + 'static {
         template: &str,
     ) -> StoreResult<Option<hearth_core::reconcile::DesiredState>>;
 
+    /// What workspace `id` must converge to, in one query: its template's
+    /// digest and declared plugins, then the plugins an operator added
+    /// (each plugin once, with its stored version and hash; empty strings
+    /// for one not in the registry). NotFound for an unknown workspace.
+    async fn desired_state_for_workspace(&self, id: WorkspaceId) -> StoreResult<hearth_core::reconcile::DesiredState>;
+
     /// The content of a stored file.
     async fn get_blob(&self, sha256: &str) -> StoreResult<Vec<u8>>;
 

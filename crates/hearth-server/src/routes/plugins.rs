@@ -204,7 +204,7 @@ pub async fn record_install(
             ));
         }
     }
-    let desired = desired_for(&state, &workspace).await?;
+    let desired = desired_for(&state, workspace.id).await?;
     let input =
         Input::RecordInstall { name: name.clone(), sha256: Some(plugin.sha256.clone()), desired: Some(desired) };
     state.apply(workspace.id, input, None).await?;
@@ -229,7 +229,7 @@ pub async fn workspace_plugins(
 }
 
 async fn plugins_response(state: &AppState, workspace: &Workspace) -> ApiResult<Json<WorkspacePluginsResponse>> {
-    let desired = desired_for(state, workspace).await?;
+    let desired = desired_for(state, workspace.id).await?;
     Ok(Json(WorkspacePluginsResponse {
         desired: to_wire(&desired).plugins,
         installed: workspace

@@ -92,10 +92,9 @@ pub async fn heartbeat(
         report,
     })
     .map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))?;
-    // Desired state is read before the transaction; a template change that
-    // lands in between is picked up by the next heartbeat.
-    let workspace = state.store.get_workspace(req.workspace_id).await?;
-    let desired = desired_for(&state, &workspace).await?;
+    // Desired state is read (one query) before the transaction; a template
+    // change that lands in between is picked up by the next heartbeat.
+    let desired = desired_for(&state, req.workspace_id).await?;
     heartbeat.desired = Some(desired.clone());
     let applied = state.apply(req.workspace_id, Input::Heartbeat(heartbeat), None).await?;
     metrics::histogram!("hearth_heartbeat_duration_seconds").record(started.elapsed().as_secs_f64());

@@ -188,15 +188,10 @@ pub async fn list_workspaces(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<WorkspaceResponse>>> {
     let all = state.store.list_workspaces(operator.scope(), query.include_removed).await?;
-    let mut by_template: std::collections::HashMap<(hearth_core::OrgId, Option<String>), DesiredState> =
-        Default::default();
+    // One desired-state query per workspace: operator plugins make each one's own.
     let mut out = Vec::with_capacity(all.len());
     for w in &all {
-        let key = (w.org_id, w.template.clone());
-        if !by_template.contains_key(&key) {
-            by_template.insert(key.clone(), crate::desired::desired_for(&state, w).await?);
-        }
-        out.push(workspace_response(w, &by_template[&key]));
+        out.push(workspace_response(w, &crate::desired::desired_for(&state, w.id).await?));
     }
     Ok(Json(out))
 }
@@ -211,7 +206,7 @@ pub async fn get_workspace(
 ) -> ApiResult<Json<WorkspaceResponse>> {
     let id = parse_id(&raw, "workspace id")?;
     let workspace = visible_workspace(&state, operator, id).await?;
-    let desired = crate::desired::desired_for(&state, &workspace).await?;
+    let desired = crate::desired::desired_for(&state, workspace.id).await?;
     Ok(Json(workspace_response(&workspace, &desired)))
 }
 
