@@ -128,6 +128,7 @@ impl ProcessProvisioner {
                         (Runtime::Backoff { until: Instant::now() + wait, failures }, failures)
                     }
                     Err(e) => {
+                        metrics::counter!("hearth_runtime_poll_failures_total").increment(1);
                         tracing::error!(workspace_id = %id, error = %e, "cannot poll runtime process");
                         (Runtime::Running { child, started, started_at }, failures)
                     }
@@ -165,6 +166,7 @@ impl ProcessProvisioner {
             Err(error) => {
                 let failures = failures + 1;
                 let wait = backoff(failures);
+                metrics::counter!("hearth_runtime_start_failures_total").increment(1);
                 tracing::error!(workspace_id = %id, error = format!("{error:#}"), retry_in_secs = wait.as_secs(), "cannot start runtime");
                 (Runtime::Backoff { until: Instant::now() + wait, failures }, failures)
             }
