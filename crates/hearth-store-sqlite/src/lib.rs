@@ -161,13 +161,16 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn insert_files(
+    /// Replaces the files of a template or plugin (`owner`): deletes the old
+    /// list, stores each content once per sha256, inserts the new list.
+    async fn replace_files(
         conn: &mut SqliteConnection,
         owner: Uuid,
         files: &[NewFile],
-        statement: &'static str,
+        (delete, insert): (&'static str, &'static str),
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        sqlx::query(delete).bind(owner).execute(&mut *conn).await.map_err(map_err("delete_files"))?;
         for file in files {
             sqlx::query(sql::INSERT_BLOB)
                 .bind(&file.sha256)
@@ -177,7 +180,7 @@ impl SqliteStore {
                 .execute(&mut *conn)
                 .await
                 .map_err(map_err("insert_blob"))?;
-            sqlx::query(statement)
+            sqlx::query(insert)
                 .bind(owner)
                 .bind(&file.path)
                 .bind(&file.sha256)
@@ -542,12 +545,8 @@ impl Store for SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(map_err("upsert_template"))?;
-        sqlx::query(sql::DELETE_TEMPLATE_FILES)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err("delete_template_files"))?;
-        Self::insert_files(&mut tx, id, &template.files, sql::INSERT_TEMPLATE_FILE, template.now).await?;
+        let statements = (sql::DELETE_TEMPLATE_FILES, sql::INSERT_TEMPLATE_FILE);
+        Self::replace_files(&mut tx, id, &template.files, statements, template.now).await?;
         tx.commit().await.map_err(map_err("commit"))?;
         self.get_template_by_id(id).await
     }
@@ -597,12 +596,8 @@ impl Store for SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(map_err("upsert_plugin"))?;
-        sqlx::query(sql::DELETE_PLUGIN_FILES)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err("delete_plugin_files"))?;
-        Self::insert_files(&mut tx, id, &plugin.files, sql::INSERT_PLUGIN_FILE, plugin.now).await?;
+        let statements = (sql::DELETE_PLUGIN_FILES, sql::INSERT_PLUGIN_FILE);
+        Self::replace_files(&mut tx, id, &plugin.files, statements, plugin.now).await?;
         tx.commit().await.map_err(map_err("commit"))?;
         let row: Option<PluginRow> = sqlx::query_as(sql::SELECT_PLUGIN_BY_ID)
             .bind(id)
