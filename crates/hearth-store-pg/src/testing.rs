@@ -9,7 +9,7 @@
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 
-use crate::{PgSettings, PgStore};
+use crate::PgStore;
 
 pub fn admin_url() -> String {
     std::env::var("HEARTH_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -70,9 +70,4 @@ pub async fn fresh_store() -> (PgStore, TestDatabase) {
     let store = PgStore::from_pool(pool);
     store.migrate().await.expect("migrate test database");
     (store, db)
-}
-
-/// Keeps the settings type in use from tests that build their own pools.
-pub fn test_settings() -> PgSettings {
-    PgSettings { max_connections: 8, acquire_timeout: std::time::Duration::from_secs(2) }
 }
