@@ -31,8 +31,10 @@ pub struct RawHeartbeat {
 pub struct Heartbeat {
     pub error_rate: f64,
     pub sample_error: Option<String>,
-    pub active_tasks: i64,
-    pub uptime_seconds: i64,
+    /// `None`: the runtime did not say (the stored value stays).
+    pub active_tasks: Option<i64>,
+    /// `None`: the runtime did not say (the stored value stays).
+    pub uptime_seconds: Option<i64>,
     /// `None`: the runtime did not say; `Some("")`: it has no task.
     pub current_task: Option<String>,
     /// `None`: leave the stored value alone (absent or 0 on the wire).
@@ -68,7 +70,7 @@ impl Heartbeat {
         }
         let non_negative = |field: &'static str, value: Option<i64>| match value {
             Some(value) if value < 0 => Err(HeartbeatError::Negative { field, value }),
-            value => Ok(value.unwrap_or(0)),
+            value => Ok(value),
         };
         let active_tasks = non_negative("active_tasks", raw.active_tasks)?;
         let uptime_seconds = non_negative("uptime_seconds", raw.uptime_seconds)?;
@@ -138,6 +140,8 @@ mod tests {
         assert_eq!(hb.error_rate, 0.0);
         assert_eq!(hb.current_task, None);
         assert_eq!(hb.monthly_spend, None);
+        assert_eq!(hb.active_tasks, None, "absent is not 0: the stored value stays");
+        assert_eq!(hb.uptime_seconds, None);
         assert!(hb.runtime_state_is_healthy());
     }
 

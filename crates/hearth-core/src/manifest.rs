@@ -156,6 +156,8 @@ pub enum ManifestError {
     DuplicateKey { file: &'static str, field: String },
     #[error("{file}: the field `{field}` holds {value}, which JSON cannot represent")]
     NonFiniteNumber { file: &'static str, field: String, value: String },
+    #[error("{file}: the field `{field}` holds a NUL character (\\0), which is not allowed in text")]
+    NulCharacter { file: &'static str, field: String },
 }
 
 /// A template's `config.yaml`, validated.
@@ -278,10 +280,34 @@ fn parse_yaml(yaml: &str) -> Result<Yaml, serde_norway::Error> {
 fn load_mapping(file: &'static str, yaml: &str) -> Result<Mapping, ManifestError> {
     let mut value = parse_yaml(yaml).map_err(|e| syntax_error(file, &e))?;
     value.apply_merge().map_err(|e| syntax_error(file, &e))?;
+    if let Some(field) = nul_field(&value, "") {
+        return Err(ManifestError::NulCharacter { file, field });
+    }
     match value {
         Yaml::Mapping(mapping) => Ok(mapping),
         Yaml::Null => Err(ManifestError::NotAMapping { file, found: "empty" }),
         other => Err(ManifestError::NotAMapping { file, found: kind(&other) }),
+    }
+}
+
+/// The dotted path of the first key or string holding a NUL character
+/// (only a double-quoted `"\\0"` escape can put one there).
+fn nul_field(value: &Yaml, path: &str) -> Option<String> {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        Yaml::String(text) if text.contains('\0') => {
+            Some(if path.is_empty() { "(document)".into() } else { path.into() })
+        }
+        Yaml::Sequence(items) => items.iter().enumerate().find_map(|(i, v)| nul_field(v, &format!("{path}[{i}]"))),
+        Yaml::Mapping(mapping) => mapping.iter().find_map(|(k, v)| {
+            let key = match k {
+                Yaml::String(text) => text.replace('\0', "\\0"),
+                _ => String::from("?"),
+            };
+            nul_field(k, &join(&key)).or_else(|| nul_field(v, &join(&key)))
+        }),
+        Yaml::Tagged(tagged) => nul_field(&tagged.value, path),
+        _ => None,
     }
 }
 
@@ -655,6 +681,20 @@ mod tests {
         assert!(serde_json::from_str::<PluginName>("\"../x\"").is_err());
         assert_eq!(serde_json::from_str::<PluginName>("\"ok\"").unwrap().as_str(), "ok");
         assert_eq!(serde_json::to_string(&PluginName::new("ok").unwrap()).unwrap(), "\"ok\"");
+    }
+
+    #[test]
+    fn nul_characters_are_refused_with_their_field() {
+        let err = TemplateConfig::parse("name: t\nmodel: \"a\\0b\"\n").unwrap_err();
+        assert!(matches!(&err, ManifestError::NulCharacter { field, .. } if field == "model"), "{err:?}");
+        assert!(err.to_string().contains("`model` holds a NUL character"), "{err}");
+        let err = TemplateConfig::parse("name: t\nenv:\n  list: [ok, \"x\\0\"]\n").unwrap_err();
+        assert!(matches!(&err, ManifestError::NulCharacter { field, .. } if field == "env.list[1]"), "{err:?}");
+        let err = TemplateConfig::parse("name: t\n\"k\\0\": 1\n").unwrap_err();
+        assert!(matches!(&err, ManifestError::NulCharacter { .. }), "{err:?}");
+        let err = PluginManifest::parse("name: p\nversion: \"1\\0\"\n").unwrap_err();
+        assert!(matches!(&err, ManifestError::NulCharacter { field, .. } if field == "version"), "{err:?}");
+        assert!(PluginManifest::parse("name: p\nversion: \"1.0\"\ndescription: \"a\\tb\"\n").is_ok());
     }
 
     #[test]

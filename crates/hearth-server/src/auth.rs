@@ -136,8 +136,21 @@ pub struct Authenticator {
 /// What a bearer token turned out to be.
 enum Credential {
     Operator(Operator),
-    Workspace(WorkspaceId),
+    /// A workspace's own token; `removed` when that workspace is removed.
+    Workspace {
+        id: WorkspaceId,
+        removed: bool,
+    },
     Invalid,
+}
+
+/// Whether a route answers a removed workspace's own token. Only `/state`
+/// does (404 `deleted: true`, so a runtime learns it must exit); every other
+/// route refuses it with 410.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum IfRemoved {
+    Refuse,
+    Answer,
 }
 
 impl Authenticator {
@@ -152,7 +165,7 @@ impl Authenticator {
         }
         Ok(match store.find_token_by_hash(&hash).await? {
             Some(token) => match token.workspace_id {
-                Some(workspace) => Credential::Workspace(workspace),
+                Some(workspace) => Credential::Workspace { id: workspace, removed: token.workspace_removed },
                 None => Credential::Operator(Operator::Org(token.org_id)),
             },
             None => Credential::Invalid,
@@ -168,29 +181,45 @@ impl Authenticator {
         }
     }
 
-    /// A runtime route: the token of exactly this workspace.
+    /// A runtime route: the token of exactly this workspace, which must not
+    /// be removed (410 otherwise).
     pub async fn workspace(&self, store: &dyn Store, bearer: &Bearer, id: WorkspaceId) -> ApiResult<()> {
         let Some(secret) = &bearer.0 else { return Err(ApiError::unauthorized("missing workspace auth token")) };
         match self.resolve(store, secret).await? {
-            Credential::Workspace(owner) if owner == id => Ok(()),
+            Credential::Workspace { id: owner, removed } if owner == id => refuse_removed(removed),
             _ => Err(ApiError::unauthorized("invalid workspace auth token")),
         }
     }
 
     /// A route open to the workspace's own token and to operators of its org.
-    /// Returns the operator when the caller is one.
+    /// Returns the operator when the caller is one. The own token of a
+    /// removed workspace is refused with 410 unless `if_removed` says the
+    /// route answers it; operators are checked against the workspace by the
+    /// route, which loads it anyway.
     pub async fn workspace_or_operator(
         &self,
         store: &dyn Store,
         bearer: &Bearer,
         id: WorkspaceId,
+        if_removed: IfRemoved,
     ) -> ApiResult<Option<Operator>> {
         let Some(secret) = &bearer.0 else { return Err(ApiError::unauthorized("missing workspace auth token")) };
         match self.resolve(store, secret).await? {
-            Credential::Workspace(owner) if owner == id => Ok(None),
+            Credential::Workspace { id: owner, removed } if owner == id => {
+                refuse_removed(removed && if_removed == IfRemoved::Refuse)?;
+                Ok(None)
+            }
             Credential::Operator(operator) => Ok(Some(operator)),
             _ => Err(ApiError::unauthorized("invalid workspace auth token")),
         }
+    }
+}
+
+fn refuse_removed(removed: bool) -> ApiResult<()> {
+    if removed {
+        Err(hearth_core::Rejection::Removed.into())
+    } else {
+        Ok(())
     }
 }
 

@@ -69,6 +69,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             StoreError::Conflict(message) => ApiError::conflict("conflict", message),
             StoreError::Rejected(rejection) => rejection.into(),
+            StoreError::InvalidInput(message) => ApiError::bad_request("invalid_input", message),
             StoreError::TokenExists => ApiError::unauthorized("missing workspace auth token"),
             StoreError::Unavailable { .. } => {
                 let mut api =

@@ -29,10 +29,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Parses JSON, naming the offending field on type errors.
+/// Parses JSON, naming the offending field on type errors. A string (or key)
+/// holding a NUL character is refused here, at the edge, whatever the route:
+/// Postgres text and jsonb cannot store it, and both engines must answer the
+/// same 400.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("invalid_body", "request body is empty; expected a JSON object"));
+    }
+    if has_nul_escape(bytes) {
+        // Only bad input pays for this second parse, which finds the field.
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if let Some(field) = nul_field(&value, "") {
+                return Err(nul_error(&field));
+            }
+        }
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
@@ -48,6 +59,47 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// Whether the JSON text holds a `\u0000` escape (the only way a NUL can be
+/// in valid JSON; a `\\u0000` is an escaped backslash, not a NUL).
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    let mut backslashes = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\\' {
+            backslashes += 1;
+            continue;
+        }
+        if backslashes % 2 == 1 && b == b'u' && bytes.get(i + 1..i + 5) == Some(b"0000".as_slice()) {
+            return true;
+        }
+        backslashes = 0;
+    }
+    false
+}
+
+/// The path (`a.b[2]`, or `a.<key>` for a key) of the first string that
+/// holds a NUL character.
+fn nul_field(value: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(if path.is_empty() { "body".to_owned() } else { path.to_owned() }),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| nul_field(v, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "\\u0000")))
+            } else {
+                nul_field(v, &join(k))
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn nul_error(field: &str) -> ApiError {
+    ApiError::bad_request("invalid_field", format!("{field}: NUL characters (\\u0000) are not allowed in text"))
+        .with("field", field.to_owned())
+}
+
 /// A query string.
 pub struct ApiQuery<T>(pub T);
 
@@ -55,12 +107,47 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(param) = parts.uri.query().and_then(nul_query_param) {
+            return Err(nul_error(&param));
+        }
         Query::<T>::from_request_parts(parts, state).await.map(|Query(value)| ApiQuery(value)).map_err(|rejection| {
             let text = rejection.body_text();
             let text = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
             ApiError::bad_request("invalid_query", format!("invalid query string: {text}"))
         })
     }
+}
+
+/// The name of the first query parameter whose name or value is a
+/// percent-encoded NUL (`%00`).
+fn nul_query_param(query: &str) -> Option<String> {
+    query.split('&').find(|pair| contains_nul_escape(pair)).map(|pair| {
+        let name = pair.split('=').next().unwrap_or_default();
+        if contains_nul_escape(name) {
+            "query".to_owned()
+        } else {
+            name.to_owned()
+        }
+    })
+}
+
+fn contains_nul_escape(text: &str) -> bool {
+    text.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+}
+
+/// Refuses a request whose path holds a percent-encoded NUL (`%00`) before
+/// any route sees it: path segments reach text columns (template names).
+pub async fn refuse_nul_in_path(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if contains_nul_escape(request.uri().path()) {
+        return ApiError::bad_request("invalid_path", "the request path contains a NUL character (%00)")
+            .with("field", "path")
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Parses an id from a path segment or header: a malformed id is a 400.

@@ -349,6 +349,11 @@ impl Store for PgStore {
             let (next, _) = evolve(&current, &Input::Delete, &decision, now);
             Self::write_workspace(&mut tx, &next).await?;
             let events = Self::append_events(&mut tx, current.org_id, Some(current.id), decision.events, now).await?;
+            sqlx::query(sql::DELETE_WORKSPACE_SECRETS)
+                .bind(current.id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err("delete_workspace_secrets"))?;
             if current.id != id {
                 deleted.cascade_deleted += 1;
             }
@@ -444,6 +449,7 @@ impl Store for PgStore {
             prefix: token.prefix,
             created_at: token.now,
             revoked_at: None,
+            workspace_removed: false,
         })
     }
 
@@ -487,6 +493,19 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(map_err("begin"))?;
+        if let Some(id) = workspace {
+            // Under the workspace's lock: a secret never lands on a removed
+            // workspace, even one removed a moment ago.
+            let row: Option<WorkspaceRow> = sqlx::query_as(sql::SELECT_WORKSPACE_FOR_UPDATE)
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err("lock_workspace"))?;
+            let current: Workspace = row.ok_or(StoreError::NotFound("workspace"))?.into();
+            if current.status == hearth_core::WorkspaceStatus::Removed {
+                return Err(hearth_core::Rejection::Removed.into());
+            }
+        }
         for secret in &secrets {
             sqlx::query(sql::DELETE_SECRET)
                 .bind(org.0)
@@ -679,6 +698,9 @@ fn map_err(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
             let code = db.code().unwrap_or_default();
             if db.is_unique_violation() || db.is_foreign_key_violation() {
                 StoreError::Conflict(db.message().to_owned())
+            } else if code == "22021" || code == "22P05" {
+                // character_not_in_repertoire (a NUL in text), untranslatable_character (\u0000 in jsonb)
+                StoreError::InvalidInput(db.message().to_owned())
             } else if code.starts_with("08") || code.starts_with("57P") || code == "53300" {
                 // connection exceptions, admin shutdown / cannot connect now, too many connections
                 StoreError::Unavailable { operation, message: error.to_string() }

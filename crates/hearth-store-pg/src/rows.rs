@@ -120,6 +120,7 @@ pub(crate) struct TokenRow {
     prefix: String,
     created_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
+    workspace_removed: bool,
 }
 
 impl From<TokenRow> for Token {
@@ -132,6 +133,7 @@ impl From<TokenRow> for Token {
             prefix: row.prefix,
             created_at: row.created_at,
             revoked_at: row.revoked_at,
+            workspace_removed: row.workspace_removed,
         }
     }
 }

@@ -64,12 +64,19 @@ statements! {
     INSERT_TOKEN = "insert into tokens (token_id, org_id, workspace_id, name, prefix, token_hash, created_at, updated_at) \
         values ($1, $2, $3, $4, $5, $6, $7, $7)";
     WORKSPACE_HAS_LIVE_TOKEN = "select exists (select 1 from tokens where workspace_id = $1 and revoked_at is null)";
-    FIND_TOKEN_BY_HASH = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at from tokens \
-        where token_hash = $1 and revoked_at is null";
-    LIST_ORG_TOKENS = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at from tokens \
+    /// `workspace_removed`: whether the token's workspace is removed (false for
+    /// org tokens), so a removed workspace's own token is refused (410) at
+    /// authentication, on every route.
+    FIND_TOKEN_BY_HASH = "select t.token_id, t.org_id, t.workspace_id, t.name, t.prefix, t.created_at, t.revoked_at, \
+        exists (select 1 from workspaces w where w.workspace_id = t.workspace_id and w.status = 'removed') \
+        as workspace_removed from tokens t where t.token_hash = $1 and t.revoked_at is null";
+    LIST_ORG_TOKENS = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at, \
+        false as workspace_removed from tokens \
         where org_id = $1 and workspace_id is null order by created_at desc, token_id";
     REVOKE_TOKEN = "update tokens set revoked_at = coalesce(revoked_at, $3), updated_at = $3 \
         where token_id = $1 and org_id = $2";
+    /// A removed workspace's secrets go with it (in the delete's transaction).
+    DELETE_WORKSPACE_SECRETS = "delete from secrets where workspace_id = $1";
     DELETE_SECRET = "delete from secrets where org_id = $1 and workspace_id is not distinct from $2 and key = $3";
     INSERT_SECRET = "insert into secrets (org_id, workspace_id, key, nonce, ciphertext, created_at, updated_at) \
         values ($1, $2, $3, $4, $5, $6, $6)";

@@ -361,6 +361,11 @@ impl Store for SqliteStore {
             let (next, _) = evolve(&current, &Input::Delete, &decision, now);
             Self::write_workspace(&mut tx, &next).await?;
             let events = Self::append_events(&mut tx, current.org_id, Some(current.id), decision.events, now).await?;
+            sqlx::query(sql::DELETE_WORKSPACE_SECRETS)
+                .bind(current.id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err("delete_workspace_secrets"))?;
             if current.id != id {
                 deleted.cascade_deleted += 1;
             }
@@ -456,6 +461,7 @@ impl Store for SqliteStore {
             prefix: token.prefix,
             created_at: token.now,
             revoked_at: None,
+            workspace_removed: false,
         })
     }
 
@@ -499,6 +505,19 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
+        if let Some(id) = workspace {
+            // Under the workspace's lock: a secret never lands on a removed
+            // workspace, even one removed a moment ago.
+            let row: Option<WorkspaceRow> = sqlx::query_as(sql::SELECT_WORKSPACE)
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err("lock_workspace"))?;
+            let current: Workspace = row.ok_or(StoreError::NotFound("workspace"))?.into();
+            if current.status == hearth_core::WorkspaceStatus::Removed {
+                return Err(hearth_core::Rejection::Removed.into());
+            }
+        }
         for secret in &secrets {
             sqlx::query(sql::DELETE_SECRET)
                 .bind(org.0)

@@ -466,9 +466,19 @@ pub async fn heartbeat_fields_are_stored(store: S) {
     assert_eq!(ws.monthly_spend, 1234);
     assert_eq!(ws.runtime_metadata.unwrap()["idle_timeout_seconds"], 30);
     assert_eq!(ws.last_active_at, Some(t(5)));
-    // A heartbeat without monthly_spend keeps the stored value.
+    // A heartbeat without monthly_spend, active_tasks, uptime_seconds or
+    // current_task keeps the stored values: absent means unchanged.
     store.apply(id, heartbeat(0.0), t(6), None).await.unwrap();
-    assert_eq!(store.get_workspace(id).await.unwrap().monthly_spend, 1234);
+    let ws = store.get_workspace(id).await.unwrap();
+    assert_eq!(ws.monthly_spend, 1234);
+    assert_eq!(ws.active_tasks, 3);
+    assert_eq!(ws.uptime_seconds, 77);
+    assert_eq!(ws.current_task.as_deref(), Some("task"));
+    // Reported zeros are written.
+    let zeros = RawHeartbeat { active_tasks: Some(0), uptime_seconds: Some(0), ..Default::default() };
+    store.apply(id, heartbeat_with(zeros), t(7), None).await.unwrap();
+    let ws = store.get_workspace(id).await.unwrap();
+    assert_eq!((ws.active_tasks, ws.uptime_seconds), (0, 0));
 }
 
 fn file(path: &str, content: &[u8]) -> NewFile {

@@ -11,6 +11,11 @@ pub enum StoreError {
     /// A uniqueness or foreign-key rule was broken by the caller's input.
     #[error("{0}")]
     Conflict(String),
+    /// The database refused a value of the caller's (for example text with a
+    /// NUL character, which Postgres cannot store). The server refuses such
+    /// input at the edge; this is the safety net that keeps it a 400.
+    #[error("the database refused a value: {0}")]
+    InvalidInput(String),
     /// The state machine refused the input; nothing was written.
     #[error(transparent)]
     Rejected(#[from] Rejection),

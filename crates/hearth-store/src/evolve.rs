@@ -31,8 +31,12 @@ pub fn evolve(
             if hb.sample_error.is_some() {
                 next.last_sample_error = hb.sample_error.clone();
             }
-            next.active_tasks = hb.active_tasks;
-            next.uptime_seconds = hb.uptime_seconds;
+            if let Some(active) = hb.active_tasks {
+                next.active_tasks = active;
+            }
+            if let Some(uptime) = hb.uptime_seconds {
+                next.uptime_seconds = uptime;
+            }
             if let Some(task) = &hb.current_task {
                 next.current_task = Some(task.clone());
             }
@@ -43,7 +47,7 @@ pub fn evolve(
             if hb.runtime_metadata.is_some() {
                 next.runtime_metadata = hb.runtime_metadata.clone();
             }
-            let busy = hb.active_tasks > 0 || !next.current_task.as_deref().unwrap_or("").is_empty();
+            let busy = next.active_tasks > 0 || !next.current_task.as_deref().unwrap_or("").is_empty();
             if busy {
                 next.last_active_at = Some(now);
             }

@@ -174,6 +174,9 @@ pub struct Token {
     pub prefix: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Whether the token's workspace is removed (always false for org
+    /// tokens). Filled in by `find_token_by_hash`.
+    pub workspace_removed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

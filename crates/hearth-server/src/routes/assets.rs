@@ -9,13 +9,15 @@ use hearth_core::bundle_path::BundlePath;
 use hearth_core::digest::assets_digest;
 use hearth_store::Template;
 
-use crate::auth::Bearer;
+use crate::auth::{Bearer, IfRemoved};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::plugins::workspace_for_runtime_or_operator;
+use crate::extract::parse_id;
+use crate::routes::workspaces::workspace_for_runtime_or_operator;
 use crate::state::AppState;
 
 async fn template_of(state: &AppState, bearer: &Bearer, raw: &str) -> ApiResult<Option<Template>> {
-    let workspace = workspace_for_runtime_or_operator(state, bearer, raw).await?;
+    let workspace =
+        workspace_for_runtime_or_operator(state, bearer, parse_id(raw, "workspace id")?, IfRemoved::Refuse).await?;
     match &workspace.template {
         Some(name) => Ok(Some(state.store.get_template_by_name(workspace.org_id, name).await?)),
         None => Ok(None),

@@ -15,11 +15,11 @@ use hearth_store::{Event, EventQuery};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::{Bearer, Operator};
+use crate::auth::{Bearer, IfRemoved, Operator};
 use crate::bus::POLL_INTERVAL;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiQuery};
-use crate::routes::workspaces::visible_workspace;
+use crate::routes::workspaces::workspace_for_runtime_or_operator;
 use crate::state::AppState;
 
 /// Events read from the log per query while catching up.
@@ -113,10 +113,7 @@ pub async fn stream_workspace_events(
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let id: WorkspaceId = parse_id(&raw, "workspace id")?;
-    let operator = state.auth.workspace_or_operator(&*state.store, &bearer, id).await?;
-    if let Some(operator) = operator {
-        visible_workspace(&state, operator, id).await?;
-    }
+    workspace_for_runtime_or_operator(&state, &bearer, id, IfRemoved::Refuse).await?;
     let cursor = start_seq(&state, &headers, query.since).await?;
     Ok(sse(state, cursor, None, Some(id), Format::Compatible))
 }

@@ -13,16 +13,16 @@ use hearth_api::{
 use hearth_archive::{BundlePath, Limits};
 use hearth_core::digest::{plugin_content_hash, PLUGIN_MANIFEST};
 use hearth_core::manifest::{is_valid_plugin_name, plugin_yaml_with_sha256, PluginManifest};
-use hearth_core::{Input, WorkspaceId};
+use hearth_core::Input;
 use hearth_store::{NewPlugin, Plugin, Workspace};
 use serde::Deserialize;
 
-use crate::auth::{Bearer, Operator};
+use crate::auth::{Bearer, IfRemoved, Operator};
 use crate::desired::{desired_for, to_wire};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, parse_json, ApiJson, ApiQuery};
 use crate::routes::bundles::{decode_files, to_new_files, MAX_FILES};
-use crate::routes::workspaces::visible_workspace;
+use crate::routes::workspaces::{visible_workspace, workspace_for_runtime_or_operator};
 use crate::state::AppState;
 
 pub(crate) fn plugin_response(p: &Plugin) -> PluginResponse {
@@ -100,19 +100,6 @@ pub async fn list_plugins(State(state): State<AppState>, operator: Operator) -> 
     Ok(Json(plugins.iter().map(plugin_response).collect()))
 }
 
-/// The workspace, if the caller is its runtime or an operator who may see it.
-pub(crate) async fn workspace_for_runtime_or_operator(
-    state: &AppState,
-    bearer: &Bearer,
-    raw: &str,
-) -> ApiResult<Workspace> {
-    let id: WorkspaceId = parse_id(raw, "workspace id")?;
-    match state.auth.workspace_or_operator(&*state.store, bearer, id).await? {
-        Some(operator) => visible_workspace(state, operator, id).await,
-        None => Ok(state.store.get_workspace(id).await?),
-    }
-}
-
 fn plugin_name(raw: &str) -> ApiResult<&str> {
     if is_valid_plugin_name(raw) {
         Ok(raw)
@@ -143,7 +130,8 @@ pub async fn download_plugin(
     ApiQuery(query): ApiQuery<DownloadQuery>,
 ) -> ApiResult<Response> {
     let name = plugin_name(&name)?;
-    let workspace = workspace_for_runtime_or_operator(&state, &bearer, &raw).await?;
+    let workspace =
+        workspace_for_runtime_or_operator(&state, &bearer, parse_id(&raw, "workspace id")?, IfRemoved::Refuse).await?;
     let source = format!("local://{name}");
     if let Some(asked) = &query.source {
         if asked != &source && asked != name {
@@ -193,7 +181,8 @@ pub async fn record_install(
     Path(raw): Path<String>,
     ApiJson(req): ApiJson<RecordInstallRequest>,
 ) -> ApiResult<Json<RecordInstallResponse>> {
-    let workspace = workspace_for_runtime_or_operator(&state, &bearer, &raw).await?;
+    let workspace =
+        workspace_for_runtime_or_operator(&state, &bearer, parse_id(&raw, "workspace id")?, IfRemoved::Refuse).await?;
     let name = plugin_name(req.source.strip_prefix("local://").unwrap_or(&req.source))?.to_owned();
     let plugin = state.store.get_plugin(workspace.org_id, &name).await?;
     if let Some(sha) = &req.sha256 {
@@ -224,7 +213,8 @@ pub async fn workspace_plugins(
     bearer: Bearer,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<WorkspacePluginsResponse>> {
-    let workspace = workspace_for_runtime_or_operator(&state, &bearer, &raw).await?;
+    let workspace =
+        workspace_for_runtime_or_operator(&state, &bearer, parse_id(&raw, "workspace id")?, IfRemoved::Refuse).await?;
     plugins_response(&state, &workspace).await
 }
 

@@ -8,10 +8,10 @@ use chrono::Utc;
 use hearth_api::{ApiErrorBody, StatusResponse};
 use hearth_core::{OrgId, WorkspaceId};
 
-use crate::auth::{Bearer, Operator};
+use crate::auth::{Bearer, IfRemoved, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson};
-use crate::routes::workspaces::visible_workspace;
+use crate::routes::workspaces::{visible_workspace, workspace_for_runtime_or_operator};
 use crate::state::AppState;
 
 fn validate_secrets(secrets: &BTreeMap<String, String>) -> ApiResult<()> {
@@ -80,11 +80,7 @@ pub async fn secret_values(
     Path(raw): Path<String>,
 ) -> ApiResult<Json<BTreeMap<String, String>>> {
     let id = parse_id(&raw, "workspace id")?;
-    let operator = state.auth.workspace_or_operator(&*state.store, &bearer, id).await?;
-    let workspace = match operator {
-        Some(operator) => visible_workspace(&state, operator, id).await?,
-        None => state.store.get_workspace(id).await?,
-    };
+    let workspace = workspace_for_runtime_or_operator(&state, &bearer, id, IfRemoved::Refuse).await?;
     let org = workspace.org_id;
     let mut values = BTreeMap::new();
     let mut broken = Vec::new();

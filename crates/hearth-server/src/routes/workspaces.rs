@@ -13,7 +13,7 @@ use hearth_core::{Input, WorkspaceId, WorkspaceStatus};
 use hearth_store::{NewWorkspace, StoreError, Workspace};
 use serde::Deserialize;
 
-use crate::auth::{self, Bearer, Operator};
+use crate::auth::{self, Bearer, IfRemoved, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, ApiQuery};
 use crate::routes::tokens::token_response;
@@ -24,6 +24,25 @@ pub(crate) async fn visible_workspace(state: &AppState, operator: Operator, id: 
     let workspace = state.store.get_workspace(id).await?;
     if !operator.can_see(&workspace) {
         return Err(ApiError::not_found("workspace not found"));
+    }
+    Ok(workspace)
+}
+
+/// The workspace, if the caller is its runtime or an operator who may see
+/// it. A removed workspace is refused (410) to everyone unless the route
+/// answers for removed workspaces (`/state` only).
+pub(crate) async fn workspace_for_runtime_or_operator(
+    state: &AppState,
+    bearer: &Bearer,
+    id: WorkspaceId,
+    if_removed: IfRemoved,
+) -> ApiResult<Workspace> {
+    let workspace = match state.auth.workspace_or_operator(&*state.store, bearer, id, if_removed).await? {
+        Some(operator) => visible_workspace(state, operator, id).await?,
+        None => state.store.get_workspace(id).await?,
+    };
+    if workspace.status == WorkspaceStatus::Removed && if_removed == IfRemoved::Refuse {
+        return Err(hearth_core::Rejection::Removed.into());
     }
     Ok(workspace)
 }
@@ -286,11 +305,7 @@ pub async fn workspace_state(
     Path(raw): Path<String>,
 ) -> ApiResult<Json<StateResponse>> {
     let id = parse_id(&raw, "workspace id")?;
-    let operator = state.auth.workspace_or_operator(&*state.store, &bearer, id).await?;
-    let workspace = match operator {
-        Some(operator) => visible_workspace(&state, operator, id).await?,
-        None => state.store.get_workspace(id).await?,
-    };
+    let workspace = workspace_for_runtime_or_operator(&state, &bearer, id, IfRemoved::Answer).await?;
     if workspace.status == WorkspaceStatus::Removed {
         return Err(ApiError::not_found("workspace removed")
             .with("workspace_id", id.to_string())

@@ -7,7 +7,8 @@ use crate::harness::{Engine, TestApp};
 
 crate::on_both_engines!(
     bad_heartbeats_are_400_naming_the_field_and_write_nothing,
-    bad_operator_input_is_rejected_cleanly
+    bad_operator_input_is_rejected_cleanly,
+    nul_characters_are_400_naming_the_field_and_write_nothing,
 );
 
 async fn send(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Option<&str>) -> (u16, Value) {
@@ -112,4 +113,143 @@ async fn bad_operator_input_is_rejected_cleanly(engine: Engine) {
         app.raw().get(format!("{}/registry/discover/{id}", app.url)).bearer_auth(&token).send().await.unwrap();
     assert_eq!(discover.status(), 400, "X-Workspace-ID is required");
     assert_eq!(app.admin.list_workspaces(true).await.unwrap().len(), count_before, "no workspace half-created");
+}
+
+/// Postgres text and jsonb cannot hold a NUL character; SQLite can. Both
+/// engines answer the same 400 naming the field, and store nothing.
+async fn nul_characters_are_400_naming_the_field_and_write_nothing(engine: Engine) {
+    use base64::Engine as _;
+    use reqwest::Method as M;
+    let app = TestApp::spawn(engine).await;
+    let admin = app.admin_token.clone();
+    let (id, _runtime, token) = app.create_registered("w").await;
+    let before = app.admin.get_workspace(id).await.unwrap();
+    let events_before = app.events_of(id).await.len();
+    let nul = "a\u{0}b";
+    let config = base64::engine::general_purpose::STANDARD.encode("name: t\nmodel: \"m\\0\"\n");
+    type Case<'a> = (M, String, &'a str, Option<Value>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            M::POST,
+            "/registry/heartbeat".into(),
+            &token,
+            Some(json!({"workspace_id": id, "current_task": nul})),
+            400,
+            "current_task",
+        ),
+        (
+            M::POST,
+            "/registry/heartbeat".into(),
+            &token,
+            Some(json!({"workspace_id": id, "sample_error": nul})),
+            400,
+            "sample_error",
+        ),
+        (
+            M::POST,
+            "/registry/heartbeat".into(),
+            &token,
+            Some(json!({"workspace_id": id, "runtime_state": nul})),
+            400,
+            "runtime_state",
+        ),
+        (
+            M::POST,
+            "/registry/heartbeat".into(),
+            &token,
+            Some(json!({"workspace_id": id, "runtime_metadata": {"capabilities": {nul: true}}})),
+            400,
+            "runtime_metadata.capabilities",
+        ),
+        (
+            M::POST,
+            "/registry/heartbeat".into(),
+            &token,
+            Some(json!({"workspace_id": id, "assets_digest": nul})),
+            400,
+            "assets_digest",
+        ),
+        (
+            M::POST,
+            "/registry/heartbeat".into(),
+            &token,
+            Some(json!({"workspace_id": id, "installed_plugins": [{"name": nul, "sha256": "x"}]})),
+            400,
+            "installed_plugins[0].name",
+        ),
+        (
+            M::POST,
+            "/registry/register".into(),
+            &token,
+            Some(json!({"id": id, "url": "http://localhost:1", "agent_card": {"n": nul}})),
+            400,
+            "agent_card.n",
+        ),
+        (
+            M::POST,
+            "/registry/register".into(),
+            &token,
+            Some(json!({"id": id, "url": format!("http://localhost:1/{nul}")})),
+            400,
+            "url",
+        ),
+        (
+            M::POST,
+            "/registry/update-card".into(),
+            &token,
+            Some(json!({"workspace_id": id, "agent_card": {nul: 1}})),
+            400,
+            "agent_card",
+        ),
+        (
+            M::POST,
+            "/registry/update-card".into(),
+            &token,
+            Some(json!({"workspace_id": id, "agent_card": {"k": [nul]}})),
+            400,
+            "agent_card.k[0]",
+        ),
+        (M::POST, "/workspaces".into(), &admin, Some(json!({"name": "x", "model": nul})), 400, "model"),
+        (M::POST, "/workspaces".into(), &admin, Some(json!({"name": "x", "runtime": nul})), 400, "runtime"),
+        (M::POST, "/workspaces".into(), &admin, Some(json!({"name": "x", "template": nul})), 400, "template"),
+        (M::PUT, format!("/workspaces/{id}/secrets"), &admin, Some(json!({"K": nul})), 400, "K"),
+        (
+            M::POST,
+            "/templates/import".into(),
+            &admin,
+            Some(json!({"name": "t", "files": {"config.yaml": format!("name: t\nmodel: {nul}\n")}})),
+            400,
+            "files.config.yaml",
+        ),
+        (
+            M::POST,
+            "/templates/import".into(),
+            &admin,
+            Some(json!({"name": "t", "files": {"config.yaml": {"base64": config}}})),
+            422,
+            "`model` holds a NUL character",
+        ),
+        (M::GET, "/templates/a%00".into(), &admin, None, 400, "NUL"),
+        (M::GET, format!("/workspaces/{id}/plugins/a%00/download"), &token, None, 400, "NUL"),
+        (M::GET, format!("/registry/{id}/peers?q=a%00"), &token, None, 400, "q"),
+        (M::GET, "/events?workspace_id=%00".into(), &admin, None, 400, "workspace_id"),
+    ];
+    for (method, path, bearer, body, status, needle) in cases {
+        let body = body.map(|b| b.to_string());
+        let (got, json) = send(&app, method.clone(), &path, bearer, body.as_deref()).await;
+        assert_eq!(got, status, "{method} {path} {body:?} -> {json}");
+        let error = json["error"].as_str().unwrap_or_default();
+        assert!(error.contains(needle), "{method} {path} {body:?}: {error:?} should mention {needle:?}");
+    }
+    assert_eq!(app.events_of(id).await.len(), events_before, "no event from a refused request");
+    // An escaped backslash followed by "u0000" is text, not a NUL.
+    let literal = r#"{"workspace_id": "ID", "current_task": "a\\u0000b"}"#.replace("ID", &id.to_string());
+    let (got, json) = send(&app, M::POST, "/registry/heartbeat", &token, Some(&literal)).await;
+    assert_eq!(got, 200, "{json}");
+    let after = app.admin.get_workspace(id).await.unwrap();
+    assert_eq!(after.current_task.as_deref(), Some("a\\u0000b"));
+    assert_eq!(after.model, before.model);
+    assert_eq!(after.agent_card, before.agent_card, "no rejected card was stored");
+    assert!(app.admin.list_templates().await.unwrap().is_empty(), "no template stored");
+    assert_eq!(app.admin.list_workspaces(true).await.unwrap().len(), 1, "no workspace created");
 }

@@ -11,4 +11,5 @@ mod delivery;
 mod events;
 mod lifecycle;
 mod misc;
+mod removed;
 mod unavailable;
