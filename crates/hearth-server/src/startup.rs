@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use hearth_store::Store;
-use hearth_store_pg::{PgSettings, PgStore};
-use hearth_store_sqlite::SqliteStore;
+use hearth_store_pg::PgSettings;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -39,12 +38,12 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>
     let store: Arc<dyn Store> = match scheme {
         "postgres" | "postgresql" => {
             let pg_settings = PgSettings { acquire_timeout: settings.database_timeout, ..PgSettings::default() };
-            let store = PgStore::connect_lazy(&url, &pg_settings).context("invalid postgres database URL")?;
+            let store = hearth_store_pg::connect_lazy(&url, &pg_settings).context("invalid postgres database URL")?;
             store.migrate().await.context("could not migrate the PostgreSQL database")?;
             Arc::new(store)
         }
         "sqlite" => {
-            let store = SqliteStore::connect(&url).await.context("could not open the SQLite database")?;
+            let store = hearth_store_sqlite::connect(&url).await.context("could not open the SQLite database")?;
             store.migrate().await.context("could not migrate the SQLite database")?;
             Arc::new(store)
         }

@@ -6,6 +6,10 @@
 //! (`scripts/test`) makes sure it is.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed step should panic
 
+/// The driver, for tests that reach under the store on purpose (to corrupt
+/// a row, say) without depending on a sqlx driver themselves.
+pub use sqlx;
+
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 
@@ -67,7 +71,7 @@ pub async fn create_database() -> TestDatabase {
 pub async fn fresh_store() -> (PgStore, TestDatabase) {
     let db = create_database().await;
     let pool = PgPoolOptions::new().max_connections(8).connect(&db.url).await.expect("connect to test database");
-    let store = PgStore::from_pool(pool);
+    let store = crate::from_pool(pool);
     store.migrate().await.expect("migrate test database");
     (store, db)
 }

@@ -8,14 +8,10 @@ use sqlx::Executor;
 #[tokio::test]
 async fn every_statement_prepares_against_the_migrated_schema() {
     let (store, _db) = hearth_store_pg::testing::fresh_store().await;
-    let mut failures = Vec::new();
-    for (name, sql) in hearth_store_pg::sql::ALL {
-        if let Err(e) = store.pool().prepare(sql).await {
-            failures.push(format!("{name}: {e}"));
-        }
-    }
+    let failures = store.unpreparable_statements().await;
     assert!(failures.is_empty(), "statements that do not fit the schema:\n{}", failures.join("\n"));
-    assert!(hearth_store_pg::sql::ALL.len() >= 20, "the registry lists every statement");
+    let count = hearth_store_sql::sql::all_statements::<hearth_store_pg::Pg>().len();
+    assert!(count >= 40, "the registry lists every statement ({count})");
 }
 
 #[tokio::test]
@@ -25,7 +21,7 @@ async fn the_postgres_enum_has_exactly_the_eight_statuses_in_order() {
         "select enumlabel::text from pg_enum e join pg_type t on t.oid = e.enumtypid \
          where t.typname = 'workspace_status' order by e.enumsortorder",
     )
-    .fetch_all(store.pool())
+    .fetch_all(store.writer())
     .await
     .unwrap();
     let expected: Vec<&str> = WorkspaceStatus::ALL.iter().map(|s| s.as_str()).collect();
@@ -45,10 +41,10 @@ async fn reading_the_previous_status_the_way_the_seed_did_fails_and_hearth_reads
         .unwrap();
     let seed_sql = "select coalesce(current_task, ''), coalesce(monthly_spend, 0), coalesce(status, '') \
                     from workspaces where workspace_id = $1";
-    let prepared = store.pool().prepare(seed_sql).await;
+    let prepared = store.writer().prepare(seed_sql).await;
     let err = prepared.expect_err("the statement check must reject the seed's query");
     assert!(err.to_string().contains("invalid input value for enum workspace_status"), "{err}");
-    let run = sqlx::query(seed_sql).bind(ws.id.0).fetch_one(store.pool()).await;
+    let run = sqlx::query(seed_sql).bind(ws.id.0).fetch_one(store.writer()).await;
     assert!(run.is_err(), "and it fails at run time, which the seed's handler ignored");
 
     let hb = hearth_core::Heartbeat::validate(Default::default()).unwrap();
@@ -66,7 +62,7 @@ async fn a_status_outside_the_enum_cannot_be_written() {
         .unwrap();
     let err = sqlx::query("update workspaces set status = 'zombie' where workspace_id = $1")
         .bind(ws.id.0)
-        .execute(store.pool())
+        .execute(store.writer())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("invalid input value for enum"), "{err}");

@@ -1,5 +1,7 @@
-//! The SQLite engine: `SqliteStore` implements `hearth_store::Store` on one
-//! embedded database file, Hearth's zero-setup default.
+//! The SQLite engine, Hearth's zero-setup default: its migrations, its
+//! [`Sqlite`] dialect and its connection setup on one embedded database
+//! file. Everything that runs a query is `hearth_store_sql`'s, shared with
+//! Postgres.
 //!
 //! Writes go through a pool of exactly one connection and start with
 //! `BEGIN IMMEDIATE`, so every lifecycle write holds SQLite's write lock while
@@ -7,715 +9,145 @@
 //! events: the same serialization Postgres gets from `select … for update`.
 //! Reads use a separate pool (WAL mode lets them run beside the writer).
 
-mod rows;
-pub mod sql;
-pub mod testing;
-
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use hearth_core::{decide, EventDraft, EventId, Input, OrgId, TokenId, WorkspaceId};
-use hearth_store::{
-    evolve, Applied, Deleted, Engine, Event, EventQuery, NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace,
-    Plugin, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace,
-};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::types::Json;
-use sqlx::{SqliteConnection, SqlitePool};
-use uuid::Uuid;
+use hearth_store::{Engine, StoreError, StoreResult};
+use hearth_store_sql::sql::Statements;
+use hearth_store_sql::{event_columns, map_err, plugin_columns, template_columns, workspace_columns, Dialect, Failure};
+use sqlx::error::DatabaseError;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous, SqliteTypeInfo};
+use sqlx::{SqlitePool, Type};
 
-use rows::{EventRow, FileRow, PluginRow, SecretRow, SqliteStatus, TemplateRow, TokenRow, WorkspaceRow};
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// The migrations of this engine, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-#[derive(Clone, Debug)]
-pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
-}
+/// The store on SQLite.
+pub type SqliteStore = hearth_store_sql::SqlStore<Sqlite>;
 
-impl SqliteStore {
-    /// Opens (creating if missing) the database at a `sqlite:` URL.
-    pub async fn connect(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(map_err("parse database url"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable {
-                operation: "create database directory",
-                message: format!("{}: {e}", dir.display()),
-            })?;
+/// The SQLite dialect.
+#[derive(Debug, Clone, Copy)]
+pub struct Sqlite;
+
+impl Dialect for Sqlite {
+    type Db = sqlx::Sqlite;
+
+    const ENGINE: Engine = Engine::Sqlite;
+
+    /// Inside a write transaction (the single writer connection, begun with
+    /// `BEGIN IMMEDIATE`) every read is already serialized with every other
+    /// writer: SQLite's database lock replaces `for update`.
+    const SQL: Statements = Statements {
+        select_workspace_for_update: concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where workspace_id = $1"
+        ),
+        select_subtree_for_update: concat!(
+            "with recursive subtree (workspace_id, depth) as ( \
+                select workspace_id, 0 from workspaces where workspace_id = $1 \
+                union all \
+                select w.workspace_id, s.depth + 1 from workspaces w join subtree s on w.parent_id = s.workspace_id \
+            ) select ",
+            workspace_columns!(),
+            " from workspaces join subtree s using (workspace_id) order by s.depth, created_at"
+        ),
+        list_workspaces: concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where ($1 is null or org_id = $1) and ($2 or status <> 'removed') \
+            order by created_at, workspace_id"
+        ),
+        list_templates: concat!(
+            "select ",
+            template_columns!(),
+            " from templates where ($1 is null or org_id = $1) order by name, template_id"
+        ),
+        list_template_files: "select path, sha256, size from template_files where template_id = $1 order by path",
+        list_plugins: concat!(
+            "select ",
+            plugin_columns!(),
+            " from plugins where ($1 is null or org_id = $1) order by name, plugin_id"
+        ),
+        list_plugin_files: "select path, sha256, size from plugin_files where plugin_id = $1 order by path",
+        desired_state: "select t.assets_digest, d.value as plugin_name, p.version, p.sha256 from templates t \
+            left join json_each(t.plugins) d \
+            left join plugins p on p.org_id = t.org_id and p.name = d.value \
+            where t.org_id = $1 and t.name = $2 order by d.key",
+        desired_state_for_workspace: "select t.assets_digest, d.value as plugin_name, p.version, p.sha256, \
+            d.key as ord from workspaces w left join templates t on t.org_id = w.org_id and t.name = w.template \
+            left join json_each(case when t.template_id is null then '[]' else t.plugins end) d \
+            left join plugins p on p.org_id = w.org_id and p.name = d.value where w.workspace_id = $1 \
+            union all \
+            select t.assets_digest, d.value, p.version, p.sha256, 1000000 + d.key \
+            from workspaces w left join templates t on t.org_id = w.org_id and t.name = w.template \
+            join json_each(w.operator_plugins) d \
+            left join plugins p on p.org_id = w.org_id and p.name = d.value where w.workspace_id = $1 \
+            order by 5",
+        list_events: concat!(
+            "select ",
+            event_columns!(),
+            " from events where seq > $1 and ($2 is null or org_id = $2) \
+            and ($3 is null or workspace_id = $3) order by seq limit $4"
+        ),
+    };
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
+    }
+
+    fn status_type_info() -> SqliteTypeInfo {
+        <&str as Type<sqlx::Sqlite>>::type_info()
+    }
+
+    async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    fn classify(error: &dyn DatabaseError) -> Option<Failure> {
+        match error.code().as_deref() {
+            // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN
+            Some("5" | "6" | "14") => Some(Failure::Unavailable),
+            _ => None,
         }
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
-            .await
-            .map_err(map_err("open database"))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await
-            .map_err(map_err("open database"))?;
-        Ok(Self { writer, reader })
-    }
-
-    /// Opens the database file at `path`.
-    pub async fn open(path: &Path) -> StoreResult<Self> {
-        Self::connect(&format!("sqlite://{}", path.display())).await
-    }
-
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.writer).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => map_err("migrate")(e),
-            other => StoreError::Database { operation: "migrate", source: Box::new(other) },
-        })
-    }
-
-    /// The pool used for reads (for tests that inspect the schema).
-    pub fn reader(&self) -> &SqlitePool {
-        &self.reader
-    }
-
-    async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err("begin"))
-    }
-
-    async fn append_events(
-        conn: &mut SqliteConnection,
-        org: OrgId,
-        workspace: Option<WorkspaceId>,
-        drafts: Vec<EventDraft>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Event>> {
-        if drafts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let count = drafts.len() as i64;
-        let last: i64 = sqlx::query_scalar(sql::RESERVE_EVENT_SEQS)
-            .bind(count)
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err("reserve_event_seqs"))?;
-        let mut events = Vec::with_capacity(drafts.len());
-        for (offset, draft) in drafts.into_iter().enumerate() {
-            let event = Event {
-                seq: last - count + 1 + offset as i64,
-                id: EventId::new_random(),
-                kind: draft.kind,
-                org_id: org,
-                workspace_id: workspace,
-                timestamp: now,
-                payload: draft.payload,
-            };
-            sqlx::query(sql::INSERT_EVENT)
-                .bind(event.seq)
-                .bind(event.id.0)
-                .bind(org.0)
-                .bind(workspace.map(|w| w.0))
-                .bind(event.kind.as_str())
-                .bind(Json(&event.payload))
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err("insert_event"))?;
-            events.push(event);
-        }
-        Ok(events)
-    }
-
-    async fn write_workspace(conn: &mut SqliteConnection, ws: &Workspace) -> StoreResult<()> {
-        sqlx::query(sql::UPDATE_WORKSPACE)
-            .bind(ws.id.0)
-            .bind(SqliteStatus(ws.status))
-            .bind(&ws.url)
-            .bind(ws.agent_card.as_ref().map(Json))
-            .bind(ws.last_heartbeat_at)
-            .bind(ws.last_error_rate)
-            .bind(&ws.last_sample_error)
-            .bind(ws.active_tasks)
-            .bind(ws.uptime_seconds)
-            .bind(&ws.current_task)
-            .bind(ws.monthly_spend)
-            .bind(&ws.runtime_state)
-            .bind(ws.runtime_metadata.as_ref().map(Json))
-            .bind(ws.status_changed_at)
-            .bind(ws.last_active_at)
-            .bind(ws.updated_at)
-            .bind(&ws.reported_assets_digest)
-            .bind(Json(&ws.installed_plugins))
-            .bind(Json(&ws.conditions))
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err("update_workspace"))?;
-        Ok(())
-    }
-
-    /// Replaces the files of a template or plugin (`owner`): deletes the old
-    /// list, stores each content once per sha256, inserts the new list.
-    async fn replace_files(
-        conn: &mut SqliteConnection,
-        owner: Uuid,
-        files: &[NewFile],
-        (delete, insert): (&'static str, &'static str),
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(delete).bind(owner).execute(&mut *conn).await.map_err(map_err("delete_files"))?;
-        for file in files {
-            sqlx::query(sql::INSERT_BLOB)
-                .bind(&file.sha256)
-                .bind(&file.content)
-                .bind(file.content.len() as i64)
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err("insert_blob"))?;
-            sqlx::query(insert)
-                .bind(owner)
-                .bind(&file.path)
-                .bind(&file.sha256)
-                .bind(file.content.len() as i64)
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err("insert_file"))?;
-        }
-        Ok(())
-    }
-
-    async fn files_of(&self, statement: &'static str, owner: Uuid) -> StoreResult<Vec<FileRow>> {
-        sqlx::query_as(statement).bind(owner).fetch_all(&self.reader).await.map_err(map_err("list_files"))
-    }
-
-    async fn template_from(&self, row: Option<TemplateRow>) -> StoreResult<Template> {
-        let row = row.ok_or(StoreError::NotFound("template"))?;
-        let files = self.files_of(sql::LIST_TEMPLATE_FILES, row.template_id).await?;
-        Ok(row.with_files(files))
-    }
-
-    async fn plugin_from(&self, row: Option<PluginRow>) -> StoreResult<Plugin> {
-        let row = row.ok_or(StoreError::NotFound("plugin"))?;
-        let files = self.files_of(sql::LIST_PLUGIN_FILES, row.plugin_id).await?;
-        Ok(row.with_files(files))
-    }
-
-    async fn insert_token_on(conn: &mut SqliteConnection, token: &NewToken) -> StoreResult<()> {
-        sqlx::query(sql::INSERT_TOKEN)
-            .bind(token.id.0)
-            .bind(token.org_id.0)
-            .bind(token.workspace_id.map(|w| w.0))
-            .bind(&token.name)
-            .bind(&token.prefix)
-            .bind(&token.hash)
-            .bind(token.now)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err("insert_token"))?;
-        Ok(())
     }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    fn engine(&self) -> Engine {
-        Engine::Sqlite
+/// Opens (creating if missing) the database at a `sqlite:` URL.
+pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(map_err::<Sqlite>("parse database url"))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
+    if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable {
+            operation: "create database directory",
+            message: format!("{}: {e}", dir.display()),
+        })?;
     }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query(sql::PING).execute(&self.writer).await.map_err(map_err("ping"))?;
-        Ok(())
-    }
-
-    fn expected_schema_version(&self) -> i64 {
-        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
-    }
-
-    async fn schema_version(&self) -> StoreResult<i64> {
-        sqlx::query_scalar(sql::SCHEMA_VERSION).fetch_one(&self.reader).await.map_err(map_err("schema_version"))
-    }
-
-    async fn create_workspace(&self, new: NewWorkspace, token: Option<NewToken>) -> StoreResult<Workspace> {
-        let mut tx = self.begin().await?;
-        sqlx::query(sql::INSERT_WORKSPACE)
-            .bind(new.id.0)
-            .bind(new.org_id.0)
-            .bind(&new.name)
-            .bind(&new.role)
-            .bind(new.tier)
-            .bind(&new.url)
-            .bind(new.parent_id.map(|p| p.0))
-            .bind(&new.template)
-            .bind(&new.runtime)
-            .bind(&new.model)
-            .bind(new.max_concurrent_tasks)
-            .bind(new.budget_limit)
-            .bind(new.external)
-            .bind(new.now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err("insert_workspace"))?;
-        if let Some(token) = &token {
-            Self::insert_token_on(&mut tx, token).await?;
-        }
-        let draft = EventDraft::new(
-            hearth_core::EventKind::WorkspaceProvisioning,
-            serde_json::json!({"name": new.name, "template": new.template}),
-        );
-        Self::append_events(&mut tx, new.org_id, Some(new.id), vec![draft], new.now).await?;
-        let row: WorkspaceRow = sqlx::query_as(sql::SELECT_WORKSPACE)
-            .bind(new.id.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err("get_workspace"))?;
-        tx.commit().await.map_err(map_err("commit"))?;
-        Ok(row.into())
-    }
-
-    async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
-        let row: Option<WorkspaceRow> = sqlx::query_as(sql::SELECT_WORKSPACE)
-            .bind(id.0)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err("get_workspace"))?;
-        row.map(Into::into).ok_or(StoreError::NotFound("workspace"))
-    }
-
-    async fn list_workspaces(&self, org: Option<OrgId>, include_removed: bool) -> StoreResult<Vec<Workspace>> {
-        let rows: Vec<WorkspaceRow> = sqlx::query_as(sql::LIST_WORKSPACES)
-            .bind(org.map(|o| o.0))
-            .bind(include_removed)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err("list_workspaces"))?;
-        Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    async fn apply(
-        &self,
-        id: WorkspaceId,
-        input: Input,
-        now: DateTime<Utc>,
-        bootstrap_token: Option<NewToken>,
-    ) -> StoreResult<Applied> {
-        let mut tx = self.begin().await?;
-        let row: Option<WorkspaceRow> = sqlx::query_as(sql::SELECT_WORKSPACE)
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err("lock_workspace"))?;
-        let current: Workspace = row.ok_or(StoreError::NotFound("workspace"))?.into();
-        let decision = decide(&current.snapshot(), &input, now)?;
-        let minted_token = match &bootstrap_token {
-            Some(token) => {
-                let has_live: bool = sqlx::query_scalar(sql::WORKSPACE_HAS_LIVE_TOKEN)
-                    .bind(id.0)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err("workspace_has_live_token"))?;
-                if has_live {
-                    return Err(StoreError::TokenExists);
-                }
-                Self::insert_token_on(&mut tx, token).await?;
-                true
-            }
-            None => false,
-        };
-        let (next, reconcile_events) = evolve(&current, &input, &decision, now);
-        if next != current {
-            Self::write_workspace(&mut tx, &next).await?;
-        }
-        let mut drafts = decision.events;
-        drafts.extend(reconcile_events);
-        let events = Self::append_events(&mut tx, current.org_id, Some(id), drafts, now).await?;
-        tx.commit().await.map_err(map_err("commit"))?;
-        Ok(Applied { previous: current.status, workspace: next, events, minted_token })
-    }
-
-    async fn delete_workspace(&self, id: WorkspaceId, now: DateTime<Utc>) -> StoreResult<Deleted> {
-        let mut tx = self.begin().await?;
-        let rows: Vec<WorkspaceRow> = sqlx::query_as(sql::SELECT_SUBTREE)
-            .bind(id.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err("lock_subtree"))?;
-        if rows.is_empty() {
-            return Err(StoreError::NotFound("workspace"));
-        }
-        let mut deleted = Deleted { cascade_deleted: 0, removed: Vec::new(), events: Vec::new() };
-        for row in rows {
-            let current: Workspace = row.into();
-            let decision = decide(&current.snapshot(), &Input::Delete, now)?;
-            if decision.next == current.status {
-                continue;
-            }
-            let (next, _) = evolve(&current, &Input::Delete, &decision, now);
-            Self::write_workspace(&mut tx, &next).await?;
-            let events = Self::append_events(&mut tx, current.org_id, Some(current.id), decision.events, now).await?;
-            sqlx::query(sql::DELETE_WORKSPACE_SECRETS)
-                .bind(current.id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err("delete_workspace_secrets"))?;
-            if current.id != id {
-                deleted.cascade_deleted += 1;
-            }
-            deleted.removed.push(current.id);
-            deleted.events.extend(events);
-        }
-        tx.commit().await.map_err(map_err("commit"))?;
-        Ok(deleted)
-    }
-
-    async fn set_operator_plugins(
-        &self,
-        id: WorkspaceId,
-        plugins: Vec<String>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Workspace> {
-        let mut tx = self.begin().await?;
-        let row: Option<WorkspaceRow> = sqlx::query_as(sql::SELECT_WORKSPACE)
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err("lock_workspace"))?;
-        let mut workspace: Workspace = row.ok_or(StoreError::NotFound("workspace"))?.into();
-        if workspace.status == hearth_core::WorkspaceStatus::Removed {
-            return Err(hearth_core::Rejection::Removed.into());
-        }
-        sqlx::query(sql::SET_OPERATOR_PLUGINS)
-            .bind(id.0)
-            .bind(Json(&plugins))
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err("set_operator_plugins"))?;
-        tx.commit().await.map_err(map_err("commit"))?;
-        workspace.operator_plugins = plugins;
-        workspace.updated_at = now;
-        Ok(workspace)
-    }
-
-    async fn update_agent_card(
-        &self,
-        id: WorkspaceId,
-        agent_card: serde_json::Value,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Event> {
-        let mut tx = self.begin().await?;
-        let row: Option<WorkspaceRow> = sqlx::query_as(sql::SELECT_WORKSPACE)
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err("lock_workspace"))?;
-        let current: Workspace = row.ok_or(StoreError::NotFound("workspace"))?.into();
-        if current.status == hearth_core::WorkspaceStatus::Removed {
-            return Err(hearth_core::Rejection::Removed.into());
-        }
-        sqlx::query(sql::UPDATE_AGENT_CARD)
-            .bind(id.0)
-            .bind(Json(&agent_card))
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err("update_agent_card"))?;
-        let draft =
-            EventDraft::new(hearth_core::EventKind::AgentCardUpdated, serde_json::json!({"agent_card": agent_card}));
-        let mut events = Self::append_events(&mut tx, current.org_id, Some(id), vec![draft], now).await?;
-        tx.commit().await.map_err(map_err("commit"))?;
-        events.pop().ok_or(StoreError::Corrupt { operation: "update_agent_card", message: "no event written".into() })
-    }
-
-    async fn sweep_candidates(&self, sweep: Sweep, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<Vec<WorkspaceId>> {
-        let statement = match sweep {
-            Sweep::Liveness => sql::SWEEP_LIVENESS,
-            Sweep::ProvisionTimeout => sql::SWEEP_PROVISION_TIMEOUT,
-            Sweep::Idle => sql::SWEEP_IDLE,
-        };
-        let ids: Vec<Uuid> = sqlx::query_scalar(statement)
-            .bind(cutoff)
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err("sweep_candidates"))?;
-        Ok(ids.into_iter().map(Into::into).collect())
-    }
-
-    async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
-        let mut conn = self.writer.acquire().await.map_err(map_err("acquire"))?;
-        Self::insert_token_on(&mut conn, &token).await?;
-        Ok(Token {
-            id: token.id,
-            org_id: token.org_id,
-            workspace_id: token.workspace_id,
-            name: token.name,
-            prefix: token.prefix,
-            created_at: token.now,
-            revoked_at: None,
-            workspace_removed: false,
-        })
-    }
-
-    async fn find_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<Token>> {
-        let row: Option<TokenRow> = sqlx::query_as(sql::FIND_TOKEN_BY_HASH)
-            .bind(hash)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err("find_token_by_hash"))?;
-        Ok(row.map(Into::into))
-    }
-
-    async fn list_org_tokens(&self, org: OrgId) -> StoreResult<Vec<Token>> {
-        let rows: Vec<TokenRow> = sqlx::query_as(sql::LIST_ORG_TOKENS)
-            .bind(org.0)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err("list_org_tokens"))?;
-        Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    async fn revoke_token(&self, org: OrgId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
-        let done = sqlx::query(sql::REVOKE_TOKEN)
-            .bind(id.0)
-            .bind(org.0)
-            .bind(now)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err("revoke_token"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("token"));
-        }
-        Ok(())
-    }
-
-    async fn put_secrets(
-        &self,
-        org: OrgId,
-        workspace: Option<WorkspaceId>,
-        secrets: Vec<SealedSecret>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        if let Some(id) = workspace {
-            // Under the workspace's lock: a secret never lands on a removed
-            // workspace, even one removed a moment ago.
-            let row: Option<WorkspaceRow> = sqlx::query_as(sql::SELECT_WORKSPACE)
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err("lock_workspace"))?;
-            let current: Workspace = row.ok_or(StoreError::NotFound("workspace"))?.into();
-            if current.status == hearth_core::WorkspaceStatus::Removed {
-                return Err(hearth_core::Rejection::Removed.into());
-            }
-        }
-        for secret in &secrets {
-            sqlx::query(sql::DELETE_SECRET)
-                .bind(org.0)
-                .bind(workspace.map(|w| w.0))
-                .bind(&secret.key)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err("delete_secret"))?;
-            sqlx::query(sql::INSERT_SECRET)
-                .bind(org.0)
-                .bind(workspace.map(|w| w.0))
-                .bind(&secret.key)
-                .bind(&secret.nonce)
-                .bind(&secret.ciphertext)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err("insert_secret"))?;
-        }
-        tx.commit().await.map_err(map_err("commit"))
-    }
-
-    async fn list_secrets(&self, org: OrgId, workspace: Option<WorkspaceId>) -> StoreResult<Vec<SealedSecret>> {
-        let rows: Vec<SecretRow> = sqlx::query_as(sql::LIST_SECRETS)
-            .bind(org.0)
-            .bind(workspace.map(|w| w.0))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err("list_secrets"))?;
-        Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    async fn put_template(&self, template: NewTemplate) -> StoreResult<Template> {
-        let mut tx = self.begin().await?;
-        let id: Uuid = sqlx::query_scalar(sql::UPSERT_TEMPLATE)
-            .bind(Uuid::new_v4())
-            .bind(template.org_id.0)
-            .bind(&template.name)
-            .bind(&template.runtime)
-            .bind(&template.model)
-            .bind(Json(&template.plugins))
-            .bind(&template.assets_digest)
-            .bind(template.now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err("upsert_template"))?;
-        let statements = (sql::DELETE_TEMPLATE_FILES, sql::INSERT_TEMPLATE_FILE);
-        Self::replace_files(&mut tx, id, &template.files, statements, template.now).await?;
-        tx.commit().await.map_err(map_err("commit"))?;
-        self.get_template_by_id(id).await
-    }
-
-    async fn get_template_by_name(&self, org: OrgId, name: &str) -> StoreResult<Template> {
-        let row: Option<TemplateRow> = sqlx::query_as(sql::SELECT_TEMPLATE_BY_NAME)
-            .bind(org.0)
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err("get_template"))?;
-        self.template_from(row).await
-    }
-
-    async fn get_template_by_id(&self, id: Uuid) -> StoreResult<Template> {
-        let row: Option<TemplateRow> = sqlx::query_as(sql::SELECT_TEMPLATE_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err("get_template"))?;
-        self.template_from(row).await
-    }
-
-    async fn list_templates(&self, org: Option<OrgId>) -> StoreResult<Vec<Template>> {
-        let rows: Vec<TemplateRow> = sqlx::query_as(sql::LIST_TEMPLATES)
-            .bind(org.map(|o| o.0))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err("list_templates"))?;
-        let mut templates = Vec::with_capacity(rows.len());
-        for row in rows {
-            templates.push(self.template_from(Some(row)).await?);
-        }
-        Ok(templates)
-    }
-
-    async fn put_plugin(&self, plugin: NewPlugin) -> StoreResult<Plugin> {
-        let mut tx = self.begin().await?;
-        let id: Uuid = sqlx::query_scalar(sql::UPSERT_PLUGIN)
-            .bind(Uuid::new_v4())
-            .bind(plugin.org_id.0)
-            .bind(&plugin.name)
-            .bind(&plugin.version)
-            .bind(&plugin.description)
-            .bind(&plugin.sha256)
-            .bind(plugin.now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err("upsert_plugin"))?;
-        let statements = (sql::DELETE_PLUGIN_FILES, sql::INSERT_PLUGIN_FILE);
-        Self::replace_files(&mut tx, id, &plugin.files, statements, plugin.now).await?;
-        tx.commit().await.map_err(map_err("commit"))?;
-        let row: Option<PluginRow> = sqlx::query_as(sql::SELECT_PLUGIN_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err("get_plugin"))?;
-        self.plugin_from(row).await
-    }
-
-    async fn get_plugin(&self, org: OrgId, name: &str) -> StoreResult<Plugin> {
-        let row: Option<PluginRow> = sqlx::query_as(sql::SELECT_PLUGIN_BY_NAME)
-            .bind(org.0)
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err("get_plugin"))?;
-        self.plugin_from(row).await
-    }
-
-    async fn list_plugins(&self, org: Option<OrgId>) -> StoreResult<Vec<Plugin>> {
-        let rows: Vec<PluginRow> = sqlx::query_as(sql::LIST_PLUGINS)
-            .bind(org.map(|o| o.0))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err("list_plugins"))?;
-        let mut plugins = Vec::with_capacity(rows.len());
-        for row in rows {
-            plugins.push(self.plugin_from(Some(row)).await?);
-        }
-        Ok(plugins)
-    }
-
-    async fn desired_state(
-        &self,
-        org: OrgId,
-        template: &str,
-    ) -> StoreResult<Option<hearth_core::reconcile::DesiredState>> {
-        let rows: Vec<rows::DesiredRow> = sqlx::query_as(sql::DESIRED_STATE)
-            .bind(org.0)
-            .bind(template)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err("desired_state"))?;
-        Ok(rows::desired_state(rows))
-    }
-
-    async fn desired_state_for_workspace(&self, id: WorkspaceId) -> StoreResult<hearth_core::reconcile::DesiredState> {
-        let rows: Vec<rows::WorkspaceDesiredRow> = sqlx::query_as(sql::DESIRED_STATE_FOR_WORKSPACE)
-            .bind(id.0)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err("desired_state_for_workspace"))?;
-        rows::desired_state_for_workspace(rows).ok_or(StoreError::NotFound("workspace"))
-    }
-
-    async fn get_blob(&self, sha256: &str) -> StoreResult<Vec<u8>> {
-        let content: Option<Vec<u8>> = sqlx::query_scalar(sql::SELECT_BLOB)
-            .bind(sha256)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err("get_blob"))?;
-        content.ok_or(StoreError::NotFound("file"))
-    }
-
-    async fn last_event_seq(&self) -> StoreResult<i64> {
-        sqlx::query_scalar(sql::LAST_EVENT_SEQ).fetch_one(&self.reader).await.map_err(map_err("last_event_seq"))
-    }
-
-    async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>> {
-        let rows: Vec<EventRow> = sqlx::query_as(sql::LIST_EVENTS)
-            .bind(query.since)
-            .bind(query.org.map(|o| o.0))
-            .bind(query.workspace.map(|w| w.0))
-            .bind(query.limit)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err("list_events"))?;
-        rows.into_iter().map(EventRow::into_event).collect()
-    }
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.clone())
+        .await
+        .map_err(map_err::<Sqlite>("open database"))?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options.read_only(true))
+        .await
+        .map_err(map_err::<Sqlite>("open database"))?;
+    Ok(SqliteStore::new(writer, reader))
 }
 
-/// Maps a sqlx error onto the store's error kinds: I/O problems and a busy
-/// database become `Unavailable`, constraint violations `Conflict`.
-fn map_err(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |error| match &error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable { operation, message: error.to_string() }
-        }
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            if db.is_unique_violation() || db.is_foreign_key_violation() {
-                StoreError::Conflict(db.message().to_owned())
-            } else if code == "5" || code == "6" || code == "14" {
-                // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN
-                StoreError::Unavailable { operation, message: error.to_string() }
-            } else {
-                StoreError::Database { operation, source: Box::new(error) }
-            }
-        }
-        _ => StoreError::Database { operation, source: Box::new(error) },
-    }
+/// Opens the database file at `path`.
+pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+    connect(&format!("sqlite://{}", path.display())).await
 }

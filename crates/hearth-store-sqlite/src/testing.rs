@@ -1,6 +1,10 @@
 //! A fresh, migrated SQLite database file per test, deleted afterwards.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed step should panic
 
+/// The driver, for tests that reach under the store on purpose (to corrupt
+/// a row, say) without depending on a sqlx driver themselves.
+pub use sqlx;
+
 use std::path::PathBuf;
 
 use crate::SqliteStore;
@@ -31,7 +35,7 @@ pub fn create_database() -> TestDatabase {
 /// A migrated store on a database file of its own.
 pub async fn fresh_store() -> (SqliteStore, TestDatabase) {
     let db = create_database();
-    let store = SqliteStore::connect(&db.url).await.expect("open test database");
+    let store = crate::connect(&db.url).await.expect("open test database");
     store.migrate().await.expect("migrate test database");
     (store, db)
 }

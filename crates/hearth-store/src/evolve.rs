@@ -89,3 +89,184 @@ pub fn evolve(
     }
     (next, events)
 }
+
+/// Which groups of a workspace row's columns an accepted input changed,
+/// grouped by who writes them, so that a store writes only those: a steady
+/// heartbeat changes liveness alone and writes no JSON. The spec columns an
+/// operator sets at creation (name, role, tier, parent, template, runtime,
+/// model, limits) are never rewritten by an input; operator plugins and the
+/// agent card have writes of their own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changed {
+    /// `status`, `status_changed_at`: what the state machine decided.
+    pub lifecycle: bool,
+    /// What every heartbeat reports: `last_heartbeat_at`, `last_error_rate`,
+    /// `last_sample_error`, `active_tasks`, `uptime_seconds`, `current_task`,
+    /// `monthly_spend`, `runtime_state`, `last_active_at`.
+    pub liveness: bool,
+    /// The runtime's description of itself: `url`, `agent_card`,
+    /// `runtime_metadata`.
+    pub runtime: bool,
+    /// Delivery: `reported_assets_digest`, `installed_plugins`, `conditions`.
+    pub delivery: bool,
+}
+
+impl Changed {
+    /// Compares every column. The destructuring is exhaustive, so a new
+    /// column does not compile until it is placed in a group here.
+    pub fn between(current: &Workspace, next: &Workspace) -> Self {
+        let Workspace {
+            id: _,
+            org_id: _,
+            name: _,
+            role: _,
+            tier: _,
+            status,
+            url,
+            agent_card,
+            parent_id: _,
+            template: _,
+            runtime: _,
+            model: _,
+            max_concurrent_tasks: _,
+            budget_limit: _,
+            external: _,
+            last_heartbeat_at,
+            last_error_rate,
+            last_sample_error,
+            active_tasks,
+            uptime_seconds,
+            current_task,
+            monthly_spend,
+            runtime_state,
+            runtime_metadata,
+            reported_assets_digest,
+            installed_plugins,
+            conditions,
+            operator_plugins: _,
+            status_changed_at,
+            last_active_at,
+            created_at: _,
+            updated_at: _,
+        } = next;
+        Changed {
+            lifecycle: *status != current.status || *status_changed_at != current.status_changed_at,
+            liveness: *last_heartbeat_at != current.last_heartbeat_at
+                || last_error_rate.to_bits() != current.last_error_rate.to_bits()
+                || *last_sample_error != current.last_sample_error
+                || *active_tasks != current.active_tasks
+                || *uptime_seconds != current.uptime_seconds
+                || *current_task != current.current_task
+                || *monthly_spend != current.monthly_spend
+                || *runtime_state != current.runtime_state
+                || *last_active_at != current.last_active_at,
+            runtime: *url != current.url
+                || *agent_card != current.agent_card
+                || *runtime_metadata != current.runtime_metadata,
+            delivery: *reported_assets_digest != current.reported_assets_digest
+                || *installed_plugins != current.installed_plugins
+                || *conditions != current.conditions,
+        }
+    }
+
+    pub fn any(self) -> bool {
+        self.lifecycle || self.liveness || self.runtime || self.delivery
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use hearth_core::heartbeat::RawHeartbeat;
+    use hearth_core::reconcile::Report;
+    use hearth_core::{decide, Heartbeat, OrgId, WorkspaceId, WorkspaceStatus};
+
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default() + chrono::Duration::seconds(secs)
+    }
+
+    fn online() -> Workspace {
+        Workspace {
+            id: WorkspaceId::new_random(),
+            org_id: OrgId::DEFAULT,
+            name: "w".into(),
+            role: None,
+            tier: 1,
+            status: WorkspaceStatus::Online,
+            url: Some("http://localhost:1".into()),
+            agent_card: Some(serde_json::json!({})),
+            parent_id: None,
+            template: None,
+            runtime: None,
+            model: None,
+            max_concurrent_tasks: None,
+            budget_limit: None,
+            external: false,
+            last_heartbeat_at: Some(at(0)),
+            last_error_rate: 0.0,
+            last_sample_error: None,
+            active_tasks: 0,
+            uptime_seconds: 10,
+            current_task: None,
+            monthly_spend: 0,
+            runtime_state: None,
+            runtime_metadata: None,
+            reported_assets_digest: None,
+            installed_plugins: Vec::new(),
+            conditions: Vec::new(),
+            operator_plugins: Vec::new(),
+            status_changed_at: at(0),
+            last_active_at: None,
+            created_at: at(0),
+            updated_at: at(0),
+        }
+    }
+
+    fn apply(current: &Workspace, input: Input, now: DateTime<Utc>) -> Changed {
+        let Ok(decision) = decide(&current.snapshot(), &input, now) else { panic!("accepted") };
+        let (next, _) = evolve(current, &input, &decision, now);
+        Changed::between(current, &next)
+    }
+
+    fn heartbeat(raw: RawHeartbeat) -> Input {
+        let Ok(hb) = Heartbeat::validate(raw) else { panic!("valid") };
+        Input::Heartbeat(hb)
+    }
+
+    #[test]
+    fn a_steady_heartbeat_changes_liveness_only() {
+        let changed =
+            apply(&online(), heartbeat(RawHeartbeat { uptime_seconds: Some(11), ..Default::default() }), at(5));
+        assert_eq!(changed, Changed { liveness: true, ..Changed::default() });
+    }
+
+    #[test]
+    fn each_writer_changes_its_own_group() {
+        let degrade = heartbeat(RawHeartbeat { error_rate: Some(0.9), ..Default::default() });
+        let changed = apply(&online(), degrade, at(5));
+        assert!(changed.lifecycle && changed.liveness && !changed.runtime && !changed.delivery, "{changed:?}");
+
+        let metadata = RawHeartbeat { runtime_metadata: Some(serde_json::json!({"x": 1})), ..Default::default() };
+        let changed = apply(&online(), heartbeat(metadata), at(5));
+        assert!(changed.runtime && !changed.delivery, "{changed:?}");
+
+        let report = Report { assets_digest: Some("sha256:x".into()), ..Report::default() };
+        let changed = apply(&online(), heartbeat(RawHeartbeat { report, ..Default::default() }), at(5));
+        assert!(changed.delivery && !changed.runtime && !changed.lifecycle, "{changed:?}");
+
+        let register = Input::Register { url: "http://localhost:2".into(), agent_card: serde_json::json!({"a": 1}) };
+        let changed = apply(&online(), register, at(5));
+        assert!(changed.runtime && !changed.liveness && !changed.delivery, "{changed:?}");
+
+        let changed = apply(&online(), Input::Pause, at(5));
+        assert_eq!(changed, Changed { lifecycle: true, ..Changed::default() });
+    }
+
+    #[test]
+    fn nothing_changed_is_nothing_to_write() {
+        let current = online();
+        assert!(!Changed::between(&current, &current.clone()).any());
+    }
+}

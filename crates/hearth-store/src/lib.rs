@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use hearth_core::{Input, OrgId, TokenId, WorkspaceId};
 
 pub use error::{StoreError, StoreResult};
-pub use evolve::evolve;
+pub use evolve::{evolve, Changed};
 pub use model::*;
 
 /// The database behind a [`Store`].

@@ -5,6 +5,7 @@
 
 mod support;
 
+use hearth_store_sqlite::testing::sqlx;
 use support::{examples_dir, Engine, Server};
 
 /// What every passing run prints, step by step.

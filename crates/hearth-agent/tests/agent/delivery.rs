@@ -4,6 +4,7 @@ use std::fs;
 
 use hearth_agent::{Agent, StepOutcome, ASSETS_STATE};
 use hearth_core::WorkspaceStatus;
+use hearth_store_sqlite::testing::sqlx;
 
 use crate::harness::{config, entries, model, step_ok, Server, AUDIT, CONFIG, NOTES, PLUGIN, PROMPT};
 

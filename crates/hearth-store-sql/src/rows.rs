@@ -1,4 +1,8 @@
-//! Row types and the mapping of SQLite values onto domain types.
+//! Rows as the database returns them, and their mapping onto domain types.
+//! Written once for every engine: only the status type depends on the
+//! dialect.
+
+use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 use hearth_core::reconcile::{ConditionRecord, InstalledPlugin};
@@ -7,43 +11,57 @@ use hearth_store::{Event, FileRef, Plugin, SealedSecret, StoreError, Template, T
 use serde_json::Value;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::sqlite::{SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
 use sqlx::types::Json;
-use sqlx::{Decode, Encode, Sqlite, Type};
+use sqlx::{Database, Decode, Encode, Type};
 use uuid::Uuid;
 
-/// `hearth_core::WorkspaceStatus` as TEXT (the CHECK constraint holds the set).
-/// Decoding a value that is not one of the eight is an error, never a default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SqliteStatus(pub WorkspaceStatus);
+use crate::Dialect;
 
-impl Type<Sqlite> for SqliteStatus {
-    fn type_info() -> SqliteTypeInfo {
-        <&str as Type<Sqlite>>::type_info()
+/// `hearth_core::WorkspaceStatus` as the dialect types it in SQL (the
+/// Postgres ENUM `workspace_status`, or TEXT under SQLite's CHECK
+/// constraint). Decoding a value that is not one of the eight is an error,
+/// never a default.
+pub struct DbStatus<D>(pub WorkspaceStatus, PhantomData<fn() -> D>);
+
+impl<D> DbStatus<D> {
+    pub fn new(status: WorkspaceStatus) -> Self {
+        Self(status, PhantomData)
     }
 }
 
-impl<'r> Decode<'r, Sqlite> for SqliteStatus {
-    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
-        let text = <&str as Decode<Sqlite>>::decode(value)?;
-        Ok(SqliteStatus(text.parse()?))
+impl<D: Dialect> Type<D::Db> for DbStatus<D> {
+    fn type_info() -> <D::Db as Database>::TypeInfo {
+        D::status_type_info()
     }
 }
 
-impl<'q> Encode<'q, Sqlite> for SqliteStatus {
-    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
-        <&str as Encode<Sqlite>>::encode(self.0.as_str(), buf)
+impl<'r, D: Dialect> Decode<'r, D::Db> for DbStatus<D>
+where
+    &'r str: Decode<'r, D::Db>,
+{
+    fn decode(value: <D::Db as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        let text = <&str as Decode<D::Db>>::decode(value)?;
+        Ok(DbStatus::new(text.parse()?))
+    }
+}
+
+impl<'q, D: Dialect> Encode<'q, D::Db> for DbStatus<D>
+where
+    &'q str: Encode<'q, D::Db>,
+{
+    fn encode_by_ref(&self, buf: &mut <D::Db as Database>::ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
+        <&str as Encode<D::Db>>::encode(self.0.as_str(), buf)
     }
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct WorkspaceRow {
+pub struct WorkspaceRow<D: Dialect> {
     workspace_id: Uuid,
     org_id: Uuid,
     name: String,
     role: Option<String>,
     tier: i32,
-    status: SqliteStatus,
+    status: DbStatus<D>,
     url: Option<String>,
     agent_card: Option<Json<Value>>,
     parent_id: Option<Uuid>,
@@ -72,8 +90,8 @@ pub(crate) struct WorkspaceRow {
     updated_at: DateTime<Utc>,
 }
 
-impl From<WorkspaceRow> for Workspace {
-    fn from(row: WorkspaceRow) -> Self {
+impl<D: Dialect> From<WorkspaceRow<D>> for Workspace {
+    fn from(row: WorkspaceRow<D>) -> Self {
         Workspace {
             id: row.workspace_id.into(),
             org_id: row.org_id.into(),
@@ -112,7 +130,7 @@ impl From<WorkspaceRow> for Workspace {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct TokenRow {
+pub struct TokenRow {
     token_id: Uuid,
     org_id: Uuid,
     workspace_id: Option<Uuid>,
@@ -139,7 +157,7 @@ impl From<TokenRow> for Token {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct SecretRow {
+pub struct SecretRow {
     key: String,
     nonce: Vec<u8>,
     ciphertext: Vec<u8>,
@@ -152,7 +170,7 @@ impl From<SecretRow> for SealedSecret {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct EventRow {
+pub struct EventRow {
     seq: i64,
     event_id: Uuid,
     org_id: Uuid,
@@ -163,7 +181,7 @@ pub(crate) struct EventRow {
 }
 
 impl EventRow {
-    pub(crate) fn into_event(self) -> Result<Event, StoreError> {
+    pub fn into_event(self) -> Result<Event, StoreError> {
         let kind: EventKind = self.kind.parse().map_err(|e| StoreError::Corrupt {
             operation: "list_events",
             message: format!("event {}: {e}", self.seq),
@@ -181,7 +199,7 @@ impl EventRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct FileRow {
+pub struct FileRow {
     path: String,
     sha256: String,
     size: i64,
@@ -194,8 +212,8 @@ impl From<FileRow> for FileRef {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct TemplateRow {
-    pub(crate) template_id: Uuid,
+pub struct TemplateRow {
+    pub template_id: Uuid,
     org_id: Uuid,
     name: String,
     runtime: Option<String>,
@@ -207,7 +225,7 @@ pub(crate) struct TemplateRow {
 }
 
 impl TemplateRow {
-    pub(crate) fn with_files(self, files: Vec<FileRow>) -> Template {
+    pub fn with_files(self, files: Vec<FileRow>) -> Template {
         Template {
             id: self.template_id,
             org_id: self.org_id.into(),
@@ -224,8 +242,8 @@ impl TemplateRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct PluginRow {
-    pub(crate) plugin_id: Uuid,
+pub struct PluginRow {
+    pub plugin_id: Uuid,
     org_id: Uuid,
     name: String,
     version: String,
@@ -236,7 +254,7 @@ pub(crate) struct PluginRow {
 }
 
 impl PluginRow {
-    pub(crate) fn with_files(self, files: Vec<FileRow>) -> Plugin {
+    pub fn with_files(self, files: Vec<FileRow>) -> Plugin {
         Plugin {
             id: self.plugin_id,
             org_id: self.org_id.into(),
@@ -252,10 +270,10 @@ impl PluginRow {
 }
 
 /// A row of `DESIRED_STATE`: digest, plugin name, version, sha256.
-pub(crate) type DesiredRow = (String, Option<String>, Option<String>, Option<String>);
+pub type DesiredRow = (String, Option<String>, Option<String>, Option<String>);
 
 /// Folds the rows of `DESIRED_STATE`.
-pub(crate) fn desired_state(rows: Vec<DesiredRow>) -> Option<hearth_core::reconcile::DesiredState> {
+pub fn desired_state(rows: Vec<DesiredRow>) -> Option<hearth_core::reconcile::DesiredState> {
     let digest = rows.first()?.0.clone();
     let plugins = rows
         .into_iter()
@@ -272,13 +290,11 @@ pub(crate) fn desired_state(rows: Vec<DesiredRow>) -> Option<hearth_core::reconc
 
 /// A row of `DESIRED_STATE_FOR_WORKSPACE`: digest (none without a template),
 /// plugin name, version, sha256, order.
-pub(crate) type WorkspaceDesiredRow = (Option<String>, Option<String>, Option<String>, Option<String>, Option<i64>);
+pub type WorkspaceDesiredRow = (Option<String>, Option<String>, Option<String>, Option<String>, Option<i64>);
 
 /// Folds the rows of `DESIRED_STATE_FOR_WORKSPACE`; `None` when there are
 /// none (no such workspace). A plugin named twice keeps its first place.
-pub(crate) fn desired_state_for_workspace(
-    rows: Vec<WorkspaceDesiredRow>,
-) -> Option<hearth_core::reconcile::DesiredState> {
+pub fn desired_state_for_workspace(rows: Vec<WorkspaceDesiredRow>) -> Option<hearth_core::reconcile::DesiredState> {
     let assets_digest = rows.first()?.0.clone();
     let mut plugins: Vec<hearth_core::reconcile::DesiredPlugin> = Vec::new();
     for (_, name, version, sha256, _) in rows {

@@ -1,0 +1,54 @@
+//! What differs between engines, and nothing else.
+
+use std::future::Future;
+
+use hearth_store::Engine;
+use sqlx::error::DatabaseError;
+use sqlx::migrate::Migrator;
+use sqlx::{Database, Pool, Transaction};
+
+use crate::sql::Statements;
+
+/// One database engine as the shared store sees it: its sqlx database type,
+/// how a write transaction begins, the statements it spells its own way, how
+/// a workspace status is typed, and what its error codes mean. Everything
+/// else (every query that runs, every row, every transaction's shape) lives
+/// once in [`crate::SqlStore`].
+pub trait Dialect: Send + Sync + Sized + 'static {
+    type Db: Database;
+
+    const ENGINE: Engine;
+
+    /// The statements whose text differs between engines.
+    const SQL: Statements;
+
+    /// The engine's migrations, embedded in the binary.
+    fn migrator() -> &'static Migrator;
+
+    /// The SQL type a workspace status is bound as (the `workspace_status`
+    /// ENUM on Postgres, TEXT under a CHECK constraint on SQLite).
+    fn status_type_info() -> <Self::Db as Database>::TypeInfo;
+
+    /// Begins a transaction that writes: on Postgres a plain `BEGIN` (rows
+    /// are then locked with `select … for update`), on SQLite
+    /// `BEGIN IMMEDIATE` on the single writer connection (the database lock
+    /// is taken before the first read).
+    fn begin_write(
+        pool: &Pool<Self::Db>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+
+    /// What an engine-specific error code means, when it means more than
+    /// "a database error" (constraint violations are recognised for every
+    /// engine by sqlx).
+    fn classify(error: &dyn DatabaseError) -> Option<Failure>;
+}
+
+/// The engine-specific error codes the store acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The database cannot serve now (connection lost, shutting down,
+    /// busy): the API answers 503 with `Retry-After`.
+    Unavailable,
+    /// The database refused a value of the caller's (a 400).
+    InvalidInput,
+}

@@ -1,0 +1,191 @@
+//! Every SQL statement, in one place, so that a test can prepare each of them
+//! against each engine's migrated schema (rule 2: a statement that does not
+//! fit the schema fails CI, not production). Code outside this module and the
+//! dialects never writes SQL text.
+//!
+//! Statements here run unchanged on both engines: parameters are `$N`, which
+//! Postgres numbers natively and sqlx's SQLite driver maps to the same
+//! positions. What an engine spells its own way (row locks, casts, JSON
+//! functions, collations) is a field of [`Statements`], which each dialect
+//! must fill in completely: a missing statement is a compile error.
+
+/// The columns of a workspace row, in [`crate::rows::WorkspaceRow`]'s order.
+/// A macro so that dialects can `concat!` it into their own statements.
+#[macro_export]
+macro_rules! workspace_columns {
+    () => {
+        "workspace_id, org_id, name, role, tier, status, url, agent_card, parent_id, template, runtime, model, \
+         max_concurrent_tasks, budget_limit, external, last_heartbeat_at, last_error_rate, last_sample_error, \
+         active_tasks, uptime_seconds, current_task, monthly_spend, runtime_state, runtime_metadata, \
+         reported_assets_digest, installed_plugins, conditions, operator_plugins, status_changed_at, last_active_at, \
+         created_at, updated_at"
+    };
+}
+
+/// The columns of a template row ([`crate::rows::TemplateRow`]).
+#[macro_export]
+macro_rules! template_columns {
+    () => {
+        "template_id, org_id, name, runtime, model, plugins, assets_digest, created_at, updated_at"
+    };
+}
+
+/// The columns of a plugin row ([`crate::rows::PluginRow`]).
+#[macro_export]
+macro_rules! plugin_columns {
+    () => {
+        "plugin_id, org_id, name, version, description, sha256, created_at, updated_at"
+    };
+}
+
+/// The columns of an event row ([`crate::rows::EventRow`]).
+#[macro_export]
+macro_rules! event_columns {
+    () => {
+        "seq, event_id, org_id, workspace_id, kind, payload, created_at"
+    };
+}
+
+macro_rules! statement_set {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$doc:meta])* $field:ident,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name {
+            $($(#[$doc])* pub $field: &'static str,)*
+        }
+
+        impl $name {
+            /// (name, sql) of every statement of the set.
+            pub fn all(&self) -> Vec<(&'static str, &'static str)> {
+                vec![$((stringify!($field), self.$field)),*]
+            }
+        }
+    };
+}
+
+statement_set! {
+    /// The statements each engine spells its own way.
+    pub struct Statements {
+        /// The workspace row, locked for the rest of the write transaction
+        /// (Postgres `for update`; on SQLite the transaction's
+        /// `BEGIN IMMEDIATE` already holds the database's write lock).
+        select_workspace_for_update,
+        /// The workspace and its descendants, the workspace first, locked.
+        select_subtree_for_update,
+        /// `$1`: org or null for all; `$2`: include removed.
+        list_workspaces,
+        /// `$1`: org or null for all; by name (byte order).
+        list_templates,
+        list_template_files,
+        /// `$1`: org or null for all; by name (byte order).
+        list_plugins,
+        list_plugin_files,
+        /// One row per declared plugin (one row with null plugin columns when
+        /// the template declares none), in declaration order:
+        /// (digest, plugin name, version, sha256).
+        desired_state,
+        /// Template plugins (ord 0..) then operator plugins (ord 1000000..);
+        /// the first branch always yields a row, so an existing workspace is
+        /// never empty: (digest, plugin name, version, sha256, ord).
+        desired_state_for_workspace,
+        /// `$1`: after seq; `$2`: org or null; `$3`: workspace or null; `$4`: limit.
+        list_events,
+    }
+}
+
+macro_rules! shared {
+    ($($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
+        $($(#[$doc])* pub const $name: &str = $sql;)*
+        /// (name, sql) of every shared statement.
+        pub const SHARED: &[(&str, &str)] = &[$((stringify!($name), $name)),*];
+    };
+}
+
+shared! {
+    PING = "select 1";
+    SCHEMA_VERSION = "select coalesce(max(version), 0) from _sqlx_migrations where success";
+    INSERT_WORKSPACE = "insert into workspaces (workspace_id, org_id, name, role, tier, status, url, parent_id, \
+        template, runtime, model, max_concurrent_tasks, budget_limit, external, status_changed_at, created_at, updated_at) \
+        values ($1, $2, $3, $4, $5, 'provisioning', $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14)";
+    SELECT_WORKSPACE = concat!("select ", workspace_columns!(), " from workspaces where workspace_id = $1");
+    // The narrow writes: one statement per group of columns that one kind of
+    // writer changes (`hearth_store::Changed`). A steady heartbeat changes
+    // only the liveness group, so it writes no JSON.
+    /// Lifecycle: what the state machine decided.
+    UPDATE_LIFECYCLE = "update workspaces set status = $2, status_changed_at = $3, updated_at = $4 \
+        where workspace_id = $1";
+    /// Liveness: what every heartbeat reports (scalars only).
+    UPDATE_LIVENESS = "update workspaces set last_heartbeat_at = $2, last_error_rate = $3, last_sample_error = $4, \
+        active_tasks = $5, uptime_seconds = $6, current_task = $7, monthly_spend = $8, runtime_state = $9, \
+        last_active_at = $10, updated_at = $11 where workspace_id = $1";
+    /// The runtime's description of itself: register and runtime metadata.
+    UPDATE_RUNTIME = "update workspaces set url = $2, agent_card = $3, runtime_metadata = $4, updated_at = $5 \
+        where workspace_id = $1";
+    /// Delivery: observed assets and plugins, and the conditions about them.
+    UPDATE_DELIVERY = "update workspaces set reported_assets_digest = $2, installed_plugins = $3, conditions = $4, \
+        updated_at = $5 where workspace_id = $1";
+    SET_OPERATOR_PLUGINS = "update workspaces set operator_plugins = $2, updated_at = $3 where workspace_id = $1";
+    UPDATE_AGENT_CARD = "update workspaces set agent_card = $2, updated_at = $3 where workspace_id = $1";
+    SWEEP_LIVENESS = "select workspace_id from workspaces where status in ('online', 'degraded') \
+        and coalesce(last_heartbeat_at, status_changed_at) < $1 order by workspace_id limit $2";
+    SWEEP_PROVISION_TIMEOUT = "select workspace_id from workspaces where status = 'provisioning' \
+        and status_changed_at < $1 order by workspace_id limit $2";
+    SWEEP_IDLE = "select workspace_id from workspaces where status = 'online' \
+        and coalesce(last_active_at, status_changed_at) < $1 and active_tasks = 0 order by workspace_id limit $2";
+    INSERT_TOKEN = "insert into tokens (token_id, org_id, workspace_id, name, prefix, token_hash, created_at, updated_at) \
+        values ($1, $2, $3, $4, $5, $6, $7, $7)";
+    WORKSPACE_HAS_LIVE_TOKEN = "select exists (select 1 from tokens where workspace_id = $1 and revoked_at is null)";
+    /// `workspace_removed`: whether the token's workspace is removed (false for
+    /// org tokens), so a removed workspace's own token is refused (410) at
+    /// authentication, on every route.
+    FIND_TOKEN_BY_HASH = "select t.token_id, t.org_id, t.workspace_id, t.name, t.prefix, t.created_at, t.revoked_at, \
+        exists (select 1 from workspaces w where w.workspace_id = t.workspace_id and w.status = 'removed') \
+        as workspace_removed from tokens t where t.token_hash = $1 and t.revoked_at is null";
+    LIST_ORG_TOKENS = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at, \
+        false as workspace_removed from tokens \
+        where org_id = $1 and workspace_id is null order by created_at desc, token_id";
+    REVOKE_TOKEN = "update tokens set revoked_at = coalesce(revoked_at, $3), updated_at = $3 \
+        where token_id = $1 and org_id = $2 returning token_id";
+    /// A removed workspace's secrets go with it (in the delete's transaction).
+    DELETE_WORKSPACE_SECRETS = "delete from secrets where workspace_id = $1";
+    DELETE_SECRET = "delete from secrets where org_id = $1 and workspace_id is not distinct from $2 and key = $3";
+    INSERT_SECRET = "insert into secrets (org_id, workspace_id, key, nonce, ciphertext, created_at, updated_at) \
+        values ($1, $2, $3, $4, $5, $6, $6)";
+    LIST_SECRETS = "select key, nonce, ciphertext from secrets \
+        where org_id = $1 and workspace_id is not distinct from $2 order by key";
+    /// Takes the event counter's row lock until commit (see the migration).
+    RESERVE_EVENT_SEQS = "update event_counters set last_seq = last_seq + $1, updated_at = $2 \
+        where event_counter_id = 1 returning last_seq";
+    LAST_EVENT_SEQ = "select last_seq from event_counters where event_counter_id = 1";
+    INSERT_EVENT = "insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
+        values ($1, $2, $3, $4, $5, $6, $7)";
+    INSERT_BLOB = "insert into blobs (sha256, content, size, created_at, updated_at) values ($1, $2, $3, $4, $4) \
+        on conflict (sha256) do nothing";
+    SELECT_BLOB = "select content from blobs where sha256 = $1";
+    /// Keeps the template's id when a template of the same name is re-imported.
+    UPSERT_TEMPLATE = "insert into templates (template_id, org_id, name, runtime, model, plugins, assets_digest, \
+        created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+        on conflict (org_id, name) do update set runtime = excluded.runtime, model = excluded.model, \
+        plugins = excluded.plugins, assets_digest = excluded.assets_digest, updated_at = excluded.updated_at \
+        returning template_id";
+    DELETE_TEMPLATE_FILES = "delete from template_files where template_id = $1";
+    INSERT_TEMPLATE_FILE = "insert into template_files (template_id, path, sha256, size, created_at, updated_at) \
+        values ($1, $2, $3, $4, $5, $5)";
+    SELECT_TEMPLATE_BY_NAME = concat!("select ", template_columns!(), " from templates where org_id = $1 and name = $2");
+    SELECT_TEMPLATE_BY_ID = concat!("select ", template_columns!(), " from templates where template_id = $1");
+    UPSERT_PLUGIN = "insert into plugins (plugin_id, org_id, name, version, description, sha256, created_at, updated_at) \
+        values ($1, $2, $3, $4, $5, $6, $7, $7) \
+        on conflict (org_id, name) do update set version = excluded.version, description = excluded.description, \
+        sha256 = excluded.sha256, updated_at = excluded.updated_at returning plugin_id";
+    DELETE_PLUGIN_FILES = "delete from plugin_files where plugin_id = $1";
+    INSERT_PLUGIN_FILE = "insert into plugin_files (plugin_id, path, sha256, size, created_at, updated_at) \
+        values ($1, $2, $3, $4, $5, $5)";
+    SELECT_PLUGIN_BY_NAME = concat!("select ", plugin_columns!(), " from plugins where org_id = $1 and name = $2");
+    SELECT_PLUGIN_BY_ID = concat!("select ", plugin_columns!(), " from plugins where plugin_id = $1");
+}
+
+/// (name, sql) of every statement an engine runs: the shared ones and its
+/// dialect's.
+pub fn all_statements<D: crate::Dialect>() -> Vec<(&'static str, &'static str)> {
+    SHARED.iter().copied().chain(D::SQL.all()).collect()
+}

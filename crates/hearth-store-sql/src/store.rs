@@ -1,0 +1,799 @@
+//! `SqlStore<D>`: the one implementation of `hearth_store::Store`.
+//!
+//! Every lifecycle write begins a write transaction ([`Dialect::begin_write`]),
+//! reads the workspace row under lock, runs the pure state machine, and
+//! writes the changed column groups and the events in that transaction.
+//! Event sequence numbers come from a one-row counter taken under lock in
+//! the same transaction, so `seq` is gap-free and commit order equals `seq`
+//! order on every replica.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hearth_core::reconcile::{ConditionRecord, DesiredState, InstalledPlugin};
+use hearth_core::{decide, EventDraft, EventId, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus};
+use hearth_store::{
+    evolve, Applied, Changed, Deleted, Engine, Event, EventQuery, NewFile, NewPlugin, NewTemplate, NewToken,
+    NewWorkspace, Plugin, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace,
+};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use uuid::Uuid;
+
+use crate::error::map_err;
+use crate::rows::{
+    self, DbStatus, DesiredRow, EventRow, FileRow, PluginRow, SecretRow, TemplateRow, TokenRow, WorkspaceDesiredRow,
+    WorkspaceRow,
+};
+use crate::sql;
+use crate::Dialect;
+
+/// The store over dialect `D`. Writes go through `writer`, reads through
+/// `reader`: the same pool on Postgres; on SQLite a one-connection writer
+/// (the single writer that `BEGIN IMMEDIATE` serializes) and a read-only
+/// pool beside it (WAL lets reads run beside the writer).
+pub struct SqlStore<D: Dialect> {
+    writer: Pool<D::Db>,
+    reader: Pool<D::Db>,
+}
+
+impl<D: Dialect> Clone for SqlStore<D> {
+    fn clone(&self) -> Self {
+        Self { writer: self.writer.clone(), reader: self.reader.clone() }
+    }
+}
+
+impl<D: Dialect> std::fmt::Debug for SqlStore<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore").field("engine", &D::ENGINE).finish_non_exhaustive()
+    }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    pub fn new(writer: Pool<D::Db>, reader: Pool<D::Db>) -> Self {
+        Self { writer, reader }
+    }
+
+    /// The pool writes go through (tests use it to inspect the schema).
+    pub fn writer(&self) -> &Pool<D::Db> {
+        &self.writer
+    }
+
+    /// The pool reads go through.
+    pub fn reader(&self) -> &Pool<D::Db> {
+        &self.reader
+    }
+}
+
+// The where-clause below lists what the shared SQL needs of an engine's sqlx
+// driver; Postgres and SQLite provide all of it. It is spelled out twice
+// (here and on the `Store` impl) because Rust does not carry such bounds
+// from one impl block to another.
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    for<'q> Uuid: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db> + Decode<'q, D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> DateTime<Utc>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<Uuid>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i32>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<Json<Value>>: Encode<'q, D::Db> + Type<D::Db>,
+    <D::Db as Database>::Connection: sqlx::migrate::Migrate,
+    for<'q> Json<Value>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Json<Vec<String>>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Json<Vec<InstalledPlugin>>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Json<Vec<ConditionRecord>>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'r> WorkspaceRow<D>: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> TokenRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> SecretRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> EventRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> FileRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> TemplateRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> PluginRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> DesiredRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> WorkspaceDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (bool,): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (Uuid,): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (Vec<u8>,): FromRow<'r, <D::Db as Database>::Row>,
+{
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        D::migrator().run(&self.writer).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => map_err::<D>("migrate")(e),
+            other => StoreError::Database { operation: "migrate", source: Box::new(other) },
+        })
+    }
+
+    /// Statements that do not prepare against this database's schema, as
+    /// "name: error" lines (rule 2; empty when every statement fits).
+    pub async fn unpreparable_statements(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for (name, statement) in sql::all_statements::<D>() {
+            if let Err(e) = (&self.reader).prepare(statement).await {
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+        failures
+    }
+
+    async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, D::Db>> {
+        D::begin_write(&self.writer).await.map_err(map_err::<D>("begin"))
+    }
+
+    /// The workspace row, locked until the transaction ends.
+    async fn lock_workspace(conn: &mut <D::Db as Database>::Connection, id: WorkspaceId) -> StoreResult<Workspace> {
+        let row: Option<WorkspaceRow<D>> = sqlx::query_as(D::SQL.select_workspace_for_update)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err::<D>("lock_workspace"))?;
+        Ok(row.ok_or(StoreError::NotFound("workspace"))?.into())
+    }
+
+    /// The workspace row, locked, refused when removed.
+    async fn lock_live_workspace(
+        conn: &mut <D::Db as Database>::Connection,
+        id: WorkspaceId,
+    ) -> StoreResult<Workspace> {
+        let workspace = Self::lock_workspace(conn, id).await?;
+        if workspace.status == WorkspaceStatus::Removed {
+            return Err(Rejection::Removed.into());
+        }
+        Ok(workspace)
+    }
+
+    async fn append_events(
+        conn: &mut <D::Db as Database>::Connection,
+        org: OrgId,
+        workspace: Option<WorkspaceId>,
+        drafts: Vec<EventDraft>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Event>> {
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = drafts.len() as i64;
+        let (last,): (i64,) = sqlx::query_as(sql::RESERVE_EVENT_SEQS)
+            .bind(count)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err::<D>("reserve_event_seqs"))?;
+        let mut events = Vec::with_capacity(drafts.len());
+        for (offset, draft) in drafts.into_iter().enumerate() {
+            let event = Event {
+                seq: last - count + 1 + offset as i64,
+                id: EventId::new_random(),
+                kind: draft.kind,
+                org_id: org,
+                workspace_id: workspace,
+                timestamp: now,
+                payload: draft.payload,
+            };
+            sqlx::query(sql::INSERT_EVENT)
+                .bind(event.seq)
+                .bind(event.id.0)
+                .bind(org.0)
+                .bind(workspace.map(|w| w.0))
+                .bind(event.kind.as_str())
+                .bind(Json(event.payload.clone()))
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err::<D>("insert_event"))?;
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    /// Writes the column groups that changed between `current` and `next`
+    /// ([`Changed`]), one narrow UPDATE each.
+    async fn write_workspace(
+        conn: &mut <D::Db as Database>::Connection,
+        current: &Workspace,
+        next: &Workspace,
+    ) -> StoreResult<()> {
+        let changed = Changed::between(current, next);
+        let (id, at) = (next.id.0, next.updated_at);
+        if changed.lifecycle {
+            sqlx::query(sql::UPDATE_LIFECYCLE)
+                .bind(id)
+                .bind(DbStatus::<D>::new(next.status))
+                .bind(next.status_changed_at)
+                .bind(at)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err::<D>("update_lifecycle"))?;
+        }
+        if changed.liveness {
+            sqlx::query(sql::UPDATE_LIVENESS)
+                .bind(id)
+                .bind(next.last_heartbeat_at)
+                .bind(next.last_error_rate)
+                .bind(&next.last_sample_error)
+                .bind(next.active_tasks)
+                .bind(next.uptime_seconds)
+                .bind(&next.current_task)
+                .bind(next.monthly_spend)
+                .bind(&next.runtime_state)
+                .bind(next.last_active_at)
+                .bind(at)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err::<D>("update_liveness"))?;
+        }
+        if changed.runtime {
+            sqlx::query(sql::UPDATE_RUNTIME)
+                .bind(id)
+                .bind(&next.url)
+                .bind(next.agent_card.clone().map(Json))
+                .bind(next.runtime_metadata.clone().map(Json))
+                .bind(at)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err::<D>("update_runtime"))?;
+        }
+        if changed.delivery {
+            sqlx::query(sql::UPDATE_DELIVERY)
+                .bind(id)
+                .bind(&next.reported_assets_digest)
+                .bind(Json(next.installed_plugins.clone()))
+                .bind(Json(next.conditions.clone()))
+                .bind(at)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err::<D>("update_delivery"))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the files of a template or plugin (`owner`): deletes the old
+    /// list, stores each content once per sha256, inserts the new list.
+    async fn replace_files(
+        conn: &mut <D::Db as Database>::Connection,
+        owner: Uuid,
+        files: &[NewFile],
+        (delete, insert): (&'static str, &'static str),
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(delete).bind(owner).execute(&mut *conn).await.map_err(map_err::<D>("delete_files"))?;
+        for file in files {
+            sqlx::query(sql::INSERT_BLOB)
+                .bind(&file.sha256)
+                .bind(&file.content)
+                .bind(file.content.len() as i64)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err::<D>("insert_blob"))?;
+            sqlx::query(insert)
+                .bind(owner)
+                .bind(&file.path)
+                .bind(&file.sha256)
+                .bind(file.content.len() as i64)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err::<D>("insert_file"))?;
+        }
+        Ok(())
+    }
+
+    async fn files_of(&self, statement: &'static str, owner: Uuid) -> StoreResult<Vec<FileRow>> {
+        sqlx::query_as(statement).bind(owner).fetch_all(&self.reader).await.map_err(map_err::<D>("list_files"))
+    }
+
+    async fn template_from(&self, row: Option<TemplateRow>) -> StoreResult<Template> {
+        let row = row.ok_or(StoreError::NotFound("template"))?;
+        let files = self.files_of(D::SQL.list_template_files, row.template_id).await?;
+        Ok(row.with_files(files))
+    }
+
+    async fn plugin_from(&self, row: Option<PluginRow>) -> StoreResult<Plugin> {
+        let row = row.ok_or(StoreError::NotFound("plugin"))?;
+        let files = self.files_of(D::SQL.list_plugin_files, row.plugin_id).await?;
+        Ok(row.with_files(files))
+    }
+
+    async fn insert_token_on(conn: &mut <D::Db as Database>::Connection, token: &NewToken) -> StoreResult<()> {
+        sqlx::query(sql::INSERT_TOKEN)
+            .bind(token.id.0)
+            .bind(token.org_id.0)
+            .bind(token.workspace_id.map(|w| w.0))
+            .bind(&token.name)
+            .bind(&token.prefix)
+            .bind(&token.hash)
+            .bind(token.now)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err::<D>("insert_token"))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> Store for SqlStore<D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    for<'q> Uuid: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db> + Decode<'q, D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> DateTime<Utc>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<Uuid>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i32>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<Json<Value>>: Encode<'q, D::Db> + Type<D::Db>,
+    <D::Db as Database>::Connection: sqlx::migrate::Migrate,
+    for<'q> Json<Value>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Json<Vec<String>>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Json<Vec<InstalledPlugin>>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Json<Vec<ConditionRecord>>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'r> WorkspaceRow<D>: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> TokenRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> SecretRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> EventRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> FileRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> TemplateRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> PluginRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> DesiredRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> WorkspaceDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (bool,): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (Uuid,): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (Vec<u8>,): FromRow<'r, <D::Db as Database>::Row>,
+{
+    fn engine(&self) -> Engine {
+        D::ENGINE
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query(sql::PING).execute(&self.writer).await.map_err(map_err::<D>("ping"))?;
+        Ok(())
+    }
+
+    fn expected_schema_version(&self) -> i64 {
+        D::migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    async fn schema_version(&self) -> StoreResult<i64> {
+        sqlx::query_scalar(sql::SCHEMA_VERSION).fetch_one(&self.reader).await.map_err(map_err::<D>("schema_version"))
+    }
+
+    async fn create_workspace(&self, new: NewWorkspace, token: Option<NewToken>) -> StoreResult<Workspace> {
+        let mut tx = self.begin().await?;
+        sqlx::query(sql::INSERT_WORKSPACE)
+            .bind(new.id.0)
+            .bind(new.org_id.0)
+            .bind(&new.name)
+            .bind(&new.role)
+            .bind(new.tier)
+            .bind(&new.url)
+            .bind(new.parent_id.map(|p| p.0))
+            .bind(&new.template)
+            .bind(&new.runtime)
+            .bind(&new.model)
+            .bind(new.max_concurrent_tasks)
+            .bind(new.budget_limit)
+            .bind(new.external)
+            .bind(new.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err::<D>("insert_workspace"))?;
+        if let Some(token) = &token {
+            Self::insert_token_on(&mut tx, token).await?;
+        }
+        let draft = EventDraft::new(
+            hearth_core::EventKind::WorkspaceProvisioning,
+            serde_json::json!({"name": new.name, "template": new.template}),
+        );
+        Self::append_events(&mut tx, new.org_id, Some(new.id), vec![draft], new.now).await?;
+        let row: WorkspaceRow<D> = sqlx::query_as(sql::SELECT_WORKSPACE)
+            .bind(new.id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err::<D>("get_workspace"))?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        Ok(row.into())
+    }
+
+    async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
+        let row: Option<WorkspaceRow<D>> = sqlx::query_as(sql::SELECT_WORKSPACE)
+            .bind(id.0)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err::<D>("get_workspace"))?;
+        row.map(Into::into).ok_or(StoreError::NotFound("workspace"))
+    }
+
+    async fn list_workspaces(&self, org: Option<OrgId>, include_removed: bool) -> StoreResult<Vec<Workspace>> {
+        let rows: Vec<WorkspaceRow<D>> = sqlx::query_as(D::SQL.list_workspaces)
+            .bind(org.map(|o| o.0))
+            .bind(include_removed)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("list_workspaces"))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn apply(
+        &self,
+        id: WorkspaceId,
+        input: Input,
+        now: DateTime<Utc>,
+        bootstrap_token: Option<NewToken>,
+    ) -> StoreResult<Applied> {
+        let mut tx = self.begin().await?;
+        let current = Self::lock_workspace(&mut tx, id).await?;
+        let decision = decide(&current.snapshot(), &input, now)?;
+        let minted_token = match &bootstrap_token {
+            Some(token) => {
+                let has_live: bool = sqlx::query_scalar(sql::WORKSPACE_HAS_LIVE_TOKEN)
+                    .bind(id.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err::<D>("workspace_has_live_token"))?;
+                if has_live {
+                    return Err(StoreError::TokenExists);
+                }
+                Self::insert_token_on(&mut tx, token).await?;
+                true
+            }
+            None => false,
+        };
+        let (next, reconcile_events) = evolve(&current, &input, &decision, now);
+        if next != current {
+            Self::write_workspace(&mut tx, &current, &next).await?;
+        }
+        let mut drafts = decision.events;
+        drafts.extend(reconcile_events);
+        let events = Self::append_events(&mut tx, current.org_id, Some(id), drafts, now).await?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        Ok(Applied { previous: current.status, workspace: next, events, minted_token })
+    }
+
+    async fn delete_workspace(&self, id: WorkspaceId, now: DateTime<Utc>) -> StoreResult<Deleted> {
+        let mut tx = self.begin().await?;
+        let rows: Vec<WorkspaceRow<D>> = sqlx::query_as(D::SQL.select_subtree_for_update)
+            .bind(id.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err::<D>("lock_subtree"))?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound("workspace"));
+        }
+        let mut deleted = Deleted { cascade_deleted: 0, removed: Vec::new(), events: Vec::new() };
+        for row in rows {
+            let current: Workspace = row.into();
+            let decision = decide(&current.snapshot(), &Input::Delete, now)?;
+            if decision.next == current.status {
+                continue;
+            }
+            let (next, _) = evolve(&current, &Input::Delete, &decision, now);
+            Self::write_workspace(&mut tx, &current, &next).await?;
+            let events = Self::append_events(&mut tx, current.org_id, Some(current.id), decision.events, now).await?;
+            sqlx::query(sql::DELETE_WORKSPACE_SECRETS)
+                .bind(current.id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err::<D>("delete_workspace_secrets"))?;
+            if current.id != id {
+                deleted.cascade_deleted += 1;
+            }
+            deleted.removed.push(current.id);
+            deleted.events.extend(events);
+        }
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        Ok(deleted)
+    }
+
+    async fn set_operator_plugins(
+        &self,
+        id: WorkspaceId,
+        plugins: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Workspace> {
+        let mut tx = self.begin().await?;
+        let mut workspace = Self::lock_live_workspace(&mut tx, id).await?;
+        sqlx::query(sql::SET_OPERATOR_PLUGINS)
+            .bind(id.0)
+            .bind(Json(plugins.clone()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err::<D>("set_operator_plugins"))?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        workspace.operator_plugins = plugins;
+        workspace.updated_at = now;
+        Ok(workspace)
+    }
+
+    async fn update_agent_card(
+        &self,
+        id: WorkspaceId,
+        agent_card: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Event> {
+        let mut tx = self.begin().await?;
+        let current = Self::lock_live_workspace(&mut tx, id).await?;
+        sqlx::query(sql::UPDATE_AGENT_CARD)
+            .bind(id.0)
+            .bind(Json(agent_card.clone()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err::<D>("update_agent_card"))?;
+        let draft =
+            EventDraft::new(hearth_core::EventKind::AgentCardUpdated, serde_json::json!({"agent_card": agent_card}));
+        let mut events = Self::append_events(&mut tx, current.org_id, Some(id), vec![draft], now).await?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        events.pop().ok_or(StoreError::Corrupt { operation: "update_agent_card", message: "no event written".into() })
+    }
+
+    async fn sweep_candidates(&self, sweep: Sweep, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<Vec<WorkspaceId>> {
+        let statement = match sweep {
+            Sweep::Liveness => sql::SWEEP_LIVENESS,
+            Sweep::ProvisionTimeout => sql::SWEEP_PROVISION_TIMEOUT,
+            Sweep::Idle => sql::SWEEP_IDLE,
+        };
+        let ids: Vec<Uuid> = sqlx::query_scalar(statement)
+            .bind(cutoff)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("sweep_candidates"))?;
+        Ok(ids.into_iter().map(Into::into).collect())
+    }
+
+    async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
+        let mut conn = self.writer.acquire().await.map_err(map_err::<D>("acquire"))?;
+        Self::insert_token_on(&mut conn, &token).await?;
+        Ok(Token {
+            id: token.id,
+            org_id: token.org_id,
+            workspace_id: token.workspace_id,
+            name: token.name,
+            prefix: token.prefix,
+            created_at: token.now,
+            revoked_at: None,
+            workspace_removed: false,
+        })
+    }
+
+    async fn find_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<Token>> {
+        let row: Option<TokenRow> = sqlx::query_as(sql::FIND_TOKEN_BY_HASH)
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err::<D>("find_token_by_hash"))?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn list_org_tokens(&self, org: OrgId) -> StoreResult<Vec<Token>> {
+        let rows: Vec<TokenRow> = sqlx::query_as(sql::LIST_ORG_TOKENS)
+            .bind(org.0)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("list_org_tokens"))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn revoke_token(&self, org: OrgId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
+        let revoked: Option<(Uuid,)> = sqlx::query_as(sql::REVOKE_TOKEN)
+            .bind(id.0)
+            .bind(org.0)
+            .bind(now)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(map_err::<D>("revoke_token"))?;
+        revoked.map(|_| ()).ok_or(StoreError::NotFound("token"))
+    }
+
+    async fn put_secrets(
+        &self,
+        org: OrgId,
+        workspace: Option<WorkspaceId>,
+        secrets: Vec<SealedSecret>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        if let Some(id) = workspace {
+            // Under the workspace's lock: a secret never lands on a removed
+            // workspace, even one removed a moment ago.
+            Self::lock_live_workspace(&mut tx, id).await?;
+        }
+        for secret in &secrets {
+            sqlx::query(sql::DELETE_SECRET)
+                .bind(org.0)
+                .bind(workspace.map(|w| w.0))
+                .bind(&secret.key)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err::<D>("delete_secret"))?;
+            sqlx::query(sql::INSERT_SECRET)
+                .bind(org.0)
+                .bind(workspace.map(|w| w.0))
+                .bind(&secret.key)
+                .bind(&secret.nonce)
+                .bind(&secret.ciphertext)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err::<D>("insert_secret"))?;
+        }
+        tx.commit().await.map_err(map_err::<D>("commit"))
+    }
+
+    async fn list_secrets(&self, org: OrgId, workspace: Option<WorkspaceId>) -> StoreResult<Vec<SealedSecret>> {
+        let rows: Vec<SecretRow> = sqlx::query_as(sql::LIST_SECRETS)
+            .bind(org.0)
+            .bind(workspace.map(|w| w.0))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("list_secrets"))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn put_template(&self, template: NewTemplate) -> StoreResult<Template> {
+        let mut tx = self.begin().await?;
+        let id: Uuid = sqlx::query_scalar(sql::UPSERT_TEMPLATE)
+            .bind(Uuid::new_v4())
+            .bind(template.org_id.0)
+            .bind(&template.name)
+            .bind(&template.runtime)
+            .bind(&template.model)
+            .bind(Json(template.plugins.clone()))
+            .bind(&template.assets_digest)
+            .bind(template.now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err::<D>("upsert_template"))?;
+        let statements = (sql::DELETE_TEMPLATE_FILES, sql::INSERT_TEMPLATE_FILE);
+        Self::replace_files(&mut tx, id, &template.files, statements, template.now).await?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        self.get_template_by_id(id).await
+    }
+
+    async fn get_template_by_name(&self, org: OrgId, name: &str) -> StoreResult<Template> {
+        let row: Option<TemplateRow> = sqlx::query_as(sql::SELECT_TEMPLATE_BY_NAME)
+            .bind(org.0)
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err::<D>("get_template"))?;
+        self.template_from(row).await
+    }
+
+    async fn get_template_by_id(&self, id: Uuid) -> StoreResult<Template> {
+        let row: Option<TemplateRow> = sqlx::query_as(sql::SELECT_TEMPLATE_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err::<D>("get_template"))?;
+        self.template_from(row).await
+    }
+
+    async fn list_templates(&self, org: Option<OrgId>) -> StoreResult<Vec<Template>> {
+        let rows: Vec<TemplateRow> = sqlx::query_as(D::SQL.list_templates)
+            .bind(org.map(|o| o.0))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("list_templates"))?;
+        let mut templates = Vec::with_capacity(rows.len());
+        for row in rows {
+            templates.push(self.template_from(Some(row)).await?);
+        }
+        Ok(templates)
+    }
+
+    async fn put_plugin(&self, plugin: NewPlugin) -> StoreResult<Plugin> {
+        let mut tx = self.begin().await?;
+        let id: Uuid = sqlx::query_scalar(sql::UPSERT_PLUGIN)
+            .bind(Uuid::new_v4())
+            .bind(plugin.org_id.0)
+            .bind(&plugin.name)
+            .bind(&plugin.version)
+            .bind(&plugin.description)
+            .bind(&plugin.sha256)
+            .bind(plugin.now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err::<D>("upsert_plugin"))?;
+        let statements = (sql::DELETE_PLUGIN_FILES, sql::INSERT_PLUGIN_FILE);
+        Self::replace_files(&mut tx, id, &plugin.files, statements, plugin.now).await?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        let row: Option<PluginRow> = sqlx::query_as(sql::SELECT_PLUGIN_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err::<D>("get_plugin"))?;
+        self.plugin_from(row).await
+    }
+
+    async fn get_plugin(&self, org: OrgId, name: &str) -> StoreResult<Plugin> {
+        let row: Option<PluginRow> = sqlx::query_as(sql::SELECT_PLUGIN_BY_NAME)
+            .bind(org.0)
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err::<D>("get_plugin"))?;
+        self.plugin_from(row).await
+    }
+
+    async fn list_plugins(&self, org: Option<OrgId>) -> StoreResult<Vec<Plugin>> {
+        let rows: Vec<PluginRow> = sqlx::query_as(D::SQL.list_plugins)
+            .bind(org.map(|o| o.0))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("list_plugins"))?;
+        let mut plugins = Vec::with_capacity(rows.len());
+        for row in rows {
+            plugins.push(self.plugin_from(Some(row)).await?);
+        }
+        Ok(plugins)
+    }
+
+    async fn desired_state(&self, org: OrgId, template: &str) -> StoreResult<Option<DesiredState>> {
+        let rows: Vec<DesiredRow> = sqlx::query_as(D::SQL.desired_state)
+            .bind(org.0)
+            .bind(template)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("desired_state"))?;
+        Ok(rows::desired_state(rows))
+    }
+
+    async fn desired_state_for_workspace(&self, id: WorkspaceId) -> StoreResult<DesiredState> {
+        let rows: Vec<WorkspaceDesiredRow> = sqlx::query_as(D::SQL.desired_state_for_workspace)
+            .bind(id.0)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("desired_state_for_workspace"))?;
+        rows::desired_state_for_workspace(rows).ok_or(StoreError::NotFound("workspace"))
+    }
+
+    async fn get_blob(&self, sha256: &str) -> StoreResult<Vec<u8>> {
+        let content: Option<Vec<u8>> = sqlx::query_scalar(sql::SELECT_BLOB)
+            .bind(sha256)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err::<D>("get_blob"))?;
+        content.ok_or(StoreError::NotFound("file"))
+    }
+
+    async fn last_event_seq(&self) -> StoreResult<i64> {
+        sqlx::query_scalar(sql::LAST_EVENT_SEQ).fetch_one(&self.reader).await.map_err(map_err::<D>("last_event_seq"))
+    }
+
+    async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>> {
+        let rows: Vec<EventRow> = sqlx::query_as(D::SQL.list_events)
+            .bind(query.since)
+            .bind(query.org.map(|o| o.0))
+            .bind(query.workspace.map(|w| w.0))
+            .bind(query.limit)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("list_events"))?;
+        rows.into_iter().map(EventRow::into_event).collect()
+    }
+}
