@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use hearth_api::{
-    AssetsManifest, Desired, DesiredPlugin, HeartbeatRequest, InstalledPlugin, PluginError, RecordInstallRequest,
-    RegisterRequest,
+    AssetsManifest, Desired, DesiredPlugin, ErrorCode, HeartbeatRequest, InstalledPlugin, PluginError,
+    RecordInstallRequest, RegisterRequest,
 };
 use hearth_client::{Client, ClientError};
 use hearth_core::manifest::is_valid_plugin_name;
@@ -250,7 +250,7 @@ impl Agent {
             Some(401) => Err(AgentError::TokenRequired { workspace: id, token_file: self.config.dir.join(TOKEN_FILE) }),
             Some(404) => Err(AgentError::UnknownWorkspace { workspace: id, server: self.config.server.clone() }),
             Some(410) => Ok(Some(StepOutcome::Removed)),
-            Some(409) if err.code() == Some("workspace_stopped") => {
+            Some(409) if err.code() == Some(ErrorCode::WorkspaceStopped) => {
                 // Registration is retried at every step until the workspace
                 // runs again; meanwhile a token-holding agent heartbeats, which
                 // is how it learns that the workspace resumed.
@@ -381,13 +381,18 @@ impl Agent {
         // plugin is visible in the workspace's installed list.
         let mut errors = Vec::new();
         for plugin in &desired.plugins {
+            // A plugin Hearth's registry does not hold cannot be installed;
+            // the control plane already says so (`NotInRegistry`).
+            let Some(sha256) = plugin.sha256.as_deref() else {
+                tracing::debug!(workspace_id = %id, plugin = %plugin.name, "desired plugin is not in Hearth's registry");
+                continue;
+            };
             let local = observed.plugins.iter().flatten().find(|p| p.name == plugin.name);
-            let current =
-                local.is_some_and(|p| p.sha256.as_ref().is_ok_and(|sha| sha.eq_ignore_ascii_case(&plugin.sha256)));
+            let current = local.is_some_and(|p| p.sha256.as_ref().is_ok_and(|sha| sha.eq_ignore_ascii_case(sha256)));
             if current {
                 continue;
             }
-            match self.install(plugin, local.is_some()).await {
+            match self.install(plugin, sha256, local.is_some()).await {
                 Ok(()) => converge.changed = true,
                 Err(error) => {
                     let message = format!("{error:#}");
@@ -403,14 +408,14 @@ impl Agent {
     }
 
     /// Downloads, verifies and installs one plugin, then tells Hearth.
-    async fn install(&self, plugin: &DesiredPlugin, replacing: bool) -> anyhow::Result<()> {
+    async fn install(&self, plugin: &DesiredPlugin, sha256: &str, replacing: bool) -> anyhow::Result<()> {
         let id = self.workspace();
         let name = plugin.name.clone();
         if !is_valid_plugin_name(&name) {
             bail!("plugin {name:?}: not a valid plugin name, so it is not installed");
         }
-        if !assets::is_sha256_hex(&plugin.sha256) {
-            bail!("plugin {name}: the desired hash {:?} is not a sha256", plugin.sha256);
+        if !assets::is_sha256_hex(sha256) {
+            bail!("plugin {name}: the desired hash {sha256:?} is not a sha256");
         }
         let (tarball, served) = self
             .client
@@ -418,7 +423,7 @@ impl Agent {
             .await
             .with_context(|| format!("plugin {name}: cannot download it"))?;
         let dir = self.config.dir.clone();
-        let expected = plugin.sha256.clone();
+        let expected = sha256.to_owned();
         let limits = self.config.limits;
         let task_name = name.clone();
         fsutil::blocking(move || {
@@ -433,11 +438,11 @@ impl Agent {
             plugins::install(&request, &tarball)
         })
         .await?;
-        tracing::info!(workspace_id = %id, plugin = %name, version = %plugin.version, sha256 = %plugin.sha256,
-            replaced = replacing, "plugin installed");
+        tracing::info!(workspace_id = %id, plugin = %name, version = plugin.version.as_deref().unwrap_or("?"),
+            sha256, replaced = replacing, "plugin installed");
         // The next heartbeat reports the install anyway; recording it now
         // lets the control plane see it without waiting for that.
-        let report = RecordInstallRequest { source: format!("local://{name}"), sha256: Some(plugin.sha256.clone()) };
+        let report = RecordInstallRequest { source: format!("local://{name}"), sha256: Some(sha256.to_owned()) };
         if let Err(error) = self.client.record_install(id, &report).await {
             tracing::warn!(workspace_id = %id, plugin = %name, %error,
                 "could not record the install with Hearth; the next heartbeat reports it");
@@ -448,21 +453,13 @@ impl Agent {
 
 /// The human message of an API error (the whole sentence otherwise).
 fn api_message(err: &ClientError) -> String {
-    match err {
-        ClientError::Api { message, .. } if !message.is_empty() => message.clone(),
-        other => other.to_string(),
-    }
+    err.api_message().map_or_else(|| err.to_string(), str::to_owned)
 }
 
-/// The status named by a 409 `workspace is <status>` answer.
+/// The status a 409 `workspace_stopped` answer gives (its typed `status`);
+/// paused when an older server sent none.
 fn stopped_status(err: &ClientError) -> WorkspaceStatus {
-    let message = api_message(err);
-    message
-        .rsplit(' ')
-        .next()
-        .and_then(|word| word.parse::<WorkspaceStatus>().ok())
-        .filter(|status| status.is_stopped())
-        .unwrap_or(WorkspaceStatus::Paused)
+    err.workspace_status().filter(|status| status.is_stopped()).unwrap_or(WorkspaceStatus::Paused)
 }
 
 /// Removes what an interrupted earlier run left in the agent directory:
@@ -505,12 +502,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stopped_statuses_are_read_from_the_409_message() {
-        let err =
-            |message: &str| ClientError::Api { status: 409, code: "workspace_stopped".into(), message: message.into() };
-        assert_eq!(stopped_status(&err("workspace is hibernated")), WorkspaceStatus::Hibernated);
-        assert_eq!(stopped_status(&err("workspace is paused")), WorkspaceStatus::Paused);
-        assert_eq!(stopped_status(&err("something else")), WorkspaceStatus::Paused);
+    fn stopped_statuses_are_read_from_the_typed_body_not_the_message() {
+        let err = |status: Option<WorkspaceStatus>, message: &str| ClientError::Api {
+            status: 409,
+            body: hearth_api::ApiErrorBody {
+                status,
+                ..hearth_api::ApiErrorBody::new(ErrorCode::WorkspaceStopped, message)
+            },
+        };
+        assert_eq!(stopped_status(&err(Some(WorkspaceStatus::Hibernated), "whatever")), WorkspaceStatus::Hibernated);
+        assert_eq!(
+            stopped_status(&err(Some(WorkspaceStatus::Paused), "workspace is hibernated")),
+            WorkspaceStatus::Paused
+        );
+        assert_eq!(stopped_status(&err(None, "workspace is hibernated")), WorkspaceStatus::Paused);
     }
 
     #[test]

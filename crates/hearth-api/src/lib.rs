@@ -11,12 +11,178 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// Every error body: a sentence for people and a code for programs.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+/// What went wrong, for programs: clients branch on this, never on the
+/// human sentence next to it. A code this build does not know (from a newer
+/// server) reads as [`ErrorCode::Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // 400: the request is malformed; `field` names what, when it is a field.
+    InvalidJson,
+    InvalidBody,
+    InvalidField,
+    InvalidId,
+    InvalidQuery,
+    InvalidPath,
+    InvalidHeader,
+    MissingHeader,
+    InvalidUrl,
+    InvalidBase64,
+    InvalidArchive,
+    InvalidPluginName,
+    InvalidSource,
+    /// The database refused a value (a safety net behind the checks above).
+    InvalidInput,
+    // 401, 404, 405, 413
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    BodyTooLarge,
+    // 409, 410: the workspace's state refuses the request; `status` says which.
+    Conflict,
+    TransitionRefused,
+    WorkspaceStopped,
+    WorkspaceRemoved,
+    // 422: well-formed, but refers to something missing or inconsistent.
+    InvalidConfig,
+    InvalidManifest,
+    MissingConfig,
+    MissingManifest,
+    NameMismatch,
+    UnknownPlugin,
+    UnknownTemplate,
+    UnknownParent,
+    Sha256Mismatch,
+    // 5xx
+    WorkspaceUnavailable,
+    Unavailable,
+    NotMigrated,
+    SecretDecryptFailed,
+    Internal,
+    /// A code this client does not know, or a body that was not an error body.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// Every code, for documentation and tests.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidBody,
+        ErrorCode::InvalidField,
+        ErrorCode::InvalidId,
+        ErrorCode::InvalidQuery,
+        ErrorCode::InvalidPath,
+        ErrorCode::InvalidHeader,
+        ErrorCode::MissingHeader,
+        ErrorCode::InvalidUrl,
+        ErrorCode::InvalidBase64,
+        ErrorCode::InvalidArchive,
+        ErrorCode::InvalidPluginName,
+        ErrorCode::InvalidSource,
+        ErrorCode::InvalidInput,
+        ErrorCode::Unauthorized,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::BodyTooLarge,
+        ErrorCode::Conflict,
+        ErrorCode::TransitionRefused,
+        ErrorCode::WorkspaceStopped,
+        ErrorCode::WorkspaceRemoved,
+        ErrorCode::InvalidConfig,
+        ErrorCode::InvalidManifest,
+        ErrorCode::MissingConfig,
+        ErrorCode::MissingManifest,
+        ErrorCode::NameMismatch,
+        ErrorCode::UnknownPlugin,
+        ErrorCode::UnknownTemplate,
+        ErrorCode::UnknownParent,
+        ErrorCode::Sha256Mismatch,
+        ErrorCode::WorkspaceUnavailable,
+        ErrorCode::Unavailable,
+        ErrorCode::NotMigrated,
+        ErrorCode::SecretDecryptFailed,
+        ErrorCode::Internal,
+        ErrorCode::Unknown,
+    ];
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::InvalidId => "invalid_id",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::InvalidPath => "invalid_path",
+            ErrorCode::InvalidHeader => "invalid_header",
+            ErrorCode::MissingHeader => "missing_header",
+            ErrorCode::InvalidUrl => "invalid_url",
+            ErrorCode::InvalidBase64 => "invalid_base64",
+            ErrorCode::InvalidArchive => "invalid_archive",
+            ErrorCode::InvalidPluginName => "invalid_plugin_name",
+            ErrorCode::InvalidSource => "invalid_source",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::TransitionRefused => "transition_refused",
+            ErrorCode::WorkspaceStopped => "workspace_stopped",
+            ErrorCode::WorkspaceRemoved => "workspace_removed",
+            ErrorCode::InvalidConfig => "invalid_config",
+            ErrorCode::InvalidManifest => "invalid_manifest",
+            ErrorCode::MissingConfig => "missing_config",
+            ErrorCode::MissingManifest => "missing_manifest",
+            ErrorCode::NameMismatch => "name_mismatch",
+            ErrorCode::UnknownPlugin => "unknown_plugin",
+            ErrorCode::UnknownTemplate => "unknown_template",
+            ErrorCode::UnknownParent => "unknown_parent",
+            ErrorCode::Sha256Mismatch => "sha256_mismatch",
+            ErrorCode::WorkspaceUnavailable => "workspace_unavailable",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::NotMigrated => "not_migrated",
+            ErrorCode::SecretDecryptFailed => "secret_decrypt_failed",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every error body: a sentence for people (`error`), a code for programs,
+/// and the typed details a program may act on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ApiErrorBody {
     pub error: String,
     #[serde(default)]
-    pub code: String,
+    pub code: ErrorCode,
+    /// The workspace's status when it is why the request was refused (409
+    /// `workspace_stopped`/`transition_refused`, 503 `workspace_unavailable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub status: Option<WorkspaceStatus>,
+    /// The request field that was wrong: a JSON path (`installed_plugins[0].name`),
+    /// a query parameter, a header, or `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The names concerned: secrets that cannot be decrypted, plugins a
+    /// template declares that are not pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<String>>,
+}
+
+impl ApiErrorBody {
+    pub fn new(code: ErrorCode, error: impl Into<String>) -> Self {
+        Self { error: error.into(), code, ..Self::default() }
+    }
 }
 
 /// `{"status": "..."}`, the answer of many small calls.
@@ -91,11 +257,14 @@ pub struct PluginError {
     pub error: String,
 }
 
+/// A plugin the workspace must hold. `version` and `sha256` are null when
+/// Hearth's registry does not hold the plugin (declared, never pushed): a
+/// runtime cannot install it, and `PluginsInstalled` says `NotInRegistry`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct DesiredPlugin {
     pub name: String,
-    pub version: String,
-    pub sha256: String,
+    pub version: Option<String>,
+    pub sha256: Option<String>,
 }
 
 /// What the runtime must converge to; sent on every heartbeat.
@@ -155,6 +324,12 @@ pub struct StateResponse {
     pub status: WorkspaceStatus,
     pub paused: bool,
     pub deleted: bool,
+    /// On the 404 of a removed workspace: its sentence and code, as on every
+    /// error body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -404,4 +579,34 @@ pub struct InstalledPluginRecord {
 pub struct WorkspacePluginsResponse {
     pub desired: Vec<DesiredPlugin>,
     pub installed: Vec<InstalledPluginRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_read_and_write_as_their_wire_names() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(code).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).ok(), Some(*code));
+        }
+        let newer: ApiErrorBody =
+            serde_json::from_str(r#"{"error": "x", "code": "from_a_newer_server"}"#).unwrap_or_default();
+        assert_eq!(newer.code, ErrorCode::Unknown, "an unknown code still parses");
+        let bare: ApiErrorBody = serde_json::from_str(r#"{"error": "x"}"#).unwrap_or_default();
+        assert_eq!((bare.error.as_str(), bare.code), ("x", ErrorCode::Unknown));
+    }
+
+    #[test]
+    fn error_details_are_typed_and_omitted_when_absent() {
+        let body: ApiErrorBody = serde_json::from_str(
+            r#"{"error": "workspace is paused", "code": "workspace_stopped", "status": "paused"}"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(body.status, Some(WorkspaceStatus::Paused));
+        let json = serde_json::to_value(ApiErrorBody::new(ErrorCode::NotFound, "no")).unwrap_or_default();
+        assert_eq!(json, serde_json::json!({"error": "no", "code": "not_found"}));
+    }
 }

@@ -1,8 +1,10 @@
 //! The one error type of the client. Every variant renders as one sentence
-//! that a person can act on; programs match on the variant (and on `status`
-//! and `code` of [`ClientError::Api`]).
+//! that a person can act on; programs match on the variant and on the typed
+//! body of [`ClientError::Api`] (its code, the workspace status), never on
+//! the sentence.
 
-use hearth_api::ApiErrorBody;
+use hearth_api::{ApiErrorBody, ErrorCode};
+use hearth_core::WorkspaceStatus;
 use reqwest::StatusCode;
 
 /// Longest piece of a non-JSON error body kept in a message.
@@ -10,11 +12,11 @@ const MAX_RAW_BODY_CHARS: usize = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
-    /// The server answered with a non-success status. `code` is the machine
-    /// code of the `{"error", "code"}` body (empty when the body was not
-    /// one); `message` is its human message, or the raw body text.
-    #[error("{}", api_sentence(.status, .message))]
-    Api { status: u16, code: String, message: String },
+    /// The server answered with a non-success status. `body` is its error
+    /// body; when the body was not one, its code is [`ErrorCode::Unknown`]
+    /// and its message the (shortened) raw text.
+    #[error("{}", api_sentence(.status, &.body.error))]
+    Api { status: u16, body: ApiErrorBody },
     /// The server could not be reached or the connection broke (the message
     /// names the URL).
     #[error("{0}")]
@@ -37,9 +39,26 @@ impl ClientError {
     }
 
     /// The machine code of the error body, for [`ClientError::Api`].
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Self::Api { code, .. } => Some(code),
+            Self::Api { body, .. } => Some(body.code),
+            _ => None,
+        }
+    }
+
+    /// The workspace status the server gave as the reason, if any (409
+    /// `workspace_stopped`, say).
+    pub fn workspace_status(&self) -> Option<WorkspaceStatus> {
+        match self {
+            Self::Api { body, .. } => body.status,
+            _ => None,
+        }
+    }
+
+    /// The server's sentence, for [`ClientError::Api`] with a non-empty one.
+    pub fn api_message(&self) -> Option<&str> {
+        match self {
+            Self::Api { body, .. } if !body.error.is_empty() => Some(&body.error),
             _ => None,
         }
     }
@@ -51,10 +70,9 @@ impl ClientError {
 
     /// Builds [`ClientError::Api`] from a status and the raw response body.
     pub(crate) fn from_body(status: StatusCode, body: &str) -> Self {
-        match serde_json::from_str::<ApiErrorBody>(body) {
-            Ok(parsed) => Self::Api { status: status.as_u16(), code: parsed.code, message: parsed.error },
-            Err(_) => Self::Api { status: status.as_u16(), code: String::new(), message: shorten(body.trim()) },
-        }
+        let body = serde_json::from_str::<ApiErrorBody>(body)
+            .unwrap_or_else(|_| ApiErrorBody::new(ErrorCode::Unknown, shorten(body.trim())));
+        Self::Api { status: status.as_u16(), body }
     }
 
     /// Builds [`ClientError::Transport`] (or a timeout sentence) from a
@@ -88,7 +106,7 @@ fn api_sentence(status: &u16, message: &str) -> String {
 
 /// The innermost cause of an error chain, which is where the useful words
 /// are ("connection refused"), without the `(os error N)` suffix.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = err;
     while let Some(next) = cause.source() {
         cause = next;
@@ -129,17 +147,19 @@ mod tests {
     fn an_api_error_reads_as_one_sentence_with_the_reason_phrase() {
         let err = ClientError::from_body(
             StatusCode::CONFLICT,
-            r#"{"error": "cannot pause a workspace that is paused", "code": "invalid_transition"}"#,
+            r#"{"error": "cannot pause a workspace that is paused", "code": "transition_refused", "status": "paused"}"#,
         );
         assert_eq!(err.to_string(), "server answered 409 Conflict: cannot pause a workspace that is paused");
         assert_eq!(err.status(), Some(409));
-        assert_eq!(err.code(), Some("invalid_transition"));
+        assert_eq!(err.code(), Some(ErrorCode::TransitionRefused));
+        assert_eq!(err.workspace_status(), Some(WorkspaceStatus::Paused));
     }
 
     #[test]
     fn a_body_that_is_not_json_is_kept_as_the_message() {
         let err = ClientError::from_body(StatusCode::BAD_GATEWAY, "  upstream is down\n");
-        assert_eq!(err, ClientError::Api { status: 502, code: String::new(), message: "upstream is down".into() });
+        let body = ApiErrorBody::new(ErrorCode::Unknown, "upstream is down");
+        assert_eq!(err, ClientError::Api { status: 502, body });
         assert_eq!(err.to_string(), "server answered 502 Bad Gateway: upstream is down");
     }
 
@@ -153,8 +173,8 @@ mod tests {
     #[test]
     fn a_long_raw_body_is_shortened() {
         let err = ClientError::from_body(StatusCode::INTERNAL_SERVER_ERROR, &"x".repeat(1000));
-        let ClientError::Api { message, .. } = err else { panic!("not an api error") };
-        assert_eq!(message.chars().count(), MAX_RAW_BODY_CHARS + 1);
+        let ClientError::Api { body, .. } = err else { panic!("not an api error") };
+        assert_eq!(body.error.chars().count(), MAX_RAW_BODY_CHARS + 1);
     }
 
     #[test]

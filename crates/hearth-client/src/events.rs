@@ -44,6 +44,9 @@ struct Follow {
     ready: VecDeque<SseFrame>,
     /// Failed reconnects in a row.
     failures: u32,
+    /// Why the last connection ended, kept for the error if reconnecting
+    /// fails ("connection reset", "no data for 45 s", …).
+    broke: Option<String>,
     finished: bool,
 }
 
@@ -64,6 +67,7 @@ pub(crate) async fn follow(
         parser: SseParser::resuming_after(since.map(|seq| seq.to_string())),
         ready: VecDeque::new(),
         failures: 0,
+        broke: None,
         finished: false,
     };
     follow.connect().await?;
@@ -124,11 +128,18 @@ impl Follow {
                 }
                 continue;
             };
-            match tokio::time::timeout(IDLE_TIMEOUT, body.next()).await {
-                Ok(Some(Ok(chunk))) => self.ready.extend(self.parser.push(&chunk)),
-                // Closed, broken or silent: reconnect from the last event.
-                Ok(Some(Err(_))) | Ok(None) | Err(_) => self.body = None,
-            }
+            let broke = match tokio::time::timeout(IDLE_TIMEOUT, body.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    self.ready.extend(self.parser.push(&chunk));
+                    continue;
+                }
+                Ok(Some(Err(error))) => format!("the connection broke: {}", crate::error::root_cause(&error)),
+                Ok(None) => "the server closed it".to_owned(),
+                Err(_) => format!("no data for {} s", IDLE_TIMEOUT.as_secs()),
+            };
+            // Closed, broken or silent: reconnect from the last event.
+            self.broke = Some(broke);
+            self.body = None;
         }
     }
 
@@ -142,11 +153,13 @@ impl Follow {
             match self.connect().await {
                 Ok(()) => {
                     self.failures = 0;
+                    self.broke = None;
                     return Ok(());
                 }
                 Err(err) if retryable(&err) && self.failures + 1 < MAX_RECONNECT_ATTEMPTS => self.failures += 1,
                 Err(ClientError::Transport(why)) => {
-                    return Err(ClientError::Transport(format!("lost the event stream: {why}")))
+                    let broke = self.broke.as_deref().map(|b| format!(" ({b})")).unwrap_or_default();
+                    return Err(ClientError::Transport(format!("lost the event stream{broke}: {why}")));
                 }
                 Err(err) => return Err(err),
             }

@@ -17,9 +17,23 @@ use crate::event::{EventDraft, EventKind};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredPlugin {
     pub name: String,
+    /// What the registry holds under that name; `None` when it holds
+    /// nothing (declared by a template or added by an operator, not pushed).
+    pub stored: Option<StoredPlugin>,
+}
+
+/// A plugin as the registry holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPlugin {
     pub version: String,
     /// The SDK content-manifest hash.
     pub sha256: String,
+}
+
+impl DesiredPlugin {
+    pub fn stored(name: impl Into<String>, version: impl Into<String>, sha256: impl Into<String>) -> Self {
+        Self { name: name.into(), stored: Some(StoredPlugin { version: version.into(), sha256: sha256.into() }) }
+    }
 }
 
 /// What the template (and operator) declare for a workspace.
@@ -104,9 +118,13 @@ pub fn record_install(
     next
 }
 
+/// Whether the runtime holds the stored version of a plugin (a runtime that
+/// reports no hash is taken at its word). A plugin the registry does not
+/// hold cannot be satisfied.
 fn satisfied(desired: &DesiredPlugin, installed: &[InstalledPlugin]) -> bool {
+    let Some(stored) = &desired.stored else { return false };
     installed.iter().any(|p| {
-        p.name == desired.name && p.sha256.as_deref().is_none_or(|sha| sha.eq_ignore_ascii_case(&desired.sha256))
+        p.name == desired.name && p.sha256.as_deref().is_none_or(|sha| sha.eq_ignore_ascii_case(&stored.sha256))
     })
 }
 
@@ -143,7 +161,11 @@ pub fn evaluate(
         if satisfied(plugin, installed) && !satisfied(plugin, previous_installed) {
             events.push(EventDraft::new(
                 EventKind::PluginInstalled,
-                json!({"name": plugin.name, "version": plugin.version, "sha256": plugin.sha256}),
+                json!({
+                    "name": plugin.name,
+                    "version": plugin.stored.as_ref().map(|s| &s.version),
+                    "sha256": plugin.stored.as_ref().map(|s| &s.sha256),
+                }),
             ));
         }
     }
@@ -151,15 +173,19 @@ pub fn evaluate(
         .iter()
         .filter(|f| desired.plugins.iter().any(|p| p.name == f.name && !satisfied(p, installed)))
         .collect();
+    let unregistered: Vec<&str> =
+        desired.plugins.iter().filter(|p| p.stored.is_none()).map(|p| p.name.as_str()).collect();
     let missing: Vec<&str> = desired
         .plugins
         .iter()
-        .filter(|p| !satisfied(p, installed) && !failed.iter().any(|f| f.name == p.name))
+        .filter(|p| p.stored.is_some() && !satisfied(p, installed) && !failed.iter().any(|f| f.name == p.name))
         .map(|p| p.name.as_str())
         .collect();
     let (status, reason, message) = if !failed.is_empty() {
         let what: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.name, f.error)).collect();
         ("False", "InstallFailed", format!("plugin install failed: {}", what.join("; ")))
+    } else if !unregistered.is_empty() {
+        ("False", "NotInRegistry", format!("declared but not pushed to Hearth: {}", unregistered.join(", ")))
     } else if !missing.is_empty() {
         ("False", "Pending", format!("waiting for the runtime to install: {}", missing.join(", ")))
     } else if desired.plugins.is_empty() {

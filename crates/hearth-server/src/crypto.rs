@@ -51,16 +51,21 @@ impl SecretCipher {
         format!("hearth-secret/v1\0{org}\0{scope}\0{key}").into_bytes()
     }
 
-    pub fn seal(&self, org: OrgId, workspace: Option<WorkspaceId>, key: &str, value: &str) -> SealedSecret {
+    /// Encrypts one value. A failure (which AES-GCM reports only for inputs
+    /// beyond its size limits) is an error, never an empty ciphertext.
+    pub fn seal(
+        &self,
+        org: OrgId,
+        workspace: Option<WorkspaceId>,
+        key: &str,
+        value: &str,
+    ) -> Result<SealedSecret, aes_gcm::Error> {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let aad = Self::aad(org, workspace, key);
-        // Encryption with a valid key and nonce length cannot fail.
-        let ciphertext = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: value.as_bytes(), aad: &aad })
-            .unwrap_or_default();
-        SealedSecret { key: key.to_owned(), nonce: nonce.to_vec(), ciphertext }
+        let ciphertext =
+            self.cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: value.as_bytes(), aad: &aad })?;
+        Ok(SealedSecret { key: key.to_owned(), nonce: nonce.to_vec(), ciphertext })
     }
 
     /// The plaintext, or `None` when it cannot be decrypted with this key.
@@ -85,7 +90,7 @@ mod tests {
     fn sealed_secrets_open_only_with_the_same_key_and_scope() {
         let cipher = SecretCipher::from_text(&SecretCipher::generate_key_text()).unwrap();
         let ws = Some(WorkspaceId::new_random());
-        let sealed = cipher.seal(OrgId::DEFAULT, ws, "API_KEY", "s3cret");
+        let sealed = cipher.seal(OrgId::DEFAULT, ws, "API_KEY", "s3cret").unwrap();
         assert_ne!(sealed.ciphertext, b"s3cret");
         assert_eq!(cipher.open(OrgId::DEFAULT, ws, &sealed).as_deref(), Some("s3cret"));
         assert_eq!(cipher.open(OrgId::DEFAULT, None, &sealed), None, "bound to its workspace");

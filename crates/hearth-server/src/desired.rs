@@ -23,8 +23,8 @@ pub fn to_wire(desired: &DesiredState) -> hearth_api::Desired {
             .iter()
             .map(|p| hearth_api::DesiredPlugin {
                 name: p.name.clone(),
-                version: p.version.clone(),
-                sha256: p.sha256.clone(),
+                version: p.stored.as_ref().map(|s| s.version.clone()),
+                sha256: p.stored.as_ref().map(|s| s.sha256.clone()),
             })
             .collect(),
     }

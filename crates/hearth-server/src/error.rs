@@ -6,92 +6,120 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hearth_core::Rejection;
+use hearth_api::{ApiErrorBody, ErrorCode};
+use hearth_core::{Rejection, WorkspaceStatus};
 use hearth_store::StoreError;
-use serde_json::{Map, Value};
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub extra: Map<String, Value>,
+    /// What the client receives: sentence, code and typed details (boxed:
+    /// handlers return `Result<_, ApiError>` everywhere, so it stays small).
+    pub body: Box<ApiErrorBody>,
     /// Logged (not sent) for 5xx.
     pub cause: Option<String>,
+    /// The store operation whose database error this is, counted in
+    /// `hearth_database_errors_total` when the response is sent.
+    pub operation: Option<&'static str>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: Map::new(), cause: None }
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status, body: Box::new(ApiErrorBody::new(code, message)), cause: None, operation: None }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     pub fn unauthorized(message: &'static str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unprocessable(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        let mut error = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error");
+        let mut error = Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error");
         error.cause = Some(cause.to_string());
         error
     }
 
-    /// Adds a key to the JSON body.
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.extra.insert(key.to_owned(), value.into());
+    /// Names the request field that was wrong.
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.body.field = Some(field.into());
         self
+    }
+
+    /// The workspace status that is why the request was refused.
+    pub fn workspace_status(mut self, status: WorkspaceStatus) -> Self {
+        self.body.status = Some(status);
+        self
+    }
+
+    /// The names concerned (secret keys, plugin names).
+    pub fn keys(mut self, keys: Vec<String>) -> Self {
+        self.body.keys = Some(keys);
+        self
+    }
+
+    /// The sentence sent to the client.
+    pub fn message(&self) -> &str {
+        &self.body.error
     }
 }
 
+/// A store error at the HTTP edge. Counting happens when the response is
+/// sent ([`IntoResponse`]), not here: a conversion is not a failure served.
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        if let Some(operation) = error.operation() {
-            metrics::counter!("hearth_database_errors_total", "operation" => operation).increment(1);
-        }
-        match error {
+        let operation = error.operation();
+        let mut api = match error {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
-            StoreError::Conflict(message) => ApiError::conflict("conflict", message),
+            StoreError::Conflict(message) => ApiError::conflict(ErrorCode::Conflict, message),
             StoreError::Rejected(rejection) => rejection.into(),
-            StoreError::InvalidInput(message) => ApiError::bad_request("invalid_input", message),
+            StoreError::InvalidInput(message) => ApiError::bad_request(ErrorCode::InvalidInput, message),
             StoreError::TokenExists => ApiError::unauthorized("missing workspace auth token"),
             StoreError::Unavailable { .. } => {
-                let mut api =
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "database unavailable, retry later");
+                let mut api = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    "database unavailable, retry later",
+                );
                 api.cause = Some(error.to_string());
                 api
             }
             other => ApiError::internal(other),
-        }
+        };
+        api.operation = operation;
+        api
     }
 }
 
 impl From<Rejection> for ApiError {
     fn from(rejection: Rejection) -> Self {
         match rejection {
-            Rejection::Removed => ApiError::new(StatusCode::GONE, "workspace_removed", "workspace removed"),
-            Rejection::Stopped(status) => ApiError::conflict("workspace_stopped", format!("workspace is {status}"))
-                .with("status", status.as_str()),
-            Rejection::NotAllowed { action, current } => {
-                ApiError::conflict("transition_refused", format!("cannot {action} a workspace that is {current}"))
-                    .with("status", current.as_str())
+            Rejection::Removed => ApiError::new(StatusCode::GONE, ErrorCode::WorkspaceRemoved, "workspace removed"),
+            Rejection::Stopped(status) => {
+                ApiError::conflict(ErrorCode::WorkspaceStopped, format!("workspace is {status}"))
+                    .workspace_status(status)
             }
+            Rejection::NotAllowed { action, current } => ApiError::conflict(
+                ErrorCode::TransitionRefused,
+                format!("cannot {action} a workspace that is {current}"),
+            )
+            .workspace_status(current),
         }
     }
 }
@@ -101,18 +129,18 @@ pub const RETRY_AFTER_SECS: u64 = 5;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let Some(operation) = self.operation {
+            crate::metrics::database_error(operation);
+        }
         if self.status.is_server_error() {
-            let cause = self.cause.as_deref().unwrap_or(&self.message);
+            let cause = self.cause.as_deref().unwrap_or(&self.body.error);
             if self.status == StatusCode::SERVICE_UNAVAILABLE {
                 tracing::warn!(status = self.status.as_u16(), cause, "request failed: service unavailable");
             } else {
                 tracing::error!(status = self.status.as_u16(), cause, "request failed");
             }
         }
-        let mut body = self.extra;
-        body.insert("error".into(), Value::String(self.message));
-        body.insert("code".into(), Value::String(self.code.into()));
-        let mut response = (self.status, axum::Json(Value::Object(body))).into_response();
+        let mut response = (self.status, axum::Json(*self.body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }

@@ -1,6 +1,7 @@
 //! Extractors whose rejections are `ApiError`s: a malformed body, query or id
 //! is a 400 that names the problem, never a plain-text or 500 answer.
 
+use hearth_api::ErrorCode;
 use std::str::FromStr;
 
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
@@ -20,9 +21,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body is too large")
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::BodyTooLarge, "request body is too large")
             } else {
-                ApiError::bad_request("invalid_body", format!("cannot read request body: {}", rejection.body_text()))
+                ApiError::bad_request(
+                    ErrorCode::InvalidBody,
+                    format!("cannot read request body: {}", rejection.body_text()),
+                )
             }
         })?;
         parse_json(&bytes).map(ApiJson)
@@ -35,7 +39,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 /// same 400.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("invalid_body", "request body is empty; expected a JSON object"));
+        return Err(ApiError::bad_request(ErrorCode::InvalidBody, "request body is empty; expected a JSON object"));
     }
     if has_nul_escape(bytes) {
         // Only bad input pays for this second parse, which finds the field.
@@ -50,12 +54,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() || path == "." {
-            ApiError::bad_request("invalid_json", format!("invalid JSON body: {inner}"))
+            ApiError::bad_request(ErrorCode::InvalidJson, format!("invalid JSON body: {inner}"))
         } else {
-            ApiError::bad_request("invalid_field", format!("{path}: {inner}")).with("field", path)
+            ApiError::bad_request(ErrorCode::InvalidField, format!("{path}: {inner}")).field(path)
         }
     })?;
-    deserializer.end().map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
+    deserializer.end().map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("invalid JSON body: {e}")))?;
     Ok(value)
 }
 
@@ -96,8 +100,8 @@ fn nul_field(value: &serde_json::Value, path: &str) -> Option<String> {
 }
 
 fn nul_error(field: &str) -> ApiError {
-    ApiError::bad_request("invalid_field", format!("{field}: NUL characters (\\u0000) are not allowed in text"))
-        .with("field", field.to_owned())
+    ApiError::bad_request(ErrorCode::InvalidField, format!("{field}: NUL characters (\\u0000) are not allowed in text"))
+        .field(field.to_owned())
 }
 
 /// A query string.
@@ -113,7 +117,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         Query::<T>::from_request_parts(parts, state).await.map(|Query(value)| ApiQuery(value)).map_err(|rejection| {
             let text = rejection.body_text();
             let text = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
-            ApiError::bad_request("invalid_query", format!("invalid query string: {text}"))
+            ApiError::bad_request(ErrorCode::InvalidQuery, format!("invalid query string: {text}"))
         })
     }
 }
@@ -143,8 +147,8 @@ pub async fn refuse_nul_in_path(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     if contains_nul_escape(request.uri().path()) {
-        return ApiError::bad_request("invalid_path", "the request path contains a NUL character (%00)")
-            .with("field", "path")
+        return ApiError::bad_request(ErrorCode::InvalidPath, "the request path contains a NUL character (%00)")
+            .field("path")
             .into_response();
     }
     next.run(request).await
@@ -152,5 +156,6 @@ pub async fn refuse_nul_in_path(
 
 /// Parses an id from a path segment or header: a malformed id is a 400.
 pub fn parse_id<T: FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
-    raw.parse().map_err(|_| ApiError::bad_request("invalid_id", format!("malformed {what}: {raw:?} is not a UUID")))
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidId, format!("malformed {what}: {raw:?} is not a UUID")))
 }

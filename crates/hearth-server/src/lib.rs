@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod desired;
 pub mod error;
 pub mod extract;
+pub mod lifecycle;
 pub mod metrics;
 pub mod provisioner;
 pub mod routes;

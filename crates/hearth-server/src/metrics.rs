@@ -7,27 +7,34 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The recorder with Hearth's histogram buckets.
+fn recorder() -> Result<PrometheusRecorder, BuildError> {
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("hearth_heartbeat_duration_seconds".into()),
+            &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("hearth_http_request_duration_seconds".into()),
+            &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
+        )?;
+    Ok(builder.build_recorder())
+}
 
 /// Installs the recorder on first use and returns the render handle.
 pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full("hearth_heartbeat_duration_seconds".into()),
-                    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0],
-                )
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full("hearth_http_request_duration_seconds".into()),
-                        &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
-                    )
-                })
-                .map(|b| b.build_recorder())
-                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let recorder = recorder().unwrap_or_else(|error| {
+                // Constant buckets cannot be refused (a unit test proves it);
+                // should that change, /metrics still works, with summaries.
+                tracing::error!(%error, "cannot set histogram buckets; latencies are exported as summaries");
+                PrometheusBuilder::new().build_recorder()
+            });
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
@@ -35,6 +42,11 @@ pub fn handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Counts a database error of a store operation (`hearth_database_errors_total`).
+pub fn database_error(operation: &'static str) {
+    metrics::counter!("hearth_database_errors_total", "operation" => operation).increment(1);
 }
 
 /// Counts requests by matched route (never the raw URI) and status.
@@ -53,4 +65,12 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
     metrics::histogram!("hearth_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_histogram_buckets_are_accepted() {
+        assert!(super::recorder().is_ok());
+    }
 }

@@ -145,10 +145,12 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let bus = EventBus::new(latest);
         let state = AppState {
+            lifecycle: crate::lifecycle::Lifecycle::new(store.clone(), bus.clone()),
             store,
             auth,
-            bus: EventBus::new(latest),
+            bus,
             cipher,
             settings: Arc::new(settings),
             build: Arc::new(crate::buildinfo::Build::current()),
@@ -234,9 +236,7 @@ async fn provision_loop(provisioner: Arc<ProcessProvisioner>, state: AppState) {
         match state.store.list_workspaces(None, true).await {
             Ok(workspaces) => provisioner.reconcile(&workspaces).await,
             Err(error) => {
-                if let Some(operation) = error.operation() {
-                    metrics::counter!("hearth_database_errors_total", "operation" => operation).increment(1);
-                }
+                crate::lifecycle::count_store_error(&error);
                 tracing::warn!(%error, "provisioner cannot list workspaces; retrying");
             }
         }

@@ -6,22 +6,14 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-use hearth_core::{Input, WorkspaceStatus};
 use hearth_store::Sweep;
 
+pub use crate::lifecycle::SweepReport;
+use crate::lifecycle::{count_store_error, sweep_label};
 use crate::state::AppState;
 
 /// Candidates handled per sweep and kind; the rest wait for the next tick.
 const BATCH: i64 = 500;
-
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SweepReport {
-    pub offline: usize,
-    pub failed: usize,
-    pub hibernated: usize,
-    pub errors: usize,
-}
 
 pub struct Sweeper {
     state: AppState,
@@ -33,7 +25,7 @@ impl Sweeper {
     }
 
     /// One pass of every sweep. Errors are logged with the workspace id,
-    /// counted, and do not stop the other candidates.
+    /// counted, and do not stop the other candidates or sweeps.
     pub async fn run_once(&self) -> SweepReport {
         let settings = &self.state.settings;
         let mut report = SweepReport::default();
@@ -42,53 +34,22 @@ impl Sweeper {
         if let Some(idle) = settings.hibernate_after {
             kinds.push((Sweep::Idle, idle));
         }
-        for (sweep, age) in kinds {
-            self.sweep(sweep, age, &mut report).await;
-        }
-        report
-    }
-
-    async fn sweep(&self, sweep: Sweep, age: Duration, report: &mut SweepReport) {
-        let label = match sweep {
-            Sweep::Liveness => "liveness",
-            Sweep::ProvisionTimeout => "provision_timeout",
-            Sweep::Idle => "idle",
-        };
-        metrics::counter!("hearth_sweeps_total", "sweep" => label).increment(1);
-        let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
-        let cutoff = Utc::now() - age;
-        let candidates = match self.state.store.sweep_candidates(sweep, cutoff, BATCH).await {
-            Ok(candidates) => candidates,
-            Err(error) => {
-                if let Some(operation) = error.operation() {
-                    metrics::counter!("hearth_database_errors_total", "operation" => operation).increment(1);
+        for (kind, age) in kinds {
+            match self.state.lifecycle.sweep(kind, age, BATCH).await {
+                Ok(one) => {
+                    report.offline += one.offline;
+                    report.failed += one.failed;
+                    report.hibernated += one.hibernated;
+                    report.errors += one.errors;
                 }
-                tracing::warn!(sweep = label, %error, "sweep could not list candidates");
-                report.errors += 1;
-                return;
-            }
-        };
-        for id in candidates {
-            let input = match sweep {
-                Sweep::Liveness => Input::LivenessCheck { ttl: age },
-                Sweep::ProvisionTimeout => Input::ProvisionCheck { timeout: age },
-                Sweep::Idle => Input::IdleCheck { threshold: age },
-            };
-            match self.state.apply(id, input, None).await {
-                Ok(applied) if applied.previous != applied.workspace.status => match applied.workspace.status {
-                    WorkspaceStatus::Offline => report.offline += 1,
-                    WorkspaceStatus::Failed => report.failed += 1,
-                    WorkspaceStatus::Hibernated => report.hibernated += 1,
-                    _ => {}
-                },
-                Ok(_) => {}
                 Err(error) => {
-                    metrics::counter!("hearth_sweep_errors_total", "sweep" => label).increment(1);
-                    tracing::warn!(sweep = label, workspace_id = %id, error = %error.message, cause = ?error.cause, "sweep could not apply");
+                    count_store_error(&error);
+                    tracing::warn!(sweep = sweep_label(kind), %error, "sweep could not list candidates");
                     report.errors += 1;
                 }
             }
         }
+        report
     }
 
     /// Runs `run_once` every `interval` until shutdown.

@@ -278,11 +278,7 @@ pub fn desired_state(rows: Vec<DesiredRow>) -> Option<hearth_core::reconcile::De
     let plugins = rows
         .into_iter()
         .filter_map(|(_, name, version, sha256)| {
-            name.map(|name| hearth_core::reconcile::DesiredPlugin {
-                name,
-                version: version.unwrap_or_default(),
-                sha256: sha256.unwrap_or_default(),
-            })
+            name.map(|name| hearth_core::reconcile::DesiredPlugin { name, stored: stored(version, sha256) })
         })
         .collect();
     Some(hearth_core::reconcile::DesiredState { assets_digest: Some(digest), plugins })
@@ -300,13 +296,18 @@ pub fn desired_state_for_workspace(rows: Vec<WorkspaceDesiredRow>) -> Option<hea
     for (_, name, version, sha256, _) in rows {
         if let Some(name) = name {
             if !plugins.iter().any(|p| p.name == name) {
-                plugins.push(hearth_core::reconcile::DesiredPlugin {
-                    name,
-                    version: version.unwrap_or_default(),
-                    sha256: sha256.unwrap_or_default(),
-                });
+                plugins.push(hearth_core::reconcile::DesiredPlugin { name, stored: stored(version, sha256) });
             }
         }
     }
     Some(hearth_core::reconcile::DesiredState { assets_digest, plugins })
+}
+
+/// The registry's columns of a desired plugin: both set (it is stored) or
+/// both null (the left join found nothing).
+fn stored(version: Option<String>, sha256: Option<String>) -> Option<hearth_core::reconcile::StoredPlugin> {
+    match (version, sha256) {
+        (Some(version), Some(sha256)) => Some(hearth_core::reconcile::StoredPlugin { version, sha256 }),
+        _ => None,
+    }
 }

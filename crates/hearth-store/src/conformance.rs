@@ -523,12 +523,12 @@ pub async fn templates_are_content_addressed_and_replaced_by_name(store: S) {
     assert_eq!(store.get_template_by_id(first.id).await.unwrap(), second);
     assert_eq!(store.list_templates(Some(OrgId::DEFAULT)).await.unwrap().len(), 2);
     assert!(matches!(store.get_template_by_name(OrgId::DEFAULT, "nope").await, Err(StoreError::NotFound("template"))));
-    // Desired state in one query: the digest, and declared plugins (not pushed here: empty version/hash).
+    // Desired state in one query: the digest, and declared plugins (not pushed here: nothing stored).
     let desired = store.desired_state(OrgId::DEFAULT, "seo").await.unwrap().unwrap();
     assert_eq!(desired.assets_digest.as_deref(), Some(second.assets_digest.as_str()));
     assert_eq!(desired.plugins.len(), 1);
     assert_eq!(desired.plugins[0].name, "seo-all");
-    assert_eq!(desired.plugins[0].sha256, "");
+    assert_eq!(desired.plugins[0].stored, None);
     assert_eq!(store.desired_state(OrgId::DEFAULT, "nope").await.unwrap(), None);
     assert!(matches!(store.get_blob("0000").await, Err(StoreError::NotFound(_))));
 }
@@ -555,9 +555,14 @@ pub async fn plugins_are_stored_and_replaced_by_name(store: S) {
     uses.plugins = vec!["seo-all".into(), "not-pushed".into()];
     store.put_template(uses).await.unwrap();
     let desired = store.desired_state(OrgId::DEFAULT, "uses-plugin").await.unwrap().unwrap();
-    let got: Vec<(&str, &str, &str)> =
-        desired.plugins.iter().map(|p| (p.name.as_str(), p.version.as_str(), p.sha256.as_str())).collect();
-    assert_eq!(got, [("seo-all", "1.1.0", "hash-1.1.0"), ("not-pushed", "", "")], "in declaration order");
+    assert_eq!(
+        desired.plugins,
+        [
+            DesiredPlugin::stored("seo-all", "1.1.0", "hash-1.1.0"),
+            DesiredPlugin { name: "not-pushed".into(), stored: None }
+        ],
+        "in declaration order; a plugin the registry does not hold has nothing stored"
+    );
     let mut bare = template("bare", vec![file("config.yaml", b"name: y\n")], t(4));
     bare.plugins = vec![];
     store.put_template(bare).await.unwrap();
@@ -567,7 +572,7 @@ pub async fn plugins_are_stored_and_replaced_by_name(store: S) {
 fn desired() -> DesiredState {
     DesiredState {
         assets_digest: Some("sha256:assets".into()),
-        plugins: vec![DesiredPlugin { name: "seo-all".into(), version: "1.2.0".into(), sha256: "h1".into() }],
+        plugins: vec![DesiredPlugin::stored("seo-all", "1.2.0", "h1")],
     }
 }
 
@@ -667,11 +672,13 @@ pub async fn desired_state_of_a_workspace_joins_template_and_operator_plugins(st
     store.set_operator_plugins(id, vec!["extra".into(), "seo-all".into()], t(3)).await.unwrap();
     let desired = store.desired_state_for_workspace(id).await.unwrap();
     assert_eq!(desired.assets_digest.as_deref(), Some(tpl.assets_digest.as_str()));
-    let got: Vec<(&str, &str, &str)> =
-        desired.plugins.iter().map(|p| (p.name.as_str(), p.version.as_str(), p.sha256.as_str())).collect();
     assert_eq!(
-        got,
-        [("seo-all", "1.0", "h-seo-all"), ("ghost", "", ""), ("extra", "2.0", "h-extra")],
+        desired.plugins,
+        [
+            DesiredPlugin::stored("seo-all", "1.0", "h-seo-all"),
+            DesiredPlugin { name: "ghost".into(), stored: None },
+            DesiredPlugin::stored("extra", "2.0", "h-extra"),
+        ],
         "template plugins in order, then operator plugins, each once"
     );
     // Only operator plugins, no template.

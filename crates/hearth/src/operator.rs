@@ -101,7 +101,10 @@ mod tests {
             json: false,
             token_source: TokenSource::Missing(PathBuf::from("./hearth-data/admin-token")),
         };
-        let err = ClientError::Api { status: 401, code: "unauthorized".into(), message: "admin auth required".into() };
+        let err = ClientError::Api {
+            status: 401,
+            body: hearth_api::ApiErrorBody::new(hearth_api::ErrorCode::Unauthorized, "admin auth required"),
+        };
         let explained = operator.explain(Err(anyhow::Error::new(err).context("cannot list workspaces"))).unwrap_err();
         assert_eq!(
             format!("{explained:#}"),

@@ -9,10 +9,7 @@ fn t(s: i64) -> DateTime<Utc> {
 fn desired() -> DesiredState {
     DesiredState {
         assets_digest: Some("sha256:aaa".into()),
-        plugins: vec![
-            DesiredPlugin { name: "seo-all".into(), version: "1.2.0".into(), sha256: "h1".into() },
-            DesiredPlugin { name: "search".into(), version: "0.1".into(), sha256: "h2".into() },
-        ],
+        plugins: vec![DesiredPlugin::stored("seo-all", "1.2.0", "h1"), DesiredPlugin::stored("search", "0.1", "h2")],
     }
 }
 
@@ -125,4 +122,20 @@ fn merge_keeps_install_times_of_unchanged_plugins() {
     assert_eq!(merged[1].installed_at, t(9));
     let recorded = record_install(&merged, "b", Some("3".into()), t(10));
     assert_eq!(recorded.iter().find(|p| p.name == "b").unwrap().installed_at, t(10), "a new hash is a new install");
+}
+
+#[test]
+fn a_plugin_the_registry_does_not_hold_is_never_satisfied_and_says_so() {
+    let mut want = desired();
+    want.plugins.push(DesiredPlugin { name: "ghost".into(), stored: None });
+    // Even a runtime that claims it (without a hash) does not satisfy it.
+    let have = installed(&[("seo-all", Some("h1")), ("search", Some("h2")), ("ghost", None)]);
+    let (c, events) = evaluate(&want, Some("sha256:aaa"), &[], &have, &[], &[], t(1));
+    let plugins = get(&c, PLUGINS_INSTALLED);
+    assert_eq!((plugins.status.as_str(), plugins.reason.as_str()), ("False", "NotInRegistry"));
+    assert!(plugins.message.contains("ghost"), "{}", plugins.message);
+    assert!(
+        !events.iter().any(|e| e.kind == EventKind::PluginInstalled && e.payload["name"] == "ghost"),
+        "no install event for a plugin that is not stored"
+    );
 }

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hearth_api::{ApiErrorBody, AssetFile, AssetsManifest};
+use hearth_api::{ApiErrorBody, AssetFile, AssetsManifest, ErrorCode};
 use hearth_core::bundle_path::BundlePath;
 use hearth_core::digest::assets_digest;
 use hearth_store::Template;
@@ -57,7 +57,8 @@ pub async fn asset_file(
     headers: HeaderMap,
     Path((raw, path)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let path = BundlePath::new(path.clone()).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
+    let path =
+        BundlePath::new(path.clone()).map_err(|e| ApiError::bad_request(ErrorCode::InvalidPath, e.to_string()))?;
     let template = template_of(&state, &bearer, &raw).await?;
     let file = template
         .as_ref()

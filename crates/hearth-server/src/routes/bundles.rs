@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use hearth_api::FileContent;
+use hearth_api::{ErrorCode, FileContent};
 use hearth_core::bundle_path::BundlePath;
 use hearth_core::digest::sha256_hex;
 use hearth_store::NewFile;
@@ -19,20 +19,21 @@ pub const MAX_FILES: usize = 10_000;
 /// bad base64 with a message naming the file.
 pub fn decode_files(files: BTreeMap<String, FileContent>) -> ApiResult<Vec<(BundlePath, Vec<u8>)>> {
     if files.is_empty() {
-        return Err(ApiError::bad_request("invalid_field", "files must not be empty"));
+        return Err(ApiError::bad_request(ErrorCode::InvalidField, "files must not be empty"));
     }
     if files.len() > MAX_FILES {
-        return Err(ApiError::bad_request("invalid_field", format!("at most {MAX_FILES} files are accepted")));
+        return Err(ApiError::bad_request(ErrorCode::InvalidField, format!("at most {MAX_FILES} files are accepted")));
     }
     files
         .into_iter()
         .map(|(path, content)| {
-            let path = BundlePath::new(path.clone())
-                .map_err(|e| ApiError::bad_request("invalid_path", e.to_string()).with("path", path))?;
+            let path = BundlePath::new(path.clone()).map_err(|e| {
+                ApiError::bad_request(ErrorCode::InvalidPath, e.to_string()).field(format!("files.{path}"))
+            })?;
             let bytes = match content {
                 FileContent::Text(text) => text.into_bytes(),
                 FileContent::Binary { base64 } => STANDARD.decode(base64.trim()).map_err(|e| {
-                    ApiError::bad_request("invalid_base64", format!("{path}: content is not valid base64: {e}"))
+                    ApiError::bad_request(ErrorCode::InvalidBase64, format!("{path}: content is not valid base64: {e}"))
                 })?,
             };
             Ok((path, bytes))

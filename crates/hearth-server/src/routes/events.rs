@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
 use futures_util::stream::{self, Stream};
-use hearth_api::{ApiErrorBody, EventResponse};
+use hearth_api::{ApiErrorBody, ErrorCode, EventResponse};
 use hearth_core::{OrgId, WorkspaceId};
 use hearth_store::{Event, EventQuery};
 use serde::Deserialize;
@@ -57,11 +57,14 @@ pub async fn list_events(
 ) -> ApiResult<Json<Vec<EventResponse>>> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and 1000, got {limit}")));
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            format!("limit must be between 1 and 1000, got {limit}"),
+        ));
     }
     let since = query.since.unwrap_or(0);
     if since < 0 {
-        return Err(ApiError::bad_request("invalid_query", format!("since must not be negative, got {since}")));
+        return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("since must not be negative, got {since}")));
     }
     let workspace = query.workspace_id.as_deref().map(|raw| parse_id(raw, "workspace_id")).transpose()?;
     let events = state.store.list_events(EventQuery { since, org: operator.scope(), workspace, limit }).await?;
@@ -79,11 +82,11 @@ async fn start_seq(state: &AppState, headers: &HeaderMap, since: Option<i64>) ->
     if let Some(raw) = headers.get("last-event-id") {
         let text = raw.to_str().unwrap_or("");
         return text.trim().parse::<i64>().ok().filter(|seq| *seq >= 0).ok_or_else(|| {
-            ApiError::bad_request("invalid_header", format!("Last-Event-ID must be an event seq, got {text:?}"))
+            ApiError::bad_request(ErrorCode::InvalidHeader, format!("Last-Event-ID must be an event seq, got {text:?}"))
         });
     }
     match since {
-        Some(seq) if seq < 0 => Err(ApiError::bad_request("invalid_query", "since must not be negative")),
+        Some(seq) if seq < 0 => Err(ApiError::bad_request(ErrorCode::InvalidQuery, "since must not be negative")),
         Some(seq) => Ok(seq),
         None => Ok(state.store.last_event_seq().await?),
     }
@@ -126,15 +129,15 @@ enum Format {
     Compatible,
 }
 
-fn frame(event: &Event, format: Format) -> SseEvent {
-    let mut body = serde_json::to_value(event_response(event)).unwrap_or(Value::Null);
+fn frame(event: &Event, format: Format) -> Result<SseEvent, serde_json::Error> {
+    let mut body = serde_json::to_value(event_response(event))?;
     if let (Format::Compatible, Value::Object(map)) = (format, &mut body) {
         map.insert("type".into(), Value::String(event.kind.as_str().into()));
         map.insert("data".into(), event.payload.clone());
         map.insert("time".into(), Value::String(event.timestamp.to_rfc3339()));
         map.insert("timestamp".into(), Value::from(event.timestamp.timestamp_millis()));
     }
-    SseEvent::default().id(event.seq.to_string()).event(event.kind.as_str()).data(body.to_string())
+    Ok(SseEvent::default().id(event.seq.to_string()).event(event.kind.as_str()).data(body.to_string()))
 }
 
 /// Counts open streams; decremented when the stream is dropped.
@@ -189,8 +192,19 @@ fn sse(
                 return None;
             }
             if let Some(event) = c.buffer.pop_front() {
-                c.after = event.seq;
-                return Some((Ok(frame(&event, format)), c));
+                return match frame(&event, format) {
+                    Ok(frame) => {
+                        c.after = event.seq;
+                        Some((Ok(frame), c))
+                    }
+                    Err(error) => {
+                        // Never a null or skipped frame: the stream ends, and
+                        // the subscriber resumes from the last seq it has.
+                        metrics::counter!("hearth_event_stream_errors_total").increment(1);
+                        tracing::error!(seq = event.seq, %error, "cannot serialize an event; ending the stream");
+                        None
+                    }
+                };
             }
             // Marked before reading: a publish after this point wakes us at once.
             c.wake.mark_unchanged();
@@ -202,9 +216,7 @@ fn sse(
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    if let Some(operation) = error.operation() {
-                        metrics::counter!("hearth_database_errors_total", "operation" => operation).increment(1);
-                    }
+                    crate::lifecycle::count_store_error(&error);
                     tracing::warn!(%error, after = c.after, "event stream could not read the log; retrying");
                 }
             }

@@ -13,6 +13,7 @@ pub mod templates;
 pub mod tokens;
 pub mod workspaces;
 
+use hearth_api::ErrorCode;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -112,5 +113,5 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "method not allowed on this route")
 }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use hearth_api::{
-    ApiErrorBody, InstalledPluginRecord, PluginResponse, RecordInstallRequest, RecordInstallResponse,
+    ApiErrorBody, ErrorCode, InstalledPluginRecord, PluginResponse, RecordInstallRequest, RecordInstallResponse,
     UploadPluginRequest, WorkspacePluginsResponse,
 };
 use hearth_archive::{BundlePath, Limits};
@@ -53,7 +53,7 @@ pub async fn upload_plugin(
 ) -> ApiResult<(StatusCode, Json<PluginResponse>)> {
     let (expected_name, files) = if body.starts_with(&[0x1f, 0x8b]) {
         let files = hearth_archive::read_files(&body, &upload_limits(&state))
-            .map_err(|e| ApiError::bad_request("invalid_archive", e.to_string()))?;
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidArchive, e.to_string()))?;
         (None, files)
     } else {
         let request: UploadPluginRequest = parse_json(&body)?;
@@ -61,16 +61,16 @@ pub async fn upload_plugin(
     };
     let manifest_bytes =
         files.iter().find(|(path, _)| path.as_str() == PLUGIN_MANIFEST).map(|(_, bytes)| bytes).ok_or_else(|| {
-            ApiError::unprocessable("missing_manifest", "a plugin must contain plugin.yaml at its root")
+            ApiError::unprocessable(ErrorCode::MissingManifest, "a plugin must contain plugin.yaml at its root")
         })?;
     let manifest_text = std::str::from_utf8(manifest_bytes)
-        .map_err(|_| ApiError::unprocessable("invalid_manifest", "plugin.yaml is not UTF-8 text"))?;
-    let manifest =
-        PluginManifest::parse(manifest_text).map_err(|e| ApiError::unprocessable("invalid_manifest", e.to_string()))?;
+        .map_err(|_| ApiError::unprocessable(ErrorCode::InvalidManifest, "plugin.yaml is not UTF-8 text"))?;
+    let manifest = PluginManifest::parse(manifest_text)
+        .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidManifest, e.to_string()))?;
     if let Some(name) = expected_name {
         if name != manifest.name.as_str() {
             return Err(ApiError::unprocessable(
-                "name_mismatch",
+                ErrorCode::NameMismatch,
                 format!("name {name:?} does not match plugin.yaml's name {:?}", manifest.name.as_str()),
             ));
         }
@@ -105,7 +105,7 @@ fn plugin_name(raw: &str) -> ApiResult<&str> {
         Ok(raw)
     } else {
         Err(ApiError::bad_request(
-            "invalid_plugin_name",
+            ErrorCode::InvalidPluginName,
             format!("plugin name {raw:?} must match ^[a-z0-9][a-z0-9._-]{{0,127}}$"),
         ))
     }
@@ -136,7 +136,7 @@ pub async fn download_plugin(
     if let Some(asked) = &query.source {
         if asked != &source && asked != name {
             return Err(ApiError::bad_request(
-                "invalid_source",
+                ErrorCode::InvalidSource,
                 format!("unsupported plugin source {asked:?}; use {source}"),
             ));
         }
@@ -188,7 +188,7 @@ pub async fn record_install(
     if let Some(sha) = &req.sha256 {
         if !sha.eq_ignore_ascii_case(&plugin.sha256) {
             return Err(ApiError::unprocessable(
-                "sha256_mismatch",
+                ErrorCode::Sha256Mismatch,
                 format!("sha256 {sha} is not plugin {name}'s ({})", plugin.sha256),
             ));
         }
@@ -196,7 +196,7 @@ pub async fn record_install(
     let desired = desired_for(&state, workspace.id).await?;
     let input =
         Input::RecordInstall { name: name.clone(), sha256: Some(plugin.sha256.clone()), desired: Some(desired) };
-    state.apply(workspace.id, input, None).await?;
+    state.lifecycle.apply(workspace.id, input, None).await?;
     tracing::info!(workspace_id = %workspace.id, plugin = %name, "plugin install recorded");
     Ok(Json(RecordInstallResponse {
         status: "installed".into(),
@@ -251,7 +251,7 @@ pub async fn add_operator_plugin(
         Ok(_) => {}
         Err(hearth_store::StoreError::NotFound(_)) => {
             return Err(ApiError::unprocessable(
-                "unknown_plugin",
+                ErrorCode::UnknownPlugin,
                 format!("plugin {name:?} is not pushed; push it first"),
             ))
         }

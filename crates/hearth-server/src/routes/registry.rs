@@ -7,8 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hearth_api::{
-    ApiErrorBody, DiscoverResponse, HeartbeatRequest, HeartbeatResponse, Peer, RegisterRequest, RegisterResponse,
-    StatusResponse, UpdateCardRequest,
+    ApiErrorBody, DiscoverResponse, ErrorCode, HeartbeatRequest, HeartbeatResponse, Peer, RegisterRequest,
+    RegisterResponse, StatusResponse, UpdateCardRequest,
 };
 use hearth_core::heartbeat::RawHeartbeat;
 use hearth_core::reconcile::{PluginFailure, Report};
@@ -34,7 +34,7 @@ pub async fn register(
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<Json<RegisterResponse>> {
     agent_url::validate(&req.url, state.settings.allow_private_agent_urls)
-        .map_err(|message| ApiError::bad_request("invalid_url", message).with("field", "url"))?;
+        .map_err(|message| ApiError::bad_request(ErrorCode::InvalidUrl, message).field("url"))?;
     let input = Input::Register { url: req.url, agent_card: req.agent_card.unwrap_or(serde_json::json!({})) };
     let minted = if bearer.0.is_some() {
         state.auth.workspace(&*state.store, &bearer, req.id).await?;
@@ -51,7 +51,7 @@ pub async fn register(
         Some(m) => (Some(m.secret), Some(m.record)),
         None => (None, None),
     };
-    let applied = state.apply(req.id, input, record).await?;
+    let applied = state.lifecycle.apply(req.id, input, record).await?;
     tracing::info!(workspace_id = %req.id, minted = applied.minted_token, "runtime registered");
     Ok(Json(RegisterResponse {
         status: "registered".into(),
@@ -91,12 +91,12 @@ pub async fn heartbeat(
         runtime_metadata: req.runtime_metadata,
         report,
     })
-    .map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))?;
+    .map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, e.to_string()))?;
     // Desired state is read (one query) before the transaction; a template
     // change that lands in between is picked up by the next heartbeat.
     let desired = desired_for(&state, req.workspace_id).await?;
     heartbeat.desired = Some(desired.clone());
-    let applied = state.apply(req.workspace_id, Input::Heartbeat(heartbeat), None).await?;
+    let applied = state.lifecycle.apply(req.workspace_id, Input::Heartbeat(heartbeat), None).await?;
     metrics::histogram!("hearth_heartbeat_duration_seconds").record(started.elapsed().as_secs_f64());
     Ok(Json(HeartbeatResponse {
         status: "ok".into(),
@@ -115,8 +115,7 @@ pub async fn update_card(
     ApiJson(req): ApiJson<UpdateCardRequest>,
 ) -> ApiResult<Json<StatusResponse>> {
     state.auth.workspace(&*state.store, &bearer, req.workspace_id).await?;
-    let event = state.store.update_agent_card(req.workspace_id, req.agent_card, chrono::Utc::now()).await?;
-    state.bus.published(std::slice::from_ref(&event));
+    state.lifecycle.update_agent_card(req.workspace_id, req.agent_card).await?;
     Ok(Json(StatusResponse { status: "updated".into() }))
 }
 
@@ -213,7 +212,7 @@ pub async fn discover(
     let caller_raw = headers
         .get("x-workspace-id")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::bad_request("missing_header", "X-Workspace-ID header is required"))?;
+        .ok_or_else(|| ApiError::bad_request(ErrorCode::MissingHeader, "X-Workspace-ID header is required"))?;
     let caller_id: WorkspaceId = parse_id(caller_raw, "X-Workspace-ID")?;
     state.auth.workspace(&*state.store, &bearer, caller_id).await?;
     let not_found = || ApiError::not_found("workspace not found");
@@ -225,8 +224,12 @@ pub async fn discover(
         return Err(not_found());
     }
     if !target.status.is_available() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "workspace_unavailable", "workspace not available")
-            .with("status", target.status.as_str()));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::WorkspaceUnavailable,
+            "workspace not available",
+        )
+        .workspace_status(target.status));
     }
     Ok(Json(DiscoverResponse { id: target.id, url: target.url.clone(), name: target.name.clone() }))
 }

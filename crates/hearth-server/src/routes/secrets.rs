@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::Utc;
-use hearth_api::{ApiErrorBody, StatusResponse};
+use hearth_api::{ApiErrorBody, ErrorCode, StatusResponse};
 use hearth_core::{OrgId, WorkspaceId};
 
 use crate::auth::{Bearer, IfRemoved, Operator};
@@ -22,7 +22,7 @@ fn validate_secrets(secrets: &BTreeMap<String, String>) -> ApiResult<()> {
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             return Err(ApiError::bad_request(
-                "invalid_field",
+                ErrorCode::InvalidField,
                 format!("secret name {key:?} must match [A-Za-z_][A-Za-z0-9_]* (at most 255 characters)"),
             ));
         }
@@ -37,7 +37,14 @@ async fn put(
     secrets: BTreeMap<String, String>,
 ) -> ApiResult<()> {
     validate_secrets(&secrets)?;
-    let sealed = secrets.iter().map(|(k, v)| state.cipher.seal(org, workspace, k, v)).collect();
+    let sealed = secrets
+        .iter()
+        .map(|(k, v)| {
+            state.cipher.seal(org, workspace, k, v).map_err(|e| {
+                ApiError::internal(format!("cannot encrypt secret {k:?} of org {org} (workspace {workspace:?}): {e}"))
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
     state.store.put_secrets(org, workspace, sealed, Utc::now()).await?;
     Ok(())
 }
@@ -100,10 +107,10 @@ pub async fn secret_values(
         tracing::error!(workspace_id = %id, keys = ?broken, "secrets cannot be decrypted (wrong HEARTH_SECRET_KEY?)");
         let mut error = ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "secret_decrypt_failed",
+            ErrorCode::SecretDecryptFailed,
             format!("cannot decrypt secrets: {}", broken.join(", ")),
         )
-        .with("keys", broken.clone());
+        .keys(broken.clone());
         error.cause = Some(format!("undecryptable secrets {broken:?} for workspace {id}"));
         return Err(error);
     }

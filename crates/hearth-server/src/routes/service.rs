@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hearth_api::{ApiErrorBody, BuildInfo, StatusResponse};
+use hearth_api::{ApiErrorBody, BuildInfo, ErrorCode, StatusResponse};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -31,7 +31,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<StatusRespo
     if applied < expected {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not_migrated",
+            ErrorCode::NotMigrated,
             format!("database schema is at version {applied}, this build needs {expected}; run hearth migrate"),
         ));
     }

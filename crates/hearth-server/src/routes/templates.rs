@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use hearth_api::{ApiErrorBody, AssetFile, ImportTemplateRequest, ImportTemplateResponse, TemplateResponse};
+use hearth_api::{ApiErrorBody, AssetFile, ErrorCode, ImportTemplateRequest, ImportTemplateResponse, TemplateResponse};
 use hearth_core::digest::assets_digest;
 use hearth_core::manifest::{TemplateConfig, TEMPLATE_CONFIG};
 use hearth_store::{NewTemplate, StoreError, Template};
@@ -43,16 +43,16 @@ pub async fn import_template(
     operator: Operator,
     ApiJson(req): ApiJson<ImportTemplateRequest>,
 ) -> ApiResult<(StatusCode, Json<ImportTemplateResponse>)> {
-    hearth_core::validate::name("name", &req.name).map_err(|m| ApiError::bad_request("invalid_field", m))?;
+    hearth_core::validate::name("name", &req.name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;
     let files = decode_files(req.files)?;
     let config_bytes =
         files.iter().find(|(path, _)| path.as_str() == TEMPLATE_CONFIG).map(|(_, bytes)| bytes).ok_or_else(|| {
-            ApiError::unprocessable("missing_config", "a template must contain config.yaml at its root")
+            ApiError::unprocessable(ErrorCode::MissingConfig, "a template must contain config.yaml at its root")
         })?;
     let config_text = std::str::from_utf8(config_bytes)
-        .map_err(|_| ApiError::unprocessable("invalid_config", "config.yaml is not UTF-8 text"))?;
-    let config =
-        TemplateConfig::parse(config_text).map_err(|e| ApiError::unprocessable("invalid_config", e.to_string()))?;
+        .map_err(|_| ApiError::unprocessable(ErrorCode::InvalidConfig, "config.yaml is not UTF-8 text"))?;
+    let config = TemplateConfig::parse(config_text)
+        .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidConfig, e.to_string()))?;
     let org = operator.org();
     let mut missing = Vec::new();
     for plugin in &config.plugins {
@@ -64,10 +64,10 @@ pub async fn import_template(
     }
     if !missing.is_empty() {
         return Err(ApiError::unprocessable(
-            "unknown_plugin",
+            ErrorCode::UnknownPlugin,
             format!("config.yaml declares plugins that are not pushed: {}", missing.join(", ")),
         )
-        .with("missing", missing));
+        .keys(missing));
     }
     let new_files = to_new_files(&files);
     let digest_input: Vec<(&str, &str)> = new_files.iter().map(|f| (f.path.as_str(), f.sha256.as_str())).collect();

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
-use hearth_api::{ApiErrorBody, CreateTokenRequest, StatusResponse, TokenResponse};
+use hearth_api::{ApiErrorBody, CreateTokenRequest, ErrorCode, StatusResponse, TokenResponse};
 use hearth_core::TokenId;
 use hearth_store::Token;
 
@@ -38,7 +38,7 @@ pub async fn create_org_token(
         if body.iter().all(u8::is_ascii_whitespace) { CreateTokenRequest::default() } else { parse_json(&body)? };
     let name = request.name;
     if let Some(name) = &name {
-        hearth_core::validate::name("name", name).map_err(|m| ApiError::bad_request("invalid_field", m))?;
+        hearth_core::validate::name("name", name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;
     }
     let minted = auth::mint(operator.org(), None, name);
     let token = state.store.insert_token(minted.record).await?;

@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use hearth_api::{
-    ApiErrorBody, Condition, CreateWorkspaceRequest, DeleteResponse, StateResponse, StatusResponse, TokenResponse,
-    WorkspaceResponse,
+    ApiErrorBody, Condition, CreateWorkspaceRequest, DeleteResponse, ErrorCode, StateResponse, StatusResponse,
+    TokenResponse, WorkspaceResponse,
 };
 use hearth_core::reconcile::DesiredState;
 use hearth_core::{Input, WorkspaceId, WorkspaceStatus};
@@ -118,34 +118,40 @@ pub async fn create_workspace(
     operator: Operator,
     ApiJson(req): ApiJson<CreateWorkspaceRequest>,
 ) -> ApiResult<(StatusCode, Json<WorkspaceResponse>)> {
-    hearth_core::validate::name("name", &req.name).map_err(|m| ApiError::bad_request("invalid_field", m))?;
+    hearth_core::validate::name("name", &req.name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;
     let tier = req.tier.unwrap_or(1);
     if !(0..=100).contains(&tier) {
-        return Err(ApiError::bad_request("invalid_field", format!("tier must be between 0 and 100, got {tier}")));
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidField,
+            format!("tier must be between 0 and 100, got {tier}"),
+        ));
     }
     if let Some(role) = &req.role {
         if role.chars().count() > 255 || role.chars().any(char::is_control) {
             return Err(ApiError::bad_request(
-                "invalid_field",
+                ErrorCode::InvalidField,
                 "role must be at most 255 characters, no control characters",
             ));
         }
     }
     if matches!(req.max_concurrent_tasks, Some(n) if n < 0) || matches!(req.budget_limit, Some(n) if n < 0) {
         return Err(ApiError::bad_request(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "max_concurrent_tasks and budget_limit must not be negative",
         ));
     }
     if let Some(url) = &req.url {
         crate::agent_url::validate(url, state.settings.allow_private_agent_urls)
-            .map_err(|m| ApiError::bad_request("invalid_url", m))?;
+            .map_err(|m| ApiError::bad_request(ErrorCode::InvalidUrl, m))?;
     }
     let org = operator.org();
     // The desired state doubles as the existence check of the template.
     let desired = match &req.template {
         Some(name) => state.store.desired_state(org, name).await?.ok_or_else(|| {
-            ApiError::unprocessable("unknown_template", format!("template {name:?} does not exist; push it first"))
+            ApiError::unprocessable(
+                ErrorCode::UnknownTemplate,
+                format!("template {name:?} does not exist; push it first"),
+            )
         })?,
         None => DesiredState::default(),
     };
@@ -155,7 +161,7 @@ pub async fn create_workspace(
             Ok(ws) if ws.org_id == org && ws.status != WorkspaceStatus::Removed => {}
             Ok(_) | Err(StoreError::NotFound(_)) => {
                 return Err(ApiError::unprocessable(
-                    "unknown_parent",
+                    ErrorCode::UnknownParent,
                     format!("parent_id: workspace {parent} does not exist"),
                 ))
             }
@@ -239,19 +245,14 @@ pub async fn delete_workspace(
 ) -> ApiResult<Json<DeleteResponse>> {
     let id = parse_id(&raw, "workspace id")?;
     visible_workspace(&state, operator, id).await?;
-    let deleted = state.store.delete_workspace(id, Utc::now()).await?;
-    for removed in &deleted.removed {
-        metrics::counter!("hearth_transitions_total", "from" => "any", "to" => "removed").increment(1);
-        tracing::info!(workspace_id = %removed, "workspace removed");
-    }
-    state.bus.published(&deleted.events);
+    let deleted = state.lifecycle.delete(id).await?;
     Ok(Json(DeleteResponse { status: "removed".into(), cascade_deleted: deleted.cascade_deleted }))
 }
 
 async fn lifecycle(state: AppState, operator: Operator, raw: String, input: Input) -> ApiResult<Json<StatusResponse>> {
     let id = parse_id(&raw, "workspace id")?;
     visible_workspace(&state, operator, id).await?;
-    let applied = state.apply(id, input, None).await?;
+    let applied = state.lifecycle.apply(id, input, None).await?;
     Ok(Json(StatusResponse { status: applied.workspace.status.as_str().into() }))
 }
 
@@ -303,22 +304,19 @@ pub async fn workspace_state(
     State(state): State<AppState>,
     bearer: Bearer,
     Path(raw): Path<String>,
-) -> ApiResult<Json<StateResponse>> {
+) -> ApiResult<(StatusCode, Json<StateResponse>)> {
     let id = parse_id(&raw, "workspace id")?;
     let workspace = workspace_for_runtime_or_operator(&state, &bearer, id, IfRemoved::Answer).await?;
-    if workspace.status == WorkspaceStatus::Removed {
-        return Err(ApiError::not_found("workspace removed")
-            .with("workspace_id", id.to_string())
-            .with("status", "removed")
-            .with("paused", false)
-            .with("deleted", true));
-    }
-    Ok(Json(StateResponse {
+    let removed = workspace.status == WorkspaceStatus::Removed;
+    let body = StateResponse {
         workspace_id: id,
         status: workspace.status,
         paused: workspace.status.is_stopped(),
-        deleted: false,
-    }))
+        deleted: removed,
+        error: removed.then(|| "workspace removed".to_owned()),
+        code: removed.then_some(ErrorCode::NotFound),
+    };
+    Ok((if removed { StatusCode::NOT_FOUND } else { StatusCode::OK }, Json(body)))
 }
 
 /// Issue another token for a workspace (shown once).

@@ -85,7 +85,7 @@ async fn a_template_with_a_plugin_is_delivered_and_converges(engine: Engine) {
     let runtime = app.client(Some(&token));
     let first = runtime.heartbeat(&heartbeat(ws.id)).await.unwrap();
     assert_eq!(first.desired.assets_digest.as_deref(), Some(digest.as_str()));
-    assert_eq!(first.desired.plugins[0].sha256, plugin_sha);
+    assert_eq!(first.desired.plugins[0].sha256.as_deref(), Some(plugin_sha.as_str()));
     let got = app.admin.get_workspace(ws.id).await.unwrap();
     let cond = |w: &hearth_api::WorkspaceResponse, kind: &str| {
         w.conditions.iter().find(|c| c.kind == kind).map(|c| (c.status.clone(), c.reason.clone())).unwrap()
@@ -309,7 +309,7 @@ async fn an_operator_can_add_a_plugin_to_one_workspace(engine: Engine) {
     // The runtime is told on its next heartbeat, and the condition waits for it.
     let hb = runtime.heartbeat(&heartbeat(id)).await.unwrap();
     assert_eq!(hb.desired.plugins.len(), 1);
-    assert_eq!(hb.desired.plugins[0].sha256, plugin["sha256"].as_str().unwrap());
+    assert_eq!(hb.desired.plugins[0].sha256.as_deref(), plugin["sha256"].as_str());
     let ws = app.admin.get_workspace(id).await.unwrap();
     let cond = ws.conditions.iter().find(|c| c.kind == "PluginsInstalled").unwrap();
     assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "Pending"));

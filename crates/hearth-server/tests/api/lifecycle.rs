@@ -173,6 +173,9 @@ async fn paused_workspace_is_not_revived_by_register_or_heartbeat(engine: Engine
         .unwrap_err();
     assert_eq!(err.status(), Some(409));
     assert!(err.to_string().contains("workspace is paused"), "{err}");
+    // Programs read the typed code and status, not the sentence.
+    assert_eq!(err.code(), Some(hearth_api::ErrorCode::WorkspaceStopped));
+    assert_eq!(err.workspace_status(), Some(WorkspaceStatus::Paused));
     let state = runtime.workspace_state(id).await.unwrap();
     assert!(state.paused);
     assert_eq!(state.status, WorkspaceStatus::Paused);

@@ -52,6 +52,17 @@ async fn service_endpoints_describe_the_running_server(engine: Engine) {
     ] {
         assert!(paths.contains_key(path), "{path} missing from /openapi.json");
     }
+    // The error body and its codes are documented, so clients branch on codes.
+    let schemas = &openapi["components"]["schemas"];
+    let codes: Vec<&str> =
+        schemas["ErrorCode"]["enum"].as_array().expect("ErrorCode enum").iter().filter_map(|c| c.as_str()).collect();
+    for code in hearth_api::ErrorCode::ALL {
+        assert!(codes.contains(&code.as_str()), "{code} missing from the ErrorCode schema");
+    }
+    let body = &schemas["ApiErrorBody"]["properties"];
+    for key in ["error", "code", "status", "field", "keys"] {
+        assert!(body.get(key).is_some(), "ApiErrorBody.{key} is documented");
+    }
 }
 
 async fn peers_and_discover_follow_the_workspace_tree(engine: Engine) {

@@ -550,10 +550,12 @@ impl Run {
                 Ok(recorded) => {
                     for plugin in &self.plugins {
                         match recorded.desired.iter().find(|desired| desired.name == plugin.name) {
-                            Some(desired) if desired.sha256 == plugin.sha256 => {}
+                            Some(desired) if desired.sha256.as_deref() == Some(plugin.sha256.as_str()) => {}
                             Some(desired) => waiting.push(format!(
                                 "{} is desired with sha256 {}, but the registry holds {}",
-                                plugin.name, desired.sha256, plugin.sha256
+                                plugin.name,
+                                desired.sha256.as_deref().unwrap_or("(none: not in the registry)"),
+                                plugin.sha256
                             )),
                             None => {
                                 waiting.push(format!("{} is not among the workspace's desired plugins", plugin.name))

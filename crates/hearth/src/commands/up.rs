@@ -304,13 +304,13 @@ impl Guide {
             let installed = workspace
                 .installed_plugins
                 .iter()
-                .any(|have| have.name == plugin.name && have.sha256.as_deref() == Some(plugin.sha256.as_str()));
+                .any(|have| have.name == plugin.name && plugin.sha256.is_some() && have.sha256 == plugin.sha256);
             if installed && !told.installed.contains(&plugin.name) {
                 say(&format!(
                     "Plugin {} {} installed into {}: downloaded, its content hash checked, unpacked safely, and \
                      reported back to Hearth.",
                     plugin.name,
-                    plugin.version,
+                    plugin.version.as_deref().unwrap_or_default(),
                     dir.join("plugins").join(&plugin.name).display()
                 ));
                 told.installed.push(plugin.name.clone());

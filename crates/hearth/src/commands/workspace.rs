@@ -254,11 +254,15 @@ fn describe(workspace: &WorkspaceResponse) -> String {
         for plugin in &workspace.desired_plugins {
             let installed = match installed_sha(&plugin.name) {
                 None => "no".to_owned(),
-                Some(Some(sha)) if sha == plugin.sha256 => "yes".to_owned(),
+                Some(Some(sha)) if Some(&sha) == plugin.sha256.as_ref() => "yes".to_owned(),
                 Some(Some(sha)) => format!("other content ({})", short_sha(&sha)),
                 Some(None) => "yes (unverified)".to_owned(),
             };
-            table.row([plugin.name.clone(), format!("{} ({})", plugin.version, short_sha(&plugin.sha256)), installed]);
+            let desired = match (&plugin.version, &plugin.sha256) {
+                (Some(version), Some(sha)) => format!("{version} ({})", short_sha(sha)),
+                _ => "not in the registry".to_owned(),
+            };
+            table.row([plugin.name.clone(), desired, installed]);
         }
         for plugin in &workspace.installed_plugins {
             if !workspace.desired_plugins.iter().any(|desired| desired.name == plugin.name) {
