@@ -19,3 +19,20 @@ mod store;
 pub use dialect::{Dialect, Failure};
 pub use error::{map_err, redact};
 pub use store::SqlStore;
+
+/// Rule 2 for an engine: one test that prepares every statement the engine
+/// runs (shared and dialect) against a freshly migrated database. `$make` is
+/// an async expression returning `(SqlStore<D>, guard)`; `$dialect` is `D`.
+#[macro_export]
+macro_rules! statement_tests {
+    ($make:expr, $dialect:ty) => {
+        #[tokio::test]
+        async fn every_statement_prepares_against_the_migrated_schema() {
+            let (store, _guard) = $make.await;
+            let failures = store.unpreparable_statements().await;
+            assert!(failures.is_empty(), "statements that do not fit the schema:\n{}", failures.join("\n"));
+            let count = $crate::sql::all_statements::<$dialect>().len();
+            assert!(count >= 40, "the registry lists every statement ({count})");
+        }
+    };
+}
