@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed step should panic
 
 use hearth_core::WorkspaceStatus;
-use hearth_store::{NewWorkspace, Store};
+use hearth_store::Store;
 use sqlx::Executor;
 
 #[tokio::test]
@@ -26,20 +26,17 @@ async fn the_postgres_enum_has_exactly_the_eight_statuses_in_order() {
 #[tokio::test]
 async fn reading_the_previous_status_the_way_the_seed_did_fails_and_hearth_reads_provisioning() {
     let (store, _db) = hearth_store_pg::testing::fresh_store().await;
-    let ws = store
-        .create_workspace(NewWorkspace::named(hearth_core::OrgId::DEFAULT, "seo-agent", chrono::Utc::now()), None)
-        .await
-        .unwrap();
+    let id = hearth_store::conformance::create(&store, "seo-agent").await;
     let seed_sql = "select coalesce(current_task, ''), coalesce(monthly_spend, 0), coalesce(status, '') \
                     from workspaces where workspace_id = $1";
     let prepared = store.writer().prepare(seed_sql).await;
     let err = prepared.expect_err("the statement check must reject the seed's query");
     assert!(err.to_string().contains("invalid input value for enum workspace_status"), "{err}");
-    let run = sqlx::query(seed_sql).bind(ws.id.0).fetch_one(store.writer()).await;
+    let run = sqlx::query(seed_sql).bind(id.0).fetch_one(store.writer()).await;
     assert!(run.is_err(), "and it fails at run time, which the seed's handler ignored");
 
     let hb = hearth_core::Heartbeat::validate(Default::default()).unwrap();
-    let applied = store.apply(ws.id, hearth_core::Input::Heartbeat(hb), chrono::Utc::now(), None).await.unwrap();
+    let applied = store.apply(id, hearth_core::Input::Heartbeat(hb), chrono::Utc::now(), None).await.unwrap();
     assert_eq!(applied.previous, WorkspaceStatus::Provisioning);
     assert_eq!(applied.workspace.status, WorkspaceStatus::Online);
 }
@@ -47,12 +44,9 @@ async fn reading_the_previous_status_the_way_the_seed_did_fails_and_hearth_reads
 #[tokio::test]
 async fn a_status_outside_the_enum_cannot_be_written() {
     let (store, _db) = hearth_store_pg::testing::fresh_store().await;
-    let ws = store
-        .create_workspace(NewWorkspace::named(hearth_core::OrgId::DEFAULT, "w", chrono::Utc::now()), None)
-        .await
-        .unwrap();
+    let id = hearth_store::conformance::create(&store, "w").await;
     let err = sqlx::query("update workspaces set status = 'zombie' where workspace_id = $1")
-        .bind(ws.id.0)
+        .bind(id.0)
         .execute(store.writer())
         .await
         .unwrap_err();

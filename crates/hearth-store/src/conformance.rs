@@ -78,7 +78,8 @@ fn register() -> Input {
     Input::Register { url: "http://localhost:9000".into(), agent_card: json!({"name": "agent"}) }
 }
 
-async fn create<T: Store + ?Sized>(store: &T, name: &str) -> WorkspaceId {
+/// Creates a workspace named `name` in the default org (for engine tests too).
+pub async fn create<T: Store + ?Sized>(store: &T, name: &str) -> WorkspaceId {
     store.create_workspace(NewWorkspace::named(OrgId::DEFAULT, name, t(0)), None).await.unwrap().id
 }
 
