@@ -9,6 +9,7 @@ mod commands;
 mod examples;
 mod operator;
 mod output;
+mod telemetry;
 
 use std::process::ExitCode;
 

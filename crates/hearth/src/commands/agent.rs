@@ -15,12 +15,9 @@ use hearth_agent::contract::{self, EXIT_LOCKED};
 use hearth_agent::{AgentConfig, Exit, NO_INBOUND_URL};
 use hearth_core::WorkspaceId;
 
-use crate::cli::{self, GlobalArgs};
+use crate::cli::{self, interval, GlobalArgs};
 use crate::output::ExitWith;
-
-/// Longest heartbeat interval accepted: a day is already far past any
-/// liveness TTL worth having.
-const MAX_HEARTBEAT_SECS: f64 = 86_400.0;
+use crate::telemetry;
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
@@ -48,17 +45,6 @@ pub struct AgentArgs {
     /// Refuse a plugin archive larger than this unpacked, in bytes [default: 64 MiB]
     #[arg(long, env = "HEARTH_AGENT_MAX_PLUGIN_BYTES", value_name = "BYTES")]
     max_plugin_bytes: Option<u64>,
-}
-
-/// A positive, finite number of seconds, fractions allowed.
-pub fn interval(text: &str) -> Result<Duration, String> {
-    let invalid =
-        || format!("expected a number of seconds greater than 0 and at most {MAX_HEARTBEAT_SECS}, such as 30 or 0.5");
-    let seconds: f64 = text.trim().parse().map_err(|_| invalid())?;
-    if !(seconds > 0.0 && seconds <= MAX_HEARTBEAT_SECS) {
-        return Err(invalid());
-    }
-    Duration::try_from_secs_f64(seconds).map_err(|_| invalid())
 }
 
 impl AgentArgs {
@@ -103,7 +89,7 @@ impl AgentArgs {
 }
 
 pub async fn run(args: AgentArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    crate::commands::serve::init_tracing()?;
+    telemetry::init()?;
     let config = args.into_config(global)?;
     match hearth_agent::run(config, hearth_server::startup::shutdown_signal()).await {
         // The library has said why it stopped, in its log.
@@ -197,14 +183,5 @@ mod tests {
         let (args, global) = parse(&["--workspace", ID, "--token", "tok-only-here", "--token-file", "/t"]);
         let err = args.into_config(&global).unwrap_err();
         assert!(err.to_string().contains("not both"), "{err}");
-    }
-
-    #[test]
-    fn heartbeat_intervals_must_be_positive_and_finite() {
-        assert_eq!(interval("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(interval(" 0.25 "), Ok(Duration::from_millis(250)));
-        for bad in ["0", "-1", "NaN", "inf", "abc", "", "1e9"] {
-            assert!(interval(bad).is_err(), "{bad:?} was accepted");
-        }
     }
 }

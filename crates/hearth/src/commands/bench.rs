@@ -125,7 +125,7 @@ struct Report {
 }
 
 async fn heartbeat(args: HeartbeatArgs, json: bool) -> anyhow::Result<()> {
-    crate::commands::up::init_quiet_tracing()?;
+    crate::telemetry::init_quiet()?;
     let dir = tempfile::Builder::new().prefix("hearth-bench-").tempdir().context("cannot create a temp dir")?;
     let settings = Settings {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -32,10 +32,9 @@ use hearth_core::{WorkspaceId, WorkspaceStatus};
 use serde::Serialize;
 use tokio::process::{Child, Command};
 
-use crate::commands::template::short_digest;
 use crate::examples;
 use crate::operator::Operator;
-use crate::output;
+use crate::output::{self, short_digest, short_hex};
 
 /// How often a step asks the server (and the disk) again.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -805,10 +804,6 @@ fn sample_error(workspace: &WorkspaceResponse) -> String {
 /// Prompts, and model files (under `model/` or `models/`).
 fn is_prompt_or_model(path: &str) -> bool {
     ["prompts/", "model/", "models/"].iter().any(|prefix| path.starts_with(prefix))
-}
-
-fn short_hex(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 /// Checks bytes against their manifest entry.

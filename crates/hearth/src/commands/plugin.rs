@@ -8,7 +8,7 @@ use hearth_api::{PluginResponse, UploadPluginRequest};
 
 use crate::bundle;
 use crate::operator::Operator;
-use crate::output::{self, or_dash, truncate, Table};
+use crate::output::{self, or_dash, short_hex, truncate, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -69,7 +69,7 @@ fn table(plugins: &[PluginResponse]) -> Table {
         table.row([
             plugin.name.clone(),
             plugin.version.clone(),
-            plugin.sha256.get(..12).unwrap_or(&plugin.sha256).to_owned(),
+            short_hex(&plugin.sha256).to_owned(),
             truncate(&or_dash(Some(&plugin.description))),
         ]);
     }

@@ -12,7 +12,7 @@ use hearth_core::{WorkspaceId, WorkspaceStatus};
 
 use crate::cli;
 use crate::operator::Operator;
-use crate::output::{self, age, or_dash, render_fields, timestamp, truncate, Table};
+use crate::output::{self, age, or_dash, render_fields, short_hex, timestamp, truncate, Table};
 
 /// How often `workspace wait` asks for the workspace.
 const WAIT_POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -255,10 +255,10 @@ fn describe(workspace: &WorkspaceResponse) -> String {
             let installed = match installed_sha(&plugin.name) {
                 None => "no".to_owned(),
                 Some(Some(sha)) if sha == plugin.sha256 => "yes".to_owned(),
-                Some(Some(sha)) => format!("other content ({})", short_sha(&sha)),
+                Some(Some(sha)) => format!("other content ({})", short_hex(&sha)),
                 Some(None) => "yes (unverified)".to_owned(),
             };
-            table.row([plugin.name.clone(), format!("{} ({})", plugin.version, short_sha(&plugin.sha256)), installed]);
+            table.row([plugin.name.clone(), format!("{} ({})", plugin.version, short_hex(&plugin.sha256)), installed]);
         }
         for plugin in &workspace.installed_plugins {
             if !workspace.desired_plugins.iter().any(|desired| desired.name == plugin.name) {
@@ -269,11 +269,6 @@ fn describe(workspace: &WorkspaceResponse) -> String {
         text.push_str(&table.render());
     }
     text
-}
-
-fn short_sha(sha: &str) -> &str {
-    let hex = sha.strip_prefix("sha256:").unwrap_or(sha);
-    hex.get(..12).unwrap_or(hex)
 }
 
 async fn wait(args: WaitArgs, op: &Operator) -> anyhow::Result<()> {
