@@ -6,7 +6,6 @@
 mod bundle;
 mod cli;
 mod commands;
-mod examples;
 mod operator;
 mod output;
 mod telemetry;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use hearth_api::{PluginResponse, UploadPluginRequest};
+use hearth_api::{FileContent, PluginResponse, UploadPluginRequest};
 
 use crate::bundle;
 use crate::operator::Operator;
@@ -42,7 +42,7 @@ async fn push(path: PathBuf, op: &Operator) -> anyhow::Result<()> {
         op.client.push_plugin_tarball(tarball).await
     } else {
         let files = bundle::read_dir(&path)?;
-        op.client.push_plugin_json(&UploadPluginRequest { name: None, files: bundle::to_wire(files) }).await
+        op.client.push_plugin_json(&UploadPluginRequest { name: None, files: FileContent::files(files) }).await
     };
     let plugin = pushed.with_context(|| format!("cannot push the plugin in {}", path.display()))?;
     if op.json {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chrono::Utc;
 use clap::Subcommand;
-use hearth_api::{ImportTemplateRequest, TemplateResponse};
+use hearth_api::{FileContent, ImportTemplateRequest, TemplateResponse};
 
 use crate::bundle;
 use crate::operator::Operator;
@@ -56,7 +56,7 @@ async fn push(dir: PathBuf, name: Option<String>, op: &Operator) -> anyhow::Resu
     };
     let files = bundle::read_dir(&dir)?;
     let count = files.len();
-    let request = ImportTemplateRequest { name, files: bundle::to_wire(files) };
+    let request = ImportTemplateRequest { name, files: FileContent::files(files) };
     let imported = op
         .client
         .import_template(&request)

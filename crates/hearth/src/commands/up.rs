@@ -14,11 +14,11 @@ use clap::Args;
 use hearth_api::{CreateWorkspaceRequest, WorkspaceResponse};
 use hearth_client::Client;
 use hearth_core::WorkspaceStatus;
+use hearth_harness::examples;
 use hearth_server::{Application, ProvisionerKind, Settings};
 use tokio::sync::watch;
 
 use crate::cli::interval;
-use crate::examples;
 use crate::output::{self, short_digest, short_hex};
 use crate::telemetry;
 
