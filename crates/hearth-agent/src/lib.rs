@@ -43,9 +43,10 @@
 mod agent;
 mod assets;
 mod backoff;
+pub mod contract;
 mod error;
 mod fsutil;
-mod lock;
+pub mod lock;
 mod plugins;
 mod token;
 

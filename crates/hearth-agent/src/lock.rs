@@ -5,9 +5,12 @@
 //! process ends: a crashed agent never leaves a stale lock behind. The file
 //! also carries the holder's pid, which the process provisioner uses to stop
 //! an agent it adopted from an earlier server.
+//!
+//! Both sides of the protocol are here: [`acquire`] (the agent) and
+//! [`holder`] (a supervisor asking whether an agent runs, and which).
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use crate::error::AgentError;
@@ -39,6 +42,40 @@ pub(crate) fn acquire(dir: &Path) -> Result<DirLock, AgentError> {
     Ok(DirLock { _file: file })
 }
 
+/// The agent holding a directory's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    /// Its process id; `None` in the instant between taking the lock and
+    /// writing the pid (or if the file holds something else).
+    pub pid: Option<u32>,
+}
+
+/// Which agent, if any, holds the lock on `dir`. No lock file means no
+/// holder; any other failure to open, test or read the lock is an error,
+/// since the answer is then unknown.
+///
+/// Testing takes the lock for an instant when it is free, so an agent
+/// starting in that very instant fails with [`AgentError::Locked`].
+pub fn holder(dir: &Path) -> io::Result<Option<Holder>> {
+    // Opened for writing too, as the agent opens it: an exclusive lock is
+    // what is tested.
+    let mut file = match OpenOptions::new().read(true).write(true).open(dir.join(LOCK_FILE)) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    match file.try_lock() {
+        // Free: closing the file (dropping it) releases the test lock.
+        Ok(()) => Ok(None),
+        Err(TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            file.read_to_string(&mut text)?;
+            Ok(Some(Holder { pid: text.trim().parse().ok() }))
+        }
+        Err(TryLockError::Error(err)) => Err(err),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +92,35 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap(), pid, "the holder's pid is kept");
         drop(first);
         acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_held_lock_is_seen_and_a_free_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(holder(dir.path()).unwrap(), None, "no lock file");
+        let file = File::create(dir.path().join(LOCK_FILE)).unwrap();
+        assert_eq!(holder(dir.path()).unwrap(), None);
+        file.lock().unwrap();
+        assert_eq!(holder(dir.path()).unwrap(), Some(Holder { pid: None }), "locked, no pid written yet");
+        file.unlock().unwrap();
+        assert_eq!(holder(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn the_holder_is_named_by_the_pid_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = acquire(dir.path()).unwrap();
+        assert_eq!(holder(dir.path()).unwrap(), Some(Holder { pid: Some(std::process::id()) }));
+        drop(held);
+        assert_eq!(holder(dir.path()).unwrap(), None, "released when dropped");
+    }
+
+    #[test]
+    fn a_lock_that_cannot_be_read_is_an_error_not_a_free_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: opening it for writing fails.
+        std::fs::create_dir(dir.path().join(LOCK_FILE)).unwrap();
+        let err = holder(dir.path()).unwrap_err();
+        assert_ne!(err.kind(), io::ErrorKind::NotFound, "{err}");
     }
 }

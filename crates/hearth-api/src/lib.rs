@@ -487,6 +487,24 @@ pub enum FileContent {
     Binary { base64: String },
 }
 
+impl FileContent {
+    /// One file as the wire wants it: text when UTF-8, base64 otherwise.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        use base64::Engine;
+        match String::from_utf8(bytes) {
+            Ok(text) => Self::Text(text),
+            Err(err) => Self::Binary { base64: base64::engine::general_purpose::STANDARD.encode(err.into_bytes()) },
+        }
+    }
+
+    /// The `files` of an upload, from relative paths and bytes.
+    pub fn files<P: Into<String>, B: Into<Vec<u8>>>(
+        files: impl IntoIterator<Item = (P, B)>,
+    ) -> std::collections::BTreeMap<String, Self> {
+        files.into_iter().map(|(path, bytes)| (path.into(), Self::from_bytes(bytes.into()))).collect()
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct ImportTemplateRequest {
     pub name: String,
@@ -608,5 +626,11 @@ mod tests {
         assert_eq!(body.status, Some(WorkspaceStatus::Paused));
         let json = serde_json::to_value(ApiErrorBody::new(ErrorCode::NotFound, "no")).unwrap_or_default();
         assert_eq!(json, serde_json::json!({"error": "no", "code": "not_found"}));
+    }
+
+    #[test]
+    fn text_stays_text_and_binary_becomes_base64() {
+        assert_eq!(FileContent::from_bytes(b"h\xc3\xa9".to_vec()), FileContent::Text("hé".into()));
+        assert_eq!(FileContent::from_bytes(vec![0xff, 0x00]), FileContent::Binary { base64: "/wA=".into() });
     }
 }

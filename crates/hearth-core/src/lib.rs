@@ -7,6 +7,7 @@
 
 pub mod bundle_path;
 pub mod digest;
+pub mod display;
 pub mod event;
 pub mod heartbeat;
 pub mod ids;

@@ -13,23 +13,24 @@
 //! previous server (after a crash) makes a new one exit with
 //! [`EXIT_LOCKED`]; the provisioner then *adopts* it — it watches the lock
 //! and starts a fresh agent only once the old one is gone — and stops it by
-//! the pid the agent writes into the lock file.
+//! the pid the agent writes into the lock file. The command line, the exit
+//! codes and the lock are the agent's runtime contract
+//! ([`hearth_agent::contract`], [`hearth_agent::lock`]); this module only
+//! uses them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hearth_agent::contract::{Launch, EXIT_LOCKED};
+use hearth_agent::lock::{self, Holder};
 use hearth_core::{WorkspaceId, WorkspaceStatus};
 use hearth_store::{Store, Workspace};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::Mutex;
 
 use crate::auth;
-
-/// Exit code of `hearth agent` when another agent holds the directory's lock.
-pub const EXIT_LOCKED: i32 = 75;
 
 /// Longest wait before restarting a runtime that keeps crashing.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -115,7 +116,7 @@ impl ProcessProvisioner {
                 }
                 Some((Runtime::Running { mut child, started, started_at }, failures)) => match child.try_wait() {
                     Ok(None) => (Runtime::Running { child, started, started_at }, failures),
-                    Ok(Some(status)) if status.code() == Some(EXIT_LOCKED) => {
+                    Ok(Some(status)) if status.code() == Some(i32::from(EXIT_LOCKED)) => {
                         tracing::info!(workspace_id = %id, "an agent from an earlier server still runs; adopting it");
                         (Runtime::Adopted, failures)
                     }
@@ -136,10 +137,14 @@ impl ProcessProvisioner {
                 Some((Runtime::Backoff { until, failures }, _)) if Instant::now() >= until => {
                     self.start(workspace, failures).await
                 }
-                Some((Runtime::Adopted, failures)) if !lock_is_held(&self.workspace_dir(id)) => {
-                    tracing::info!(workspace_id = %id, "adopted runtime is gone; starting a new one");
-                    self.start(workspace, failures).await
-                }
+                Some((Runtime::Adopted, failures)) => match AgentLock::of(&self.workspace_dir(id), id) {
+                    AgentLock::Free => {
+                        tracing::info!(workspace_id = %id, "adopted runtime is gone; starting a new one");
+                        self.start(workspace, failures).await
+                    }
+                    // Unknown (logged and counted): look again next pass.
+                    AgentLock::Held(_) | AgentLock::Unknown => (Runtime::Adopted, failures),
+                },
                 Some(other) => other,
             };
             runtimes.insert(id, next);
@@ -177,7 +182,7 @@ impl ProcessProvisioner {
         use anyhow::Context;
         let dir = self.workspace_dir(workspace.id);
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let token_file = dir.join(".auth_token");
+        let token_file = dir.join(hearth_agent::TOKEN_FILE);
         if !token_file.exists() {
             // Inject a token: the runtime never needs the bootstrap.
             let minted = auth::mint(workspace.org_id, Some(workspace.id), Some("process-provisioner".into()));
@@ -190,23 +195,16 @@ impl ProcessProvisioner {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let log_err = log.try_clone().context("cannot duplicate the log file handle")?;
-        let child = Command::new(&self.program)
-            .arg("agent")
-            .arg("--server")
-            .arg(&self.server_url)
-            .arg("--workspace")
-            .arg(workspace.id.to_string())
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--token-file")
-            .arg(&token_file)
-            .arg("--heartbeat-interval")
-            .arg(format!("{}", self.heartbeat_interval.as_secs_f64()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .kill_on_drop(true)
+        let launch = Launch {
+            server: self.server_url.clone(),
+            workspace: workspace.id,
+            dir,
+            token_file,
+            heartbeat_interval: self.heartbeat_interval,
+        };
+        let child = launch
+            .command(&self.program, log)
+            .context("cannot duplicate the log file handle")?
             .spawn()
             .with_context(|| format!("cannot run {}", self.program.display()))?;
         Ok(child)
@@ -238,31 +236,47 @@ impl ProcessProvisioner {
     }
 }
 
-/// True while some process holds `<dir>/agent.lock`.
-fn lock_is_held(dir: &Path) -> bool {
-    let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(dir.join("agent.lock")) else {
-        return false;
-    };
-    match file.try_lock() {
-        Ok(()) => {
-            let _released = file.unlock();
-            false
+/// What the lock of a workspace's agent directory says.
+enum AgentLock {
+    /// No agent holds it (or there is no lock file).
+    Free,
+    Held(Holder),
+    /// The lock could not be read; the error is logged and counted.
+    Unknown,
+}
+
+impl AgentLock {
+    fn of(dir: &Path, id: WorkspaceId) -> Self {
+        match lock::holder(dir) {
+            Ok(None) => Self::Free,
+            Ok(Some(holder)) => Self::Held(holder),
+            Err(error) => {
+                metrics::counter!("hearth_provisioner_errors_total", "reason" => "read_lock").increment(1);
+                tracing::error!(workspace_id = %id, %error, lock = %dir.join(hearth_agent::LOCK_FILE).display(),
+                    "cannot tell whether an agent holds the workspace's lock");
+                Self::Unknown
+            }
         }
-        Err(_) => true,
     }
 }
 
 /// Stops an agent this server did not start, by the pid in its lock file.
 fn stop_adopted(dir: &Path, id: WorkspaceId) {
-    let pid = std::fs::read_to_string(dir.join("agent.lock")).ok().and_then(|s| s.trim().parse::<u32>().ok());
-    match pid {
-        Some(pid) => match std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status() {
-            Ok(status) if status.success() => tracing::info!(workspace_id = %id, pid, "adopted runtime stopped"),
-            Ok(status) => tracing::warn!(workspace_id = %id, pid, %status, "could not stop adopted runtime"),
-            Err(e) => tracing::warn!(workspace_id = %id, pid, error = %e, "could not run kill"),
-        },
-        None => {
+    match AgentLock::of(dir, id) {
+        AgentLock::Held(Holder { pid: Some(pid) }) => {
+            match std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status() {
+                Ok(status) if status.success() => tracing::info!(workspace_id = %id, pid, "adopted runtime stopped"),
+                Ok(status) => tracing::warn!(workspace_id = %id, pid, %status, "could not stop adopted runtime"),
+                Err(e) => tracing::warn!(workspace_id = %id, pid, error = %e, "could not run kill"),
+            }
+        }
+        // Its pid may belong to another process by now: nothing to signal.
+        AgentLock::Free => tracing::info!(workspace_id = %id, "adopted runtime had already stopped"),
+        AgentLock::Held(Holder { pid: None }) => {
             tracing::warn!(workspace_id = %id, "adopted runtime wrote no pid; it stops when it sees its workspace paused or removed")
+        }
+        AgentLock::Unknown => {
+            tracing::warn!(workspace_id = %id, "adopted runtime not signalled; it stops when it sees its workspace paused or removed")
         }
     }
 }
@@ -285,17 +299,5 @@ mod tests {
                 !matches!(status, WorkspaceStatus::Paused | WorkspaceStatus::Hibernated | WorkspaceStatus::Removed);
             assert_eq!(should_run(status), expected, "{status}");
         }
-    }
-
-    #[test]
-    fn a_held_lock_is_seen_and_a_free_one_is_not() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(!lock_is_held(dir.path()), "no lock file");
-        let file = std::fs::File::create(dir.path().join("agent.lock")).unwrap();
-        assert!(!lock_is_held(dir.path()));
-        file.lock().unwrap();
-        assert!(lock_is_held(dir.path()));
-        file.unlock().unwrap();
-        assert!(!lock_is_held(dir.path()));
     }
 }

@@ -82,7 +82,7 @@ fn read_or_create_secret(path: &Path, generate: impl FnOnce() -> String) -> anyh
 
 /// Creates `path` (which must not exist) with mode 0600 — never readable by
 /// others, not even briefly — and writes `value` and a newline.
-pub(crate) fn write_secret_file(path: &Path, value: &str) -> anyhow::Result<()> {
+pub fn write_secret_file(path: &Path, value: &str) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

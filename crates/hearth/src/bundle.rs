@@ -1,6 +1,7 @@
 //! Template and plugin directories as upload bodies: every regular file
 //! under the directory, keyed by its `/`-separated relative path, sent as
-//! text when it is UTF-8 and as `{"base64": …}` otherwise.
+//! text when it is UTF-8 and as `{"base64": …}` otherwise
+//! ([`hearth_api::FileContent::files`]).
 //!
 //! Dot-files and dot-directories (`.git`, `.DS_Store`) are skipped: they are
 //! never part of what an agent should receive. Symbolic links are refused
@@ -11,8 +12,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use base64::Engine;
-use hearth_api::FileContent;
 
 /// The files under `root`, by relative path (`prompts/system.md`), sorted.
 pub fn read_dir(root: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
@@ -68,21 +67,6 @@ pub fn dir_name(dir: &Path) -> anyhow::Result<String> {
     }
 }
 
-/// One file as the wire wants it: text when UTF-8, base64 otherwise.
-pub fn file_content(bytes: Vec<u8>) -> FileContent {
-    match String::from_utf8(bytes) {
-        Ok(text) => FileContent::Text(text),
-        Err(err) => FileContent::Binary { base64: base64::engine::general_purpose::STANDARD.encode(err.into_bytes()) },
-    }
-}
-
-/// [`file_content`] for every file.
-pub fn to_wire<P: Into<String>, B: Into<Vec<u8>>>(
-    files: impl IntoIterator<Item = (P, B)>,
-) -> BTreeMap<String, FileContent> {
-    files.into_iter().map(|(path, bytes)| (path.into(), file_content(bytes.into()))).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,10 +105,27 @@ mod tests {
         assert!(err.contains("nope"), "{err}");
     }
 
+    /// What `hearth up` and `hearth e2e` push is exactly what pushing the
+    /// repository's `examples/` directories would send.
     #[test]
-    fn text_stays_text_and_binary_becomes_base64() {
-        assert_eq!(file_content(b"h\xc3\xa9".to_vec()), FileContent::Text("hé".into()));
-        assert_eq!(file_content(vec![0xff, 0x00]), FileContent::Binary { base64: "/wA=".into() });
+    fn the_embedded_examples_are_exactly_the_examples_directory() {
+        use hearth_harness::examples::{PLUGINS, SEO_AGENT_TEMPLATE};
+        let examples_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let plugins = PLUGINS.iter().map(|plugin| (format!("plugins/{}", plugin.name), plugin));
+        for (dir, example) in plugins.chain([("templates/seo-agent".to_owned(), &SEO_AGENT_TEMPLATE)]) {
+            let on_disk = read_dir(&examples_dir.join(&dir)).unwrap();
+            assert_eq!(example.files(), on_disk, "examples/{dir} and its embedded copy differ");
+        }
+        // Nothing in examples/ is left out of the table.
+        let kinds: Vec<String> = std::fs::read_dir(&examples_dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        for kind in kinds {
+            let count = std::fs::read_dir(examples_dir.join(&kind)).unwrap().count();
+            let embedded = if kind == "plugins" { PLUGINS.len() } else { 1 };
+            assert_eq!(count, embedded, "examples/{kind} has entries that are not embedded");
+        }
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! The command line: global options and the command tree. Each command
-//! group's own flags live next to its code in `commands/`.
+//! The command line: global options, the command tree, and the value
+//! parsers several commands share. Each command group's own flags live next
+//! to its code in `commands/`.
+
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use hearth_core::WorkspaceId;
@@ -80,6 +83,22 @@ pub fn workspace_id(text: &str) -> Result<WorkspaceId, String> {
     uuid(text).map(WorkspaceId)
 }
 
+/// Longest heartbeat interval accepted: a day is already far past any
+/// liveness TTL worth having.
+const MAX_HEARTBEAT_SECS: f64 = 86_400.0;
+
+/// Value parser for heartbeat intervals (`agent`, `serve`, `up`): a
+/// positive, finite number of seconds, fractions allowed.
+pub fn interval(text: &str) -> Result<Duration, String> {
+    let invalid =
+        || format!("expected a number of seconds greater than 0 and at most {MAX_HEARTBEAT_SECS}, such as 30 or 0.5");
+    let seconds: f64 = text.trim().parse().map_err(|_| invalid())?;
+    if !(seconds > 0.0 && seconds <= MAX_HEARTBEAT_SECS) {
+        return Err(invalid());
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| invalid())
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -104,5 +123,14 @@ mod tests {
         let err = Cli::try_parse_from(["hearth", "workspace", "get", "nope"]).err();
         assert_eq!(err.as_ref().map(|err| err.exit_code()), Some(2));
         assert!(err.is_some_and(|err| err.to_string().contains("expected an id (a UUID such as")));
+    }
+
+    #[test]
+    fn heartbeat_intervals_must_be_positive_and_finite() {
+        assert_eq!(interval("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(interval(" 0.25 "), Ok(Duration::from_millis(250)));
+        for bad in ["0", "-1", "NaN", "inf", "abc", "", "1e9"] {
+            assert!(interval(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }

@@ -6,9 +6,9 @@
 mod bundle;
 mod cli;
 mod commands;
-mod examples;
 mod operator;
 mod output;
+mod telemetry;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,7 @@
 //! Everything that reaches the terminal: tables, JSON documents, the error
-//! line, and the small formatting helpers the commands share.
+//! line, and the small formatting helpers the commands share (digests are
+//! shortened by `hearth_core::display`, which the harnesses use too).
+//! Commands format through this module, never through each other.
 //!
 //! Writes go through `io::Write` rather than `println!`, so a closed pipe
 //! (`hearth events --follow | head`) ends the command quietly instead of
@@ -9,6 +11,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+pub use hearth_core::display::{short_digest, short_hex};
 use serde::Serialize;
 
 /// Longest cell a table shows of free text (payloads, sample errors).
@@ -143,12 +146,7 @@ fn clean(text: &str) -> String {
 
 /// `text`, cut to `MAX_CELL_CHARS` with an ellipsis.
 pub fn truncate(text: &str) -> String {
-    if text.chars().count() <= MAX_CELL_CHARS {
-        return text.to_owned();
-    }
-    let mut short: String = text.chars().take(MAX_CELL_CHARS - 1).collect();
-    short.push('…');
-    short
+    hearth_core::display::truncate(text, MAX_CELL_CHARS)
 }
 
 /// `-` for an absent or empty value.

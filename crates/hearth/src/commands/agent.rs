@@ -2,23 +2,22 @@
 //! its flags, `HEARTH_*` variables and exit codes.
 //!
 //! Exit codes: 0 when the workspace was removed or the agent was asked to
-//! stop (SIGTERM/SIGINT); 75 ([`hearth_server::provisioner::EXIT_LOCKED`])
+//! stop (SIGTERM/SIGINT); 75 ([`hearth_agent::contract::EXIT_LOCKED`])
 //! when another agent holds the directory's lock, which the process
 //! provisioner reads as "adopt the running one"; 1 for any other failure.
+//! The flags are the ones [`hearth_agent::contract::Launch`] writes.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use hearth_agent::{AgentConfig, AgentError, Exit, NO_INBOUND_URL};
+use hearth_agent::contract::{self, EXIT_LOCKED};
+use hearth_agent::{AgentConfig, Exit, NO_INBOUND_URL};
 use hearth_core::WorkspaceId;
 
-use crate::cli::{self, GlobalArgs};
+use crate::cli::{self, interval, GlobalArgs};
 use crate::output::ExitWith;
-
-/// Longest heartbeat interval accepted: a day is already far past any
-/// liveness TTL worth having.
-const MAX_HEARTBEAT_SECS: f64 = 86_400.0;
+use crate::telemetry;
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
@@ -46,17 +45,6 @@ pub struct AgentArgs {
     /// Refuse a plugin archive larger than this unpacked, in bytes [default: 64 MiB]
     #[arg(long, env = "HEARTH_AGENT_MAX_PLUGIN_BYTES", value_name = "BYTES")]
     max_plugin_bytes: Option<u64>,
-}
-
-/// A positive, finite number of seconds, fractions allowed.
-pub fn interval(text: &str) -> Result<Duration, String> {
-    let invalid =
-        || format!("expected a number of seconds greater than 0 and at most {MAX_HEARTBEAT_SECS}, such as 30 or 0.5");
-    let seconds: f64 = text.trim().parse().map_err(|_| invalid())?;
-    if !(seconds > 0.0 && seconds <= MAX_HEARTBEAT_SECS) {
-        return Err(invalid());
-    }
-    Duration::try_from_secs_f64(seconds).map_err(|_| invalid())
 }
 
 impl AgentArgs {
@@ -101,21 +89,17 @@ impl AgentArgs {
 }
 
 pub async fn run(args: AgentArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    crate::commands::serve::init_tracing()?;
+    telemetry::init()?;
     let config = args.into_config(global)?;
     match hearth_agent::run(config, hearth_server::startup::shutdown_signal()).await {
         // The library has said why it stopped, in its log.
         Ok(Exit::Removed | Exit::Shutdown) => Ok(()),
-        Err(err) => {
-            let locked = err.chain().any(|cause| matches!(cause.downcast_ref(), Some(AgentError::Locked { .. })));
-            if locked {
-                // The process provisioner relies on this code to adopt the
-                // agent that holds the lock instead of restarting this one.
-                let code = u8::try_from(hearth_server::provisioner::EXIT_LOCKED).unwrap_or(1);
-                return Err(ExitWith::new(code, format!("{err:#}")).into());
-            }
-            Err(err)
-        }
+        Err(err) => match contract::exit_code(&err) {
+            // The process provisioner relies on this code to adopt the
+            // agent that holds the lock instead of restarting this one.
+            EXIT_LOCKED => Err(ExitWith::new(EXIT_LOCKED, format!("{err:#}")).into()),
+            _ => Err(err),
+        },
     }
 }
 
@@ -144,6 +128,26 @@ mod tests {
     }
 
     const ID: &str = "0b6a4d3e-2f1c-4e5d-8a7b-9c0d1e2f3a4b";
+
+    #[test]
+    fn the_launch_contract_is_the_command_line_hearth_agent_accepts() {
+        let launch = contract::Launch {
+            server: "http://h:1".into(),
+            workspace: ID.parse().unwrap(),
+            dir: PathBuf::from("/var/lib/a"),
+            token_file: PathBuf::from("/var/lib/a/.auth_token"),
+            heartbeat_interval: Duration::from_millis(500),
+        };
+        let argv = std::iter::once("hearth".into()).chain(launch.args());
+        let cli = Cli::try_parse_from(argv).unwrap_or_else(|err| panic!("{err}"));
+        let Command::Agent(args) = cli.command else { panic!("not agent") };
+        let config = args.into_config(&cli.global).unwrap();
+        assert_eq!(config.server, launch.server);
+        assert_eq!(config.workspace, launch.workspace);
+        assert_eq!(config.dir, launch.dir);
+        assert_eq!(config.token_file.as_ref(), Some(&launch.token_file));
+        assert_eq!(config.heartbeat_interval, launch.heartbeat_interval);
+    }
 
     #[test]
     fn every_agent_flag_reaches_the_config() {
@@ -179,14 +183,5 @@ mod tests {
         let (args, global) = parse(&["--workspace", ID, "--token", "tok-only-here", "--token-file", "/t"]);
         let err = args.into_config(&global).unwrap_err();
         assert!(err.to_string().contains("not both"), "{err}");
-    }
-
-    #[test]
-    fn heartbeat_intervals_must_be_positive_and_finite() {
-        assert_eq!(interval("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(interval(" 0.25 "), Ok(Duration::from_millis(250)));
-        for bad in ["0", "-1", "NaN", "inf", "abc", "", "1e9"] {
-            assert!(interval(bad).is_err(), "{bad:?} was accepted");
-        }
     }
 }

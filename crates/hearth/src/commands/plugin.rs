@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use hearth_api::{PluginResponse, UploadPluginRequest};
+use hearth_api::{FileContent, PluginResponse, UploadPluginRequest};
 
 use crate::bundle;
 use crate::operator::Operator;
-use crate::output::{self, or_dash, truncate, Table};
+use crate::output::{self, or_dash, short_hex, truncate, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -42,7 +42,7 @@ async fn push(path: PathBuf, op: &Operator) -> anyhow::Result<()> {
         op.client.push_plugin_tarball(tarball).await
     } else {
         let files = bundle::read_dir(&path)?;
-        op.client.push_plugin_json(&UploadPluginRequest { name: None, files: bundle::to_wire(files) }).await
+        op.client.push_plugin_json(&UploadPluginRequest { name: None, files: FileContent::files(files) }).await
     };
     let plugin = pushed.with_context(|| format!("cannot push the plugin in {}", path.display()))?;
     if op.json {
@@ -69,7 +69,7 @@ fn table(plugins: &[PluginResponse]) -> Table {
         table.row([
             plugin.name.clone(),
             plugin.version.clone(),
-            plugin.sha256.get(..12).unwrap_or(&plugin.sha256).to_owned(),
+            short_hex(&plugin.sha256).to_owned(),
             truncate(&or_dash(Some(&plugin.description))),
         ]);
     }

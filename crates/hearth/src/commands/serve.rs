@@ -1,18 +1,17 @@
 //! `hearth serve` and `hearth migrate`: flags and `HEARTH_*` variables into
 //! `hearth_server::Settings`, telemetry, then the server library.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use clap::{Args, ValueEnum};
 use hearth_server::{ProvisionerKind, Settings};
 use secrecy::SecretString;
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::EnvFilter;
+
+use crate::cli::interval;
+use crate::telemetry;
 
 /// Where the database lives; shared by `serve` and `migrate`.
 #[derive(Debug, Args)]
@@ -52,7 +51,7 @@ pub struct ServeArgs {
     /// Heartbeat interval of the runtimes the process provisioner starts
     /// (fractions allowed, such as 0.5; the same variable `hearth agent` reads).
     #[arg(long, env = "HEARTH_AGENT_HEARTBEAT_INTERVAL", value_name = "SECS",
-          value_parser = crate::commands::agent::interval, default_value = DEFAULT_AGENT_HEARTBEAT)]
+          value_parser = interval, default_value = DEFAULT_AGENT_HEARTBEAT)]
     agent_heartbeat_interval: Duration,
     /// The `hearth` executable the process provisioner runs as `hearth agent` [default: this executable]
     #[arg(long, env = "HEARTH_AGENT_PROGRAM", value_name = "PATH")]
@@ -168,28 +167,13 @@ impl MigrateArgs {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing()?;
+    telemetry::init()?;
     hearth_server::serve(args.into_settings()).await
 }
 
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    init_tracing()?;
+    telemetry::init()?;
     hearth_server::migrate(args.into_settings()).await
-}
-
-/// Logs to stderr (stdout carries only the `hearth listening on …` line),
-/// at `info` unless `RUST_LOG` says otherwise.
-pub(crate) fn init_tracing() -> anyhow::Result<()> {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .from_env()
-        .context("RUST_LOG is not a valid log filter")?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .map_err(|err| anyhow::anyhow!("could not set up logging: {err}"))
 }
 
 #[cfg(test)]

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chrono::Utc;
 use clap::Subcommand;
-use hearth_api::{ImportTemplateRequest, TemplateResponse};
+use hearth_api::{FileContent, ImportTemplateRequest, TemplateResponse};
 
 use crate::bundle;
 use crate::operator::Operator;
-use crate::output::{self, age, or_dash, render_fields, timestamp, Table};
+use crate::output::{self, age, or_dash, render_fields, short_digest, timestamp, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
@@ -56,7 +56,7 @@ async fn push(dir: PathBuf, name: Option<String>, op: &Operator) -> anyhow::Resu
     };
     let files = bundle::read_dir(&dir)?;
     let count = files.len();
-    let request = ImportTemplateRequest { name, files: bundle::to_wire(files) };
+    let request = ImportTemplateRequest { name, files: FileContent::files(files) };
     let imported = op
         .client
         .import_template(&request)
@@ -117,21 +117,4 @@ fn describe(template: &TemplateResponse) -> String {
     text.push('\n');
     text.push_str(&table.render());
     text
-}
-
-/// `sha256:` and the first 12 hex digits: enough to tell digests apart.
-pub fn short_digest(digest: &str) -> String {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    format!("sha256:{}", hex.get(..12).unwrap_or(hex))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digests_are_shortened_with_their_prefix() {
-        assert_eq!(short_digest("sha256:0123456789abcdef0123"), "sha256:0123456789ab");
-        assert_eq!(short_digest("abc"), "sha256:abc");
-    }
 }

@@ -14,13 +14,13 @@ use clap::Args;
 use hearth_api::{CreateWorkspaceRequest, WorkspaceResponse};
 use hearth_client::Client;
 use hearth_core::WorkspaceStatus;
+use hearth_harness::examples;
 use hearth_server::{Application, ProvisionerKind, Settings};
 use tokio::sync::watch;
 
-use crate::commands::agent::interval;
-use crate::commands::template::short_digest;
-use crate::examples;
-use crate::output;
+use crate::cli::interval;
+use crate::output::{self, short_digest, short_hex};
+use crate::telemetry;
 
 /// The data dir `hearth serve` and the operator commands default to.
 const DEFAULT_DATA_DIR: &str = "./hearth-data";
@@ -63,7 +63,7 @@ impl UpArgs {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    init_quiet_tracing()?;
+    telemetry::init_quiet()?;
     let settings = args.into_settings();
     let data_dir = settings.data_dir.clone();
     let interval = settings.agent_heartbeat_interval;
@@ -131,22 +131,6 @@ fn say(text: &str) {
     }
 }
 
-/// Server logs at `warn` unless `RUST_LOG` says otherwise, so the
-/// narration is not drowned; they still go to stderr.
-pub(crate) fn init_quiet_tracing() -> anyhow::Result<()> {
-    use tracing_subscriber::filter::LevelFilter;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::WARN.into())
-        .from_env()
-        .context("RUST_LOG is not a valid log filter")?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init()
-        .map_err(|err| anyhow::anyhow!("could not set up logging: {err}"))
-}
-
 struct Guide {
     client: Client,
     url: String,
@@ -173,7 +157,7 @@ impl Guide {
                 plugin.name,
                 plugin.version,
                 plugin.description,
-                plugin.sha256.get(..12).unwrap_or(&plugin.sha256)
+                short_hex(&plugin.sha256)
             ));
         }
         let template = &pushed.template;

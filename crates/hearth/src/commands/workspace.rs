@@ -12,7 +12,7 @@ use hearth_core::{WorkspaceId, WorkspaceStatus};
 
 use crate::cli;
 use crate::operator::Operator;
-use crate::output::{self, age, or_dash, render_fields, timestamp, truncate, Table};
+use crate::output::{self, age, or_dash, render_fields, short_hex, timestamp, truncate, Table};
 
 /// How often `workspace wait` asks for the workspace.
 const WAIT_POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -255,11 +255,11 @@ fn describe(workspace: &WorkspaceResponse) -> String {
             let installed = match installed_sha(&plugin.name) {
                 None => "no".to_owned(),
                 Some(Some(sha)) if Some(&sha) == plugin.sha256.as_ref() => "yes".to_owned(),
-                Some(Some(sha)) => format!("other content ({})", short_sha(&sha)),
+                Some(Some(sha)) => format!("other content ({})", short_hex(&sha)),
                 Some(None) => "yes (unverified)".to_owned(),
             };
             let desired = match (&plugin.version, &plugin.sha256) {
-                (Some(version), Some(sha)) => format!("{version} ({})", short_sha(sha)),
+                (Some(version), Some(sha)) => format!("{version} ({})", short_hex(sha)),
                 _ => "not in the registry".to_owned(),
             };
             table.row([plugin.name.clone(), desired, installed]);
@@ -273,11 +273,6 @@ fn describe(workspace: &WorkspaceResponse) -> String {
         text.push_str(&table.render());
     }
     text
-}
-
-fn short_sha(sha: &str) -> &str {
-    let hex = sha.strip_prefix("sha256:").unwrap_or(sha);
-    hex.get(..12).unwrap_or(hex)
 }
 
 async fn wait(args: WaitArgs, op: &Operator) -> anyhow::Result<()> {

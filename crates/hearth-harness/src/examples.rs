@@ -1,9 +1,12 @@
 //! The example template and plugin of the repository's `examples/`
 //! directory, embedded in the binary so `hearth up` and `hearth e2e` work
-//! from any directory. A test checks the table against the directory, so a
-//! file added there and forgotten here fails the build's tests.
+//! from any directory. A test (in `hearth`'s `bundle.rs`, which reads
+//! directories the way `hearth template push` does) checks the table against
+//! the directory, so a file added there and forgotten here fails the tests.
 
 use std::collections::BTreeMap;
+
+use hearth_api::FileContent;
 
 /// A directory of files (a template or a plugin), embedded.
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +71,7 @@ pub async fn push(client: &hearth_client::Client) -> anyhow::Result<Pushed> {
     use anyhow::Context;
     let mut plugins = Vec::with_capacity(PLUGINS.len());
     for plugin in PLUGINS {
-        let request = hearth_api::UploadPluginRequest { name: None, files: crate::bundle::to_wire(plugin.files()) };
+        let request = hearth_api::UploadPluginRequest { name: None, files: FileContent::files(plugin.files()) };
         let pushed = client
             .push_plugin_json(&request)
             .await
@@ -77,7 +80,7 @@ pub async fn push(client: &hearth_client::Client) -> anyhow::Result<Pushed> {
     }
     let request = hearth_api::ImportTemplateRequest {
         name: SEO_AGENT_TEMPLATE.name.to_owned(),
-        files: crate::bundle::to_wire(SEO_AGENT_TEMPLATE.files()),
+        files: FileContent::files(SEO_AGENT_TEMPLATE.files()),
     };
     let template = client
         .import_template(&request)
@@ -88,32 +91,7 @@ pub async fn push(client: &hearth_client::Client) -> anyhow::Result<Pushed> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
-
-    fn examples_dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
-    }
-
-    #[test]
-    fn the_embedded_examples_are_exactly_the_examples_directory() {
-        let plugins = PLUGINS.iter().map(|plugin| (format!("plugins/{}", plugin.name), plugin));
-        for (dir, example) in plugins.chain([("templates/seo-agent".to_owned(), &SEO_AGENT_TEMPLATE)]) {
-            let on_disk = crate::bundle::read_dir(&examples_dir().join(&dir)).unwrap();
-            assert_eq!(example.files(), on_disk, "examples/{dir} and its embedded copy differ");
-        }
-        // Nothing in examples/ is left out of the table.
-        let kinds: Vec<String> = std::fs::read_dir(examples_dir())
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .collect();
-        for kind in kinds {
-            let count = std::fs::read_dir(examples_dir().join(&kind)).unwrap().count();
-            let embedded = if kind == "plugins" { PLUGINS.len() } else { 1 };
-            assert_eq!(count, embedded, "examples/{kind} has entries that are not embedded");
-        }
-    }
 
     #[test]
     fn the_example_template_declares_the_example_plugins_and_ships_a_binary_model() {

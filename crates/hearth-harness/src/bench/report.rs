@@ -1,0 +1,78 @@
+//! The bench's result: both runs, their ratio and the audit, as printed and
+//! as the `--json` document; and whether the bench passed.
+
+use anyhow::bail;
+use serde::Serialize;
+
+use super::audit::shortened;
+use super::load::{rounded, RunReport};
+use super::Options;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub benchmark: &'static str,
+    pub engine: &'static str,
+    pub workspaces: u32,
+    pub concurrency: u32,
+    pub seconds: u64,
+    /// Cores of this machine, shared by the load generator and the servers.
+    pub cores: usize,
+    pub note: String,
+    pub baseline: RunReport,
+    pub heartbeat: RunReport,
+    /// Heartbeat requests per second over baseline requests per second.
+    pub ratio: Option<f64>,
+    /// Failed requests of both runs.
+    pub errors: u64,
+    pub audit_ok: bool,
+    /// What the audit found wrong (at most `MAX_PROBLEMS_SHOWN`, then a count).
+    pub audit_problems: Vec<String>,
+    /// How many problems the audit found, shown or not.
+    #[serde(skip)]
+    audit_problem_count: usize,
+}
+
+impl Report {
+    pub(super) fn new(
+        options: &Options,
+        engine: &'static str,
+        baseline: RunReport,
+        heartbeat: RunReport,
+        problems: &[String],
+    ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let ratio = (baseline.requests_per_second > 0.0)
+            .then(|| rounded(heartbeat.requests_per_second / baseline.requests_per_second, 4));
+        let errors = baseline.errors + heartbeat.errors;
+        Report {
+            benchmark: "heartbeat",
+            engine,
+            workspaces: options.workspaces,
+            concurrency: options.concurrency,
+            seconds: options.seconds,
+            cores,
+            note: format!(
+                "the load generator and the servers share this machine's {cores} cores: compare the ratio, not the \
+                 absolute request rates"
+            ),
+            baseline,
+            heartbeat,
+            ratio,
+            errors,
+            audit_ok: problems.is_empty(),
+            audit_problems: shortened(problems),
+            audit_problem_count: problems.len(),
+        }
+    }
+
+    /// An error when any request failed or the audit found a problem: the
+    /// bench fails (exit 1), after its report is printed.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match (self.audit_problem_count, self.errors) {
+            (0, 0) => Ok(()),
+            (0, errors) => bail!("{errors} requests failed"),
+            (problems, 0) => bail!("the audit found {problems} problems"),
+            (problems, errors) => bail!("{errors} requests failed and the audit found {problems} problems"),
+        }
+    }
+}
