@@ -106,7 +106,19 @@ impl ProcessProvisioner {
             }
             let entry = runtimes.remove(&id);
             let next = match entry {
-                None => self.start(workspace, 0).await,
+                // First sight (this server just started): an agent left by an
+                // earlier server holds the lock; adopt it rather than start a
+                // second one that would only find the lock taken.
+                None => match AgentLock::of(&self.workspace_dir(id), id) {
+                    AgentLock::Free => self.start(workspace, 0).await,
+                    AgentLock::Held(_) => {
+                        tracing::info!(workspace_id = %id, "an agent from an earlier server still runs; adopting it");
+                        (Runtime::Adopted, 0)
+                    }
+                    // Unknown (logged and counted): adopted, so that the
+                    // next pass looks again instead of doubling a runtime.
+                    AgentLock::Unknown => (Runtime::Adopted, 0),
+                },
                 // An operator restart moved the workspace back to
                 // provisioning after this runtime started: replace it.
                 Some((running @ Runtime::Running { .. }, failures)) if restarted_since(workspace, &running) => {
