@@ -428,6 +428,20 @@ pub struct CreateTokenRequest {
     pub name: Option<String>,
 }
 
+/// `POST /workspaces/{id}/tokens`. Without `revoke_previous_after_seconds`
+/// the new token is added beside the workspace's others; with it, this is a
+/// rotation: every other token of the workspace stops working that many
+/// seconds from now (0: at once), so a runtime can switch to the new one
+/// within the overlap.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateWorkspaceTokenRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2592000)]
+    pub revoke_previous_after_seconds: Option<u32>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct TokenResponse {
     #[schema(value_type = Uuid)]
@@ -438,6 +452,8 @@ pub struct TokenResponse {
     #[schema(value_type = Option<Uuid>)]
     pub workspace_id: Option<WorkspaceId>,
     pub created_at: DateTime<Utc>,
+    /// When the token stops (or stopped) working; a rotation sets a future
+    /// time on the tokens it replaces. Null: until revoked.
     pub revoked_at: Option<DateTime<Utc>>,
     /// The secret; returned once, by the call that created it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -211,13 +211,24 @@ impl Client {
         self.lifecycle(id, "hibernate").await
     }
 
-    /// `POST /workspaces/{id}/tokens`: a new token for that workspace.
+    /// `POST /workspaces/{id}/tokens`: a new token for that workspace; with
+    /// `revoke_previous_after_seconds`, a rotation.
     pub async fn create_workspace_token(
         &self,
         id: WorkspaceId,
-        request: &CreateTokenRequest,
+        request: &hearth_api::CreateWorkspaceTokenRequest,
     ) -> Result<TokenResponse, ClientError> {
         self.send_json(Method::POST, &format!("/workspaces/{id}/tokens"), request).await
+    }
+
+    /// `GET /workspaces/{id}/tokens`: the workspace's tokens (no secrets).
+    pub async fn list_workspace_tokens(&self, id: WorkspaceId) -> Result<Vec<TokenResponse>, ClientError> {
+        self.get(&format!("/workspaces/{id}/tokens")).await
+    }
+
+    /// `DELETE /workspaces/{id}/tokens/{token}`: revokes it at once.
+    pub async fn revoke_workspace_token(&self, id: WorkspaceId, token: Uuid) -> Result<(), ClientError> {
+        self.call_ignoring_body(Method::DELETE, &format!("/workspaces/{id}/tokens/{token}"), |request| request).await
     }
 
     /// `POST /org/tokens`: a new org API token (the secret is in

@@ -163,7 +163,7 @@ impl Authenticator {
         if bool::from(hash.ct_eq(&self.admin_hash)) {
             return Ok(Credential::Operator(Operator::Admin));
         }
-        Ok(match store.find_token_by_hash(&hash).await? {
+        Ok(match store.find_token_by_hash(&hash, Utc::now()).await? {
             Some(token) => match token.workspace_id {
                 Some(workspace) => Credential::Workspace { id: workspace, removed: token.workspace_removed },
                 None => Credential::Operator(Operator::Org(token.org_id)),

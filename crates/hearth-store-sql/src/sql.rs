@@ -134,13 +134,23 @@ shared! {
         and coalesce(last_active_at, status_changed_at) < $1 and active_tasks = 0 order by workspace_id limit $2";
     INSERT_TOKEN = "insert into tokens (token_id, org_id, workspace_id, name, prefix, token_hash, created_at, updated_at) \
         values ($1, $2, $3, $4, $5, $6, $7, $7)";
-    WORKSPACE_HAS_LIVE_TOKEN = "select exists (select 1 from tokens where workspace_id = $1 and revoked_at is null)";
+    /// A token is live until its `revoked_at` (null: forever); a rotation
+    /// sets a future `revoked_at` on the tokens it replaces.
+    WORKSPACE_HAS_LIVE_TOKEN = "select exists (select 1 from tokens where workspace_id = $1 \
+        and (revoked_at is null or revoked_at > $2))";
+    /// Rotation: the workspace's other tokens stop at `$2` (an earlier stop stays).
+    REVOKE_OTHER_WORKSPACE_TOKENS = "update tokens set revoked_at = $2, updated_at = $3 \
+        where workspace_id = $1 and token_id <> $4 and (revoked_at is null or revoked_at > $2)";
+    LIST_WORKSPACE_TOKENS = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at, \
+        false as workspace_removed from tokens where workspace_id = $1 order by created_at desc, token_id";
+    REVOKE_WORKSPACE_TOKEN = "update tokens set revoked_at = case when revoked_at is not null and revoked_at <= $3 \
+        then revoked_at else $3 end, updated_at = $3 where token_id = $1 and workspace_id = $2 returning token_id";
     /// `workspace_removed`: whether the token's workspace is removed (false for
     /// org tokens), so a removed workspace's own token is refused (410) at
     /// authentication, on every route.
     FIND_TOKEN_BY_HASH = "select t.token_id, t.org_id, t.workspace_id, t.name, t.prefix, t.created_at, t.revoked_at, \
         exists (select 1 from workspaces w where w.workspace_id = t.workspace_id and w.status = 'removed') \
-        as workspace_removed from tokens t where t.token_hash = $1 and t.revoked_at is null";
+        as workspace_removed from tokens t where t.token_hash = $1 and (t.revoked_at is null or t.revoked_at > $2)";
     LIST_ORG_TOKENS = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at, \
         false as workspace_removed from tokens \
         where org_id = $1 and workspace_id is null order by created_at desc, token_id";

@@ -450,6 +450,7 @@ where
             Some(token) => {
                 let has_live: bool = sqlx::query_scalar(sql::WORKSPACE_HAS_LIVE_TOKEN)
                     .bind(id.0)
+                    .bind(now)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(map_err::<D>("workspace_has_live_token"))?;
@@ -580,9 +581,62 @@ where
         })
     }
 
-    async fn find_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<Token>> {
+    async fn issue_workspace_token(
+        &self,
+        token: NewToken,
+        revoke_others_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<Token> {
+        let id = token.workspace_id.ok_or(StoreError::NotFound("workspace"))?;
+        let mut tx = self.begin().await?;
+        Self::lock_live_workspace(&mut tx, id).await?;
+        if let Some(at) = revoke_others_at {
+            sqlx::query(sql::REVOKE_OTHER_WORKSPACE_TOKENS)
+                .bind(id.0)
+                .bind(at)
+                .bind(token.now)
+                .bind(token.id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err::<D>("revoke_other_workspace_tokens"))?;
+        }
+        Self::insert_token_on(&mut tx, &token).await?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        Ok(Token {
+            id: token.id,
+            org_id: token.org_id,
+            workspace_id: token.workspace_id,
+            name: token.name,
+            prefix: token.prefix,
+            created_at: token.now,
+            revoked_at: None,
+            workspace_removed: false,
+        })
+    }
+
+    async fn list_workspace_tokens(&self, workspace: WorkspaceId) -> StoreResult<Vec<Token>> {
+        let rows: Vec<TokenRow> = sqlx::query_as(sql::LIST_WORKSPACE_TOKENS)
+            .bind(workspace.0)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("list_workspace_tokens"))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn revoke_workspace_token(&self, workspace: WorkspaceId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
+        let revoked: Option<(Uuid,)> = sqlx::query_as(sql::REVOKE_WORKSPACE_TOKEN)
+            .bind(id.0)
+            .bind(workspace.0)
+            .bind(now)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(map_err::<D>("revoke_workspace_token"))?;
+        revoked.map(|_| ()).ok_or(StoreError::NotFound("token"))
+    }
+
+    async fn find_token_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Token>> {
         let row: Option<TokenRow> = sqlx::query_as(sql::FIND_TOKEN_BY_HASH)
             .bind(hash)
+            .bind(now)
             .fetch_optional(&self.reader)
             .await
             .map_err(map_err::<D>("find_token_by_hash"))?;

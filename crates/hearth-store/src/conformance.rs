@@ -36,6 +36,7 @@ macro_rules! conformance_tests {
             events_filter_by_workspace_and_page,
             bootstrap_register_mints_once_and_never_for_removed,
             tokens_are_found_by_hash_and_revoked,
+            workspace_tokens_rotate_after_an_overlap_and_revoke_at_once,
             secrets_are_replaced_per_key_and_scoped,
             list_hides_removed_unless_asked,
             unknown_workspace_is_not_found,
@@ -376,17 +377,58 @@ pub async fn bootstrap_register_mints_once_and_never_for_removed(store: S) {
     assert_eq!(first.workspace.agent_card, Some(json!({"name": "agent"})));
     let second = store.apply(id, register(), t(2), Some(token(Some(id), "second-secret"))).await;
     assert!(matches!(second, Err(StoreError::TokenExists)), "{second:?}");
-    assert!(store.find_token_by_hash(b"second-secret").await.unwrap().is_none(), "nothing written");
+    assert!(store.find_token_by_hash(b"second-secret", t(100)).await.unwrap().is_none(), "nothing written");
     let gone = create(&*store, "gone").await;
     store.delete_workspace(gone, t(3)).await.unwrap();
     let err = store.apply(gone, register(), t(4), Some(token(Some(gone), "third-secret"))).await.unwrap_err();
     assert!(matches!(err, StoreError::Rejected(Rejection::Removed)));
-    assert!(store.find_token_by_hash(b"third-secret").await.unwrap().is_none(), "no token for a removed workspace");
+    assert!(
+        store.find_token_by_hash(b"third-secret", t(100)).await.unwrap().is_none(),
+        "no token for a removed workspace"
+    );
+}
+
+pub async fn workspace_tokens_rotate_after_an_overlap_and_revoke_at_once(store: S) {
+    let id = create(&*store, "w").await;
+    let old = store.issue_workspace_token(token(Some(id), "old-secret"), None).await.unwrap();
+    let extra = store.issue_workspace_token(token(Some(id), "extra-secret"), None).await.unwrap();
+    assert!(store.find_token_by_hash(b"old-secret", t(1)).await.unwrap().is_some(), "issuing adds by default");
+    // A rotation at t(10) with 60 s of overlap: the others work until t(70).
+    let mut new = token(Some(id), "new-secret");
+    new.now = t(10);
+    let rotated = store.issue_workspace_token(new, Some(t(70))).await.unwrap();
+    for secret in [&b"old-secret"[..], b"extra-secret", b"new-secret"] {
+        assert!(store.find_token_by_hash(secret, t(69)).await.unwrap().is_some(), "during the overlap");
+    }
+    assert!(store.find_token_by_hash(b"old-secret", t(70)).await.unwrap().is_none(), "replaced at the end of it");
+    assert!(store.find_token_by_hash(b"extra-secret", t(71)).await.unwrap().is_none());
+    assert!(store.find_token_by_hash(b"new-secret", t(1000)).await.unwrap().is_some(), "the new one stays");
+    // A later rotation with a longer overlap never extends an earlier end.
+    let mut later = token(Some(id), "later-secret");
+    later.now = t(20);
+    store.issue_workspace_token(later, Some(t(500))).await.unwrap();
+    let listed = store.list_workspace_tokens(id).await.unwrap();
+    let end = |tid| listed.iter().find(|t| t.id == tid).and_then(|t| t.revoked_at);
+    assert_eq!(end(old.id), Some(t(70)));
+    assert_eq!(end(extra.id), Some(t(70)));
+    assert_eq!(end(rotated.id), Some(t(500)));
+    assert_eq!(listed.len(), 4, "every token of the workspace, revoked ones too");
+    // An explicit revoke takes effect at once, and only for that workspace's tokens.
+    store.revoke_workspace_token(id, rotated.id, t(30)).await.unwrap();
+    assert!(store.find_token_by_hash(b"new-secret", t(31)).await.unwrap().is_none());
+    let other = create(&*store, "other").await;
+    let foreign = store.revoke_workspace_token(other, old.id, t(30)).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound("token"))), "{foreign:?}");
+    // A removed workspace gets no token.
+    store.delete_workspace(id, t(40)).await.unwrap();
+    let refused = store.issue_workspace_token(token(Some(id), "too-late"), None).await;
+    assert!(matches!(refused, Err(StoreError::Rejected(Rejection::Removed))), "{refused:?}");
+    assert!(store.find_token_by_hash(b"too-late", t(41)).await.unwrap().is_none());
 }
 
 pub async fn tokens_are_found_by_hash_and_revoked(store: S) {
     let org_token = store.insert_token(token(None, "org-secret-1")).await.unwrap();
-    let found = store.find_token_by_hash(b"org-secret-1").await.unwrap().unwrap();
+    let found = store.find_token_by_hash(b"org-secret-1", t(100)).await.unwrap().unwrap();
     assert_eq!(found.id, org_token.id);
     assert_eq!(found.workspace_id, None);
     assert_eq!(found.prefix, "org-secr");
@@ -395,7 +437,7 @@ pub async fn tokens_are_found_by_hash_and_revoked(store: S) {
     let listed = store.list_org_tokens(OrgId::DEFAULT).await.unwrap();
     assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), [org_token.id], "workspace tokens are not listed");
     store.revoke_token(OrgId::DEFAULT, org_token.id, t(9)).await.unwrap();
-    assert!(store.find_token_by_hash(b"org-secret-1").await.unwrap().is_none());
+    assert!(store.find_token_by_hash(b"org-secret-1", t(100)).await.unwrap().is_none());
     assert_eq!(store.list_org_tokens(OrgId::DEFAULT).await.unwrap()[0].revoked_at, Some(t(9)));
     let wrong_org = store.revoke_token(OrgId::new_random(), org_token.id, t(9)).await;
     assert!(matches!(wrong_org, Err(StoreError::NotFound(_))));

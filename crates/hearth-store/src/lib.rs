@@ -107,8 +107,27 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_token(&self, token: NewToken) -> StoreResult<Token>;
 
-    /// The live (not revoked) token with this sha256, if any.
-    async fn find_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<Token>>;
+    /// Issues a token for a workspace (`token.workspace_id` must be set). With
+    /// `revoke_others_at`, this is a rotation: every other token of the
+    /// workspace stops working at that time (an earlier revocation stays).
+    /// One transaction, under the workspace's lock; refused for a removed
+    /// workspace.
+    async fn issue_workspace_token(
+        &self,
+        token: NewToken,
+        revoke_others_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<Token>;
+
+    /// The tokens of a workspace, newest first (revoked ones too).
+    async fn list_workspace_tokens(&self, workspace: WorkspaceId) -> StoreResult<Vec<Token>>;
+
+    /// Revokes a token of `workspace` at `now`. NotFound when it is not one
+    /// of that workspace's tokens.
+    async fn revoke_workspace_token(&self, workspace: WorkspaceId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// The token with this sha256 that is live at `now` (not revoked, or
+    /// revoked only from a later time), if any.
+    async fn find_token_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Token>>;
 
     /// Org tokens of `org` (workspace tokens excluded), newest first.
     async fn list_org_tokens(&self, org: OrgId) -> StoreResult<Vec<Token>>;

@@ -97,6 +97,18 @@ async fn operator_commands_print_one_json_document_and_refusals_exit_1(engine: E
     let workspace: WorkspaceId = id.parse().unwrap();
     let request = RegisterRequest { id: workspace, url: "remote://no-inbound".into(), agent_card: None };
     runtime.register(&request).await.unwrap();
+    // Rotating its token: the secret alone on stdout; the old one stops at once.
+    let rotated = server.hearth(&["token", "create", "--workspace", &id, "--revoke-previous-after", "0"]).await;
+    rotated.expect_code(0);
+    let secret = rotated.stdout.trim().to_owned();
+    assert_eq!(secret.len(), 43, "{:?}", rotated.stdout);
+    let heartbeat = hearth_api::HeartbeatRequest { workspace_id: workspace, ..Default::default() };
+    assert_eq!(runtime.heartbeat(&heartbeat).await.unwrap_err().status(), Some(401), "the old token stopped");
+    let runtime = runtime.with_token(Some(secret));
+    runtime.heartbeat(&heartbeat).await.expect("the new token works");
+    let listed = server.hearth(&["token", "list", "--workspace", &id, "--json"]).await;
+    listed.expect_code(0);
+    assert_eq!(listed.json().as_array().map(Vec::len), Some(2), "{}", listed.stdout);
     let paused = server.hearth(&["workspace", "pause", &id, "--json"]).await;
     paused.expect_code(0);
     assert_eq!(paused.json()["status"], "paused");

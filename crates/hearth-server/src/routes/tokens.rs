@@ -1,16 +1,19 @@
-//! Org API tokens.
+//! Org API tokens, and the tokens of one workspace (issue, rotate, list, revoke).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
-use hearth_api::{ApiErrorBody, CreateTokenRequest, ErrorCode, StatusResponse, TokenResponse};
-use hearth_core::TokenId;
+use hearth_api::{
+    ApiErrorBody, CreateTokenRequest, CreateWorkspaceTokenRequest, ErrorCode, StatusResponse, TokenResponse,
+};
+use hearth_core::{TokenId, WorkspaceId, WorkspaceStatus};
 use hearth_store::Token;
 
 use crate::auth::{self, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, parse_json};
+use crate::routes::workspaces::visible_workspace;
 use crate::state::AppState;
 
 pub(crate) fn token_response(t: &Token) -> TokenResponse {
@@ -34,8 +37,7 @@ pub async fn create_org_token(
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
     // The body is optional: an empty one means "no name".
-    let request: CreateTokenRequest =
-        if body.iter().all(u8::is_ascii_whitespace) { CreateTokenRequest::default() } else { parse_json(&body)? };
+    let request: CreateTokenRequest = optional_body(&body)?;
     let name = request.name;
     if let Some(name) = &name {
         hearth_core::validate::name("name", name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;
@@ -65,5 +67,102 @@ pub async fn revoke_org_token(
     let id: TokenId = parse_id(&raw, "token id")?;
     state.store.revoke_token(operator.org(), id, Utc::now()).await?;
     tracing::info!(token_id = %id, "org token revoked");
+    Ok(Json(StatusResponse { status: "revoked".into() }))
+}
+
+/// Longest overlap a rotation may give the tokens it replaces.
+const MAX_OVERLAP_SECONDS: u32 = 30 * 24 * 3600;
+
+/// An optional JSON body: empty means the request type's defaults.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_json(body)
+    }
+}
+
+/// The workspace, if the operator may act on it and it is not removed.
+async fn live_workspace(state: &AppState, operator: Operator, raw: &str) -> ApiResult<hearth_store::Workspace> {
+    let id: WorkspaceId = parse_id(raw, "workspace id")?;
+    let workspace = visible_workspace(state, operator, id).await?;
+    if workspace.status == WorkspaceStatus::Removed {
+        return Err(hearth_core::Rejection::Removed.into());
+    }
+    Ok(workspace)
+}
+
+/// Issue a token for a workspace (shown once). With
+/// `revoke_previous_after_seconds`, rotate: the workspace's other tokens stop
+/// working after that overlap.
+#[utoipa::path(post, path = "/workspaces/{id}/tokens", tag = "tokens", params(("id" = String, Path)),
+    request_body(content = CreateWorkspaceTokenRequest, description = "optional"),
+    responses((status = 201, body = TokenResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
+pub async fn create_workspace_token(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(raw): Path<String>,
+    body: bytes::Bytes,
+) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+    let request: CreateWorkspaceTokenRequest = optional_body(&body)?;
+    if let Some(name) = &request.name {
+        hearth_core::validate::name("name", name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;
+    }
+    if request.revoke_previous_after_seconds.is_some_and(|s| s > MAX_OVERLAP_SECONDS) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidField,
+            format!("revoke_previous_after_seconds must be at most {MAX_OVERLAP_SECONDS} (30 days)"),
+        )
+        .field("revoke_previous_after_seconds"));
+    }
+    let workspace = live_workspace(&state, operator, &raw).await?;
+    let minted =
+        auth::mint(workspace.org_id, Some(workspace.id), Some(request.name.unwrap_or_else(|| "issued".into())));
+    let revoke_others_at = request
+        .revoke_previous_after_seconds
+        .map(|seconds| minted.record.now + chrono::Duration::seconds(i64::from(seconds)));
+    let token = state.store.issue_workspace_token(minted.record, revoke_others_at).await?;
+    match revoke_others_at {
+        Some(at) => {
+            tracing::info!(workspace_id = %workspace.id, token_id = %token.id, previous_until = %at, "workspace token rotated")
+        }
+        None => tracing::info!(workspace_id = %workspace.id, token_id = %token.id, "workspace token issued"),
+    }
+    let mut body = token_response(&token);
+    body.auth_token = Some(minted.secret);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// A workspace's tokens, newest first (never their secrets).
+#[utoipa::path(get, path = "/workspaces/{id}/tokens", tag = "tokens", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<TokenResponse>), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub async fn list_workspace_tokens(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<Vec<TokenResponse>>> {
+    let id: WorkspaceId = parse_id(&raw, "workspace id")?;
+    visible_workspace(&state, operator, id).await?;
+    let tokens = state.store.list_workspace_tokens(id).await?;
+    Ok(Json(tokens.iter().map(token_response).collect()))
+}
+
+/// Revoke one of a workspace's tokens, at once.
+#[utoipa::path(delete, path = "/workspaces/{id}/tokens/{token_id}", tag = "tokens",
+    params(("id" = String, Path), ("token_id" = String, Path)),
+    responses((status = 200, body = StatusResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub async fn revoke_workspace_token(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path((raw, raw_token)): Path<(String, String)>,
+) -> ApiResult<Json<StatusResponse>> {
+    let id: WorkspaceId = parse_id(&raw, "workspace id")?;
+    let token: TokenId = parse_id(&raw_token, "token id")?;
+    visible_workspace(&state, operator, id).await?;
+    state.store.revoke_workspace_token(id, token, Utc::now()).await?;
+    tracing::info!(workspace_id = %id, token_id = %token, "workspace token revoked");
     Ok(Json(StatusResponse { status: "revoked".into() }))
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use chrono::Utc;
 use hearth_api::{
     ApiErrorBody, Condition, CreateWorkspaceRequest, DeleteResponse, ErrorCode, StateResponse, StatusResponse,
-    TokenResponse, WorkspaceResponse,
+    WorkspaceResponse,
 };
 use hearth_core::reconcile::DesiredState;
 use hearth_core::{Input, WorkspaceId, WorkspaceStatus};
@@ -16,7 +16,6 @@ use serde::Deserialize;
 use crate::auth::{self, Bearer, IfRemoved, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, ApiQuery};
-use crate::routes::tokens::token_response;
 use crate::state::AppState;
 
 /// Loads a workspace the operator may see; another org's is "not found".
@@ -317,24 +316,4 @@ pub async fn workspace_state(
         code: removed.then_some(ErrorCode::NotFound),
     };
     Ok((if removed { StatusCode::NOT_FOUND } else { StatusCode::OK }, Json(body)))
-}
-
-/// Issue another token for a workspace (shown once).
-#[utoipa::path(post, path = "/workspaces/{id}/tokens", tag = "tokens", params(("id" = String, Path)),
-    responses((status = 201, body = TokenResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
-pub async fn create_workspace_token(
-    State(state): State<AppState>,
-    operator: Operator,
-    Path(raw): Path<String>,
-) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
-    let id = parse_id(&raw, "workspace id")?;
-    let workspace = visible_workspace(&state, operator, id).await?;
-    if workspace.status == WorkspaceStatus::Removed {
-        return Err(ApiError::from(hearth_core::Rejection::Removed));
-    }
-    let minted = auth::mint(workspace.org_id, Some(id), Some("issued".into()));
-    let token = state.store.insert_token(minted.record).await?;
-    let mut body = token_response(&token);
-    body.auth_token = Some(minted.secret);
-    Ok((StatusCode::CREATED, Json(body)))
 }

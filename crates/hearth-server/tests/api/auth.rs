@@ -16,6 +16,7 @@ crate::on_both_engines!(
     tokens_are_stored_as_sha256_only,
     org_tokens_work_until_revoked,
     workspace_with_a_live_token_cannot_be_bootstrapped_again,
+    workspace_tokens_rotate_with_an_overlap_and_can_be_revoked,
 );
 
 async fn runtime_routes_refuse_missing_invalid_and_foreign_tokens(engine: Engine) {
@@ -120,9 +121,12 @@ async fn tokens_are_stored_as_sha256_only(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let (_id, _runtime, secret) = app.create_registered("w").await;
     let store = &app.state.store;
-    assert!(store.find_token_by_hash(secret.as_bytes()).await.unwrap().is_none(), "the plaintext is not stored");
+    assert!(
+        store.find_token_by_hash(secret.as_bytes(), chrono::Utc::now()).await.unwrap().is_none(),
+        "the plaintext is not stored"
+    );
     let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-    let token = store.find_token_by_hash(&hash).await.unwrap().expect("found by its sha256");
+    let token = store.find_token_by_hash(&hash, chrono::Utc::now()).await.unwrap().expect("found by its sha256");
     assert_eq!(token.prefix, &secret[..8]);
 }
 
@@ -209,4 +213,61 @@ async fn credentials_are_checked_before_the_body_is_read() {
             .unwrap();
         assert_eq!(response.status(), 401, "{path}: an unauthenticated request learns nothing about its body");
     }
+}
+
+async fn workspace_tokens_rotate_with_an_overlap_and_can_be_revoked(engine: Engine) {
+    use hearth_api::CreateWorkspaceTokenRequest;
+    let app = TestApp::spawn(engine).await;
+    let (id, old_runtime, old_secret) = app.create_registered("w").await;
+    // Issuing without rotation adds a token; both work.
+    let added = app.admin.create_workspace_token(id, &CreateWorkspaceTokenRequest::default()).await.unwrap();
+    let added_secret = added.auth_token.clone().expect("shown once");
+    app.client(Some(&added_secret)).heartbeat(&heartbeat(id)).await.unwrap();
+    old_runtime.heartbeat(&heartbeat(id)).await.unwrap();
+    // A rotation with an hour of overlap: the old tokens still work meanwhile.
+    let overlap =
+        CreateWorkspaceTokenRequest { name: Some("rotated".into()), revoke_previous_after_seconds: Some(3600) };
+    let rotated = app.admin.create_workspace_token(id, &overlap).await.unwrap();
+    old_runtime.heartbeat(&heartbeat(id)).await.expect("the old token works during the overlap");
+    let listed = app.admin.list_workspace_tokens(id).await.unwrap();
+    let old_end = listed.iter().filter(|t| t.id != rotated.id).map(|t| t.revoked_at).collect::<Vec<_>>();
+    assert!(old_end.iter().all(|end| end.is_some_and(|at| at > chrono::Utc::now())), "{listed:?}");
+    assert!(listed.iter().all(|t| t.auth_token.is_none()), "secrets are never listed");
+    // A rotation with no overlap ends every other token at once.
+    let now = CreateWorkspaceTokenRequest { name: None, revoke_previous_after_seconds: Some(0) };
+    let newest = app.admin.create_workspace_token(id, &now).await.unwrap();
+    for (label, secret) in
+        [("old", &old_secret), ("added", &added_secret), ("rotated", rotated.auth_token.as_ref().unwrap())]
+    {
+        let err = app.client(Some(secret)).heartbeat(&heartbeat(id)).await.unwrap_err();
+        assert_eq!(err.status(), Some(401), "the {label} token stopped");
+    }
+    let newest_client = app.client(newest.auth_token.as_deref());
+    newest_client.heartbeat(&heartbeat(id)).await.expect("the new token works");
+    // An explicit revoke stops it at once.
+    app.admin.revoke_workspace_token(id, newest.id).await.unwrap();
+    assert_eq!(newest_client.heartbeat(&heartbeat(id)).await.unwrap_err().status(), Some(401));
+    let other = app.create("other").await;
+    let err = app.admin.revoke_workspace_token(other.id, newest.id).await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "only that workspace's tokens");
+    // Bad input names the field; a removed workspace gets no token.
+    for (body, needle) in [
+        (serde_json::json!({"revoke_previous_after_seconds": -1}), "revoke_previous_after_seconds"),
+        (serde_json::json!({"revoke_previous_after_seconds": 99_999_999}), "revoke_previous_after_seconds"),
+    ] {
+        let response = app
+            .raw()
+            .post(format!("{}/workspaces/{id}/tokens", app.url))
+            .bearer_auth(&app.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let json: serde_json::Value = response.json().await.unwrap();
+        assert!(json["error"].as_str().unwrap().contains(needle), "{json}");
+    }
+    app.admin.delete_workspace(id).await.unwrap();
+    let err = app.admin.create_workspace_token(id, &CreateWorkspaceTokenRequest::default()).await.unwrap_err();
+    assert_eq!(err.status(), Some(410));
 }

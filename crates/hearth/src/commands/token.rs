@@ -1,8 +1,10 @@
-//! `hearth token …`: org API tokens.
+//! `hearth token …`: org API tokens, and with `--workspace ID` the tokens
+//! of one workspace (issue, rotate, list, revoke).
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use hearth_api::CreateTokenRequest;
+use hearth_api::{CreateTokenRequest, CreateWorkspaceTokenRequest};
+use hearth_core::WorkspaceId;
 use uuid::Uuid;
 
 use crate::operator::Operator;
@@ -10,26 +12,51 @@ use crate::output::{self, or_dash, timestamp, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create an org API token. Its secret is printed once, alone on stdout.
+    /// Create an org API token, or with --workspace a token of that
+    /// workspace. Its secret is printed once, alone on stdout.
     Create {
         /// A name to recognise the token by.
         #[arg(long, value_name = "N")]
         name: Option<String>,
+        /// Issue a token of this workspace instead of an org token.
+        #[arg(long, value_name = "ID", value_parser = crate::cli::workspace_id)]
+        workspace: Option<WorkspaceId>,
+        /// Rotate: the workspace's other tokens stop working after this many
+        /// seconds (0: at once), time for its runtime to switch.
+        #[arg(long, value_name = "SECS", requires = "workspace")]
+        revoke_previous_after: Option<u32>,
     },
-    /// List org API tokens (never their secrets).
-    List,
-    /// Revoke an org API token.
+    /// List org API tokens, or with --workspace that workspace's tokens
+    /// (never their secrets).
+    List {
+        #[arg(long, value_name = "ID", value_parser = crate::cli::workspace_id)]
+        workspace: Option<WorkspaceId>,
+    },
+    /// Revoke an org API token, or with --workspace one of that workspace's.
     Revoke {
         #[arg(value_name = "ID", value_parser = crate::cli::uuid)]
         id: Uuid,
+        #[arg(long, value_name = "WORKSPACE", value_parser = crate::cli::workspace_id)]
+        workspace: Option<WorkspaceId>,
     },
 }
 
 pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create { name } => {
-            let token =
-                op.client.create_org_token(&CreateTokenRequest { name }).await.context("cannot create a token")?;
+        TokenCommand::Create { name, workspace, revoke_previous_after } => {
+            let token = match workspace {
+                Some(id) => {
+                    let request =
+                        CreateWorkspaceTokenRequest { name, revoke_previous_after_seconds: revoke_previous_after };
+                    op.client
+                        .create_workspace_token(id, &request)
+                        .await
+                        .with_context(|| format!("cannot issue a token for workspace {id}"))?
+                }
+                None => {
+                    op.client.create_org_token(&CreateTokenRequest { name }).await.context("cannot create a token")?
+                }
+            };
             if op.json {
                 return output::print_json(&token);
             }
@@ -37,14 +64,24 @@ pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
                 bail!("the server created token {} but did not return its secret", token.id);
             };
             // The secret alone on stdout, so `TOKEN=$(hearth token create)` works.
+            if let (Some(id), Some(after)) = (workspace, revoke_previous_after) {
+                output::note(&format!("workspace {id}'s other tokens stop working in {after} s"));
+            }
             output::note(&format!(
                 "created token {} (prefix {}); its secret is shown only this once:",
                 token.id, token.prefix
             ));
             Ok(output::print(secret)?)
         }
-        TokenCommand::List => {
-            let tokens = op.client.list_org_tokens().await.context("cannot list tokens")?;
+        TokenCommand::List { workspace } => {
+            let tokens = match workspace {
+                Some(id) => op
+                    .client
+                    .list_workspace_tokens(id)
+                    .await
+                    .with_context(|| format!("cannot list workspace {id}'s tokens"))?,
+                None => op.client.list_org_tokens().await.context("cannot list tokens")?,
+            };
             if op.json {
                 return output::print_json(&tokens);
             }
@@ -65,8 +102,12 @@ pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
             }
             Ok(output::print(&table.render())?)
         }
-        TokenCommand::Revoke { id } => {
-            op.client.revoke_org_token(id).await.with_context(|| format!("cannot revoke token {id}"))?;
+        TokenCommand::Revoke { id, workspace } => {
+            match workspace {
+                Some(ws) => op.client.revoke_workspace_token(ws, id).await,
+                None => op.client.revoke_org_token(id).await,
+            }
+            .with_context(|| format!("cannot revoke token {id}"))?;
             if op.json {
                 output::print_json(&serde_json::json!({"id": id, "status": "revoked"}))
             } else {
