@@ -177,8 +177,38 @@ impl Client {
 
     /// `GET /workspaces[?include_removed=true]`.
     pub async fn list_workspaces(&self, include_removed: bool) -> Result<Vec<WorkspaceResponse>, ClientError> {
-        let params: &[(&str, &str)] = if include_removed { &[("include_removed", "true")] } else { &[] };
-        self.call(Method::GET, "/workspaces", |request| request.query(params)).await
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, next) = self.list_workspaces_page(include_removed, None, cursor.as_deref()).await?;
+            all.extend(page);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of `GET /workspaces` and the cursor of the next page, if
+    /// any (`X-Next-Cursor`). `limit`: the server's default when `None`.
+    pub async fn list_workspaces_page(
+        &self,
+        include_removed: bool,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<WorkspaceResponse>, Option<String>), ClientError> {
+        let mut params: Vec<(&str, String)> = vec![("include_removed", include_removed.to_string())];
+        params.extend(limit.map(|limit| ("limit", limit.to_string())));
+        params.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
+        let path = "/workspaces";
+        let response = self.open(Method::GET, path, Some(REQUEST_TIMEOUT), |request| request.query(&params)).await?;
+        let status = response.status();
+        let next = response.headers().get("x-next-cursor").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = response.text().await.map_err(|err| ClientError::transport(&Method::GET, &self.url(path), &err))?;
+        if !status.is_success() {
+            return Err(ClientError::from_body(status, &body));
+        }
+        Ok((decode(&Method::GET, path, &body)?, next))
     }
 
     /// `GET /workspaces/{id}`.

@@ -311,3 +311,18 @@ fn stored(version: Option<String>, sha256: Option<String>) -> Option<hearth_core
         _ => None,
     }
 }
+
+/// A row of `desired_state_for_page`: the workspace, then a
+/// [`WorkspaceDesiredRow`].
+pub type PageDesiredRow = (Uuid, Option<String>, Option<String>, Option<String>, Option<String>, Option<i64>);
+
+/// Folds the rows of `desired_state_for_page` per workspace.
+pub fn desired_state_by_workspace(
+    rows: Vec<PageDesiredRow>,
+) -> std::collections::HashMap<Uuid, hearth_core::reconcile::DesiredState> {
+    let mut grouped: std::collections::HashMap<Uuid, Vec<WorkspaceDesiredRow>> = std::collections::HashMap::new();
+    for (id, digest, name, version, sha256, ord) in rows {
+        grouped.entry(id).or_default().push((digest, name, version, sha256, ord));
+    }
+    grouped.into_iter().filter_map(|(id, rows)| Some((id, desired_state_for_workspace(rows)?))).collect()
+}

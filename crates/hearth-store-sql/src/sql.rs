@@ -74,6 +74,14 @@ statement_set! {
         select_subtree_for_update,
         /// `$1`: org or null for all; `$2`: include removed.
         list_workspaces,
+        /// A page in creation order: `$1` org or null, `$2` include removed,
+        /// after (`$3` created_at, `$4` workspace_id), at most `$5`.
+        list_workspaces_page,
+        /// The desired state of the workspaces from (`$1`, `$2`) to (`$3`,
+        /// `$4`) in creation order (a page's first and last), of org `$5` or
+        /// all: (workspace_id, digest, plugin name, version, sha256, ord),
+        /// by workspace then ord; every workspace has at least one row.
+        desired_state_for_page,
         /// `$1`: org or null for all; by name (byte order).
         list_templates,
         list_template_files,

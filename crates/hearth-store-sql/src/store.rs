@@ -14,6 +14,7 @@ use hearth_core::{decide, EventDraft, EventId, Input, OrgId, Rejection, TokenId,
 use hearth_store::{
     evolve, Applied, Changed, Deleted, Engine, Event, EventQuery, NewFile, NewPlugin, NewTemplate, NewToken,
     NewWorkspace, Plugin, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace,
+    WorkspaceCursor, WorkspacePage,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -22,8 +23,8 @@ use uuid::Uuid;
 
 use crate::error::map_err;
 use crate::rows::{
-    self, DbStatus, DesiredRow, EventRow, FileRow, PluginRow, SecretRow, TemplateRow, TokenRow, WorkspaceDesiredRow,
-    WorkspaceRow,
+    self, DbStatus, DesiredRow, EventRow, FileRow, PageDesiredRow, PluginRow, SecretRow, TemplateRow, TokenRow,
+    WorkspaceDesiredRow, WorkspaceRow,
 };
 use crate::sql;
 use crate::Dialect;
@@ -103,6 +104,7 @@ where
     for<'r> PluginRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> DesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> WorkspaceDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> PageDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (bool,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid,): FromRow<'r, <D::Db as Database>::Row>,
@@ -358,6 +360,7 @@ where
     for<'r> PluginRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> DesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> WorkspaceDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> PageDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (bool,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid,): FromRow<'r, <D::Db as Database>::Row>,
@@ -434,6 +437,43 @@ where
             .await
             .map_err(map_err::<D>("list_workspaces"))?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn list_workspaces_page(&self, page: WorkspacePage) -> StoreResult<Vec<(Workspace, DesiredState)>> {
+        let after = page.after.unwrap_or_else(WorkspaceCursor::start);
+        let rows: Vec<WorkspaceRow<D>> = sqlx::query_as(D::SQL.list_workspaces_page)
+            .bind(page.org.map(|o| o.0))
+            .bind(page.include_removed)
+            .bind(after.created_at)
+            .bind(after.id.0)
+            .bind(page.limit)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("list_workspaces_page"))?;
+        let workspaces: Vec<Workspace> = rows.into_iter().map(Into::into).collect();
+        let (Some(first), Some(last)) = (workspaces.first(), workspaces.last()) else { return Ok(Vec::new()) };
+        let desired: Vec<PageDesiredRow> = sqlx::query_as(D::SQL.desired_state_for_page)
+            .bind(first.created_at)
+            .bind(first.id.0)
+            .bind(last.created_at)
+            .bind(last.id.0)
+            .bind(page.org.map(|o| o.0))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("desired_state_for_page"))?;
+        let mut desired = rows::desired_state_by_workspace(desired);
+        // Every listed workspace has rows: workspaces are never deleted, and
+        // the desired query covers exactly the page's range.
+        workspaces
+            .into_iter()
+            .map(|w| match desired.remove(&w.id.0) {
+                Some(state) => Ok((w, state)),
+                None => Err(StoreError::Corrupt {
+                    operation: "desired_state_for_page",
+                    message: format!("no desired state for workspace {}", w.id),
+                }),
+            })
+            .collect()
     }
 
     async fn apply(

@@ -63,6 +63,25 @@ impl Dialect for Sqlite {
             " from workspaces where ($1 is null or org_id = $1) and ($2 or status <> 'removed') \
             order by created_at, workspace_id"
         ),
+        list_workspaces_page: concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where ($1 is null or org_id = $1) and ($2 or status <> 'removed') \
+            and (created_at, workspace_id) > ($3, $4) order by created_at, workspace_id limit $5"
+        ),
+        desired_state_for_page: "with page as (select workspace_id, org_id, template, operator_plugins, created_at \
+                from workspaces where (created_at, workspace_id) >= ($1, $2) and (created_at, workspace_id) <= ($3, $4) \
+                and ($5 is null or org_id = $5)) \
+            select p.workspace_id, t.assets_digest, d.value as plugin_name, pl.version, pl.sha256, d.key as ord \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            left join json_each(case when t.template_id is null then '[]' else t.plugins end) d \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
+            union all \
+            select p.workspace_id, t.assets_digest, d.value, pl.version, pl.sha256, 1000000 + d.key \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            join json_each(p.operator_plugins) d \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
+            order by 1, 6",
         list_templates: concat!(
             "select ",
             template_columns!(),

@@ -48,6 +48,7 @@ macro_rules! conformance_tests {
             install_reports_update_the_observed_plugins,
             operator_plugins_are_stored_and_survive_heartbeats,
             desired_state_of_a_workspace_joins_template_and_operator_plugins,
+            workspaces_page_in_creation_order_with_their_desired_state,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -733,4 +734,75 @@ pub async fn desired_state_of_a_workspace_joins_template_and_operator_plugins(st
         store.desired_state_for_workspace(WorkspaceId::new_random()).await,
         Err(StoreError::NotFound("workspace"))
     ));
+}
+
+pub async fn workspaces_page_in_creation_order_with_their_desired_state(store: S) {
+    store
+        .put_plugin(NewPlugin {
+            org_id: OrgId::DEFAULT,
+            name: "seo-all".into(),
+            version: "1.0".into(),
+            description: String::new(),
+            sha256: "h-seo".into(),
+            files: vec![file("plugin.yaml", b"name: seo-all\nversion: 1.0\n")],
+            now: t(0),
+        })
+        .await
+        .unwrap();
+    let mut tpl = template("seo", vec![file("config.yaml", b"name: seo\n")], t(0));
+    tpl.plugins = vec!["seo-all".into()];
+    store.put_template(tpl).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..7_i64 {
+        let mut new = NewWorkspace::named(OrgId::DEFAULT, &format!("w{i}"), t(i));
+        new.template = (i % 2 == 0).then(|| "seo".to_owned());
+        // Two in the same instant: the id breaks the tie.
+        if i == 5 {
+            new.now = t(4);
+        }
+        ids.push(store.create_workspace(new, None).await.unwrap().id);
+    }
+    store.set_operator_plugins(ids[1], vec!["ghost".into(), "seo-all".into()], t(10)).await.unwrap();
+    store.delete_workspace(ids[6], t(11)).await.unwrap();
+
+    let walk = |org: Option<OrgId>, include_removed: bool| {
+        let store = store.clone();
+        async move {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store
+                    .list_workspaces_page(crate::WorkspacePage { org, include_removed, after, limit: 2 })
+                    .await
+                    .unwrap();
+                assert!(page.len() <= 2);
+                let Some((last, _)) = page.last() else { break };
+                after = Some(crate::WorkspaceCursor::of(last));
+                seen.extend(page);
+            }
+            seen
+        }
+    };
+    let all = walk(None, true).await;
+    let expected = store.list_workspaces(None, true).await.unwrap();
+    assert_eq!(all.iter().map(|(w, _)| w.id).collect::<Vec<_>>(), expected.iter().map(|w| w.id).collect::<Vec<_>>());
+    assert_eq!(all.len(), 7, "every workspace once, across pages");
+    for (workspace, desired) in &all {
+        let one = store.desired_state_for_workspace(workspace.id).await.unwrap();
+        assert_eq!(desired, &one, "the page's desired state of {} is the single query's", workspace.name);
+    }
+    let live = walk(Some(OrgId::DEFAULT), false).await;
+    let names: Vec<&str> = live.iter().map(|(w, _)| w.name.as_str()).collect();
+    let expected_live = store.list_workspaces(Some(OrgId::DEFAULT), false).await.unwrap();
+    assert_eq!(
+        live.iter().map(|(w, _)| w.id).collect::<Vec<_>>(),
+        expected_live.iter().map(|w| w.id).collect::<Vec<_>>(),
+        "the same order as the unpaged list"
+    );
+    assert_eq!(names.len(), 6, "the removed one is not listed: {names:?}");
+    assert!(!names.contains(&"w6"), "{names:?}");
+    assert!(walk(Some(OrgId::new_random()), true).await.is_empty(), "another org's listing is empty");
+    let cursor = crate::WorkspaceCursor::of(&all[2].0);
+    assert_eq!(crate::WorkspaceCursor::parse(&cursor.encode()), Some(cursor), "cursors survive their text");
+    assert_eq!(crate::WorkspaceCursor::parse("nonsense"), None);
 }

@@ -64,6 +64,13 @@ pub trait Store: Send + Sync + 'static {
     /// Workspaces of `org` (all orgs when `None`), oldest first.
     async fn list_workspaces(&self, org: Option<OrgId>, include_removed: bool) -> StoreResult<Vec<Workspace>>;
 
+    /// One page of workspaces (creation order) with each one's desired
+    /// state, in two queries whatever the page size.
+    async fn list_workspaces_page(
+        &self,
+        page: WorkspacePage,
+    ) -> StoreResult<Vec<(Workspace, hearth_core::reconcile::DesiredState)>>;
+
     /// Runs the state machine on the locked row and persists its decision,
     /// the input's field updates and the events in one transaction. For a
     /// register without a live workspace token, `bootstrap_token` is inserted

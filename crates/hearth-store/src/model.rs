@@ -116,6 +116,48 @@ pub struct Event {
     pub payload: Value,
 }
 
+/// One page of [`crate::Store::list_workspaces_page`]: workspaces in
+/// creation order, after `after` (keyset paging, so a page costs the same
+/// at any depth).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorkspacePage {
+    pub org: Option<OrgId>,
+    pub include_removed: bool,
+    /// The last workspace of the previous page; `None` for the first page.
+    pub after: Option<WorkspaceCursor>,
+    pub limit: i64,
+}
+
+/// Where a page of workspaces ends: the last one's creation time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkspaceCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: WorkspaceId,
+}
+
+impl WorkspaceCursor {
+    pub fn of(workspace: &Workspace) -> Self {
+        Self { created_at: workspace.created_at, id: workspace.id }
+    }
+
+    /// Before every workspace (no workspace is created before 1970).
+    pub fn start() -> Self {
+        Self { created_at: DateTime::<Utc>::UNIX_EPOCH, id: WorkspaceId(Uuid::nil()) }
+    }
+
+    /// The opaque text clients pass back: `<unix nanoseconds>.<uuid>`.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.created_at.timestamp_nanos_opt().unwrap_or_default(), self.id)
+    }
+
+    /// Reads [`WorkspaceCursor::encode`]'s text; `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (nanos, id) = text.split_once('.')?;
+        let created_at = DateTime::<Utc>::from_timestamp_nanos(nanos.parse().ok()?);
+        Some(Self { created_at, id: id.parse().ok()? })
+    }
+}
+
 /// Filter for [`crate::Store::list_events`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EventQuery {

@@ -10,7 +10,7 @@ use hearth_api::{
 };
 use hearth_core::reconcile::DesiredState;
 use hearth_core::{Input, WorkspaceId, WorkspaceStatus};
-use hearth_store::{NewWorkspace, StoreError, Workspace};
+use hearth_store::{NewWorkspace, StoreError, Workspace, WorkspaceCursor, WorkspacePage};
 use serde::Deserialize;
 
 use crate::auth::{self, Bearer, IfRemoved, Operator};
@@ -197,27 +197,67 @@ pub async fn create_workspace(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+/// Workspaces per page when the caller does not say.
+pub const DEFAULT_PAGE: i64 = 500;
+/// The most workspaces one page holds.
+pub const MAX_PAGE: i64 = 1000;
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Include removed workspaces (tombstones).
     #[serde(default)]
     include_removed: bool,
+    /// Workspaces per page (1 to 1000, default 500).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// Where the previous page ended: its `X-Next-Cursor`.
+    cursor: Option<String>,
 }
 
-/// Workspaces of the caller's org (all orgs for the admin).
+/// Workspaces of the caller's org (all orgs for the admin), in creation
+/// order, one page at a time: two queries per page whatever its size. When
+/// more remain, `X-Next-Cursor` holds the cursor of the next page and `Link`
+/// (`rel="next"`) its URL.
 #[utoipa::path(get, path = "/workspaces", tag = "workspaces", params(ListQuery),
-    responses((status = 200, body = Vec<WorkspaceResponse>), (status = 401, body = ApiErrorBody)))]
+    responses((status = 200, body = Vec<WorkspaceResponse>,
+            headers(("x-next-cursor" = String, description = "the next page's cursor, when there is one"),
+                ("link" = String, description = "`<url>; rel=\"next\"`, when there is a next page"))),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
 pub async fn list_workspaces(
     State(state): State<AppState>,
     operator: Operator,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Vec<WorkspaceResponse>>> {
-    let all = state.store.list_workspaces(operator.scope(), query.include_removed).await?;
-    // One desired-state query per workspace: operator plugins make each one's own.
-    let mut out = Vec::with_capacity(all.len());
-    for w in &all {
-        out.push(workspace_response(w, &crate::desired::desired_for(&state, w.id).await?));
+) -> ApiResult<(axum::http::HeaderMap, Json<Vec<WorkspaceResponse>>)> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("limit must be between 1 and {MAX_PAGE}"))
+            .field("limit"));
     }
-    Ok(Json(out))
+    let after = match query.cursor.as_deref() {
+        None => None,
+        Some(text) => Some(WorkspaceCursor::parse(text).ok_or_else(|| {
+            ApiError::bad_request(ErrorCode::InvalidQuery, format!("cursor {text:?} is not one this server gave"))
+                .field("cursor")
+        })?),
+    };
+    // One more than asked tells whether another page follows.
+    let page = WorkspacePage { org: operator.scope(), include_removed: query.include_removed, after, limit: limit + 1 };
+    let mut rows = state.store.list_workspaces_page(page).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut headers = axum::http::HeaderMap::new();
+    if let (true, Some((last, _))) = (more, rows.last()) {
+        let cursor = WorkspaceCursor::of(last).encode();
+        let link = format!(
+            "</workspaces?limit={limit}&include_removed={}&cursor={cursor}>; rel=\"next\"",
+            query.include_removed
+        );
+        for (name, value) in [("x-next-cursor", cursor), ("link", link)] {
+            headers.insert(name, axum::http::HeaderValue::from_str(&value).map_err(ApiError::internal)?);
+        }
+    }
+    Ok((headers, Json(rows.iter().map(|(w, desired)| workspace_response(w, desired)).collect())))
 }
 
 #[utoipa::path(get, path = "/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),

@@ -10,6 +10,7 @@ crate::on_both_engines!(
     service_endpoints_describe_the_running_server,
     peers_and_discover_follow_the_workspace_tree,
     secrets_are_encrypted_at_rest_and_overlaid,
+    workspace_lists_are_paged_with_a_cursor,
 );
 
 async fn service_endpoints_describe_the_running_server(engine: Engine) {
@@ -127,4 +128,51 @@ async fn secrets_are_encrypted_at_rest_and_overlaid(engine: Engine) {
     let stored = app.state.store.list_secrets(hearth_core::OrgId::DEFAULT, Some(id)).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert!(!stored[0].ciphertext.windows(6).any(|w| w == b"ws-key"), "not stored in plaintext");
+}
+
+async fn workspace_lists_are_paged_with_a_cursor(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        created.push(app.create(&format!("w{i}")).await.id);
+    }
+    // Raw: the body stays an array (compatible); the next page is in headers.
+    let first =
+        app.raw().get(format!("{}/workspaces?limit=2", app.url)).bearer_auth(&app.admin_token).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let cursor = first.headers()["x-next-cursor"].to_str().unwrap().to_owned();
+    let link = first.headers()["link"].to_str().unwrap().to_owned();
+    assert!(link.contains(&format!("cursor={cursor}")) && link.ends_with("rel=\"next\""), "{link}");
+    let page: Vec<serde_json::Value> = first.json().await.unwrap();
+    assert_eq!(page.len(), 2);
+    // Walking the pages gives every workspace once, in creation order.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let (page, next) = app.admin.list_workspaces_page(false, Some(2), cursor.as_deref()).await.unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.into_iter().map(|w| w.id));
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, created);
+    assert_eq!(app.admin.list_workspaces(false).await.unwrap().len(), 5, "the client follows the pages");
+    // The last page says nothing more follows.
+    let last =
+        app.raw().get(format!("{}/workspaces?limit=5", app.url)).bearer_auth(&app.admin_token).send().await.unwrap();
+    assert!(last.headers().get("x-next-cursor").is_none());
+    for (query, field) in [("limit=0", "limit"), ("limit=1001", "limit"), ("cursor=nonsense", "cursor")] {
+        let response = app
+            .raw()
+            .get(format!("{}/workspaces?{query}", app.url))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["field"], field, "{query}: {body}");
+    }
 }
