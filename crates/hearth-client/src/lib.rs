@@ -200,8 +200,17 @@ impl Client {
         let mut params: Vec<(&str, String)> = vec![("include_removed", include_removed.to_string())];
         params.extend(limit.map(|limit| ("limit", limit.to_string())));
         params.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
-        let path = "/workspaces";
-        let response = self.open(Method::GET, path, Some(REQUEST_TIMEOUT), |request| request.query(&params)).await?;
+        self.page("/workspaces", &params).await
+    }
+
+    /// One page of a paged list route and the next page's cursor
+    /// (`X-Next-Cursor`), if any.
+    async fn page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<(Vec<T>, Option<String>), ClientError> {
+        let response = self.open(Method::GET, path, Some(REQUEST_TIMEOUT), |request| request.query(params)).await?;
         let status = response.status();
         let next = response.headers().get("x-next-cursor").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = response.text().await.map_err(|err| ClientError::transport(&Method::GET, &self.url(path), &err))?;
@@ -289,7 +298,18 @@ impl Client {
 
     /// `GET /templates`.
     pub async fn list_templates(&self) -> Result<Vec<hearth_api::TemplateResponse>, ClientError> {
-        self.get("/templates").await
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut params: Vec<(&str, String)> = Vec::new();
+            params.extend(cursor.take().map(|cursor| ("cursor", cursor)));
+            let (page, next) = self.page("/templates", &params).await?;
+            all.extend(page);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// `GET /templates/{id-or-name}`: a template by its id or its name.

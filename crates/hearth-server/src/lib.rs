@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod lifecycle;
 pub mod metrics;
+pub mod paging;
 pub mod provisioner;
 pub mod routes;
 pub mod startup;

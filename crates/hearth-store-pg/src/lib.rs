@@ -78,8 +78,16 @@ impl Dialect for Pg {
         list_templates: concat!(
             "select ",
             template_columns!(),
-            " from templates where ($1::uuid is null or org_id = $1) order by name collate \"C\", template_id"
+            " from templates where ($1::uuid is null or org_id = $1) and ($2::uuid is null or \
+            (name collate \"C\", template_id) > (select name collate \"C\", template_id from templates where template_id = $2)) \
+            order by name collate \"C\", template_id limit $3"
         ),
+        list_template_files_page: "select f.template_id, f.path, f.sha256, f.size from template_files f \
+            where f.template_id in (select template_id from templates where ($1::uuid is null or org_id = $1) \
+                and ($2::uuid is null or (name collate \"C\", template_id) > \
+                    (select name collate \"C\", template_id from templates where template_id = $2)) \
+                order by name collate \"C\", template_id limit $3) \
+            order by f.template_id, f.path collate \"C\"",
         list_template_files: "select path, sha256, size from template_files where template_id = $1 \
             order by path collate \"C\"",
         list_plugins: concat!(

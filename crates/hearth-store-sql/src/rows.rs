@@ -200,9 +200,9 @@ impl EventRow {
 
 #[derive(sqlx::FromRow)]
 pub struct FileRow {
-    path: String,
-    sha256: String,
-    size: i64,
+    pub path: String,
+    pub sha256: String,
+    pub size: i64,
 }
 
 impl From<FileRow> for FileRef {

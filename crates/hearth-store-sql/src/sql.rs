@@ -82,9 +82,15 @@ statement_set! {
         /// all: (workspace_id, digest, plugin name, version, sha256, ord),
         /// by workspace then ord; every workspace has at least one row.
         desired_state_for_page,
-        /// `$1`: org or null for all; by name (byte order).
+        /// A page of templates by name (byte order): `$1` org or null for
+        /// all, `$2` the id of the previous page's last template or null,
+        /// at most `$3`.
         list_templates,
+        /// The files of one template, by path (byte order).
         list_template_files,
+        /// The files of the templates of the same page (same parameters):
+        /// (template_id, path, sha256, size).
+        list_template_files_page,
         /// `$1`: org or null for all; by name (byte order).
         list_plugins,
         list_plugin_files,

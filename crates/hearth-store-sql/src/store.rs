@@ -105,6 +105,8 @@ where
     for<'r> DesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> WorkspaceDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> PageDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (Uuid, String, String, i64): FromRow<'r, <D::Db as Database>::Row>,
+    for<'q> Option<Uuid>: Encode<'q, D::Db>,
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (bool,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid,): FromRow<'r, <D::Db as Database>::Row>,
@@ -361,6 +363,8 @@ where
     for<'r> DesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> WorkspaceDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> PageDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (Uuid, String, String, i64): FromRow<'r, <D::Db as Database>::Row>,
+    for<'q> Option<Uuid>: Encode<'q, D::Db>,
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (bool,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid,): FromRow<'r, <D::Db as Database>::Row>,
@@ -787,17 +791,36 @@ where
         self.template_from(row).await
     }
 
-    async fn list_templates(&self, org: Option<OrgId>) -> StoreResult<Vec<Template>> {
+    async fn list_templates(&self, org: Option<OrgId>, after: Option<Uuid>, limit: i64) -> StoreResult<Vec<Template>> {
         let rows: Vec<TemplateRow> = sqlx::query_as(D::SQL.list_templates)
             .bind(org.map(|o| o.0))
+            .bind(after)
+            .bind(limit)
             .fetch_all(&self.reader)
             .await
             .map_err(map_err::<D>("list_templates"))?;
-        let mut templates = Vec::with_capacity(rows.len());
-        for row in rows {
-            templates.push(self.template_from(Some(row)).await?);
+        if rows.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(templates)
+        let files: Vec<(Uuid, String, String, i64)> = sqlx::query_as(D::SQL.list_template_files_page)
+            .bind(org.map(|o| o.0))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("list_template_files"))?;
+        let mut by_template: std::collections::HashMap<Uuid, Vec<FileRow>> = std::collections::HashMap::new();
+        for (template_id, path, sha256, size) in files {
+            by_template.entry(template_id).or_default().push(FileRow { path, sha256, size });
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                // No rows: a template without files (none is stored so).
+                let files = by_template.remove(&row.template_id).unwrap_or_default();
+                row.with_files(files)
+            })
+            .collect())
     }
 
     async fn put_plugin(&self, plugin: NewPlugin) -> StoreResult<Plugin> {

@@ -85,8 +85,15 @@ impl Dialect for Sqlite {
         list_templates: concat!(
             "select ",
             template_columns!(),
-            " from templates where ($1 is null or org_id = $1) order by name, template_id"
+            " from templates where ($1 is null or org_id = $1) and ($2 is null or \
+            (name, template_id) > (select name, template_id from templates where template_id = $2)) \
+            order by name, template_id limit $3"
         ),
+        list_template_files_page: "select f.template_id, f.path, f.sha256, f.size from template_files f \
+            where f.template_id in (select template_id from templates where ($1 is null or org_id = $1) \
+                and ($2 is null or (name, template_id) > (select name, template_id from templates where template_id = $2)) \
+                order by name, template_id limit $3) \
+            order by f.template_id, f.path",
         list_template_files: "select path, sha256, size from template_files where template_id = $1 order by path",
         list_plugins: concat!(
             "select ",

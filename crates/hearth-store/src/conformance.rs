@@ -565,7 +565,7 @@ pub async fn templates_are_content_addressed_and_replaced_by_name(store: S) {
     let by_name = store.get_template_by_name(OrgId::DEFAULT, "seo").await.unwrap();
     assert_eq!(by_name, second);
     assert_eq!(store.get_template_by_id(first.id).await.unwrap(), second);
-    assert_eq!(store.list_templates(Some(OrgId::DEFAULT)).await.unwrap().len(), 2);
+    assert_eq!(store.list_templates(Some(OrgId::DEFAULT), None, 100).await.unwrap().len(), 2);
     assert!(matches!(store.get_template_by_name(OrgId::DEFAULT, "nope").await, Err(StoreError::NotFound("template"))));
     // Desired state in one query: the digest, and declared plugins (not pushed here: nothing stored).
     let desired = store.desired_state(OrgId::DEFAULT, "seo").await.unwrap().unwrap();

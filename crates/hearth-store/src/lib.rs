@@ -166,8 +166,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_template_by_id(&self, id: uuid::Uuid) -> StoreResult<Template>;
 
-    /// Templates of `org` (all orgs when `None`), by name.
-    async fn list_templates(&self, org: Option<OrgId>) -> StoreResult<Vec<Template>>;
+    /// One page of the templates of `org` (all orgs when `None`), by name,
+    /// after the template with id `after` (keyset paging), with their
+    /// files: two queries whatever the page size.
+    async fn list_templates(
+        &self,
+        org: Option<OrgId>,
+        after: Option<uuid::Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<Template>>;
 
     /// Stores a plugin, replacing one of the same name in the org, atomically.
     async fn put_plugin(&self, plugin: NewPlugin) -> StoreResult<Plugin>;

@@ -11,7 +11,7 @@ use hearth_store::{NewTemplate, StoreError, Template};
 
 use crate::auth::Operator;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::bundles::{decode_files, to_new_files};
 use crate::state::AppState;
 
@@ -96,14 +96,37 @@ pub async fn import_template(
     ))
 }
 
-#[utoipa::path(get, path = "/templates", tag = "templates",
-    responses((status = 200, body = Vec<TemplateResponse>), (status = 401, body = ApiErrorBody)))]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TemplatesQuery {
+    /// Templates per page (1 to 1000, default 500).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// Where the previous page ended: its `X-Next-Cursor`.
+    cursor: Option<String>,
+}
+
+/// Templates by name, one page at a time (two queries per page); when more
+/// remain, `X-Next-Cursor` and `Link` (`rel="next"`) say where the next starts.
+#[utoipa::path(get, path = "/templates", tag = "templates", params(TemplatesQuery),
+    responses((status = 200, body = Vec<TemplateResponse>,
+            headers(("x-next-cursor" = String, description = "the next page's cursor, when there is one"),
+                ("link" = String, description = "`<url>; rel=\"next\"`, when there is a next page"))),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
 pub async fn list_templates(
     State(state): State<AppState>,
     operator: Operator,
-) -> ApiResult<Json<Vec<TemplateResponse>>> {
-    let templates = state.store.list_templates(operator.scope()).await?;
-    Ok(Json(templates.iter().map(template_response).collect()))
+    ApiQuery(query): ApiQuery<TemplatesQuery>,
+) -> ApiResult<(axum::http::HeaderMap, Json<Vec<TemplateResponse>>)> {
+    let limit = crate::paging::limit(query.limit)?;
+    let after = match query.cursor.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<uuid::Uuid>().map_err(|_| crate::paging::bad_cursor(text))?),
+    };
+    let mut templates = state.store.list_templates(operator.scope(), after, limit + 1).await?;
+    let next = crate::paging::trim(&mut templates, limit).map(|last| last.id.to_string());
+    let headers = crate::paging::next_headers("/templates?", limit, next)?;
+    Ok((headers, Json(templates.iter().map(template_response).collect())))
 }
 
 /// A template by id, or by name.

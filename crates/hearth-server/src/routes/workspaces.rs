@@ -197,11 +197,6 @@ pub async fn create_workspace(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-/// Workspaces per page when the caller does not say.
-pub const DEFAULT_PAGE: i64 = 500;
-/// The most workspaces one page holds.
-pub const MAX_PAGE: i64 = 1000;
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
@@ -229,34 +224,17 @@ pub async fn list_workspaces(
     operator: Operator,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<(axum::http::HeaderMap, Json<Vec<WorkspaceResponse>>)> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("limit must be between 1 and {MAX_PAGE}"))
-            .field("limit"));
-    }
+    let limit = crate::paging::limit(query.limit)?;
     let after = match query.cursor.as_deref() {
         None => None,
-        Some(text) => Some(WorkspaceCursor::parse(text).ok_or_else(|| {
-            ApiError::bad_request(ErrorCode::InvalidQuery, format!("cursor {text:?} is not one this server gave"))
-                .field("cursor")
-        })?),
+        Some(text) => Some(WorkspaceCursor::parse(text).ok_or_else(|| crate::paging::bad_cursor(text))?),
     };
     // One more than asked tells whether another page follows.
     let page = WorkspacePage { org: operator.scope(), include_removed: query.include_removed, after, limit: limit + 1 };
     let mut rows = state.store.list_workspaces_page(page).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let mut headers = axum::http::HeaderMap::new();
-    if let (true, Some((last, _))) = (more, rows.last()) {
-        let cursor = WorkspaceCursor::of(last).encode();
-        let link = format!(
-            "</workspaces?limit={limit}&include_removed={}&cursor={cursor}>; rel=\"next\"",
-            query.include_removed
-        );
-        for (name, value) in [("x-next-cursor", cursor), ("link", link)] {
-            headers.insert(name, axum::http::HeaderValue::from_str(&value).map_err(ApiError::internal)?);
-        }
-    }
+    let next = crate::paging::trim(&mut rows, limit).map(|(last, _)| WorkspaceCursor::of(last).encode());
+    let prefix = format!("/workspaces?include_removed={}&", query.include_removed);
+    let headers = crate::paging::next_headers(&prefix, limit, next)?;
     Ok((headers, Json(rows.iter().map(|(w, desired)| workspace_response(w, desired)).collect())))
 }
 

@@ -13,6 +13,7 @@ crate::on_both_engines!(
     an_operator_can_add_a_plugin_to_one_workspace,
     a_template_with_a_plugin_is_delivered_and_converges,
     template_and_plugin_bad_input_is_refused_and_nothing_is_stored,
+    template_lists_are_paged_by_name_with_their_files,
 );
 
 fn text(s: &str) -> FileContent {
@@ -327,4 +328,44 @@ async fn an_operator_can_add_a_plugin_to_one_workspace(engine: Engine) {
         .unwrap();
     assert_eq!(removed.status(), 200);
     assert!(runtime.heartbeat(&heartbeat(id)).await.unwrap().desired.plugins.is_empty());
+}
+
+async fn template_lists_are_paged_by_name_with_their_files(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    for name in ["charlie", "alpha", "bravo"] {
+        let template = ImportTemplateRequest {
+            name: name.into(),
+            files: [
+                ("config.yaml".to_owned(), text(&format!("name: {name}\n"))),
+                ("prompts/system.md".to_owned(), text(name)),
+            ]
+            .into(),
+        };
+        app.admin.import_template(&template).await.unwrap();
+    }
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/templates?limit=1", app.url);
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let response = app.raw().get(url).bearer_auth(&app.admin_token).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let next = response.headers().get("x-next-cursor").map(|v| v.to_str().unwrap().to_owned());
+        let page: Vec<hearth_api::TemplateResponse> = response.json().await.unwrap();
+        assert_eq!(page.len(), 1);
+        let paths: Vec<&str> = page[0].files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["config.yaml", "prompts/system.md"], "each template with its own files");
+        names.push(page[0].name.clone());
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["alpha", "bravo", "charlie"], "by name, each once");
+    assert_eq!(app.admin.list_templates().await.unwrap().len(), 3, "the client follows the pages");
+    let response =
+        app.raw().get(format!("{}/templates?cursor=zzz", app.url)).bearer_auth(&app.admin_token).send().await.unwrap();
+    assert_eq!(response.status(), 400);
 }
