@@ -175,33 +175,37 @@ impl Agent {
             interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX), "agent started");
         let mut backoff = Backoff::new(backoff::BASE, backoff::CAP);
         loop {
-            let delay = tokio::select! {
+            // A signal is honoured between steps, never inside one: a step's
+            // writes (staged installs, atomic renames, the install report)
+            // finish first. (Polling here also registers the signal handler.)
+            tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                result = self.step() => match result {
-                    Ok(StepOutcome::Removed) => {
-                        tracing::info!(workspace_id = %id, "the workspace was removed; the agent exits");
-                        return Ok(Exit::Removed);
+                () = std::future::ready(()) => {}
+            }
+            let delay = match self.step().await {
+                Ok(StepOutcome::Removed) => {
+                    tracing::info!(workspace_id = %id, "the workspace was removed; the agent exits");
+                    return Ok(Exit::Removed);
+                }
+                Ok(outcome) => {
+                    if backoff.failures() > 0 {
+                        tracing::info!(workspace_id = %id, failures = backoff.failures(), "Hearth answers again");
                     }
-                    Ok(outcome) => {
-                        if backoff.failures() > 0 {
-                            tracing::info!(workspace_id = %id, failures = backoff.failures(), "Hearth answers again");
-                        }
-                        backoff.reset();
-                        match outcome {
-                            StepOutcome::Running { converge, .. } if converge.changed => PROMPT_HEARTBEAT.min(interval),
-                            _ => interval,
-                        }
+                    backoff.reset();
+                    match outcome {
+                        StepOutcome::Running { converge, .. } if converge.changed => PROMPT_HEARTBEAT.min(interval),
+                        _ => interval,
                     }
-                    Err(err) if err.is_retryable() => {
-                        let delay = backoff.next_delay();
-                        tracing::warn!(workspace_id = %id, error = %err, attempt = backoff.failures(),
+                }
+                Err(err) if err.is_retryable() => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(workspace_id = %id, error = %err, attempt = backoff.failures(),
                             retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                             "Hearth is unavailable; retrying with backoff");
-                        delay
-                    }
-                    Err(err) => return Err(err.into()),
-                },
+                    delay
+                }
+                Err(err) => return Err(err.into()),
             };
             tokio::select! {
                 biased;

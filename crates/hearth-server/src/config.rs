@@ -34,6 +34,9 @@ pub struct Settings {
     /// The `hearth` executable the process provisioner runs (`hearth agent …`);
     /// `None`: this process's own executable.
     pub agent_program: Option<PathBuf>,
+    /// How long the process provisioner waits after SIGTERM for a runtime to
+    /// finish its current step and exit, before SIGKILL.
+    pub runtime_stop_grace: Duration,
     pub liveness_ttl: Duration,
     pub provision_timeout: Duration,
     pub sweep_interval: Duration,
@@ -60,6 +63,7 @@ impl Default for Settings {
             provisioner: ProvisionerKind::None,
             agent_heartbeat_interval: Duration::from_secs(30),
             agent_program: None,
+            runtime_stop_grace: Duration::from_secs(10),
             liveness_ttl: Duration::from_secs(90),
             provision_timeout: Duration::from_secs(600),
             sweep_interval: Duration::from_secs(5),

@@ -55,6 +55,7 @@ pub struct ProcessProvisioner {
     server_url: String,
     data_dir: PathBuf,
     heartbeat_interval: Duration,
+    stop_grace: Duration,
     store: Arc<dyn Store>,
     runtimes: Mutex<HashMap<WorkspaceId, (Runtime, u32)>>,
 }
@@ -84,9 +85,18 @@ impl ProcessProvisioner {
         server_url: String,
         data_dir: PathBuf,
         heartbeat_interval: Duration,
+        stop_grace: Duration,
         store: Arc<dyn Store>,
     ) -> Self {
-        Self { program, server_url, data_dir, heartbeat_interval, store, runtimes: Mutex::new(HashMap::new()) }
+        Self {
+            program,
+            server_url,
+            data_dir,
+            heartbeat_interval,
+            stop_grace,
+            store,
+            runtimes: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn workspace_dir(&self, id: WorkspaceId) -> PathBuf {
@@ -225,13 +235,35 @@ impl ProcessProvisioner {
     async fn stop(&self, id: WorkspaceId, runtime: Runtime) {
         match runtime {
             Runtime::Running { mut child, .. } => {
+                // SIGTERM first: the agent finishes its current step (an
+                // install is never cut in half) and exits; SIGKILL after the
+                // grace.
+                let terminated = match child.id() {
+                    Some(pid) => signal(id, "-TERM", pid),
+                    None => false, // already reaped
+                };
+                if terminated {
+                    match tokio::time::timeout(self.stop_grace, child.wait()).await {
+                        Ok(Ok(status)) => {
+                            tracing::info!(workspace_id = %id, %status, "runtime stopped");
+                            return;
+                        }
+                        Ok(Err(e)) => tracing::warn!(workspace_id = %id, error = %e, "runtime did not report its exit"),
+                        Err(_) => {
+                            metrics::counter!("hearth_provisioner_errors_total", "reason" => "stop_grace_exceeded")
+                                .increment(1);
+                            tracing::warn!(workspace_id = %id, grace_secs = self.stop_grace.as_secs_f64(),
+                                "runtime did not stop within its grace; killing it");
+                        }
+                    }
+                }
                 if let Err(e) = child.start_kill() {
-                    tracing::warn!(workspace_id = %id, error = %e, "cannot signal runtime");
+                    tracing::warn!(workspace_id = %id, error = %e, "cannot kill runtime");
                 }
                 match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
-                    Ok(Ok(status)) => tracing::info!(workspace_id = %id, %status, "runtime stopped"),
+                    Ok(Ok(status)) => tracing::info!(workspace_id = %id, %status, "runtime killed"),
                     Ok(Err(e)) => tracing::warn!(workspace_id = %id, error = %e, "runtime did not report its exit"),
-                    Err(_) => tracing::warn!(workspace_id = %id, "runtime did not stop within 10 s"),
+                    Err(_) => tracing::warn!(workspace_id = %id, "runtime did not die within 10 s of SIGKILL"),
                 }
             }
             Runtime::Adopted => stop_adopted(&self.workspace_dir(id), id),
@@ -272,14 +304,27 @@ impl AgentLock {
     }
 }
 
+/// Sends `signal` (`-TERM`) to `pid` with kill(1); false when it could not.
+fn signal(id: WorkspaceId, signal: &str, pid: u32) -> bool {
+    match std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status() {
+        Ok(status) if status.success() => true,
+        Ok(status) => {
+            tracing::warn!(workspace_id = %id, pid, signal, %status, "kill failed");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(workspace_id = %id, pid, signal, error = %e, "cannot run kill");
+            false
+        }
+    }
+}
+
 /// Stops an agent this server did not start, by the pid in its lock file.
 fn stop_adopted(dir: &Path, id: WorkspaceId) {
     match AgentLock::of(dir, id) {
         AgentLock::Held(Holder { pid: Some(pid) }) => {
-            match std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status() {
-                Ok(status) if status.success() => tracing::info!(workspace_id = %id, pid, "adopted runtime stopped"),
-                Ok(status) => tracing::warn!(workspace_id = %id, pid, %status, "could not stop adopted runtime"),
-                Err(e) => tracing::warn!(workspace_id = %id, pid, error = %e, "could not run kill"),
+            if signal(id, "-TERM", pid) {
+                tracing::info!(workspace_id = %id, pid, "adopted runtime told to stop");
             }
         }
         // Its pid may belong to another process by now: nothing to signal.

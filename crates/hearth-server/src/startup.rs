@@ -185,6 +185,7 @@ impl Application {
             format!("http://{addr}"),
             self.state.settings.data_dir.clone(),
             self.state.settings.agent_heartbeat_interval,
+            self.state.settings.runtime_stop_grace,
             self.state.store.clone(),
         ))))
     }

@@ -139,6 +139,9 @@ async fn stopping_the_server_stops_the_runtimes_it_started() {
     let status = tokio::time::timeout(Duration::from_secs(20), server.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
     wait_for("no runtime left", Duration::from_secs(10), || agent_pids(&id).is_empty()).await;
+    // Stopped gracefully (SIGTERM, then its own clean exit), not killed.
+    let log = std::fs::read_to_string(dir.join("data").join("workspaces").join(&id).join("agent.log")).unwrap();
+    assert!(log.contains("shutting down"), "the agent finished its step and exited by itself:\n{log}");
 }
 
 #[tokio::test]

@@ -56,6 +56,11 @@ pub struct ServeArgs {
     /// The `hearth` executable the process provisioner runs as `hearth agent` [default: this executable]
     #[arg(long, env = "HEARTH_AGENT_PROGRAM", value_name = "PATH")]
     agent_program: Option<PathBuf>,
+    /// Seconds a runtime stopped by the process provisioner gets after
+    /// SIGTERM to finish its current step, before SIGKILL.
+    #[arg(long, env = "HEARTH_RUNTIME_STOP_GRACE", value_name = "SECS", value_parser = interval,
+          default_value = DEFAULT_RUNTIME_STOP_GRACE)]
+    runtime_stop_grace: Duration,
     /// A workspace with no heartbeat for this long goes offline.
     #[arg(long, env = "HEARTH_LIVENESS_TTL", value_name = "SECS", value_parser = seconds,
           default_value_t = defaults().liveness_ttl.as_secs())]
@@ -101,6 +106,8 @@ enum Provisioner {
 /// `Settings::default().agent_heartbeat_interval`, as text for clap (a test
 /// keeps the two equal).
 const DEFAULT_AGENT_HEARTBEAT: &str = "30";
+/// `Settings::default().runtime_stop_grace`, likewise.
+const DEFAULT_RUNTIME_STOP_GRACE: &str = "10";
 
 /// The server's defaults, so each default is written down once.
 fn defaults() -> Settings {
@@ -142,6 +149,7 @@ impl ServeArgs {
             provisioner: self.provisioner.into(),
             agent_heartbeat_interval: self.agent_heartbeat_interval,
             agent_program: self.agent_program,
+            runtime_stop_grace: self.runtime_stop_grace,
             liveness_ttl: Duration::from_secs(self.liveness_ttl),
             provision_timeout: Duration::from_secs(self.provision_timeout),
             sweep_interval: Duration::from_secs(self.sweep_interval),
@@ -234,6 +242,7 @@ mod tests {
     fn the_agent_heartbeat_default_is_the_servers_and_fractions_are_accepted() {
         if std::env::var_os("HEARTH_AGENT_HEARTBEAT_INTERVAL").is_none() {
             assert_eq!(serve_settings(&[]).agent_heartbeat_interval, defaults().agent_heartbeat_interval);
+            assert_eq!(serve_settings(&[]).runtime_stop_grace, defaults().runtime_stop_grace);
         }
         let settings = serve_settings(&["--agent-heartbeat-interval=0.5"]);
         assert_eq!(settings.agent_heartbeat_interval, Duration::from_millis(500));
