@@ -249,6 +249,9 @@ impl Agent {
             }
             Err(err) => err,
         };
+        if let Some(fatal) = protocol_mismatch(&err) {
+            return Err(fatal);
+        }
         match err.status() {
             Some(401) if self.has_token => Err(AgentError::TokenRejected { workspace: id, message: api_message(&err) }),
             Some(401) => Err(AgentError::TokenRequired { workspace: id, token_file: self.config.dir.join(TOKEN_FILE) }),
@@ -337,6 +340,9 @@ impl Agent {
 
     async fn heartbeat_failed(&self, err: ClientError) -> Result<StepOutcome, AgentError> {
         let id = self.workspace();
+        if let Some(fatal) = protocol_mismatch(&err) {
+            return Err(fatal);
+        }
         match err.status() {
             Some(401) => Err(AgentError::TokenRevoked { workspace: id, message: api_message(&err) }),
             Some(410) => Ok(StepOutcome::Removed),
@@ -455,6 +461,13 @@ impl Agent {
     }
 }
 
+/// A server that does not speak this agent's protocol version: retrying
+/// cannot help, so the agent stops and says which side to upgrade.
+fn protocol_mismatch(err: &ClientError) -> Option<AgentError> {
+    matches!(err.code(), Some(ErrorCode::ProtocolTooOld | ErrorCode::ProtocolTooNew))
+        .then(|| AgentError::Config(format!("Hearth and this agent share no protocol version: {}", api_message(err))))
+}
+
 /// The human message of an API error (the whole sentence otherwise).
 fn api_message(err: &ClientError) -> String {
     err.api_message().map_or_else(|| err.to_string(), str::to_owned)
@@ -520,6 +533,19 @@ mod tests {
             WorkspaceStatus::Paused
         );
         assert_eq!(stopped_status(&err(None, "workspace is hibernated")), WorkspaceStatus::Paused);
+    }
+
+    #[test]
+    fn a_protocol_mismatch_is_fatal_and_says_which_side_to_upgrade() {
+        let err = |code| ClientError::Api {
+            status: 426,
+            body: hearth_api::ApiErrorBody::new(code, "protocol version 2 is too old; upgrade the runtime"),
+        };
+        let fatal = protocol_mismatch(&err(ErrorCode::ProtocolTooOld)).expect("fatal");
+        assert!(!fatal.is_retryable());
+        assert!(fatal.to_string().contains("upgrade the runtime"), "{fatal}");
+        assert!(protocol_mismatch(&err(ErrorCode::ProtocolTooNew)).is_some());
+        assert!(protocol_mismatch(&err(ErrorCode::Unavailable)).is_none(), "other errors keep their handling");
     }
 
     #[test]

@@ -11,6 +11,16 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// The header a runtime (and every `hearth-client`) sends with the protocol
+/// version it speaks. A request without it is version 1 (the old SDK).
+pub const PROTOCOL_HEADER: &str = "x-hearth-protocol";
+/// The protocol version this build speaks: 2 adds the delivery fields
+/// (`desired`, reports) and typed error bodies to version 1, and removes
+/// nothing, so a version-1 runtime still works.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest protocol version this build accepts.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+
 /// What went wrong, for programs: clients branch on this, never on the
 /// human sentence next to it. A code this build does not know (from a newer
 /// server) reads as [`ErrorCode::Unknown`].
@@ -33,6 +43,10 @@ pub enum ErrorCode {
     InvalidSource,
     /// The database refused a value (a safety net behind the checks above).
     InvalidInput,
+    /// The runtime speaks a protocol version older or newer than this server
+    /// accepts (`/buildinfo` lists them): upgrade the runtime, or the server.
+    ProtocolTooOld,
+    ProtocolTooNew,
     // 401, 404, 405, 413
     Unauthorized,
     NotFound,
@@ -82,6 +96,8 @@ impl ErrorCode {
         ErrorCode::InvalidPluginName,
         ErrorCode::InvalidSource,
         ErrorCode::InvalidInput,
+        ErrorCode::ProtocolTooOld,
+        ErrorCode::ProtocolTooNew,
         ErrorCode::Unauthorized,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
@@ -124,6 +140,8 @@ impl ErrorCode {
             ErrorCode::InvalidPluginName => "invalid_plugin_name",
             ErrorCode::InvalidSource => "invalid_source",
             ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::ProtocolTooOld => "protocol_too_old",
+            ErrorCode::ProtocolTooNew => "protocol_too_new",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
@@ -491,6 +509,9 @@ pub struct BuildInfo {
     /// `none` or `process` (Hearth).
     #[serde(default)]
     pub provisioner: String,
+    /// The runtime protocol versions this server accepts (`X-Hearth-Protocol`).
+    #[serde(default)]
+    pub protocol_versions: Vec<u32>,
 }
 
 // --- templates, plugins, assets ----------------------------------------------

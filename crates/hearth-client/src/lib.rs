@@ -442,7 +442,10 @@ impl Client {
     }
 
     fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        let request = self.http.request(method, url);
+        let request = self
+            .http
+            .request(method, url)
+            .header(hearth_api::PROTOCOL_HEADER, hearth_api::PROTOCOL_VERSION.to_string());
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,

@@ -159,3 +159,30 @@ pub fn parse_id<T: FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::bad_request(ErrorCode::InvalidId, format!("malformed {what}: {raw:?} is not a UUID")))
 }
+
+/// Refuses a request whose `X-Hearth-Protocol` names a version this server
+/// does not speak, with a code that says which side to upgrade. No header is
+/// version 1 (the old SDK), which is accepted.
+pub async fn check_protocol(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use hearth_api::{MIN_PROTOCOL_VERSION, PROTOCOL_HEADER, PROTOCOL_VERSION};
+    let Some(value) = request.headers().get(PROTOCOL_HEADER) else { return next.run(request).await };
+    let accepted = format!("this server accepts protocol versions {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}");
+    let refusal = match value.to_str().ok().and_then(|text| text.trim().parse::<u32>().ok()) {
+        None => ApiError::bad_request(
+            ErrorCode::InvalidHeader,
+            format!("{PROTOCOL_HEADER} must be a protocol version number; {accepted}"),
+        ),
+        Some(version) if version < MIN_PROTOCOL_VERSION => ApiError::new(
+            axum::http::StatusCode::UPGRADE_REQUIRED,
+            ErrorCode::ProtocolTooOld,
+            format!("protocol version {version} is too old: {accepted}; upgrade the runtime"),
+        ),
+        Some(version) if version > PROTOCOL_VERSION => ApiError::bad_request(
+            ErrorCode::ProtocolTooNew,
+            format!("protocol version {version} is newer than this server speaks: {accepted}; upgrade Hearth"),
+        ),
+        Some(_) => return next.run(request).await,
+    };
+    refusal.field(PROTOCOL_HEADER).into_response()
+}

@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::extract::refuse_nul_in_path))
+        .layer(middleware::from_fn(crate::extract::check_protocol))
         .layer(middleware::from_fn(crate::metrics::track_requests))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

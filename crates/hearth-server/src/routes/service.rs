@@ -55,6 +55,7 @@ pub async fn buildinfo(State(state): State<AppState>) -> ApiResult<Json<BuildInf
             crate::config::ProvisionerKind::Process => "process",
         }
         .into(),
+        protocol_versions: (hearth_api::MIN_PROTOCOL_VERSION..=hearth_api::PROTOCOL_VERSION).collect(),
     }))
 }
 

@@ -11,6 +11,7 @@ crate::on_both_engines!(
     peers_and_discover_follow_the_workspace_tree,
     secrets_are_encrypted_at_rest_and_overlaid,
     workspace_lists_are_paged_with_a_cursor,
+    runtimes_name_their_protocol_version_and_unknown_ones_are_refused,
 );
 
 async fn service_endpoints_describe_the_running_server(engine: Engine) {
@@ -175,4 +176,36 @@ async fn workspace_lists_are_paged_with_a_cursor(engine: Engine) {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["field"], field, "{query}: {body}");
     }
+}
+
+async fn runtimes_name_their_protocol_version_and_unknown_ones_are_refused(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, runtime, token) = app.create_registered("w").await;
+    // hearth-client sends the current version; the old SDK sends none (v1).
+    runtime.heartbeat(&heartbeat(id)).await.expect("the current version is accepted");
+    let send = |version: Option<&str>| {
+        let mut request = app
+            .raw()
+            .post(format!("{}/registry/heartbeat", app.url))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"workspace_id": id}));
+        if let Some(version) = version {
+            request = request.header("X-Hearth-Protocol", version);
+        }
+        request.send()
+    };
+    assert_eq!(send(None).await.unwrap().status(), 200, "no header is protocol 1, the old SDK");
+    assert_eq!(send(Some("1")).await.unwrap().status(), 200);
+    for (version, status, code) in
+        [("0", 426, "protocol_too_old"), ("99", 400, "protocol_too_new"), ("two", 400, "invalid_header")]
+    {
+        let response = send(Some(version)).await.unwrap();
+        assert_eq!(response.status(), status, "version {version}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], code, "version {version}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("accepts protocol versions 1 to 2"), "{body}");
+        assert_eq!(body["field"], "x-hearth-protocol");
+    }
+    let build = app.admin.buildinfo().await.unwrap();
+    assert_eq!(build.protocol_versions, [1, 2], "/buildinfo lists the accepted versions");
 }
