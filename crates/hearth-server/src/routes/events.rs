@@ -39,6 +39,7 @@ pub(crate) fn event_response(e: &Event) -> EventResponse {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListEventsQuery {
     /// Return events with a larger seq (default 0).
     since: Option<i64>,
@@ -72,6 +73,7 @@ pub async fn list_events(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Resume after this seq (the `Last-Event-ID` header wins).
     since: Option<i64>,

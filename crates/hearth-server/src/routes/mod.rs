@@ -33,9 +33,23 @@ use crate::state::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Hearth", description = "Control plane for fleets of AI-agent workspaces (PROTOCOL.md)."),
-    components(schemas(hearth_api::ApiErrorBody))
+    components(schemas(hearth_api::ApiErrorBody)),
+    modifiers(&BearerAuth)
 )]
 struct ApiDoc;
+
+/// Every credential is a bearer token (admin, org or workspace; which one a
+/// route accepts is in its description and its 401 answer).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    }
+}
 
 /// The routes and their OpenAPI document.
 pub fn api(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -44,7 +58,7 @@ pub fn api(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(templates::import_template))
         .routes(routes!(plugins::upload_plugin, plugins::list_plugins))
         .layer(DefaultBodyLimit::max(max_upload_bytes));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(uploads)
         .routes(routes!(templates::list_templates))
         .routes(routes!(templates::get_template))
@@ -80,7 +94,16 @@ pub fn api(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(service::readyz))
         .routes(routes!(service::buildinfo))
         .routes(routes!(service::metrics))
-        .split_for_parts()
+        .split_for_parts();
+    (router, openapi_paths(openapi))
+}
+
+/// The document's paths in OpenAPI's template syntax: axum's catch-all
+/// `{*path}` is the parameter `{path}` (the router keeps its own syntax).
+fn openapi_paths(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let paths = std::mem::take(&mut openapi.paths.paths);
+    openapi.paths.paths = paths.into_iter().map(|(path, item)| (path.replace("{*", "{"), item)).collect();
+    openapi
 }
 
 /// The whole application router.

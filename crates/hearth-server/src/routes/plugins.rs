@@ -112,6 +112,7 @@ fn plugin_name(raw: &str) -> ApiResult<&str> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// `local://<name>` (the only source Hearth serves).
     source: Option<String>,

@@ -25,6 +25,7 @@ use crate::state::AppState;
 
 /// Register a runtime for a workspace (bootstrap mints its token).
 #[utoipa::path(post, path = "/registry/register", tag = "registry", request_body = RegisterRequest,
+    security((), ("bearer" = [])),
     responses((status = 200, body = RegisterResponse), (status = 400, body = ApiErrorBody),
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody),
         (status = 409, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
@@ -120,6 +121,7 @@ pub async fn update_card(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PeersQuery {
     /// Substring filter on name or role (case-insensitive).
     q: Option<String>,

@@ -10,19 +10,19 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Old platform's health check.
-#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, body = StatusResponse)))]
+#[utoipa::path(get, path = "/health", tag = "service", security(()), responses((status = 200, body = StatusResponse)))]
 pub async fn health() -> Json<StatusResponse> {
     Json(StatusResponse { status: "ok".into() })
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, body = StatusResponse)))]
+#[utoipa::path(get, path = "/healthz", tag = "service", security(()), responses((status = 200, body = StatusResponse)))]
 pub async fn healthz() -> Json<StatusResponse> {
     Json(StatusResponse { status: "ok".into() })
 }
 
 /// The database is reachable and migrated.
-#[utoipa::path(get, path = "/readyz", tag = "service",
+#[utoipa::path(get, path = "/readyz", tag = "service", security(()),
     responses((status = 200, body = StatusResponse), (status = 503, body = ApiErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<StatusResponse>> {
     state.store.ping().await?;
@@ -38,7 +38,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<StatusRespo
     Ok(Json(StatusResponse { status: "ready".into() }))
 }
 
-#[utoipa::path(get, path = "/buildinfo", tag = "service",
+#[utoipa::path(get, path = "/buildinfo", tag = "service", security(()),
     responses((status = 200, body = BuildInfo), (status = 503, body = ApiErrorBody)))]
 pub async fn buildinfo(State(state): State<AppState>) -> ApiResult<Json<BuildInfo>> {
     let build = &state.build;
@@ -60,7 +60,7 @@ pub async fn buildinfo(State(state): State<AppState>) -> ApiResult<Json<BuildInf
 }
 
 /// Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text")))]
+#[utoipa::path(get, path = "/metrics", tag = "service", security(()), responses((status = 200, description = "Prometheus text")))]
 pub async fn metrics() -> Response {
     let body = crate::metrics::handle().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()

@@ -54,6 +54,25 @@ async fn service_endpoints_describe_the_running_server(engine: Engine) {
     ] {
         assert!(paths.contains_key(path), "{path} missing from /openapi.json");
     }
+    // Query parameters are declared in the query, credentials as bearer.
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                let place = parameter["in"].as_str().unwrap();
+                let expected = if path.contains(&format!("{{{name}}}")) {
+                    "path"
+                } else if name.starts_with("X-") {
+                    "header"
+                } else {
+                    "query"
+                };
+                assert_eq!(place, expected, "{method} {path}: parameter {name}");
+            }
+        }
+    }
+    assert_eq!(openapi["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(paths["/health"]["get"]["security"], serde_json::json!([{}]), "public routes need no token");
     // The error body and its codes are documented, so clients branch on codes.
     let schemas = &openapi["components"]["schemas"];
     let codes: Vec<&str> =
