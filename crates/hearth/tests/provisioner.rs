@@ -135,6 +135,9 @@ async fn stopping_the_server_stops_the_runtimes_it_started() {
     let created = cli(dir, port, &["workspace", "create", "w", "--json"]).await;
     let id = created.json()["id"].as_str().unwrap().to_owned();
     wait_for("a runtime", Duration::from_secs(30), || agent_pids(&id).len() == 1).await;
+    // Online: the agent runs its loop (a signal before its handler is set
+    // would end it the default way, which is not what this checks).
+    cli(dir, port, &["workspace", "wait", &id, "--status", "online", "--timeout", "60"]).await.expect_code(0);
     kill("-TERM", server.id().unwrap());
     let status = tokio::time::timeout(Duration::from_secs(20), server.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
