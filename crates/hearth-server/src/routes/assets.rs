@@ -25,7 +25,7 @@ async fn template_of(state: &AppState, bearer: &Bearer, raw: &str) -> ApiResult<
 }
 
 /// The files of the workspace's template and their digest (empty without a template).
-#[utoipa::path(get, path = "/workspaces/{id}/assets", tag = "assets", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/workspaces/{id}/assets", tag = "assets", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = AssetsManifest), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn assets_manifest(
     State(state): State<AppState>,
@@ -47,7 +47,7 @@ pub async fn assets_manifest(
 
 /// One asset's bytes, with `ETag: "<sha256>"`.
 #[utoipa::path(get, path = "/workspaces/{id}/assets/{*path}", tag = "assets",
-    params(("id" = String, Path), ("path" = String, Path, description = "the file's path in the template")),
+    params(("id" = uuid::Uuid, Path), ("path" = String, Path, description = "the file's path in the template")),
     responses((status = 200, content_type = "application/octet-stream", description = "the file"),
         (status = 304, description = "If-None-Match matched"), (status = 400, body = ApiErrorBody),
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]

@@ -108,7 +108,7 @@ pub async fn stream_events(
 }
 
 /// Live stream of one workspace's events, with the old platform's keys too.
-#[utoipa::path(get, path = "/workspaces/{id}/events/stream", tag = "events", params(("id" = String, Path), StreamQuery),
+#[utoipa::path(get, path = "/workspaces/{id}/events/stream", tag = "events", params(("id" = uuid::Uuid, Path), StreamQuery),
     responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody)))]
 pub async fn stream_workspace_events(
     State(state): State<AppState>,

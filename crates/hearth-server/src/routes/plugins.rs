@@ -121,7 +121,7 @@ pub struct DownloadQuery {
 /// The plugin as a gzip tarball; its `plugin.yaml` carries `sha256:` (the
 /// content-manifest hash) so the SDK's own verification passes.
 #[utoipa::path(get, path = "/workspaces/{id}/plugins/{name}/download", tag = "plugins",
-    params(("id" = String, Path), ("name" = String, Path), DownloadQuery),
+    params(("id" = uuid::Uuid, Path), ("name" = String, Path), DownloadQuery),
     responses((status = 200, content_type = "application/gzip", description = "the plugin tarball"),
         (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn download_plugin(
@@ -171,7 +171,7 @@ pub async fn download_plugin(
 }
 
 /// A runtime reports that it installed a plugin (observed state).
-#[utoipa::path(post, path = "/workspaces/{id}/plugins", tag = "plugins", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/workspaces/{id}/plugins", tag = "plugins", params(("id" = uuid::Uuid, Path)),
     request_body = RecordInstallRequest,
     responses((status = 200, body = RecordInstallResponse), (status = 400, body = ApiErrorBody),
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody),
@@ -207,7 +207,7 @@ pub async fn record_install(
 }
 
 /// Desired vs installed plugins of a workspace.
-#[utoipa::path(get, path = "/workspaces/{id}/plugins", tag = "plugins", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/workspaces/{id}/plugins", tag = "plugins", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = WorkspacePluginsResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn workspace_plugins(
     State(state): State<AppState>,
@@ -237,7 +237,7 @@ async fn plugins_response(state: &AppState, workspace: &Workspace) -> ApiResult<
 
 /// Add a plugin to one workspace's desired state, beyond its template's.
 /// Idempotent; the runtime installs it on its next heartbeat.
-#[utoipa::path(put, path = "/workspaces/{id}/plugins/{name}", tag = "plugins", params(("id" = String, Path), ("name" = String, Path)),
+#[utoipa::path(put, path = "/workspaces/{id}/plugins/{name}", tag = "plugins", params(("id" = uuid::Uuid, Path), ("name" = String, Path)),
     responses((status = 200, body = WorkspacePluginsResponse), (status = 400, body = ApiErrorBody),
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody),
         (status = 422, body = ApiErrorBody)))]
@@ -268,7 +268,7 @@ pub async fn add_operator_plugin(
 }
 
 /// Remove a plugin an operator added (template plugins stay desired).
-#[utoipa::path(delete, path = "/workspaces/{id}/plugins/{name}", tag = "plugins", params(("id" = String, Path), ("name" = String, Path)),
+#[utoipa::path(delete, path = "/workspaces/{id}/plugins/{name}", tag = "plugins", params(("id" = uuid::Uuid, Path), ("name" = String, Path)),
     responses((status = 200, body = WorkspacePluginsResponse), (status = 400, body = ApiErrorBody),
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn remove_operator_plugin(

@@ -128,7 +128,7 @@ pub struct PeersQuery {
 }
 
 /// Siblings, then children, then the parent (removed excluded).
-#[utoipa::path(get, path = "/registry/{id}/peers", tag = "registry", params(("id" = String, Path), PeersQuery),
+#[utoipa::path(get, path = "/registry/{id}/peers", tag = "registry", params(("id" = uuid::Uuid, Path), PeersQuery),
     responses((status = 200, body = Vec<Peer>), (status = 401, body = ApiErrorBody)))]
 pub async fn peers(
     State(state): State<AppState>,
@@ -200,7 +200,7 @@ fn may_discover(caller: &Workspace, target: &Workspace, parents: &HashMap<Worksp
 }
 
 /// Find where a related workspace can be reached.
-#[utoipa::path(get, path = "/registry/discover/{target}", tag = "registry", params(("target" = String, Path),
+#[utoipa::path(get, path = "/registry/discover/{target}", tag = "registry", params(("target" = uuid::Uuid, Path),
     ("X-Workspace-ID" = String, Header, description = "the caller")),
     responses((status = 200, body = DiscoverResponse), (status = 400, body = ApiErrorBody),
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 503, body = ApiErrorBody)))]

@@ -57,7 +57,7 @@ pub async fn list_org_tokens(State(state): State<AppState>, operator: Operator) 
     Ok(Json(tokens.iter().map(token_response).collect()))
 }
 
-#[utoipa::path(delete, path = "/org/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/org/tokens/{id}", tag = "tokens", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = StatusResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn revoke_org_token(
     State(state): State<AppState>,
@@ -95,7 +95,7 @@ async fn live_workspace(state: &AppState, operator: Operator, raw: &str) -> ApiR
 /// Issue a token for a workspace (shown once). With
 /// `revoke_previous_after_seconds`, rotate: the workspace's other tokens stop
 /// working after that overlap.
-#[utoipa::path(post, path = "/workspaces/{id}/tokens", tag = "tokens", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/workspaces/{id}/tokens", tag = "tokens", params(("id" = uuid::Uuid, Path)),
     request_body(content = CreateWorkspaceTokenRequest, description = "optional"),
     responses((status = 201, body = TokenResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
         (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
@@ -135,7 +135,7 @@ pub async fn create_workspace_token(
 }
 
 /// A workspace's tokens, newest first (never their secrets).
-#[utoipa::path(get, path = "/workspaces/{id}/tokens", tag = "tokens", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/workspaces/{id}/tokens", tag = "tokens", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = Vec<TokenResponse>), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
         (status = 404, body = ApiErrorBody)))]
 pub async fn list_workspace_tokens(
@@ -151,7 +151,7 @@ pub async fn list_workspace_tokens(
 
 /// Revoke one of a workspace's tokens, at once.
 #[utoipa::path(delete, path = "/workspaces/{id}/tokens/{token_id}", tag = "tokens",
-    params(("id" = String, Path), ("token_id" = String, Path)),
+    params(("id" = uuid::Uuid, Path), ("token_id" = uuid::Uuid, Path)),
     responses((status = 200, body = StatusResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
         (status = 404, body = ApiErrorBody)))]
 pub async fn revoke_workspace_token(

@@ -238,7 +238,7 @@ pub async fn list_workspaces(
     Ok((headers, Json(rows.iter().map(|(w, desired)| workspace_response(w, desired)).collect())))
 }
 
-#[utoipa::path(get, path = "/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/workspaces/{id}", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = WorkspaceResponse), (status = 400, body = ApiErrorBody),
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn get_workspace(
@@ -253,7 +253,7 @@ pub async fn get_workspace(
 }
 
 /// Delete a workspace and its descendants. Idempotent.
-#[utoipa::path(delete, path = "/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/workspaces/{id}", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = DeleteResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn delete_workspace(
     State(state): State<AppState>,
@@ -273,7 +273,7 @@ async fn lifecycle(state: AppState, operator: Operator, raw: String, input: Inpu
     Ok(Json(StatusResponse { status: applied.workspace.status.as_str().into() }))
 }
 
-#[utoipa::path(post, path = "/workspaces/{id}/pause", tag = "workspaces", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/workspaces/{id}/pause", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
 pub async fn pause(
     State(state): State<AppState>,
@@ -283,7 +283,7 @@ pub async fn pause(
     lifecycle(state, operator, raw, Input::Pause).await
 }
 
-#[utoipa::path(post, path = "/workspaces/{id}/resume", tag = "workspaces", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/workspaces/{id}/resume", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
@@ -293,7 +293,7 @@ pub async fn resume(
     lifecycle(state, operator, raw, Input::Resume).await
 }
 
-#[utoipa::path(post, path = "/workspaces/{id}/restart", tag = "workspaces", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/workspaces/{id}/restart", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
 pub async fn restart(
     State(state): State<AppState>,
@@ -303,7 +303,7 @@ pub async fn restart(
     lifecycle(state, operator, raw, Input::Restart).await
 }
 
-#[utoipa::path(post, path = "/workspaces/{id}/hibernate", tag = "workspaces", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/workspaces/{id}/hibernate", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
 pub async fn hibernate(
     State(state): State<AppState>,
@@ -315,7 +315,7 @@ pub async fn hibernate(
 
 /// What the runtime should be doing. After delete: 404 with `deleted: true`,
 /// also for the workspace's own token, so a runtime learns it must exit.
-#[utoipa::path(get, path = "/workspaces/{id}/state", tag = "workspaces", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/workspaces/{id}/state", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = StateResponse), (status = 401, body = ApiErrorBody), (status = 404, body = StateResponse)))]
 pub async fn workspace_state(
     State(state): State<AppState>,

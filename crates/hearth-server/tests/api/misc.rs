@@ -72,6 +72,8 @@ async fn service_endpoints_describe_the_running_server(engine: Engine) {
         }
     }
     assert_eq!(openapi["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let id = &paths["/workspaces/{id}"]["get"]["parameters"][0]["schema"];
+    assert_eq!((id["type"].as_str(), id["format"].as_str()), (Some("string"), Some("uuid")), "ids are uuids: {id}");
     assert_eq!(paths["/health"]["get"]["security"], serde_json::json!([{}]), "public routes need no token");
     // The error body and its codes are documented, so clients branch on codes.
     let schemas = &openapi["components"]["schemas"];
