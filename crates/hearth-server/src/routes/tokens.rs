@@ -29,7 +29,7 @@ pub(crate) fn token_response(t: &Token) -> TokenResponse {
 }
 
 /// Create an org API token (the secret is returned once).
-#[utoipa::path(post, path = "/org/tokens", tag = "tokens", request_body = CreateTokenRequest,
+#[utoipa::path(post, path = "/org/tokens", tag = "tokens", request_body = Option<CreateTokenRequest>,
     responses((status = 201, body = TokenResponse), (status = 401, body = ApiErrorBody)))]
 pub async fn create_org_token(
     State(state): State<AppState>,
@@ -96,7 +96,7 @@ async fn live_workspace(state: &AppState, operator: Operator, raw: &str) -> ApiR
 /// `revoke_previous_after_seconds`, rotate: the workspace's other tokens stop
 /// working after that overlap.
 #[utoipa::path(post, path = "/workspaces/{id}/tokens", tag = "tokens", params(("id" = uuid::Uuid, Path)),
-    request_body(content = CreateWorkspaceTokenRequest, description = "optional"),
+    request_body = Option<CreateWorkspaceTokenRequest>,
     responses((status = 201, body = TokenResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
         (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn create_workspace_token(

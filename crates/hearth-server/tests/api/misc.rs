@@ -72,6 +72,10 @@ async fn service_endpoints_describe_the_running_server(engine: Engine) {
         }
     }
     assert_eq!(openapi["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    for (path, method) in [("/org/tokens", "post"), ("/workspaces/{id}/tokens", "post")] {
+        let body = &paths[path][method]["requestBody"];
+        assert_ne!(body["required"], true, "{method} {path} accepts no body: {body}");
+    }
     let id = &paths["/workspaces/{id}"]["get"]["parameters"][0]["schema"];
     assert_eq!((id["type"].as_str(), id["format"].as_str()), (Some("string"), Some("uuid")), "ids are uuids: {id}");
     assert_eq!(paths["/health"]["get"]["security"], serde_json::json!([{}]), "public routes need no token");
