@@ -26,7 +26,7 @@ async fn template_of(state: &AppState, bearer: &Bearer, raw: &str) -> ApiResult<
 
 /// The files of the workspace's template and their digest (empty without a template).
 #[utoipa::path(get, path = "/workspaces/{id}/assets", tag = "assets", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = AssetsManifest), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+    responses((status = 200, body = AssetsManifest), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn assets_manifest(
     State(state): State<AppState>,
     bearer: Bearer,
@@ -50,7 +50,7 @@ pub async fn assets_manifest(
     params(("id" = uuid::Uuid, Path), ("path" = String, Path, description = "the file's path in the template")),
     responses((status = 200, content_type = "application/octet-stream", description = "the file"),
         (status = 304, description = "If-None-Match matched"), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn asset_file(
     State(state): State<AppState>,
     bearer: Bearer,

@@ -96,7 +96,7 @@ async fn start_seq(state: &AppState, headers: &HeaderMap, since: Option<i64>) ->
 
 /// Live stream of every event (of the caller's org).
 #[utoipa::path(get, path = "/events/stream", tag = "events", params(StreamQuery),
-    responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody)))]
+    responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody)))]
 pub async fn stream_events(
     State(state): State<AppState>,
     operator: Operator,
@@ -109,7 +109,7 @@ pub async fn stream_events(
 
 /// Live stream of one workspace's events, with the old platform's keys too.
 #[utoipa::path(get, path = "/workspaces/{id}/events/stream", tag = "events", params(("id" = uuid::Uuid, Path), StreamQuery),
-    responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody)))]
+    responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn stream_workspace_events(
     State(state): State<AppState>,
     bearer: Bearer,

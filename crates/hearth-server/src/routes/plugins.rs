@@ -123,7 +123,7 @@ pub struct DownloadQuery {
 #[utoipa::path(get, path = "/workspaces/{id}/plugins/{name}/download", tag = "plugins",
     params(("id" = uuid::Uuid, Path), ("name" = String, Path), DownloadQuery),
     responses((status = 200, content_type = "application/gzip", description = "the plugin tarball"),
-        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn download_plugin(
     State(state): State<AppState>,
     bearer: Bearer,
@@ -208,7 +208,7 @@ pub async fn record_install(
 
 /// Desired vs installed plugins of a workspace.
 #[utoipa::path(get, path = "/workspaces/{id}/plugins", tag = "plugins", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = WorkspacePluginsResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+    responses((status = 200, body = WorkspacePluginsResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn workspace_plugins(
     State(state): State<AppState>,
     bearer: Bearer,

@@ -109,7 +109,7 @@ pub async fn heartbeat(
 /// Replace the agent card.
 #[utoipa::path(post, path = "/registry/update-card", tag = "registry", request_body = UpdateCardRequest,
     responses((status = 200, body = StatusResponse), (status = 401, body = ApiErrorBody),
-        (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
+        (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody), (status = 400, body = ApiErrorBody)))]
 pub async fn update_card(
     State(state): State<AppState>,
     RequiredBearer(bearer): RequiredBearer,
@@ -129,7 +129,7 @@ pub struct PeersQuery {
 
 /// Siblings, then children, then the parent (removed excluded).
 #[utoipa::path(get, path = "/registry/{id}/peers", tag = "registry", params(("id" = uuid::Uuid, Path), PeersQuery),
-    responses((status = 200, body = Vec<Peer>), (status = 401, body = ApiErrorBody)))]
+    responses((status = 200, body = Vec<Peer>), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn peers(
     State(state): State<AppState>,
     bearer: Bearer,
@@ -203,7 +203,7 @@ fn may_discover(caller: &Workspace, target: &Workspace, parents: &HashMap<Worksp
 #[utoipa::path(get, path = "/registry/discover/{target}", tag = "registry", params(("target" = uuid::Uuid, Path),
     ("X-Workspace-ID" = String, Header, description = "the caller")),
     responses((status = 200, body = DiscoverResponse), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 503, body = ApiErrorBody)))]
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 503, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn discover(
     State(state): State<AppState>,
     bearer: Bearer,

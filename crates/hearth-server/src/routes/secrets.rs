@@ -52,7 +52,7 @@ async fn put(
 /// Set workspace secrets (merged by name).
 #[utoipa::path(put, path = "/workspaces/{id}/secrets", tag = "secrets", params(("id" = uuid::Uuid, Path)),
     request_body = BTreeMap<String, String>,
-    responses((status = 200, body = StatusResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
+    responses((status = 200, body = StatusResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn put_workspace_secrets(
     State(state): State<AppState>,
     operator: Operator,
@@ -80,7 +80,7 @@ pub async fn put_org_secrets(
 /// Org secrets overlaid by workspace secrets, decrypted. Never a partial
 /// bundle: one value that cannot be decrypted fails the whole call.
 #[utoipa::path(get, path = "/workspaces/{id}/secrets/values", tag = "secrets", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = BTreeMap<String, String>), (status = 401, body = ApiErrorBody), (status = 500, body = ApiErrorBody)))]
+    responses((status = 200, body = BTreeMap<String, String>), (status = 401, body = ApiErrorBody), (status = 500, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn secret_values(
     State(state): State<AppState>,
     bearer: Bearer,

@@ -131,7 +131,7 @@ pub async fn list_templates(
 
 /// A template by id, or by name.
 #[utoipa::path(get, path = "/templates/{id}", tag = "templates", params(("id" = String, Path, description = "id or name")),
-    responses((status = 200, body = TemplateResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+    responses((status = 200, body = TemplateResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 400, body = ApiErrorBody)))]
 pub async fn get_template(
     State(state): State<AppState>,
     operator: Operator,

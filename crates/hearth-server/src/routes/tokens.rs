@@ -30,7 +30,7 @@ pub(crate) fn token_response(t: &Token) -> TokenResponse {
 
 /// Create an org API token (the secret is returned once).
 #[utoipa::path(post, path = "/org/tokens", tag = "tokens", request_body = Option<CreateTokenRequest>,
-    responses((status = 201, body = TokenResponse), (status = 401, body = ApiErrorBody)))]
+    responses((status = 201, body = TokenResponse), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody)))]
 pub async fn create_org_token(
     State(state): State<AppState>,
     operator: Operator,
@@ -58,7 +58,7 @@ pub async fn list_org_tokens(State(state): State<AppState>, operator: Operator) 
 }
 
 #[utoipa::path(delete, path = "/org/tokens/{id}", tag = "tokens", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = StatusResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+    responses((status = 200, body = StatusResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 400, body = ApiErrorBody)))]
 pub async fn revoke_org_token(
     State(state): State<AppState>,
     operator: Operator,

@@ -254,7 +254,7 @@ pub async fn get_workspace(
 
 /// Delete a workspace and its descendants. Idempotent.
 #[utoipa::path(delete, path = "/workspaces/{id}", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = DeleteResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+    responses((status = 200, body = DeleteResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 400, body = ApiErrorBody)))]
 pub async fn delete_workspace(
     State(state): State<AppState>,
     operator: Operator,
@@ -274,7 +274,7 @@ async fn lifecycle(state: AppState, operator: Operator, raw: String, input: Inpu
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/pause", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
+    responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn pause(
     State(state): State<AppState>,
     operator: Operator,
@@ -284,7 +284,7 @@ pub async fn pause(
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/resume", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
+    responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
     operator: Operator,
@@ -294,7 +294,7 @@ pub async fn resume(
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/restart", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
+    responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn restart(
     State(state): State<AppState>,
     operator: Operator,
@@ -304,7 +304,7 @@ pub async fn restart(
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/hibernate", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody)))]
+    responses((status = 200, body = StatusResponse), (status = 409, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn hibernate(
     State(state): State<AppState>,
     operator: Operator,
@@ -316,7 +316,7 @@ pub async fn hibernate(
 /// What the runtime should be doing. After delete: 404 with `deleted: true`,
 /// also for the workspace's own token, so a runtime learns it must exit.
 #[utoipa::path(get, path = "/workspaces/{id}/state", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = StateResponse), (status = 401, body = ApiErrorBody), (status = 404, body = StateResponse)))]
+    responses((status = 200, body = StateResponse), (status = 401, body = ApiErrorBody), (status = 404, body = StateResponse), (status = 400, body = ApiErrorBody)))]
 pub async fn workspace_state(
     State(state): State<AppState>,
     bearer: Bearer,

@@ -71,6 +71,20 @@ async fn service_endpoints_describe_the_running_server(engine: Engine) {
             }
         }
     }
+    // The refusals a route really gives are documented: 401 without a
+    // token, 400 for a malformed id and 404 for an unknown one.
+    let public = ["/health", "/healthz", "/readyz", "/buildinfo", "/metrics", "/openapi.json"];
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let documented = |status: &str| operation["responses"].get(status).is_some();
+            if !public.contains(&path.as_str()) {
+                assert!(documented("401"), "{method} {path} documents 401");
+            }
+            if path.contains("{id}") || path.contains("{target}") || path.contains("{token_id}") {
+                assert!(documented("400") && documented("404"), "{method} {path} documents 400 and 404");
+            }
+        }
+    }
     assert_eq!(openapi["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     for (path, method) in [("/org/tokens", "post"), ("/workspaces/{id}/tokens", "post")] {
         let body = &paths[path][method]["requestBody"];
