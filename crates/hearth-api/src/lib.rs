@@ -240,13 +240,19 @@ pub struct InstalledPlugin {
 pub struct HeartbeatRequest {
     #[schema(value_type = Uuid)]
     pub workspace_id: WorkspaceId,
+    /// ≥ 0.5 degrades, < 0.1 recovers; absent counts as 0.
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub error_rate: Option<f64>,
     #[serde(default)]
     pub sample_error: Option<String>,
+    /// Absent leaves the stored value unchanged.
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub active_tasks: Option<i64>,
+    /// Absent leaves the stored value unchanged.
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub uptime_seconds: Option<i64>,
     #[serde(default)]
     pub current_task: Option<String>,
@@ -352,10 +358,14 @@ pub struct StateResponse {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct CreateWorkspaceRequest {
+    /// 1 to 255 characters, no control characters.
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub role: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100)]
     pub tier: Option<i32>,
     #[serde(default)]
     pub template: Option<String>,
@@ -367,8 +377,10 @@ pub struct CreateWorkspaceRequest {
     #[schema(value_type = Option<Uuid>)]
     pub parent_id: Option<WorkspaceId>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub max_concurrent_tasks: Option<i32>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub budget_limit: Option<i64>,
     #[serde(default)]
     pub external: Option<bool>,

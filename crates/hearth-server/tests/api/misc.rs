@@ -100,6 +100,14 @@ async fn service_endpoints_describe_the_running_server(engine: Engine) {
     for code in hearth_api::ErrorCode::ALL {
         assert!(codes.contains(&code.as_str()), "{code} missing from the ErrorCode schema");
     }
+    // Constraints the server enforces are in the schemas.
+    let heartbeat = &schemas["HeartbeatRequest"]["properties"];
+    assert_eq!(
+        (heartbeat["error_rate"]["minimum"].as_f64(), heartbeat["error_rate"]["maximum"].as_f64()),
+        (Some(0.0), Some(1.0))
+    );
+    assert_eq!(heartbeat["active_tasks"]["minimum"].as_f64(), Some(0.0));
+    assert_eq!(schemas["CreateWorkspaceRequest"]["properties"]["name"]["maxLength"], 255);
     let body = &schemas["ApiErrorBody"]["properties"];
     for key in ["error", "code", "status", "field", "keys"] {
         assert!(body.get(key).is_some(), "ApiErrorBody.{key} is documented");
