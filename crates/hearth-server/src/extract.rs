@@ -41,7 +41,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(ErrorCode::InvalidBody, "request body is empty; expected a JSON object"));
     }
-    if has_nul_escape(bytes) {
+    let scanned = scan(bytes);
+    if scanned.too_deep {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidJson,
+            format!("invalid JSON body: nesting is deeper than {MAX_JSON_DEPTH} levels"),
+        ));
+    }
+    if scanned.nul {
         // Only bad input pays for this second parse, which finds the field.
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
             if let Some(field) = nul_field(&value, "") {
@@ -63,21 +70,53 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// Whether the JSON text holds a `\u0000` escape (the only way a NUL can be
-/// in valid JSON; a `\\u0000` is an escaped backslash, not a NUL).
-fn has_nul_escape(bytes: &[u8]) -> bool {
-    let mut backslashes = 0usize;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'\\' {
-            backslashes += 1;
-            continue;
+/// Deepest nesting of arrays and objects accepted in a JSON body, known
+/// fields and unknown ones alike (serde skips unknown values without a
+/// depth limit).
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// What one pass over JSON text found: a `\u0000` escape in a string (the
+/// only way a NUL can be in valid JSON), and whether nesting goes deeper
+/// than [`MAX_JSON_DEPTH`]. Malformed text is left to the parser to name.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Scan {
+    nul: bool,
+    too_deep: bool,
+}
+
+fn scan(bytes: &[u8]) -> Scan {
+    let mut found = Scan::default();
+    let (mut depth, mut in_string, mut i) = (0usize, false, 0usize);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => {
+                    if bytes.get(i + 1..i + 6) == Some(b"u0000".as_slice()) {
+                        found.nul = true;
+                    }
+                    i += 1; // the escaped character is not a quote or a backslash
+                }
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_JSON_DEPTH {
+                        found.too_deep = true;
+                        return found;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
         }
-        if backslashes % 2 == 1 && b == b'u' && bytes.get(i + 1..i + 5) == Some(b"0000".as_slice()) {
-            return true;
-        }
-        backslashes = 0;
+        i += 1;
     }
-    false
+    found
 }
 
 /// The path (`a.b[2]`, or `a.<key>` for a key) of the first string that
@@ -185,4 +224,29 @@ pub async fn check_protocol(request: axum::extract::Request, next: axum::middlew
         Some(_) => return next.run(request).await,
     };
     refusal.field(PROTOCOL_HEADER).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scan_finds_nul_escapes_only_inside_strings_and_not_after_a_backslash() {
+        assert!(scan(br#"{"a": "x\u0000y"}"#).nul);
+        assert!(!scan(br#"{"a": "x\\u0000y"}"#).nul, "an escaped backslash, then text");
+        assert!(scan(br#"{"a": "x\\\u0000y"}"#).nul, "an escaped backslash, then a NUL escape");
+        assert!(!scan(br#"{"u0000": 1}"#).nul);
+        assert!(scan(br#"{"k\u0000": 1}"#).nul, "keys too");
+    }
+
+    #[test]
+    fn the_scan_bounds_nesting_but_not_brackets_inside_strings() {
+        let deep = format!("{}{}", "[".repeat(MAX_JSON_DEPTH + 1), "]".repeat(MAX_JSON_DEPTH + 1));
+        assert!(scan(deep.as_bytes()).too_deep);
+        let ok = format!("{}{}", "[".repeat(MAX_JSON_DEPTH), "]".repeat(MAX_JSON_DEPTH));
+        assert!(!scan(ok.as_bytes()).too_deep);
+        let in_string = format!("{{\"a\": \"{}\"}}", "[".repeat(1000));
+        assert!(!scan(in_string.as_bytes()).too_deep);
+        assert!(!scan(br#"{"a": "\"[[[["}"#).too_deep, "an escaped quote does not end the string");
+    }
 }

@@ -51,6 +51,21 @@ async fn bad_heartbeats_are_400_naming_the_field_and_write_nothing(engine: Engin
         (json!({"workspace_id": "not-a-uuid"}).to_string(), 400, "workspace_id"),
         (json!({"error_rate": 0.1}).to_string(), 400, "workspace_id"),
         (huge, 413, "too large"),
+        // Nesting is bounded everywhere, known fields and unknown ones alike.
+        (
+            format!(
+                "{{\"workspace_id\": \"{id}\", \"runtime_metadata\": {{\"a\": {}1{}}}}}",
+                "[".repeat(5000),
+                "]".repeat(5000)
+            ),
+            400,
+            "nesting is deeper than 64",
+        ),
+        (
+            format!("{{\"workspace_id\": \"{id}\", \"unknown\": {}1{}}}", "[".repeat(5000), "]".repeat(5000)),
+            400,
+            "nesting is deeper than 64",
+        ),
     ];
     for (body, status, needle) in cases {
         let (got, json) = send(&app, reqwest::Method::POST, "/registry/heartbeat", &token, Some(&body)).await;
