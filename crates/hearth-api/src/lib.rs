@@ -67,6 +67,9 @@ pub enum ErrorCode {
     UnknownTemplate,
     UnknownParent,
     Sha256Mismatch,
+    /// 429: a limit per token was reached (concurrent event streams);
+    /// `Retry-After` says when to try again.
+    TooManyRequests,
     // 5xx
     WorkspaceUnavailable,
     Unavailable,
@@ -115,6 +118,7 @@ impl ErrorCode {
         ErrorCode::UnknownTemplate,
         ErrorCode::UnknownParent,
         ErrorCode::Sha256Mismatch,
+        ErrorCode::TooManyRequests,
         ErrorCode::WorkspaceUnavailable,
         ErrorCode::Unavailable,
         ErrorCode::NotMigrated,
@@ -159,6 +163,7 @@ impl ErrorCode {
             ErrorCode::UnknownTemplate => "unknown_template",
             ErrorCode::UnknownParent => "unknown_parent",
             ErrorCode::Sha256Mismatch => "sha256_mismatch",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::WorkspaceUnavailable => "workspace_unavailable",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::NotMigrated => "not_migrated",

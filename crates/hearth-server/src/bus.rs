@@ -14,6 +14,43 @@ use tokio::sync::watch;
 /// How often a subscriber re-reads the log without a wake-up.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Open event streams per token (by its sha256), capped.
+#[derive(Clone, Default)]
+pub struct StreamSlots {
+    open: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], usize>>>,
+}
+
+/// One open stream of a token; the slot is freed when it is dropped.
+pub struct StreamSlot {
+    slots: StreamSlots,
+    key: [u8; 32],
+}
+
+impl StreamSlots {
+    /// A slot for `key`, or `None` when it already holds `max`.
+    pub fn acquire(&self, key: [u8; 32], max: usize) -> Option<StreamSlot> {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(key).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(StreamSlot { slots: self.clone(), key })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct EventBus {
     latest: watch::Sender<i64>,

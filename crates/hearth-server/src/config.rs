@@ -44,6 +44,9 @@ pub struct Settings {
     pub hibernate_after: Option<Duration>,
     pub allow_private_agent_urls: bool,
     pub require_issued_tokens: bool,
+    /// Event streams one token may hold open at once (a runaway client
+    /// cannot take every connection); the next one is a 429.
+    pub max_streams_per_token: usize,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     /// Largest template or plugin upload accepted (and the plugin size cap).
@@ -70,6 +73,7 @@ impl Default for Settings {
             hibernate_after: None,
             allow_private_agent_urls: false,
             require_issued_tokens: false,
+            max_streams_per_token: 16,
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 32 * 1024 * 1024,
             database_timeout: Duration::from_secs(5),

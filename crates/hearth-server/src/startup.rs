@@ -148,6 +148,7 @@ impl Application {
         let bus = EventBus::new(latest);
         let state = AppState {
             lifecycle: crate::lifecycle::Lifecycle::new(store.clone(), bus.clone()),
+            streams: crate::bus::StreamSlots::default(),
             store,
             auth,
             bus,

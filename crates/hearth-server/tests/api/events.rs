@@ -12,6 +12,7 @@ crate::on_both_engines!(
     seq_is_gap_free_across_a_restart,
     sse_resumes_from_last_event_id_without_gap_or_repeat,
     workspace_stream_carries_the_old_keys_and_only_its_events,
+    a_token_holds_a_bounded_number_of_event_streams,
 );
 
 async fn seq_is_gap_free_across_a_restart(engine: Engine) {
@@ -116,4 +117,33 @@ async fn workspace_stream_carries_the_old_keys_and_only_its_events(engine: Engin
         assert!(data["timestamp"].is_i64(), "unix milliseconds: {data}");
         assert!(data["data"].is_object());
     }
+}
+
+async fn a_token_holds_a_bounded_number_of_event_streams(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |s| s.max_streams_per_token = 2).await;
+    let (id, _runtime, token) = app.create_registered("w").await;
+    let open = |bearer: String, path: &'static str| {
+        let request =
+            app.raw().get(format!("{}{}", app.url, path.replace("{id}", &id.to_string()))).bearer_auth(bearer);
+        request.send()
+    };
+    let first = open(app.admin_token.clone(), "/events/stream").await.unwrap();
+    let second = open(app.admin_token.clone(), "/workspaces/{id}/events/stream").await.unwrap();
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let refused = open(app.admin_token.clone(), "/events/stream").await.unwrap();
+    assert_eq!(refused.status(), 429, "a third stream of the same token");
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_requests", "{body}");
+    // Another token has its own allowance.
+    let own = open(token.clone(), "/workspaces/{id}/events/stream").await.unwrap();
+    assert_eq!(own.status(), 200, "the workspace's own token is counted apart");
+    // Closing a stream frees its slot.
+    drop(first);
+    let freed = crate::harness::eventually(std::time::Duration::from_secs(10), || async {
+        open(app.admin_token.clone(), "/events/stream").await.map(|r| r.status() == 200).unwrap_or(false)
+    })
+    .await;
+    assert!(freed, "a closed stream's slot is given back");
+    drop((second, own));
 }

@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// Key for secrets at rest: 32 bytes, base64 or hex [default: generated into <data-dir>/secret-key]
     #[arg(long, env = "HEARTH_SECRET_KEY", hide_env_values = true, value_name = "KEY")]
     secret_key: Option<String>,
+    /// Event streams (SSE) one token may hold open at once; one more is a 429.
+    #[arg(long, env = "HEARTH_MAX_STREAMS_PER_TOKEN", value_name = "N",
+          default_value_t = defaults().max_streams_per_token)]
+    max_streams_per_token: usize,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "HEARTH_MAX_BODY_BYTES", value_name = "BYTES", value_parser = bytes,
           default_value_t = defaults().max_body_bytes)]
@@ -156,6 +160,7 @@ impl ServeArgs {
             hibernate_after: self.hibernate_after.map(Duration::from_secs),
             allow_private_agent_urls: self.allow_private_agent_urls,
             require_issued_tokens: self.require_issued_tokens,
+            max_streams_per_token: self.max_streams_per_token,
             max_body_bytes: self.max_body_bytes,
             max_upload_bytes: self.max_upload_bytes,
             database_timeout: Duration::from_secs(self.database.database_timeout),
