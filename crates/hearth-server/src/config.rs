@@ -44,6 +44,11 @@ pub struct Settings {
     pub hibernate_after: Option<Duration>,
     pub allow_private_agent_urls: bool,
     pub require_issued_tokens: bool,
+    /// Requests per second one token may make (org and workspace tokens;
+    /// the admin token is not limited), with bursts of twice that; `0`
+    /// turns the limit off. A runaway runtime gets 429s instead of
+    /// starving the fleet.
+    pub rate_limit_per_token: u32,
     /// Event streams one token may hold open at once (a runaway client
     /// cannot take every connection); the next one is a 429.
     pub max_streams_per_token: usize,
@@ -73,6 +78,7 @@ impl Default for Settings {
             hibernate_after: None,
             allow_private_agent_urls: false,
             require_issued_tokens: false,
+            rate_limit_per_token: 100,
             max_streams_per_token: 16,
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 32 * 1024 * 1024,

@@ -14,6 +14,7 @@ pub mod desired;
 pub mod error;
 pub mod extract;
 pub mod lifecycle;
+pub mod limits;
 pub mod metrics;
 pub mod paging;
 pub mod provisioner;

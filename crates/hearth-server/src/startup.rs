@@ -138,7 +138,9 @@ impl Application {
     }
 
     pub async fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
-        let auth = Authenticator::new(&admin_token(&settings)?);
+        let admin = admin_token(&settings)?;
+        let auth = Authenticator::new(&admin);
+        let limits = crate::limits::RateLimits::new(settings.rate_limit_per_token, crate::auth::hash_token(&admin));
         let cipher = secret_cipher(&settings)?;
         let latest = store.last_event_seq().await.context("cannot read the event log")?;
         let listener = TcpListener::bind(settings.listen)
@@ -149,6 +151,7 @@ impl Application {
         let state = AppState {
             lifecycle: crate::lifecycle::Lifecycle::new(store.clone(), bus.clone()),
             streams: crate::bus::StreamSlots::default(),
+            limits,
             store,
             auth,
             bus,

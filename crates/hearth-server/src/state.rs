@@ -19,6 +19,8 @@ pub struct AppState {
     pub bus: EventBus,
     /// Apply, delete, sweep: every lifecycle change.
     pub lifecycle: Lifecycle,
+    /// Requests per second per token (`rate_limit_per_token`).
+    pub limits: crate::limits::RateLimits,
     /// Open event streams per token, capped (`max_streams_per_token`).
     pub streams: crate::bus::StreamSlots,
     pub cipher: SecretCipher,

@@ -61,6 +61,7 @@ impl Sweeper {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
+                    self.state.limits.forget_idle();
                     let report = self.run_once().await;
                     if report != SweepReport::default() {
                         tracing::info!(?report, "sweep");

@@ -111,12 +111,14 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api(state.settings.max_upload_bytes);
     let openapi = Arc::new(openapi);
     let max_body = state.settings.max_body_bytes;
+    let limits_state = state.clone();
     routes
         .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::extract::refuse_nul_in_path))
         .layer(middleware::from_fn(crate::extract::check_protocol))
+        .layer(middleware::from_fn_with_state(limits_state, crate::limits::limit))
         .layer(middleware::from_fn(crate::metrics::track_requests))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -17,6 +17,7 @@ crate::on_both_engines!(
     org_tokens_work_until_revoked,
     workspace_with_a_live_token_cannot_be_bootstrapped_again,
     workspace_tokens_rotate_with_an_overlap_and_can_be_revoked,
+    a_token_over_its_rate_gets_429_and_others_do_not,
 );
 
 async fn runtime_routes_refuse_missing_invalid_and_foreign_tokens(engine: Engine) {
@@ -270,4 +271,36 @@ async fn workspace_tokens_rotate_with_an_overlap_and_can_be_revoked(engine: Engi
     app.admin.delete_workspace(id).await.unwrap();
     let err = app.admin.create_workspace_token(id, &CreateWorkspaceTokenRequest::default()).await.unwrap_err();
     assert_eq!(err.status(), Some(410));
+}
+
+async fn a_token_over_its_rate_gets_429_and_others_do_not(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |s| s.rate_limit_per_token = 5).await;
+    let (id, _runtime, token) = app.create_registered("busy").await;
+    let (other, other_runtime, _) = app.create_registered("calm").await;
+    let mut refused = None;
+    for _ in 0..40 {
+        let response = app
+            .raw()
+            .post(format!("{}/registry/heartbeat", app.url))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"workspace_id": id}))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            refused = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), 200);
+    }
+    let refused = refused.expect("a burst past twice the rate is refused");
+    let wait: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(wait >= 1, "Retry-After says when to come back");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_requests", "{body}");
+    // Another workspace's token and the admin token are not slowed down.
+    other_runtime.heartbeat(&heartbeat(other)).await.expect("another token has its own rate");
+    for _ in 0..40 {
+        app.admin.list_workspaces(false).await.expect("the admin token is not limited");
+    }
 }

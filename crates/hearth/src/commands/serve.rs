@@ -85,6 +85,11 @@ pub struct ServeArgs {
     /// Key for secrets at rest: 32 bytes, base64 or hex [default: generated into <data-dir>/secret-key]
     #[arg(long, env = "HEARTH_SECRET_KEY", hide_env_values = true, value_name = "KEY")]
     secret_key: Option<String>,
+    /// Requests per second one org or workspace token may make (bursts of
+    /// twice that; the admin token is not limited); 0 turns the limit off.
+    #[arg(long, env = "HEARTH_RATE_LIMIT_PER_TOKEN", value_name = "N",
+          default_value_t = defaults().rate_limit_per_token)]
+    rate_limit_per_token: u32,
     /// Event streams (SSE) one token may hold open at once; one more is a 429.
     #[arg(long, env = "HEARTH_MAX_STREAMS_PER_TOKEN", value_name = "N",
           default_value_t = defaults().max_streams_per_token)]
@@ -160,6 +165,7 @@ impl ServeArgs {
             hibernate_after: self.hibernate_after.map(Duration::from_secs),
             allow_private_agent_urls: self.allow_private_agent_urls,
             require_issued_tokens: self.require_issued_tokens,
+            rate_limit_per_token: self.rate_limit_per_token,
             max_streams_per_token: self.max_streams_per_token,
             max_body_bytes: self.max_body_bytes,
             max_upload_bytes: self.max_upload_bytes,

@@ -1,0 +1,87 @@
+//! Per-token request rate limits (GCRA, `governor`): a runaway runtime or
+//! script gets 429 with `Retry-After` instead of starving the fleet. Keyed
+//! by the token's sha256; the admin token is not limited (the operator of
+//! the deployment), and a request without a token is left to auth.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hearth_api::ErrorCode;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The limiter of a server, shared by its requests.
+#[derive(Clone)]
+pub struct RateLimits {
+    limiter: Option<Arc<DefaultKeyedRateLimiter<[u8; 32]>>>,
+    admin_hash: [u8; 32],
+}
+
+impl RateLimits {
+    /// `per_second` requests per token, bursts of twice that; `0`: off.
+    pub fn new(per_second: u32, admin_hash: [u8; 32]) -> Self {
+        let limiter = NonZeroU32::new(per_second).map(|rate| {
+            let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+            Arc::new(RateLimiter::dashmap(Quota::per_second(rate).allow_burst(burst)))
+        });
+        Self { limiter, admin_hash }
+    }
+
+    /// `Err(seconds to wait)` when `token` is over its rate.
+    fn check(&self, token: &str) -> Result<(), u64> {
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        let key = crate::auth::hash_token(token);
+        if bool::from(subtle::ConstantTimeEq::ct_eq(&key[..], &self.admin_hash[..])) {
+            return Ok(());
+        }
+        limiter.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+
+    /// Forgets tokens that have been quiet long enough to be full again, so
+    /// the table does not grow with every token ever seen.
+    pub fn forget_idle(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// Middleware: 429 `too_many_requests` with `Retry-After` for a token over its rate.
+pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|token| !token.is_empty());
+    if let Some(token) = token {
+        if let Err(wait) = state.limits.check(token) {
+            metrics::counter!("hearth_rate_limited_total").increment(1);
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::TooManyRequests,
+                format!(
+                    "this token sends more than {} requests per second; slow down",
+                    state.settings.rate_limit_per_token
+                ),
+            )
+            .into_response();
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(wait.max(1)));
+            return response;
+        }
+    }
+    next.run(request).await
+}
