@@ -47,10 +47,12 @@ pub enum ErrorCode {
     /// accepts (`/buildinfo` lists them): upgrade the runtime, or the server.
     ProtocolTooOld,
     ProtocolTooNew,
-    // 401, 404, 405, 413
+    // 401, 404, 405, 408, 413
     Unauthorized,
     NotFound,
     MethodNotAllowed,
+    /// 408: the request (its body, say) did not arrive in time.
+    RequestTimeout,
     BodyTooLarge,
     // 409, 410: the workspace's state refuses the request; `status` says which.
     Conflict,
@@ -104,6 +106,7 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
+        ErrorCode::RequestTimeout,
         ErrorCode::BodyTooLarge,
         ErrorCode::Conflict,
         ErrorCode::TransitionRefused,
@@ -149,6 +152,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::BodyTooLarge => "body_too_large",
             ErrorCode::Conflict => "conflict",
             ErrorCode::TransitionRefused => "transition_refused",

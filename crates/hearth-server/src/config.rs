@@ -44,6 +44,10 @@ pub struct Settings {
     pub hibernate_after: Option<Duration>,
     pub allow_private_agent_urls: bool,
     pub require_issued_tokens: bool,
+    /// Longest a request may take to be read and answered (the answer's
+    /// head; event streams then run on): a client that sends its body too
+    /// slowly gets a 408 instead of holding a connection and a handler.
+    pub request_timeout: Duration,
     /// Requests per second one token may make (org and workspace tokens;
     /// the admin token is not limited), with bursts of twice that; `0`
     /// turns the limit off. A runaway runtime gets 429s instead of
@@ -78,6 +82,7 @@ impl Default for Settings {
             hibernate_after: None,
             allow_private_agent_urls: false,
             require_issued_tokens: false,
+            request_timeout: Duration::from_secs(60),
             rate_limit_per_token: 100,
             max_streams_per_token: 16,
             max_body_bytes: 1024 * 1024,

@@ -1,7 +1,9 @@
-//! Per-token request rate limits (GCRA, `governor`): a runaway runtime or
-//! script gets 429 with `Retry-After` instead of starving the fleet. Keyed
-//! by the token's sha256; the admin token is not limited (the operator of
-//! the deployment), and a request without a token is left to auth.
+//! Limits that keep one client from holding the server: per-token request
+//! rate limits (GCRA, `governor`), where a runaway runtime or script gets
+//! 429 with `Retry-After` instead of starving the fleet (keyed by the
+//! token's sha256; the admin token, the deployment's operator, is not
+//! limited; a request without a token is left to auth); and a deadline on
+//! each request, so a slow body is a 408, not a held handler.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -84,4 +86,22 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         }
     }
     next.run(request).await
+}
+
+/// Middleware: a request not read and answered within `request_timeout` is
+/// a 408 `request_timeout` (the handler is dropped).
+pub async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.settings.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!("hearth_request_timeouts_total").increment(1);
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::RequestTimeout,
+                format!("the request was not complete within {} s", limit.as_secs_f64()),
+            )
+            .into_response()
+        }
+    }
 }

@@ -118,7 +118,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::extract::refuse_nul_in_path))
         .layer(middleware::from_fn(crate::extract::check_protocol))
-        .layer(middleware::from_fn_with_state(limits_state, crate::limits::limit))
+        .layer(middleware::from_fn_with_state(limits_state.clone(), crate::limits::limit))
+        .layer(middleware::from_fn_with_state(limits_state, crate::limits::deadline))
         .layer(middleware::from_fn(crate::metrics::track_requests))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

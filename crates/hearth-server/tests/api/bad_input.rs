@@ -9,6 +9,7 @@ crate::on_both_engines!(
     bad_heartbeats_are_400_naming_the_field_and_write_nothing,
     bad_operator_input_is_rejected_cleanly,
     nul_characters_are_400_naming_the_field_and_write_nothing,
+    a_body_sent_too_slowly_is_a_408_and_writes_nothing,
 );
 
 async fn send(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Option<&str>) -> (u16, Value) {
@@ -267,4 +268,32 @@ async fn nul_characters_are_400_naming_the_field_and_write_nothing(engine: Engin
     assert_eq!(after.agent_card, before.agent_card, "no rejected card was stored");
     assert!(app.admin.list_templates().await.unwrap().is_empty(), "no template stored");
     assert_eq!(app.admin.list_workspaces(true).await.unwrap().len(), 1, "no workspace created");
+}
+
+/// A client that trickles its body holds no handler past the deadline.
+async fn a_body_sent_too_slowly_is_a_408_and_writes_nothing(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |s| s.request_timeout = std::time::Duration::from_secs(1)).await;
+    let (id, _runtime, token) = app.create_registered("w").await;
+    let before = app.admin.get_workspace(id).await.unwrap();
+    let body = format!("{{\"workspace_id\": \"{id}\", \"current_task\": \"slow\"}}");
+    let chunks: Vec<Vec<u8>> = body.as_bytes().chunks(8).map(<[u8]>::to_vec).collect();
+    let slow = futures_util::stream::unfold(chunks.into_iter(), |mut rest| async move {
+        let chunk = rest.next()?;
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        Some((Ok::<_, std::io::Error>(chunk), rest))
+    });
+    let response = app
+        .raw()
+        .post(format!("{}/registry/heartbeat", app.url))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(slow))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 408);
+    let json: Value = response.json().await.unwrap();
+    assert_eq!(json["code"], "request_timeout", "{json}");
+    let after = app.admin.get_workspace(id).await.unwrap();
+    assert_eq!(after.current_task, before.current_task, "nothing written");
 }

@@ -85,6 +85,11 @@ pub struct ServeArgs {
     /// Key for secrets at rest: 32 bytes, base64 or hex [default: generated into <data-dir>/secret-key]
     #[arg(long, env = "HEARTH_SECRET_KEY", hide_env_values = true, value_name = "KEY")]
     secret_key: Option<String>,
+    /// Seconds a request may take to arrive and be answered (event streams
+    /// then run on); a slower one is a 408.
+    #[arg(long, env = "HEARTH_REQUEST_TIMEOUT", value_name = "SECS", value_parser = interval,
+          default_value = DEFAULT_REQUEST_TIMEOUT)]
+    request_timeout: Duration,
     /// Requests per second one org or workspace token may make (bursts of
     /// twice that; the admin token is not limited); 0 turns the limit off.
     #[arg(long, env = "HEARTH_RATE_LIMIT_PER_TOKEN", value_name = "N",
@@ -117,6 +122,8 @@ enum Provisioner {
 const DEFAULT_AGENT_HEARTBEAT: &str = "30";
 /// `Settings::default().runtime_stop_grace`, likewise.
 const DEFAULT_RUNTIME_STOP_GRACE: &str = "10";
+/// `Settings::default().request_timeout`, likewise.
+const DEFAULT_REQUEST_TIMEOUT: &str = "60";
 
 /// The server's defaults, so each default is written down once.
 fn defaults() -> Settings {
@@ -165,6 +172,7 @@ impl ServeArgs {
             hibernate_after: self.hibernate_after.map(Duration::from_secs),
             allow_private_agent_urls: self.allow_private_agent_urls,
             require_issued_tokens: self.require_issued_tokens,
+            request_timeout: self.request_timeout,
             rate_limit_per_token: self.rate_limit_per_token,
             max_streams_per_token: self.max_streams_per_token,
             max_body_bytes: self.max_body_bytes,
@@ -254,6 +262,7 @@ mod tests {
         if std::env::var_os("HEARTH_AGENT_HEARTBEAT_INTERVAL").is_none() {
             assert_eq!(serve_settings(&[]).agent_heartbeat_interval, defaults().agent_heartbeat_interval);
             assert_eq!(serve_settings(&[]).runtime_stop_grace, defaults().runtime_stop_grace);
+            assert_eq!(serve_settings(&[]).request_timeout, defaults().request_timeout);
         }
         let settings = serve_settings(&["--agent-heartbeat-interval=0.5"]);
         assert_eq!(settings.agent_heartbeat_interval, Duration::from_millis(500));
