@@ -283,6 +283,34 @@ pub struct HeartbeatRequest {
     pub plugin_errors: Option<Vec<PluginError>>,
 }
 
+/// The wire heartbeat as the state machine's input, before validation.
+impl From<HeartbeatRequest> for hearth_core::heartbeat::RawHeartbeat {
+    fn from(req: HeartbeatRequest) -> Self {
+        use hearth_core::reconcile::{PluginFailure, Report};
+        let report = Report {
+            assets_digest: req.assets_digest,
+            installed: req.installed_plugins.map(|list| list.into_iter().map(|p| (p.name, p.sha256)).collect()),
+            failures: req
+                .plugin_errors
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| PluginFailure { name: e.name, error: e.error })
+                .collect(),
+        };
+        Self {
+            error_rate: req.error_rate,
+            sample_error: req.sample_error,
+            active_tasks: req.active_tasks,
+            uptime_seconds: req.uptime_seconds,
+            current_task: req.current_task,
+            monthly_spend: req.monthly_spend,
+            runtime_state: req.runtime_state,
+            runtime_metadata: req.runtime_metadata,
+            report,
+        }
+    }
+}
+
 /// A plugin install that failed on the runtime, and why.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct PluginError {

@@ -11,7 +11,6 @@ use hearth_api::{
     RegisterResponse, StatusResponse, UpdateCardRequest,
 };
 use hearth_core::heartbeat::RawHeartbeat;
-use hearth_core::reconcile::{PluginFailure, Report};
 use hearth_core::{Heartbeat, Input, WorkspaceId};
 use hearth_store::Workspace;
 use serde::Deserialize;
@@ -71,33 +70,14 @@ pub async fn heartbeat(
 ) -> ApiResult<Json<HeartbeatResponse>> {
     let started = Instant::now();
     state.auth.workspace(&*state.store, &bearer, req.workspace_id).await?;
-    let report = Report {
-        assets_digest: req.assets_digest,
-        installed: req.installed_plugins.map(|list| list.into_iter().map(|p| (p.name, p.sha256)).collect()),
-        failures: req
-            .plugin_errors
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| PluginFailure { name: e.name, error: e.error })
-            .collect(),
-    };
-    let mut heartbeat = Heartbeat::validate(RawHeartbeat {
-        error_rate: req.error_rate,
-        sample_error: req.sample_error,
-        active_tasks: req.active_tasks,
-        uptime_seconds: req.uptime_seconds,
-        current_task: req.current_task,
-        monthly_spend: req.monthly_spend,
-        runtime_state: req.runtime_state,
-        runtime_metadata: req.runtime_metadata,
-        report,
-    })
-    .map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, e.to_string()))?;
+    let workspace_id = req.workspace_id;
+    let mut heartbeat = Heartbeat::validate(RawHeartbeat::from(req))
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, e.to_string()))?;
     // Desired state is read (one query) before the transaction; a template
     // change that lands in between is picked up by the next heartbeat.
-    let desired = desired_for(&state, req.workspace_id).await?;
+    let desired = desired_for(&state, workspace_id).await?;
     heartbeat.desired = Some(desired.clone());
-    let applied = state.lifecycle.apply(req.workspace_id, Input::Heartbeat(heartbeat), None).await?;
+    let applied = state.lifecycle.apply(workspace_id, Input::Heartbeat(heartbeat), None).await?;
     metrics::histogram!("hearth_heartbeat_duration_seconds").record(started.elapsed().as_secs_f64());
     Ok(Json(HeartbeatResponse {
         status: "ok".into(),
