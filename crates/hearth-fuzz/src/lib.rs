@@ -9,8 +9,11 @@ use hearth_archive::{BundlePath, Limits};
 use hearth_core::digest::plugin_content_hash;
 use hearth_core::manifest::{plugin_yaml_with_sha256, PluginManifest, TemplateConfig};
 
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("config_yaml", config_yaml),
     ("plugin_yaml", plugin_yaml),
     ("bundle_path", bundle_path),
