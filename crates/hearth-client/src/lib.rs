@@ -90,6 +90,12 @@ impl Client {
         self.get("/health").await
     }
 
+    /// `GET /readyz`: the server can serve (its database answers and is
+    /// migrated); a 503 otherwise.
+    pub async fn ready(&self) -> Result<StatusResponse, ClientError> {
+        self.get("/readyz").await
+    }
+
     /// `GET /buildinfo`.
     pub async fn buildinfo(&self) -> Result<BuildInfo, ClientError> {
         self.get("/buildinfo").await
