@@ -290,6 +290,7 @@ impl From<HeartbeatRequest> for hearth_core::heartbeat::RawHeartbeat {
         let report = Report {
             assets_digest: req.assets_digest,
             installed: req.installed_plugins.map(|list| list.into_iter().map(|p| (p.name, p.sha256)).collect()),
+            // Absent means the runtime reports no failures.
             failures: req
                 .plugin_errors
                 .unwrap_or_default()
@@ -686,20 +687,20 @@ pub struct WorkspacePluginsResponse {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test: a failed step should panic
 mod tests {
     use super::*;
 
     #[test]
     fn error_codes_read_and_write_as_their_wire_names() {
         for code in ErrorCode::ALL {
-            let json = serde_json::to_string(code).unwrap_or_default();
+            let json = serde_json::to_string(code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).ok(), Some(*code));
         }
-        let newer: ApiErrorBody =
-            serde_json::from_str(r#"{"error": "x", "code": "from_a_newer_server"}"#).unwrap_or_default();
+        let newer: ApiErrorBody = serde_json::from_str(r#"{"error": "x", "code": "from_a_newer_server"}"#).unwrap();
         assert_eq!(newer.code, ErrorCode::Unknown, "an unknown code still parses");
-        let bare: ApiErrorBody = serde_json::from_str(r#"{"error": "x"}"#).unwrap_or_default();
+        let bare: ApiErrorBody = serde_json::from_str(r#"{"error": "x"}"#).unwrap();
         assert_eq!((bare.error.as_str(), bare.code), ("x", ErrorCode::Unknown));
     }
 
@@ -708,9 +709,9 @@ mod tests {
         let body: ApiErrorBody = serde_json::from_str(
             r#"{"error": "workspace is paused", "code": "workspace_stopped", "status": "paused"}"#,
         )
-        .unwrap_or_default();
+        .unwrap();
         assert_eq!(body.status, Some(WorkspaceStatus::Paused));
-        let json = serde_json::to_value(ApiErrorBody::new(ErrorCode::NotFound, "no")).unwrap_or_default();
+        let json = serde_json::to_value(ApiErrorBody::new(ErrorCode::NotFound, "no")).unwrap();
         assert_eq!(json, serde_json::json!({"error": "no", "code": "not_found"}));
     }
 

@@ -158,6 +158,7 @@ impl Follow {
                 }
                 Err(err) if retryable(&err) && self.failures + 1 < MAX_RECONNECT_ATTEMPTS => self.failures += 1,
                 Err(ClientError::Transport(why)) => {
+                    // No recorded break (the first connection failed): nothing to add.
                     let broke = self.broke.as_deref().map(|b| format!(" ({b})")).unwrap_or_default();
                     return Err(ClientError::Transport(format!("lost the event stream{broke}: {why}")));
                 }

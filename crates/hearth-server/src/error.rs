@@ -73,11 +73,6 @@ impl ApiError {
         self.body.keys = Some(keys);
         self
     }
-
-    /// The sentence sent to the client.
-    pub fn message(&self) -> &str {
-        &self.body.error
-    }
 }
 
 /// A store error at the HTTP edge. Counting happens when the response is

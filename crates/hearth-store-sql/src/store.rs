@@ -613,16 +613,7 @@ where
     async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
         let mut conn = self.writer.acquire().await.map_err(map_err::<D>("acquire"))?;
         Self::insert_token_on(&mut conn, &token).await?;
-        Ok(Token {
-            id: token.id,
-            org_id: token.org_id,
-            workspace_id: token.workspace_id,
-            name: token.name,
-            prefix: token.prefix,
-            created_at: token.now,
-            revoked_at: None,
-            workspace_removed: false,
-        })
+        Ok(issued(token))
     }
 
     async fn issue_workspace_token(
@@ -645,16 +636,7 @@ where
         }
         Self::insert_token_on(&mut tx, &token).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
-        Ok(Token {
-            id: token.id,
-            org_id: token.org_id,
-            workspace_id: token.workspace_id,
-            name: token.name,
-            prefix: token.prefix,
-            created_at: token.now,
-            revoked_at: None,
-            workspace_removed: false,
-        })
+        Ok(issued(token))
     }
 
     async fn list_workspace_tokens(&self, workspace: WorkspaceId) -> StoreResult<Vec<Token>> {
@@ -912,5 +894,19 @@ where
             .await
             .map_err(map_err::<D>("list_events"))?;
         rows.into_iter().map(EventRow::into_event).collect()
+    }
+}
+
+/// The record of a token just inserted.
+fn issued(token: NewToken) -> Token {
+    Token {
+        id: token.id,
+        org_id: token.org_id,
+        workspace_id: token.workspace_id,
+        name: token.name,
+        prefix: token.prefix,
+        created_at: token.now,
+        revoked_at: None,
+        workspace_removed: false,
     }
 }

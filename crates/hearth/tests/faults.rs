@@ -6,31 +6,17 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hearth_api::{CreateWorkspaceRequest, HeartbeatRequest, RegisterRequest};
 use hearth_client::Client;
 use hearth_core::{WorkspaceId, WorkspaceStatus};
-use support::{hearth_command, ADMIN_TOKEN};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::ADMIN_TOKEN;
 use tokio::process::Child;
 
 async fn serve(dir: &std::path::Path, port: u16) -> Child {
-    let mut command = hearth_command(dir);
-    command
-        .args(["serve", "--liveness-ttl", "3600", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.join("data"))
-        .env("HEARTH_ADMIN_TOKEN", ADMIN_TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = command.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(60), stdout.read_line(&mut line)).await.unwrap().unwrap();
-    assert!(line.starts_with("hearth listening on "), "{line}");
-    child
+    support::serve_on(dir, port, &["--liveness-ttl", "3600"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

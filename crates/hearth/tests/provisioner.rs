@@ -7,11 +7,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::{hearth_command, ADMIN_TOKEN};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
 /// Pids of live `hearth agent` processes serving `workspace`.
@@ -46,22 +44,8 @@ fn free_port() -> u16 {
 }
 
 async fn serve(dir: &Path, port: u16) -> Child {
-    let mut command = hearth_command(dir);
-    command
-        .args(["serve", "--provisioner", "process", "--agent-heartbeat-interval", "1", "--sweep-interval", "1"])
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("HEARTH_ADMIN_TOKEN", ADMIN_TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = command.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(60), stdout.read_line(&mut line)).await.unwrap().unwrap();
-    assert!(line.starts_with("hearth listening on "), "{line}");
-    child
+    let args = ["--provisioner", "process", "--agent-heartbeat-interval", "1", "--sweep-interval", "1"];
+    support::serve_on(dir, port, &args).await
 }
 
 async fn cli(dir: &Path, port: u16, args: &[&str]) -> support::Run {

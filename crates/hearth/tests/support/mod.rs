@@ -215,3 +215,26 @@ impl Run {
 pub fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
+
+/// `hearth serve ARGS… --listen 127.0.0.1:PORT --data-dir DIR/data`, for tests
+/// that stop and start a server on the same port and data (crash and
+/// restart); returns once it prints its address.
+pub async fn serve_on(dir: &Path, port: u16, args: &[&str]) -> Child {
+    let mut command = hearth_command(dir);
+    command
+        .arg("serve")
+        .args(args)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("HEARTH_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(START_TIMEOUT, stdout.read_line(&mut line)).await.unwrap().unwrap();
+    assert!(line.starts_with("hearth listening on "), "{line}");
+    child
+}
