@@ -8,13 +8,14 @@
 
 use std::time::Duration;
 
-use hearth_store::{Engine, StoreError, StoreResult};
+use hearth_store::{Engine, LivenessWrite, StoreError, StoreResult};
 use hearth_store_sql::sql::Statements;
 use hearth_store_sql::{event_columns, plugin_columns, template_columns, workspace_columns, Dialect, Failure};
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgTypeInfo};
 use sqlx::{PgPool, Postgres};
+use uuid::Uuid;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -118,6 +119,19 @@ impl Dialect for Pg {
             " from events where seq > $1 and ($2::uuid is null or org_id = $2) \
             and ($3::uuid is null or workspace_id = $3) order by seq limit $4"
         ),
+        write_liveness: "update workspaces as w set last_heartbeat_at = b.at, last_error_rate = b.error_rate, \
+            last_sample_error = case when b.sample_error_reported then b.sample_error else w.last_sample_error end, \
+            active_tasks = b.active_tasks, \
+            uptime_seconds = case when b.uptime_reported then b.uptime_seconds else w.uptime_seconds end, \
+            current_task = b.current_task, \
+            monthly_spend = case when b.spend_reported then b.monthly_spend else w.monthly_spend end, \
+            runtime_state = b.runtime_state, \
+            last_active_at = case when b.busy then b.at else w.last_active_at end, updated_at = b.at \
+            from unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::float8[], $5::text[], $6::bool[], \
+                $7::int8[], $8::int8[], $9::bool[], $10::text[], $11::int8[], $12::bool[], $13::text[], $14::bool[]) \
+                as b(workspace_id, version, at, error_rate, sample_error, sample_error_reported, active_tasks, \
+                uptime_seconds, uptime_reported, current_task, monthly_spend, spend_reported, runtime_state, busy) \
+            where w.workspace_id = b.workspace_id and w.version = b.version returning w.workspace_id",
     };
 
     fn migrator() -> &'static Migrator {
@@ -130,6 +144,27 @@ impl Dialect for Pg {
 
     async fn begin_write(pool: &PgPool) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
         pool.begin().await
+    }
+
+    async fn write_liveness(pool: &PgPool, batch: &[LivenessWrite]) -> Result<Vec<Uuid>, sqlx::Error> {
+        let column = |f: fn(&LivenessWrite) -> i64| batch.iter().map(f).collect::<Vec<_>>();
+        sqlx::query_scalar(Self::SQL.write_liveness)
+            .bind(batch.iter().map(|w| w.id.0).collect::<Vec<_>>())
+            .bind(column(|w| w.version))
+            .bind(batch.iter().map(|w| w.at).collect::<Vec<_>>())
+            .bind(batch.iter().map(|w| w.error_rate).collect::<Vec<_>>())
+            .bind(batch.iter().map(|w| w.sample_error.clone()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|w| w.sample_error.is_some()).collect::<Vec<_>>())
+            .bind(column(|w| w.active_tasks))
+            .bind(column(|w| w.uptime_seconds.unwrap_or(0)))
+            .bind(batch.iter().map(|w| w.uptime_seconds.is_some()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|w| w.current_task.clone()).collect::<Vec<_>>())
+            .bind(column(|w| w.monthly_spend.unwrap_or(0)))
+            .bind(batch.iter().map(|w| w.monthly_spend.is_some()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|w| w.runtime_state.clone()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|w| w.busy).collect::<Vec<_>>())
+            .fetch_all(pool)
+            .await
     }
 
     fn classify(error: &dyn DatabaseError) -> Option<Failure> {

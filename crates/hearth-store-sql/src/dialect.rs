@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use hearth_store::Engine;
+use hearth_store::{Engine, LivenessWrite};
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::{Database, Pool, Transaction};
@@ -36,6 +36,16 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     fn begin_write(
         pool: &Pool<Self::Db>,
     ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+
+    /// Runs [`Statements::write_liveness`] for a batch, in one transaction,
+    /// and returns the ids whose guard held. The one statement whose
+    /// execution differs by engine: Postgres binds the batch as arrays
+    /// (`update … from unnest(…)`, one statement), SQLite runs the statement
+    /// per row on its single writer.
+    fn write_liveness(
+        pool: &Pool<Self::Db>,
+        batch: &[LivenessWrite],
+    ) -> impl Future<Output = Result<Vec<uuid::Uuid>, sqlx::Error>> + Send;
 
     /// What an engine-specific error code means, when it means more than
     /// "a database error" (constraint violations are recognised for every

@@ -88,6 +88,7 @@ pub struct WorkspaceRow<D: Dialect> {
     last_active_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    version: i64,
 }
 
 impl<D: Dialect> From<WorkspaceRow<D>> for Workspace {
@@ -125,6 +126,7 @@ impl<D: Dialect> From<WorkspaceRow<D>> for Workspace {
             last_active_at: row.last_active_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            version: row.version,
         }
     }
 }

@@ -18,7 +18,7 @@ macro_rules! workspace_columns {
          max_concurrent_tasks, budget_limit, external, last_heartbeat_at, last_error_rate, last_sample_error, \
          active_tasks, uptime_seconds, current_task, monthly_spend, runtime_state, runtime_metadata, \
          reported_assets_digest, installed_plugins, conditions, operator_plugins, status_changed_at, last_active_at, \
-         created_at, updated_at"
+         created_at, updated_at, version"
     };
 }
 
@@ -104,6 +104,11 @@ statement_set! {
         desired_state_for_workspace,
         /// `$1`: after seq; `$2`: org or null; `$3`: workspace or null; `$4`: limit.
         list_events,
+        /// The group-commit writer's guarded liveness write
+        /// (`hearth_store::LivenessWrite`), where `version` still matches,
+        /// returning the ids written: one statement over arrays on
+        /// Postgres, one row per execution on SQLite.
+        write_liveness,
     }
 }
 
@@ -126,20 +131,22 @@ shared! {
     // writer changes (`hearth_store::Changed`). A steady heartbeat changes
     // only the liveness group, so it writes no JSON.
     /// Lifecycle: what the state machine decided.
-    UPDATE_LIFECYCLE = "update workspaces set status = $2, status_changed_at = $3, updated_at = $4 \
-        where workspace_id = $1";
+    UPDATE_LIFECYCLE = "update workspaces set status = $2, status_changed_at = $3, updated_at = $4, \
+        version = version + 1 where workspace_id = $1 returning version";
     /// Liveness: what every heartbeat reports (scalars only).
     UPDATE_LIVENESS = "update workspaces set last_heartbeat_at = $2, last_error_rate = $3, last_sample_error = $4, \
         active_tasks = $5, uptime_seconds = $6, current_task = $7, monthly_spend = $8, runtime_state = $9, \
-        last_active_at = $10, updated_at = $11 where workspace_id = $1";
+        last_active_at = $10, updated_at = $11, version = version + 1 where workspace_id = $1 returning version";
     /// The runtime's description of itself: register and runtime metadata.
-    UPDATE_RUNTIME = "update workspaces set url = $2, agent_card = $3, runtime_metadata = $4, updated_at = $5 \
-        where workspace_id = $1";
+    UPDATE_RUNTIME = "update workspaces set url = $2, agent_card = $3, runtime_metadata = $4, updated_at = $5, \
+        version = version + 1 where workspace_id = $1 returning version";
     /// Delivery: observed assets and plugins, and the conditions about them.
     UPDATE_DELIVERY = "update workspaces set reported_assets_digest = $2, installed_plugins = $3, conditions = $4, \
-        updated_at = $5 where workspace_id = $1";
-    SET_OPERATOR_PLUGINS = "update workspaces set operator_plugins = $2, updated_at = $3 where workspace_id = $1";
-    UPDATE_AGENT_CARD = "update workspaces set agent_card = $2, updated_at = $3 where workspace_id = $1";
+        updated_at = $5, version = version + 1 where workspace_id = $1 returning version";
+    SET_OPERATOR_PLUGINS = "update workspaces set operator_plugins = $2, updated_at = $3, version = version + 1 \
+        where workspace_id = $1 returning version";
+    UPDATE_AGENT_CARD = "update workspaces set agent_card = $2, updated_at = $3, version = version + 1 \
+        where workspace_id = $1";
     SWEEP_LIVENESS = "select workspace_id from workspaces where status in ('online', 'degraded') \
         and coalesce(last_heartbeat_at, status_changed_at) < $1 order by workspace_id limit $2";
     SWEEP_PROVISION_TIMEOUT = "select workspace_id from workspaces where status = 'provisioning' \

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use hearth_core::reconcile::{ConditionRecord, DesiredState, InstalledPlugin};
 use hearth_core::{decide, EventDraft, EventId, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus};
 use hearth_store::{
-    evolve, Applied, Changed, Deleted, Engine, Event, EventQuery, NewFile, NewPlugin, NewTemplate, NewToken,
-    NewWorkspace, Plugin, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace,
+    evolve, Applied, Changed, Deleted, Engine, Event, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate,
+    NewToken, NewWorkspace, Plugin, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace,
     WorkspaceCursor, WorkspacePage,
 };
 use serde_json::Value;
@@ -203,26 +203,28 @@ where
     }
 
     /// Writes the column groups that changed between `current` and `next`
-    /// ([`Changed`]), one narrow UPDATE each.
+    /// ([`Changed`]), one narrow UPDATE each. Each bumps the row version;
+    /// returns the version the row has now.
     async fn write_workspace(
         conn: &mut <D::Db as Database>::Connection,
         current: &Workspace,
         next: &Workspace,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<i64> {
         let changed = Changed::between(current, next);
         let (id, at) = (next.id.0, next.updated_at);
+        let mut version = current.version;
         if changed.lifecycle {
-            sqlx::query(sql::UPDATE_LIFECYCLE)
+            (version,) = sqlx::query_as(sql::UPDATE_LIFECYCLE)
                 .bind(id)
                 .bind(DbStatus::<D>::new(next.status))
                 .bind(next.status_changed_at)
                 .bind(at)
-                .execute(&mut *conn)
+                .fetch_one(&mut *conn)
                 .await
                 .map_err(map_err::<D>("update_lifecycle"))?;
         }
         if changed.liveness {
-            sqlx::query(sql::UPDATE_LIVENESS)
+            (version,) = sqlx::query_as(sql::UPDATE_LIVENESS)
                 .bind(id)
                 .bind(next.last_heartbeat_at)
                 .bind(next.last_error_rate)
@@ -234,33 +236,33 @@ where
                 .bind(&next.runtime_state)
                 .bind(next.last_active_at)
                 .bind(at)
-                .execute(&mut *conn)
+                .fetch_one(&mut *conn)
                 .await
                 .map_err(map_err::<D>("update_liveness"))?;
         }
         if changed.runtime {
-            sqlx::query(sql::UPDATE_RUNTIME)
+            (version,) = sqlx::query_as(sql::UPDATE_RUNTIME)
                 .bind(id)
                 .bind(&next.url)
                 .bind(next.agent_card.clone().map(Json))
                 .bind(next.runtime_metadata.clone().map(Json))
                 .bind(at)
-                .execute(&mut *conn)
+                .fetch_one(&mut *conn)
                 .await
                 .map_err(map_err::<D>("update_runtime"))?;
         }
         if changed.delivery {
-            sqlx::query(sql::UPDATE_DELIVERY)
+            (version,) = sqlx::query_as(sql::UPDATE_DELIVERY)
                 .bind(id)
                 .bind(&next.reported_assets_digest)
                 .bind(Json(next.installed_plugins.clone()))
                 .bind(Json(next.conditions.clone()))
                 .bind(at)
-                .execute(&mut *conn)
+                .fetch_one(&mut *conn)
                 .await
                 .map_err(map_err::<D>("update_delivery"))?;
         }
-        Ok(())
+        Ok(version)
     }
 
     /// Replaces the files of a template or plugin (`owner`): deletes the old
@@ -506,15 +508,23 @@ where
             }
             None => false,
         };
-        let (next, reconcile_events) = evolve(&current, &input, &decision, now);
+        let (mut next, reconcile_events) = evolve(&current, &input, &decision, now);
         if next != current {
-            Self::write_workspace(&mut tx, &current, &next).await?;
+            next.version = Self::write_workspace(&mut tx, &current, &next).await?;
         }
         let mut drafts = decision.events;
         drafts.extend(reconcile_events);
         let events = Self::append_events(&mut tx, current.org_id, Some(id), drafts, now).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         Ok(Applied { previous: current.status, workspace: next, events, minted_token })
+    }
+
+    async fn write_liveness(&self, batch: &[LivenessWrite]) -> StoreResult<Vec<WorkspaceId>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let written = D::write_liveness(&self.writer, batch).await.map_err(map_err::<D>("write_liveness"))?;
+        Ok(written.into_iter().map(Into::into).collect())
     }
 
     async fn delete_workspace(&self, id: WorkspaceId, now: DateTime<Utc>) -> StoreResult<Deleted> {
@@ -560,15 +570,16 @@ where
     ) -> StoreResult<Workspace> {
         let mut tx = self.begin().await?;
         let mut workspace = Self::lock_live_workspace(&mut tx, id).await?;
-        sqlx::query(sql::SET_OPERATOR_PLUGINS)
+        let (version,): (i64,) = sqlx::query_as(sql::SET_OPERATOR_PLUGINS)
             .bind(id.0)
             .bind(Json(plugins.clone()))
             .bind(now)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(map_err::<D>("set_operator_plugins"))?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         workspace.operator_plugins = plugins;
+        workspace.version = version;
         workspace.updated_at = now;
         Ok(workspace)
     }

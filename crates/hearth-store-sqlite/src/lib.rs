@@ -13,13 +13,14 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use hearth_store::{Engine, StoreError, StoreResult};
+use hearth_store::{Engine, LivenessWrite, StoreError, StoreResult};
 use hearth_store_sql::sql::Statements;
 use hearth_store_sql::{event_columns, map_err, plugin_columns, template_columns, workspace_columns, Dialect, Failure};
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous, SqliteTypeInfo};
 use sqlx::{SqlitePool, Type};
+use uuid::Uuid;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -121,6 +122,12 @@ impl Dialect for Sqlite {
             " from events where seq > $1 and ($2 is null or org_id = $2) \
             and ($3 is null or workspace_id = $3) order by seq limit $4"
         ),
+        write_liveness: "update workspaces set last_heartbeat_at = $3, last_error_rate = $4, \
+            last_sample_error = case when $6 then $5 else last_sample_error end, active_tasks = $7, \
+            uptime_seconds = case when $9 then $8 else uptime_seconds end, current_task = $10, \
+            monthly_spend = case when $12 then $11 else monthly_spend end, runtime_state = $13, \
+            last_active_at = case when $14 then $3 else last_active_at end, updated_at = $3 \
+            where workspace_id = $1 and version = $2",
     };
 
     fn migrator() -> &'static Migrator {
@@ -133,6 +140,35 @@ impl Dialect for Sqlite {
 
     async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn write_liveness(pool: &SqlitePool, batch: &[LivenessWrite]) -> Result<Vec<Uuid>, sqlx::Error> {
+        let mut tx = Self::begin_write(pool).await?;
+        let mut written = Vec::with_capacity(batch.len());
+        for w in batch {
+            let done = sqlx::query(Self::SQL.write_liveness)
+                .bind(w.id.0)
+                .bind(w.version)
+                .bind(w.at)
+                .bind(w.error_rate)
+                .bind(&w.sample_error)
+                .bind(w.sample_error.is_some())
+                .bind(w.active_tasks)
+                .bind(w.uptime_seconds.unwrap_or(0))
+                .bind(w.uptime_seconds.is_some())
+                .bind(&w.current_task)
+                .bind(w.monthly_spend.unwrap_or(0))
+                .bind(w.monthly_spend.is_some())
+                .bind(&w.runtime_state)
+                .bind(w.busy)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 1 {
+                written.push(w.id.0);
+            }
+        }
+        tx.commit().await?;
+        Ok(written)
     }
 
     fn classify(error: &dyn DatabaseError) -> Option<Failure> {

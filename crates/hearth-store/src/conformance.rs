@@ -11,7 +11,8 @@ use hearth_core::{EventKind, Heartbeat, Input, OrgId, Rejection, TokenId, Worksp
 use serde_json::json;
 
 use crate::{
-    EventQuery, NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace, SealedSecret, Store, StoreError, Sweep,
+    EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace, SealedSecret, Store,
+    StoreError, Sweep,
 };
 use hearth_core::reconcile::{DesiredPlugin, DesiredState, PluginFailure, Report};
 
@@ -49,6 +50,8 @@ macro_rules! conformance_tests {
             operator_plugins_are_stored_and_survive_heartbeats,
             desired_state_of_a_workspace_joins_template_and_operator_plugins,
             workspaces_page_in_creation_order_with_their_desired_state,
+            every_locked_write_bumps_the_row_version,
+            liveness_batches_write_what_evolve_writes_where_the_guard_holds,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -805,4 +808,96 @@ pub async fn workspaces_page_in_creation_order_with_their_desired_state(store: S
     let cursor = crate::WorkspaceCursor::of(&all[2].0);
     assert_eq!(crate::WorkspaceCursor::parse(&cursor.encode()), Some(cursor), "cursors survive their text");
     assert_eq!(crate::WorkspaceCursor::parse("nonsense"), None);
+}
+
+/// Every write under the row lock moves the version on, so that a liveness
+/// write decided before it fails its guard.
+pub async fn every_locked_write_bumps_the_row_version(store: S) {
+    let id = create(&*store, "versioned").await;
+    let created = store.get_workspace(id).await.unwrap();
+    let online = store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
+    assert!(online.workspace.version > created.version, "a transition bumps");
+    assert_eq!(
+        store.get_workspace(id).await.unwrap().version,
+        online.workspace.version,
+        "applied tells the stored version"
+    );
+    let steady = store.apply(id, heartbeat(0.0), t(2), None).await.unwrap();
+    assert!(steady.workspace.version > online.workspace.version, "a locked liveness write bumps too");
+    let plugins = store.set_operator_plugins(id, vec!["x".into()], t(3)).await.unwrap();
+    assert!(plugins.version > steady.workspace.version);
+    store.update_agent_card(id, json!({"a": 1}), t(4)).await.unwrap();
+    let carded = store.get_workspace(id).await.unwrap();
+    assert!(carded.version > plugins.version);
+    let paused = store.apply(id, Input::Pause, t(5), None).await.unwrap();
+    assert!(paused.workspace.version > carded.version);
+    store.delete_workspace(id, t(6)).await.unwrap();
+    assert!(store.get_workspace(id).await.unwrap().version > paused.workspace.version);
+}
+
+/// The group-commit writer's statement writes exactly the locked path's
+/// liveness columns (absent fields kept), only where the version still
+/// matches, and leaves the version alone.
+pub async fn liveness_batches_write_what_evolve_writes_where_the_guard_holds(store: S) {
+    let a = create(&*store, "a").await;
+    let b = create(&*store, "b").await;
+    let stale = create(&*store, "stale").await;
+    let first = RawHeartbeat {
+        active_tasks: Some(2),
+        current_task: Some("crawl".into()),
+        uptime_seconds: Some(10),
+        monthly_spend: Some(5.0),
+        sample_error: Some("first".into()),
+        ..Default::default()
+    };
+    for id in [a, b, stale] {
+        store.apply(id, heartbeat_with(first.clone()), t(1), None).await.unwrap();
+    }
+    let before_a = store.get_workspace(a).await.unwrap();
+    let before_b = store.get_workspace(b).await.unwrap();
+    let before_stale = store.get_workspace(stale).await.unwrap();
+    // The stale one changes under the lock after its write was decided.
+    store.apply(stale, Input::Pause, t(2), None).await.unwrap();
+
+    let full = Heartbeat::validate(RawHeartbeat {
+        error_rate: Some(0.1),
+        active_tasks: Some(0),
+        current_task: Some("crawl".into()),
+        uptime_seconds: Some(20),
+        monthly_spend: Some(9.0),
+        sample_error: Some("second".into()),
+        runtime_state: Some("warming".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let sparse = Heartbeat::validate(RawHeartbeat {
+        active_tasks: Some(0),
+        current_task: Some(String::new()),
+        ..Default::default()
+    })
+    .unwrap();
+    let write_a = LivenessWrite::from_heartbeat(a, before_a.version, &full, t(3)).unwrap();
+    let write_b = LivenessWrite::from_heartbeat(b, before_b.version, &sparse, t(3)).unwrap();
+    let write_stale = LivenessWrite::from_heartbeat(stale, before_stale.version, &full, t(3)).unwrap();
+    let mut written = store.write_liveness(&[write_a.clone(), write_stale, write_b.clone()]).await.unwrap();
+    written.sort();
+    let mut expected = vec![a, b];
+    expected.sort();
+    assert_eq!(written, expected, "the stale row fails its guard");
+
+    for (id, before, write) in [(a, before_a, write_a), (b, before_b, write_b)] {
+        let mut want = before.clone();
+        write.apply_to(&mut want);
+        let got = store.get_workspace(id).await.unwrap();
+        assert_eq!(got, want, "the batch writes what LivenessWrite::apply_to says");
+        assert_eq!(got.version, before.version, "the batch does not bump the version");
+    }
+    let sparse_row = store.get_workspace(b).await.unwrap();
+    assert_eq!(sparse_row.uptime_seconds, 10, "absent uptime is kept");
+    assert_eq!(sparse_row.monthly_spend, 5, "absent spend is kept");
+    assert_eq!(sparse_row.last_sample_error.as_deref(), Some("first"), "absent sample error is kept");
+    let paused = store.get_workspace(stale).await.unwrap();
+    assert_eq!(paused.status, WorkspaceStatus::Paused);
+    assert_eq!(paused.last_heartbeat_at, Some(t(1)), "nothing written past a failed guard");
+    assert!(store.write_liveness(&[]).await.unwrap().is_empty());
 }

@@ -148,6 +148,7 @@ impl Changed {
             last_active_at,
             created_at: _,
             updated_at: _,
+            version: _,
         } = next;
         Changed {
             lifecycle: *status != current.status || *status_changed_at != current.status_changed_at,
@@ -171,6 +172,79 @@ impl Changed {
 
     pub fn any(self) -> bool {
         self.lifecycle || self.liveness || self.runtime || self.delivery
+    }
+}
+
+/// A heartbeat's liveness columns, for the group-commit writer: written
+/// only where the row version is still `version`, the one the heartbeat was
+/// decided on (the guard). `None` fields keep the stored value, as
+/// [`evolve`] does for a heartbeat that does not report them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LivenessWrite {
+    pub id: hearth_core::WorkspaceId,
+    pub version: i64,
+    pub at: DateTime<Utc>,
+    pub error_rate: f64,
+    pub sample_error: Option<String>,
+    pub active_tasks: i64,
+    pub uptime_seconds: Option<i64>,
+    pub current_task: String,
+    pub monthly_spend: Option<i64>,
+    pub runtime_state: Option<String>,
+    /// The runtime has work: `last_active_at` becomes `at`.
+    pub busy: bool,
+}
+
+impl LivenessWrite {
+    /// The write of heartbeat `hb` at `now`, decided on row `version`.
+    /// `None` when the heartbeat leaves `active_tasks` or `current_task`
+    /// out: whether the workspace is busy then depends on stored values, so
+    /// it takes the locked path.
+    pub fn from_heartbeat(
+        id: hearth_core::WorkspaceId,
+        version: i64,
+        hb: &hearth_core::Heartbeat,
+        now: DateTime<Utc>,
+    ) -> Option<Self> {
+        let active_tasks = hb.active_tasks?;
+        let current_task = hb.current_task.clone()?;
+        Some(Self {
+            id,
+            version,
+            at: now,
+            error_rate: hb.error_rate,
+            sample_error: hb.sample_error.clone(),
+            active_tasks,
+            uptime_seconds: hb.uptime_seconds,
+            busy: active_tasks > 0 || !current_task.is_empty(),
+            current_task,
+            monthly_spend: hb.monthly_spend,
+            runtime_state: hb.runtime_state.clone(),
+        })
+    }
+
+    /// What the write does to a row, in Rust: the reference the engines'
+    /// statements are tested against, and equal to [`evolve`]'s liveness
+    /// columns for the same heartbeat.
+    pub fn apply_to(&self, workspace: &mut Workspace) {
+        workspace.last_heartbeat_at = Some(self.at);
+        workspace.last_error_rate = self.error_rate;
+        if let Some(sample) = &self.sample_error {
+            workspace.last_sample_error = Some(sample.clone());
+        }
+        workspace.active_tasks = self.active_tasks;
+        if let Some(uptime) = self.uptime_seconds {
+            workspace.uptime_seconds = uptime;
+        }
+        workspace.current_task = Some(self.current_task.clone());
+        if let Some(spend) = self.monthly_spend {
+            workspace.monthly_spend = spend;
+        }
+        workspace.runtime_state = self.runtime_state.clone();
+        if self.busy {
+            workspace.last_active_at = Some(self.at);
+        }
+        workspace.updated_at = self.at;
     }
 }
 
@@ -221,6 +295,7 @@ mod tests {
             last_active_at: None,
             created_at: at(0),
             updated_at: at(0),
+            version: 0,
         }
     }
 
@@ -262,6 +337,65 @@ mod tests {
 
         let changed = apply(&online(), Input::Pause, at(5));
         assert_eq!(changed, Changed { lifecycle: true, ..Changed::default() });
+    }
+
+    /// The group-commit writer's row update is the locked path's, for every
+    /// heartbeat that changes liveness only.
+    #[test]
+    fn a_liveness_write_is_what_evolve_does() {
+        let mut busy = online();
+        busy.current_task = Some("crawl".into());
+        busy.active_tasks = 2;
+        busy.last_sample_error = Some("old".into());
+        busy.monthly_spend = 7;
+        let raws = [
+            RawHeartbeat { active_tasks: Some(0), current_task: Some(String::new()), ..Default::default() },
+            RawHeartbeat {
+                active_tasks: Some(3),
+                current_task: Some("crawl".into()),
+                uptime_seconds: Some(99),
+                monthly_spend: Some(12.0),
+                sample_error: Some("timeout".into()),
+                error_rate: Some(0.2),
+                ..Default::default()
+            },
+            RawHeartbeat { active_tasks: Some(2), current_task: Some("crawl".into()), ..Default::default() },
+            RawHeartbeat {
+                active_tasks: Some(0),
+                current_task: Some("crawl".into()),
+                runtime_state: Some("warming".into()),
+                ..Default::default()
+            },
+        ];
+        let mut checked = 0;
+        for current in [online(), busy] {
+            for raw in raws.clone() {
+                let input = heartbeat(raw);
+                let Input::Heartbeat(hb) = &input else { unreachable!() };
+                let Ok(decision) = decide(&current.snapshot(), &input, at(9)) else { panic!("accepted") };
+                let (next, events) = evolve(&current, &input, &decision, at(9));
+                if Changed::between(&current, &next) != (Changed { liveness: true, ..Changed::default() })
+                    || !events.is_empty()
+                    || !decision.events.is_empty()
+                {
+                    continue;
+                }
+                let Some(write) = LivenessWrite::from_heartbeat(current.id, current.version, hb, at(9)) else {
+                    panic!("every heartbeat here reports tasks")
+                };
+                let mut written = current.clone();
+                write.apply_to(&mut written);
+                assert_eq!(written, next, "{hb:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 4, "half the cases are liveness-only ({checked})");
+    }
+
+    #[test]
+    fn a_heartbeat_without_tasks_takes_the_locked_path() {
+        let Input::Heartbeat(hb) = heartbeat(RawHeartbeat::default()) else { unreachable!() };
+        assert_eq!(LivenessWrite::from_heartbeat(WorkspaceId::new_random(), 0, &hb, at(1)), None);
     }
 
     #[test]

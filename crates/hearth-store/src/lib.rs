@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use hearth_core::{Input, OrgId, TokenId, WorkspaceId};
 
 pub use error::{StoreError, StoreResult};
-pub use evolve::{evolve, Changed};
+pub use evolve::{evolve, Changed, LivenessWrite};
 pub use model::*;
 
 /// The database behind a [`Store`].
@@ -83,6 +83,14 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         bootstrap_token: Option<NewToken>,
     ) -> StoreResult<Applied>;
+
+    /// The group-commit writer's one statement: writes the liveness columns
+    /// of each heartbeat in `batch` where the row version is still the one
+    /// it was decided on, in one statement (Postgres) or one transaction
+    /// (SQLite). Returns the ids written; an id missing from the answer
+    /// failed its guard (the row changed meanwhile) and must be re-decided
+    /// through [`Store::apply`]. Ids in a batch are distinct.
+    async fn write_liveness(&self, batch: &[LivenessWrite]) -> StoreResult<Vec<WorkspaceId>>;
 
     /// Deletes a workspace and all its descendants (each gets its own
     /// `WORKSPACE_REMOVED`), in one transaction. Idempotent.

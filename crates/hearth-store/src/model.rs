@@ -46,6 +46,9 @@ pub struct Workspace {
     pub last_active_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The row version: bumped by every write under the row lock, not by the
+    /// group-commit liveness writer, whose writes it guards.
+    pub version: i64,
 }
 
 impl Workspace {

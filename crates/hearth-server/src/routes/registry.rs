@@ -260,6 +260,7 @@ mod tests {
             last_active_at: None,
             created_at: now,
             updated_at: now,
+            version: 0,
         }
     }
 
