@@ -104,6 +104,30 @@ impl Heartbeat {
         })
     }
 
+    /// A digest of everything in this heartbeat that can change a decision
+    /// beyond the liveness columns: which error-rate thresholds it crosses,
+    /// the runtime state, the task, the delivery report and the runtime
+    /// metadata. Two heartbeats with the same key decide alike on the same
+    /// row; the values that feed liveness columns only (the error rate
+    /// within its band, counts, uptime, spend, sample error) are left out.
+    /// The server's fast path compares keys in memory (64-bit SipHash of
+    /// the fields' JSON; never stored).
+    pub fn decision_key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let degrading = self.error_rate >= crate::lifecycle::DEGRADE_ERROR_RATE;
+        let recovering = self.error_rate < crate::lifecycle::RECOVER_ERROR_RATE;
+        let fields =
+            (degrading, recovering, &self.runtime_state, &self.current_task, &self.report, &self.runtime_metadata);
+        let mut hasher = std::hash::DefaultHasher::new();
+        match serde_json::to_vec(&fields) {
+            Ok(bytes) => bytes.hash(&mut hasher),
+            // Every field serializes; if one ever did not, no two keys
+            // would match and every heartbeat would take the locked path.
+            Err(_) => return rand_key(),
+        }
+        hasher.finish()
+    }
+
     /// The runtime says it is stuck.
     pub fn is_wedged(&self) -> bool {
         self.runtime_state.as_deref() == Some("wedged")
@@ -187,5 +211,73 @@ mod tests {
     fn runtime_metadata_must_be_an_object() {
         let bad = RawHeartbeat { runtime_metadata: Some(serde_json::json!([1])), ..raw() };
         assert_eq!(Heartbeat::validate(bad).unwrap_err(), HeartbeatError::RuntimeMetadata);
+    }
+}
+
+/// A key that matches nothing remembered (see [`Heartbeat::decision_key`]).
+fn rand_key() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+#[cfg(test)]
+mod decision_key_tests {
+    use super::*;
+    use crate::reconcile::PluginFailure;
+
+    fn key(raw: RawHeartbeat) -> u64 {
+        match Heartbeat::validate(raw) {
+            Ok(hb) => hb.decision_key(),
+            Err(e) => panic!("valid heartbeat: {e}"),
+        }
+    }
+
+    fn base() -> RawHeartbeat {
+        RawHeartbeat {
+            error_rate: Some(0.0),
+            active_tasks: Some(1),
+            uptime_seconds: Some(10),
+            current_task: Some("crawl".into()),
+            monthly_spend: Some(3.0),
+            sample_error: None,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn liveness_only_values_do_not_change_the_key() {
+        let k = key(base());
+        assert_eq!(k, key(base()), "deterministic");
+        assert_eq!(k, key(RawHeartbeat { uptime_seconds: Some(99), ..base() }));
+        assert_eq!(k, key(RawHeartbeat { active_tasks: Some(7), ..base() }));
+        assert_eq!(k, key(RawHeartbeat { monthly_spend: Some(12.0), ..base() }));
+        assert_eq!(k, key(RawHeartbeat { sample_error: Some("x".into()), ..base() }));
+        assert_eq!(k, key(RawHeartbeat { error_rate: Some(0.05), ..base() }), "same band");
+    }
+
+    #[test]
+    fn decision_inputs_change_the_key() {
+        let k = key(base());
+        let others = [
+            RawHeartbeat { error_rate: Some(0.2), ..base() },
+            RawHeartbeat { error_rate: Some(0.6), ..base() },
+            RawHeartbeat { current_task: Some("other".into()), ..base() },
+            RawHeartbeat { current_task: None, ..base() },
+            RawHeartbeat { runtime_state: Some("wedged".into()), ..base() },
+            RawHeartbeat { runtime_metadata: Some(serde_json::json!({"a": 1})), ..base() },
+            RawHeartbeat { report: Report { assets_digest: Some("sha256:a".into()), ..Report::default() }, ..base() },
+            RawHeartbeat { report: Report { installed: Some(vec![]), ..Report::default() }, ..base() },
+            RawHeartbeat {
+                report: Report {
+                    failures: vec![PluginFailure { name: "p".into(), error: "e".into() }],
+                    ..Report::default()
+                },
+                ..base()
+            },
+        ];
+        for other in others {
+            let described = format!("{other:?}");
+            assert_ne!(k, key(other), "{described}");
+        }
     }
 }

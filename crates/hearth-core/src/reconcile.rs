@@ -60,7 +60,7 @@ pub struct PluginFailure {
 }
 
 /// What a runtime reported in one heartbeat (all optional on the wire).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
     pub assets_digest: Option<String>,
     /// `None`: not reported (keep what is stored); `Some`: the full set.

@@ -9,9 +9,13 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chrono::Utc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 use hearth_core::{OrgId, TokenId, WorkspaceId};
-use hearth_store::{NewToken, Store, Workspace};
+use hearth_store::{NewToken, Store, Token, Workspace};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -127,10 +131,85 @@ impl FromRequestParts<crate::state::AppState> for Operator {
     }
 }
 
-/// Who may call: the admin token's hash and the store for other tokens.
+/// Who may call: the admin token's hash, and the store for other tokens,
+/// through a bounded cache so that a steady runtime is authenticated
+/// without a query.
 #[derive(Clone)]
 pub struct Authenticator {
     admin_hash: [u8; 32],
+    tokens: Arc<TokenCache>,
+}
+
+/// How long a cached token is trusted without asking the store again: the
+/// bound on a stale entry if an invalidation notice is ever lost (notices
+/// make revocation and deletion take effect at once on every replica).
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Live tokens by sha256. Revoking a token, rotating or removing a
+/// workspace's tokens forgets entries here (and on other replicas through
+/// the store's notices); an epoch keeps a lookup that raced with such an
+/// invalidation from caching what it read before it.
+pub struct TokenCache {
+    cache: quick_cache::sync::Cache<[u8; 32], CachedToken>,
+    epoch: AtomicU64,
+}
+
+#[derive(Clone)]
+struct CachedToken {
+    id: TokenId,
+    org: OrgId,
+    workspace: Option<WorkspaceId>,
+    revoked_at: Option<DateTime<Utc>>,
+    removed: bool,
+    cached_at: Instant,
+}
+
+impl TokenCache {
+    pub fn new(capacity: usize) -> Self {
+        Self { cache: quick_cache::sync::Cache::new(capacity.max(1)), epoch: AtomicU64::new(0) }
+    }
+
+    /// The cached token, if it is still live at `now` and not too old.
+    fn get(&self, hash: &[u8; 32], now: DateTime<Utc>) -> Option<CachedToken> {
+        let token = self.cache.get(hash)?;
+        let live = token.revoked_at.is_none_or(|at| at > now);
+        if live && token.cached_at.elapsed() < TOKEN_CACHE_TTL {
+            Some(token)
+        } else {
+            self.cache.remove(hash);
+            None
+        }
+    }
+
+    fn insert(&self, hash: [u8; 32], token: &Token, epoch: u64) {
+        let entry = CachedToken {
+            id: token.id,
+            org: token.org_id,
+            workspace: token.workspace_id,
+            revoked_at: token.revoked_at,
+            removed: token.workspace_removed,
+            cached_at: Instant::now(),
+        };
+        // Insert first, then check: an invalidation that bumped the epoch
+        // meanwhile may have missed this entry, so it goes again.
+        self.cache.insert(hash, entry);
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            self.cache.remove(&hash);
+        }
+    }
+
+    fn forget(&self, matches: impl Fn(&CachedToken) -> bool) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.cache.retain(|_, token| !matches(token));
+    }
+
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
 }
 
 /// What a bearer token turned out to be.
@@ -154,8 +233,9 @@ pub enum IfRemoved {
 }
 
 impl Authenticator {
-    pub fn new(admin_token: &str) -> Self {
-        Self { admin_hash: hash_token(admin_token) }
+    /// `cache_capacity`: tokens cached at most.
+    pub fn new(admin_token: &str, cache_capacity: usize) -> Self {
+        Self { admin_hash: hash_token(admin_token), tokens: Arc::new(TokenCache::new(cache_capacity)) }
     }
 
     async fn resolve(&self, store: &dyn Store, secret: &str) -> ApiResult<Credential> {
@@ -163,13 +243,38 @@ impl Authenticator {
         if bool::from(hash.ct_eq(&self.admin_hash)) {
             return Ok(Credential::Operator(Operator::Admin));
         }
-        Ok(match store.find_token_by_hash(&hash, Utc::now()).await? {
-            Some(token) => match token.workspace_id {
-                Some(workspace) => Credential::Workspace { id: workspace, removed: token.workspace_removed },
-                None => Credential::Operator(Operator::Org(token.org_id)),
-            },
+        let now = Utc::now();
+        if let Some(token) = self.tokens.get(&hash, now) {
+            return Ok(credential(token.workspace, token.org, token.removed));
+        }
+        let epoch = self.tokens.epoch.load(Ordering::Acquire);
+        Ok(match store.find_token_by_hash(&hash, now).await? {
+            Some(token) => {
+                self.tokens.insert(hash, &token, epoch);
+                credential(token.workspace_id, token.org_id, token.workspace_removed)
+            }
             None => Credential::Invalid,
         })
+    }
+
+    /// Token `id` was revoked.
+    pub fn forget_token(&self, id: TokenId) {
+        self.tokens.forget(|t| t.id == id);
+    }
+
+    /// The tokens of `workspace` changed (rotation) or it was removed.
+    pub fn forget_workspace(&self, workspace: WorkspaceId) {
+        self.tokens.forget(|t| t.workspace == Some(workspace));
+    }
+
+    /// Anything may have changed (notices from other replicas were lost).
+    pub fn forget_all(&self) {
+        self.tokens.forget(|_| true);
+    }
+
+    /// Tokens cached now.
+    pub fn cached_tokens(&self) -> usize {
+        self.tokens.len()
     }
 
     /// An operator route: the admin token or an org token.
@@ -212,6 +317,13 @@ impl Authenticator {
             Credential::Operator(operator) => Ok(Some(operator)),
             _ => Err(ApiError::unauthorized("invalid workspace auth token")),
         }
+    }
+}
+
+fn credential(workspace: Option<WorkspaceId>, org: OrgId, removed: bool) -> Credential {
+    match workspace {
+        Some(id) => Credential::Workspace { id, removed },
+        None => Credential::Operator(Operator::Org(org)),
     }
 }
 

@@ -56,6 +56,10 @@ pub struct Settings {
     /// Event streams one token may hold open at once (a runaway client
     /// cannot take every connection); the next one is a 429.
     pub max_streams_per_token: usize,
+    /// Tokens, and workspaces on the heartbeat fast path, remembered at
+    /// most (each cache; about 100 bytes per entry). Past it the least
+    /// used are forgotten and take the slow path once.
+    pub cache_entries: usize,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     /// Largest template or plugin upload accepted (and the plugin size cap).
@@ -85,6 +89,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(60),
             rate_limit_per_token: 100,
             max_streams_per_token: 16,
+            cache_entries: 1_000_000,
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 32 * 1024 * 1024,
             database_timeout: Duration::from_secs(5),

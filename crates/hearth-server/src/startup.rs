@@ -139,7 +139,8 @@ impl Application {
 
     pub async fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         let admin = admin_token(&settings)?;
-        let auth = Authenticator::new(&admin);
+        let auth = Authenticator::new(&admin, settings.cache_entries);
+        let fast = crate::fast::FastPath::start(store.clone(), settings.cache_entries);
         let limits = crate::limits::RateLimits::new(settings.rate_limit_per_token, crate::auth::hash_token(&admin));
         let cipher = secret_cipher(&settings)?;
         let latest = store.last_event_seq().await.context("cannot read the event log")?;
@@ -151,6 +152,7 @@ impl Application {
         let state = AppState {
             lifecycle: crate::lifecycle::Lifecycle::new(store.clone(), bus.clone()),
             streams: crate::bus::StreamSlots::default(),
+            fast,
             limits,
             store,
             auth,
@@ -203,6 +205,7 @@ impl Application {
         let sweeper =
             tokio::spawn(Sweeper::new(state.clone()).run(state.settings.sweep_interval, state.shutdown.clone()));
         let provisioning = provisioner.clone().map(|p| tokio::spawn(provision_loop(p, state.clone())));
+        let notices = tokio::spawn(crate::notices::follow(state.clone()));
         let router = crate::routes::router(state.clone());
         let shutdown_for_signal = shutdown.clone();
         axum::serve(listener, router)
@@ -217,6 +220,9 @@ impl Application {
         shutdown.send_replace(true);
         if let Err(e) = sweeper.await {
             tracing::error!(error = %e, "sweeper task failed");
+        }
+        if let Err(e) = notices.await {
+            tracing::error!(error = %e, "notice listener task failed");
         }
         if let Some(task) = provisioning {
             if let Err(e) = task.await {

@@ -23,9 +23,22 @@ pub struct AppState {
     pub limits: crate::limits::RateLimits,
     /// Open event streams per token, capped (`max_streams_per_token`).
     pub streams: crate::bus::StreamSlots,
+    /// The heartbeat fast path: remembered workspaces, desired states, the
+    /// group-commit writer.
+    pub fast: Arc<crate::fast::FastPath>,
     pub cipher: SecretCipher,
     pub settings: Arc<Settings>,
     pub build: Arc<crate::buildinfo::Build>,
     /// Flips to true when the server shuts down, ending open streams.
     pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// The tokens of `workspace` changed, or it was removed: this server's
+    /// caches forget it at once (other replicas hear it from the store's
+    /// notices).
+    pub fn forget_workspace(&self, workspace: hearth_core::WorkspaceId) {
+        self.auth.forget_workspace(workspace);
+        self.fast.forget(workspace);
+    }
 }

@@ -8,11 +8,12 @@
 
 use std::time::Duration;
 
-use hearth_store::{Engine, LivenessWrite, StoreError, StoreResult};
+use hearth_store::{Engine, LivenessWrite, Notice, NoticeFeed, StoreError, StoreResult};
 use hearth_store_sql::sql::Statements;
 use hearth_store_sql::{event_columns, plugin_columns, template_columns, workspace_columns, Dialect, Failure};
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
+use sqlx::postgres::PgListener;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgTypeInfo};
 use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
@@ -34,6 +35,8 @@ impl Dialect for Pg {
     type Db = Postgres;
 
     const ENGINE: Engine = Engine::Postgres;
+
+    const NOTIFY: Option<&'static str> = Some("select pg_notify('hearth', $1)");
 
     const SQL: Statements = Statements {
         select_workspace_for_update: concat!(
@@ -123,14 +126,15 @@ impl Dialect for Pg {
             last_sample_error = case when b.sample_error_reported then b.sample_error else w.last_sample_error end, \
             active_tasks = b.active_tasks, \
             uptime_seconds = case when b.uptime_reported then b.uptime_seconds else w.uptime_seconds end, \
-            current_task = b.current_task, \
+            current_task = case when b.task_reported then b.current_task else w.current_task end, \
             monthly_spend = case when b.spend_reported then b.monthly_spend else w.monthly_spend end, \
             runtime_state = b.runtime_state, \
             last_active_at = case when b.busy then b.at else w.last_active_at end, updated_at = b.at \
             from unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::float8[], $5::text[], $6::bool[], \
-                $7::int8[], $8::int8[], $9::bool[], $10::text[], $11::int8[], $12::bool[], $13::text[], $14::bool[]) \
+                $7::int8[], $8::int8[], $9::bool[], $10::text[], $11::int8[], $12::bool[], $13::text[], $14::bool[], $15::bool[]) \
                 as b(workspace_id, version, at, error_rate, sample_error, sample_error_reported, active_tasks, \
-                uptime_seconds, uptime_reported, current_task, monthly_spend, spend_reported, runtime_state, busy) \
+                uptime_seconds, uptime_reported, current_task, monthly_spend, spend_reported, runtime_state, busy, \
+                task_reported) \
             where w.workspace_id = b.workspace_id and w.version = b.version returning w.workspace_id",
     };
 
@@ -163,8 +167,15 @@ impl Dialect for Pg {
             .bind(batch.iter().map(|w| w.monthly_spend.is_some()).collect::<Vec<_>>())
             .bind(batch.iter().map(|w| w.runtime_state.clone()).collect::<Vec<_>>())
             .bind(batch.iter().map(|w| w.busy).collect::<Vec<_>>())
+            .bind(batch.iter().map(|w| w.current_task.is_some()).collect::<Vec<_>>())
             .fetch_all(pool)
             .await
+    }
+
+    async fn listen(pool: &PgPool) -> Result<Option<Box<dyn NoticeFeed>>, sqlx::Error> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(hearth_store::CHANNEL).await?;
+        Ok(Some(Box::new(PgFeed { listener })))
     }
 
     fn classify(error: &dyn DatabaseError) -> Option<Failure> {
@@ -212,4 +223,29 @@ pub fn connect_lazy(url: &str, settings: &PgSettings) -> StoreResult<PgStore> {
 /// A store on an existing pool (reads and writes share it).
 pub fn from_pool(pool: PgPool) -> PgStore {
     PgStore::new(pool.clone(), pool)
+}
+
+/// Notices from `LISTEN hearth`, on the listener's own connection.
+struct PgFeed {
+    listener: PgListener,
+}
+
+#[async_trait::async_trait]
+impl NoticeFeed for PgFeed {
+    async fn next(&mut self) -> StoreResult<Notice> {
+        loop {
+            // `Ok(None)`: the connection was lost; the next call reconnects
+            // and listens again, and what was sent meanwhile is lost.
+            let notification = match self.listener.try_recv().await {
+                Ok(Some(notification)) => notification,
+                Ok(None) => return Ok(Notice::Lost),
+                Err(e) => return Err(hearth_store_sql::map_err::<Pg>("listen")(e)),
+            };
+            match Notice::parse(notification.payload()) {
+                Some(notice) => return Ok(notice),
+                // A newer replica's notice: nothing this build caches.
+                None => continue,
+            }
+        }
+    }
 }

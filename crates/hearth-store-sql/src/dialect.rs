@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use hearth_store::{Engine, LivenessWrite};
+use hearth_store::{Engine, LivenessWrite, NoticeFeed};
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::{Database, Pool, Transaction};
@@ -21,6 +21,10 @@ pub trait Dialect: Send + Sync + Sized + 'static {
 
     /// The statements whose text differs between engines.
     const SQL: Statements;
+
+    /// Sends a [`hearth_store::Notice`] (`$1`, its payload) to every replica
+    /// when the transaction commits; `None` for an engine without replicas.
+    const NOTIFY: Option<&'static str>;
 
     /// The engine's migrations, embedded in the binary.
     fn migrator() -> &'static Migrator;
@@ -46,6 +50,10 @@ pub trait Dialect: Send + Sync + Sized + 'static {
         pool: &Pool<Self::Db>,
         batch: &[LivenessWrite],
     ) -> impl Future<Output = Result<Vec<uuid::Uuid>, sqlx::Error>> + Send;
+
+    /// A feed of the notices on [`hearth_store::CHANNEL`], on a connection
+    /// of its own (`None` when [`Dialect::NOTIFY`] is).
+    fn listen(pool: &Pool<Self::Db>) -> impl Future<Output = Result<Option<Box<dyn NoticeFeed>>, sqlx::Error>> + Send;
 
     /// What an engine-specific error code means, when it means more than
     /// "a database error" (constraint violations are recognised for every

@@ -218,5 +218,6 @@ shared! {
 /// (name, sql) of every statement an engine runs: the shared ones and its
 /// dialect's.
 pub fn all_statements<D: crate::Dialect>() -> Vec<(&'static str, &'static str)> {
-    SHARED.iter().copied().chain(D::SQL.all()).collect()
+    let notify = D::NOTIFY.map(|sql| ("notify", sql));
+    SHARED.iter().copied().chain(D::SQL.all()).chain(notify).collect()
 }

@@ -13,8 +13,8 @@ use hearth_core::reconcile::{ConditionRecord, DesiredState, InstalledPlugin};
 use hearth_core::{decide, EventDraft, EventId, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus};
 use hearth_store::{
     evolve, Applied, Changed, Deleted, Engine, Event, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate,
-    NewToken, NewWorkspace, Plugin, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace,
-    WorkspaceCursor, WorkspacePage,
+    NewToken, NewWorkspace, Notice, NoticeFeed, Plugin, SealedSecret, Store, StoreError, StoreResult, Sweep, Template,
+    Token, Workspace, WorkspaceCursor, WorkspacePage,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -202,6 +202,29 @@ where
         Ok(events)
     }
 
+    /// Tells every replica about `notice` when the transaction commits.
+    async fn notify(conn: &mut <D::Db as Database>::Connection, notice: &Notice) -> StoreResult<()> {
+        if let Some(statement) = D::NOTIFY {
+            sqlx::query(statement).bind(notice.encode()).execute(&mut *conn).await.map_err(map_err::<D>("notify"))?;
+        }
+        Ok(())
+    }
+
+    /// Appends events and tells every replica's streams.
+    async fn append_and_notify(
+        conn: &mut <D::Db as Database>::Connection,
+        org: OrgId,
+        workspace: Option<WorkspaceId>,
+        drafts: Vec<EventDraft>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Event>> {
+        let events = Self::append_events(conn, org, workspace, drafts, now).await?;
+        if !events.is_empty() {
+            Self::notify(conn, &Notice::Events).await?;
+        }
+        Ok(events)
+    }
+
     /// Writes the column groups that changed between `current` and `next`
     /// ([`Changed`]), one narrow UPDATE each. Each bumps the row version;
     /// returns the version the row has now.
@@ -381,6 +404,10 @@ where
         Ok(())
     }
 
+    async fn listen(&self) -> StoreResult<Option<Box<dyn NoticeFeed>>> {
+        D::listen(&self.writer).await.map_err(map_err::<D>("listen"))
+    }
+
     fn expected_schema_version(&self) -> i64 {
         D::migrator().iter().map(|m| m.version).max().unwrap_or(0)
     }
@@ -416,7 +443,7 @@ where
             hearth_core::EventKind::WorkspaceProvisioning,
             serde_json::json!({"name": new.name, "template": new.template}),
         );
-        Self::append_events(&mut tx, new.org_id, Some(new.id), vec![draft], new.now).await?;
+        Self::append_and_notify(&mut tx, new.org_id, Some(new.id), vec![draft], new.now).await?;
         let row: WorkspaceRow<D> = sqlx::query_as(sql::SELECT_WORKSPACE)
             .bind(new.id.0)
             .fetch_one(&mut *tx)
@@ -514,7 +541,7 @@ where
         }
         let mut drafts = decision.events;
         drafts.extend(reconcile_events);
-        let events = Self::append_events(&mut tx, current.org_id, Some(id), drafts, now).await?;
+        let events = Self::append_and_notify(&mut tx, current.org_id, Some(id), drafts, now).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         Ok(Applied { previous: current.status, workspace: next, events, minted_token })
     }
@@ -546,12 +573,14 @@ where
             }
             let (next, _) = evolve(&current, &Input::Delete, &decision, now);
             Self::write_workspace(&mut tx, &current, &next).await?;
-            let events = Self::append_events(&mut tx, current.org_id, Some(current.id), decision.events, now).await?;
+            let events =
+                Self::append_and_notify(&mut tx, current.org_id, Some(current.id), decision.events, now).await?;
             sqlx::query(sql::DELETE_WORKSPACE_SECRETS)
                 .bind(current.id.0)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err::<D>("delete_workspace_secrets"))?;
+            Self::notify(&mut tx, &Notice::WorkspaceTokens(current.id)).await?;
             if current.id != id {
                 deleted.cascade_deleted += 1;
             }
@@ -601,7 +630,7 @@ where
             .map_err(map_err::<D>("update_agent_card"))?;
         let draft =
             EventDraft::new(hearth_core::EventKind::AgentCardUpdated, serde_json::json!({"agent_card": agent_card}));
-        let mut events = Self::append_events(&mut tx, current.org_id, Some(id), vec![draft], now).await?;
+        let mut events = Self::append_and_notify(&mut tx, current.org_id, Some(id), vec![draft], now).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         events.pop().ok_or(StoreError::Corrupt { operation: "update_agent_card", message: "no event written".into() })
     }
@@ -644,6 +673,7 @@ where
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err::<D>("revoke_other_workspace_tokens"))?;
+            Self::notify(&mut tx, &Notice::WorkspaceTokens(id)).await?;
         }
         Self::insert_token_on(&mut tx, &token).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
@@ -660,14 +690,17 @@ where
     }
 
     async fn revoke_workspace_token(&self, workspace: WorkspaceId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
         let revoked: Option<(Uuid,)> = sqlx::query_as(sql::REVOKE_WORKSPACE_TOKEN)
             .bind(id.0)
             .bind(workspace.0)
             .bind(now)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(map_err::<D>("revoke_workspace_token"))?;
-        revoked.map(|_| ()).ok_or(StoreError::NotFound("token"))
+        revoked.ok_or(StoreError::NotFound("token"))?;
+        Self::notify(&mut tx, &Notice::TokenRevoked(id)).await?;
+        tx.commit().await.map_err(map_err::<D>("commit"))
     }
 
     async fn find_token_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Token>> {
@@ -690,14 +723,17 @@ where
     }
 
     async fn revoke_token(&self, org: OrgId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
         let revoked: Option<(Uuid,)> = sqlx::query_as(sql::REVOKE_TOKEN)
             .bind(id.0)
             .bind(org.0)
             .bind(now)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(map_err::<D>("revoke_token"))?;
-        revoked.map(|_| ()).ok_or(StoreError::NotFound("token"))
+        revoked.ok_or(StoreError::NotFound("token"))?;
+        Self::notify(&mut tx, &Notice::TokenRevoked(id)).await?;
+        tx.commit().await.map_err(map_err::<D>("commit"))
     }
 
     async fn put_secrets(
@@ -761,6 +797,7 @@ where
             .map_err(map_err::<D>("upsert_template"))?;
         let statements = (sql::DELETE_TEMPLATE_FILES, sql::INSERT_TEMPLATE_FILE);
         Self::replace_files(&mut tx, id, &template.files, statements, template.now).await?;
+        Self::notify(&mut tx, &Notice::Template { org: template.org_id, name: template.name.clone() }).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         self.get_template_by_id(id).await
     }
@@ -831,6 +868,7 @@ where
             .map_err(map_err::<D>("upsert_plugin"))?;
         let statements = (sql::DELETE_PLUGIN_FILES, sql::INSERT_PLUGIN_FILE);
         Self::replace_files(&mut tx, id, &plugin.files, statements, plugin.now).await?;
+        Self::notify(&mut tx, &Notice::Plugin { org: plugin.org_id, name: plugin.name.clone() }).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         let row: Option<PluginRow> = sqlx::query_as(sql::SELECT_PLUGIN_BY_ID)
             .bind(id)

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use hearth_store::{Engine, LivenessWrite, StoreError, StoreResult};
+use hearth_store::{Engine, LivenessWrite, NoticeFeed, StoreError, StoreResult};
 use hearth_store_sql::sql::Statements;
 use hearth_store_sql::{event_columns, map_err, plugin_columns, template_columns, workspace_columns, Dialect, Failure};
 use sqlx::error::DatabaseError;
@@ -39,6 +39,9 @@ impl Dialect for Sqlite {
     type Db = sqlx::Sqlite;
 
     const ENGINE: Engine = Engine::Sqlite;
+
+    /// One process owns the database file: nobody else to tell.
+    const NOTIFY: Option<&'static str> = None;
 
     /// Inside a write transaction (the single writer connection, begun with
     /// `BEGIN IMMEDIATE`) every read is already serialized with every other
@@ -124,7 +127,8 @@ impl Dialect for Sqlite {
         ),
         write_liveness: "update workspaces set last_heartbeat_at = $3, last_error_rate = $4, \
             last_sample_error = case when $6 then $5 else last_sample_error end, active_tasks = $7, \
-            uptime_seconds = case when $9 then $8 else uptime_seconds end, current_task = $10, \
+            uptime_seconds = case when $9 then $8 else uptime_seconds end, \
+            current_task = case when $15 then $10 else current_task end, \
             monthly_spend = case when $12 then $11 else monthly_spend end, runtime_state = $13, \
             last_active_at = case when $14 then $3 else last_active_at end, updated_at = $3 \
             where workspace_id = $1 and version = $2",
@@ -161,6 +165,7 @@ impl Dialect for Sqlite {
                 .bind(w.monthly_spend.is_some())
                 .bind(&w.runtime_state)
                 .bind(w.busy)
+                .bind(w.current_task.is_some())
                 .execute(&mut *tx)
                 .await?;
             if done.rows_affected() == 1 {
@@ -169,6 +174,10 @@ impl Dialect for Sqlite {
         }
         tx.commit().await?;
         Ok(written)
+    }
+
+    async fn listen(_pool: &SqlitePool) -> Result<Option<Box<dyn NoticeFeed>>, sqlx::Error> {
+        Ok(None)
     }
 
     fn classify(error: &dyn DatabaseError) -> Option<Failure> {

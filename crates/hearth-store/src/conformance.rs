@@ -870,15 +870,10 @@ pub async fn liveness_batches_write_what_evolve_writes_where_the_guard_holds(sto
         ..Default::default()
     })
     .unwrap();
-    let sparse = Heartbeat::validate(RawHeartbeat {
-        active_tasks: Some(0),
-        current_task: Some(String::new()),
-        ..Default::default()
-    })
-    .unwrap();
-    let write_a = LivenessWrite::from_heartbeat(a, before_a.version, &full, t(3)).unwrap();
-    let write_b = LivenessWrite::from_heartbeat(b, before_b.version, &sparse, t(3)).unwrap();
-    let write_stale = LivenessWrite::from_heartbeat(stale, before_stale.version, &full, t(3)).unwrap();
+    let sparse = Heartbeat::validate(RawHeartbeat { active_tasks: Some(0), ..Default::default() }).unwrap();
+    let write_a = LivenessWrite::from_heartbeat(a, before_a.version, true, &full, t(3)).unwrap();
+    let write_b = LivenessWrite::from_heartbeat(b, before_b.version, true, &sparse, t(3)).unwrap();
+    let write_stale = LivenessWrite::from_heartbeat(stale, before_stale.version, true, &full, t(3)).unwrap();
     let mut written = store.write_liveness(&[write_a.clone(), write_stale, write_b.clone()]).await.unwrap();
     written.sort();
     let mut expected = vec![a, b];
@@ -896,6 +891,8 @@ pub async fn liveness_batches_write_what_evolve_writes_where_the_guard_holds(sto
     assert_eq!(sparse_row.uptime_seconds, 10, "absent uptime is kept");
     assert_eq!(sparse_row.monthly_spend, 5, "absent spend is kept");
     assert_eq!(sparse_row.last_sample_error.as_deref(), Some("first"), "absent sample error is kept");
+    assert_eq!(sparse_row.current_task.as_deref(), Some("crawl"), "absent task is kept");
+    assert_eq!(sparse_row.last_active_at, Some(t(3)), "busy by its stored task");
     let paused = store.get_workspace(stale).await.unwrap();
     assert_eq!(paused.status, WorkspaceStatus::Paused);
     assert_eq!(paused.last_heartbeat_at, Some(t(1)), "nothing written past a failed guard");

@@ -188,7 +188,7 @@ pub struct LivenessWrite {
     pub sample_error: Option<String>,
     pub active_tasks: i64,
     pub uptime_seconds: Option<i64>,
-    pub current_task: String,
+    pub current_task: Option<String>,
     pub monthly_spend: Option<i64>,
     pub runtime_state: Option<String>,
     /// The runtime has work: `last_active_at` becomes `at`.
@@ -196,18 +196,21 @@ pub struct LivenessWrite {
 }
 
 impl LivenessWrite {
-    /// The write of heartbeat `hb` at `now`, decided on row `version`.
-    /// `None` when the heartbeat leaves `active_tasks` or `current_task`
-    /// out: whether the workspace is busy then depends on stored values, so
-    /// it takes the locked path.
+    /// The write of heartbeat `hb` at `now`, decided on row `version`;
+    /// `has_stored_task`: that row's `current_task` is not empty. `None` when the heartbeat
+    /// leaves `active_tasks` out: whether the workspace is busy would then
+    /// depend on a stored count the guard does not cover, so it takes the
+    /// locked path. (The stored task is covered: it changes only with an
+    /// event, under the lock.)
     pub fn from_heartbeat(
         id: hearth_core::WorkspaceId,
         version: i64,
+        has_stored_task: bool,
         hb: &hearth_core::Heartbeat,
         now: DateTime<Utc>,
     ) -> Option<Self> {
         let active_tasks = hb.active_tasks?;
-        let current_task = hb.current_task.clone()?;
+        let has_task = hb.current_task.as_deref().map_or(has_stored_task, |task| !task.is_empty());
         Some(Self {
             id,
             version,
@@ -216,8 +219,8 @@ impl LivenessWrite {
             sample_error: hb.sample_error.clone(),
             active_tasks,
             uptime_seconds: hb.uptime_seconds,
-            busy: active_tasks > 0 || !current_task.is_empty(),
-            current_task,
+            busy: active_tasks > 0 || has_task,
+            current_task: hb.current_task.clone(),
             monthly_spend: hb.monthly_spend,
             runtime_state: hb.runtime_state.clone(),
         })
@@ -236,7 +239,9 @@ impl LivenessWrite {
         if let Some(uptime) = self.uptime_seconds {
             workspace.uptime_seconds = uptime;
         }
-        workspace.current_task = Some(self.current_task.clone());
+        if let Some(task) = &self.current_task {
+            workspace.current_task = Some(task.clone());
+        }
         if let Some(spend) = self.monthly_spend {
             workspace.monthly_spend = spend;
         }
@@ -360,6 +365,7 @@ mod tests {
                 ..Default::default()
             },
             RawHeartbeat { active_tasks: Some(2), current_task: Some("crawl".into()), ..Default::default() },
+            RawHeartbeat { active_tasks: Some(0), ..Default::default() },
             RawHeartbeat {
                 active_tasks: Some(0),
                 current_task: Some("crawl".into()),
@@ -380,8 +386,9 @@ mod tests {
                 {
                     continue;
                 }
-                let Some(write) = LivenessWrite::from_heartbeat(current.id, current.version, hb, at(9)) else {
-                    panic!("every heartbeat here reports tasks")
+                let stored = !current.current_task.as_deref().unwrap_or("").is_empty();
+                let Some(write) = LivenessWrite::from_heartbeat(current.id, current.version, stored, hb, at(9)) else {
+                    panic!("every heartbeat here reports active tasks")
                 };
                 let mut written = current.clone();
                 write.apply_to(&mut written);
@@ -389,13 +396,13 @@ mod tests {
                 checked += 1;
             }
         }
-        assert!(checked >= 4, "half the cases are liveness-only ({checked})");
+        assert!(checked >= 6, "most cases are liveness-only ({checked})");
     }
 
     #[test]
-    fn a_heartbeat_without_tasks_takes_the_locked_path() {
+    fn a_heartbeat_without_a_task_count_takes_the_locked_path() {
         let Input::Heartbeat(hb) = heartbeat(RawHeartbeat::default()) else { unreachable!() };
-        assert_eq!(LivenessWrite::from_heartbeat(WorkspaceId::new_random(), 0, &hb, at(1)), None);
+        assert_eq!(LivenessWrite::from_heartbeat(WorkspaceId::new_random(), 0, false, &hb, at(1)), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod error;
 mod evolve;
 mod model;
+mod notice;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -19,6 +20,7 @@ use hearth_core::{Input, OrgId, TokenId, WorkspaceId};
 pub use error::{StoreError, StoreResult};
 pub use evolve::{evolve, Changed, LivenessWrite};
 pub use model::*;
+pub use notice::{Notice, NoticeFeed, CHANNEL};
 
 /// The database behind a [`Store`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +54,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest migration this build ships.
     fn expected_schema_version(&self) -> i64;
+
+    /// Notices of the changes every replica commits (see [`Notice`]);
+    /// `None` when the engine serves one process only (SQLite), where the
+    /// server's own calls are all there is to hear.
+    async fn listen(&self) -> StoreResult<Option<Box<dyn NoticeFeed>>>;
 
     // --- workspaces -------------------------------------------------------
 

@@ -89,6 +89,7 @@ pub async fn upload_plugin(
             now: chrono::Utc::now(),
         })
         .await?;
+    state.fast.desired.plugin_changed(plugin.org_id, &plugin.name);
     tracing::info!(plugin = %plugin.name, version = %plugin.version, sha256 = %plugin.sha256, "plugin pushed");
     Ok((StatusCode::CREATED, Json(plugin_response(&plugin))))
 }

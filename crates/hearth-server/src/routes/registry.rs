@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use chrono::Utc;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -73,11 +75,25 @@ pub async fn heartbeat(
     let workspace_id = req.workspace_id;
     let mut heartbeat = Heartbeat::validate(RawHeartbeat::from(req))
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, e.to_string()))?;
-    // Desired state is read (one query) before the transaction; a template
-    // change that lands in between is picked up by the next heartbeat.
+    // The fast path (fast.rs): a heartbeat that decides like the last one
+    // is answered from memory once its batch has committed.
+    if let Some(answer) = state.fast.try_heartbeat(workspace_id, &heartbeat, Utc::now()).await {
+        metrics::histogram!("hearth_heartbeat_duration_seconds").record(started.elapsed().as_secs_f64());
+        return Ok(Json(HeartbeatResponse {
+            status: "ok".into(),
+            workspace_status: answer.status,
+            desired: answer.desired,
+        }));
+    }
+    // The locked path. Desired state is read (one query) before the
+    // transaction; a template change that lands in between is picked up by
+    // the next heartbeat (the epoch keeps it from being remembered).
+    let epoch = state.fast.desired.epoch();
     let desired = desired_for(&state, workspace_id).await?;
     heartbeat.desired = Some(desired.clone());
+    let remembered = heartbeat.clone();
     let applied = state.lifecycle.apply(workspace_id, Input::Heartbeat(heartbeat), None).await?;
+    state.fast.remember(&applied.workspace, remembered, &desired, epoch, Utc::now());
     metrics::histogram!("hearth_heartbeat_duration_seconds").record(started.elapsed().as_secs_f64());
     Ok(Json(HeartbeatResponse {
         status: "ok".into(),

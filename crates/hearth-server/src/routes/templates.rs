@@ -84,6 +84,7 @@ pub async fn import_template(
             now: chrono::Utc::now(),
         })
         .await?;
+    state.fast.desired.template_changed(template.org_id, &template.name);
     tracing::info!(template_id = %template.id, name = %template.name, digest = %template.assets_digest, files = template.files.len(), "template imported");
     Ok((
         StatusCode::CREATED,

@@ -66,6 +66,7 @@ pub async fn revoke_org_token(
 ) -> ApiResult<Json<StatusResponse>> {
     let id: TokenId = parse_id(&raw, "token id")?;
     state.store.revoke_token(operator.org(), id, Utc::now()).await?;
+    state.auth.forget_token(id);
     tracing::info!(token_id = %id, "org token revoked");
     Ok(Json(StatusResponse { status: "revoked".into() }))
 }
@@ -123,6 +124,10 @@ pub async fn create_workspace_token(
         .revoke_previous_after_seconds
         .map(|seconds| minted.record.now + chrono::Duration::seconds(i64::from(seconds)));
     let token = state.store.issue_workspace_token(minted.record, revoke_others_at).await?;
+    if revoke_others_at.is_some() {
+        // The previous tokens now stop at a time: cached entries do not know it.
+        state.forget_workspace(workspace.id);
+    }
     match revoke_others_at {
         Some(at) => {
             tracing::info!(workspace_id = %workspace.id, token_id = %token.id, previous_until = %at, "workspace token rotated")
@@ -163,6 +168,7 @@ pub async fn revoke_workspace_token(
     let token: TokenId = parse_id(&raw_token, "token id")?;
     visible_workspace(&state, operator, id).await?;
     state.store.revoke_workspace_token(id, token, Utc::now()).await?;
+    state.auth.forget_token(token);
     tracing::info!(workspace_id = %id, token_id = %token, "workspace token revoked");
     Ok(Json(StatusResponse { status: "revoked".into() }))
 }

@@ -263,6 +263,9 @@ pub async fn delete_workspace(
     let id = parse_id(&raw, "workspace id")?;
     visible_workspace(&state, operator, id).await?;
     let deleted = state.lifecycle.delete(id).await?;
+    for removed in &deleted.removed {
+        state.forget_workspace(*removed);
+    }
     Ok(Json(DeleteResponse { status: "removed".into(), cascade_deleted: deleted.cascade_deleted }))
 }
 

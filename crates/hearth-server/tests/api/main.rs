@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod delivery;
 mod events;
+mod fast;
 mod lifecycle;
 mod misc;
 mod removed;

@@ -99,6 +99,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HEARTH_MAX_STREAMS_PER_TOKEN", value_name = "N",
           default_value_t = defaults().max_streams_per_token)]
     max_streams_per_token: usize,
+    /// Tokens, and workspaces on the heartbeat fast path, kept in memory at
+    /// most (per cache; ~100 bytes each).
+    #[arg(long, env = "HEARTH_CACHE_ENTRIES", value_name = "N", default_value_t = defaults().cache_entries)]
+    cache_entries: usize,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "HEARTH_MAX_BODY_BYTES", value_name = "BYTES", value_parser = bytes,
           default_value_t = defaults().max_body_bytes)]
@@ -175,6 +179,7 @@ impl ServeArgs {
             request_timeout: self.request_timeout,
             rate_limit_per_token: self.rate_limit_per_token,
             max_streams_per_token: self.max_streams_per_token,
+            cache_entries: self.cache_entries,
             max_body_bytes: self.max_body_bytes,
             max_upload_bytes: self.max_upload_bytes,
             database_timeout: Duration::from_secs(self.database.database_timeout),

@@ -1,0 +1,188 @@
+//! The heartbeat fast path (cached token, remembered desired state,
+//! group-commit writer): what a runtime and an operator see must be exactly
+//! what the locked path gives, on one server and across replicas.
+
+use std::time::Duration;
+
+use hearth_api::{CreateWorkspaceRequest, FileContent, HeartbeatRequest, ImportTemplateRequest};
+use hearth_client::ClientError;
+use hearth_core::{WorkspaceId, WorkspaceStatus};
+
+use crate::harness::{eventually, Engine, TestApp};
+
+crate::on_both_engines!(
+    a_steady_heartbeat_is_written_by_the_batch_and_durable_when_answered,
+    an_operator_change_between_heartbeats_is_seen_by_the_next_one,
+    a_reimported_template_reaches_the_next_heartbeat,
+    a_revoked_token_is_refused_at_once,
+    a_deleted_workspace_is_refused_at_once,
+);
+
+mod replicas {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_on_one_postgres_agree() {
+        super::replicas_on_one_postgres_agree().await
+    }
+}
+
+fn steady(id: WorkspaceId, uptime: i64) -> HeartbeatRequest {
+    HeartbeatRequest { workspace_id: id, active_tasks: Some(0), uptime_seconds: Some(uptime), ..Default::default() }
+}
+
+async fn version(app: &TestApp, id: WorkspaceId) -> (i64, hearth_store::Workspace) {
+    let row = app.state.store.get_workspace(id).await.unwrap();
+    (row.version, row)
+}
+
+async fn a_steady_heartbeat_is_written_by_the_batch_and_durable_when_answered(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, runtime, _) = app.create_registered("steady").await;
+    let first = runtime.heartbeat(&steady(id, 1)).await.unwrap();
+    assert_eq!(first.workspace_status, WorkspaceStatus::Online);
+    let (locked_version, _) = version(&app, id).await;
+    for uptime in 2..=20 {
+        let answer = runtime.heartbeat(&steady(id, uptime)).await.unwrap();
+        assert_eq!(answer.workspace_status, WorkspaceStatus::Online);
+        // Answered means committed: the row already holds this heartbeat.
+        let (now_version, row) = version(&app, id).await;
+        assert_eq!(row.uptime_seconds, uptime, "an answered heartbeat is in the database");
+        assert_eq!(now_version, locked_version, "written by the batch writer, not under the lock");
+    }
+    assert!(app.state.fast.remembered() >= 1);
+    let names: Vec<String> = app.events_of(id).await.into_iter().map(|e| e.event).collect();
+    assert_eq!(names, ["WORKSPACE_PROVISIONING", "WORKSPACE_ONLINE"], "steady heartbeats write no event");
+
+    // A heartbeat that changes a decision input takes the lock and writes its event.
+    let task = HeartbeatRequest { current_task: Some("crawl".into()), ..steady(id, 21) };
+    runtime.heartbeat(&task).await.unwrap();
+    let (after_task, row) = version(&app, id).await;
+    assert!(after_task > locked_version);
+    assert_eq!(row.current_task.as_deref(), Some("crawl"));
+    assert!(app.events_of(id).await.iter().any(|e| e.event == "TASK_UPDATED"));
+    // The same task again is steady: fast, and busy (last_active_at moves).
+    let before = row.last_active_at;
+    runtime.heartbeat(&HeartbeatRequest { current_task: Some("crawl".into()), ..steady(id, 22) }).await.unwrap();
+    runtime.heartbeat(&HeartbeatRequest { current_task: Some("crawl".into()), ..steady(id, 23) }).await.unwrap();
+    let (last, row) = version(&app, id).await;
+    assert_eq!(row.uptime_seconds, 23);
+    assert!(row.last_active_at > before, "a busy runtime is active");
+    assert!(last <= after_task + 1, "at most the remembering heartbeat took the lock");
+}
+
+async fn an_operator_change_between_heartbeats_is_seen_by_the_next_one(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, runtime, _) = app.create_registered("paused-meanwhile").await;
+    for uptime in 1..=3 {
+        runtime.heartbeat(&steady(id, uptime)).await.unwrap();
+    }
+    app.admin.pause(id).await.unwrap();
+    // The remembered version is stale now: the guard fails and the
+    // heartbeat is decided under the lock, which says paused.
+    let answer = runtime.heartbeat(&steady(id, 4)).await.unwrap();
+    assert_eq!(answer.workspace_status, WorkspaceStatus::Paused);
+    let (_, row) = version(&app, id).await;
+    assert_eq!(row.status, WorkspaceStatus::Paused);
+    assert_eq!(row.uptime_seconds, 4, "the heartbeat is still recorded");
+    // Paused heartbeats are steady too, and stay paused.
+    for uptime in 5..=7 {
+        assert_eq!(runtime.heartbeat(&steady(id, uptime)).await.unwrap().workspace_status, WorkspaceStatus::Paused);
+    }
+    app.admin.resume(id).await.unwrap();
+    let answer = runtime.heartbeat(&steady(id, 8)).await.unwrap();
+    assert_eq!(answer.workspace_status, WorkspaceStatus::Online, "resume then heartbeat: online again");
+    let names: Vec<String> = app.events_of(id).await.into_iter().map(|e| e.event).collect();
+    assert_eq!(
+        names,
+        ["WORKSPACE_PROVISIONING", "WORKSPACE_ONLINE", "WORKSPACE_PAUSED", "WORKSPACE_RESUMED", "WORKSPACE_ONLINE"]
+    );
+}
+
+fn template(name: &str, prompt: &str) -> ImportTemplateRequest {
+    ImportTemplateRequest {
+        name: name.into(),
+        files: [
+            ("config.yaml".to_owned(), FileContent::Text(format!("name: {name}\n"))),
+            ("prompts/system.md".to_owned(), FileContent::Text(prompt.into())),
+        ]
+        .into(),
+    }
+}
+
+async fn a_reimported_template_reaches_the_next_heartbeat(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let first = app.admin.import_template(&template("tpl", "one")).await.unwrap();
+    let ws = app
+        .admin
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "templated".into(),
+            template: Some("tpl".into()),
+            issue_token: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let runtime = app.client(ws.auth_token.as_deref());
+    for uptime in 1..=3 {
+        let answer = runtime.heartbeat(&steady(ws.id, uptime)).await.unwrap();
+        assert_eq!(answer.desired.assets_digest.as_deref(), Some(first.assets_digest.as_str()));
+    }
+    let second = app.admin.import_template(&template("tpl", "two")).await.unwrap();
+    assert_ne!(first.assets_digest, second.assets_digest);
+    let answer = runtime.heartbeat(&steady(ws.id, 4)).await.unwrap();
+    assert_eq!(answer.desired.assets_digest.as_deref(), Some(second.assets_digest.as_str()));
+}
+
+async fn a_revoked_token_is_refused_at_once(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, runtime, _) = app.create_registered("revoked").await;
+    runtime.heartbeat(&steady(id, 1)).await.unwrap();
+    runtime.heartbeat(&steady(id, 2)).await.unwrap();
+    let tokens = app.admin.list_workspace_tokens(id).await.unwrap();
+    app.admin.revoke_workspace_token(id, tokens[0].id).await.unwrap();
+    let refused = runtime.heartbeat(&steady(id, 3)).await.unwrap_err();
+    assert_eq!(refused.status(), Some(401), "{refused}");
+}
+
+async fn a_deleted_workspace_is_refused_at_once(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, runtime, _) = app.create_registered("deleted").await;
+    runtime.heartbeat(&steady(id, 1)).await.unwrap();
+    runtime.heartbeat(&steady(id, 2)).await.unwrap();
+    app.admin.delete_workspace(id).await.unwrap();
+    let refused = runtime.heartbeat(&steady(id, 3)).await.unwrap_err();
+    assert_eq!(refused.status(), Some(410), "{refused}");
+}
+
+/// Two servers on one database: what one does, the other's fast path sees.
+async fn replicas_on_one_postgres_agree() {
+    let a = TestApp::spawn(Engine::Postgres).await;
+    let database_url = a.state.settings.database_url.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut settings = crate::harness::test_settings(tmp.path().to_path_buf(), "unused");
+    settings.database_url = database_url;
+    settings.admin_token = Some(a.admin_token.clone().into());
+    let b = TestApp::start(settings).await;
+
+    let (id, on_a, token) = a.create_registered("shared").await;
+    let on_b = b.client(Some(&token));
+    for uptime in 1..=3 {
+        on_b.heartbeat(&steady(id, uptime)).await.unwrap();
+    }
+    // A pause on A: B's next heartbeat fails its guard and answers paused.
+    a.admin.pause(id).await.unwrap();
+    assert_eq!(on_b.heartbeat(&steady(id, 4)).await.unwrap().workspace_status, WorkspaceStatus::Paused);
+    a.admin.resume(id).await.unwrap();
+    on_b.heartbeat(&steady(id, 5)).await.unwrap();
+    on_a.heartbeat(&steady(id, 6)).await.unwrap();
+
+    // A template change on A reaches B's remembered desired state.
+    a.admin.import_template(&template("tpl", "one")).await.unwrap();
+    // A revocation on A: B's cached token stops working (B hears A's notice).
+    let tokens = a.admin.list_workspace_tokens(id).await.unwrap();
+    a.admin.revoke_workspace_token(id, tokens[0].id).await.unwrap();
+    let refused = eventually(Duration::from_secs(5), || async {
+        matches!(on_b.heartbeat(&steady(id, 7)).await, Err(ClientError::Api { status: 401, .. }))
+    })
+    .await;
+    assert!(refused, "B refuses a token A revoked");
+}
