@@ -26,6 +26,9 @@ use crate::{assets, fsutil, token, AgentConfig, Exit, TOKEN_FILE};
 /// After a step that changed something on disk, the next heartbeat goes out
 /// this soon, so Hearth learns of the delivery without waiting an interval.
 const PROMPT_HEARTBEAT: Duration = Duration::from_millis(100);
+/// The longest pause a server may ask for between heartbeats (a bad answer
+/// cannot silence the runtime for longer).
+const MAX_SERVER_PACE: Duration = Duration::from_secs(3600);
 
 /// Mode of the agent directory when the agent creates it: it may hold the
 /// token, so it is private to the agent's user.
@@ -77,6 +80,9 @@ pub struct Agent {
     stopped: Option<WorkspaceStatus>,
     /// Plugins whose local copy could not be hashed, already warned about.
     unreadable: BTreeSet<String>,
+    /// When the server last said to send the next heartbeat (it sets the
+    /// fleet's pace); `None` until it says, or from an older server.
+    server_pace: Option<Duration>,
     _lock: DirLock,
 }
 
@@ -115,6 +121,7 @@ impl Agent {
             plugin_errors: Vec::new(),
             stopped: None,
             unreadable: BTreeSet::new(),
+            server_pace: None,
             _lock: lock,
         })
     }
@@ -147,6 +154,10 @@ impl Agent {
             Err(err) => return self.heartbeat_failed(err).await,
         };
         let status = response.workspace_status;
+        self.server_pace = response
+            .next_heartbeat_seconds
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(MAX_SERVER_PACE.as_secs_f64())));
         let id = self.workspace();
         if status.is_stopped() {
             if self.stopped != Some(status) {
@@ -193,9 +204,11 @@ impl Agent {
                         tracing::info!(workspace_id = %id, failures = backoff.failures(), "Hearth answers again");
                     }
                     backoff.reset();
+                    // The server's pace wins over the configured interval.
+                    let pace = self.server_pace.unwrap_or(interval);
                     match outcome {
-                        StepOutcome::Running { converge, .. } if converge.changed => PROMPT_HEARTBEAT.min(interval),
-                        _ => interval,
+                        StepOutcome::Running { converge, .. } if converge.changed => PROMPT_HEARTBEAT.min(pace),
+                        _ => pace,
                     }
                 }
                 Err(err) if err.is_retryable() => {

@@ -342,6 +342,10 @@ pub struct HeartbeatResponse {
     #[schema(value_type = String)]
     pub workspace_status: WorkspaceStatus,
     pub desired: Desired,
+    /// Send the next heartbeat after about this many seconds (the server
+    /// sets the fleet's pace; jittered). Absent from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_heartbeat_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -28,9 +28,15 @@ pub struct Settings {
     /// 32 bytes, base64 or hex. `None`: read or generate `<data_dir>/secret-key`.
     pub secret_key: Option<SecretString>,
     pub provisioner: ProvisionerKind,
-    /// Heartbeat interval given to runtimes the process provisioner starts
-    /// (`HEARTH_AGENT_HEARTBEAT_INTERVAL`).
-    pub agent_heartbeat_interval: Duration,
+    /// The fleet's heartbeat pace: every heartbeat answer tells the runtime
+    /// to send the next one after this long (jittered; stretched past
+    /// `max_heartbeat_rate`, see `pace.rs`), and runtimes the process
+    /// provisioner starts begin with it.
+    pub heartbeat_interval: Duration,
+    /// The heartbeat budget: heartbeats per second the fleet may send in
+    /// all; a fleet larger than `heartbeat_interval × this` is told to
+    /// heartbeat more slowly. 0: no budget.
+    pub max_heartbeat_rate: u32,
     /// The `hearth` executable the process provisioner runs (`hearth agent …`);
     /// `None`: this process's own executable.
     pub agent_program: Option<PathBuf>,
@@ -77,7 +83,8 @@ impl Default for Settings {
             admin_token: None,
             secret_key: None,
             provisioner: ProvisionerKind::None,
-            agent_heartbeat_interval: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(30),
+            max_heartbeat_rate: 5000,
             agent_program: None,
             runtime_stop_grace: Duration::from_secs(10),
             liveness_ttl: Duration::from_secs(90),

@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
 pub mod notices;
+pub mod pace;
 pub mod paging;
 pub mod provisioner;
 pub mod routes;

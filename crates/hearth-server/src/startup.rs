@@ -144,15 +144,19 @@ impl Application {
         let limits = crate::limits::RateLimits::new(settings.rate_limit_per_token, crate::auth::hash_token(&admin));
         let cipher = secret_cipher(&settings)?;
         let latest = store.last_event_seq().await.context("cannot read the event log")?;
+        let fleet = store.count_workspaces().await.context("cannot count workspaces")?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let bus = EventBus::new(latest);
+        let pace = crate::pace::Pace::new(settings.heartbeat_interval, settings.max_heartbeat_rate);
+        pace.set_fleet(u64::try_from(fleet).unwrap_or(0));
         let state = AppState {
             lifecycle: crate::lifecycle::Lifecycle::new(store.clone(), bus.clone()),
             streams: crate::bus::StreamSlots::default(),
             fast,
+            pace: Arc::new(pace),
             limits,
             store,
             auth,
@@ -190,7 +194,7 @@ impl Application {
             program,
             format!("http://{addr}"),
             self.state.settings.data_dir.clone(),
-            self.state.settings.agent_heartbeat_interval,
+            self.state.settings.heartbeat_interval,
             self.state.settings.runtime_stop_grace,
             self.state.store.clone(),
         ))))

@@ -26,6 +26,8 @@ pub struct AppState {
     /// The heartbeat fast path: remembered workspaces, desired states, the
     /// group-commit writer.
     pub fast: Arc<crate::fast::FastPath>,
+    /// The fleet's heartbeat pace (and the liveness TTL that follows it).
+    pub pace: Arc<crate::pace::Pace>,
     pub cipher: SecretCipher,
     pub settings: Arc<Settings>,
     pub build: Arc<crate::buildinfo::Build>,

@@ -29,8 +29,18 @@ impl Sweeper {
     pub async fn run_once(&self) -> SweepReport {
         let settings = &self.state.settings;
         let mut report = SweepReport::default();
-        let mut kinds =
-            vec![(Sweep::Liveness, settings.liveness_ttl), (Sweep::ProvisionTimeout, settings.provision_timeout)];
+        // The fleet size sets the heartbeat pace, and the liveness TTL
+        // follows the pace.
+        match self.state.store.count_workspaces().await {
+            Ok(count) => self.state.pace.set_fleet(u64::try_from(count).unwrap_or(0)),
+            Err(error) => {
+                count_store_error(&error);
+                tracing::warn!(%error, "cannot count the fleet; the heartbeat pace keeps the last count");
+                report.errors += 1;
+            }
+        }
+        let ttl = self.state.pace.liveness_ttl(settings.liveness_ttl);
+        let mut kinds = vec![(Sweep::Liveness, ttl), (Sweep::ProvisionTimeout, settings.provision_timeout)];
         if let Some(idle) = settings.hibernate_after {
             kinds.push((Sweep::Idle, idle));
         }

@@ -126,6 +126,7 @@ shared! {
     INSERT_WORKSPACE = "insert into workspaces (workspace_id, org_id, name, role, tier, status, url, parent_id, \
         template, runtime, model, max_concurrent_tasks, budget_limit, external, status_changed_at, created_at, updated_at) \
         values ($1, $2, $3, $4, $5, 'provisioning', $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14)";
+    COUNT_WORKSPACES = "select count(*) from workspaces where status <> 'removed'";
     SELECT_WORKSPACE = concat!("select ", workspace_columns!(), " from workspaces where workspace_id = $1");
     // The narrow writes: one statement per group of columns that one kind of
     // writer changes (`hearth_store::Changed`). A steady heartbeat changes

@@ -462,6 +462,14 @@ where
         row.map(Into::into).ok_or(StoreError::NotFound("workspace"))
     }
 
+    async fn count_workspaces(&self) -> StoreResult<i64> {
+        let (count,): (i64,) = sqlx::query_as(sql::COUNT_WORKSPACES)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err::<D>("count_workspaces"))?;
+        Ok(count)
+    }
+
     async fn list_workspaces(&self, org: Option<OrgId>, include_removed: bool) -> StoreResult<Vec<Workspace>> {
         let rows: Vec<WorkspaceRow<D>> = sqlx::query_as(D::SQL.list_workspaces)
             .bind(org.map(|o| o.0))

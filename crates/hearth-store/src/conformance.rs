@@ -462,6 +462,7 @@ pub async fn secrets_are_replaced_per_key_and_scoped(store: S) {
 }
 
 pub async fn list_hides_removed_unless_asked(store: S) {
+    assert_eq!(store.count_workspaces().await.unwrap(), 0);
     let keep = create(&*store, "keep").await;
     let gone = create(&*store, "gone").await;
     store.delete_workspace(gone, t(1)).await.unwrap();
@@ -471,6 +472,7 @@ pub async fn list_hides_removed_unless_asked(store: S) {
     let all = store.list_workspaces(None, true).await.unwrap();
     assert_eq!(all.len(), 2);
     assert!(store.list_workspaces(Some(OrgId::new_random()), true).await.unwrap().is_empty());
+    assert_eq!(store.count_workspaces().await.unwrap(), 1, "the fleet counts the live one");
 }
 
 pub async fn unknown_workspace_is_not_found(store: S) {

@@ -68,6 +68,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace>;
 
+    /// Workspaces not removed, in all orgs (the fleet the heartbeat pace
+    /// is set for).
+    async fn count_workspaces(&self) -> StoreResult<i64>;
+
     /// Workspaces of `org` (all orgs when `None`), oldest first.
     async fn list_workspaces(&self, org: Option<OrgId>, include_removed: bool) -> StoreResult<Vec<Workspace>>;
 

@@ -1,11 +1,13 @@
 //! Faults: the server is killed (`kill -9`) under heartbeat load and started
-//! again on the same data. Every acknowledged transition is there, the event
-//! log has no gap, and the time to `/readyz` is reported.
+//! again on the same data. Every acknowledged transition and heartbeat is
+//! there (steady heartbeats go through the group-commit writer, so the kill
+//! lands between batches or in one), the event log has no gap, and the time
+//! to `/readyz` is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test: a failed step should panic
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,7 @@ async fn serve(dir: &std::path::Path, port: u16) -> Child {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_killed_under_load_loses_no_acknowledged_transition_and_no_event() {
+async fn a_server_killed_under_load_loses_no_acknowledged_transition_heartbeat_or_event() {
     let tmp = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
@@ -36,9 +38,12 @@ async fn a_server_killed_under_load_loses_no_acknowledged_transition_and_no_even
         runtimes.push((created.id, client));
     }
     let acknowledged: Arc<Mutex<BTreeSet<WorkspaceId>>> = Arc::default();
+    // The highest uptime each workspace's acknowledged heartbeats carried.
+    let heartbeats: Arc<Mutex<BTreeMap<WorkspaceId, i64>>> = Arc::default();
     let mut senders = Vec::new();
     for (index, (id, client)) in runtimes.into_iter().enumerate() {
         let acknowledged = acknowledged.clone();
+        let heartbeats = heartbeats.clone();
         senders.push(tokio::spawn(async move {
             // Staggered, so that the kill lands while some are still to come.
             tokio::time::sleep(Duration::from_millis(40 * index as u64)).await;
@@ -47,12 +52,19 @@ async fn a_server_killed_under_load_loses_no_acknowledged_transition_and_no_even
             if client.register(&register).await.is_ok() {
                 acknowledged.lock().unwrap().insert(id);
             }
-            for _ in 0..50 {
+            for uptime in 1..=500 {
+                let steady = HeartbeatRequest {
+                    workspace_id: id,
+                    active_tasks: Some(0),
+                    uptime_seconds: Some(uptime),
+                    ..Default::default()
+                };
                 // After the kill these fail; that is the point.
-                if client.heartbeat(&HeartbeatRequest { workspace_id: id, ..Default::default() }).await.is_err() {
+                if client.heartbeat(&steady).await.is_err() {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                heartbeats.lock().unwrap().insert(id, uptime);
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }));
     }
@@ -85,6 +97,19 @@ async fn a_server_killed_under_load_loses_no_acknowledged_transition_and_no_even
         let workspace = admin.get_workspace(*id).await.unwrap();
         assert_eq!(workspace.status, WorkspaceStatus::Online, "{id} was acknowledged online");
     }
+    // Every acknowledged heartbeat is durable: the stored uptime is at least
+    // the last acknowledged one (a later, unacknowledged one may be there too).
+    let heartbeats = heartbeats.lock().unwrap().clone();
+    assert!(heartbeats.values().any(|uptime| *uptime > 2), "steady heartbeats were acknowledged before the kill");
+    for (id, uptime) in &heartbeats {
+        let workspace = admin.get_workspace(*id).await.unwrap();
+        assert!(
+            workspace.uptime_seconds >= *uptime,
+            "{id}: acknowledged uptime {uptime}, stored {}",
+            workspace.uptime_seconds
+        );
+    }
+    eprintln!("{} heartbeats acknowledged before the kill, all durable", heartbeats.values().sum::<i64>());
     // The log has no gap, and each acknowledged workspace went online once.
     let events = admin.list_events(None, None, Some(1000)).await.unwrap();
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();

@@ -45,6 +45,8 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             // Sweeps are not under test here; keep them out of the way.
             sweep_interval: Duration::from_secs(3600),
+            // The server sets the agents' pace: fast, for tests.
+            heartbeat_interval: Duration::from_millis(100),
             ..Settings::default()
         };
         let app = Application::build(settings).await.expect("the server starts");

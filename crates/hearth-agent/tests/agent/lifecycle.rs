@@ -207,3 +207,26 @@ async fn bad_answers_are_retryable_errors_not_panics() {
         assert!(err.to_string().starts_with("registering: "), "{err}");
     }
 }
+
+/// The server sets the pace: an agent configured for one heartbeat a minute
+/// heartbeats as often as the server says (100 ms in the test server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_heartbeats_at_the_pace_the_server_sets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server")).await;
+    let ws = server.create("paced", None, true).await;
+    let mut slow = config(&server.url, ws.id, &tmp.path().join("agent"), ws.auth_token.as_deref());
+    slow.heartbeat_interval = Duration::from_secs(60);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run_task = tokio::spawn(run(slow, async {
+        let _ = stopped.await;
+    }));
+    let uptime_of = || async { server.workspace(ws.id).await.uptime_seconds };
+    // Uptime is sent with every heartbeat; it moves on only if heartbeats
+    // keep coming, which the configured minute would not allow.
+    let kept_coming = eventually(Duration::from_secs(20), || async { uptime_of().await >= 2 }).await;
+    stop.send(()).unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(5), run_task).await.expect("returns on shutdown").unwrap();
+    assert_eq!(exit.unwrap(), Exit::Shutdown);
+    assert!(kept_coming, "the agent followed the server's pace, not its own minute");
+}

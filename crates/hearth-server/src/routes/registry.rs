@@ -83,6 +83,7 @@ pub async fn heartbeat(
             status: "ok".into(),
             workspace_status: answer.status,
             desired: answer.desired,
+            next_heartbeat_seconds: Some(state.pace.next_heartbeat_seconds()),
         }));
     }
     // The locked path. Desired state is read (one query) before the
@@ -99,6 +100,7 @@ pub async fn heartbeat(
         status: "ok".into(),
         workspace_status: applied.workspace.status,
         desired: to_wire(&desired),
+        next_heartbeat_seconds: Some(state.pace.next_heartbeat_seconds()),
     }))
 }
 

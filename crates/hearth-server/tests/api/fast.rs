@@ -186,3 +186,31 @@ async fn replicas_on_one_postgres_agree() {
     .await;
     assert!(refused, "B refuses a token A revoked");
 }
+
+mod pace {
+    use std::time::Duration;
+
+    use crate::harness::{Engine, TestApp};
+
+    /// Each answer says when to send the next heartbeat: the configured
+    /// interval with ±10 % jitter, stretched when the fleet exceeds the
+    /// heartbeat budget.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_answer_sets_the_pace_and_the_budget_stretches_it() {
+        let app = TestApp::spawn_with(Engine::Sqlite, |s| {
+            s.heartbeat_interval = Duration::from_secs(2);
+            s.max_heartbeat_rate = 1;
+        })
+        .await;
+        let (id, runtime, _) = app.create_registered("paced").await;
+        let next = runtime.heartbeat(&super::steady(id, 1)).await.unwrap().next_heartbeat_seconds.unwrap();
+        assert!((1.8..=2.2).contains(&next), "2 s ± 10 %: {next}");
+        for i in 0..3 {
+            app.create(&format!("more-{i}")).await;
+        }
+        // The sweeper counts the fleet: 4 workspaces at 1 heartbeat/s.
+        hearth_server::sweeper::Sweeper::new(app.state.clone()).run_once().await;
+        let next = runtime.heartbeat(&super::steady(id, 2)).await.unwrap().next_heartbeat_seconds.unwrap();
+        assert!((3.6..=4.4).contains(&next), "4 s ± 10 %: {next}");
+    }
+}

@@ -48,11 +48,17 @@ pub struct ServeArgs {
     /// How workspace runtimes are started.
     #[arg(long, env = "HEARTH_PROVISIONER", value_enum, default_value_t = Provisioner::None)]
     provisioner: Provisioner,
-    /// Heartbeat interval of the runtimes the process provisioner starts
-    /// (fractions allowed, such as 0.5; the same variable `hearth agent` reads).
-    #[arg(long, env = "HEARTH_AGENT_HEARTBEAT_INTERVAL", value_name = "SECS",
+    /// The fleet's heartbeat pace: each heartbeat answer tells the runtime
+    /// when to send the next (this, jittered ±10 %, longer past
+    /// --max-heartbeat-rate); fractions allowed, such as 0.5. The same
+    /// variable `hearth agent` reads.
+    #[arg(long, alias = "agent-heartbeat-interval", env = "HEARTH_AGENT_HEARTBEAT_INTERVAL", value_name = "SECS",
           value_parser = interval, default_value = DEFAULT_AGENT_HEARTBEAT)]
-    agent_heartbeat_interval: Duration,
+    heartbeat_interval: Duration,
+    /// Heartbeats per second the whole fleet may send; a larger fleet is
+    /// told to heartbeat more slowly (0: no budget).
+    #[arg(long, env = "HEARTH_MAX_HEARTBEAT_RATE", value_name = "N", default_value_t = defaults().max_heartbeat_rate)]
+    max_heartbeat_rate: u32,
     /// The `hearth` executable the process provisioner runs as `hearth agent` [default: this executable]
     #[arg(long, env = "HEARTH_AGENT_PROGRAM", value_name = "PATH")]
     agent_program: Option<PathBuf>,
@@ -121,7 +127,7 @@ enum Provisioner {
     Process,
 }
 
-/// `Settings::default().agent_heartbeat_interval`, as text for clap (a test
+/// `Settings::default().heartbeat_interval`, as text for clap (a test
 /// keeps the two equal).
 const DEFAULT_AGENT_HEARTBEAT: &str = "30";
 /// `Settings::default().runtime_stop_grace`, likewise.
@@ -167,7 +173,8 @@ impl ServeArgs {
             admin_token: self.admin_token.map(SecretString::from),
             secret_key: self.secret_key.map(SecretString::from),
             provisioner: self.provisioner.into(),
-            agent_heartbeat_interval: self.agent_heartbeat_interval,
+            heartbeat_interval: self.heartbeat_interval,
+            max_heartbeat_rate: self.max_heartbeat_rate,
             agent_program: self.agent_program,
             runtime_stop_grace: self.runtime_stop_grace,
             liveness_ttl: Duration::from_secs(self.liveness_ttl),
@@ -248,7 +255,7 @@ mod tests {
         assert_eq!(settings.data_dir, PathBuf::from("/tmp/h"));
         assert_eq!(settings.admin_token.unwrap().expose_secret(), "adm");
         assert_eq!(settings.provisioner, ProvisionerKind::Process);
-        assert_eq!(settings.agent_heartbeat_interval, Duration::from_secs(2));
+        assert_eq!(settings.heartbeat_interval, Duration::from_secs(2));
         assert_eq!(settings.agent_program, Some(PathBuf::from("/bin/hearth")));
         assert_eq!(settings.liveness_ttl, Duration::from_secs(7));
         assert_eq!(settings.provision_timeout, Duration::from_secs(8));
@@ -265,12 +272,15 @@ mod tests {
     #[test]
     fn the_agent_heartbeat_default_is_the_servers_and_fractions_are_accepted() {
         if std::env::var_os("HEARTH_AGENT_HEARTBEAT_INTERVAL").is_none() {
-            assert_eq!(serve_settings(&[]).agent_heartbeat_interval, defaults().agent_heartbeat_interval);
+            assert_eq!(serve_settings(&[]).heartbeat_interval, defaults().heartbeat_interval);
             assert_eq!(serve_settings(&[]).runtime_stop_grace, defaults().runtime_stop_grace);
             assert_eq!(serve_settings(&[]).request_timeout, defaults().request_timeout);
         }
         let settings = serve_settings(&["--agent-heartbeat-interval=0.5"]);
-        assert_eq!(settings.agent_heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(settings.heartbeat_interval, Duration::from_millis(500), "the old name still works");
+        let settings = serve_settings(&["--heartbeat-interval=2", "--max-heartbeat-rate=10"]);
+        assert_eq!(settings.heartbeat_interval, Duration::from_secs(2));
+        assert_eq!(settings.max_heartbeat_rate, 10);
     }
 
     #[test]

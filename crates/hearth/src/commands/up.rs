@@ -53,7 +53,7 @@ impl UpArgs {
             listen: self.listen,
             data_dir: self.data_dir,
             provisioner: ProvisionerKind::Process,
-            agent_heartbeat_interval: self.heartbeat_interval,
+            heartbeat_interval: self.heartbeat_interval,
             // The default database (`sqlite://<data-dir>/hearth.db`), even
             // when HEARTH_DATABASE_URL is set for something else.
             database_url: None,
@@ -66,7 +66,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     telemetry::init_quiet()?;
     let settings = args.into_settings();
     let data_dir = settings.data_dir.clone();
-    let interval = settings.agent_heartbeat_interval;
+    let interval = settings.heartbeat_interval;
     let database = hearth_server::startup::database_url(&settings);
     let token = hearth_server::startup::admin_token(&settings)?;
     let app = Application::build(settings).await?;

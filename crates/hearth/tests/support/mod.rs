@@ -92,6 +92,8 @@ impl Server {
             .arg(&data_dir)
             .args(args)
             .env("HEARTH_ADMIN_TOKEN", ADMIN_TOKEN)
+            // The server sets the agents' pace: fast, for tests.
+            .env("HEARTH_AGENT_HEARTBEAT_INTERVAL", "0.5")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file));
         if let Some(database) = &database {
@@ -229,6 +231,7 @@ pub async fn serve_on(dir: &Path, port: u16, args: &[&str]) -> Child {
         .arg("--data-dir")
         .arg(dir.join("data"))
         .env("HEARTH_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("HEARTH_AGENT_HEARTBEAT_INTERVAL", "0.5")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = command.spawn().unwrap();
