@@ -35,7 +35,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Heartbeats the writer takes into one batch at most.
 pub const MAX_BATCH: usize = 1000;
-/// Heartbeats waiting for the writer at most; past it a heartbeat takes the
+/// Batch writers on Postgres (each with its own connection while it writes).
+const POSTGRES_WRITERS: usize = 4;
+/// Heartbeats waiting for the writers at most; past it a heartbeat takes the
 /// locked path (back-pressure instead of an unbounded queue).
 const QUEUE: usize = 16 * MAX_BATCH;
 
@@ -174,7 +176,10 @@ enum Written {
 pub struct FastPath {
     hot: quick_cache::sync::Cache<WorkspaceId, Hot>,
     pub desired: DesiredCache,
-    queue: mpsc::Sender<Pending>,
+    /// One queue per writer; a workspace always goes to the same one, so
+    /// two batches in flight never touch the same row (no lock waits, no
+    /// deadlock between writers).
+    queues: Vec<mpsc::Sender<Pending>>,
 }
 
 impl FastPath {
@@ -182,9 +187,21 @@ impl FastPath {
     /// most (the rest take the locked path). The writer stops when the
     /// last `FastPath` handle is dropped.
     pub fn start(store: Arc<dyn Store>, capacity: usize) -> Arc<Self> {
-        let (queue, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(store, receiver));
-        Arc::new(Self { hot: quick_cache::sync::Cache::new(capacity.max(1)), desired: DesiredCache::default(), queue })
+        // Postgres commits batches on several connections at once, so one
+        // batch's WAL flush overlaps the next batch's work; SQLite has one
+        // writer.
+        let writers = match store.engine() {
+            hearth_store::Engine::Postgres => POSTGRES_WRITERS,
+            hearth_store::Engine::Sqlite => 1,
+        };
+        let queues = (0..writers)
+            .map(|_| {
+                let (queue, receiver) = mpsc::channel(QUEUE / writers);
+                tokio::spawn(write_batches(store.clone(), receiver));
+                queue
+            })
+            .collect();
+        Arc::new(Self { hot: quick_cache::sync::Cache::new(capacity.max(1)), desired: DesiredCache::default(), queues })
     }
 
     /// Answers `hb` without the row lock when the workspace is remembered,
@@ -197,7 +214,8 @@ impl FastPath {
         }
         let write = LivenessWrite::from_heartbeat(id, hot.version, hot.has_task, hb, now)?;
         let (done, answer) = oneshot::channel();
-        if let Err(error) = self.queue.try_send(Pending { write, done }) {
+        let queue = &self.queues[(id.0.as_u128() % self.queues.len() as u128) as usize];
+        if let Err(error) = queue.try_send(Pending { write, done }) {
             metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => "queue_full").increment(1);
             tracing::debug!(workspace_id = %id, %error, "heartbeat writer queue full; taking the locked path");
             return None;
