@@ -131,6 +131,8 @@ impl FromRequestParts<crate::state::AppState> for Operator {
 #[derive(Clone)]
 pub struct Authenticator {
     admin_hash: [u8; 32],
+    /// Requests per second per workspace, whichever token it uses.
+    workspace_limits: crate::limits::WorkspaceLimits,
 }
 
 /// What a bearer token turned out to be.
@@ -154,8 +156,13 @@ pub enum IfRemoved {
 }
 
 impl Authenticator {
-    pub fn new(admin_token: &str) -> Self {
-        Self { admin_hash: hash_token(admin_token) }
+    pub fn new(admin_token: &str, workspace_limits: crate::limits::WorkspaceLimits) -> Self {
+        Self { admin_hash: hash_token(admin_token), workspace_limits }
+    }
+
+    /// Forgets idle workspaces' rate-limit state (sweeper tick).
+    pub fn forget_idle(&self) {
+        self.workspace_limits.forget_idle();
     }
 
     async fn resolve(&self, store: &dyn Store, secret: &str) -> ApiResult<Credential> {
@@ -165,7 +172,10 @@ impl Authenticator {
         }
         Ok(match store.find_token_by_hash(&hash, Utc::now()).await? {
             Some(token) => match token.workspace_id {
-                Some(workspace) => Credential::Workspace { id: workspace, removed: token.workspace_removed },
+                Some(workspace) => {
+                    self.workspace_limits.check(workspace)?;
+                    Credential::Workspace { id: workspace, removed: token.workspace_removed }
+                }
                 None => Credential::Operator(Operator::Org(token.org_id)),
             },
             None => Credential::Invalid,
