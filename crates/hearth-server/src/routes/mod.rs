@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod bundles;
+pub mod constraints;
 pub mod events;
 pub mod plugins;
 pub mod registry;
@@ -109,7 +110,7 @@ fn openapi_paths(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api(state.settings.max_upload_bytes);
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(constraints::document(&openapi));
     let max_body = state.settings.max_body_bytes;
     let limits_state = state.clone();
     let trusted = state.settings.trusted_proxies.clone();
