@@ -120,6 +120,10 @@ fn operation_constraints(path: &str, operation: &mut Value) {
         }
     }
     if let Some(body) = operation.pointer_mut("/requestBody/content/application~1json/schema") {
+        // Token bodies are optional: no body, or `null`, is the default request.
+        if path.ends_with("/tokens") && body.get("$ref").is_some() {
+            *body = json!({"oneOf": [{"type": "null"}, body.clone()]});
+        }
         if path.ends_with("/secrets") {
             set(body, "propertyNames", json!({"type": "string", "pattern": SECRET_NAME}));
         }
@@ -220,7 +224,7 @@ mod tests {
         // allows must be a valid bundle path (checked on typical ones here,
         // and by schemathesis in CI).
         for path in ["config.yaml", "prompts/tasks/audit.md", "model/tokenizer.bin", "a_b+c-d.e"] {
-            assert!(hearth_core::BundlePath::new(path).is_ok(), "{path}");
+            assert!(hearth_core::bundle_path::BundlePath::new(path).is_ok(), "{path}");
         }
     }
 

@@ -242,6 +242,7 @@ mod tests {
     fn serve_settings(args: &[&str]) -> Settings {
         let cli = Cli::try_parse_from([&["hearth", "serve"], args].concat()).unwrap_or_else(|err| panic!("{err}"));
         let Command::Serve(serve) = cli.command else { panic!("not serve") };
+        let serve = *serve;
         serve.into_settings()
     }
 
