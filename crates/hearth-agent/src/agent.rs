@@ -102,7 +102,10 @@ impl Agent {
         sweep_leftovers(&config.dir, workspace);
         let token = token::load(&config)?;
         let has_token = token.is_some();
-        let client = Client::new(&config.server, token).map_err(|e| AgentError::Config(e.to_string()))?;
+        let roots = hearth_client::TlsRoots::from_option(config.ca_cert.as_deref())
+            .map_err(|e| AgentError::Config(e.to_string()))?;
+        let client =
+            Client::with_roots(&config.server, token, &roots).map_err(|e| AgentError::Config(e.to_string()))?;
         let assets = match assets::load_verified(&config.dir) {
             Ok(assets) => assets,
             Err(error) => {

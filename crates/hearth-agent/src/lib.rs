@@ -80,8 +80,11 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 /// Everything `hearth agent` is told on its command line.
 #[derive(Clone)]
 pub struct AgentConfig {
-    /// Hearth's base URL, `http://host:port`.
+    /// Hearth's base URL, `http://host:port` or `https://host:port`.
     pub server: String,
+    /// A PEM bundle of CAs trusted for an `https://` server, besides the
+    /// compiled-in Mozilla roots (`--ca-cert`, `HEARTH_CA_CERT`).
+    pub ca_cert: Option<PathBuf>,
     pub workspace: WorkspaceId,
     /// `--token`; wins over everything else.
     pub token: Option<String>,
@@ -102,6 +105,7 @@ impl AgentConfig {
     pub fn new(server: impl Into<String>, workspace: WorkspaceId, dir: impl Into<PathBuf>) -> Self {
         Self {
             server: server.into(),
+            ca_cert: None,
             workspace,
             token: None,
             token_file: None,
@@ -118,6 +122,7 @@ impl fmt::Debug for AgentConfig {
         // The token is a secret: show only whether there is one.
         f.debug_struct("AgentConfig")
             .field("server", &self.server)
+            .field("ca_cert", &self.ca_cert)
             .field("workspace", &self.workspace)
             .field("token", &self.token.as_ref().map(|_| "…"))
             .field("token_file", &self.token_file)

@@ -27,6 +27,10 @@ pub enum ClientError {
     /// The base URL given to [`crate::Client::new`] is not usable.
     #[error("{0}")]
     InvalidUrl(String),
+    /// The client's own settings are not usable (a CA bundle that cannot be
+    /// read or holds no certificate).
+    #[error("{0}")]
+    Config(String),
 }
 
 impl ClientError {
@@ -86,7 +90,15 @@ impl ClientError {
         if err.is_builder() {
             return Self::InvalidUrl(format!("cannot build the request {method} {url}: {}", root_cause(err)));
         }
-        Self::Transport(format!("could not reach {url}: {}", root_cause(err)))
+        let cause = root_cause(err);
+        // A certificate the client does not trust is the usual first
+        // failure against a server with a private CA: say what fixes it.
+        let hint = if url.starts_with("https:") && cause.contains("certificate") {
+            " (if the server's certificate comes from a private CA, give that CA with --ca-cert or HEARTH_CA_CERT)"
+        } else {
+            ""
+        };
+        Self::Transport(format!("could not reach {url}: {cause}{hint}"))
     }
 }
 

@@ -173,7 +173,7 @@ fn retryable(err: &ClientError) -> bool {
         ClientError::Transport(_) => true,
         // A restarting server or its proxy.
         ClientError::Api { status, .. } => matches!(status, 502..=504),
-        ClientError::Decode(_) | ClientError::InvalidUrl(_) => false,
+        ClientError::Decode(_) | ClientError::InvalidUrl(_) | ClientError::Config(_) => false,
     }
 }
 

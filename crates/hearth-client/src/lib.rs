@@ -44,6 +44,51 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// can be large, so this is more generous than [`REQUEST_TIMEOUT`].
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Which certificate authorities an `https://` server's certificate may
+/// chain to: the Mozilla roots compiled into the client (webpki-roots, the
+/// same on every machine, whatever its CA store holds), plus any CA given
+/// here — a private CA, or a self-signed server certificate.
+#[derive(Clone, Default)]
+pub struct TlsRoots {
+    extra: Vec<reqwest::Certificate>,
+}
+
+impl fmt::Debug for TlsRoots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsRoots").field("extra", &self.extra.len()).finish()
+    }
+}
+
+impl TlsRoots {
+    /// The compiled-in roots only.
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// The compiled-in roots and every certificate of the PEM bundle `pem`
+    /// (`source` names it in errors).
+    pub fn with_ca_pem(pem: &[u8], source: &str) -> Result<Self, ClientError> {
+        let extra = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|err| ClientError::Config(format!("{source} is not a PEM certificate bundle: {err}")))?;
+        if extra.is_empty() {
+            return Err(ClientError::Config(format!("{source} holds no PEM certificate")));
+        }
+        Ok(Self { extra })
+    }
+
+    /// The compiled-in roots and the CA bundle in the file at `path` (PEM).
+    pub fn with_ca_file(path: &std::path::Path) -> Result<Self, ClientError> {
+        let pem = std::fs::read(path)
+            .map_err(|err| ClientError::Config(format!("cannot read the CA bundle {}: {err}", path.display())))?;
+        Self::with_ca_pem(&pem, &path.display().to_string())
+    }
+
+    /// [`TlsRoots::with_ca_file`] when a path is given, the compiled-in roots otherwise.
+    pub fn from_option(path: Option<&std::path::Path>) -> Result<Self, ClientError> {
+        path.map_or_else(|| Ok(Self::system()), Self::with_ca_file)
+    }
+}
+
 /// A Hearth API client. Cheap to clone (the connection pool is shared).
 #[derive(Clone)]
 pub struct Client {
@@ -64,10 +109,21 @@ impl Client {
     /// A client for the server at `base_url` (`http://host:port`, optionally
     /// with a path prefix), sending `token` as `Authorization: Bearer`.
     pub fn new(base_url: impl AsRef<str>, token: Option<String>) -> Result<Self, ClientError> {
+        Self::with_roots(base_url, token, &TlsRoots::system())
+    }
+
+    /// [`Client::new`] that also trusts the CAs of `roots` for `https://`
+    /// (TLS by rustls; the compiled-in Mozilla roots always apply).
+    pub fn with_roots(base_url: impl AsRef<str>, token: Option<String>, roots: &TlsRoots) -> Result<Self, ClientError> {
         let base = normalize_base_url(base_url.as_ref())?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("hearth-client/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("hearth-client/", env!("CARGO_PKG_VERSION")));
+        for certificate in &roots.extra {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
+        let http = builder
             .build()
             .map_err(|err| ClientError::Transport(format!("could not set up the HTTP client: {err}")))?;
         Ok(Self { http, base, token })
@@ -575,15 +631,12 @@ fn normalize_base_url(base_url: &str) -> Result<String, ClientError> {
     let invalid = |why: String| ClientError::InvalidUrl(format!("invalid server URL {base_url:?}: {why}"));
     let parsed = reqwest::Url::parse(base_url).map_err(|err| invalid(err.to_string()))?;
     match parsed.scheme() {
-        "http" => {}
-        // The workspace builds reqwest without a TLS backend; say so up front
-        // instead of failing obscurely on the first request.
-        "https" => return Err(invalid("https is not supported by this build, which speaks plain HTTP".into())),
+        "http" | "https" => {}
         // `host:port` parses as a URL whose scheme is the host.
         _ if !base_url.contains("://") => {
             return Err(invalid(format!("it needs a scheme, as in \"http://{base_url}\"")));
         }
-        other => return Err(invalid(format!("the scheme must be http, not {other}"))),
+        other => return Err(invalid(format!("the scheme must be http or https, not {other}"))),
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(invalid("it must not have a query or a fragment".into()));
@@ -605,8 +658,7 @@ mod tests {
     fn unusable_base_urls_are_refused_with_a_reason() {
         let err = normalize_base_url("127.0.0.1:7878").unwrap_err();
         assert!(matches!(err, ClientError::InvalidUrl(_)), "{err:?}");
-        let err = normalize_base_url("https://hearth.example").unwrap_err();
-        assert!(err.to_string().contains("https is not supported"), "{err}");
+        assert_eq!(normalize_base_url("https://hearth.example/").unwrap(), "https://hearth.example");
         assert!(normalize_base_url("http://h/?x=1").is_err());
         assert!(normalize_base_url("ftp://h").is_err());
         let err = normalize_base_url("localhost:7878").unwrap_err();
@@ -618,6 +670,15 @@ mod tests {
         assert_eq!(encode_path_segment("weights.bin"), "weights.bin");
         assert_eq!(encode_path_segment("a b/c?d#e%f"), "a%20b%2Fc%3Fd%23e%25f");
         assert_eq!(encode_path_segment("café"), "caf%C3%A9");
+    }
+
+    #[test]
+    fn a_ca_bundle_must_hold_a_certificate() {
+        let err = TlsRoots::with_ca_pem(b"not pem at all", "ca.pem").unwrap_err();
+        assert!(matches!(err, ClientError::Config(_)), "{err:?}");
+        assert!(err.to_string().contains("ca.pem"), "{err}");
+        let err = TlsRoots::with_ca_file(std::path::Path::new("/nonexistent/ca.pem")).unwrap_err();
+        assert!(err.to_string().starts_with("cannot read the CA bundle /nonexistent/ca.pem"), "{err}");
     }
 
     #[test]

@@ -138,6 +138,8 @@ impl FromRequestParts<crate::state::AppState> for Operator {
 pub struct Authenticator {
     admin_hash: [u8; 32],
     tokens: Arc<TokenCache>,
+    /// Requests per second per workspace, whichever token it uses.
+    workspace_limits: crate::limits::WorkspaceLimits,
 }
 
 /// How long a cached token is trusted without asking the store again: the
@@ -233,9 +235,19 @@ pub enum IfRemoved {
 }
 
 impl Authenticator {
-    /// `cache_capacity`: tokens cached at most.
-    pub fn new(admin_token: &str, cache_capacity: usize) -> Self {
-        Self { admin_hash: hash_token(admin_token), tokens: Arc::new(TokenCache::new(cache_capacity)) }
+    /// `cache_capacity`: tokens cached at most; `workspace_limits`:
+    /// requests per second per workspace.
+    pub fn new(admin_token: &str, cache_capacity: usize, workspace_limits: crate::limits::WorkspaceLimits) -> Self {
+        Self {
+            admin_hash: hash_token(admin_token),
+            tokens: Arc::new(TokenCache::new(cache_capacity)),
+            workspace_limits,
+        }
+    }
+
+    /// Forgets idle workspaces' rate-limit state (sweeper tick).
+    pub fn forget_idle(&self) {
+        self.workspace_limits.forget_idle();
     }
 
     async fn resolve(&self, store: &dyn Store, secret: &str) -> ApiResult<Credential> {
@@ -245,16 +257,24 @@ impl Authenticator {
         }
         let now = Utc::now();
         if let Some(token) = self.tokens.get(&hash, now) {
-            return Ok(credential(token.workspace, token.org, token.removed));
+            return self.admit(credential(token.workspace, token.org, token.removed));
         }
         let epoch = self.tokens.epoch.load(Ordering::Acquire);
         Ok(match store.find_token_by_hash(&hash, now).await? {
             Some(token) => {
                 self.tokens.insert(hash, &token, epoch);
-                credential(token.workspace_id, token.org_id, token.workspace_removed)
+                self.admit(credential(token.workspace_id, token.org_id, token.workspace_removed))?
             }
             None => Credential::Invalid,
         })
+    }
+
+    /// A workspace's credential counts against its workspace's rate limit.
+    fn admit(&self, credential: Credential) -> ApiResult<Credential> {
+        if let Credential::Workspace { id, .. } = &credential {
+            self.workspace_limits.check(*id)?;
+        }
+        Ok(credential)
     }
 
     /// Token `id` was revoked.

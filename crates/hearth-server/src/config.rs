@@ -20,6 +20,14 @@ pub enum ProvisionerKind {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Native TLS: the certificate chain and key (PEM). `None`: plain HTTP
+    /// (behind a TLS-terminating proxy).
+    pub tls: Option<crate::listener::TlsFiles>,
+    /// Proxies whose `X-Forwarded-For`/`-Proto` are believed (none by default).
+    pub trusted_proxies: crate::forwarded::TrustedProxies,
+    /// Longest a client may take to send a request head (and, with TLS,
+    /// finish its handshake) before the connection is closed.
+    pub header_timeout: Duration,
     /// `postgres://…` or `sqlite:…`; `None` means `sqlite://<data_dir>/hearth.db`.
     pub database_url: Option<SecretString>,
     pub data_dir: PathBuf,
@@ -59,6 +67,10 @@ pub struct Settings {
     /// turns the limit off. A runaway runtime gets 429s instead of
     /// starving the fleet.
     pub rate_limit_per_token: u32,
+    /// Requests per second one workspace may make, all its tokens together
+    /// (bursts of twice that; `0` off): rotating or minting tokens does not
+    /// multiply a workspace's budget.
+    pub rate_limit_per_workspace: u32,
     /// Event streams one token may hold open at once (a runaway client
     /// cannot take every connection); the next one is a 429.
     pub max_streams_per_token: usize,
@@ -78,6 +90,9 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            tls: None,
+            trusted_proxies: crate::forwarded::TrustedProxies::default(),
+            header_timeout: Duration::from_secs(10),
             database_url: None,
             data_dir: PathBuf::from("hearth-data"),
             admin_token: None,
@@ -95,6 +110,7 @@ impl Default for Settings {
             require_issued_tokens: false,
             request_timeout: Duration::from_secs(60),
             rate_limit_per_token: 100,
+            rate_limit_per_workspace: 100,
             max_streams_per_token: 16,
             cache_entries: 1_000_000,
             max_body_bytes: 1024 * 1024,

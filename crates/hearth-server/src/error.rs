@@ -21,13 +21,21 @@ pub struct ApiError {
     /// The store operation whose database error this is, counted in
     /// `hearth_database_errors_total` when the response is sent.
     pub operation: Option<&'static str>,
+    /// `Retry-After` seconds of a 429 or 503 (default [`RETRY_AFTER_SECS`]).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, body: Box::new(ApiErrorBody::new(code, message)), cause: None, operation: None }
+        Self {
+            status,
+            body: Box::new(ApiErrorBody::new(code, message)),
+            cause: None,
+            operation: None,
+            retry_after: None,
+        }
     }
 
     pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -57,6 +65,12 @@ impl ApiError {
     }
 
     /// Names the request field that was wrong.
+    /// Seconds the client should wait before retrying (429, 503).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.body.field = Some(field.into());
         self
@@ -137,7 +151,9 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status, axum::Json(*self.body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(self.retry_after.unwrap_or(RETRY_AFTER_SECS)));
         }
         response
     }

@@ -14,8 +14,10 @@ pub mod desired;
 pub mod error;
 pub mod extract;
 pub mod fast;
+pub mod forwarded;
 pub mod lifecycle;
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod notices;
 pub mod pace;
@@ -30,8 +32,8 @@ pub use config::{ProvisionerKind, Settings};
 pub use startup::Application;
 
 /// Runs `hearth serve` until SIGTERM/SIGINT. Prints
-/// `hearth listening on http://ADDR` to stdout once the socket is bound and
-/// migrations have run.
+/// `hearth listening on http://ADDR` (`https://` with native TLS) to stdout
+/// once the socket is bound and migrations have run.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     let addr = app.local_addr()?;
@@ -39,7 +41,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     {
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "hearth listening on http://{addr}")?;
+        writeln!(stdout, "hearth listening on {}://{addr}", app.scheme())?;
         stdout.flush()?;
     }
     app.run_until(startup::shutdown_signal()).await

@@ -2,20 +2,24 @@
 //! rate limits (GCRA, `governor`), where a runaway runtime or script gets
 //! 429 with `Retry-After` instead of starving the fleet (keyed by the
 //! token's sha256; the admin token, the deployment's operator, is not
-//! limited; a request without a token is left to auth); and a deadline on
-//! each request, so a slow body is a 408, not a held handler.
+//! limited; a request without a token is left to auth); per-workspace rate
+//! limits, checked by auth once a workspace token is resolved, so a
+//! workspace that rotates through many tokens still shares one budget; and
+//! a deadline on each request, so a slow body is a 408, not a held handler.
+//! (Slow request heads are cut by the accept loop, `listener.rs`.)
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::AUTHORIZATION;
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hearth_api::ErrorCode;
+use hearth_core::WorkspaceId;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -30,11 +34,7 @@ pub struct RateLimits {
 impl RateLimits {
     /// `per_second` requests per token, bursts of twice that; `0`: off.
     pub fn new(per_second: u32, admin_hash: [u8; 32]) -> Self {
-        let limiter = NonZeroU32::new(per_second).map(|rate| {
-            let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
-            Arc::new(RateLimiter::dashmap(Quota::per_second(rate).allow_burst(burst)))
-        });
-        Self { limiter, admin_hash }
+        Self { limiter: keyed(per_second), admin_hash }
     }
 
     /// `Err(seconds to wait)` when `token` is over its rate.
@@ -44,14 +44,67 @@ impl RateLimits {
         if bool::from(subtle::ConstantTimeEq::ct_eq(&key[..], &self.admin_hash[..])) {
             return Ok(());
         }
-        limiter.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
+        limiter.check_key(&key).map_err(wait_seconds)
     }
 
     /// Forgets tokens that have been quiet long enough to be full again, so
     /// the table does not grow with every token ever seen.
+    pub fn forget_idle(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// `per_second` per key, bursts of twice that; `None` for `0` (off).
+fn keyed<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<Arc<DefaultKeyedRateLimiter<K>>> {
+    NonZeroU32::new(per_second).map(|rate| {
+        let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+        Arc::new(RateLimiter::dashmap(Quota::per_second(rate).allow_burst(burst)))
+    })
+}
+
+/// Whole seconds until a refused request would be allowed (at least 1).
+fn wait_seconds(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> u64 {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// Requests per second per workspace, whichever of its tokens sends them
+/// (the per-token limit alone would let a workspace that mints or rotates
+/// many tokens multiply its budget). Checked by `auth` when a workspace
+/// token resolves.
+#[derive(Clone)]
+pub struct WorkspaceLimits {
+    limiter: Option<Arc<DefaultKeyedRateLimiter<WorkspaceId>>>,
+    per_second: u32,
+}
+
+impl WorkspaceLimits {
+    /// `per_second` requests per workspace, bursts of twice that; `0`: off.
+    pub fn new(per_second: u32) -> Self {
+        Self { limiter: keyed(per_second), per_second }
+    }
+
+    /// A 429 `too_many_requests` with `Retry-After` when `workspace` is over its rate.
+    pub fn check(&self, workspace: WorkspaceId) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        limiter.check_key(&workspace).map_err(|not_until| {
+            metrics::counter!("hearth_rate_limited_total", "scope" => "workspace").increment(1);
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::TooManyRequests,
+                format!(
+                    "this workspace sends more than {} requests per second, all its tokens together; slow down",
+                    self.per_second
+                ),
+            )
+            .retry_after(wait_seconds(not_until))
+        })
+    }
+
+    /// Forgets workspaces that have been quiet long enough to be full again.
     pub fn forget_idle(&self) {
         if let Some(limiter) = &self.limiter {
             limiter.retain_recent();
@@ -71,8 +124,8 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .filter(|token| !token.is_empty());
     if let Some(token) = token {
         if let Err(wait) = state.limits.check(token) {
-            metrics::counter!("hearth_rate_limited_total").increment(1);
-            let mut response = ApiError::new(
+            metrics::counter!("hearth_rate_limited_total", "scope" => "token").increment(1);
+            return ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::TooManyRequests,
                 format!(
@@ -80,9 +133,8 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
                     state.settings.rate_limit_per_token
                 ),
             )
+            .retry_after(wait)
             .into_response();
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(wait.max(1)));
-            return response;
         }
     }
     next.run(request).await

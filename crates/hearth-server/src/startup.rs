@@ -125,6 +125,8 @@ fn secret_cipher(settings: &Settings) -> anyhow::Result<SecretCipher> {
 
 pub struct Application {
     listener: TcpListener,
+    /// Native TLS, when `--tls-cert`/`--tls-key` are set.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: AppState,
     shutdown: watch::Sender<bool>,
 }
@@ -139,10 +141,12 @@ impl Application {
 
     pub async fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         let admin = admin_token(&settings)?;
-        let auth = Authenticator::new(&admin, settings.cache_entries);
+        let workspace_limits = crate::limits::WorkspaceLimits::new(settings.rate_limit_per_workspace);
+        let auth = Authenticator::new(&admin, settings.cache_entries, workspace_limits);
         let fast = crate::fast::FastPath::start(store.clone(), settings.cache_entries);
         let limits = crate::limits::RateLimits::new(settings.rate_limit_per_token, crate::auth::hash_token(&admin));
         let cipher = secret_cipher(&settings)?;
+        let tls = settings.tls.as_ref().map(crate::listener::tls_acceptor).transpose()?;
         let latest = store.last_event_seq().await.context("cannot read the event log")?;
         let fleet = store.count_workspaces().await.context("cannot count workspaces")?;
         let listener = TcpListener::bind(settings.listen)
@@ -166,11 +170,20 @@ impl Application {
             build: Arc::new(crate::buildinfo::Build::current()),
             shutdown: shutdown_rx,
         };
-        Ok(Self { listener, state, shutdown })
+        Ok(Self { listener, tls, state, shutdown })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// `https` with native TLS, `http` otherwise.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     pub fn state(&self) -> &AppState {
@@ -192,7 +205,9 @@ impl Application {
         }
         Ok(Some(Arc::new(ProcessProvisioner::new(
             program,
-            format!("http://{addr}"),
+            // Provisioned agents inherit this process's environment, so
+            // HEARTH_CA_CERT reaches them with the https URL.
+            format!("{}://{addr}", self.scheme()),
             self.state.settings.data_dir.clone(),
             self.state.settings.heartbeat_interval,
             self.state.settings.runtime_stop_grace,
@@ -205,21 +220,20 @@ impl Application {
     /// runtimes the process provisioner started).
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let provisioner = self.provisioner()?;
-        let Application { listener, state, shutdown } = self;
+        let Application { listener, tls, state, shutdown } = self;
         let sweeper =
             tokio::spawn(Sweeper::new(state.clone()).run(state.settings.sweep_interval, state.shutdown.clone()));
         let provisioning = provisioner.clone().map(|p| tokio::spawn(provision_loop(p, state.clone())));
         let notices = tokio::spawn(crate::notices::follow(state.clone()));
         let router = crate::routes::router(state.clone());
         let shutdown_for_signal = shutdown.clone();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                signal.await;
-                tracing::info!("shutting down: draining in-flight requests");
-                let _ignored_if_no_receivers = shutdown_for_signal.send(true);
-            })
-            .await
-            .context("server error")?;
+        let header_timeout = state.settings.header_timeout;
+        crate::listener::serve(listener, router, tls, header_timeout, async move {
+            signal.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ignored_if_no_receivers = shutdown_for_signal.send(true);
+        })
+        .await;
         // Stops the sweeper even if the server ended for another reason.
         shutdown.send_replace(true);
         if let Err(e) = sweeper.await {

@@ -72,6 +72,7 @@ impl Sweeper {
             tokio::select! {
                 _ = ticker.tick() => {
                     self.state.limits.forget_idle();
+                    self.state.auth.forget_idle();
                     let report = self.run_once().await;
                     if report != SweepReport::default() {
                         tracing::info!(?report, "sweep");

@@ -9,9 +9,15 @@ use crate::{Dialect, Failure};
 /// violations `Conflict`, and the dialect names what its own codes mean.
 pub fn map_err<D: Dialect>(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |error| match &error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-            StoreError::Unavailable { operation, message: error.to_string() }
-        }
+        // A protocol error is the conversation with the database breaking,
+        // not the client's fault: a server that drops connections while
+        // starting up leaves the TLS negotiation (SSLRequest) without an
+        // answer, which sqlx reports as a protocol error, not as I/O.
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => StoreError::Unavailable { operation, message: error.to_string() },
         sqlx::Error::Database(db) => {
             if db.is_unique_violation() || db.is_foreign_key_violation() {
                 StoreError::Conflict(db.message().to_owned())

@@ -31,6 +31,11 @@ pub struct GlobalArgs {
     /// ($HEARTH_DATA_DIR or ./hearth-data), if readable.
     #[arg(long, global = true, env = "HEARTH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// A PEM bundle of certificate authorities to trust for an https://
+    /// server, besides the Mozilla roots built in (a private CA, or the
+    /// server's self-signed certificate).
+    #[arg(long, global = true, env = "HEARTH_CA_CERT", value_name = "PATH")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Print exactly one JSON document on stdout instead of tables
     /// (`events --follow`: one JSON document per line).
     #[arg(long, global = true)]
@@ -40,7 +45,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the Hearth server.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(serve::MigrateArgs),
     /// Create, inspect and control workspaces.

@@ -42,7 +42,8 @@ impl Operator {
                 }
             }
         };
-        let client = Client::new(&global.server, token)?;
+        let roots = hearth_client::TlsRoots::from_option(global.ca_cert.as_deref())?;
+        let client = Client::with_roots(&global.server, token, &roots)?;
         Ok(Self { client, json: global.json, token_source })
     }
 

@@ -9,6 +9,12 @@ use serde_json::Value;
 /// sqlx features that compile a database driver in.
 const SQLX_DRIVERS: &[&str] = &["postgres", "sqlite", "sqlite-unbundled", "mysql", "any"];
 
+/// sqlx features that compile a TLS stack in: a connection concern of the
+/// engine that speaks TLS to its server (Postgres), like the driver itself.
+fn is_sqlx_tls(feature: &str) -> bool {
+    feature.starts_with("tls-") || feature.starts_with("runtime-tokio-") || feature.starts_with("runtime-async-std-")
+}
+
 /// package name → its dependencies (name, kind, features), every kind.
 fn workspace() -> BTreeMap<String, Vec<(String, String, Vec<String>)>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -49,6 +55,19 @@ fn only_the_engine_crates_enable_a_sqlx_driver_even_in_dev_dependencies() {
             assert!(
                 engine || drivers.is_empty(),
                 "{package} enables sqlx driver(s) {drivers:?} ({kind} dependency {name})"
+            );
+        }
+    }
+}
+
+#[test]
+fn only_the_postgres_engine_enables_sqlx_tls() {
+    for (package, deps) in workspace() {
+        for (name, kind, features) in deps.iter().filter(|(name, ..)| name == "sqlx") {
+            let tls: Vec<&String> = features.iter().filter(|f| is_sqlx_tls(f)).collect();
+            assert!(
+                package == "hearth-store-pg" || tls.is_empty(),
+                "{package} enables sqlx TLS feature(s) {tls:?} ({kind} dependency {name}); only hearth-store-pg may"
             );
         }
     }

@@ -121,3 +121,114 @@ async fn a_server_killed_under_load_loses_no_acknowledged_transition_heartbeat_o
     server.start_kill().unwrap();
     server.wait().await.unwrap();
 }
+
+/// A real Postgres outage: `hearth serve` on a private cluster, 16 runtimes
+/// heartbeating, `pg_ctl stop -m fast` under that load, then `pg_ctl start`.
+/// Meanwhile every failed request is a 503 with `Retry-After` (never a 500
+/// or a dropped connection); afterwards the same Hearth process serves
+/// again, and every acknowledged heartbeat is stored (each carries a
+/// per-workspace counter in `active_tasks`, so the stored value is at least
+/// the last acknowledged one) and every acknowledged transition is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_load_is_503_with_retry_after_then_recovers_without_a_restart() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let Some(cluster) = support::pg_cluster::PrivateCluster::start(None) else { return };
+    let server = support::Server::start(
+        support::Engine::Sqlite,
+        &["--database-url", &cluster.url(""), "--database-timeout", "1", "--liveness-ttl", "3600"],
+        &[],
+    )
+    .await;
+    let admin = Client::new(&server.url, Some(ADMIN_TOKEN.into())).unwrap();
+    let mut runtimes = Vec::new();
+    for i in 0..16 {
+        let request = CreateWorkspaceRequest { name: format!("w{i}"), issue_token: Some(true), ..Default::default() };
+        let created = admin.create_workspace(&request).await.unwrap();
+        let client = Client::new(&server.url, created.auth_token.clone()).unwrap();
+        let register = RegisterRequest { id: created.id, url: "remote://no-inbound".into(), agent_card: None };
+        client.register(&register).await.unwrap();
+        runtimes.push((created.id, client));
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let unavailable = Arc::new(AtomicU64::new(0));
+    let other_errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut senders = Vec::new();
+    for (id, client) in runtimes {
+        let (stop, unavailable, other_errors) = (stop.clone(), unavailable.clone(), other_errors.clone());
+        senders.push(tokio::spawn(async move {
+            let mut acknowledged = 0i64;
+            let mut sent = 0i64;
+            while !stop.load(Ordering::SeqCst) {
+                sent += 1;
+                let beat = HeartbeatRequest { workspace_id: id, active_tasks: Some(sent), ..Default::default() };
+                match client.heartbeat(&beat).await {
+                    Ok(_) => acknowledged = sent,
+                    Err(err) if err.status() == Some(503) => {
+                        unavailable.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(err) => other_errors.lock().unwrap().push(format!("{id}: {err}")),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (id, acknowledged, sent)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    cluster.stop();
+    // While it is down: 503 with Retry-After, and /readyz says so.
+    let raw = reqwest::Client::new();
+    let outage = Instant::now();
+    loop {
+        let response = raw.get(format!("{}/workspaces", server.url)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        if response.status() == 503 {
+            assert_eq!(response.headers()["retry-after"], "5");
+            break;
+        }
+        assert!(outage.elapsed() < Duration::from_secs(30), "a 503 while Postgres is down");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(raw.get(format!("{}/readyz", server.url)).send().await.unwrap().status(), 503);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    cluster.start_again();
+    let restarted = Instant::now();
+    let recovered = loop {
+        if admin.ready().await.is_ok() && admin.list_workspaces(false).await.is_ok() {
+            break restarted.elapsed();
+        }
+        assert!(restarted.elapsed() < Duration::from_secs(60), "Hearth recovers by itself:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut results = Vec::new();
+    for sender in senders {
+        results.push(sender.await.unwrap());
+    }
+    let other_errors = other_errors.lock().unwrap().clone();
+    assert!(other_errors.is_empty(), "only 503s during the outage: {other_errors:?}");
+    let unavailable = unavailable.load(Ordering::SeqCst);
+    assert!(unavailable > 0, "heartbeats during the outage were refused with 503");
+    eprintln!(
+        "postgres restart: {unavailable} heartbeats answered 503 during the outage; Hearth ready and serving {} ms \
+         after pg_ctl start returned (no restart of Hearth)",
+        recovered.as_millis()
+    );
+    for (id, acknowledged, sent) in results {
+        let workspace = admin.get_workspace(id).await.unwrap();
+        assert_eq!(workspace.status, WorkspaceStatus::Online, "{id}");
+        assert!(
+            workspace.active_tasks >= acknowledged && workspace.active_tasks <= sent,
+            "{id}: stored active_tasks {} must be the last acknowledged heartbeat's ({acknowledged}) or a later one",
+            workspace.active_tasks
+        );
+    }
+    let events = admin.list_events(None, None, Some(1000)).await.unwrap();
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "seq is gap-free across the outage");
+    let online = events.iter().filter(|e| e.event == "WORKSPACE_ONLINE").count();
+    assert_eq!(online, 16, "each registration's transition is in the log once");
+}

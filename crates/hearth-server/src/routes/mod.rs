@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod bundles;
+pub mod constraints;
 pub mod events;
 pub mod plugins;
 pub mod registry;
@@ -109,9 +110,11 @@ fn openapi_paths(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api(state.settings.max_upload_bytes);
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(constraints::document(&openapi));
     let max_body = state.settings.max_body_bytes;
     let limits_state = state.clone();
+    let trusted = state.settings.trusted_proxies.clone();
+    let tls = state.settings.tls.is_some();
     routes
         .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .fallback(not_found)
@@ -122,13 +125,26 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(limits_state, crate::limits::deadline))
         .layer(middleware::from_fn(crate::metrics::track_requests))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        .layer(TraceLayer::new_for_http().make_span_with(move |request: &Request<_>| {
             let route = request
                 .extensions()
                 .get::<axum::extract::MatchedPath>()
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_default();
-            tracing::info_span!("request", request_id = %uuid::Uuid::new_v4(), method = %request.method(), route)
+            let peer = request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|axum::extract::ConnectInfo(addr)| *addr);
+            let origin = crate::forwarded::origin(request.headers(), peer, tls, &trusted);
+            let client = origin.client.map(|ip| ip.to_string()).unwrap_or_default();
+            tracing::info_span!(
+                "request",
+                request_id = %uuid::Uuid::new_v4(),
+                method = %request.method(),
+                route,
+                client,
+                scheme = origin.scheme
+            )
         }))
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| -> Response {
             ApiError::internal("handler panicked").into_response()

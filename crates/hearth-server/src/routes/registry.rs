@@ -199,12 +199,12 @@ fn may_discover(caller: &Workspace, target: &Workspace, parents: &HashMap<Worksp
 
 /// Find where a related workspace can be reached.
 #[utoipa::path(get, path = "/registry/discover/{target}", tag = "registry", params(("target" = uuid::Uuid, Path),
-    ("X-Workspace-ID" = String, Header, description = "the caller")),
+    ("X-Workspace-ID" = uuid::Uuid, Header, description = "the caller's workspace id")),
     responses((status = 200, body = DiscoverResponse), (status = 400, body = ApiErrorBody),
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 503, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn discover(
     State(state): State<AppState>,
-    bearer: Bearer,
+    RequiredBearer(bearer): RequiredBearer,
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<DiscoverResponse>> {

@@ -18,6 +18,7 @@ crate::on_both_engines!(
     workspace_with_a_live_token_cannot_be_bootstrapped_again,
     workspace_tokens_rotate_with_an_overlap_and_can_be_revoked,
     a_token_over_its_rate_gets_429_and_others_do_not,
+    a_workspace_rotating_tokens_shares_one_rate,
 );
 
 async fn runtime_routes_refuse_missing_invalid_and_foreign_tokens(engine: Engine) {
@@ -303,4 +304,47 @@ async fn a_token_over_its_rate_gets_429_and_others_do_not(engine: Engine) {
     for _ in 0..40 {
         app.admin.list_workspaces(false).await.expect("the admin token is not limited");
     }
+}
+
+/// Many tokens of one workspace share its rate: minting more does not buy
+/// more requests, and another workspace is not slowed down.
+async fn a_workspace_rotating_tokens_shares_one_rate(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |s| {
+        s.rate_limit_per_token = 1000;
+        s.rate_limit_per_workspace = 5;
+    })
+    .await;
+    let (id, _runtime, first) = app.create_registered("rotating").await;
+    let (other, other_runtime, _) = app.create_registered("calm").await;
+    let mut tokens = vec![first];
+    for _ in 0..8 {
+        let request = hearth_api::CreateWorkspaceTokenRequest::default();
+        let issued = app.admin.create_workspace_token(id, &request).await.unwrap();
+        tokens.push(issued.auth_token.expect("a new token is shown once"));
+    }
+    let mut refused = None;
+    'send: for _ in 0..10 {
+        for token in &tokens {
+            let response = app
+                .raw()
+                .post(format!("{}/registry/heartbeat", app.url))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"workspace_id": id}))
+                .send()
+                .await
+                .unwrap();
+            if response.status() == 429 {
+                refused = Some(response);
+                break 'send;
+            }
+            assert_eq!(response.status(), 200);
+        }
+    }
+    let refused = refused.expect("a workspace past twice its rate is refused, whichever token it uses");
+    let wait: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(wait >= 1);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_requests", "{body}");
+    assert!(body["error"].as_str().unwrap().contains("this workspace"), "{body}");
+    other_runtime.heartbeat(&heartbeat(other)).await.expect("another workspace has its own rate");
 }

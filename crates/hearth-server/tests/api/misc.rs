@@ -256,3 +256,26 @@ async fn runtimes_name_their_protocol_version_and_unknown_ones_are_refused(engin
     let build = app.admin.buildinfo().await.unwrap();
     assert_eq!(build.protocol_versions, [1, 2], "/buildinfo lists the accepted versions");
 }
+
+/// A client that sends its request head too slowly is disconnected after
+/// `header_timeout` (hyper's header-read timeout in the accept loop) instead
+/// of holding the connection; a prompt one on the same server is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sending_headers_too_slowly_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::harness::TestApp::spawn_with(crate::harness::Engine::Sqlite, |s| {
+        s.header_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let addr = app.url.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut buffer = Vec::new();
+    // Bounded: the server must close well before this; a read of 0 bytes
+    // (or a reset) is the close.
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), slow.read_to_end(&mut buffer)).await;
+    let closed = matches!(read, Ok(Ok(_)) | Ok(Err(_)));
+    assert!(closed, "the slow connection was closed by the server");
+    assert!(!String::from_utf8_lossy(&buffer).contains("200 OK"), "it was not served");
+    assert_eq!(app.admin.health().await.unwrap().status, "ok");
+}

@@ -70,6 +70,7 @@ impl AgentArgs {
         let workspace = self.workspace;
         Ok(AgentConfig {
             server: global.server.clone(),
+            ca_cert: global.ca_cert.clone(),
             workspace,
             token,
             token_file: self.token_file,

@@ -20,7 +20,7 @@ use crate::operator::Operator;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve::serve(args).await,
+        Command::Serve(args) => serve::serve(*args).await,
         Command::Migrate(args) => serve::migrate(args).await,
         Command::Workspace(command) => {
             let operator = Operator::new(&cli.global)?;

@@ -101,6 +101,28 @@ pub struct ServeArgs {
     #[arg(long, env = "HEARTH_RATE_LIMIT_PER_TOKEN", value_name = "N",
           default_value_t = defaults().rate_limit_per_token)]
     rate_limit_per_token: u32,
+    /// Requests per second one workspace may make, all its tokens together
+    /// (bursts of twice that); 0 turns the limit off.
+    #[arg(long, env = "HEARTH_RATE_LIMIT_PER_WORKSPACE", value_name = "N",
+          default_value_t = defaults().rate_limit_per_workspace)]
+    rate_limit_per_workspace: u32,
+    /// Seconds a client may take to send a request's head (and finish a TLS
+    /// handshake); a slower one is disconnected.
+    #[arg(long, env = "HEARTH_HEADER_TIMEOUT", value_name = "SECS", value_parser = interval,
+          default_value = DEFAULT_HEADER_TIMEOUT)]
+    header_timeout: Duration,
+    /// Serve HTTPS with this certificate chain (PEM; needs --tls-key)
+    /// [default: plain HTTP, for a TLS-terminating proxy in front]
+    #[arg(long, env = "HEARTH_TLS_CERT", value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "HEARTH_TLS_KEY", value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose
+    /// X-Forwarded-For and X-Forwarded-Proto are believed [default: none;
+    /// the headers are ignored]
+    #[arg(long, env = "HEARTH_TRUSTED_PROXIES", value_name = "CIDR,...", value_delimiter = ',')]
+    trusted_proxies: Vec<hearth_server::forwarded::Cidr>,
     /// Event streams (SSE) one token may hold open at once; one more is a 429.
     #[arg(long, env = "HEARTH_MAX_STREAMS_PER_TOKEN", value_name = "N",
           default_value_t = defaults().max_streams_per_token)]
@@ -134,6 +156,8 @@ const DEFAULT_AGENT_HEARTBEAT: &str = "30";
 const DEFAULT_RUNTIME_STOP_GRACE: &str = "10";
 /// `Settings::default().request_timeout`, likewise.
 const DEFAULT_REQUEST_TIMEOUT: &str = "60";
+/// `Settings::default().header_timeout`, likewise.
+const DEFAULT_HEADER_TIMEOUT: &str = "10";
 
 /// The server's defaults, so each default is written down once.
 fn defaults() -> Settings {
@@ -168,6 +192,9 @@ impl ServeArgs {
         // Every field is named, so a new setting cannot be forgotten here.
         Settings {
             listen: self.listen,
+            tls: self.tls_cert.zip(self.tls_key).map(|(cert, key)| hearth_server::listener::TlsFiles { cert, key }),
+            trusted_proxies: hearth_server::forwarded::TrustedProxies(self.trusted_proxies),
+            header_timeout: self.header_timeout,
             database_url: self.database.database_url.map(SecretString::from),
             data_dir: self.database.data_dir,
             admin_token: self.admin_token.map(SecretString::from),
@@ -185,6 +212,7 @@ impl ServeArgs {
             require_issued_tokens: self.require_issued_tokens,
             request_timeout: self.request_timeout,
             rate_limit_per_token: self.rate_limit_per_token,
+            rate_limit_per_workspace: self.rate_limit_per_workspace,
             max_streams_per_token: self.max_streams_per_token,
             cache_entries: self.cache_entries,
             max_body_bytes: self.max_body_bytes,
@@ -226,6 +254,7 @@ mod tests {
     fn serve_settings(args: &[&str]) -> Settings {
         let cli = Cli::try_parse_from([&["hearth", "serve"], args].concat()).unwrap_or_else(|err| panic!("{err}"));
         let Command::Serve(serve) = cli.command else { panic!("not serve") };
+        let serve = *serve;
         serve.into_settings()
     }
 
@@ -249,6 +278,11 @@ mod tests {
             "--max-body-bytes=2048",
             "--max-upload-bytes=4096",
             "--database-timeout=3",
+            "--rate-limit-per-workspace=5",
+            "--header-timeout=4",
+            "--tls-cert=/c.pem",
+            "--tls-key=/k.pem",
+            "--trusted-proxies=10.0.0.0/8,192.168.1.7",
         ]);
         assert_eq!(settings.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(settings.database_url.unwrap().expose_secret(), "sqlite::memory:");
@@ -267,6 +301,20 @@ mod tests {
         assert_eq!(settings.max_body_bytes, 2048);
         assert_eq!(settings.max_upload_bytes, 4096);
         assert_eq!(settings.database_timeout, Duration::from_secs(3));
+        assert_eq!(settings.rate_limit_per_workspace, 5);
+        assert_eq!(settings.header_timeout, Duration::from_secs(4));
+        let tls = settings.tls.unwrap();
+        assert_eq!((tls.cert, tls.key), (PathBuf::from("/c.pem"), PathBuf::from("/k.pem")));
+        assert_eq!(settings.trusted_proxies.0.len(), 2);
+        assert!(settings.trusted_proxies.trusts("192.168.1.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_tls_certificate_needs_its_key_and_proxies_must_be_ranges() {
+        for args in [&["--tls-cert=/c.pem"][..], &["--tls-key=/k.pem"], &["--trusted-proxies=everyone"]] {
+            let err = Cli::try_parse_from([&["hearth", "serve"], args].concat()).err();
+            assert_eq!(err.map(|err| err.exit_code()), Some(2), "{args:?}");
+        }
     }
 
     #[test]
@@ -275,6 +323,7 @@ mod tests {
             assert_eq!(serve_settings(&[]).heartbeat_interval, defaults().heartbeat_interval);
             assert_eq!(serve_settings(&[]).runtime_stop_grace, defaults().runtime_stop_grace);
             assert_eq!(serve_settings(&[]).request_timeout, defaults().request_timeout);
+            assert_eq!(serve_settings(&[]).header_timeout, defaults().header_timeout);
         }
         let settings = serve_settings(&["--agent-heartbeat-interval=0.5"]);
         assert_eq!(settings.heartbeat_interval, Duration::from_millis(500), "the old name still works");

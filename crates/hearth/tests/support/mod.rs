@@ -5,6 +5,8 @@
 //! instead of hanging it.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod pg_cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -41,6 +43,12 @@ const HEARTH_VARIABLES: &[&str] = &[
     "HEARTH_MAX_STREAMS_PER_TOKEN",
     "HEARTH_RATE_LIMIT_PER_TOKEN",
     "HEARTH_REQUEST_TIMEOUT",
+    "HEARTH_RATE_LIMIT_PER_WORKSPACE",
+    "HEARTH_HEADER_TIMEOUT",
+    "HEARTH_TLS_CERT",
+    "HEARTH_TLS_KEY",
+    "HEARTH_TRUSTED_PROXIES",
+    "HEARTH_CA_CERT",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
