@@ -65,37 +65,27 @@ impl Lifecycle {
         Ok(event)
     }
 
-    /// One sweep of `kind` over workspaces whose reference time is older
-    /// than `age`, at most `limit` of them. Each candidate is re-decided
-    /// under its row lock, so several replicas may sweep at once. A failed
-    /// candidate is logged with its id and counted, and does not stop the
-    /// others; failing to list candidates fails the sweep.
+    /// One sweep batch of `kind` over workspaces whose reference time is
+    /// older than `age`, at most `limit` of them, set-based: candidates,
+    /// transitions and events in one transaction ([`Store::sweep`]). Rows
+    /// another replica is sweeping are skipped, so replicas may sweep at
+    /// once and never double a transition.
     pub async fn sweep(&self, kind: Sweep, age: Duration, limit: i64) -> StoreResult<SweepReport> {
         let label = sweep_label(kind);
         metrics::counter!("hearth_sweeps_total", "sweep" => label).increment(1);
         let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
-        let candidates = self.store.sweep_candidates(kind, Utc::now() - age, limit).await?;
+        let applied = self.store.sweep(kind, age, Utc::now(), limit).await?;
         let mut report = SweepReport::default();
-        for id in candidates {
-            let input = match kind {
-                Sweep::Liveness => Input::LivenessCheck { ttl: age },
-                Sweep::ProvisionTimeout => Input::ProvisionCheck { timeout: age },
-                Sweep::Idle => Input::IdleCheck { threshold: age },
-            };
-            match self.apply(id, input, None).await {
-                Ok(applied) if applied.previous != applied.workspace.status => match applied.workspace.status {
-                    WorkspaceStatus::Offline => report.offline += 1,
-                    WorkspaceStatus::Failed => report.failed += 1,
-                    WorkspaceStatus::Hibernated => report.hibernated += 1,
-                    _ => {}
-                },
-                Ok(_) => {}
-                Err(error) => {
-                    count_store_error(&error);
-                    metrics::counter!("hearth_sweep_errors_total", "sweep" => label).increment(1);
-                    tracing::warn!(sweep = label, workspace_id = %id, %error, "sweep could not apply");
-                    report.errors += 1;
-                }
+        for one in applied {
+            let (from, to) = (one.previous.as_str(), one.workspace.status.as_str());
+            metrics::counter!("hearth_transitions_total", "from" => from, "to" => to).increment(1);
+            tracing::info!(workspace_id = %one.workspace.id, from, to, sweep = label, "workspace transition");
+            self.bus.published(&one.events);
+            match one.workspace.status {
+                WorkspaceStatus::Offline => report.offline += 1,
+                WorkspaceStatus::Failed => report.failed += 1,
+                WorkspaceStatus::Hibernated => report.hibernated += 1,
+                _ => {}
             }
         }
         Ok(report)

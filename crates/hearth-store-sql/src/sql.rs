@@ -104,6 +104,12 @@ statement_set! {
         desired_state_for_workspace,
         /// `$1`: after seq; `$2`: org or null; `$3`: workspace or null; `$4`: limit.
         list_events,
+        /// Sweep candidates as whole rows, locked for the sweep's
+        /// transaction (Postgres: `for update skip locked`, so replicas
+        /// sweeping at once split the work): `$1` cutoff, `$2` limit.
+        sweep_liveness_rows,
+        sweep_provision_timeout_rows,
+        sweep_idle_rows,
         /// The group-commit writer's guarded liveness write
         /// (`hearth_store::LivenessWrite`), where `version` still matches,
         /// returning the ids written: one statement over arrays on
@@ -148,12 +154,6 @@ shared! {
         where workspace_id = $1 returning version";
     UPDATE_AGENT_CARD = "update workspaces set agent_card = $2, updated_at = $3, version = version + 1 \
         where workspace_id = $1";
-    SWEEP_LIVENESS = "select workspace_id from workspaces where status in ('online', 'degraded') \
-        and coalesce(last_heartbeat_at, status_changed_at) < $1 order by workspace_id limit $2";
-    SWEEP_PROVISION_TIMEOUT = "select workspace_id from workspaces where status = 'provisioning' \
-        and status_changed_at < $1 order by workspace_id limit $2";
-    SWEEP_IDLE = "select workspace_id from workspaces where status = 'online' \
-        and coalesce(last_active_at, status_changed_at) < $1 and active_tasks = 0 order by workspace_id limit $2";
     INSERT_TOKEN = "insert into tokens (token_id, org_id, workspace_id, name, prefix, token_hash, created_at, updated_at) \
         values ($1, $2, $3, $4, $5, $6, $7, $7)";
     /// A token is live until its `revoked_at` (null: forever); a rotation

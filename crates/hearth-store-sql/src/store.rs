@@ -643,19 +643,42 @@ where
         events.pop().ok_or(StoreError::Corrupt { operation: "update_agent_card", message: "no event written".into() })
     }
 
-    async fn sweep_candidates(&self, sweep: Sweep, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<Vec<WorkspaceId>> {
-        let statement = match sweep {
-            Sweep::Liveness => sql::SWEEP_LIVENESS,
-            Sweep::ProvisionTimeout => sql::SWEEP_PROVISION_TIMEOUT,
-            Sweep::Idle => sql::SWEEP_IDLE,
+    async fn sweep(
+        &self,
+        sweep: Sweep,
+        age: chrono::Duration,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<Applied>> {
+        let (statement, input) = match sweep {
+            Sweep::Liveness => (D::SQL.sweep_liveness_rows, Input::LivenessCheck { ttl: age }),
+            Sweep::ProvisionTimeout => (D::SQL.sweep_provision_timeout_rows, Input::ProvisionCheck { timeout: age }),
+            Sweep::Idle => (D::SQL.sweep_idle_rows, Input::IdleCheck { threshold: age }),
         };
-        let ids: Vec<Uuid> = sqlx::query_scalar(statement)
-            .bind(cutoff)
+        let mut tx = self.begin().await?;
+        let rows: Vec<WorkspaceRow<D>> = sqlx::query_as(statement)
+            .bind(now.checked_sub_signed(age).unwrap_or(DateTime::<Utc>::MIN_UTC))
             .bind(limit)
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *tx)
             .await
-            .map_err(map_err::<D>("sweep_candidates"))?;
-        Ok(ids.into_iter().map(Into::into).collect())
+            .map_err(map_err::<D>("sweep_rows"))?;
+        let mut applied = Vec::new();
+        for row in rows {
+            let current: Workspace = row.into();
+            // The candidate query and the state machine agree on who is
+            // due; the machine has the last word.
+            let decision = decide(&current.snapshot(), &input, now)?;
+            if decision.next == current.status {
+                continue;
+            }
+            let (mut next, _) = evolve(&current, &input, &decision, now);
+            next.version = Self::write_workspace(&mut tx, &current, &next).await?;
+            let events =
+                Self::append_and_notify(&mut tx, current.org_id, Some(current.id), decision.events, now).await?;
+            applied.push(Applied { previous: current.status, workspace: next, events, minted_token: false });
+        }
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        Ok(applied)
     }
 
     async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {

@@ -52,6 +52,7 @@ macro_rules! conformance_tests {
             workspaces_page_in_creation_order_with_their_desired_state,
             every_locked_write_bumps_the_row_version,
             liveness_batches_write_what_evolve_writes_where_the_guard_holds,
+            a_sweep_batch_transitions_every_due_workspace_once,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -201,12 +202,12 @@ pub async fn liveness_sweep_finds_silent_workspaces_and_a_heartbeat_brings_them_
     store.apply(chatty, heartbeat(0.0), t(95), None).await.unwrap();
     let ttl = Duration::seconds(90);
     let now = t(101);
-    let candidates = store.sweep_candidates(Sweep::Liveness, now - ttl, 100).await.unwrap();
-    assert_eq!(candidates, vec![silent], "only the silent online workspace is a candidate");
-    let applied = store.apply(silent, Input::LivenessCheck { ttl }, now, None).await.unwrap();
-    assert_eq!(applied.workspace.status, WorkspaceStatus::Offline);
+    let swept = store.sweep(Sweep::Liveness, ttl, now, 100).await.unwrap();
+    let ids: Vec<WorkspaceId> = swept.iter().map(|a| a.workspace.id).collect();
+    assert_eq!(ids, vec![silent], "only the silent online workspace goes");
+    assert_eq!(swept[0].workspace.status, WorkspaceStatus::Offline);
     // A second sweep (another replica) finds nothing and changes nothing.
-    assert!(store.sweep_candidates(Sweep::Liveness, now - ttl, 100).await.unwrap().is_empty());
+    assert!(store.sweep(Sweep::Liveness, ttl, now, 100).await.unwrap().is_empty());
     let again = store.apply(silent, Input::LivenessCheck { ttl }, now, None).await.unwrap();
     assert!(again.events.is_empty());
     let back = store.apply(silent, heartbeat(0.0), t(120), None).await.unwrap();
@@ -218,9 +219,11 @@ pub async fn liveness_sweep_finds_silent_workspaces_and_a_heartbeat_brings_them_
 pub async fn provision_timeout_fails_and_a_later_heartbeat_recovers(store: S) {
     let id = create(&*store, "slow").await;
     let timeout = Duration::seconds(600);
-    assert!(store.sweep_candidates(Sweep::ProvisionTimeout, t(599) - timeout, 10).await.unwrap().is_empty());
-    assert_eq!(store.sweep_candidates(Sweep::ProvisionTimeout, t(601) - timeout, 10).await.unwrap(), vec![id]);
-    let failed = store.apply(id, Input::ProvisionCheck { timeout }, t(601), None).await.unwrap();
+    assert!(store.sweep(Sweep::ProvisionTimeout, timeout, t(599), 10).await.unwrap().is_empty());
+    let mut swept = store.sweep(Sweep::ProvisionTimeout, timeout, t(601), 10).await.unwrap();
+    assert_eq!(swept.len(), 1);
+    let failed = swept.remove(0);
+    assert_eq!(failed.workspace.id, id);
     assert_eq!(failed.workspace.status, WorkspaceStatus::Failed);
     assert_eq!(failed.events[0].kind, EventKind::WorkspaceProvisionFailed);
     let online = store.apply(id, heartbeat(0.0), t(700), None).await.unwrap();
@@ -899,4 +902,34 @@ pub async fn liveness_batches_write_what_evolve_writes_where_the_guard_holds(sto
     assert_eq!(paused.status, WorkspaceStatus::Paused);
     assert_eq!(paused.last_heartbeat_at, Some(t(1)), "nothing written past a failed guard");
     assert!(store.write_liveness(&[]).await.unwrap().is_empty());
+}
+
+/// A sweep batch moves every due workspace, with its event, in one call; a
+/// second batch (another replica's) finds nothing left.
+pub async fn a_sweep_batch_transitions_every_due_workspace_once(store: S) {
+    let mut silent = Vec::new();
+    for i in 0..5 {
+        let id = create(&*store, &format!("silent-{i}")).await;
+        store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
+        silent.push(id);
+    }
+    let fresh = create(&*store, "fresh").await;
+    store.apply(fresh, heartbeat(0.0), t(95), None).await.unwrap();
+    let stuck = create(&*store, "stuck").await;
+    let applied = store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 3).await.unwrap();
+    assert_eq!(applied.len(), 3, "at most the limit");
+    let rest = store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 100).await.unwrap();
+    assert_eq!(rest.len(), 2, "the rest, once");
+    assert!(store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 100).await.unwrap().is_empty());
+    for one in applied.iter().chain(&rest) {
+        assert_eq!(one.previous, WorkspaceStatus::Online);
+        assert_eq!(one.workspace.status, WorkspaceStatus::Offline);
+        assert_eq!(one.events.len(), 1);
+        assert_eq!(one.events[0].kind, EventKind::WorkspaceOffline);
+        assert_eq!(store.get_workspace(one.workspace.id).await.unwrap().status, WorkspaceStatus::Offline);
+    }
+    assert_eq!(store.get_workspace(fresh).await.unwrap().status, WorkspaceStatus::Online);
+    let timed_out = store.sweep(Sweep::ProvisionTimeout, Duration::seconds(600), t(1000), 100).await.unwrap();
+    assert_eq!(timed_out.iter().map(|a| a.workspace.id).collect::<Vec<_>>(), vec![stuck]);
+    assert_eq!(timed_out[0].workspace.status, WorkspaceStatus::Failed);
 }

@@ -124,10 +124,18 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<Event>;
 
-    /// Workspaces a sweep should look at: those in `statuses` whose
-    /// `reference` timestamp is older than `cutoff`. The sweep re-checks each
-    /// one under lock through [`Store::apply`], so a stale answer is harmless.
-    async fn sweep_candidates(&self, sweep: Sweep, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<Vec<WorkspaceId>>;
+    /// One batch of a sweep, set-based, in one transaction: the candidates
+    /// of `sweep` whose reference time is before `now - age` (at most
+    /// `limit`; on Postgres rows another replica holds are skipped, not
+    /// waited for), each re-decided by the state machine on its locked row,
+    /// with their transitions and events. Returns what changed.
+    async fn sweep(
+        &self,
+        sweep: Sweep,
+        age: chrono::Duration,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<Applied>>;
 
     // --- tokens -----------------------------------------------------------
 
