@@ -726,9 +726,9 @@ impl std::str::FromStr for WaitFor {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let (kind, value) = text.split_once('=').ok_or_else(|| {
-            format!("expected status=STATUS or condition=TYPE (such as status=online), got {text:?}")
-        })?;
+        let (kind, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("expected status=STATUS or condition=TYPE (such as status=online), got {text:?}"))?;
         match kind.trim() {
             "status" => value.trim().parse().map(WaitFor::Status).map_err(|_| {
                 let all: Vec<&str> = WorkspaceStatus::ALL.iter().map(|s| s.as_str()).collect();
@@ -761,9 +761,7 @@ impl WaitFor {
     pub fn is_met(&self, workspace: &WorkspaceResponse) -> bool {
         match self {
             WaitFor::Status(status) => workspace.status == *status,
-            WaitFor::Condition(kind) => {
-                workspace.conditions.iter().any(|c| c.kind == *kind && c.status == "True")
-            }
+            WaitFor::Condition(kind) => workspace.conditions.iter().any(|c| c.kind == *kind && c.status == "True"),
         }
     }
 

@@ -955,10 +955,9 @@ where
         rows.into_iter()
             .map(|(status, count)| match status.parse::<WorkspaceStatus>() {
                 Ok(status) => Ok((status, count)),
-                Err(error) => Err(StoreError::Corrupt {
-                    operation: "count_workspaces_by_status",
-                    message: error.to_string(),
-                }),
+                Err(error) => {
+                    Err(StoreError::Corrupt { operation: "count_workspaces_by_status", message: error.to_string() })
+                }
             })
             .collect()
     }

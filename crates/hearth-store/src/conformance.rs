@@ -858,16 +858,30 @@ pub async fn filtered_pages_keep_only_matches_and_counts_group_by_status(store: 
             seen
         }
     };
-    let names = |rows: &[(crate::Workspace, DesiredState)]| rows.iter().map(|(w, _)| w.name.clone()).collect::<Vec<_>>();
-    let online = walk(None, false, crate::WorkspaceFilter { status: Some(WorkspaceStatus::Online), ..Default::default() }).await;
+    let names =
+        |rows: &[(crate::Workspace, DesiredState)]| rows.iter().map(|(w, _)| w.name.clone()).collect::<Vec<_>>();
+    let online =
+        walk(None, false, crate::WorkspaceFilter { status: Some(WorkspaceStatus::Online), ..Default::default() }).await;
     assert_eq!(names(&online), ["beta-1", "Alpha-3"]);
-    let alpha = walk(None, false, crate::WorkspaceFilter { name_contains: Some("aLPh".into()), ..Default::default() }).await;
+    let alpha =
+        walk(None, false, crate::WorkspaceFilter { name_contains: Some("aLPh".into()), ..Default::default() }).await;
     assert_eq!(names(&alpha), ["Alpha-0", "Alpha-3", "Alpha-6"], "case-insensitive substring, paged");
-    let literal = walk(None, false, crate::WorkspaceFilter { name_contains: Some("%".into()), ..Default::default() }).await;
+    let literal =
+        walk(None, false, crate::WorkspaceFilter { name_contains: Some("%".into()), ..Default::default() }).await;
     assert!(literal.is_empty(), "a wildcard is a plain character: {:?}", names(&literal));
-    let from_seo = walk(Some(OrgId::DEFAULT), false, crate::WorkspaceFilter { template: Some("seo".into()), ..Default::default() }).await;
+    let from_seo = walk(
+        Some(OrgId::DEFAULT),
+        false,
+        crate::WorkspaceFilter { template: Some("seo".into()), ..Default::default() },
+    )
+    .await;
     assert_eq!(names(&from_seo), ["Alpha-0", "beta-2", "beta-4", "Alpha-6"], "org scope, template");
-    let with_plugin = walk(Some(OrgId::DEFAULT), true, crate::WorkspaceFilter { plugin: Some("seo-all".into()), ..Default::default() }).await;
+    let with_plugin = walk(
+        Some(OrgId::DEFAULT),
+        true,
+        crate::WorkspaceFilter { plugin: Some("seo-all".into()), ..Default::default() },
+    )
+    .await;
     assert_eq!(names(&with_plugin), ["Alpha-0", "beta-2", "beta-4", "beta-5", "Alpha-6"], "declared or added");
     for (workspace, desired) in &with_plugin {
         let one = store.desired_state_for_workspace(workspace.id).await.unwrap();

@@ -8,8 +8,7 @@ use axum::Json;
 use bytes::Bytes;
 use hearth_api::{
     ApiErrorBody, ErrorCode, InstalledPluginRecord, PluginDetailResponse, PluginResponse, RecordInstallRequest,
-    RecordInstallResponse,
-    UploadPluginRequest, WorkspacePluginsResponse,
+    RecordInstallResponse, UploadPluginRequest, WorkspacePluginsResponse,
 };
 use hearth_archive::{BundlePath, Limits};
 use hearth_core::digest::{plugin_content_hash, PLUGIN_MANIFEST};
