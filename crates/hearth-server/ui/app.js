@@ -21,11 +21,16 @@ function h(tag, attrs, ...children) {
     else if (key === "text") el.textContent = value;
     else el.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return el;
+}
+
+// replaceChildren without the null/false children that mean "nothing here".
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -320,7 +325,7 @@ function showSignIn(message) {
     startSession();
   });
   const main = document.getElementById("main");
-  main.replaceChildren(form);
+  fill(main, form);
   input.focus();
 }
 
@@ -348,7 +353,7 @@ function route() {
     else link.removeAttribute("aria-current");
   }
   const main = document.getElementById("main");
-  main.replaceChildren();
+  fill(main, );
   if (parts[0] === "workspaces" && parts[1]) currentView = workspaceView(main, parts[1]);
   else if (parts[0] === "templates") currentView = parts[1] ? templateView(main, parts.slice(1).join("/")) : templatesView(main);
   else if (parts[0] === "plugins") currentView = parts[1] ? pluginView(main, parts[1]) : pluginsView(main);
@@ -466,7 +471,7 @@ function fleetView(main) {
       });
       items.push(h("li", {}, button));
     }
-    counts.replaceChildren(...items);
+    fill(counts, ...items);
   }
 
   function row(w) {
@@ -497,8 +502,8 @@ function fleetView(main) {
       if (mine !== generation) return;
       renderCounts(countBody.body);
       nextCursor = page.next;
-      tbody.replaceChildren(...page.body.map(row));
-      message.replaceChildren(
+      fill(tbody, ...page.body.map(row));
+      fill(message, 
         page.body.length ? "" : h("p", { class: "muted" }, state.q || state.status ? "No workspace matches." : "No workspaces yet. Create one: hearth workspace create NAME --template T"),
       );
       previous.disabled = state.cursors.length <= 1;
@@ -509,7 +514,7 @@ function fleetView(main) {
       timing.dataset.ms = String(ms);
       main.dataset.loaded = String(mine);
     } catch (error) {
-      if (mine === generation) message.replaceChildren(failure(error));
+      if (mine === generation) fill(message, failure(error));
     }
   }
 
@@ -569,14 +574,14 @@ function workspaceView(main, id) {
         button.focus();
         return;
       }
-      actionResult.replaceChildren(h("p", { class: "muted" }, `${label}…`));
+      fill(actionResult, h("p", { class: "muted" }, `${label}…`));
       try {
         const answer = await api(action === "delete" ? "DELETE" : "POST", action === "delete" ? `/workspaces/${id}` : `/workspaces/${id}/${action}`);
-        actionResult.replaceChildren(h("p", { class: "notice", role: "status" }, `${label}: the workspace is now ${answer.body.status}.`));
+        fill(actionResult, h("p", { class: "notice", role: "status" }, `${label}: the workspace is now ${answer.body.status}.`));
         await loadWorkspace();
       } catch (error) {
         // The API's refusal, word for word.
-        actionResult.replaceChildren(h("p", { class: "error", role: "alert", "data-refusal": error.status }, error.message));
+        fill(actionResult, h("p", { class: "error", role: "alert", "data-refusal": error.status }, error.message));
       }
       button.focus();
     });
@@ -588,9 +593,9 @@ function workspaceView(main, id) {
   }
 
   function render(w) {
-    heading.replaceChildren(w.name, " ", statusBadge(w.status));
+    fill(heading, w.name, " ", statusBadge(w.status));
     document.title = `${w.name} (${w.status}) · Hearth`;
-    overview.replaceChildren(
+    fill(overview, 
       h("h2", { id: "overview-title" }, "Overview"),
       fields([
         ["id", h("code", {}, w.id)],
@@ -607,7 +612,7 @@ function workspaceView(main, id) {
         ["created", w.created_at],
       ]),
     );
-    conditions.replaceChildren(
+    fill(conditions, 
       h("h2", { id: "conditions-title" }, "Conditions"),
       h(
         "table",
@@ -632,7 +637,7 @@ function workspaceView(main, id) {
     );
     const installed = new Map(w.installed_plugins.map((p) => [p.name, p.sha256]));
     const names = [...new Set([...w.desired_plugins.map((p) => p.name), ...installed.keys()])];
-    plugins.replaceChildren(
+    fill(plugins, 
       h("h2", { id: "plugins-title" }, "Plugins: desired and installed"),
       names.length === 0
         ? h("p", { class: "muted" }, "No plugins desired or installed.")
@@ -667,7 +672,7 @@ function workspaceView(main, id) {
             ),
           ),
     );
-    runtime.replaceChildren(
+    fill(runtime, 
       h("h2", { id: "runtime-title" }, "Runtime"),
       fields([
         ["active tasks", w.active_tasks],
@@ -680,7 +685,7 @@ function workspaceView(main, id) {
       ]),
       w.runtime_metadata ? h("pre", { "aria-label": "Runtime metadata" }, JSON.stringify(w.runtime_metadata, null, 2)) : null,
     );
-    card.replaceChildren(
+    fill(card, 
       h("h2", { id: "card-title" }, "Agent card"),
       w.agent_card ? h("pre", { "aria-label": "Agent card" }, JSON.stringify(w.agent_card, null, 2)) : h("p", { class: "muted" }, "No agent card (the runtime has not registered one)."),
     );
@@ -690,19 +695,19 @@ function workspaceView(main, id) {
   async function loadAssets() {
     const title = h("h2", { id: "assets-title" }, "Assets");
     if (!workspace || !workspace.template) {
-      assets.replaceChildren(title, h("p", { class: "muted" }, "No template, so no assets."));
+      fill(assets, title, h("p", { class: "muted" }, "No template, so no assets."));
       return;
     }
     try {
       const { body } = await api("GET", `/workspaces/${id}/assets`);
       const delivered = conditionOf(workspace, "AssetsDelivered");
-      assets.replaceChildren(
+      fill(assets, 
         title,
         h("p", {}, "Digest ", digestCode(body.digest), " · ", delivered ? `AssetsDelivered=${delivered.status}` : "not reported yet"),
         fileTree(body.files),
       );
     } catch (error) {
-      assets.replaceChildren(title, failure(error));
+      fill(assets, title, failure(error));
     }
   }
 
@@ -721,7 +726,7 @@ function workspaceView(main, id) {
       since = body[body.length - 1].seq;
     }
     lastSeq = all.length ? all[all.length - 1].seq : lastSeq;
-    timelineList.replaceChildren(...all.reverse().map(timelineItem));
+    fill(timelineList, ...all.reverse().map(timelineItem));
   }
 
   async function loadWorkspace() {
@@ -730,8 +735,8 @@ function workspaceView(main, id) {
       render(workspace);
       main.dataset.status = workspace.status;
     } catch (error) {
-      heading.replaceChildren("Workspace");
-      overview.replaceChildren(failure(error));
+      fill(heading, "Workspace");
+      fill(overview, failure(error));
     }
   }
 
@@ -743,7 +748,7 @@ function workspaceView(main, id) {
   const unsubscribe = feed.subscribe(async (m) => {
     if (m.type === "connected") {
       refresh();
-      loadTimeline().catch((error) => timelineList.replaceChildren(h("li", {}, failure(error))));
+      loadTimeline().catch((error) => fill(timelineList, h("li", {}, failure(error))));
       return;
     }
     const e = m.event;
@@ -759,7 +764,7 @@ function workspaceView(main, id) {
     await loadWorkspace();
     focusHeading(main);
     await loadAssets();
-    await loadTimeline().catch((error) => timelineList.replaceChildren(h("li", {}, failure(error))));
+    await loadTimeline().catch((error) => fill(timelineList, h("li", {}, failure(error))));
   })();
   return { dispose: unsubscribe };
 }
@@ -797,7 +802,7 @@ function usedBy(title, params) {
   const section = h("section", { "aria-label": title }, h("h2", {}, title), h("p", { class: "muted" }, "Loading…"));
   api("GET", "/workspaces", { ...params, limit: 100 })
     .then(({ body, next }) => {
-      section.replaceChildren(
+      fill(section, 
         h("h2", {}, title),
         body.length === 0
           ? h("p", { class: "muted" }, "No workspace.")
@@ -805,7 +810,7 @@ function usedBy(title, params) {
         next ? h("p", { class: "muted" }, "…and more (the first 100 are shown).") : null,
       );
     })
-    .catch((error) => section.replaceChildren(h("h2", {}, title), failure(error)));
+    .catch((error) => fill(section, h("h2", {}, title), failure(error)));
   return section;
 }
 
