@@ -18,10 +18,24 @@ crate::on_both_engines!(
     plugin_detail_lists_files_with_digests,
 );
 
-/// An org token of a fresh org (minted straight into the store: the API's
-/// `POST /org/tokens` mints for the caller's own org).
+/// An org token of a second org. Orgs have no API yet (there is one, the
+/// default), so the org row is inserted under the store, and the token is
+/// minted straight into it (`POST /org/tokens` mints for the caller's org).
 async fn other_org_token(app: &TestApp) -> String {
-    let minted = hearth_server::auth::mint(OrgId::new_random(), None, Some("other".into()));
+    use secrecy::ExposeSecret;
+    let org = OrgId::new_random();
+    let url = app.state.settings.database_url.as_ref().expect("tests name their database").expose_secret().to_owned();
+    let insert = "insert into orgs (org_id, name) values ($1, $2)";
+    if url.starts_with("postgres") {
+        use hearth_store_pg::testing::sqlx::{self, Connection};
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query(insert).bind(org.0).bind("other").execute(&mut conn).await.unwrap();
+    } else {
+        use hearth_store_sqlite::testing::sqlx::{self, Connection};
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(insert).bind(org.0).bind("other").execute(&mut conn).await.unwrap();
+    }
+    let minted = hearth_server::auth::mint(org, None, Some("other".into()));
     app.state.store.insert_token(minted.record).await.unwrap();
     minted.secret
 }
@@ -46,8 +60,7 @@ async fn the_page_is_served_with_a_strict_policy_and_revalidates(engine: Engine)
         assert_eq!(header("cache-control"), "no-cache");
         let etag = header("etag");
         assert!(etag.starts_with("\"sha256-"), "{path}: {etag}");
-        let again =
-            app.raw().get(format!("{}{path}", app.url)).header("if-none-match", &etag).send().await.unwrap();
+        let again = app.raw().get(format!("{}{path}", app.url)).header("if-none-match", &etag).send().await.unwrap();
         assert_eq!(again.status(), 304, "{path}: an unchanged asset is not sent again");
         let stale = app.raw().get(format!("{}{path}", app.url)).header("if-none-match", "\"x\"").send().await.unwrap();
         assert_eq!(stale.status(), 200);
@@ -132,8 +145,7 @@ async fn list_filters_keep_keyset_paging_and_refuse_bad_values(engine: Engine) {
     assert_eq!(rest.len(), 2, "following Link gives the next matches");
     assert!(rest.iter().all(|w| w["name"].as_str().unwrap().starts_with("Alpha ")));
 
-    let (only_online, _) =
-        app.admin.list_workspaces_filtered(&[("status", "online")], None, None).await.unwrap();
+    let (only_online, _) = app.admin.list_workspaces_filtered(&[("status", "online")], None, None).await.unwrap();
     assert_eq!(only_online.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["alpha-online"]);
 
     for (query, field) in [("status=sleeping", "status"), ("q=%01", "q"), ("limit=0", "limit")] {
@@ -242,10 +254,7 @@ async fn plugin_detail_lists_files_with_digests(engine: Engine) {
         ("plugin.yaml", b"name: tools\nversion: 2.1.0\ndescription: handy\n".to_vec()),
         ("bin/run.sh", b"#!/bin/sh\necho hi\n".to_vec()),
     ]);
-    app.admin
-        .push_plugin_json(&hearth_api::UploadPluginRequest { name: None, files })
-        .await
-        .unwrap();
+    app.admin.push_plugin_json(&hearth_api::UploadPluginRequest { name: None, files }).await.unwrap();
     let detail = app.admin.get_plugin("tools").await.unwrap();
     assert_eq!((detail.version.as_str(), detail.description.as_str()), ("2.1.0", "handy"));
     let paths: Vec<&str> = detail.files.iter().map(|f| f.path.as_str()).collect();
