@@ -70,7 +70,7 @@ function conditionOf(workspace, type) {
 // A condition at a glance: a mark and a word, never colour alone.
 function conditionCell(workspace, type, words) {
   const c = conditionOf(workspace, type);
-  if (!c) return h("span", { class: "cond none", title: `${type}: not reported` }, "– none");
+  if (!c) return h("span", { class: "cond none", title: `${type}: not reported yet` }, "– not yet");
   const ok = c.status === "True";
   return h(
     "span",
