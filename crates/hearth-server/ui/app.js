@@ -136,7 +136,8 @@ class EventFeed {
   start() {
     if (!this.stopped) return;
     this.stopped = false;
-    this.run();
+    this.generation = (this.generation || 0) + 1;
+    this.run(this.generation);
   }
 
   stop() {
@@ -144,9 +145,15 @@ class EventFeed {
     if (this.controller) this.controller.abort();
   }
 
-  async run() {
+  // A loop of an earlier start (stopped, then started again while it
+  // slept) ends instead of running beside the new one.
+  ended(generation) {
+    return this.stopped || generation !== this.generation;
+  }
+
+  async run(generation) {
     let attempt = 0;
-    while (!this.stopped) {
+    while (!this.ended(generation)) {
       this.controller = new AbortController();
       try {
         const headers = { Authorization: `Bearer ${token}`, Accept: "text/event-stream" };
@@ -176,15 +183,15 @@ class EventFeed {
         await this.read(response.body.getReader());
         throw new Error("the event stream ended");
       } catch (error) {
-        if (this.stopped) return;
+        if (this.ended(generation)) return;
         attempt += 1;
         const delay = Math.round(Math.min(30000, 500 * 2 ** Math.min(attempt, 6)) * (0.6 + Math.random() * 0.4));
         const why = error && error.message ? error.message : String(error);
-        for (let left = Math.ceil(delay / 1000); left > 0 && !this.stopped; left--) {
+        for (let left = Math.ceil(delay / 1000); left > 0 && !this.ended(generation); left--) {
           setConnection(attempt > 3 ? "disconnected" : "reconnecting", `Disconnected (${why}); reconnecting in ${left}s`);
           await sleep(1000);
         }
-        if (!this.stopped) setConnection("reconnecting", "Reconnecting…");
+        if (!this.ended(generation)) setConnection("reconnecting", "Reconnecting…");
       }
     }
   }
