@@ -9,7 +9,8 @@
 // other request is aborted, and the test fails if one was even tried.
 //
 // Environment: HEARTH_BIN (the hearth binary), CHROMIUM (default
-// /usr/bin/chromium), UI_SCREENSHOTS (default ui-tests/screenshots).
+// /usr/bin/chromium), UI_SCREENSHOTS (default ui-tests/screenshots),
+// HEARTH_UI_DATABASE_URL (a database for the server; default its SQLite).
 
 import { spawn, execFile } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -37,7 +38,9 @@ function step(text) {
 
 // `hearth serve` on `listen`; resolves with its URL once it says it listens.
 function serve(listen) {
-  const child = spawn(hearthBin, ["serve", "--listen", listen, "--data-dir", join(data, "server"), "--sweep-interval", "1"], {
+  const args = ["serve", "--listen", listen, "--data-dir", join(data, "server"), "--sweep-interval", "1"];
+  if (process.env.HEARTH_UI_DATABASE_URL) args.push("--database-url", process.env.HEARTH_UI_DATABASE_URL);
+  const child = spawn(hearthBin, args, {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, RUST_LOG: "warn" },
   });
@@ -76,7 +79,7 @@ async function main() {
   url = server.url;
   const origin = new URL(url).origin;
   token = readFileSync(join(data, "server", "admin-token"), "utf8").trim();
-  step(`hearth serve at ${url}`);
+  step(`hearth serve at ${url} on ${process.env.HEARTH_UI_DATABASE_URL ? "PostgreSQL" : "SQLite"}`);
 
   await cli("plugin", "push", join(repo, "examples/plugins/seo-all"));
   await cli("template", "push", join(repo, "examples/templates/seo-agent"));
