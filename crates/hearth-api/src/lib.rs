@@ -828,6 +828,22 @@ mod tests {
     }
 
     #[test]
+    fn wait_targets_parse_and_print_back() {
+        for (text, parsed) in [
+            ("status=online", WaitFor::Status(WorkspaceStatus::Online)),
+            (" status = paused ", WaitFor::Status(WorkspaceStatus::Paused)),
+            ("condition=PluginsInstalled", WaitFor::Condition("PluginsInstalled".into())),
+            ("condition=assetsdelivered", WaitFor::Condition("AssetsDelivered".into())),
+        ] {
+            assert_eq!(text.parse::<WaitFor>().as_ref(), Ok(&parsed), "{text}");
+            assert_eq!(parsed.to_string().parse::<WaitFor>(), Ok(parsed.clone()), "round trip");
+        }
+        for bad in ["online", "status=sleeping", "condition=Ready", "phase=online", ""] {
+            assert!(bad.parse::<WaitFor>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
     fn text_stays_text_and_binary_becomes_base64() {
         assert_eq!(FileContent::from_bytes(b"h\xc3\xa9".to_vec()), FileContent::Text("hé".into()));
         assert_eq!(FileContent::from_bytes(vec![0xff, 0x00]), FileContent::Binary { base64: "/wA=".into() });

@@ -84,7 +84,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     ));
 
     let client = Client::new(&url, Some(token))?;
-    let guide = Guide { client, url, data_dir, interval };
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("hearth"));
+    let hearth = cli_command(hearth_on_path(), std::env::var_os("CARGO").is_some(), &exe);
+    let guide = Guide { client, url, data_dir, interval, hearth };
     let signal = hearth_server::startup::shutdown_signal();
     tokio::pin!(signal);
     let mut interrupted = false;
@@ -136,6 +138,8 @@ struct Guide {
     url: String,
     data_dir: PathBuf,
     interval: Duration,
+    /// How to run the CLI from here (`cli_command`).
+    hearth: String,
 }
 
 /// What the narration has already said about the workspace.
@@ -233,9 +237,10 @@ impl Guide {
             }
             if started.elapsed() > CONVERGE_PATIENCE {
                 say(&format!(
-                    "Workspace {} has not converged after {}s. See `hearth workspace get {id}` for its conditions \
+                    "Workspace {} has not converged after {}s. See `{} workspace get {id}` for its conditions \
                      and {} for its runtime's log.",
                     workspace.name,
+                    self.hearth,
                     CONVERGE_PATIENCE.as_secs(),
                     dir.join("agent.log").display()
                 ));
@@ -262,9 +267,9 @@ impl Guide {
                     seconds(self.interval)
                 ),
                 WorkspaceStatus::Paused | WorkspaceStatus::Hibernated => format!(
-                    "Workspace {name} is {}, so Hearth runs no runtime for it; `hearth workspace resume {}` brings \
+                    "Workspace {name} is {}, so Hearth runs no runtime for it; `{} workspace resume {}` brings \
                      it back.",
-                    workspace.status, workspace.id
+                    workspace.status, self.hearth, workspace.id
                 ),
                 status => format!("Workspace {name} is {status}."),
             };
@@ -328,10 +333,7 @@ impl Guide {
         } else {
             "the hearth CLI reads it from there when HEARTH_DATA_DIR names the data dir, as below"
         };
-        let on_path = hearth_on_path();
-        let under_cargo = std::env::var_os("CARGO").is_some();
-        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("hearth"));
-        let hearth = cli_command(on_path, under_cargo, &exe);
+        let hearth = &self.hearth;
         let mut text = String::new();
         text.push('\n');
         text.push_str(&format!("  Hearth:       {}\n", self.url));
@@ -341,7 +343,7 @@ impl Guide {
         text.push_str(&format!("                {prefix}{hearth} workspace get {}\n", workspace.id));
         text.push_str(&format!("                {prefix}{hearth} events --follow\n"));
         text.push_str(&format!("                {prefix}{hearth} e2e template-delivery\n"));
-        if !on_path {
+        if hearth != "hearth" {
             text.push_str("  install:      cargo install --path crates/hearth   (puts `hearth` on your PATH)\n");
         }
         text.push('\n');

@@ -342,7 +342,8 @@ pub async fn wait_until(
     let started = Instant::now();
     let deadline = started + timeout;
     let mut progress = output::Progress::on_terminal();
-    let mut status = String::from("?");
+    // What the latest answer said, for the progress line.
+    let mut status = String::new();
     let mut unreachable: Option<ClientError> = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -353,11 +354,14 @@ pub async fn wait_until(
         let result = loop {
             tokio::select! {
                 result = &mut ask => break result,
-                _ = tick.tick() => progress.show(&format!(
-                    "waiting for workspace {id} to have {target}: it is {status} ({:.0}s of {}s)",
-                    started.elapsed().as_secs_f64(),
-                    timeout.as_secs()
-                )),
+                _ = tick.tick() => {
+                    let now = if status.is_empty() { String::new() } else { format!(": it is {status}") };
+                    progress.show(&format!(
+                        "waiting for workspace {id} to have {target}{now} ({:.0}s of {}s)",
+                        started.elapsed().as_secs_f64(),
+                        timeout.as_secs()
+                    ));
+                }
             }
         };
         match result {
