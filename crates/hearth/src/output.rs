@@ -95,6 +95,11 @@ impl Progress {
         Self { enabled: io::stderr().is_terminal(), shown: false }
     }
 
+    /// Whether there is a terminal to show progress on.
+    pub fn is_shown(&self) -> bool {
+        self.enabled
+    }
+
     /// Replaces the line with `text` (control characters become spaces).
     pub fn show(&mut self, text: &str) {
         if !self.enabled {

@@ -20,6 +20,8 @@ pub const EXIT_IMPOSSIBLE: u8 = 3;
 pub const EXIT_TIMED_OUT: u8 = 1;
 /// The longest wait one request asks the server for (its maximum).
 const MAX_WAIT_PER_REQUEST: u64 = 300;
+/// The longest wait one request asks for while a progress line shows.
+const PROGRESS_WAIT_PER_REQUEST: u64 = 10;
 /// How often the progress line is redrawn.
 const PROGRESS_TICK: Duration = Duration::from_millis(250);
 /// Pause before asking again after the server could not be reached.
@@ -347,7 +349,10 @@ pub async fn wait_until(
     let mut unreachable: Option<ClientError> = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let chunk = left.as_secs().min(MAX_WAIT_PER_REQUEST);
+        // On a terminal, shorter polls keep the status on the progress line
+        // fresh while nothing happens; each still answers at the change.
+        let per_request = if progress.is_shown() { PROGRESS_WAIT_PER_REQUEST } else { MAX_WAIT_PER_REQUEST };
+        let chunk = left.as_secs().min(per_request);
         let ask = op.client.wait_for(id, target, chunk);
         tokio::pin!(ask);
         let mut tick = tokio::time::interval(PROGRESS_TICK);
