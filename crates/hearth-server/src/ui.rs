@@ -95,6 +95,8 @@ mod tests {
             assert!(!page.contains(forbidden), "index.html has no {forbidden:?} (CSP: 'self' only, nothing inline)");
         }
         let script = ASSETS[1].body;
+        let protocol = format!("\"X-Hearth-Protocol\": \"{}\"", hearth_api::PROTOCOL_VERSION);
+        assert!(script.contains(&protocol), "app.js speaks this build's protocol ({protocol})");
         for forbidden in ["http://", "https://", "eval(", "innerHTML", "localStorage", "document.cookie"] {
             assert!(!script.contains(forbidden), "app.js has no {forbidden:?}");
         }

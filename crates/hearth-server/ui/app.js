@@ -9,6 +9,9 @@ const TOKEN_KEY = "hearth.token";
 const STATUSES = ["provisioning", "online", "degraded", "offline", "failed", "paused", "hibernated", "removed"];
 const PAGE_SIZES = [25, 50, 100, 200];
 const STREAM_SILENCE_MS = 45000; // the server sends a keep-alive every 15 s
+// The protocol this page speaks (hearth_api::PROTOCOL_VERSION): it is served
+// by the server it talks to, so they always agree.
+const PROTOCOL = { "X-Hearth-Protocol": "2" };
 
 // --- small helpers -----------------------------------------------------------
 
@@ -102,7 +105,7 @@ async function api(method, path, params) {
   }
   const response = await fetch(url, {
     method,
-    headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+    headers: { ...PROTOCOL, Authorization: `Bearer ${token}`, Accept: "application/json" },
     cache: "no-store",
     credentials: "omit",
   });
@@ -156,7 +159,7 @@ class EventFeed {
     while (!this.ended(generation)) {
       this.controller = new AbortController();
       try {
-        const headers = { Authorization: `Bearer ${token}`, Accept: "text/event-stream" };
+        const headers = { ...PROTOCOL, Authorization: `Bearer ${token}`, Accept: "text/event-stream" };
         if (this.lastId !== null) headers["Last-Event-ID"] = String(this.lastId);
         const response = await fetch("/events/stream", {
           headers,
