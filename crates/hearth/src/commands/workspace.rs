@@ -352,7 +352,9 @@ pub async fn wait_until(
         // On a terminal, shorter polls keep the status on the progress line
         // fresh while nothing happens; each still answers at the change.
         let per_request = if progress.is_shown() { PROGRESS_WAIT_PER_REQUEST } else { MAX_WAIT_PER_REQUEST };
-        let chunk = left.as_secs().min(per_request);
+        // Whole seconds, rounded up: a wait of 0 s for the last fraction of a
+        // second would be asked again and again until the deadline.
+        let chunk = (left.as_secs() + u64::from(left.subsec_nanos() > 0)).min(per_request);
         let ask = op.client.wait_for(id, target, chunk);
         tokio::pin!(ask);
         let mut tick = tokio::time::interval(PROGRESS_TICK);
