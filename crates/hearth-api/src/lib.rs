@@ -690,6 +690,118 @@ pub struct WorkspacePluginsResponse {
     pub installed: Vec<InstalledPluginRecord>,
 }
 
+// --- dashboard and waiting ---------------------------------------------------
+
+/// `GET /workspaces/counts`: how many workspaces are in each status.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct WorkspaceCounts {
+    /// Every workspace the caller may see, removed ones excluded.
+    pub total: i64,
+    /// One entry per status (all eight, zero included), removed too.
+    pub by_status: std::collections::BTreeMap<String, i64>,
+}
+
+/// `GET /plugins/{name}`: a plugin and its files.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct PluginDetailResponse {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// The SDK content-manifest hash.
+    pub sha256: String,
+    /// By path; `sha256` of each file's bytes.
+    pub files: Vec<AssetFile>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What `GET /workspaces/{id}/wait` waits for: the `for` parameter,
+/// `status=STATUS` or `condition=TYPE` (that condition `True`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitFor {
+    Status(WorkspaceStatus),
+    Condition(String),
+}
+
+/// The condition types a workspace shows (`Live` is derived from its status).
+pub const CONDITION_TYPES: [&str; 3] = ["Live", "AssetsDelivered", "PluginsInstalled"];
+
+impl std::str::FromStr for WaitFor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (kind, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("expected status=STATUS or condition=TYPE (such as status=online), got {text:?}"))?;
+        match kind.trim() {
+            "status" => value.trim().parse().map(WaitFor::Status).map_err(|_| {
+                let all: Vec<&str> = WorkspaceStatus::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown status {:?}; one of {}", value.trim(), all.join(", "))
+            }),
+            "condition" => {
+                let value = value.trim();
+                CONDITION_TYPES
+                    .iter()
+                    .find(|known| known.eq_ignore_ascii_case(value))
+                    .map(|known| WaitFor::Condition((*known).to_owned()))
+                    .ok_or_else(|| format!("unknown condition {value:?}; one of {}", CONDITION_TYPES.join(", ")))
+            }
+            other => Err(format!("expected status=… or condition=…, got {other:?}=…")),
+        }
+    }
+}
+
+impl std::fmt::Display for WaitFor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WaitFor::Status(status) => write!(f, "status={status}"),
+            WaitFor::Condition(kind) => write!(f, "condition={kind}"),
+        }
+    }
+}
+
+impl WaitFor {
+    /// Whether `workspace` is there already.
+    pub fn is_met(&self, workspace: &WorkspaceResponse) -> bool {
+        match self {
+            WaitFor::Status(status) => workspace.status == *status,
+            WaitFor::Condition(kind) => workspace.conditions.iter().any(|c| c.kind == *kind && c.status == "True"),
+        }
+    }
+
+    /// Why `workspace` can never get there, if it cannot: a removed
+    /// workspace never changes again.
+    pub fn impossible(&self, workspace: &WorkspaceResponse) -> Option<String> {
+        (workspace.status == WorkspaceStatus::Removed && !self.is_met(workspace))
+            .then(|| format!("workspace {} is removed; {self} can no longer happen", workspace.id))
+    }
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitOutcome {
+    /// The workspace is in the state waited for.
+    Met,
+    /// The time ran out first; ask again to keep waiting.
+    TimedOut,
+    /// The state can no longer be reached (the workspace is removed).
+    Impossible,
+}
+
+/// `GET /workspaces/{id}/wait`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct WaitResponse {
+    pub outcome: WaitOutcome,
+    /// What was waited for, as given (`status=online`).
+    #[serde(rename = "for")]
+    pub waited_for: String,
+    /// One sentence for people.
+    pub message: String,
+    /// The workspace as it was when the wait ended.
+    pub workspace: WorkspaceResponse,
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // test: a failed step should panic
 mod tests {
@@ -717,6 +829,22 @@ mod tests {
         assert_eq!(body.status, Some(WorkspaceStatus::Paused));
         let json = serde_json::to_value(ApiErrorBody::new(ErrorCode::NotFound, "no")).unwrap();
         assert_eq!(json, serde_json::json!({"error": "no", "code": "not_found"}));
+    }
+
+    #[test]
+    fn wait_targets_parse_and_print_back() {
+        for (text, parsed) in [
+            ("status=online", WaitFor::Status(WorkspaceStatus::Online)),
+            (" status = paused ", WaitFor::Status(WorkspaceStatus::Paused)),
+            ("condition=PluginsInstalled", WaitFor::Condition("PluginsInstalled".into())),
+            ("condition=assetsdelivered", WaitFor::Condition("AssetsDelivered".into())),
+        ] {
+            assert_eq!(text.parse::<WaitFor>().as_ref(), Ok(&parsed), "{text}");
+            assert_eq!(parsed.to_string().parse::<WaitFor>(), Ok(parsed.clone()), "round trip");
+        }
+        for bad in ["online", "status=sleeping", "condition=Ready", "phase=online", ""] {
+            assert!(bad.parse::<WaitFor>().is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

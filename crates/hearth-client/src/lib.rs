@@ -497,6 +497,55 @@ impl Client {
         self.get(&format!("/workspaces/{id}/plugins")).await
     }
 
+    // --- dashboard and waiting ------------------------------------------------
+
+    /// `GET /workspaces/counts`: workspaces per status.
+    pub async fn workspace_counts(&self) -> Result<hearth_api::WorkspaceCounts, ClientError> {
+        self.get("/workspaces/counts").await
+    }
+
+    /// `GET /plugins/{name}`: a plugin and its files.
+    pub async fn get_plugin(&self, name: &str) -> Result<hearth_api::PluginDetailResponse, ClientError> {
+        self.get(&format!("/plugins/{}", encode_path_segment(name))).await
+    }
+
+    /// One page of `GET /workspaces` with filters (`status`, `q`, `template`,
+    /// `plugin`, as query pairs) and the next page's cursor.
+    pub async fn list_workspaces_filtered(
+        &self,
+        filters: &[(&str, &str)],
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<WorkspaceResponse>, Option<String>), ClientError> {
+        let mut params: Vec<(&str, String)> = filters.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        params.extend(limit.map(|limit| ("limit", limit.to_string())));
+        params.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
+        self.page("/workspaces", &params).await
+    }
+
+    /// `GET /workspaces/{id}/wait?for=…&timeout=…`: one long poll that the
+    /// server answers when the workspace gets there, when it never can
+    /// (`impossible`), or after at most `timeout_secs` (`timed_out`; the
+    /// server may answer sooner, before its own request deadline).
+    pub async fn wait_for(
+        &self,
+        id: WorkspaceId,
+        target: &hearth_api::WaitFor,
+        timeout_secs: u64,
+    ) -> Result<hearth_api::WaitResponse, ClientError> {
+        let path = format!("/workspaces/{id}/wait");
+        let params = [("for", target.to_string()), ("timeout", timeout_secs.to_string())];
+        // The answer may take the whole wait, plus time to send it.
+        let limit = Duration::from_secs(timeout_secs) + REQUEST_TIMEOUT;
+        let response = self.open(Method::GET, &path, Some(limit), |request| request.query(&params)).await?;
+        let status = response.status();
+        let body = response.text().await.map_err(|err| ClientError::transport(&Method::GET, &self.url(&path), &err))?;
+        if !status.is_success() {
+            return Err(ClientError::from_body(status, &body));
+        }
+        decode(&Method::GET, &path, &body)
+    }
+
     // --- plumbing ----------------------------------------------------------
 
     fn url(&self, path: &str) -> String {

@@ -27,6 +27,7 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod sweeper;
+pub mod ui;
 
 pub use config::{ProvisionerKind, Settings};
 pub use startup::Application;

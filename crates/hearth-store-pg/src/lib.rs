@@ -27,6 +27,20 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// The store on Postgres.
 pub type PgStore = hearth_store_sql::SqlStore<Pg>;
 
+/// The `where` clause of the filtered workspace page (see
+/// `Statements::list_workspaces_filtered` for its parameters).
+macro_rules! pg_filter {
+    () => {
+        "($1::uuid is null or w.org_id = $1) and ($2 or w.status <> 'removed') \
+        and ($6::text is null or w.status::text = $6) \
+        and ($7::text is null or strpos(lower(w.name), lower($7)) > 0) \
+        and ($8::text is null or w.template = $8) \
+        and ($9::text is null or w.operator_plugins ? $9 or exists (select 1 from templates t \
+            where t.org_id = w.org_id and t.name = w.template and t.plugins ? $9)) \
+        and (w.created_at, w.workspace_id) > ($3, $4) order by w.created_at, w.workspace_id limit $5"
+    };
+}
+
 /// The Postgres dialect.
 #[derive(Debug, Clone, Copy)]
 pub struct Pg;
@@ -65,6 +79,24 @@ impl Dialect for Pg {
             " from workspaces where ($1::uuid is null or org_id = $1) and ($2 or status <> 'removed') \
             and (created_at, workspace_id) > ($3, $4) order by created_at, workspace_id limit $5"
         ),
+        list_workspaces_filtered: concat!("select ", workspace_columns!(), " from workspaces w where ", pg_filter!()),
+        desired_state_for_filtered_page: concat!(
+            "with page as (select workspace_id, org_id, template, operator_plugins, created_at from workspaces w where ",
+            pg_filter!(),
+            ") select p.workspace_id, t.assets_digest, d.name as plugin_name, pl.version, pl.sha256, d.ord as ord \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            left join lateral jsonb_array_elements_text(case when t.template_id is null then '[]'::jsonb \
+                else t.plugins end) with ordinality as d(name, ord) on true \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.name \
+            union all \
+            select p.workspace_id, t.assets_digest, d.name, pl.version, pl.sha256, 1000000 + d.ord \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            cross join lateral jsonb_array_elements_text(p.operator_plugins) with ordinality as d(name, ord) \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.name \
+            order by 1, 6"
+        ),
+        count_workspaces_by_status: "select status::text, count(*) from workspaces \
+            where ($1::uuid is null or org_id = $1) group by status order by status",
         desired_state_for_page: "with page as (select workspace_id, org_id, template, operator_plugins, created_at \
                 from workspaces where (created_at, workspace_id) >= ($1, $2) and (created_at, workspace_id) <= ($3, $4) \
                 and ($5::uuid is null or org_id = $5)) \

@@ -77,6 +77,18 @@ statement_set! {
         /// A page in creation order: `$1` org or null, `$2` include removed,
         /// after (`$3` created_at, `$4` workspace_id), at most `$5`.
         list_workspaces_page,
+        /// A page in creation order keeping only matches: `$1`..`$5` as in
+        /// `list_workspaces_page`, then `$6` status (text), `$7` name
+        /// substring (case-insensitive), `$8` template name, `$9` plugin
+        /// name (declared by the template or added by an operator); a null
+        /// filter matches everything.
+        list_workspaces_filtered,
+        /// The desired state of exactly the workspaces of
+        /// `list_workspaces_filtered` with the same parameters, in
+        /// `desired_state_for_page`'s columns and order.
+        desired_state_for_filtered_page,
+        /// (status as text, count) per status of org `$1` or all.
+        count_workspaces_by_status,
         /// The desired state of the workspaces from (`$1`, `$2`) to (`$3`,
         /// `$4`) in creation order (a page's first and last), of org `$5` or
         /// all: (workspace_id, digest, plugin name, version, sha256, ord),

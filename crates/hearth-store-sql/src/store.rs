@@ -14,7 +14,7 @@ use hearth_core::{decide, EventDraft, EventId, Input, OrgId, Rejection, TokenId,
 use hearth_store::{
     evolve, Applied, Changed, Deleted, Engine, Event, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate,
     NewToken, NewWorkspace, Notice, NoticeFeed, Plugin, SealedSecret, Store, StoreError, StoreResult, Sweep, Template,
-    Token, Workspace, WorkspaceCursor, WorkspacePage,
+    Token, Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -390,6 +390,7 @@ where
     for<'r> PageDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid, String, String, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'q> Option<Uuid>: Encode<'q, D::Db>,
+    for<'r> (String, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (bool,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid,): FromRow<'r, <D::Db as Database>::Row>,
@@ -974,6 +975,71 @@ where
             .await
             .map_err(map_err::<D>("list_events"))?;
         rows.into_iter().map(EventRow::into_event).collect()
+    }
+
+    async fn list_workspaces_filtered(
+        &self,
+        page: WorkspacePage,
+        filter: &WorkspaceFilter,
+    ) -> StoreResult<Vec<(Workspace, DesiredState)>> {
+        let after = page.after.unwrap_or_else(WorkspaceCursor::start);
+        let status = filter.status.map(|s| s.as_str().to_owned());
+        // Both statements take the same parameters, so the desired state is
+        // read for exactly the workspaces of the page.
+        macro_rules! bind_filter {
+            ($query:expr) => {
+                $query
+                    .bind(page.org.map(|o| o.0))
+                    .bind(page.include_removed)
+                    .bind(after.created_at)
+                    .bind(after.id.0)
+                    .bind(page.limit)
+                    .bind(status.clone())
+                    .bind(filter.name_contains.clone())
+                    .bind(filter.template.clone())
+                    .bind(filter.plugin.clone())
+            };
+        }
+        let rows: Vec<WorkspaceRow<D>> = bind_filter!(sqlx::query_as(D::SQL.list_workspaces_filtered))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("list_workspaces_filtered"))?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let desired: Vec<PageDesiredRow> = bind_filter!(sqlx::query_as(D::SQL.desired_state_for_filtered_page))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("desired_state_for_filtered_page"))?;
+        let mut desired = rows::desired_state_by_workspace(desired);
+        rows.into_iter()
+            .map(Workspace::from)
+            .map(|w| match desired.remove(&w.id.0) {
+                Some(state) => Ok((w, state)),
+                // A workspace created between the two reads cannot be on the
+                // page (it is newer than the page's last), so this is corrupt.
+                None => Err(StoreError::Corrupt {
+                    operation: "desired_state_for_filtered_page",
+                    message: format!("no desired state for workspace {}", w.id),
+                }),
+            })
+            .collect()
+    }
+
+    async fn count_workspaces_by_status(&self, org: Option<OrgId>) -> StoreResult<Vec<(WorkspaceStatus, i64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(D::SQL.count_workspaces_by_status)
+            .bind(org.map(|o| o.0))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("count_workspaces_by_status"))?;
+        rows.into_iter()
+            .map(|(status, count)| match status.parse::<WorkspaceStatus>() {
+                Ok(status) => Ok((status, count)),
+                Err(error) => {
+                    Err(StoreError::Corrupt { operation: "count_workspaces_by_status", message: error.to_string() })
+                }
+            })
+            .collect()
     }
 }
 

@@ -31,6 +31,21 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// The store on SQLite.
 pub type SqliteStore = hearth_store_sql::SqlStore<Sqlite>;
 
+/// The `where` clause of the filtered workspace page (see
+/// `Statements::list_workspaces_filtered` for its parameters).
+macro_rules! sqlite_filter {
+    () => {
+        "($1 is null or w.org_id = $1) and ($2 or w.status <> 'removed') \
+        and ($6 is null or w.status = $6) \
+        and ($7 is null or instr(lower(w.name), lower($7)) > 0) \
+        and ($8 is null or w.template = $8) \
+        and ($9 is null or exists (select 1 from json_each(w.operator_plugins) o where o.value = $9) \
+            or exists (select 1 from templates t, json_each(t.plugins) tp \
+                where t.org_id = w.org_id and t.name = w.template and tp.value = $9)) \
+        and (w.created_at, w.workspace_id) > ($3, $4) order by w.created_at, w.workspace_id limit $5"
+    };
+}
+
 /// The SQLite dialect.
 #[derive(Debug, Clone, Copy)]
 pub struct Sqlite;
@@ -73,6 +88,23 @@ impl Dialect for Sqlite {
             " from workspaces where ($1 is null or org_id = $1) and ($2 or status <> 'removed') \
             and (created_at, workspace_id) > ($3, $4) order by created_at, workspace_id limit $5"
         ),
+        list_workspaces_filtered: concat!("select ", workspace_columns!(), " from workspaces w where ", sqlite_filter!()),
+        desired_state_for_filtered_page: concat!(
+            "with page as (select workspace_id, org_id, template, operator_plugins, created_at from workspaces w where ",
+            sqlite_filter!(),
+            ") select p.workspace_id, t.assets_digest, d.value as plugin_name, pl.version, pl.sha256, d.key as ord \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            left join json_each(case when t.template_id is null then '[]' else t.plugins end) d \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
+            union all \
+            select p.workspace_id, t.assets_digest, d.value, pl.version, pl.sha256, 1000000 + d.key \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            join json_each(p.operator_plugins) d \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
+            order by 1, 6"
+        ),
+        count_workspaces_by_status: "select status, count(*) from workspaces \
+            where ($1 is null or org_id = $1) group by status order by status",
         desired_state_for_page: "with page as (select workspace_id, org_id, template, operator_plugins, created_at \
                 from workspaces where (created_at, workspace_id) >= ($1, $2) and (created_at, workspace_id) <= ($3, $4) \
                 and ($5 is null or org_id = $5)) \

@@ -53,6 +53,7 @@ macro_rules! conformance_tests {
             every_locked_write_bumps_the_row_version,
             liveness_batches_write_what_evolve_writes_where_the_guard_holds,
             a_sweep_batch_transitions_every_due_workspace_once,
+            filtered_pages_keep_only_matches_and_counts_group_by_status,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -932,4 +933,118 @@ pub async fn a_sweep_batch_transitions_every_due_workspace_once(store: S) {
     let timed_out = store.sweep(Sweep::ProvisionTimeout, Duration::seconds(600), t(1000), 100).await.unwrap();
     assert_eq!(timed_out.iter().map(|a| a.workspace.id).collect::<Vec<_>>(), vec![stuck]);
     assert_eq!(timed_out[0].workspace.status, WorkspaceStatus::Failed);
+}
+
+pub async fn filtered_pages_keep_only_matches_and_counts_group_by_status(store: S) {
+    store
+        .put_plugin(NewPlugin {
+            org_id: OrgId::DEFAULT,
+            name: "seo-all".into(),
+            version: "1.0".into(),
+            description: String::new(),
+            sha256: "h-seo".into(),
+            files: vec![file("plugin.yaml", b"name: seo-all\nversion: 1.0\n")],
+            now: t(0),
+        })
+        .await
+        .unwrap();
+    let mut tpl = template("seo", vec![file("config.yaml", b"name: seo\n")], t(0));
+    tpl.plugins = vec!["seo-all".into()];
+    store.put_template(tpl).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..9_i64 {
+        let org = OrgId::DEFAULT;
+        let name = if i % 3 == 0 { format!("Alpha-{i}") } else { format!("beta-{i}") };
+        let mut new = NewWorkspace::named(org, &name, t(i));
+        new.template = (i % 2 == 0).then(|| "seo".to_owned());
+        ids.push(store.create_workspace(new, None).await.unwrap().id);
+    }
+    store.apply(ids[1], register(), t(20), None).await.unwrap();
+    store.apply(ids[1], heartbeat(0.0), t(21), None).await.unwrap();
+    store.apply(ids[3], register(), t(20), None).await.unwrap();
+    store.apply(ids[3], heartbeat(0.0), t(21), None).await.unwrap();
+    store.set_operator_plugins(ids[5], vec!["seo-all".into()], t(22)).await.unwrap();
+    store.delete_workspace(ids[7], t(23)).await.unwrap();
+
+    let walk = |org: Option<OrgId>, include_removed: bool, filter: crate::WorkspaceFilter| {
+        let store = store.clone();
+        async move {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store
+                    .list_workspaces_filtered(crate::WorkspacePage { org, include_removed, after, limit: 2 }, &filter)
+                    .await
+                    .unwrap();
+                assert!(page.len() <= 2);
+                let Some((last, _)) = page.last() else { break };
+                after = Some(crate::WorkspaceCursor::of(last));
+                seen.extend(page);
+            }
+            seen
+        }
+    };
+    let names =
+        |rows: &[(crate::Workspace, DesiredState)]| rows.iter().map(|(w, _)| w.name.clone()).collect::<Vec<_>>();
+    let online =
+        walk(None, false, crate::WorkspaceFilter { status: Some(WorkspaceStatus::Online), ..Default::default() }).await;
+    assert_eq!(names(&online), ["beta-1", "Alpha-3"]);
+    let alpha =
+        walk(None, false, crate::WorkspaceFilter { name_contains: Some("aLPh".into()), ..Default::default() }).await;
+    assert_eq!(names(&alpha), ["Alpha-0", "Alpha-3", "Alpha-6"], "case-insensitive substring, paged");
+    let literal =
+        walk(None, false, crate::WorkspaceFilter { name_contains: Some("%".into()), ..Default::default() }).await;
+    assert!(literal.is_empty(), "a wildcard is a plain character: {:?}", names(&literal));
+    let from_seo = walk(
+        Some(OrgId::DEFAULT),
+        false,
+        crate::WorkspaceFilter { template: Some("seo".into()), ..Default::default() },
+    )
+    .await;
+    assert_eq!(names(&from_seo), ["Alpha-0", "beta-2", "beta-4", "Alpha-6", "beta-8"], "org scope, template");
+    let elsewhere = walk(
+        Some(OrgId::new_random()),
+        true,
+        crate::WorkspaceFilter { template: Some("seo".into()), ..Default::default() },
+    )
+    .await;
+    assert!(elsewhere.is_empty(), "another org's filtered listing is empty");
+    let with_plugin = walk(
+        Some(OrgId::DEFAULT),
+        true,
+        crate::WorkspaceFilter { plugin: Some("seo-all".into()), ..Default::default() },
+    )
+    .await;
+    assert_eq!(
+        names(&with_plugin),
+        ["Alpha-0", "beta-2", "beta-4", "beta-5", "Alpha-6", "beta-8"],
+        "declared or added"
+    );
+    for (workspace, desired) in &with_plugin {
+        let one = store.desired_state_for_workspace(workspace.id).await.unwrap();
+        assert_eq!(desired, &one, "the page's desired state of {} is the single query's", workspace.name);
+    }
+    let both = walk(
+        None,
+        true,
+        crate::WorkspaceFilter {
+            status: Some(WorkspaceStatus::Removed),
+            name_contains: Some("beta".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(names(&both), ["beta-7"]);
+    let none = walk(None, true, crate::WorkspaceFilter::default()).await;
+    assert_eq!(none.len(), 9, "no filter: every workspace");
+
+    let mut counts = store.count_workspaces_by_status(Some(OrgId::DEFAULT)).await.unwrap();
+    counts.sort_by_key(|(status, _)| status.as_str());
+    assert_eq!(
+        counts,
+        vec![(WorkspaceStatus::Online, 2), (WorkspaceStatus::Provisioning, 6), (WorkspaceStatus::Removed, 1)]
+    );
+    let all: i64 = store.count_workspaces_by_status(None).await.unwrap().iter().map(|(_, n)| n).sum();
+    assert_eq!(all, 9);
+    assert!(store.count_workspaces_by_status(Some(OrgId::new_random())).await.unwrap().is_empty());
 }

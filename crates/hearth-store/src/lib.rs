@@ -82,6 +82,22 @@ pub trait Store: Send + Sync + 'static {
         page: WorkspacePage,
     ) -> StoreResult<Vec<(Workspace, hearth_core::reconcile::DesiredState)>>;
 
+    /// [`Store::list_workspaces_page`] keeping only the workspaces that
+    /// match `filter` (the page holds up to `limit` matches; the cursor is
+    /// the last match), in two queries whatever the page size.
+    async fn list_workspaces_filtered(
+        &self,
+        page: WorkspacePage,
+        filter: &WorkspaceFilter,
+    ) -> StoreResult<Vec<(Workspace, hearth_core::reconcile::DesiredState)>>;
+
+    /// How many workspaces of `org` (all orgs when `None`) are in each
+    /// status, removed included; statuses with none are left out.
+    async fn count_workspaces_by_status(
+        &self,
+        org: Option<OrgId>,
+    ) -> StoreResult<Vec<(hearth_core::WorkspaceStatus, i64)>>;
+
     /// Runs the state machine on the locked row and persists its decision,
     /// the input's field updates and the events in one transaction. For a
     /// register without a live workspace token, `bootstrap_token` is inserted

@@ -131,6 +131,26 @@ pub struct WorkspacePage {
     pub limit: i64,
 }
 
+/// What [`crate::Store::list_workspaces_filtered`] keeps of a page: every
+/// field that is set must match (the dashboard's filters, "which workspaces
+/// use this template/plugin").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkspaceFilter {
+    pub status: Option<WorkspaceStatus>,
+    /// Case-insensitive (ASCII) substring of the name.
+    pub name_contains: Option<String>,
+    /// Created from this template (by name).
+    pub template: Option<String>,
+    /// Wants this plugin: its template declares it or an operator added it.
+    pub plugin: Option<String>,
+}
+
+impl WorkspaceFilter {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
 /// Where a page of workspaces ends: the last one's creation time and id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkspaceCursor {

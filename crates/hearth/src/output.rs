@@ -82,6 +82,46 @@ pub fn note(text: &str) {
     let _ = writeln!(io::stderr().lock(), "{text}");
 }
 
+/// A progress line on stderr that redraws itself in place, only when stderr
+/// is a terminal (piped or redirected output gets none).
+pub struct Progress {
+    enabled: bool,
+    shown: bool,
+}
+
+impl Progress {
+    pub fn on_terminal() -> Self {
+        use std::io::IsTerminal;
+        Self { enabled: io::stderr().is_terminal(), shown: false }
+    }
+
+    /// Whether there is a terminal to show progress on.
+    pub fn is_shown(&self) -> bool {
+        self.enabled
+    }
+
+    /// Replaces the line with `text` (control characters become spaces).
+    pub fn show(&mut self, text: &str) {
+        if !self.enabled {
+            return;
+        }
+        let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        // A terminal that cannot be written to gets no more progress.
+        if write!(io::stderr().lock(), "\r\x1b[2K{clean}").is_err() {
+            self.enabled = false;
+        }
+        self.shown = true;
+    }
+
+    /// Erases the line, so what follows starts on a clean one.
+    pub fn clear(&mut self) {
+        if self.enabled && self.shown && write!(io::stderr().lock(), "\r\x1b[2K").is_err() {
+            self.enabled = false;
+        }
+        self.shown = false;
+    }
+}
+
 /// A table with aligned columns: two spaces between columns, no trailing
 /// blanks. Control characters in cells become spaces, so data from the
 /// server can neither break the layout nor drive the terminal.

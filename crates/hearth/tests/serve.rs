@@ -97,6 +97,9 @@ async fn up_loads_the_example_and_narrates_the_workspace_until_it_has_converged(
     command
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir", "data"])
         .env("HEARTH_AGENT_HEARTBEAT_INTERVAL", "1")
+        // As a new user who built it: no `hearth` on PATH, not under cargo.
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("CARGO")
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap());
     let mut child = command.spawn().unwrap();
@@ -124,10 +127,14 @@ async fn up_loads_the_example_and_narrates_the_workspace_until_it_has_converged(
         "Plugin seo-all 1.0.0 installed",
         "Workspace seo-agent has converged",
         "admin token:  data/admin-token",
-        "hearth workspace list",
-        "hearth events --follow",
+        "dashboard:    http://127.0.0.1:",
+        "install:      cargo install --path crates/hearth",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    // This very binary, by its path: commands that work as printed.
+    for expected in [format!("{} workspace list", support::HEARTH), format!("{} events --follow", support::HEARTH)] {
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
     }
     let pid = child.id().unwrap();
     std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();

@@ -12,6 +12,7 @@ pub mod secrets;
 pub mod service;
 pub mod templates;
 pub mod tokens;
+pub mod wait;
 pub mod workspaces;
 
 use hearth_api::ErrorCode;
@@ -65,6 +66,7 @@ pub fn api(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(templates::get_template))
         .routes(routes!(assets::assets_manifest))
         .routes(routes!(assets::asset_file))
+        .routes(routes!(plugins::get_plugin))
         .routes(routes!(plugins::download_plugin))
         .routes(routes!(plugins::add_operator_plugin, plugins::remove_operator_plugin))
         .routes(routes!(plugins::record_install, plugins::workspace_plugins))
@@ -74,7 +76,9 @@ pub fn api(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(registry::peers))
         .routes(routes!(registry::discover))
         .routes(routes!(workspaces::create_workspace, workspaces::list_workspaces))
+        .routes(routes!(workspaces::workspace_counts))
         .routes(routes!(workspaces::get_workspace, workspaces::delete_workspace))
+        .routes(routes!(wait::wait_for))
         .routes(routes!(workspaces::pause))
         .routes(routes!(workspaces::resume))
         .routes(routes!(workspaces::restart))
@@ -117,6 +121,7 @@ pub fn router(state: AppState) -> Router {
     let tls = state.settings.tls.is_some();
     routes
         .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .merge(crate::ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::extract::refuse_nul_in_path))

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use hearth_api::{
-    ApiErrorBody, ErrorCode, InstalledPluginRecord, PluginResponse, RecordInstallRequest, RecordInstallResponse,
-    UploadPluginRequest, WorkspacePluginsResponse,
+    ApiErrorBody, ErrorCode, InstalledPluginRecord, PluginDetailResponse, PluginResponse, RecordInstallRequest,
+    RecordInstallResponse, UploadPluginRequest, WorkspacePluginsResponse,
 };
 use hearth_archive::{BundlePath, Limits};
 use hearth_core::digest::{plugin_content_hash, PLUGIN_MANIFEST};
@@ -286,4 +286,37 @@ pub async fn remove_operator_plugin(
     let workspace = state.store.set_operator_plugins(workspace.id, plugins, chrono::Utc::now()).await?;
     tracing::info!(workspace_id = %workspace.id, plugin = %name, "operator removed a plugin");
     plugins_response(&state, &workspace).await
+}
+
+/// One plugin of the caller's org and its files (path, sha256, size): what
+/// the dashboard shows as its contents.
+#[utoipa::path(get, path = "/plugins/{name}", tag = "plugins", params(("name" = String, Path)),
+    responses((status = 200, body = PluginDetailResponse), (status = 400, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub async fn get_plugin(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PluginDetailResponse>> {
+    let name = plugin_name(&name)?;
+    let plugin = match state.store.get_plugin(operator.org(), name).await {
+        Ok(plugin) => plugin,
+        Err(hearth_store::StoreError::NotFound(_)) => {
+            return Err(ApiError::not_found(format!("plugin {name:?} not found; push it first")))
+        }
+        Err(other) => return Err(other.into()),
+    };
+    Ok(Json(PluginDetailResponse {
+        name: plugin.name,
+        version: plugin.version,
+        description: plugin.description,
+        sha256: plugin.sha256,
+        files: plugin
+            .files
+            .iter()
+            .map(|f| hearth_api::AssetFile { path: f.path.clone(), sha256: f.sha256.clone(), size: f.size })
+            .collect(),
+        created_at: plugin.created_at,
+        updated_at: plugin.updated_at,
+    }))
 }

@@ -6,11 +6,11 @@ use axum::Json;
 use chrono::Utc;
 use hearth_api::{
     ApiErrorBody, Condition, CreateWorkspaceRequest, DeleteResponse, ErrorCode, StateResponse, StatusResponse,
-    WorkspaceResponse,
+    WorkspaceCounts, WorkspaceResponse,
 };
 use hearth_core::reconcile::DesiredState;
 use hearth_core::{Input, WorkspaceId, WorkspaceStatus};
-use hearth_store::{NewWorkspace, StoreError, Workspace, WorkspaceCursor, WorkspacePage};
+use hearth_store::{NewWorkspace, StoreError, Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage};
 use serde::Deserialize;
 
 use crate::auth::{self, Bearer, IfRemoved, Operator};
@@ -208,6 +208,63 @@ pub struct ListQuery {
     limit: Option<i64>,
     /// Where the previous page ended: its `X-Next-Cursor`.
     cursor: Option<String>,
+    /// Only workspaces in this status (`removed` needs `include_removed`).
+    status: Option<String>,
+    /// Only workspaces whose name contains this text (ASCII case ignored).
+    q: Option<String>,
+    /// Only workspaces created from this template (its name).
+    template: Option<String>,
+    /// Only workspaces that want this plugin (their template declares it or
+    /// an operator added it).
+    plugin: Option<String>,
+}
+
+impl ListQuery {
+    fn filter(&self) -> ApiResult<WorkspaceFilter> {
+        let status = match self.status.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(text) => Some(text.parse::<WorkspaceStatus>().map_err(|_| {
+                let all: Vec<&str> = WorkspaceStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::bad_request(
+                    ErrorCode::InvalidQuery,
+                    format!("status must be one of {}, got {text:?}", all.join(", ")),
+                )
+                .field("status")
+            })?),
+        };
+        let text = |value: &Option<String>, field: &'static str| -> ApiResult<Option<String>> {
+            match value.as_deref().filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) if v.chars().count() > 255 || v.chars().any(char::is_control) => Err(ApiError::bad_request(
+                    ErrorCode::InvalidQuery,
+                    format!("{field} must be at most 255 characters, no control characters"),
+                )
+                .field(field)),
+                Some(v) => Ok(Some(v.to_owned())),
+            }
+        };
+        Ok(WorkspaceFilter {
+            status,
+            name_contains: text(&self.q, "q")?,
+            template: text(&self.template, "template")?,
+            plugin: text(&self.plugin, "plugin")?,
+        })
+    }
+
+    /// The query up to the paging parameters, for the next page's `Link`.
+    fn link_prefix(&self, filter: &WorkspaceFilter) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("include_removed", if self.include_removed { "true" } else { "false" });
+        if let Some(status) = filter.status {
+            query.append_pair("status", status.as_str());
+        }
+        for (key, value) in [("q", &filter.name_contains), ("template", &filter.template), ("plugin", &filter.plugin)] {
+            if let Some(value) = value {
+                query.append_pair(key, value);
+            }
+        }
+        format!("/workspaces?{}&", query.finish())
+    }
 }
 
 /// Workspaces of the caller's org (all orgs for the admin), in creation
@@ -229,11 +286,16 @@ pub async fn list_workspaces(
         None => None,
         Some(text) => Some(WorkspaceCursor::parse(text).ok_or_else(|| crate::paging::bad_cursor(text))?),
     };
+    let filter = query.filter()?;
     // One more than asked tells whether another page follows.
     let page = WorkspacePage { org: operator.scope(), include_removed: query.include_removed, after, limit: limit + 1 };
-    let mut rows = state.store.list_workspaces_page(page).await?;
+    let mut rows = if filter.is_empty() {
+        state.store.list_workspaces_page(page).await?
+    } else {
+        state.store.list_workspaces_filtered(page, &filter).await?
+    };
     let next = crate::paging::trim(&mut rows, limit).map(|(last, _)| WorkspaceCursor::of(last).encode());
-    let prefix = format!("/workspaces?include_removed={}&", query.include_removed);
+    let prefix = query.link_prefix(&filter);
     let headers = crate::paging::next_headers(&prefix, limit, next)?;
     Ok((headers, Json(rows.iter().map(|(w, desired)| workspace_response(w, desired)).collect())))
 }
@@ -337,4 +399,22 @@ pub async fn workspace_state(
         code: removed.then_some(ErrorCode::NotFound),
     };
     Ok((if removed { StatusCode::NOT_FOUND } else { StatusCode::OK }, Json(body)))
+}
+
+/// How many workspaces of the caller's org (all orgs for the admin) are in
+/// each status: one grouped query, for the dashboard's fleet summary.
+#[utoipa::path(get, path = "/workspaces/counts", tag = "workspaces",
+    responses((status = 200, body = WorkspaceCounts), (status = 401, body = ApiErrorBody)))]
+pub async fn workspace_counts(State(state): State<AppState>, operator: Operator) -> ApiResult<Json<WorkspaceCounts>> {
+    let counted = state.store.count_workspaces_by_status(operator.scope()).await?;
+    let mut by_status: std::collections::BTreeMap<String, i64> =
+        WorkspaceStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
+    let mut total = 0;
+    for (status, count) in counted {
+        by_status.insert(status.as_str().to_owned(), count);
+        if status != WorkspaceStatus::Removed {
+            total += count;
+        }
+    }
+    Ok(Json(WorkspaceCounts { total, by_status }))
 }

@@ -98,6 +98,9 @@ async fn operator_routes_require_an_operator_token(engine: Engine) {
         (Method::GET, "/plugins".into()),
         (Method::PUT, format!("/workspaces/{id}/plugins/x")),
         (Method::DELETE, format!("/workspaces/{id}/plugins/x")),
+        (Method::GET, "/workspaces/counts".into()),
+        (Method::GET, format!("/workspaces/{id}/wait?for=status%3Donline&timeout=0")),
+        (Method::GET, "/plugins/x".into()),
     ];
     for (method, path) in routes {
         for token in [None, Some("garbage"), Some(workspace_token.as_str())] {

@@ -1,5 +1,7 @@
 //! `hearth events`: the event log, or (with `--follow`) the live stream.
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 use clap::Args;
 use futures_util::StreamExt;
@@ -56,13 +58,15 @@ async fn list(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
         output::note("no events");
         return Ok(());
     }
+    let mut names = Names::default();
     let mut table = Table::new(["SEQ", "TIME", "EVENT", "WORKSPACE", "PAYLOAD"]);
     for event in &events {
+        let workspace = names.cell(op, event).await;
         table.row([
             event.seq.to_string(),
             timestamp(event.timestamp),
             event.event.clone(),
-            workspace_cell(event),
+            workspace,
             payload_cell(&event.payload),
         ]);
     }
@@ -72,12 +76,14 @@ async fn list(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
 async fn follow(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
     let mut stream =
         op.client.follow_events(args.since, args.workspace).await.context("cannot follow the event stream")?;
+    let mut names = Names::default();
     while let Some(event) = stream.next().await {
         let event = event?;
         if op.json {
             output::print_json_line(&event)?;
         } else {
-            output::print(&follow_line(&event))?;
+            let workspace = names.cell(op, &event).await;
+            output::print(&follow_line(&event, &workspace))?;
         }
     }
     Ok(())
@@ -85,20 +91,52 @@ async fn follow(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
 
 /// One event as a line with fixed-width columns (a streamed table cannot
 /// measure its rows in advance).
-fn follow_line(event: &EventResponse) -> String {
+fn follow_line(event: &EventResponse, workspace: &str) -> String {
+    let workspace: String = workspace.chars().take(WORKSPACE_WIDTH).collect();
     let line = format!(
         "{:>6}  {}  {:<26}  {:<36}  {}",
         event.seq,
         timestamp(event.timestamp),
         event.event,
-        workspace_cell(event),
+        workspace,
         payload_cell(&event.payload)
     );
     line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim_end().to_owned()
 }
 
-fn workspace_cell(event: &EventResponse) -> String {
-    event.workspace_id.map_or_else(|| "-".to_owned(), |id| id.to_string())
+/// Width of the workspace column of a followed event.
+const WORKSPACE_WIDTH: usize = 36;
+
+/// Workspace names by id, asked for once per workspace.
+#[derive(Default)]
+struct Names {
+    known: HashMap<WorkspaceId, Option<String>>,
+}
+
+impl Names {
+    /// `name (first 8 of the id)`, or the id when its name cannot be read
+    /// (said once on stderr).
+    async fn cell(&mut self, op: &Operator, event: &EventResponse) -> String {
+        let Some(id) = event.workspace_id else { return "-".to_owned() };
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.known.entry(id) {
+            let name = match op.client.get_workspace(id).await {
+                Ok(workspace) => Some(workspace.name),
+                Err(err) => {
+                    output::note(&format!("cannot read the name of workspace {id} ({err}); showing its id"));
+                    None
+                }
+            };
+            slot.insert(name);
+        }
+        workspace_cell(id, self.known.get(&id).and_then(Option::as_deref))
+    }
+}
+
+fn workspace_cell(id: WorkspaceId, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{name} ({})", &id.to_string()[..8]),
+        None => id.to_string(),
+    }
 }
 
 fn payload_cell(payload: &Value) -> String {
@@ -127,14 +165,20 @@ mod tests {
             timestamp: Utc.with_ymd_and_hms(2026, 11, 24, 11, 20, 0).unwrap(),
             payload: json!({"recovered_from": "provisioning\nx"}),
         };
+        let id: WorkspaceId = "0b6a4d3e-2f1c-4e5d-8a7b-9c0d1e2f3a4b".parse().unwrap();
         assert_eq!(
-            follow_line(&event),
+            follow_line(&event, &workspace_cell(id, Some("seo-agent"))),
+            "    42  2026-11-24T11:20:00Z  WORKSPACE_ONLINE            seo-agent (0b6a4d3e)                  \
+             {\"recovered_from\":\"provisioning\\nx\"}"
+        );
+        assert_eq!(
+            follow_line(&event, &workspace_cell(id, None)),
             "    42  2026-11-24T11:20:00Z  WORKSPACE_ONLINE            0b6a4d3e-2f1c-4e5d-8a7b-9c0d1e2f3a4b  \
              {\"recovered_from\":\"provisioning\\nx\"}"
         );
         let quiet = EventResponse { workspace_id: None, payload: json!({}), ..event };
         assert_eq!(
-            follow_line(&quiet),
+            follow_line(&quiet, "-"),
             format!("    42  2026-11-24T11:20:00Z  WORKSPACE_ONLINE            {:<36}  -", "-")
         );
     }

@@ -84,7 +84,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     ));
 
     let client = Client::new(&url, Some(token))?;
-    let guide = Guide { client, url, data_dir, interval };
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("hearth"));
+    let hearth = cli_command(hearth_on_path(), std::env::var_os("CARGO").is_some(), &exe);
+    let guide = Guide { client, url, data_dir, interval, hearth };
     let signal = hearth_server::startup::shutdown_signal();
     tokio::pin!(signal);
     let mut interrupted = false;
@@ -136,6 +138,8 @@ struct Guide {
     url: String,
     data_dir: PathBuf,
     interval: Duration,
+    /// How to run the CLI from here (`cli_command`).
+    hearth: String,
 }
 
 /// What the narration has already said about the workspace.
@@ -233,9 +237,10 @@ impl Guide {
             }
             if started.elapsed() > CONVERGE_PATIENCE {
                 say(&format!(
-                    "Workspace {} has not converged after {}s. See `hearth workspace get {id}` for its conditions \
+                    "Workspace {} has not converged after {}s. See `{} workspace get {id}` for its conditions \
                      and {} for its runtime's log.",
                     workspace.name,
+                    self.hearth,
                     CONVERGE_PATIENCE.as_secs(),
                     dir.join("agent.log").display()
                 ));
@@ -262,9 +267,9 @@ impl Guide {
                     seconds(self.interval)
                 ),
                 WorkspaceStatus::Paused | WorkspaceStatus::Hibernated => format!(
-                    "Workspace {name} is {}, so Hearth runs no runtime for it; `hearth workspace resume {}` brings \
+                    "Workspace {name} is {}, so Hearth runs no runtime for it; `{} workspace resume {}` brings \
                      it back.",
-                    workspace.status, workspace.id
+                    workspace.status, self.hearth, workspace.id
                 ),
                 status => format!("Workspace {name} is {status}."),
             };
@@ -328,17 +333,40 @@ impl Guide {
         } else {
             "the hearth CLI reads it from there when HEARTH_DATA_DIR names the data dir, as below"
         };
+        let hearth = &self.hearth;
         let mut text = String::new();
         text.push('\n');
         text.push_str(&format!("  Hearth:       {}\n", self.url));
+        text.push_str(&format!("  dashboard:    {}/ (sign in with the admin token)\n", self.url));
         text.push_str(&format!("  admin token:  {} ({how})\n", token_file.display()));
-        text.push_str(&format!("  try:          {prefix}hearth workspace list\n"));
-        text.push_str(&format!("                {prefix}hearth workspace get {}\n", workspace.id));
-        text.push_str(&format!("                {prefix}hearth events --follow\n"));
-        text.push_str(&format!("                {prefix}hearth e2e template-delivery\n"));
+        text.push_str(&format!("  try:          {prefix}{hearth} workspace list\n"));
+        text.push_str(&format!("                {prefix}{hearth} workspace get {}\n", workspace.id));
+        text.push_str(&format!("                {prefix}{hearth} events --follow\n"));
+        text.push_str(&format!("                {prefix}{hearth} e2e template-delivery\n"));
+        if hearth != "hearth" {
+            text.push_str("  install:      cargo install --path crates/hearth   (puts `hearth` on your PATH)\n");
+        }
         text.push('\n');
         text.push_str("Hearth keeps serving; Ctrl-C stops it (and the runtime it started).");
         say(&text);
+    }
+}
+
+/// Whether a `hearth` executable is on `PATH`.
+fn hearth_on_path() -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("hearth").is_file()))
+}
+
+/// How a person can run the CLI now: `hearth` when it is on `PATH`, the
+/// `cargo run` form when this process was started by cargo, else this
+/// executable's path.
+fn cli_command(on_path: bool, under_cargo: bool, exe: &Path) -> String {
+    if on_path {
+        "hearth".to_owned()
+    } else if under_cargo {
+        "cargo run -q -p hearth --".to_owned()
+    } else {
+        exe.display().to_string()
     }
 }
 
@@ -365,6 +393,14 @@ mod tests {
         assert!(settings.database_url.is_none());
         assert_eq!(settings.data_dir, PathBuf::from("/tmp/d"));
         assert_eq!(hearth_server::startup::database_url(&settings), "sqlite:///tmp/d/hearth.db");
+    }
+
+    #[test]
+    fn suggested_commands_work_without_hearth_on_the_path() {
+        let exe = Path::new("/src/hearth/target/debug/hearth");
+        assert_eq!(cli_command(true, true, exe), "hearth");
+        assert_eq!(cli_command(false, true, exe), "cargo run -q -p hearth --");
+        assert_eq!(cli_command(false, false, exe), "/src/hearth/target/debug/hearth");
     }
 
     #[test]

@@ -6,16 +6,26 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use chrono::Utc;
 use clap::{Args, Subcommand};
-use hearth_api::{CreateWorkspaceRequest, StatusResponse, WorkspaceResponse};
+use hearth_api::{CreateWorkspaceRequest, StatusResponse, WaitFor, WaitOutcome, WaitResponse, WorkspaceResponse};
 use hearth_client::ClientError;
 use hearth_core::{WorkspaceId, WorkspaceStatus};
 
 use crate::cli;
 use crate::operator::Operator;
-use crate::output::{self, age, or_dash, render_fields, short_hex, timestamp, truncate, Table};
+use crate::output::{self, age, or_dash, render_fields, short_hex, timestamp, truncate, ExitWith, Table};
 
-/// How often `workspace wait` asks for the workspace.
-const WAIT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// `workspace wait`: the state can no longer be reached (removed).
+pub const EXIT_IMPOSSIBLE: u8 = 3;
+/// `workspace wait`: the time ran out (also what any failure exits with).
+pub const EXIT_TIMED_OUT: u8 = 1;
+/// The longest wait one request asks the server for (its maximum).
+const MAX_WAIT_PER_REQUEST: u64 = 300;
+/// The longest wait one request asks for while a progress line shows.
+const PROGRESS_WAIT_PER_REQUEST: u64 = 10;
+/// How often the progress line is redrawn.
+const PROGRESS_TICK: Duration = Duration::from_millis(250);
+/// Pause before asking again after the server could not be reached.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Subcommand)]
 pub enum WorkspaceCommand {
@@ -57,7 +67,10 @@ pub enum WorkspaceCommand {
         #[arg(value_name = "ID", value_parser = cli::workspace_id)]
         id: WorkspaceId,
     },
-    /// Wait until a workspace reaches a status (progress on stderr).
+    /// Wait until a workspace reaches a status or a condition, with the
+    /// server's long poll (a progress line on stderr when it is a terminal).
+    #[command(after_help = "Exit codes: 0 met; 1 timed out (or the request failed); 3 can no longer happen \
+                            (the workspace was removed); 2 usage error.")]
     Wait(WaitArgs),
 }
 
@@ -80,19 +93,33 @@ pub struct CreateArgs {
     /// Also issue a workspace token (printed once).
     #[arg(long)]
     issue_token: bool,
+    /// Then wait until it is online (exit codes as `workspace wait`).
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120, requires = "wait")]
+    timeout: u64,
 }
 
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     #[arg(value_name = "ID", value_parser = cli::workspace_id)]
     id: WorkspaceId,
-    /// Status to wait for: provisioning, online, offline, degraded, failed,
-    /// removed, paused or hibernated.
-    #[arg(long, value_name = "STATUS", value_parser = parse_status)]
-    status: WorkspaceStatus,
+    /// What to wait for: status=STATUS (provisioning, online, offline,
+    /// degraded, failed, removed, paused, hibernated) or condition=TYPE
+    /// (Live, AssetsDelivered, PluginsInstalled; waits for True).
+    #[arg(long = "for", value_name = "WHAT", value_parser = parse_wait_for, conflicts_with = "status")]
+    target: Option<WaitFor>,
+    /// The same as --for status=STATUS (the older spelling).
+    #[arg(long, value_name = "STATUS", value_parser = parse_status, hide = true)]
+    status: Option<WorkspaceStatus>,
     /// Give up (exit 1) after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     timeout: u64,
+}
+
+fn parse_wait_for(text: &str) -> Result<WaitFor, String> {
+    text.parse()
 }
 
 fn parse_status(text: &str) -> Result<WorkspaceStatus, String> {
@@ -168,13 +195,24 @@ async fn create(args: CreateArgs, op: &Operator) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot create workspace {:?}", request.name))?;
     if op.json {
+        if args.wait {
+            let target = WaitFor::Status(WorkspaceStatus::Online);
+            let answer = wait_until(op, workspace.id, &target, Duration::from_secs(args.timeout)).await?;
+            return output::print_json(&answer.workspace);
+        }
         return output::print_json(&workspace);
     }
     let mut text = format!("created workspace {} ({}); it is {}\n", workspace.id, workspace.name, workspace.status);
     if let Some(token) = &workspace.auth_token {
         text.push_str(&format!("workspace token (shown only once, store it now): {token}\n"));
     }
-    Ok(output::print(&text)?)
+    output::print(&text)?;
+    if args.wait {
+        let target = WaitFor::Status(WorkspaceStatus::Online);
+        let answer = wait_until(op, workspace.id, &target, Duration::from_secs(args.timeout)).await?;
+        output::print(&answer.message)?;
+    }
+    Ok(())
 }
 
 async fn list(include_removed: bool, op: &Operator) -> anyhow::Result<()> {
@@ -276,54 +314,108 @@ fn describe(workspace: &WorkspaceResponse) -> String {
 }
 
 async fn wait(args: WaitArgs, op: &Operator) -> anyhow::Result<()> {
-    let WaitArgs { id, status: target, timeout } = args;
+    let target = match (args.target, args.status) {
+        (Some(target), _) => target,
+        (None, Some(status)) => WaitFor::Status(status),
+        (None, None) => bail!("say what to wait for: --for status=STATUS or --for condition=TYPE"),
+    };
+    let answer = wait_until(op, args.id, &target, Duration::from_secs(args.timeout)).await?;
+    print_met(op, &answer)
+}
+
+fn print_met(op: &Operator, answer: &WaitResponse) -> anyhow::Result<()> {
+    if op.json {
+        output::print_json(answer)
+    } else {
+        Ok(output::print(&answer.message)?)
+    }
+}
+
+/// Waits with the server's long poll (`GET /workspaces/{id}/wait`), asking
+/// again whenever one poll ends before `timeout` does; the server answers as
+/// soon as the workspace changes, so nothing here sleeps between asks.
+/// Met: the last answer. Timed out: exit 1. Impossible (removed): exit 3.
+pub async fn wait_until(
+    op: &Operator,
+    id: WorkspaceId,
+    target: &WaitFor,
+    timeout: Duration,
+) -> anyhow::Result<WaitResponse> {
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(timeout);
-    let mut last: Option<WorkspaceStatus> = None;
-    // The transport error of the latest poll, if it failed that way.
+    let deadline = started + timeout;
+    let mut progress = output::Progress::on_terminal();
+    // What the latest answer said, for the progress line.
+    let mut status = String::new();
     let mut unreachable: Option<ClientError> = None;
     loop {
-        match op.client.get_workspace(id).await {
-            Ok(workspace) => {
-                unreachable = None;
-                if last != Some(workspace.status) && workspace.status != target {
-                    output::note(&format!(
-                        "workspace {id} is {} ({:.1}s), waiting for {target}",
-                        workspace.status,
-                        started.elapsed().as_secs_f64()
+        let left = deadline.saturating_duration_since(Instant::now());
+        // On a terminal, shorter polls keep the status on the progress line
+        // fresh while nothing happens; each still answers at the change.
+        let per_request = if progress.is_shown() { PROGRESS_WAIT_PER_REQUEST } else { MAX_WAIT_PER_REQUEST };
+        // Whole seconds, rounded up: a wait of 0 s for the last fraction of a
+        // second would be asked again and again until the deadline.
+        let chunk = (left.as_secs() + u64::from(left.subsec_nanos() > 0)).min(per_request);
+        let ask = op.client.wait_for(id, target, chunk);
+        tokio::pin!(ask);
+        let mut tick = tokio::time::interval(PROGRESS_TICK);
+        let result = loop {
+            tokio::select! {
+                result = &mut ask => break result,
+                _ = tick.tick() => {
+                    let now = if status.is_empty() { String::new() } else { format!(": it is {status}") };
+                    progress.show(&format!(
+                        "waiting for workspace {id} to have {target}{now} ({:.0}s of {}s)",
+                        started.elapsed().as_secs_f64(),
+                        timeout.as_secs()
                     ));
                 }
-                last = Some(workspace.status);
-                if workspace.status == target {
-                    return if op.json {
-                        output::print_json(&workspace)
-                    } else {
+            }
+        };
+        match result {
+            Ok(answer) => {
+                unreachable = None;
+                status = answer.workspace.status.to_string();
+                match answer.outcome {
+                    WaitOutcome::Met => {
+                        progress.clear();
                         let elapsed = started.elapsed().as_secs_f64();
-                        Ok(output::print(&format!("workspace {id} is {target} (after {elapsed:.1}s)"))?)
-                    };
-                }
-                if workspace.status == WorkspaceStatus::Removed {
-                    bail!("workspace {id} was removed while waiting for it to become {target}");
+                        return Ok(WaitResponse {
+                            message: format!("{} (after {elapsed:.1}s)", answer.message),
+                            ..answer
+                        });
+                    }
+                    WaitOutcome::Impossible => {
+                        progress.clear();
+                        return Err(ExitWith::new(EXIT_IMPOSSIBLE, answer.message).into());
+                    }
+                    WaitOutcome::TimedOut => {}
                 }
             }
             // A server that restarts meanwhile is not a reason to give up.
             Err(err @ ClientError::Transport(_)) => {
                 if unreachable.is_none() {
+                    progress.clear();
                     output::note(&format!("{err}; still trying"));
                 }
                 unreachable = Some(err);
+                tokio::time::sleep(RECONNECT_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
             }
-            Err(err) => return Err(err).with_context(|| format!("cannot get workspace {id}")),
+            Err(err) => {
+                progress.clear();
+                return Err(err).with_context(|| format!("cannot wait for workspace {id}"));
+            }
         }
-        let now = Instant::now();
-        if now >= deadline {
-            let why = match (&unreachable, last) {
-                (Some(err), _) => format!("the last attempt failed: {err}"),
-                (None, Some(status)) => format!("its status is {status}"),
-                (None, None) => "its status is unknown".to_owned(),
+        if Instant::now() >= deadline {
+            progress.clear();
+            let why = match &unreachable {
+                Some(err) => format!("the last attempt failed: {err}"),
+                None => format!("it is {status}"),
             };
-            bail!("workspace {id} did not become {target} within {timeout}s ({why})");
+            return Err(ExitWith::new(
+                EXIT_TIMED_OUT,
+                format!("workspace {id} did not have {target} within {}s ({why})", timeout.as_secs()),
+            )
+            .into());
         }
-        tokio::time::sleep(WAIT_POLL_INTERVAL.min(deadline - now)).await;
     }
 }

@@ -1,0 +1,233 @@
+// End-to-end test of the Hearth dashboard in a real headless Chromium.
+//
+// Starts `hearth serve` (SQLite, a temp data dir), signs in with the admin
+// token, and checks what an operator relies on: a workspace created from the
+// CLI appears and goes online live (no reload), its plugin shows installed,
+// pausing from the page pauses it (the CLI agrees), a refused action shows
+// the API's message verbatim, and the page says when it lost the server and
+// comes back by itself. The browser may reach the Hearth origin only: every
+// other request is aborted, and the test fails if one was even tried.
+//
+// Environment: HEARTH_BIN (the hearth binary), CHROMIUM (default
+// /usr/bin/chromium), UI_SCREENSHOTS (default ui-tests/screenshots),
+// HEARTH_UI_DATABASE_URL (a database for the server; default its SQLite).
+
+import { spawn, execFile } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, "..");
+const hearthBin = process.env.HEARTH_BIN || join(repo, "target/debug/hearth");
+const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
+const shots = resolve(process.env.UI_SCREENSHOTS || join(here, "screenshots"));
+const WAIT = 30_000; // the longest any one expectation may take (an upper bound, not a measurement)
+const run = promisify(execFile);
+
+const children = [];
+const data = mkdtempSync(join(tmpdir(), "hearth-ui-"));
+
+function step(text) {
+  console.log(`ui-test: ${text}`);
+}
+
+// `hearth serve` on `listen`; resolves with its URL once it says it listens.
+function serve(listen) {
+  const args = ["serve", "--listen", listen, "--data-dir", join(data, "server"), "--sweep-interval", "1"];
+  if (process.env.HEARTH_UI_DATABASE_URL) args.push("--database-url", process.env.HEARTH_UI_DATABASE_URL);
+  const child = spawn(hearthBin, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, RUST_LOG: "warn" },
+  });
+  children.push(child);
+  child.stderr.on("data", (chunk) => process.stderr.write(`[serve] ${chunk}`));
+  return new Promise((resolveUrl, reject) => {
+    let out = "";
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const match = out.match(/hearth listening on (http:\/\/\S+)/);
+      if (match) resolveUrl({ child, url: match[1] });
+    });
+    child.on("exit", (code) => reject(new Error(`hearth serve exited with ${code} before listening`)));
+  });
+}
+
+async function stop(child) {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((done) => child.on("exit", done));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+let url;
+let token;
+
+async function cli(...args) {
+  const { stdout } = await run(hearthBin, ["--server", url, "--token", token, ...args], { cwd: repo });
+  return stdout;
+}
+
+async function main() {
+  mkdirSync(shots, { recursive: true });
+  step(`screenshots go to ${shots}`);
+  let server = await serve("127.0.0.1:0");
+  url = server.url;
+  const origin = new URL(url).origin;
+  token = readFileSync(join(data, "server", "admin-token"), "utf8").trim();
+  step(`hearth serve at ${url} on ${process.env.HEARTH_UI_DATABASE_URL ? "PostgreSQL" : "SQLite"}`);
+
+  await cli("plugin", "push", join(repo, "examples/plugins/seo-all"));
+  await cli("template", "push", join(repo, "examples/templates/seo-agent"));
+
+  const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ["--no-sandbox"] });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  // Only the Hearth origin is reachable: everything else is aborted and noted.
+  const elsewhere = [];
+  const requested = [];
+  await context.route("**/*", (route) => {
+    const target = route.request().url();
+    requested.push(target);
+    if (new URL(target).origin === origin) return route.continue();
+    elsewhere.push(target);
+    return route.abort("blockedbyclient");
+  });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") consoleErrors.push(message.text());
+  });
+  page.on("pageerror", (error) => consoleErrors.push(String(error)));
+
+  step("sign in");
+  await page.goto(`${url}/`);
+  await page.getByLabel("Admin or org token").fill("not-a-token");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").filter({ hasText: "admin auth required" }).waitFor({ timeout: WAIT });
+  await page.getByLabel("Admin or org token").fill(token);
+  await page.keyboard.press("Enter"); // the form submits from the keyboard
+  await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout: WAIT });
+  await page.locator('#connection[data-state="live"]').waitFor({ timeout: WAIT });
+  const stored = await page.evaluate(() => ({ session: sessionStorage.getItem("hearth.token"), cookie: document.cookie, href: location.href }));
+  assert.equal(stored.session, token, "the token is kept in sessionStorage");
+  assert.equal(stored.cookie, "", "no cookie");
+  assert.ok(!stored.href.includes(token), "the token is never in the URL");
+
+  // A marker that a reload would wipe.
+  await page.evaluate(() => {
+    window.hearthNoReload = true;
+  });
+
+  step("a workspace created from the CLI appears live");
+  const created = JSON.parse(await cli("--json", "workspace", "create", "ui-agent", "--template", "seo-agent"));
+  const row = page.locator('#fleet tr[data-name="ui-agent"]');
+  await row.waitFor({ timeout: WAIT });
+  assert.equal(await row.getAttribute("data-status"), "provisioning");
+
+  step("its runtime starts; the row goes online with its plugin installed, without a reload");
+  const agent = spawn(hearthBin, ["agent", "--server", url, "--workspace", created.id, "--dir", join(data, "agent"), "--heartbeat-interval", "1"], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, HEARTH_TOKEN: "" },
+  });
+  children.push(agent);
+  agent.stderr.on("data", (chunk) => process.stderr.write(`[agent] ${chunk}`));
+  await page.locator('#fleet tr[data-name="ui-agent"][data-status="online"]').waitFor({ timeout: WAIT });
+  await row.locator('[data-condition="PluginsInstalled=True"]').waitFor({ timeout: WAIT });
+  await row.locator('[data-condition="AssetsDelivered=True"]').waitFor({ timeout: WAIT });
+  await row.getByText("online", { exact: true }).waitFor();
+  assert.equal(await page.evaluate(() => window.hearthNoReload), true, "the page was not reloaded");
+  await page.locator('[data-count="online"]').filter({ hasText: "1" }).waitFor({ timeout: WAIT });
+  await page.screenshot({ path: join(shots, "fleet.png"), fullPage: true });
+
+  step("filter and search");
+  await page.getByLabel("Search by name").fill("no-such-name");
+  await page.getByText("No workspace matches.").waitFor({ timeout: WAIT });
+  await page.getByLabel("Search by name").fill("UI-AG");
+  await row.waitFor({ timeout: WAIT });
+  await page.getByLabel("Search by name").fill("");
+
+  step("the workspace view shows its plugin installed");
+  await row.getByRole("link", { name: "ui-agent" }).click();
+  await page.getByRole("heading", { name: /ui-agent/ }).waitFor({ timeout: WAIT });
+  await page.locator('#plugins tr[data-plugin="seo-all"][data-plugin-state="installed"]').waitFor({ timeout: WAIT });
+  await page.locator('#conditions tr[data-condition="PluginsInstalled"][data-condition-status="True"]').waitFor({ timeout: WAIT });
+  await page.locator('.tree [data-path="config.yaml"]').waitFor({ timeout: WAIT });
+  await page.locator('#timeline [data-event="WORKSPACE_ONLINE"]').waitFor({ timeout: WAIT });
+  await page.screenshot({ path: join(shots, "workspace.png"), fullPage: true });
+
+  step("a confirmation can be cancelled from the keyboard");
+  await page.locator('button[data-action="restart"]').focus();
+  await page.keyboard.press("Enter");
+  await page.locator("dialog#confirm[open]").waitFor();
+  await page.keyboard.press("Escape");
+  await page.locator("dialog#confirm").waitFor({ state: "hidden" });
+  assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.dataset.action), "restart", "focus returns to the button");
+
+  step("pause from the page; the CLI agrees");
+  await page.locator('button[data-action="pause"]').click();
+  await page.getByRole("button", { name: "Pause ui-agent" }).click();
+  await page.locator('main[data-status="paused"]').waitFor({ timeout: WAIT });
+  await page.getByRole("heading", { name: /ui-agent/ }).getByText("paused", { exact: true }).waitFor();
+  const viaCli = JSON.parse(await cli("--json", "workspace", "get", created.id));
+  assert.equal(viaCli.status, "paused", "hearth workspace get agrees");
+
+  step("a refused action shows the API's message verbatim");
+  await page.locator('button[data-action="pause"]').click();
+  await page.getByRole("button", { name: "Pause ui-agent" }).click();
+  const refusal = page.locator("#action-result [data-refusal]");
+  await refusal.waitFor({ timeout: WAIT });
+  const shown = (await refusal.textContent()).trim();
+  const direct = await fetch(`${url}/workspaces/${created.id}/pause`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+  const body = await direct.json();
+  assert.equal(direct.status, 409);
+  assert.equal(shown, body.error, "the page shows the API's error as is");
+  assert.equal(await refusal.getAttribute("data-refusal"), "409");
+
+  step("templates and plugins: contents and who uses them");
+  await page.getByRole("link", { name: "Templates" }).click();
+  await page.getByRole("link", { name: "seo-agent" }).click();
+  await page.locator('.tree [data-path="prompts/system.md"]').waitFor({ timeout: WAIT });
+  await page.locator(".used-by").getByRole("link", { name: "ui-agent" }).waitFor({ timeout: WAIT });
+  await page.getByRole("link", { name: "Plugins" }).first().click();
+  await page.locator('#plugin-list tr[data-plugin="seo-all"] a').click();
+  await page.locator('.tree [data-path="plugin.yaml"]').waitFor({ timeout: WAIT });
+  await page.locator(".used-by").getByRole("link", { name: "ui-agent" }).waitFor({ timeout: WAIT });
+
+  step("losing the server shows; the page reconnects by itself and resumes");
+  await page.getByRole("link", { name: "Fleet" }).click();
+  await row.waitFor({ timeout: WAIT });
+  const listen = new URL(url).host;
+  await stop(server.child);
+  await page.locator('#connection[data-state="reconnecting"], #connection[data-state="disconnected"]').waitFor({ timeout: WAIT });
+  assert.match(await page.locator("#connection").textContent(), /Disconnected|Reconnecting/);
+  server = await serve(listen);
+  await page.locator('#connection[data-state="live"]').waitFor({ timeout: 60_000 });
+  await cli("workspace", "resume", created.id);
+  await page.locator('#fleet tr[data-name="ui-agent"]:not([data-status="paused"])').waitFor({ timeout: WAIT });
+  assert.equal(await page.evaluate(() => window.hearthNoReload), true, "still no reload");
+
+  step("nothing left the Hearth origin");
+  assert.deepEqual(elsewhere, [], "requests to other origins were tried");
+  assert.ok(requested.length > 5 && requested.every((r) => new URL(r).origin === origin), "every request went to Hearth");
+  const unexpected = consoleErrors.filter((text) => !/Failed to load resource|net::ERR_|409|Unauthorized|401/.test(text));
+  assert.deepEqual(unexpected, [], "no script errors");
+
+  await browser.close();
+  step(`OK; screenshots: ${join(shots, "fleet.png")}, ${join(shots, "workspace.png")}`);
+}
+
+let failed = false;
+try {
+  await main();
+} catch (error) {
+  failed = true;
+  console.error("ui-test: FAILED:", error);
+} finally {
+  for (const child of children.reverse()) await stop(child);
+  rmSync(data, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
