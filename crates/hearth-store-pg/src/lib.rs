@@ -158,19 +158,20 @@ impl Dialect for Pg {
             "select ",
             workspace_columns!(),
             " from workspaces where status in ('online', 'degraded') \
-            and coalesce(last_heartbeat_at, status_changed_at) < $1 order by workspace_id limit $2 for update skip locked"
+            and coalesce(last_heartbeat_at, status_changed_at) < $1 \
+            order by coalesce(last_heartbeat_at, status_changed_at) limit $2 for update skip locked"
         ),
         sweep_provision_timeout_rows: concat!(
             "select ",
             workspace_columns!(),
             " from workspaces where status = 'provisioning' and status_changed_at < $1 \
-            order by workspace_id limit $2 for update skip locked"
+            order by status_changed_at limit $2 for update skip locked"
         ),
         sweep_idle_rows: concat!(
             "select ",
             workspace_columns!(),
             " from workspaces where status = 'online' and coalesce(last_active_at, status_changed_at) < $1 \
-            and active_tasks = 0 order by workspace_id limit $2 for update skip locked"
+            and active_tasks = 0 order by coalesce(last_active_at, status_changed_at) limit $2 for update skip locked"
         ),
         write_liveness: "update workspaces as w set last_heartbeat_at = b.at, last_error_rate = b.error_rate, \
             last_sample_error = case when b.sample_error_reported then b.sample_error else w.last_sample_error end, \

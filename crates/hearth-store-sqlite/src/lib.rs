@@ -161,19 +161,20 @@ impl Dialect for Sqlite {
             "select ",
             workspace_columns!(),
             " from workspaces where status in ('online', 'degraded') \
-            and coalesce(last_heartbeat_at, status_changed_at) < $1 order by workspace_id limit $2"
+            and coalesce(last_heartbeat_at, status_changed_at) < $1 \
+            order by coalesce(last_heartbeat_at, status_changed_at) limit $2"
         ),
         sweep_provision_timeout_rows: concat!(
             "select ",
             workspace_columns!(),
             " from workspaces where status = 'provisioning' and status_changed_at < $1 \
-            order by workspace_id limit $2"
+            order by status_changed_at limit $2"
         ),
         sweep_idle_rows: concat!(
             "select ",
             workspace_columns!(),
             " from workspaces where status = 'online' and coalesce(last_active_at, status_changed_at) < $1 \
-            and active_tasks = 0 order by workspace_id limit $2"
+            and active_tasks = 0 order by coalesce(last_active_at, status_changed_at) limit $2"
         ),
         write_liveness: "update workspaces set last_heartbeat_at = $3, last_error_rate = $4, \
             last_sample_error = case when $6 then $5 else last_sample_error end, active_tasks = $7, \

@@ -111,6 +111,15 @@ fn operation_constraints(path: &str, operation: &mut Value) {
                     set(schema, "pattern", json!(UUID));
                 }
                 ("query", "cursor") if path == "/workspaces" => set(schema, "pattern", json!(WORKSPACE_CURSOR)),
+                ("query", "status") if path == "/workspaces" => {
+                    let statuses: Vec<&str> = hearth_core::WorkspaceStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    set(schema, "enum", json!(statuses));
+                }
+                ("query", "for") if path.ends_with("/wait") => {
+                    let statuses = hearth_core::WorkspaceStatus::ALL.iter().map(|s| format!("status={}", s.as_str()));
+                    let conditions = hearth_api::CONDITION_TYPES.iter().map(|c| format!("condition={c}"));
+                    set(schema, "enum", json!(statuses.chain(conditions).collect::<Vec<_>>()));
+                }
                 ("query", "cursor") => {
                     set(schema, "format", json!("uuid"));
                     set(schema, "pattern", json!(UUID));
@@ -235,5 +244,29 @@ mod tests {
         assert_eq!(schema["properties"]["card"]["$ref"], "#/components/schemas/JsonValue");
         assert_eq!(schema["properties"]["s"]["pattern"], NO_NUL);
         assert_eq!(schema["additionalProperties"]["$ref"], "#/components/schemas/JsonValue");
+    }
+
+    /// Every value the document offers for an enumerated query parameter is
+    /// one the server accepts (schemathesis sends them as valid input).
+    #[test]
+    fn enumerated_query_values_are_accepted_values() {
+        let (_, openapi) = crate::routes::api(1024);
+        let document = document(&openapi);
+        let param = |path: &str, name: &str| {
+            let parameters = document["paths"][path]["get"]["parameters"].as_array().cloned().unwrap_or_default();
+            parameters.into_iter().find(|p| p["name"] == name).map(|p| p["schema"]["enum"].clone())
+        };
+        let Some(Value::Array(fors)) = param("/workspaces/{id}/wait", "for") else { panic!("wait's `for` is an enum") };
+        for value in &fors {
+            let text = value.as_str().unwrap_or_default();
+            assert!(text.parse::<hearth_api::WaitFor>().is_ok(), "{text}");
+        }
+        assert!(fors.contains(&json!("condition=PluginsInstalled")) && fors.contains(&json!("status=online")));
+        let Some(Value::Array(statuses)) = param("/workspaces", "status") else { panic!("status is an enum") };
+        for value in &statuses {
+            let text = value.as_str().unwrap_or_default();
+            assert!(text.parse::<hearth_core::WorkspaceStatus>().is_ok(), "{text}");
+        }
+        assert_eq!(statuses.len(), hearth_core::WorkspaceStatus::ALL.len());
     }
 }
