@@ -13,4 +13,5 @@ mod fast;
 mod lifecycle;
 mod misc;
 mod removed;
+mod schema;
 mod unavailable;
