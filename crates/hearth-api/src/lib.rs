@@ -11,6 +11,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub mod integer;
+
 /// The header a runtime (and every `hearth-client`) sends with the protocol
 /// version it speaks. A request without it is version 1 (the old SDK).
 pub const PROTOCOL_HEADER: &str = "x-hearth-protocol";
@@ -256,11 +258,11 @@ pub struct HeartbeatRequest {
     #[serde(default)]
     pub sample_error: Option<String>,
     /// Absent leaves the stored value unchanged.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer::option")]
     #[schema(minimum = 0)]
     pub active_tasks: Option<i64>,
     /// Absent leaves the stored value unchanged.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer::option")]
     #[schema(minimum = 0)]
     pub uptime_seconds: Option<i64>,
     #[serde(default)]
@@ -406,7 +408,7 @@ pub struct CreateWorkspaceRequest {
     #[serde(default)]
     #[schema(max_length = 255)]
     pub role: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer::option")]
     #[schema(minimum = 0, maximum = 100)]
     pub tier: Option<i32>,
     #[serde(default)]
@@ -418,10 +420,10 @@ pub struct CreateWorkspaceRequest {
     #[serde(default)]
     #[schema(value_type = Option<Uuid>)]
     pub parent_id: Option<WorkspaceId>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer::option")]
     #[schema(minimum = 0)]
     pub max_concurrent_tasks: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer::option")]
     #[schema(minimum = 0)]
     pub budget_limit: Option<i64>,
     #[serde(default)]
@@ -509,7 +511,7 @@ pub struct CreateTokenRequest {
 pub struct CreateWorkspaceTokenRequest {
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer::option")]
     #[schema(minimum = 0, maximum = 2592000)]
     pub revoke_previous_after_seconds: Option<u32>,
 }

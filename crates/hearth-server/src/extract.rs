@@ -9,13 +9,14 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::error::ApiError;
 
 /// A JSON body. The content type is not required (old runtimes omit it).
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned + Serialize, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -36,10 +37,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 /// Parses JSON, naming the offending field on type errors. A string (or key)
 /// holding a NUL character is refused here, at the edge, whatever the route:
 /// Postgres text and jsonb cannot store it, and both engines must answer the
-/// same 400.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// same 400. So is an array where the wire type is an object: serde's derived
+/// structs also accept their fields as a JSON array (`[null, null]` was a
+/// token request), which the OpenAPI document does not allow.
+pub fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(ErrorCode::InvalidBody, "request body is empty; expected a JSON object"));
+    }
+    // Every request body is a JSON object (a struct or a map).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            "the request body must be a JSON object, not an array",
+        ));
     }
     let scanned = scan(bytes);
     if scanned.too_deep {
@@ -67,7 +77,41 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
     })?;
     deserializer.end().map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("invalid JSON body: {e}")))?;
+    if scanned.array_of_non_objects {
+        // Only a body with such an array pays for this: the struct a
+        // sequence filled serializes as an object where the input has an array.
+        let input: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("invalid JSON body: {e}")))?;
+        let parsed = serde_json::to_value(&value).map_err(ApiError::internal)?;
+        if let Some(field) = array_for_object(&input, &parsed, "") {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidField,
+                format!("{field}: expected a JSON object, not an array"),
+            )
+            .field(field));
+        }
+    }
     Ok(value)
+}
+
+/// The path of the first place where `input` has an array and `parsed` (the
+/// request as deserialized, serialized again) an object: serde filled a
+/// struct from a sequence.
+fn array_for_object(input: &serde_json::Value, parsed: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match (input, parsed) {
+        (Value::Array(_), Value::Object(_)) => Some(path.to_owned()),
+        (Value::Array(items), Value::Array(parsed)) => items
+            .iter()
+            .zip(parsed)
+            .enumerate()
+            .find_map(|(i, (item, parsed))| array_for_object(item, parsed, &format!("{path}[{i}]"))),
+        (Value::Object(members), Value::Object(parsed)) => parsed.iter().find_map(|(key, parsed)| {
+            let path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            members.get(key).and_then(|member| array_for_object(member, parsed, &path))
+        }),
+        _ => None,
+    }
 }
 
 /// Deepest nesting of arrays and objects accepted in a JSON body, known
@@ -76,12 +120,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 pub const MAX_JSON_DEPTH: usize = 64;
 
 /// What one pass over JSON text found: a `\u0000` escape in a string (the
-/// only way a NUL can be in valid JSON), and whether nesting goes deeper
-/// than [`MAX_JSON_DEPTH`]. Malformed text is left to the parser to name.
+/// only way a NUL can be in valid JSON), whether nesting goes deeper
+/// than [`MAX_JSON_DEPTH`], and whether there is an array that could have
+/// filled a struct: one whose first item is not an object (the wire's lists
+/// of structs hold objects; a struct in sequence form starts with its first
+/// field, and no request struct's first field is an object, so heartbeats
+/// listing plugins are not parsed twice). Malformed text is left to the
+/// parser to name.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Scan {
     nul: bool,
     too_deep: bool,
+    array_of_non_objects: bool,
 }
 
 fn scan(bytes: &[u8]) -> Scan {
@@ -104,6 +154,10 @@ fn scan(bytes: &[u8]) -> Scan {
             match b {
                 b'"' => in_string = true,
                 b'[' | b'{' => {
+                    if b == b'[' && !found.array_of_non_objects {
+                        let next = bytes[i + 1..].iter().find(|c| !c.is_ascii_whitespace());
+                        found.array_of_non_objects = !matches!(next, Some(b'{' | b']'));
+                    }
                     depth += 1;
                     if depth > MAX_JSON_DEPTH {
                         found.too_deep = true;
@@ -237,6 +291,36 @@ mod tests {
         assert!(scan(br#"{"a": "x\\\u0000y"}"#).nul, "an escaped backslash, then a NUL escape");
         assert!(!scan(br#"{"u0000": 1}"#).nul);
         assert!(scan(br#"{"k\u0000": 1}"#).nul, "keys too");
+    }
+
+    #[test]
+    fn the_scan_notes_arrays_that_could_be_structs_but_not_lists_of_objects() {
+        assert!(scan(br#"{"a": [["p", null]]}"#).array_of_non_objects);
+        assert!(scan(br#"{"a": [{"n": 1}, ["b"]]}"#).array_of_non_objects);
+        assert!(scan(br#"{"a": [ 1]}"#).array_of_non_objects);
+        assert!(!scan(br#"{"a": [ {"n": 1}], "b": [ ]}"#).array_of_non_objects);
+        assert!(!scan(br#"{"a": "[1]"}"#).array_of_non_objects, "not inside strings");
+    }
+
+    #[test]
+    fn arrays_where_the_type_has_an_object_are_refused_naming_the_field() {
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        struct Item {
+            name: String,
+        }
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        struct Body {
+            #[serde(default)]
+            items: Vec<Item>,
+            #[serde(default)]
+            free: Option<serde_json::Value>,
+        }
+        let refused = |json: &str| *parse_json::<Body>(json.as_bytes()).unwrap_err().body;
+        assert_eq!(refused(r#" [[]]"#).code, ErrorCode::InvalidBody);
+        let body = refused(r#"{"items": [{"name": "a"}, ["b"]]}"#);
+        assert_eq!((body.code, body.field.as_deref()), (ErrorCode::InvalidField, Some("items[1]")));
+        let fine = parse_json::<Body>(br#"{"items": [{"name": "a"}], "free": [["x"], 1], "other": [2]}"#).unwrap();
+        assert_eq!(fine.items.len(), 1);
     }
 
     #[test]

@@ -7,10 +7,13 @@
 //!   free-form JSON (`agent_card`, `runtime_metadata`, unknown fields) is
 //!   JSON without NUL (`JsonValue`);
 //! - names (workspace, token, template): 1–255 characters, not blank, no
-//!   control characters (`hearth_core::validate::name`);
+//!   control characters (`hearth_core::validate::name`); a workspace's role:
+//!   no control characters;
 //! - secret names `[A-Za-z_][A-Za-z0-9_]*` (at most 255), plugin names
 //!   (`manifest/name.rs`), bundle paths (a conservative subset of
-//!   `hearth_core::BundlePath`), page cursors, page sizes, uuids.
+//!   `hearth_core::BundlePath`), plugin sources (`local://<name>` or a bare
+//!   name; naming another plugin than the path is a documented 422), page
+//!   cursors, page sizes, uuids.
 
 use serde_json::{json, Map, Value};
 
@@ -18,6 +21,8 @@ const NO_NUL: &str = "^[^\\u0000]*$";
 const UUID: &str = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 const NAME: &str =
     "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// Any text without control characters (`char::is_control`).
+const NO_CONTROL: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
 const SECRET_NAME: &str = "^[A-Za-z_][A-Za-z0-9_]{0,254}$";
 const PLUGIN_NAME: &str = "^[a-z0-9][a-z0-9._-]{0,127}$";
 const PLUGIN_SOURCE: &str = "^(local://)?[a-z0-9][a-z0-9._-]{0,127}$";
@@ -55,6 +60,9 @@ pub fn document(openapi: &utoipa::openapi::OpenApi) -> Value {
                 set(property, "pattern", json!(NAME));
                 set(property, "maxLength", json!(255));
             }
+        }
+        if let Some(role) = schemas.get_mut("CreateWorkspaceRequest").and_then(|s| s.pointer_mut("/properties/role")) {
+            set(role, "pattern", json!(NO_CONTROL));
         }
         for schema in ["RegisterRequest", "CreateWorkspaceRequest"] {
             if let Some(url) = schemas.get_mut(schema).and_then(|s| s.pointer_mut("/properties/url")) {
@@ -106,6 +114,7 @@ fn operation_constraints(path: &str, operation: &mut Value) {
                     set(schema, "maximum", json!(1000));
                 }
                 ("query", "since") => set(schema, "minimum", json!(0)),
+                ("query", "source") if path.ends_with("/download") => set(schema, "pattern", json!(PLUGIN_SOURCE)),
                 ("query", "workspace_id") => {
                     set(schema, "format", json!("uuid"));
                     set(schema, "pattern", json!(UUID));

@@ -115,7 +115,8 @@ fn plugin_name(raw: &str) -> ApiResult<&str> {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
-    /// `local://<name>` (the only source Hearth serves).
+    /// `local://<name>` or `<name>`, naming the plugin of the path (the
+    /// only source Hearth serves). Malformed: 400; another plugin: 422.
     source: Option<String>,
 }
 
@@ -124,7 +125,8 @@ pub struct DownloadQuery {
 #[utoipa::path(get, path = "/workspaces/{id}/plugins/{name}/download", tag = "plugins",
     params(("id" = uuid::Uuid, Path), ("name" = String, Path), DownloadQuery),
     responses((status = 200, content_type = "application/gzip", description = "the plugin tarball"),
-        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody),
+        (status = 422, body = ApiErrorBody)))]
 pub async fn download_plugin(
     State(state): State<AppState>,
     bearer: Bearer,
@@ -136,11 +138,22 @@ pub async fn download_plugin(
         workspace_for_runtime_or_operator(&state, &bearer, parse_id(&raw, "workspace id")?, IfRemoved::Refuse).await?;
     let source = format!("local://{name}");
     if let Some(asked) = &query.source {
-        if asked != &source && asked != name {
+        // Malformed (the document's pattern): 400. Well-formed but naming
+        // another plugin than the path: 422, as JSON Schema cannot say it.
+        let asked_name = asked.strip_prefix("local://").unwrap_or(asked);
+        if !is_valid_plugin_name(asked_name) {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidSource,
                 format!("unsupported plugin source {asked:?}; use {source}"),
-            ));
+            )
+            .field("source"));
+        }
+        if asked_name != name {
+            return Err(ApiError::unprocessable(
+                ErrorCode::NameMismatch,
+                format!("source {asked:?} names another plugin than {name:?}; use {source}"),
+            )
+            .field("source"));
         }
     }
     let plugin = state.store.get_plugin(workspace.org_id, name).await?;

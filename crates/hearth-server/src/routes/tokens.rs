@@ -77,7 +77,7 @@ const MAX_OVERLAP_SECONDS: u32 = 30 * 24 * 3600;
 /// An optional JSON body: empty means the request type's defaults.
 /// An optional JSON body: none, whitespace or `null` (as the document
 /// says: `oneOf: [null, …]`) is the default request.
-fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+fn optional_body<T: serde::de::DeserializeOwned + serde::Serialize + Default>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
         Ok(T::default())
     } else {

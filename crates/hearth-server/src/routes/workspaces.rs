@@ -123,21 +123,26 @@ pub async fn create_workspace(
         return Err(ApiError::bad_request(
             ErrorCode::InvalidField,
             format!("tier must be between 0 and 100, got {tier}"),
-        ));
+        )
+        .field("tier"));
     }
     if let Some(role) = &req.role {
         if role.chars().count() > 255 || role.chars().any(char::is_control) {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidField,
                 "role must be at most 255 characters, no control characters",
-            ));
+            )
+            .field("role"));
         }
     }
-    if matches!(req.max_concurrent_tasks, Some(n) if n < 0) || matches!(req.budget_limit, Some(n) if n < 0) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidField,
-            "max_concurrent_tasks and budget_limit must not be negative",
-        ));
+    for (field, value) in
+        [("max_concurrent_tasks", req.max_concurrent_tasks.map(i64::from)), ("budget_limit", req.budget_limit)]
+    {
+        if value.is_some_and(|n| n < 0) {
+            return Err(
+                ApiError::bad_request(ErrorCode::InvalidField, format!("{field} must not be negative")).field(field)
+            );
+        }
     }
     if let Some(url) = &req.url {
         crate::agent_url::validate(url, state.settings.allow_private_agent_urls)

@@ -41,7 +41,7 @@ async fn bad_heartbeats_are_400_naming_the_field_and_write_nothing(engine: Engin
     let cases: Vec<(String, u16, &str)> = vec![
         ("{not json".into(), 400, "invalid JSON"),
         ("".into(), 400, "empty"),
-        ("[1, 2]".into(), 400, "invalid"),
+        ("[1, 2]".into(), 400, "JSON object"),
         (json!({"workspace_id": id, "error_rate": "high"}).to_string(), 400, "error_rate"),
         (json!({"workspace_id": id, "error_rate": 1.5}).to_string(), 400, "error_rate"),
         (json!({"workspace_id": id, "error_rate": -0.1}).to_string(), 400, "error_rate"),

@@ -14,4 +14,5 @@ mod fast;
 mod lifecycle;
 mod misc;
 mod removed;
+mod schema;
 mod unavailable;
