@@ -503,19 +503,7 @@ where
             .fetch_all(&self.reader)
             .await
             .map_err(map_err::<D>("desired_state_for_page"))?;
-        let mut desired = rows::desired_state_by_workspace(desired);
-        // Every listed workspace has rows: workspaces are never deleted, and
-        // the desired query covers exactly the page's range.
-        workspaces
-            .into_iter()
-            .map(|w| match desired.remove(&w.id.0) {
-                Some(state) => Ok((w, state)),
-                None => Err(StoreError::Corrupt {
-                    operation: "desired_state_for_page",
-                    message: format!("no desired state for workspace {}", w.id),
-                }),
-            })
-            .collect()
+        with_desired(workspaces, desired, "desired_state_for_page")
     }
 
     async fn apply(
@@ -1011,19 +999,7 @@ where
             .fetch_all(&self.reader)
             .await
             .map_err(map_err::<D>("desired_state_for_filtered_page"))?;
-        let mut desired = rows::desired_state_by_workspace(desired);
-        rows.into_iter()
-            .map(Workspace::from)
-            .map(|w| match desired.remove(&w.id.0) {
-                Some(state) => Ok((w, state)),
-                // A workspace created between the two reads cannot be on the
-                // page (it is newer than the page's last), so this is corrupt.
-                None => Err(StoreError::Corrupt {
-                    operation: "desired_state_for_filtered_page",
-                    message: format!("no desired state for workspace {}", w.id),
-                }),
-            })
-            .collect()
+        with_desired(rows.into_iter().map(Workspace::from), desired, "desired_state_for_filtered_page")
     }
 
     async fn count_workspaces_by_status(&self, org: Option<OrgId>) -> StoreResult<Vec<(WorkspaceStatus, i64)>> {
@@ -1055,4 +1031,23 @@ fn issued(token: NewToken) -> Token {
         revoked_at: None,
         workspace_removed: false,
     }
+}
+
+/// Pairs each workspace of a page with its desired state. Every listed
+/// workspace has desired rows (workspaces are never deleted, and the desired
+/// query covers exactly the page's range; one created between the two reads
+/// is newer than the page's last), so a missing one is corrupt.
+fn with_desired(
+    workspaces: impl IntoIterator<Item = Workspace>,
+    desired: Vec<PageDesiredRow>,
+    operation: &'static str,
+) -> StoreResult<Vec<(Workspace, DesiredState)>> {
+    let mut desired = rows::desired_state_by_workspace(desired);
+    workspaces
+        .into_iter()
+        .map(|w| match desired.remove(&w.id.0) {
+            Some(state) => Ok((w, state)),
+            None => Err(StoreError::Corrupt { operation, message: format!("no desired state for workspace {}", w.id) }),
+        })
+        .collect()
 }

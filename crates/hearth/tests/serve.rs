@@ -67,13 +67,16 @@ async fn a_second_agent_on_a_locked_directory_exits_75_naming_the_lock() {
     };
     let mut first = agent("first.log").spawn().unwrap();
     // Wait until the first one is online, so it surely holds the lock.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let got = server.hearth(&["workspace", "get", id, "--json"]).await;
         if got.json()["status"] == "online" {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the first agent did not come online; {}", got.stdout);
+        if std::time::Instant::now() >= deadline {
+            let log = std::fs::read_to_string(server.dir.path().join("first.log")).unwrap_or_default();
+            panic!("the first agent did not come online; its log:\n{log}\nthe workspace: {}", got.stdout);
+        }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let second = support::Run::of(agent("unused.log")).await;
