@@ -120,6 +120,10 @@ fn operation_constraints(path: &str, operation: &mut Value) {
                     set(schema, "pattern", json!(UUID));
                 }
                 ("query", "cursor") if path == "/workspaces" => set(schema, "pattern", json!(WORKSPACE_CURSOR)),
+                ("query", "q" | "template" | "plugin") if path == "/workspaces" => {
+                    set(schema, "maxLength", json!(255));
+                    set(schema, "pattern", json!(NO_CONTROL));
+                }
                 ("query", "status") if path == "/workspaces" => {
                     let statuses: Vec<&str> = hearth_core::WorkspaceStatus::ALL.iter().map(|s| s.as_str()).collect();
                     set(schema, "enum", json!(statuses));
