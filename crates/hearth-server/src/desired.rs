@@ -1,8 +1,10 @@
 //! What a workspace must converge to: its template's assets digest, the
 //! plugins the template declares and those an operator added (with the
 //! version and hash stored now).
-//! Read on every heartbeat, so a re-imported template or a re-pushed plugin
-//! reaches every runtime on its next heartbeat (level-triggered).
+//! Read on every locked heartbeat and remembered by the fast path
+//! (`fast.rs`) until a template or plugin change invalidates it, so a
+//! re-imported template or a re-pushed plugin reaches every runtime on its
+//! next heartbeat (level-triggered).
 
 use hearth_core::reconcile::DesiredState;
 use hearth_core::WorkspaceId;
