@@ -99,6 +99,7 @@ impl Bench {
         let duration = Duration::from_secs(options.seconds);
         let concurrency = options.concurrency as usize;
 
+        let rss_before = resident_bytes();
         note(&format!("creating {} workspaces with issued tokens…", options.workspaces));
         let targets = workspaces::create(&admin, options.workspaces).await?;
 
@@ -108,10 +109,11 @@ impl Bench {
         let heartbeat =
             load::drive(&format!("{}/registry/heartbeat", self.url), &targets, concurrency, duration).await?;
 
+        let rss_growth = resident_bytes().zip(rss_before).map(|(after, before)| after.saturating_sub(before));
         note("auditing through the API…");
         let ids: Vec<WorkspaceId> = targets.iter().map(|target| target.id).collect();
         let problems = audit::audit(&admin, &ids).await?;
-        Ok(Report::new(options, self.engine, baseline, heartbeat, &problems))
+        Ok(Report::new(options, self.engine, baseline, heartbeat, &problems, rss_growth))
     }
 
     /// Stops the server and removes the temp dir; the first failure of the
@@ -125,6 +127,15 @@ impl Bench {
         server?;
         removed
     }
+}
+
+/// This process's resident memory (`VmRSS` of `/proc/self/status`), in
+/// bytes; `None` where there is no such file (not Linux).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// `sqlite` or `postgres`, from the database URL (which is never printed:
@@ -149,6 +160,13 @@ async fn finish(what: &str, task: tokio::task::JoinHandle<anyhow::Result<()>>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resident_memory_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(resident_bytes().is_some_and(|bytes| bytes > 0));
+        }
+    }
 
     #[test]
     fn the_engine_comes_from_the_url_scheme() {

@@ -26,8 +26,11 @@ async fn a_tiny_heartbeat_bench_reports_both_runs_and_passes_its_audit() {
         let requests = report[name]["requests"].as_u64().unwrap_or_else(|| panic!("no {name}.requests: {report:#}"));
         assert!(requests > 0, "{name} answered no request: {report:#}");
         assert_eq!(report[name]["errors"], 0, "{report:#}");
-        assert!(report[name]["latency_ms"]["p99"].is_number(), "{report:#}");
+        let latency = &report[name]["latency_ms"];
+        let (p99, p999) = (latency["p99"].as_f64().unwrap(), latency["p999"].as_f64().unwrap());
+        assert!(p99 <= p999 && p999 <= latency["max"].as_f64().unwrap(), "{report:#}");
     }
+    assert!(report["rss_growth_per_workspace_bytes"].is_number(), "measured on Linux: {report:#}");
     assert!(report["ratio"].is_number(), "{report:#}");
     assert_eq!(report["errors"], 0, "{report:#}");
     assert_eq!(report["audit_ok"], true, "{report:#}");

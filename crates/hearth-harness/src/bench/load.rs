@@ -39,6 +39,7 @@ pub struct Latency {
     pub p50: f64,
     pub p90: f64,
     pub p99: f64,
+    pub p999: f64,
     pub max: f64,
 }
 
@@ -153,7 +154,7 @@ fn latency(sorted: &[Duration]) -> Option<Latency> {
         let duration = sorted.get(rank.saturating_sub(1)).unwrap_or(max);
         milliseconds(*duration)
     };
-    Some(Latency { p50: at(0.50), p90: at(0.90), p99: at(0.99), max: milliseconds(*max) })
+    Some(Latency { p50: at(0.50), p90: at(0.90), p99: at(0.99), p999: at(0.999), max: milliseconds(*max) })
 }
 
 /// Milliseconds, to the microsecond.
@@ -179,6 +180,8 @@ mod tests {
         let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         let latency = latency(&sorted).unwrap();
         assert_eq!((latency.p50, latency.p90, latency.p99, latency.max), (50.0, 90.0, 99.0, 100.0));
+        let thousand: Vec<Duration> = (1..=2000).map(Duration::from_micros).collect();
+        assert_eq!(super::latency(&thousand).unwrap().p999, 1.998, "nearest rank: the 1998th of 2000");
         let one = super::latency(&[Duration::from_millis(7)]).unwrap();
         assert_eq!((one.p50, one.p99, one.max), (7.0, 7.0, 7.0));
         assert!(super::latency(&[]).is_none());

@@ -22,6 +22,11 @@ pub struct Report {
     pub heartbeat: RunReport,
     /// Heartbeat requests per second over baseline requests per second.
     pub ratio: Option<f64>,
+    /// Growth of this process's resident memory from before the workspaces
+    /// were created to after the heartbeat run, per workspace, in bytes.
+    /// The server and the load generator share the process, so this is an
+    /// upper bound for the server's share. `None` off Linux.
+    pub rss_growth_per_workspace_bytes: Option<f64>,
     /// Failed requests of both runs.
     pub errors: u64,
     pub audit_ok: bool,
@@ -39,6 +44,7 @@ impl Report {
         baseline: RunReport,
         heartbeat: RunReport,
         problems: &[String],
+        rss_growth_bytes: Option<u64>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let ratio = (baseline.requests_per_second > 0.0)
@@ -58,6 +64,8 @@ impl Report {
             baseline,
             heartbeat,
             ratio,
+            rss_growth_per_workspace_bytes: rss_growth_bytes
+                .map(|bytes| rounded(bytes as f64 / f64::from(options.workspaces.max(1)), 1)),
             errors,
             audit_ok: problems.is_empty(),
             audit_problems: shortened(problems),

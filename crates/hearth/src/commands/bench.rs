@@ -77,7 +77,7 @@ fn render(report: &Report) -> String {
         "hearth bench heartbeat: {}, {} workspaces, {} concurrent senders, {}s per run\n{}\n\n",
         report.engine, report.workspaces, report.concurrency, report.seconds, report.note
     );
-    let mut table = Table::new(["RUN", "REQUESTS", "REQ/S", "P50", "P90", "P99", "MAX", "ERRORS"]);
+    let mut table = Table::new(["RUN", "REQUESTS", "REQ/S", "P50", "P90", "P99", "P999", "MAX", "ERRORS"]);
     for (name, run) in [("baseline (POST /echo)", &report.baseline), ("heartbeat", &report.heartbeat)] {
         let ms =
             |pick: fn(&Latency) -> f64| run.latency_ms.as_ref().map_or("-".to_owned(), |l| format!("{:.2}ms", pick(l)));
@@ -88,6 +88,7 @@ fn render(report: &Report) -> String {
             ms(|l| l.p50),
             ms(|l| l.p90),
             ms(|l| l.p99),
+            ms(|l| l.p999),
             ms(|l| l.max),
             run.errors.to_string(),
         ]);
@@ -95,6 +96,12 @@ fn render(report: &Report) -> String {
     text.push_str(&table.render());
     let ratio = report.ratio.map_or("- (the baseline answered nothing)".to_owned(), |ratio| format!("{ratio:.3}"));
     text.push_str(&format!("\nratio heartbeat/baseline: {ratio}\n"));
+    if let Some(bytes) = report.rss_growth_per_workspace_bytes {
+        text.push_str(&format!(
+            "memory: {bytes:.0} bytes of resident memory per workspace (growth over the run; server and load \
+             generator share the process)\n"
+        ));
+    }
     for (name, run) in [("baseline", &report.baseline), ("heartbeat", &report.heartbeat)] {
         if run.errors > 0 {
             let kinds: Vec<String> = run.error_kinds.iter().map(|(kind, count)| format!("{count}× {kind}")).collect();
