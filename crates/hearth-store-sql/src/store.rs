@@ -336,6 +336,29 @@ where
         Ok(row.with_files(files))
     }
 
+    /// Revokes token `id` of `owner` (an org or a workspace, as `statement`
+    /// says) and tells every replica, in one transaction. NotFound when the
+    /// token is not the owner's.
+    async fn revoke(
+        &self,
+        (statement, operation): (&'static str, &'static str),
+        id: TokenId,
+        owner: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let revoked: Option<(Uuid,)> = sqlx::query_as(statement)
+            .bind(id.0)
+            .bind(owner)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err::<D>(operation))?;
+        revoked.ok_or(StoreError::NotFound("token"))?;
+        Self::notify(&mut tx, &Notice::TokenRevoked(id)).await?;
+        tx.commit().await.map_err(map_err::<D>("commit"))
+    }
+
     async fn insert_token_on(conn: &mut <D::Db as Database>::Connection, token: &NewToken) -> StoreResult<()> {
         sqlx::query(sql::INSERT_TOKEN)
             .bind(token.id.0)
@@ -710,17 +733,7 @@ where
     }
 
     async fn revoke_workspace_token(&self, workspace: WorkspaceId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        let revoked: Option<(Uuid,)> = sqlx::query_as(sql::REVOKE_WORKSPACE_TOKEN)
-            .bind(id.0)
-            .bind(workspace.0)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err::<D>("revoke_workspace_token"))?;
-        revoked.ok_or(StoreError::NotFound("token"))?;
-        Self::notify(&mut tx, &Notice::TokenRevoked(id)).await?;
-        tx.commit().await.map_err(map_err::<D>("commit"))
+        self.revoke((sql::REVOKE_WORKSPACE_TOKEN, "revoke_workspace_token"), id, workspace.0, now).await
     }
 
     async fn find_token_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Token>> {
@@ -743,17 +756,7 @@ where
     }
 
     async fn revoke_token(&self, org: OrgId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        let revoked: Option<(Uuid,)> = sqlx::query_as(sql::REVOKE_TOKEN)
-            .bind(id.0)
-            .bind(org.0)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err::<D>("revoke_token"))?;
-        revoked.ok_or(StoreError::NotFound("token"))?;
-        Self::notify(&mut tx, &Notice::TokenRevoked(id)).await?;
-        tx.commit().await.map_err(map_err::<D>("commit"))
+        self.revoke((sql::REVOKE_TOKEN, "revoke_token"), id, org.0, now).await
     }
 
     async fn put_secrets(
