@@ -435,6 +435,21 @@ pub struct CreateWorkspaceRequest {
     pub issue_token: Option<bool>,
 }
 
+/// `POST /workspaces/batch`: many workspaces in one request, created
+/// together or not at all (the bulk registration path).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateWorkspacesRequest {
+    /// 1 to 1000 workspaces.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub workspaces: Vec<CreateWorkspaceRequest>,
+}
+
+/// The workspaces of a batch, in the order of the request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateWorkspacesResponse {
+    pub workspaces: Vec<WorkspaceResponse>,
+}
+
 /// A Kubernetes-style condition.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct Condition {

@@ -23,9 +23,9 @@ use std::fmt;
 use std::time::Duration;
 
 use hearth_api::{
-    BuildInfo, CreateTokenRequest, CreateWorkspaceRequest, DeleteResponse, DiscoverResponse, EventResponse,
-    HeartbeatRequest, HeartbeatResponse, Peer, RegisterRequest, RegisterResponse, StateResponse, StatusResponse,
-    TokenResponse, UpdateCardRequest, WorkspaceResponse,
+    BuildInfo, CreateTokenRequest, CreateWorkspaceRequest, CreateWorkspacesRequest, CreateWorkspacesResponse,
+    DeleteResponse, DiscoverResponse, EventResponse, HeartbeatRequest, HeartbeatResponse, Peer, RegisterRequest,
+    RegisterResponse, StateResponse, StatusResponse, TokenResponse, UpdateCardRequest, WorkspaceResponse,
 };
 use hearth_core::WorkspaceId;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -235,6 +235,17 @@ impl Client {
     /// workspace token (shown once).
     pub async fn create_workspace(&self, request: &CreateWorkspaceRequest) -> Result<WorkspaceResponse, ClientError> {
         self.send_json(Method::POST, "/workspaces", request).await
+    }
+
+    /// `POST /workspaces/batch`: up to 1000 workspaces, all created or none;
+    /// the answer lists them in the order asked.
+    pub async fn create_workspaces(
+        &self,
+        workspaces: Vec<CreateWorkspaceRequest>,
+    ) -> Result<Vec<WorkspaceResponse>, ClientError> {
+        let request = CreateWorkspacesRequest { workspaces };
+        let response: CreateWorkspacesResponse = self.send_json(Method::POST, "/workspaces/batch", &request).await?;
+        Ok(response.workspaces)
     }
 
     /// `GET /workspaces[?include_removed=true]`.

@@ -28,14 +28,46 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use hearth_client::Client;
-use hearth_core::WorkspaceId;
 use hearth_server::{Application, Settings};
 use secrecy::SecretString;
 use tokio::sync::oneshot;
 
-pub use self::audit::{MAX_PROBLEMS_SHOWN, ONLINE, PROVISIONING};
+pub use self::audit::{DURABLE_WITHIN, MAX_PROBLEMS_SHOWN, ONLINE, PROVISIONING};
 pub use self::load::{Latency, RunReport};
 pub use self::report::Report;
+
+/// What a long bench tells the person waiting on it: one phase after the
+/// other, each with its length in [`Phase::unit`]s when known, and how far
+/// it got. The CLI draws it as progress bars; tests ignore it.
+pub trait Progress: Send + Sync {
+    /// A new phase begins (the previous one is over).
+    fn phase(&self, phase: Phase);
+    /// The current phase got this far (in its units, from 0).
+    fn position(&self, done: u64);
+}
+
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub message: String,
+    /// The phase's length; `None` when it is not known in advance.
+    pub total: Option<u64>,
+    /// What `total` and `position` count: `workspaces`, `seconds`, …
+    pub unit: &'static str,
+}
+
+impl Phase {
+    fn new(message: impl Into<String>, total: Option<u64>, unit: &'static str) -> Self {
+        Self { message: message.into(), total, unit }
+    }
+}
+
+/// Progress nobody watches.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn phase(&self, _: Phase) {}
+    fn position(&self, _: u64) {}
+}
 
 /// How long the servers get to drain once told to stop.
 const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(30);
@@ -91,29 +123,54 @@ impl Bench {
         Ok(Self { options, dir, engine, url, admin_token, stop, server })
     }
 
-    /// Everything between starting the server and stopping it; `note` hears
-    /// what is being done, for people waiting on it.
-    pub async fn measure(&self, note: &mut dyn FnMut(&str)) -> anyhow::Result<Report> {
+    /// Everything between starting the server and stopping it; `progress`
+    /// hears what is being done, for people waiting on it.
+    pub async fn measure(&self, progress: &dyn Progress) -> anyhow::Result<Report> {
         let options = &self.options;
         let admin = Client::new(&self.url, Some(self.admin_token.clone()))?;
         let duration = Duration::from_secs(options.seconds);
         let concurrency = options.concurrency as usize;
+        let count = u64::from(options.workspaces);
 
         let rss_before = resident_bytes();
-        note(&format!("creating {} workspaces with issued tokens…", options.workspaces));
-        let targets = workspaces::create(&admin, options.workspaces).await?;
+        progress.phase(Phase::new(
+            format!("registering {} workspaces with issued tokens (POST /workspaces/batch)", options.workspaces),
+            Some(count),
+            "workspaces",
+        ));
+        let targets = workspaces::create(&admin, options.workspaces, progress).await?;
+        let heartbeat_url = format!("{}/registry/heartbeat", self.url);
 
-        note(&format!("baseline: {}s of POST /echo…", options.seconds));
-        let baseline = baseline::run(&targets, concurrency, duration).await?;
-        note(&format!("heartbeat: {}s of POST /registry/heartbeat…", options.seconds));
+        // Each workspace's first heartbeat moves it to online under the row
+        // lock, with its event: a one-off, not the steady state measured.
+        progress.phase(Phase::new("first heartbeat of every workspace (not measured)", Some(count), "heartbeats"));
+        let warm_up = load::drive(&heartbeat_url, &targets, concurrency, load::Until::EachOnce, progress).await?;
+        let seconds = Some(options.seconds);
+        progress.phase(Phase::new(format!("baseline: {}s of POST /echo", options.seconds), seconds, "seconds"));
+        let baseline = baseline::run(&targets, concurrency, duration, progress).await?;
+        progress.phase(Phase::new(
+            format!("heartbeat: {}s of POST /registry/heartbeat", options.seconds),
+            seconds,
+            "seconds",
+        ));
         let heartbeat =
-            load::drive(&format!("{}/registry/heartbeat", self.url), &targets, concurrency, duration).await?;
+            load::drive(&heartbeat_url, &targets, concurrency, load::Until::Elapsed(duration), progress).await?;
 
         let rss_growth = resident_bytes().zip(rss_before).map(|(after, before)| after.saturating_sub(before));
-        note("auditing through the API…");
-        let ids: Vec<WorkspaceId> = targets.iter().map(|target| target.id).collect();
-        let problems = audit::audit(&admin, &ids).await?;
-        Ok(Report::new(options, self.engine, baseline, heartbeat, &problems, rss_growth))
+        // "Durable within 1 s": the audit reads the database a second after
+        // the last heartbeat was answered.
+        tokio::time::sleep(audit::DURABLE_WITHIN).await;
+        progress.phase(Phase::new("auditing through the API", Some(count), "workspaces"));
+        let acked = warm_up.acked.iter().chain(&heartbeat.acked).fold(
+            std::collections::HashMap::new(),
+            |mut last, (id, at)| {
+                let entry = last.entry(*id).or_insert(*at);
+                *entry = (*entry).max(*at);
+                last
+            },
+        );
+        let problems = audit::audit(&admin, &targets, &acked, progress).await?;
+        Ok(Report::new(options, self.engine, warm_up.report, baseline.report, heartbeat.report, &problems, rss_growth))
     }
 
     /// Stops the server and removes the temp dir; the first failure of the
@@ -166,6 +223,37 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(resident_bytes().is_some_and(|bytes| bytes > 0));
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_audit_finds_acknowledged_heartbeats_missing_from_the_database() {
+        let options = Options { workspaces: 3, concurrency: 1, seconds: 1, database_url: None };
+        let bench = Bench::start(options).await.unwrap();
+        let admin = Client::new(&bench.url, Some(bench.admin_token.clone())).unwrap();
+        let targets = workspaces::create(&admin, 3, &Quiet).await.unwrap();
+        let url = format!("{}/registry/heartbeat", bench.url);
+        let run = load::drive(&url, &targets[..2], 1, load::Until::EachOnce, &Quiet).await.unwrap();
+        assert_eq!(run.acked.len(), 2);
+        let mut acked = run.acked;
+        let problems = audit::audit(&admin, &targets, &acked, &Quiet).await.unwrap();
+        assert_eq!(problems, Vec::<String>::new(), "two online, one never sent for: all is well");
+
+        // As if a later heartbeat of the first had been acknowledged but
+        // not stored, and one of the third, which was never sent.
+        acked.insert(targets[0].id, chrono::Utc::now() + chrono::Duration::minutes(1));
+        acked.insert(targets[2].id, chrono::Utc::now());
+        let problems = audit::audit(&admin, &targets, &acked, &Quiet).await.unwrap();
+        bench.stop().await.unwrap();
+        let about = |target: &workspaces::Target| -> Vec<&String> {
+            problems.iter().filter(|problem| problem.contains(&target.id.to_string())).collect()
+        };
+        assert_eq!(about(&targets[0]).len(), 1, "{problems:#?}");
+        assert!(about(&targets[0])[0].contains("not durable within 1s"), "{problems:#?}");
+        assert!(about(&targets[1]).is_empty(), "{problems:#?}");
+        let third = about(&targets[2]);
+        assert!(third.iter().any(|p| p.contains("is provisioning, not online")), "{problems:#?}");
+        assert!(third.iter().any(|p| p.contains("has no last heartbeat")), "{problems:#?}");
+        assert!(third.iter().any(|p| p.contains("has 0 WORKSPACE_ONLINE events, not 1")), "{problems:#?}");
     }
 
     #[test]

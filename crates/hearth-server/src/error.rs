@@ -76,6 +76,21 @@ impl ApiError {
         self
     }
 
+    /// Says the refusal is about item `index` of the request's list `list`:
+    /// `workspaces[3]: …`, field `workspaces[3].tier`. 5xx errors are left
+    /// as they are (they are not about the input).
+    pub fn item(mut self, list: &str, index: usize) -> Self {
+        if self.status.is_client_error() {
+            let at = format!("{list}[{index}]");
+            self.body.error = format!("{at}: {}", self.body.error);
+            self.body.field = Some(match self.body.field.take() {
+                Some(field) => format!("{at}.{field}"),
+                None => at,
+            });
+        }
+        self
+    }
+
     /// The workspace status that is why the request was refused.
     pub fn workspace_status(mut self, status: WorkspaceStatus) -> Self {
         self.body.status = Some(status);

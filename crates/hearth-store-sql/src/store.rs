@@ -440,41 +440,49 @@ where
         sqlx::query_scalar(sql::SCHEMA_VERSION).fetch_one(&self.reader).await.map_err(map_err::<D>("schema_version"))
     }
 
-    async fn create_workspace(&self, new: NewWorkspace, token: Option<NewToken>) -> StoreResult<Workspace> {
+    async fn create_workspaces(&self, batch: Vec<(NewWorkspace, Option<NewToken>)>) -> StoreResult<Vec<Workspace>> {
         let mut tx = self.begin().await?;
-        sqlx::query(sql::INSERT_WORKSPACE)
-            .bind(new.id.0)
-            .bind(new.org_id.0)
-            .bind(&new.name)
-            .bind(&new.role)
-            .bind(new.tier)
-            .bind(&new.url)
-            .bind(new.parent_id.map(|p| p.0))
-            .bind(&new.template)
-            .bind(&new.runtime)
-            .bind(&new.model)
-            .bind(new.max_concurrent_tasks)
-            .bind(new.budget_limit)
-            .bind(new.external)
-            .bind(new.now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err::<D>("insert_workspace"))?;
-        if let Some(token) = &token {
-            Self::insert_token_on(&mut tx, token).await?;
+        let mut created = Vec::with_capacity(batch.len());
+        for (new, token) in batch {
+            sqlx::query(sql::INSERT_WORKSPACE)
+                .bind(new.id.0)
+                .bind(new.org_id.0)
+                .bind(&new.name)
+                .bind(&new.role)
+                .bind(new.tier)
+                .bind(&new.url)
+                .bind(new.parent_id.map(|p| p.0))
+                .bind(&new.template)
+                .bind(&new.runtime)
+                .bind(&new.model)
+                .bind(new.max_concurrent_tasks)
+                .bind(new.budget_limit)
+                .bind(new.external)
+                .bind(new.now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err::<D>("insert_workspace"))?;
+            if let Some(token) = &token {
+                Self::insert_token_on(&mut tx, token).await?;
+            }
+            let draft = EventDraft::new(
+                hearth_core::EventKind::WorkspaceProvisioning,
+                serde_json::json!({"name": new.name, "template": new.template}),
+            );
+            Self::append_events(&mut tx, new.org_id, Some(new.id), vec![draft], new.now).await?;
+            let row: WorkspaceRow<D> = sqlx::query_as(sql::SELECT_WORKSPACE)
+                .bind(new.id.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err::<D>("get_workspace"))?;
+            created.push(row.into());
         }
-        let draft = EventDraft::new(
-            hearth_core::EventKind::WorkspaceProvisioning,
-            serde_json::json!({"name": new.name, "template": new.template}),
-        );
-        Self::append_and_notify(&mut tx, new.org_id, Some(new.id), vec![draft], new.now).await?;
-        let row: WorkspaceRow<D> = sqlx::query_as(sql::SELECT_WORKSPACE)
-            .bind(new.id.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err::<D>("get_workspace"))?;
+        if !created.is_empty() {
+            // One notice for the whole batch: listeners re-read the log.
+            Self::notify(&mut tx, &Notice::Events).await?;
+        }
         tx.commit().await.map_err(map_err::<D>("commit"))?;
-        Ok(row.into())
+        Ok(created)
     }
 
     async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {

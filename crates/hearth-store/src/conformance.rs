@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             liveness_batches_write_what_evolve_writes_where_the_guard_holds,
             a_sweep_batch_transitions_every_due_workspace_once,
             filtered_pages_keep_only_matches_and_counts_group_by_status,
+            bulk_creation_writes_every_workspace_token_and_event_or_nothing,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1047,4 +1048,49 @@ pub async fn filtered_pages_keep_only_matches_and_counts_group_by_status(store: 
     let all: i64 = store.count_workspaces_by_status(None).await.unwrap().iter().map(|(_, n)| n).sum();
     assert_eq!(all, 9);
     assert!(store.count_workspaces_by_status(Some(OrgId::new_random())).await.unwrap().is_empty());
+}
+
+pub async fn bulk_creation_writes_every_workspace_token_and_event_or_nothing(store: S) {
+    let batch: Vec<(NewWorkspace, Option<NewToken>)> = (0..50)
+        .map(|n| {
+            let new = NewWorkspace::named(OrgId::DEFAULT, &format!("bulk-{n}"), t(n));
+            let secret = format!("bulk-secret-{n}");
+            let token = (n % 2 == 0).then(|| token(Some(new.id), &secret));
+            (new, token)
+        })
+        .collect();
+    let created = store.create_workspaces(batch.clone()).await.unwrap();
+    assert_eq!(created.len(), 50);
+    for ((new, token), row) in batch.iter().zip(&created) {
+        assert_eq!((row.id, row.name.as_str(), row.status), (new.id, new.name.as_str(), WorkspaceStatus::Provisioning));
+        assert_eq!(row.created_at, new.now);
+        let found = match token {
+            Some(token) => store.find_token_by_hash(&token.hash, t(100)).await.unwrap().map(|found| found.workspace_id),
+            None => None,
+        };
+        assert_eq!(found, token.as_ref().map(|_| Some(new.id)));
+        let kinds: Vec<EventKind> = store
+            .list_events(EventQuery { workspace: Some(new.id), ..EventQuery::after(0) })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| event.kind)
+            .collect();
+        assert_eq!(kinds, vec![EventKind::WorkspaceProvisioning], "{}", new.name);
+    }
+    let events = store.list_events(EventQuery::after(0)).await.unwrap();
+    let seqs: Vec<i64> = events.iter().map(|event| event.seq).collect();
+    assert_eq!(seqs, (1..=50).collect::<Vec<i64>>(), "one event each, gap-free");
+
+    // One bad row (an id already taken) and none of the batch is written.
+    let fresh = NewWorkspace::named(OrgId::DEFAULT, "fresh", t(60));
+    let mut taken = NewWorkspace::named(OrgId::DEFAULT, "again", t(60));
+    taken.id = batch[7].0.id;
+    let refused =
+        store.create_workspaces(vec![(fresh.clone(), Some(token(Some(fresh.id), "fresh"))), (taken, None)]).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert!(matches!(store.get_workspace(fresh.id).await, Err(StoreError::NotFound(_))), "nothing half-written");
+    assert_eq!(store.find_token_by_hash(b"fresh", t(100)).await.unwrap().map(|found| found.id), None);
+    assert_eq!(store.last_event_seq().await.unwrap(), 50, "no event of the refused batch");
+    assert_eq!(store.count_workspaces().await.unwrap(), 50);
 }

@@ -64,7 +64,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts a workspace in `provisioning` with its `WORKSPACE_PROVISIONING`
     /// event (and a workspace token when `token` is given), atomically.
-    async fn create_workspace(&self, new: NewWorkspace, token: Option<NewToken>) -> StoreResult<Workspace>;
+    async fn create_workspace(&self, new: NewWorkspace, token: Option<NewToken>) -> StoreResult<Workspace> {
+        let mut created = self.create_workspaces(vec![(new, token)]).await?;
+        created.pop().ok_or_else(|| StoreError::Corrupt {
+            operation: "create_workspace",
+            message: "no workspace was returned".into(),
+        })
+    }
+
+    /// Like [`Store::create_workspace`] for many workspaces at once, in one
+    /// transaction: all are created, or none (the bulk registration path).
+    async fn create_workspaces(&self, batch: Vec<(NewWorkspace, Option<NewToken>)>) -> StoreResult<Vec<Workspace>>;
 
     async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace>;
 

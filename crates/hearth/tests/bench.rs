@@ -22,7 +22,8 @@ async fn a_tiny_heartbeat_bench_reports_both_runs_and_passes_its_audit() {
     assert_eq!(report["engine"], "sqlite", "{report:#}");
     assert_eq!(report["workspaces"], 5);
     assert_eq!(report["concurrency"], 2);
-    for name in ["baseline", "heartbeat"] {
+    assert_eq!(report["first_heartbeats"]["requests"], 5, "each workspace's first heartbeat, once: {report:#}");
+    for name in ["first_heartbeats", "baseline", "heartbeat"] {
         let requests = report[name]["requests"].as_u64().unwrap_or_else(|| panic!("no {name}.requests: {report:#}"));
         assert!(requests > 0, "{name} answered no request: {report:#}");
         assert_eq!(report[name]["errors"], 0, "{report:#}");

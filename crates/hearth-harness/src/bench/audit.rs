@@ -1,43 +1,99 @@
-//! The durability audit: through the API, every heartbeat the bench sent
-//! is reflected durably.
+//! The durability audit: through the API, every heartbeat the bench got an
+//! answer for is in the database, and every transition is in the event log.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use anyhow::Context;
+use chrono::{DateTime, SubsecRound, Utc};
 use hearth_api::EventResponse;
 use hearth_client::Client;
 use hearth_core::{WorkspaceId, WorkspaceStatus};
 
+use super::workspaces::Target;
+use super::Progress;
+
 /// Events asked for per page by the audit (the server's maximum).
 const EVENT_PAGE_SIZE: u32 = 1000;
+/// Workspaces asked for per page by the audit (the server's maximum).
+const WORKSPACE_PAGE_SIZE: u32 = 1000;
 /// Audit problems listed (the rest are counted).
 pub const MAX_PROBLEMS_SHOWN: usize = 20;
 pub const PROVISIONING: &str = "WORKSPACE_PROVISIONING";
 pub const ONLINE: &str = "WORKSPACE_ONLINE";
+/// An acknowledged heartbeat is in the database this long after its answer
+/// at the latest (the issue's durability rule for plain heartbeats).
+pub const DURABLE_WITHIN: Duration = Duration::from_secs(1);
 
-/// Checks each workspace is online with a last heartbeat, with exactly one
-/// `WORKSPACE_PROVISIONING` and one `WORKSPACE_ONLINE` event. Returns what
-/// is wrong (nothing when all is well).
-pub(super) async fn audit(admin: &Client, ids: &[WorkspaceId]) -> anyhow::Result<Vec<String>> {
+/// Checks, for every workspace of the bench:
+/// - it is listed, with exactly one `WORKSPACE_PROVISIONING` event;
+/// - if a heartbeat of it was acknowledged: it is online, its last heartbeat
+///   is no older than when the last acknowledged one was sent, and it has
+///   exactly one `WORKSPACE_ONLINE` event;
+/// - if it is online at all, that transition is in the log (one event).
+///
+/// `acked`: per workspace, when its last acknowledged heartbeat was sent.
+/// Returns what is wrong (nothing when all is well).
+pub(super) async fn audit(
+    admin: &Client,
+    targets: &[Target],
+    acked: &HashMap<WorkspaceId, DateTime<Utc>>,
+    progress: &dyn Progress,
+) -> anyhow::Result<Vec<String>> {
     let mut problems = Vec::new();
-    let workspaces = admin.list_workspaces(false).await.context("cannot list workspaces for the audit")?;
-    let workspaces: HashMap<WorkspaceId, _> =
-        workspaces.into_iter().map(|workspace| (workspace.id, workspace)).collect();
-    for id in ids {
-        match workspaces.get(id) {
-            None => problems.push(format!("workspace {id} is missing from the workspace list")),
-            Some(workspace) => {
+    let ours: HashSet<WorkspaceId> = targets.iter().map(|target| target.id).collect();
+    let counts = event_counts(admin, &ours).await?;
+    let mut listed = HashSet::with_capacity(ours.len());
+    let mut cursor: Option<String> = None;
+    loop {
+        let (page, next) = admin
+            .list_workspaces_page(false, Some(WORKSPACE_PAGE_SIZE), cursor.as_deref())
+            .await
+            .context("cannot list workspaces for the audit")?;
+        for workspace in page.into_iter().filter(|workspace| ours.contains(&workspace.id)) {
+            let id = workspace.id;
+            listed.insert(id);
+            let [provisioning, online] = counts.get(&id).copied().unwrap_or_default();
+            if provisioning != 1 {
+                problems.push(format!("workspace {id} has {provisioning} {PROVISIONING} events, not exactly one"));
+            }
+            if let Some(sent) = acked.get(&id) {
                 if workspace.status != WorkspaceStatus::Online {
                     problems.push(format!("workspace {id} is {}, not online", workspace.status));
                 }
-                if workspace.last_heartbeat_at.is_none() {
-                    problems.push(format!("workspace {id} has no last heartbeat"));
+                // Stored to the microsecond (Postgres), sent to the nanosecond.
+                let sent = sent.trunc_subsecs(6);
+                match workspace.last_heartbeat_at {
+                    None => problems.push(format!("workspace {id} has no last heartbeat")),
+                    Some(last) if last < sent => problems.push(format!(
+                        "workspace {id}: last heartbeat in the database at {last}, but one sent at {sent} was \
+                         acknowledged (not durable within {}s)",
+                        DURABLE_WITHIN.as_secs()
+                    )),
+                    Some(_) => {}
                 }
             }
+            let should = usize::from(acked.contains_key(&id) || workspace.status == WorkspaceStatus::Online);
+            if online != should {
+                problems.push(format!("workspace {id} has {online} {ONLINE} events, not {should}"));
+            }
+        }
+        progress.position(listed.len() as u64);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
         }
     }
+    for target in targets.iter().filter(|target| !listed.contains(&target.id)) {
+        problems.push(format!("workspace {} is missing from the workspace list", target.id));
+    }
+    Ok(problems)
+}
 
-    let mut counts: HashMap<(WorkspaceId, &'static str), usize> = HashMap::new();
+/// Per workspace of `ours`: its `WORKSPACE_PROVISIONING` and
+/// `WORKSPACE_ONLINE` events in the whole log.
+async fn event_counts(admin: &Client, ours: &HashSet<WorkspaceId>) -> anyhow::Result<HashMap<WorkspaceId, [usize; 2]>> {
+    let mut counts: HashMap<WorkspaceId, [usize; 2]> = HashMap::with_capacity(ours.len());
     let mut since = None;
     loop {
         let page = admin
@@ -51,25 +107,17 @@ pub(super) async fn audit(admin: &Client, ids: &[WorkspaceId]) -> anyhow::Result
         let Some(last) = fresh.last() else { break };
         since = Some(last.seq);
         for event in &fresh {
-            let kind = match event.event.as_str() {
-                PROVISIONING => PROVISIONING,
-                ONLINE => ONLINE,
+            let slot = match event.event.as_str() {
+                PROVISIONING => 0,
+                ONLINE => 1,
                 _ => continue,
             };
-            if let Some(id) = event.workspace_id {
-                *counts.entry((id, kind)).or_default() += 1;
+            if let Some(id) = event.workspace_id.filter(|id| ours.contains(id)) {
+                counts.entry(id).or_default()[slot] += 1;
             }
         }
     }
-    for id in ids {
-        for kind in [PROVISIONING, ONLINE] {
-            let count = counts.get(&(*id, kind)).copied().unwrap_or(0);
-            if count != 1 {
-                problems.push(format!("workspace {id} has {count} {kind} events, not exactly one"));
-            }
-        }
-    }
-    Ok(problems)
+    Ok(counts)
 }
 
 /// At most `MAX_PROBLEMS_SHOWN` problems, then how many more there are.

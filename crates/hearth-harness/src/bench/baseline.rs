@@ -8,10 +8,16 @@ use anyhow::Context;
 use hearth_api::HeartbeatRequest;
 use tokio::sync::oneshot;
 
-use super::load::{self, RunReport};
+use super::load;
 use super::workspaces::Target;
+use super::Progress;
 
-pub(super) async fn run(targets: &[Target], concurrency: usize, duration: Duration) -> anyhow::Result<RunReport> {
+pub(super) async fn run(
+    targets: &[Target],
+    concurrency: usize,
+    duration: Duration,
+    progress: &dyn Progress,
+) -> anyhow::Result<load::Run> {
     async fn echo(axum::Json(_): axum::Json<HeartbeatRequest>) -> axum::Json<serde_json::Value> {
         axum::Json(serde_json::json!({"status": "ok"}))
     }
@@ -30,7 +36,7 @@ pub(super) async fn run(targets: &[Target], concurrency: usize, duration: Durati
             .await
             .context("baseline server error")
     });
-    let measured = load::drive(&url, targets, concurrency, duration).await;
+    let measured = load::drive(&url, targets, concurrency, load::Until::Elapsed(duration), progress).await;
     // The server may have ended on its own already; `finish` says how.
     stop.send(()).unwrap_or_default();
     let stopped = super::finish("the baseline server", server).await;

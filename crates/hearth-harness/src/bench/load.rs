@@ -3,14 +3,19 @@
 //! with heartbeat bodies and the target's bearer token for a fixed time;
 //! and what one run of it measured.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
+use chrono::{DateTime, Utc};
 use hearth_core::display::truncate;
+use hearth_core::WorkspaceId;
 use serde::Serialize;
 
 use super::workspaces::Target;
+use super::Progress;
 
 /// Longest a single load request may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,6 +54,8 @@ struct Tally {
     latencies: Vec<Duration>,
     error_kinds: BTreeMap<String, u64>,
     sample_error: Option<String>,
+    /// Per workspace, when its last acknowledged request was sent.
+    acked: HashMap<WorkspaceId, DateTime<Utc>>,
 }
 
 impl Tally {
@@ -60,14 +67,35 @@ impl Tally {
     }
 }
 
-/// Sends `POST url` for `duration` from `concurrency` senders that share
-/// `targets` out between them.
+/// How long a run lasts.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Until {
+    /// Senders go round their share of the workspaces for this long;
+    /// progress counts seconds.
+    Elapsed(Duration),
+    /// Every workspace is sent for once; progress counts requests.
+    EachOnce,
+}
+
+/// A run: its report, and per workspace when its last acknowledged
+/// request was sent (for the audit).
+pub(super) struct Run {
+    pub(super) report: RunReport,
+    pub(super) acked: HashMap<WorkspaceId, DateTime<Utc>>,
+}
+
+/// How often a run reports its position.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Sends `POST url` from `concurrency` senders that share `targets` out
+/// between them, until `until`.
 pub(super) async fn drive(
     url: &str,
     targets: &[Target],
     concurrency: usize,
-    duration: Duration,
-) -> anyhow::Result<RunReport> {
+    until: Until,
+    progress: &dyn Progress,
+) -> anyhow::Result<Run> {
     if targets.is_empty() {
         bail!("no workspaces to send for");
     }
@@ -76,32 +104,66 @@ pub(super) async fn drive(
         clients.push(reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?);
     }
     let started = Instant::now();
-    let deadline = started + duration;
+    let deadline = match until {
+        Until::Elapsed(duration) => Some(started + duration),
+        Until::EachOnce => None,
+    };
+    let answered = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(concurrency);
     for (index, client) in clients.into_iter().enumerate() {
         let mut share: Vec<Target> = targets.iter().skip(index).step_by(concurrency).cloned().collect();
         if share.is_empty() {
+            if deadline.is_none() {
+                continue; // each once: the other senders have them all
+            }
             // More senders than workspaces: senders share workspaces.
             share.extend(targets.get(index % targets.len()).cloned());
         }
-        tasks.push(tokio::spawn(send_until(client, url.to_owned(), share, deadline)));
+        tasks.push(tokio::spawn(send(client, url.to_owned(), share, deadline, answered.clone())));
     }
+    let all = futures_util::future::join_all(tasks);
+    tokio::pin!(all);
+    let mut ticks = tokio::time::interval(PROGRESS_EVERY);
+    let tallies = loop {
+        tokio::select! {
+            tallies = &mut all => break tallies,
+            _ = ticks.tick() => progress.position(match until {
+                Until::Elapsed(_) => started.elapsed().as_secs(),
+                Until::EachOnce => answered.load(Ordering::Relaxed),
+            }),
+        }
+    };
     let mut total = Tally::default();
-    for task in tasks {
-        let tally = task.await.map_err(|err| anyhow!("a load task failed: {err}"))?;
+    for tally in tallies {
+        let tally = tally.map_err(|err| anyhow!("a load task failed: {err}"))?;
         total.latencies.extend(tally.latencies);
         for (kind, count) in tally.error_kinds {
             *total.error_kinds.entry(kind).or_default() += count;
         }
         total.sample_error = total.sample_error.or(tally.sample_error);
+        for (id, at) in tally.acked {
+            let entry = total.acked.entry(id).or_insert(at);
+            *entry = (*entry).max(at);
+        }
     }
-    Ok(summarize(total, started.elapsed()))
+    let acked = std::mem::take(&mut total.acked);
+    Ok(Run { report: summarize(total, started.elapsed()), acked })
 }
 
-async fn send_until(client: reqwest::Client, url: String, share: Vec<Target>, deadline: Instant) -> Tally {
+/// One sender: its share of the targets round and round until `deadline`,
+/// or each once when there is none.
+async fn send(
+    client: reqwest::Client,
+    url: String,
+    share: Vec<Target>,
+    deadline: Option<Instant>,
+    answered: Arc<AtomicU64>,
+) -> Tally {
     let mut tally = Tally::default();
-    for (sent, target) in (0_i64..).zip(share.iter().cycle()) {
-        if Instant::now() >= deadline {
+    let rounds = if deadline.is_some() { usize::MAX } else { 1 };
+    let targets = std::iter::repeat_n(share.iter(), rounds).flatten();
+    for (sent, target) in (0_i64..).zip(targets) {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             break;
         }
         let body = serde_json::json!({
@@ -110,8 +172,11 @@ async fn send_until(client: reqwest::Client, url: String, share: Vec<Target>, de
             "active_tasks": 0,
             "uptime_seconds": sent,
         });
+        let sent_at = Utc::now();
         let start = Instant::now();
-        let response = match client.post(&url).bearer_auth(&target.token).json(&body).send().await {
+        let response = client.post(&url).bearer_auth(&target.token).json(&body).send().await;
+        answered.fetch_add(1, Ordering::Relaxed);
+        let response = match response {
             Ok(response) => response,
             Err(err) => {
                 tally.failed("transport".to_owned(), || format!("POST {url}: {err}"));
@@ -121,7 +186,10 @@ async fn send_until(client: reqwest::Client, url: String, share: Vec<Target>, de
         let status = response.status();
         // The whole answer is read, so the connection can be reused.
         match response.bytes().await {
-            Ok(_) if status.is_success() => tally.latencies.push(start.elapsed()),
+            Ok(_) if status.is_success() => {
+                tally.latencies.push(start.elapsed());
+                tally.acked.insert(target.id, sent_at);
+            }
             Ok(answer) => tally.failed(format!("HTTP {status}"), || {
                 truncate(&format!("POST {url}: {status}: {}", String::from_utf8_lossy(&answer)), MAX_SAMPLE_CHARS)
             }),
@@ -171,9 +239,8 @@ pub(super) fn rounded(value: f64, decimals: i32) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use hearth_core::WorkspaceId;
-
     use super::*;
+    use crate::bench::Quiet;
 
     #[test]
     fn percentiles_are_nearest_rank_in_milliseconds() {
@@ -197,13 +264,46 @@ mod tests {
         let router = axum::Router::new().route("/x", axum::routing::post(unavailable));
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
         let targets = [Target { id: WorkspaceId::new_random(), token: "t".into() }];
-        let report = drive(&url, &targets, 3, Duration::from_millis(200)).await.unwrap();
+        let run = drive(&url, &targets, 3, Until::Elapsed(Duration::from_millis(200)), &Quiet).await.unwrap();
+        assert!(run.acked.is_empty(), "nothing was acknowledged");
+        let report = run.report;
         server.abort();
         assert_eq!(report.requests, 0);
         assert!(report.errors > 0);
         assert_eq!(report.error_kinds.keys().collect::<Vec<_>>(), ["HTTP 503 Service Unavailable"]);
         assert!(report.sample_error.unwrap().contains("database busy"));
         assert!(report.latency_ms.is_none());
+    }
+
+    #[tokio::test]
+    async fn each_once_sends_for_every_workspace_exactly_once_and_records_the_acknowledged() {
+        type Seen = Arc<std::sync::Mutex<Vec<String>>>;
+        async fn record(
+            axum::extract::State(seen): axum::extract::State<Seen>,
+            axum::Json(body): axum::Json<serde_json::Value>,
+        ) -> axum::http::StatusCode {
+            let id = body["workspace_id"].as_str().unwrap_or_default().to_owned();
+            seen.lock().unwrap().push(id);
+            axum::http::StatusCode::OK
+        }
+        let seen = Seen::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        let router = axum::Router::new().route("/x", axum::routing::post(record)).with_state(seen.clone());
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let targets: Vec<Target> =
+            (0..7).map(|_| Target { id: WorkspaceId::new_random(), token: "t".into() }).collect();
+        let before = Utc::now();
+        let run = drive(&url, &targets, 3, Until::EachOnce, &Quiet).await.unwrap();
+        server.abort();
+        let mut sent = seen.lock().unwrap().clone();
+        sent.sort();
+        let mut expected: Vec<String> = targets.iter().map(|t| t.id.to_string()).collect();
+        expected.sort();
+        assert_eq!(sent, expected, "each workspace once");
+        assert_eq!((run.report.requests, run.report.errors), (7, 0));
+        assert_eq!(run.acked.len(), 7);
+        assert!(run.acked.values().all(|at| *at >= before));
     }
 
     #[test]

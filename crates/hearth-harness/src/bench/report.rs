@@ -18,6 +18,9 @@ pub struct Report {
     /// Cores of this machine, shared by the load generator and the servers.
     pub cores: usize,
     pub note: String,
+    /// Every workspace's first heartbeat (provisioning to online under the
+    /// row lock, with its event), before the measured runs; not in the ratio.
+    pub first_heartbeats: RunReport,
     pub baseline: RunReport,
     pub heartbeat: RunReport,
     /// Heartbeat requests per second over baseline requests per second.
@@ -27,7 +30,7 @@ pub struct Report {
     /// The server and the load generator share the process, so this is an
     /// upper bound for the server's share. `None` off Linux.
     pub rss_growth_per_workspace_bytes: Option<f64>,
-    /// Failed requests of both runs.
+    /// Failed requests of all three runs.
     pub errors: u64,
     pub audit_ok: bool,
     /// What the audit found wrong (at most `MAX_PROBLEMS_SHOWN`, then a count).
@@ -41,6 +44,7 @@ impl Report {
     pub(super) fn new(
         options: &Options,
         engine: &'static str,
+        first_heartbeats: RunReport,
         baseline: RunReport,
         heartbeat: RunReport,
         problems: &[String],
@@ -49,7 +53,7 @@ impl Report {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let ratio = (baseline.requests_per_second > 0.0)
             .then(|| rounded(heartbeat.requests_per_second / baseline.requests_per_second, 4));
-        let errors = baseline.errors + heartbeat.errors;
+        let errors = first_heartbeats.errors + baseline.errors + heartbeat.errors;
         Report {
             benchmark: "heartbeat",
             engine,
@@ -61,6 +65,7 @@ impl Report {
                 "the load generator and the servers share this machine's {cores} cores: compare the ratio, not the \
                  absolute request rates"
             ),
+            first_heartbeats,
             baseline,
             heartbeat,
             ratio,

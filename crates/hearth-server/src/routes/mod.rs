@@ -76,6 +76,7 @@ pub fn api(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(registry::peers))
         .routes(routes!(registry::discover))
         .routes(routes!(workspaces::create_workspace, workspaces::list_workspaces))
+        .routes(routes!(workspaces::create_workspaces))
         .routes(routes!(workspaces::workspace_counts))
         .routes(routes!(workspaces::get_workspace, workspaces::delete_workspace))
         .routes(routes!(wait::wait_for))

@@ -1,16 +1,18 @@
 //! Workspaces: operator CRUD and lifecycle actions, the runtime's `/state`.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use hearth_api::{
-    ApiErrorBody, Condition, CreateWorkspaceRequest, DeleteResponse, ErrorCode, StateResponse, StatusResponse,
-    WorkspaceCounts, WorkspaceResponse,
+    ApiErrorBody, Condition, CreateWorkspaceRequest, CreateWorkspacesRequest, CreateWorkspacesResponse, DeleteResponse,
+    ErrorCode, StateResponse, StatusResponse, WorkspaceCounts, WorkspaceResponse,
 };
 use hearth_core::reconcile::DesiredState;
-use hearth_core::{Input, WorkspaceId, WorkspaceStatus};
-use hearth_store::{NewWorkspace, StoreError, Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage};
+use hearth_core::{Input, OrgId, WorkspaceId, WorkspaceStatus};
+use hearth_store::{NewToken, NewWorkspace, StoreError, Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage};
 use serde::Deserialize;
 
 use crate::auth::{self, Bearer, IfRemoved, Operator};
@@ -117,7 +119,86 @@ pub async fn create_workspace(
     operator: Operator,
     ApiJson(req): ApiJson<CreateWorkspaceRequest>,
 ) -> ApiResult<(StatusCode, Json<WorkspaceResponse>)> {
-    hearth_core::validate::name("name", &req.name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;
+    let mut templates = HashMap::new();
+    let prepared = prepare(&state, operator.org(), req, &mut templates).await?;
+    let created = state.store.create_workspace(prepared.new, prepared.token).await?;
+    state.bus.wake();
+    tracing::info!(workspace_id = %created.id, name = %created.name, "workspace created");
+    let mut body = workspace_response(&created, &prepared.desired);
+    body.auth_token = prepared.secret;
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Workspaces a batch creates at most.
+pub const MAX_BATCH: usize = 1000;
+
+/// Create up to 1000 workspaces in one request, all or none (the bulk
+/// registration path: one transaction instead of one per workspace). Each
+/// item is checked like `POST /workspaces`; a refusal names the item
+/// (`workspaces[3].tier`) and nothing is created.
+#[utoipa::path(post, path = "/workspaces/batch", tag = "workspaces", request_body = CreateWorkspacesRequest,
+    responses((status = 201, body = CreateWorkspacesResponse), (status = 400, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
+pub async fn create_workspaces(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiJson(req): ApiJson<CreateWorkspacesRequest>,
+) -> ApiResult<(StatusCode, Json<CreateWorkspacesResponse>)> {
+    let count = req.workspaces.len();
+    if !(1..=MAX_BATCH).contains(&count) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidField,
+            format!("workspaces must hold 1 to {MAX_BATCH} workspaces, got {count}"),
+        )
+        .field("workspaces"));
+    }
+    let org = operator.org();
+    let mut templates = HashMap::new();
+    let mut prepared = Vec::with_capacity(count);
+    for (index, item) in req.workspaces.into_iter().enumerate() {
+        prepared
+            .push(prepare(&state, org, item, &mut templates).await.map_err(|error| error.item("workspaces", index))?);
+    }
+    let (batch, answers): (Vec<_>, Vec<_>) =
+        prepared.into_iter().map(|p| ((p.new, p.token), (p.secret, p.desired))).unzip();
+    let created = state.store.create_workspaces(batch).await?;
+    state.bus.wake();
+    if let (Some(first), Some(last)) = (created.first(), created.last()) {
+        tracing::info!(count = created.len(), first_workspace_id = %first.id, last_workspace_id = %last.id,
+            "workspaces created in a batch");
+    }
+    let workspaces = created
+        .iter()
+        .zip(answers)
+        .map(|(row, (secret, desired))| {
+            let mut body = workspace_response(row, &desired);
+            body.auth_token = secret;
+            body
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(CreateWorkspacesResponse { workspaces })))
+}
+
+/// A checked request to create a workspace, ready for the store.
+struct Prepared {
+    new: NewWorkspace,
+    token: Option<NewToken>,
+    /// The token's secret, shown once in the response.
+    secret: Option<String>,
+    desired: DesiredState,
+}
+
+/// Checks `req` for `org` (fields, agent URL, template, parent) and mints
+/// its token if it asks for one. `templates` remembers the desired states
+/// read so far in this request.
+async fn prepare(
+    state: &AppState,
+    org: OrgId,
+    req: CreateWorkspaceRequest,
+    templates: &mut HashMap<String, DesiredState>,
+) -> ApiResult<Prepared> {
+    hearth_core::validate::name("name", &req.name)
+        .map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m).field("name"))?;
     let tier = req.tier.unwrap_or(1);
     if !(0..=100).contains(&tier) {
         return Err(ApiError::bad_request(
@@ -146,17 +227,24 @@ pub async fn create_workspace(
     }
     if let Some(url) = &req.url {
         crate::agent_url::validate(url, state.settings.allow_private_agent_urls)
-            .map_err(|m| ApiError::bad_request(ErrorCode::InvalidUrl, m))?;
+            .map_err(|m| ApiError::bad_request(ErrorCode::InvalidUrl, m).field("url"))?;
     }
-    let org = operator.org();
     // The desired state doubles as the existence check of the template.
     let desired = match &req.template {
-        Some(name) => state.store.desired_state(org, name).await?.ok_or_else(|| {
-            ApiError::unprocessable(
-                ErrorCode::UnknownTemplate,
-                format!("template {name:?} does not exist; push it first"),
-            )
-        })?,
+        Some(name) => match templates.get(name) {
+            Some(desired) => desired.clone(),
+            None => {
+                let desired = state.store.desired_state(org, name).await?.ok_or_else(|| {
+                    ApiError::unprocessable(
+                        ErrorCode::UnknownTemplate,
+                        format!("template {name:?} does not exist; push it first"),
+                    )
+                    .field("template")
+                })?;
+                templates.insert(name.clone(), desired.clone());
+                desired
+            }
+        },
         None => DesiredState::default(),
     };
     if let Some(parent) = req.parent_id {
@@ -167,12 +255,12 @@ pub async fn create_workspace(
                 return Err(ApiError::unprocessable(
                     ErrorCode::UnknownParent,
                     format!("parent_id: workspace {parent} does not exist"),
-                ))
+                )
+                .field("parent_id"))
             }
             Err(e) => return Err(e.into()),
         }
     }
-    let now = Utc::now();
     let new = NewWorkspace {
         id: WorkspaceId::new_random(),
         org_id: org,
@@ -187,19 +275,14 @@ pub async fn create_workspace(
         budget_limit: req.budget_limit,
         external: req.external.unwrap_or(false),
         url: req.url,
-        now,
+        now: Utc::now(),
     };
     let minted = req.issue_token.unwrap_or(false).then(|| auth::mint(org, Some(new.id), Some("issued".into())));
-    let (secret, record) = match minted {
+    let (secret, token) = match minted {
         Some(m) => (Some(m.secret), Some(m.record)),
         None => (None, None),
     };
-    let created = state.store.create_workspace(new, record).await?;
-    state.bus.wake();
-    tracing::info!(workspace_id = %created.id, name = %created.name, "workspace created");
-    let mut body = workspace_response(&created, &desired);
-    body.auth_token = secret;
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok(Prepared { new, token, secret, desired })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

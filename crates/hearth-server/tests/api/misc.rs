@@ -12,6 +12,7 @@ crate::on_both_engines!(
     secrets_are_encrypted_at_rest_and_overlaid,
     workspace_lists_are_paged_with_a_cursor,
     runtimes_name_their_protocol_version_and_unknown_ones_are_refused,
+    batches_create_every_workspace_with_its_token_or_none,
 );
 
 async fn service_endpoints_describe_the_running_server(engine: Engine) {
@@ -278,4 +279,84 @@ async fn a_client_sending_headers_too_slowly_is_disconnected() {
     assert!(closed, "the slow connection was closed by the server");
     assert!(!String::from_utf8_lossy(&buffer).contains("200 OK"), "it was not served");
     assert_eq!(app.admin.health().await.unwrap().status, "ok");
+}
+
+/// `POST /workspaces/batch`: every workspace is created, each with its
+/// token and its PROVISIONING event, and usable at once; a bad item refuses
+/// the whole batch, names the item and writes nothing.
+async fn batches_create_every_workspace_with_its_token_or_none(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let requests: Vec<CreateWorkspaceRequest> = (0..25)
+        .map(|n| CreateWorkspaceRequest { name: format!("b-{n}"), issue_token: Some(n != 3), ..Default::default() })
+        .collect();
+    let created = app.admin.create_workspaces(requests).await.unwrap();
+    let names: Vec<String> = created.iter().map(|w| w.name.clone()).collect();
+    assert_eq!(names, (0..25).map(|n| format!("b-{n}")).collect::<Vec<_>>(), "in the order asked");
+    assert!(created[3].auth_token.is_none());
+    for workspace in created.iter().filter(|w| w.name != "b-3") {
+        assert_eq!(workspace.status, hearth_core::WorkspaceStatus::Provisioning);
+        let token = workspace.auth_token.clone().expect("a token was asked for");
+        let runtime = hearth_client::Client::new(&app.url, Some(token)).unwrap();
+        runtime.heartbeat(&heartbeat(workspace.id)).await.unwrap();
+        let now = app.admin.get_workspace(workspace.id).await.unwrap();
+        assert_eq!(now.status, hearth_core::WorkspaceStatus::Online, "{}", workspace.name);
+        let kinds: Vec<String> = app.events_of(workspace.id).await.into_iter().map(|e| e.event).collect();
+        assert_eq!(kinds, ["WORKSPACE_PROVISIONING", "WORKSPACE_ONLINE"], "{}", workspace.name);
+    }
+    let listed = app.admin.list_workspaces(false).await.unwrap().len();
+    assert_eq!(listed, 25);
+
+    let send = |body: serde_json::Value| {
+        app.raw().post(format!("{}/workspaces/batch", app.url)).bearer_auth(&app.admin_token).json(&body).send()
+    };
+    let cases = [
+        (
+            serde_json::json!({"workspaces": [{"name": "ok"}, {"name": "x", "tier": 101}]}),
+            400,
+            "workspaces[1]: tier",
+            "workspaces[1].tier",
+        ),
+        (
+            serde_json::json!({"workspaces": [{"name": "ok"}, {"name": "z", "parent_id": uuid::Uuid::new_v4()}]}),
+            422,
+            "workspaces[1]: parent_id",
+            "workspaces[1].parent_id",
+        ),
+        (
+            serde_json::json!({"workspaces": [{"name": "ok"}, {"name": ""}]}),
+            400,
+            "workspaces[1]: name",
+            "workspaces[1].name",
+        ),
+        (
+            serde_json::json!({"workspaces": [{"name": "ok"}, {"name": "y", "template": "nope"}]}),
+            422,
+            "workspaces[1]: template",
+            "workspaces[1].template",
+        ),
+        (serde_json::json!({"workspaces": []}), 400, "1 to 1000", "workspaces"),
+        (
+            serde_json::json!({"workspaces": (0..1001).map(|n| serde_json::json!({"name": format!("m{n}")})).collect::<Vec<_>>()}),
+            400,
+            "got 1001",
+            "workspaces",
+        ),
+    ];
+    for (body, status, needle, field) in cases {
+        let shown: String = body.to_string().chars().take(80).collect();
+        let response = send(body).await.unwrap();
+        assert_eq!(response.status(), status, "{shown}");
+        let json: serde_json::Value = response.json().await.unwrap();
+        assert!(json["error"].as_str().unwrap().contains(needle), "{shown}: {json}");
+        assert_eq!(json["field"], field, "{shown}: {json}");
+    }
+    assert_eq!(app.admin.list_workspaces(false).await.unwrap().len(), 25, "no refused batch wrote anything");
+    let unauthenticated = app
+        .raw()
+        .post(format!("{}/workspaces/batch", app.url))
+        .json(&serde_json::json!({"workspaces": [{"name": "z"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
 }

@@ -8,7 +8,10 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use hearth_harness::bench::{self, Bench, Latency, Report, ONLINE, PROVISIONING};
+use std::sync::{Mutex, PoisonError};
+
+use hearth_harness::bench::{self, Bench, Latency, Phase, Progress, Report, DURABLE_WITHIN, ONLINE, PROVISIONING};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::output::{self, Table};
 use crate::telemetry;
@@ -63,7 +66,7 @@ async fn heartbeat(args: HeartbeatArgs, json: bool) -> anyhow::Result<()> {
 
 /// Measures, prints the report, then fails if the bench did not pass.
 async fn measure(bench: &Bench, json: bool) -> anyhow::Result<()> {
-    let report = bench.measure(&mut |note| output::note(note)).await?;
+    let report = bench.measure(&Bars::default()).await?;
     if json {
         output::print_json(&report)?;
     } else {
@@ -72,13 +75,59 @@ async fn measure(bench: &Bench, json: bool) -> anyhow::Result<()> {
     report.check()
 }
 
+/// The bench's phases as progress bars on stderr (drawn only on a
+/// terminal); each phase's name is also a plain line, so a log shows them.
+#[derive(Default)]
+struct Bars {
+    current: Mutex<Option<ProgressBar>>,
+}
+
+impl Progress for Bars {
+    fn phase(&self, phase: Phase) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bar) = current.take() {
+            bar.finish_and_clear();
+        }
+        output::note(&format!("{}…", phase.message));
+        let bar = match phase.total {
+            Some(total) => ProgressBar::new(total).with_style(
+                ProgressStyle::with_template(&format!(
+                    "{{wide_bar}} {{human_pos}}/{{human_len}} {} {{eta}}",
+                    phase.unit
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ),
+            None => ProgressBar::new_spinner(),
+        };
+        *current = Some(bar);
+    }
+
+    fn position(&self, done: u64) {
+        if let Some(bar) = &*self.current.lock().unwrap_or_else(PoisonError::into_inner) {
+            bar.set_position(done);
+        }
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        if let Some(bar) = self.current.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 fn render(report: &Report) -> String {
     let mut text = format!(
         "hearth bench heartbeat: {}, {} workspaces, {} concurrent senders, {}s per run\n{}\n\n",
         report.engine, report.workspaces, report.concurrency, report.seconds, report.note
     );
     let mut table = Table::new(["RUN", "REQUESTS", "REQ/S", "P50", "P90", "P99", "P999", "MAX", "ERRORS"]);
-    for (name, run) in [("baseline (POST /echo)", &report.baseline), ("heartbeat", &report.heartbeat)] {
+    for (name, run) in [
+        ("first heartbeats (not measured)", &report.first_heartbeats),
+        ("baseline (POST /echo)", &report.baseline),
+        ("heartbeat", &report.heartbeat),
+    ] {
         let ms =
             |pick: fn(&Latency) -> f64| run.latency_ms.as_ref().map_or("-".to_owned(), |l| format!("{:.2}ms", pick(l)));
         table.row([
@@ -102,7 +151,11 @@ fn render(report: &Report) -> String {
              generator share the process)\n"
         ));
     }
-    for (name, run) in [("baseline", &report.baseline), ("heartbeat", &report.heartbeat)] {
+    for (name, run) in [
+        ("first heartbeats", &report.first_heartbeats),
+        ("baseline", &report.baseline),
+        ("heartbeat", &report.heartbeat),
+    ] {
         if run.errors > 0 {
             let kinds: Vec<String> = run.error_kinds.iter().map(|(kind, count)| format!("{count}× {kind}")).collect();
             text.push_str(&format!("{name} errors: {}\n", kinds.join(", ")));
@@ -113,8 +166,9 @@ fn render(report: &Report) -> String {
     }
     if report.audit_ok {
         text.push_str(&format!(
-            "audit ok: {n} workspaces online with a last heartbeat; exactly one {PROVISIONING} and one {ONLINE} \
-             event each\n",
+            "audit ok ({within}s after the last answer): {n} workspaces online, each acknowledged heartbeat in the \
+             database; exactly one {PROVISIONING} and one {ONLINE} event each\n",
+            within = DURABLE_WITHIN.as_secs(),
             n = report.workspaces
         ));
     } else {
