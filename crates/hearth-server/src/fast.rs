@@ -18,10 +18,16 @@
 //! answered. Correctness never depends on this memory being fresh: a stale
 //! entry costs one failed guard.
 //!
-//! Durability: a fast heartbeat is answered after its batch commits, so an
-//! acknowledged heartbeat is always in the database (group commit: many
-//! requests wait on one commit). Heartbeats that change status or any other
-//! decision input take the locked path and commit with their events.
+//! Durability: a fast heartbeat is answered after its batch commits (group
+//! commit: many requests wait on one commit), so an acknowledged heartbeat
+//! is visible to every reader and survives a crash of Hearth. On Postgres
+//! that commit is asynchronous (`hearth_store_pg::liveness_pool`): the
+//! batch reaches the disk within 3 × `wal_writer_delay` (600 ms by
+//! default), the "durable within 1 s" for plain heartbeats; a
+//! crash of Postgres itself may lose the last such batches, never a
+//! transition. SQLite runs in WAL mode with `synchronous = NORMAL` for every
+//! write alike. Heartbeats that change status or any other decision input
+//! take the locked path and commit synchronously with their events.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,8 +41,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Heartbeats the writer takes into one batch at most.
 pub const MAX_BATCH: usize = 1000;
-/// Batch writers on Postgres (each with its own connection while it writes).
-const POSTGRES_WRITERS: usize = 4;
+/// Batch writers on Postgres, one per connection of the store's liveness pool.
+const POSTGRES_WRITERS: usize = hearth_store_pg::LIVENESS_CONNECTIONS as usize;
 /// Heartbeats waiting for the writers at most; past it a heartbeat takes the
 /// locked path (back-pressure instead of an unbounded queue).
 const QUEUE: usize = 16 * MAX_BATCH;

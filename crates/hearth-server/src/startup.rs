@@ -156,7 +156,7 @@ impl Application {
         let bus = EventBus::new(latest);
         let pace = crate::pace::Pace::new(settings.heartbeat_interval, settings.max_heartbeat_rate);
         pace.set_fleet(u64::try_from(fleet).unwrap_or(0));
-        let state = AppState {
+        let state = AppState::new(crate::state::Shared {
             lifecycle: crate::lifecycle::Lifecycle::new(store.clone(), bus.clone()),
             streams: crate::bus::StreamSlots::default(),
             fast,
@@ -169,7 +169,7 @@ impl Application {
             settings: Arc::new(settings),
             build: Arc::new(crate::buildinfo::Build::current()),
             shutdown: shutdown_rx,
-        };
+        });
         Ok(Self { listener, tls, state, shutdown })
     }
 

@@ -267,9 +267,63 @@ pub fn connect_lazy(url: &str, settings: &PgSettings) -> StoreResult<PgStore> {
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
-        .connect_lazy_with(options);
-    Ok(from_pool(pool))
+        .connect_lazy_with(options.clone());
+    Ok(from_pool(pool).with_liveness_pool(liveness_pool(options, settings)))
 }
+
+/// Connections for the group-commit writer's batches of plain heartbeats
+/// (one per writer). They commit asynchronously (`synchronous_commit =
+/// off`) and plan once (see [`ASYNCHRONOUS_LIVENESS_COMMIT`]): a batch is
+/// visible to every reader and survives a crash of Hearth
+/// as soon as its commit returns, and Postgres's WAL writer flushes it to
+/// disk within 3 × `wal_writer_delay` — the issue's "durable within 1 s"
+/// for heartbeats that change nothing but liveness. Where the server's
+/// `wal_writer_delay` is above [`MAX_WAL_WRITER_DELAY_MS`] the connection
+/// keeps synchronous commit (and says so once per connection). Everything
+/// else (transitions, events, tokens) commits synchronously on the main pool.
+pub fn liveness_pool(options: PgConnectOptions, settings: &PgSettings) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(LIVENESS_CONNECTIONS)
+        .acquire_timeout(settings.acquire_timeout)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                let (delay_ms, commit, _): (i32, String, String) = sqlx::query_as(ASYNCHRONOUS_LIVENESS_COMMIT)
+                    .bind(MAX_WAL_WRITER_DELAY_MS)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if commit != "off" {
+                    tracing::warn!(
+                        wal_writer_delay_ms = delay_ms,
+                        "Postgres's wal_writer_delay is above {MAX_WAL_WRITER_DELAY_MS} ms: heartbeat batches commit \
+                         synchronously (slower), since an asynchronous commit would not be durable within 1 s"
+                    );
+                }
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options)
+}
+
+/// Connections of the liveness pool: as many as the server has batch
+/// writers on Postgres (`hearth-server`'s `fast.rs`).
+pub const LIVENESS_CONNECTIONS: u32 = 4;
+/// Longest `wal_writer_delay` under which an asynchronous commit is on disk
+/// within 1 s (Postgres flushes within three of them).
+pub const MAX_WAL_WRITER_DELAY_MS: i32 = 333;
+/// Turns synchronous commit off for this connection if the server flushes
+/// asynchronous commits within 1 s; answers the server's `wal_writer_delay`
+/// (ms) and the setting now in force. A SELECT, so that the statement check
+/// (rule 2) prepares it like every other.
+///
+/// It also makes the connection plan its statements once
+/// (`plan_cache_mode = force_generic_plan`): a batch's `update … from
+/// unnest(…)` was otherwise planned anew for every batch, a quarter of
+/// Postgres's time under heartbeat load (`perf`, BENCHMARKS.md), and its
+/// generic plan is the right one at any fleet size (a nested loop over the
+/// batch, each row found by its primary key).
+pub const ASYNCHRONOUS_LIVENESS_COMMIT: &str = "select setting::int4, set_config('synchronous_commit', \
+    case when setting::int4 <= $1 then 'off' else 'on' end, false), \
+    set_config('plan_cache_mode', 'force_generic_plan', false) from pg_settings where name = 'wal_writer_delay'";
 
 /// A store on an existing pool (reads and writes share it).
 pub fn from_pool(pool: PgPool) -> PgStore {

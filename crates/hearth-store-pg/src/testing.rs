@@ -71,7 +71,10 @@ pub async fn create_database() -> TestDatabase {
 pub async fn fresh_store() -> (PgStore, TestDatabase) {
     let db = create_database().await;
     let pool = PgPoolOptions::new().max_connections(8).connect(&db.url).await.expect("connect to test database");
-    let store = crate::from_pool(pool);
+    let options = db.url.parse().expect("a test database URL");
+    // Like a server's store: plain heartbeat batches on connections of
+    // their own that commit asynchronously.
+    let store = crate::from_pool(pool).with_liveness_pool(crate::liveness_pool(options, &Default::default()));
     store.migrate().await.expect("migrate test database");
     (store, db)
 }

@@ -52,3 +52,23 @@ async fn a_status_outside_the_enum_cannot_be_written() {
         .unwrap_err();
     assert!(err.to_string().contains("invalid input value for enum"), "{err}");
 }
+
+/// Heartbeat batches commit asynchronously on their own connections (Postgres
+/// flushes them within 3 × `wal_writer_delay`, 600 ms by default); every
+/// other write commits synchronously.
+#[tokio::test]
+async fn only_heartbeat_batches_commit_asynchronously() {
+    let (store, _db) = hearth_store_pg::testing::fresh_store().await;
+    store.writer().prepare(hearth_store_pg::ASYNCHRONOUS_LIVENESS_COMMIT).await.expect("the statement prepares");
+    let delay_ms: i32 = sqlx::query_scalar("select setting::int4 from pg_settings where name = 'wal_writer_delay'")
+        .fetch_one(store.writer())
+        .await
+        .unwrap();
+    let setting =
+        |pool| async move { sqlx::query_scalar::<_, String>("show synchronous_commit").fetch_one(pool).await.unwrap() };
+    let expected = if delay_ms <= hearth_store_pg::MAX_WAL_WRITER_DELAY_MS { "off" } else { "on" };
+    assert_eq!(setting(store.liveness()).await, expected, "wal_writer_delay = {delay_ms} ms");
+    assert_eq!(setting(store.writer()).await, "on");
+    let plans = sqlx::query_scalar::<_, String>("show plan_cache_mode").fetch_one(store.liveness()).await.unwrap();
+    assert_eq!(plans, "force_generic_plan");
+}

@@ -36,11 +36,15 @@ use crate::Dialect;
 pub struct SqlStore<D: Dialect> {
     writer: Pool<D::Db>,
     reader: Pool<D::Db>,
+    /// The group-commit writer's batches of plain heartbeats
+    /// ([`Store::write_liveness`]); the writer pool unless an engine gives
+    /// them connections of their own ([`SqlStore::with_liveness_pool`]).
+    liveness: Pool<D::Db>,
 }
 
 impl<D: Dialect> Clone for SqlStore<D> {
     fn clone(&self) -> Self {
-        Self { writer: self.writer.clone(), reader: self.reader.clone() }
+        Self { writer: self.writer.clone(), reader: self.reader.clone(), liveness: self.liveness.clone() }
     }
 }
 
@@ -52,7 +56,19 @@ impl<D: Dialect> std::fmt::Debug for SqlStore<D> {
 
 impl<D: Dialect> SqlStore<D> {
     pub fn new(writer: Pool<D::Db>, reader: Pool<D::Db>) -> Self {
-        Self { writer, reader }
+        Self { liveness: writer.clone(), writer, reader }
+    }
+
+    /// Batches of plain heartbeats go through `pool` (Postgres: connections
+    /// that commit asynchronously, see `hearth-store-pg`).
+    pub fn with_liveness_pool(mut self, pool: Pool<D::Db>) -> Self {
+        self.liveness = pool;
+        self
+    }
+
+    /// The pool batches of plain heartbeats go through.
+    pub fn liveness(&self) -> &Pool<D::Db> {
+        &self.liveness
     }
 
     /// The pool writes go through (tests use it to inspect the schema).
@@ -578,7 +594,7 @@ where
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let written = D::write_liveness(&self.writer, batch).await.map_err(map_err::<D>("write_liveness"))?;
+        let written = D::write_liveness(&self.liveness, batch).await.map_err(map_err::<D>("write_liveness"))?;
         Ok(written.into_iter().map(Into::into).collect())
     }
 
