@@ -17,12 +17,13 @@
 //! being sent. Events not on a stream 5 s after the last call are lost.
 //!
 //! B hears of A's commits through Postgres `NOTIFY hearth` (`notices.rs`
-//! wakes its event bus); its streams also re-read the log every second
-//! without a wake. Each subscriber's report says how many events arrived
-//! after a wake of its replica's bus since their call was sent (on B, a
-//! notice; on A, its own commit) rather than with the poll.
+//! wakes its event bus); its streams also re-read the log after a second
+//! without a wake. The report counts the wakes of B's bus while the events
+//! are written: B writes nothing, so they are A's notices, and none means
+//! only the poll carried events to B (latencies of up to a second then).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -124,22 +125,42 @@ impl Propagation {
         let workspace = on_a.create_workspace(&request).await.context("cannot create the bench's workspace")?;
 
         note("following the event streams of replicas A and B…");
-        let same = Subscriber::follow(&on_a, &self.a.bus, workspace.id, events)
-            .await
-            .context("cannot follow replica A's event stream")?;
-        let cross = Subscriber::follow(&on_b, &self.b.bus, workspace.id, events)
-            .await
-            .context("cannot follow replica B's event stream")?;
+        let same =
+            Subscriber::follow(&on_a, workspace.id, events).await.context("cannot follow replica A's event stream")?;
+        let cross =
+            Subscriber::follow(&on_b, workspace.id, events).await.context("cannot follow replica B's event stream")?;
 
+        let wakes = Arc::new(AtomicU64::new(0));
+        let mut wake = self.b.bus.subscribe();
+        wake.mark_unchanged();
+        let counter = tokio::spawn({
+            let wakes = wakes.clone();
+            async move {
+                // Ends when aborted (the bus outlives the bench's reading).
+                while wake.changed().await.is_ok() {
+                    wakes.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
         note(&format!("restarting it {events} times through replica A, {}/s…", self.options.rate));
-        let calls = drive(&on_a, workspace.id, events, self.options.rate).await?;
+        let calls = match drive(&on_a, workspace.id, events, self.options.rate).await {
+            Ok(calls) => calls,
+            Err(err) => {
+                // The subscribers stop reading when dropped.
+                counter.abort();
+                return Err(err);
+            }
+        };
 
         note("waiting for the last events on both streams…");
         let deadline = tokio::time::Instant::now() + LATE;
-        let cross = cross.finish(deadline, &calls).await.context("replica B's event stream failed")?;
-        let same = same.finish(deadline, &calls).await.context("replica A's event stream failed")?;
+        let cross = cross.finish(deadline, &calls).await;
+        let same = same.finish(deadline, &calls).await;
+        counter.abort();
+        let cross = cross.context("replica B's event stream failed")?;
+        let same = same.context("replica A's event stream failed")?;
         let round_trips: Vec<Duration> = calls.iter().map(|call| call.answered - call.sent).collect();
-        Ok(Report::new(&self.options, cross, same, &round_trips))
+        Ok(Report::new(&self.options, cross, same, wakes.load(Ordering::Relaxed), &round_trips))
     }
 
     /// Stops both replicas and removes the temp dir; the first failure is
@@ -204,32 +225,18 @@ async fn drive(admin: &Client, id: WorkspaceId, events: usize, rate: u32) -> any
     Ok(calls)
 }
 
-/// A subscriber of one replica's event stream, and the wakes of that
-/// replica's event bus, both timed as they happen.
+/// A subscriber of one replica's event stream, timing the workspace's
+/// events as they arrive.
 struct Subscriber {
     arrivals: Arc<Mutex<Vec<Instant>>>,
-    wakes: Arc<Mutex<Vec<Instant>>>,
     reader: JoinHandle<anyhow::Result<()>>,
-    waker: JoinHandle<()>,
 }
 
 impl Subscriber {
     /// Connects (from the log's tail) and reads until `events` events of
     /// the workspace have arrived.
-    async fn follow(admin: &Client, bus: &EventBus, id: WorkspaceId, events: usize) -> anyhow::Result<Self> {
+    async fn follow(admin: &Client, id: WorkspaceId, events: usize) -> anyhow::Result<Self> {
         let mut stream = admin.follow_events(None, None).await?;
-        let wakes = Arc::new(Mutex::new(Vec::with_capacity(events)));
-        let mut wake = bus.subscribe();
-        wake.mark_unchanged();
-        let waker = tokio::spawn({
-            let wakes = wakes.clone();
-            async move {
-                // Ends when aborted (the bus outlives the bench's reading).
-                while wake.changed().await.is_ok() {
-                    lock(&wakes).push(Instant::now());
-                }
-            }
-        });
         let arrivals = Arc::new(Mutex::new(Vec::with_capacity(events)));
         let reader = tokio::spawn({
             let arrivals = arrivals.clone();
@@ -244,24 +251,27 @@ impl Subscriber {
                 Ok(())
             }
         });
-        Ok(Self { arrivals, wakes, reader, waker })
+        Ok(Self { arrivals, reader })
     }
 
     /// Waits until every event has arrived or `deadline` has passed; then
     /// matches arrivals to calls in order.
     async fn finish(mut self, deadline: tokio::time::Instant, calls: &[Call]) -> anyhow::Result<Delivery> {
-        let read = tokio::time::timeout_at(deadline, &mut self.reader).await;
-        self.reader.abort();
-        self.waker.abort();
-        match read {
+        match tokio::time::timeout_at(deadline, &mut self.reader).await {
             Ok(Ok(result)) => result?,
             Ok(Err(err)) => bail!("the task reading the event stream failed: {err}"),
             // Out of time: what has not arrived is lost.
             Err(_) => {}
         }
         let arrivals = lock(&self.arrivals).clone();
-        let wakes = lock(&self.wakes).clone();
-        Ok(Delivery::new(calls, &arrivals, &wakes))
+        Ok(Delivery::new(calls, &arrivals))
+    }
+}
+
+impl Drop for Subscriber {
+    /// Stops reading (when finished, or on the way out after an error).
+    fn drop(&mut self) {
+        self.reader.abort();
     }
 }
 
@@ -285,14 +295,10 @@ pub struct Delivery {
     /// From the call being sent to the event's arrival: an upper bound
     /// that includes A's write.
     pub since_call_ms: Option<Latency>,
-    /// Events that arrived after a wake of this replica's event bus since
-    /// their call was sent (replica B: a `NOTIFY` from A; replica A: its
-    /// own commit); the others came with the stream's 1 s poll.
-    pub after_wake: u64,
 }
 
 impl Delivery {
-    fn new(calls: &[Call], arrivals: &[Instant], wakes: &[Instant]) -> Self {
+    fn new(calls: &[Call], arrivals: &[Instant]) -> Self {
         let matched: Vec<(&Call, Instant)> = calls.iter().zip(arrivals.iter().copied()).collect();
         let sorted = |from: fn(&Call) -> Instant| {
             let mut latencies: Vec<Duration> =
@@ -300,14 +306,12 @@ impl Delivery {
             latencies.sort_unstable();
             latencies
         };
-        let woken = |call: &Call, arrived: Instant| wakes.iter().any(|wake| (call.sent..=arrived).contains(wake));
         Delivery {
             received: matched.len() as u64,
             lost: calls.len().saturating_sub(matched.len()) as u64,
             latency_ms: Latency::of(&sorted(|call| call.answered)),
             before_answer: matched.iter().filter(|(call, arrived)| *arrived < call.answered).count() as u64,
             since_call_ms: Latency::of(&sorted(|call| call.sent)),
-            after_wake: matched.iter().filter(|(call, arrived)| woken(call, *arrived)).count() as u64,
         }
     }
 }
@@ -355,6 +359,11 @@ pub struct Report {
     /// A subscriber on replica A, which wrote them: what delivery costs
     /// without the hop between replicas.
     pub same_replica: Delivery,
+    /// Times replica B's event bus was woken while the events were written
+    /// and read: B writes nothing, so each wake is a `NOTIFY` from A
+    /// (notices close together may count once). 0: only the streams' 1 s
+    /// poll carried A's events to B.
+    pub notify_wakes_on_b: u64,
     /// Round trip of the restart calls through replica A.
     pub call_ms: Option<Latency>,
     /// Events lost by either subscriber.
@@ -362,7 +371,13 @@ pub struct Report {
 }
 
 impl Report {
-    fn new(options: &Options, cross_replica: Delivery, same_replica: Delivery, round_trips: &[Duration]) -> Self {
+    fn new(
+        options: &Options,
+        cross_replica: Delivery,
+        same_replica: Delivery,
+        notify_wakes_on_b: u64,
+        round_trips: &[Duration],
+    ) -> Self {
         let mut round_trips = round_trips.to_vec();
         round_trips.sort_unstable();
         Report {
@@ -376,6 +391,7 @@ impl Report {
             lost: cross_replica.lost + same_replica.lost,
             cross_replica,
             same_replica,
+            notify_wakes_on_b,
             call_ms: Latency::of(&round_trips),
         }
     }
@@ -399,13 +415,10 @@ mod tests {
         let start = Instant::now();
         let at = |ms: u64| start + Duration::from_millis(ms);
         let calls: Vec<Call> = (0..4).map(|k| Call { sent: at(100 * k), answered: at(100 * k + 10) }).collect();
-        // The first arrives before its answer, the second 5 ms after it; a
-        // wake falls inside the second call's window only.
+        // The first arrives before its answer, the second 5 ms after it.
         let arrivals = [at(8), at(115), at(260)];
-        let wakes = [at(105), at(390)];
-        let delivery = Delivery::new(&calls, &arrivals, &wakes);
-        assert_eq!((delivery.received, delivery.lost), (3, 1));
-        assert_eq!((delivery.before_answer, delivery.after_wake), (1, 1));
+        let delivery = Delivery::new(&calls, &arrivals);
+        assert_eq!((delivery.received, delivery.lost, delivery.before_answer), (3, 1, 1));
         let latency = delivery.latency_ms.unwrap();
         assert_eq!((latency.p50, latency.max), (5.0, 50.0));
         let since_call = delivery.since_call_ms.unwrap();

@@ -37,12 +37,9 @@ async fn every_event_written_through_one_replica_reaches_the_other() {
         let (p50, p99, max) =
             (latency["p50"].as_f64().unwrap(), latency["p99"].as_f64().unwrap(), latency["max"].as_f64().unwrap());
         assert!(0.0 <= p50 && p50 <= p99 && p99 <= max, "{subscriber}: {report:#}");
-        assert!(delivery["after_wake"].as_u64().unwrap() <= EVENTS, "{subscriber}: {report:#}");
     }
-    // Replica B heard of A's commits through NOTIFY, not only by polling
-    // (which one delivered each event depends on timing; that some came
-    // after a notice does not).
-    assert!(report["cross_replica"]["after_wake"].as_u64().unwrap() > 0, "no NOTIFY woke replica B: {report:#}");
+    // Replica B heard of A's commits through NOTIFY, not only by polling.
+    assert!(report["notify_wakes_on_b"].as_u64().unwrap() > 0, "no NOTIFY woke replica B: {report:#}");
 
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
