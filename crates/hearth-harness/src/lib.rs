@@ -1,10 +1,13 @@
-//! The harnesses behind two `hearth` commands, as a library: the binary
+//! The harnesses behind three `hearth` commands, as a library: the binary
 //! parses the command line, calls in here and prints what comes back.
 //!
 //! - [`e2e`]: `hearth e2e template-delivery`, the acceptance scenario of
 //!   PRODUCT.md (steps A–E) against any live server.
 //! - [`bench`]: `hearth bench heartbeat`, heartbeat ingest of an in-process
 //!   server against a same-run HTTP echo baseline, then a durability audit.
+//! - [`propagation`]: `hearth bench propagation`, how long an event written
+//!   through one replica takes to reach another replica's event stream (two
+//!   in-process servers on one Postgres database).
 //! - [`examples`]: the example template and plugin of the repository's
 //!   `examples/` directory, embedded (also what `hearth up` loads).
 //!
@@ -15,3 +18,4 @@
 pub mod bench;
 pub mod e2e;
 pub mod examples;
+pub mod propagation;

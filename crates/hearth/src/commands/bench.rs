@@ -1,16 +1,20 @@
-//! `hearth bench heartbeat`: the heartbeat benchmark (`hearth_harness::bench`)
-//! with its flags, its table and its exit code.
+//! `hearth bench heartbeat`: the heartbeat benchmark (`hearth_harness::bench`),
+//! and `hearth bench propagation`: event propagation between replicas
+//! (`hearth_harness::propagation`), with their flags, tables and exit codes.
 //!
 //! Progress goes to stderr; the report (a table, or one JSON document with
-//! `--json`) to stdout. The command fails (exit 1) when the audit finds a
-//! problem or any request failed, after printing everything it measured.
-//! Ctrl-C still stops the server and removes the temp dir.
+//! `--json`) to stdout. `heartbeat` fails (exit 1) when the audit finds a
+//! problem or any request failed, `propagation` when an event was lost,
+//! after printing everything they measured. Ctrl-C still stops the servers
+//! and removes the temp dir.
+
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use std::sync::{Mutex, PoisonError};
 
 use hearth_harness::bench::{self, Bench, Latency, Phase, Progress, Report, DURABLE_WITHIN, ONLINE, PROVISIONING};
+use hearth_harness::propagation::{self, Propagation};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::output::{self, Table};
@@ -21,6 +25,10 @@ pub enum BenchCommand {
     /// Heartbeat ingest of an in-process server against a same-run HTTP
     /// echo baseline, then a durability audit through the API.
     Heartbeat(HeartbeatArgs),
+    /// Event propagation between replicas: two in-process servers on one
+    /// Postgres database; events written through replica A, timed to a
+    /// subscriber of replica B's event stream and of A's own.
+    Propagation(PropagationArgs),
 }
 
 #[derive(Debug, Args)]
@@ -40,9 +48,25 @@ pub struct HeartbeatArgs {
     database_url: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct PropagationArgs {
+    /// Events to write through replica A (restarts of one workspace, one
+    /// call at a time).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    events: u32,
+    /// Calls per second (a steady pace; a slow answer delays the next call).
+    #[arg(long, value_name = "R", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    rate: u32,
+    /// The replicas' Postgres database (postgres://…); the bench's workspace
+    /// stays in it, so use a fresh one
+    #[arg(long, value_name = "URL")]
+    database_url: String,
+}
+
 pub async fn run(command: BenchCommand, json: bool) -> anyhow::Result<()> {
     match command {
         BenchCommand::Heartbeat(args) => heartbeat(args, json).await,
+        BenchCommand::Propagation(args) => propagation(args, json).await,
     }
 }
 
@@ -176,6 +200,80 @@ fn render(report: &Report) -> String {
         for problem in &report.audit_problems {
             text.push_str(&format!("  {problem}\n"));
         }
+    }
+    text
+}
+
+async fn propagation(args: PropagationArgs, json: bool) -> anyhow::Result<()> {
+    telemetry::init_quiet()?;
+    let options = propagation::Options { events: args.events, rate: args.rate, database_url: args.database_url };
+    let bench = Propagation::start(options).await?;
+    let outcome = tokio::select! {
+        outcome = measure_propagation(&bench, json) => outcome,
+        () = hearth_server::startup::shutdown_signal() => Err(anyhow!("interrupted")),
+    };
+    let stopped = bench.stop().await;
+    outcome?;
+    stopped
+}
+
+/// Measures, prints the report, then fails if an event was lost.
+async fn measure_propagation(bench: &Propagation, json: bool) -> anyhow::Result<()> {
+    let report = bench.measure(&mut |note| output::note(note)).await?;
+    if json {
+        output::print_json(&report)?;
+    } else {
+        output::print(&render_propagation(&report))?;
+    }
+    report.check()
+}
+
+fn render_propagation(report: &propagation::Report) -> String {
+    let mut text = format!(
+        "hearth bench propagation: {}, {} replicas, {} events ({}) written through replica A at {}/s; \
+         {} cores shared by the bench, both replicas and Postgres\n\
+         latency: from replica A's answer to the event's arrival on a subscriber's stream\n\n",
+        report.engine, report.replicas, report.events, report.event, report.rate, report.cores
+    );
+    let ms = |latency: &Option<propagation::Latency>, pick: fn(&propagation::Latency) -> f64| {
+        latency.as_ref().map_or("-".to_owned(), |l| format!("{:.2}ms", pick(l)))
+    };
+    let mut table = Table::new(["SUBSCRIBER", "RECEIVED", "LOST", "P50", "P90", "P99", "MAX"]);
+    for (name, delivery) in
+        [("replica B (cross-replica)", &report.cross_replica), ("replica A (same replica)", &report.same_replica)]
+    {
+        table.row([
+            name.to_owned(),
+            delivery.received.to_string(),
+            delivery.lost.to_string(),
+            ms(&delivery.latency_ms, |l| l.p50),
+            ms(&delivery.latency_ms, |l| l.p90),
+            ms(&delivery.latency_ms, |l| l.p99),
+            ms(&delivery.latency_ms, |l| l.max),
+        ]);
+    }
+    text.push_str(&table.render());
+    text.push_str(&format!(
+        "\nreplica B's event bus was woken {} times by NOTIFYs from replica A for {} events (0 would mean only the \
+         streams' 1 s poll carried them)\n",
+        report.notify_wakes_on_b, report.events
+    ));
+    text.push_str(&format!(
+        "calls through replica A: p50 {}, p99 {}, max {}; events that arrived before the answer count as 0 ms \
+         (B: {}, A: {})\n",
+        ms(&report.call_ms, |l| l.p50),
+        ms(&report.call_ms, |l| l.p99),
+        ms(&report.call_ms, |l| l.max),
+        report.cross_replica.before_answer,
+        report.same_replica.before_answer
+    ));
+    for (name, delivery) in [("B", &report.cross_replica), ("A", &report.same_replica)] {
+        text.push_str(&format!(
+            "from the call being sent (A's write included), replica {name}: p50 {}, p99 {}, max {}\n",
+            ms(&delivery.since_call_ms, |l| l.p50),
+            ms(&delivery.since_call_ms, |l| l.p99),
+            ms(&delivery.since_call_ms, |l| l.max)
+        ));
     }
     text
 }
