@@ -109,6 +109,7 @@ impl Bench {
             // The bench measures ingest; a few workspaces may well send more
             // than a production runtime's rate, which is not what is measured.
             rate_limit_per_token: 0,
+            rate_limit_per_workspace: 0,
             ..Settings::default()
         };
         let engine = engine(&hearth_server::startup::database_url(&settings));
