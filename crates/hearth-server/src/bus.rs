@@ -2,9 +2,9 @@
 //!
 //! The event log in the database is the source of truth; the bus only
 //! carries "the log now reaches seq N". Subscribers read the log themselves,
-//! so a missed wake-up can delay an event but never lose one. A subscriber
-//! also polls on a timer, which is how events written by another replica
-//! reach it until LISTEN/NOTIFY feeds this same bus (ROADMAP: replicas).
+//! so a missed wake-up can delay an event but never lose one. Events written
+//! by another replica wake this bus through `NOTIFY hearth` (`notices.rs`);
+//! a subscriber also polls on a timer, the safety net for a lost notice.
 
 use std::time::Duration;
 
