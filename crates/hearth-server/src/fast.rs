@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Heartbeats the writer takes into one batch at most.
 pub const MAX_BATCH: usize = 1000;
-/// Batch writers on Postgres, one per connection of the store's liveness pool.
+/// Batch writers on Postgres: one per connection of the store's liveness pool.
 const POSTGRES_WRITERS: usize = hearth_store_pg::LIVENESS_CONNECTIONS as usize;
 /// Heartbeats waiting for the writers at most; past it a heartbeat takes the
 /// locked path (back-pressure instead of an unbounded queue).
@@ -193,9 +193,12 @@ impl FastPath {
     /// most (the rest take the locked path). The writer stops when the
     /// last `FastPath` handle is dropped.
     pub fn start(store: Arc<dyn Store>, capacity: usize) -> Arc<Self> {
-        // Postgres commits batches on several connections at once, so one
-        // batch's WAL flush overlaps the next batch's work; SQLite has one
-        // writer.
+        // One writer per connection of the store's liveness pool. One is
+        // best on both engines: a batch queues while the previous one is
+        // written, so batches grow with the load, and since Postgres commits
+        // them asynchronously there is no WAL flush to overlap (four writers
+        // with synchronous commit: 14.5k heartbeats/s; one, asynchronous:
+        // 18.8k, BENCHMARKS.md).
         let writers = match store.engine() {
             hearth_store::Engine::Postgres => POSTGRES_WRITERS,
             hearth_store::Engine::Sqlite => 1,

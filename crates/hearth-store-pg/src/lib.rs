@@ -272,7 +272,7 @@ pub fn connect_lazy(url: &str, settings: &PgSettings) -> StoreResult<PgStore> {
 }
 
 /// Connections for the group-commit writer's batches of plain heartbeats
-/// (one per writer). They commit asynchronously (`synchronous_commit =
+/// (one per batch writer). They commit asynchronously (`synchronous_commit =
 /// off`) and plan once (see [`ASYNCHRONOUS_LIVENESS_COMMIT`]): a batch is
 /// visible to every reader and survives a crash of Hearth
 /// as soon as its commit returns, and Postgres's WAL writer flushes it to
@@ -305,8 +305,8 @@ pub fn liveness_pool(options: PgConnectOptions, settings: &PgSettings) -> PgPool
 }
 
 /// Connections of the liveness pool: as many as the server has batch
-/// writers on Postgres (`hearth-server`'s `fast.rs`).
-pub const LIVENESS_CONNECTIONS: u32 = 4;
+/// writers on Postgres (`hearth-server`'s `fast.rs`, which says why one).
+pub const LIVENESS_CONNECTIONS: u32 = 1;
 /// Longest `wal_writer_delay` under which an asynchronous commit is on disk
 /// within 1 s (Postgres flushes within three of them).
 pub const MAX_WAL_WRITER_DELAY_MS: i32 = 333;
