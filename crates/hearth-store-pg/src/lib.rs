@@ -52,6 +52,13 @@ impl Dialect for Pg {
 
     const NOTIFY: Option<&'static str> = Some("select pg_notify('hearth', $1)");
 
+    const APPEND_EVENT: Option<&'static str> = Some(
+        "with reserved as (update event_counters set last_seq = last_seq + 1, updated_at = $6 \
+         where event_counter_id = 1 returning last_seq) \
+         insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
+         select last_seq, $1::uuid, $2::uuid, $3::uuid, $4::text, $5::jsonb, $6::timestamptz from reserved returning seq",
+    );
+
     const SQL: Statements = Statements {
         select_workspace_for_update: concat!(
             "select ",

@@ -26,6 +26,15 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// when the transaction commits; `None` for an engine without replicas.
     const NOTIFY: Option<&'static str>;
 
+    /// Advances the event counter by one and inserts one event with that
+    /// seq, in one statement (`$1` event id, `$2` org, `$3` workspace, `$4`
+    /// kind, `$5` payload, `$6` time; returns the seq). On Postgres the
+    /// counter row's lock serializes every transaction that appends events
+    /// until it commits, so the fewer round trips after taking it, the more
+    /// transitions per second. `None`: reserve the seqs, then insert (SQLite,
+    /// whose write transactions are serialized anyway).
+    const APPEND_EVENT: Option<&'static str>;
+
     /// The engine's migrations, embedded in the binary.
     fn migrator() -> &'static Migrator;
 

@@ -232,5 +232,6 @@ shared! {
 /// dialect's.
 pub fn all_statements<D: crate::Dialect>() -> Vec<(&'static str, &'static str)> {
     let notify = D::NOTIFY.map(|sql| ("notify", sql));
-    SHARED.iter().copied().chain(D::SQL.all()).chain(notify).collect()
+    let append_event = D::APPEND_EVENT.map(|sql| ("append_event", sql));
+    SHARED.iter().copied().chain(D::SQL.all()).chain(notify).chain(append_event).collect()
 }

@@ -184,24 +184,42 @@ where
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        let count = drafts.len() as i64;
-        let (last,): (i64,) = sqlx::query_as(sql::RESERVE_EVENT_SEQS)
-            .bind(count)
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err::<D>("reserve_event_seqs"))?;
-        let mut events = Vec::with_capacity(drafts.len());
-        for (offset, draft) in drafts.into_iter().enumerate() {
-            let event = Event {
-                seq: last - count + 1 + offset as i64,
+        let mut events: Vec<Event> = drafts
+            .into_iter()
+            .map(|draft| Event {
+                seq: 0, // assigned below
                 id: EventId::new_random(),
                 kind: draft.kind,
                 org_id: org,
                 workspace_id: workspace,
                 timestamp: now,
                 payload: draft.payload,
-            };
+            })
+            .collect();
+        if let Some(append) = D::APPEND_EVENT {
+            for event in &mut events {
+                (event.seq,) = sqlx::query_as(append)
+                    .bind(event.id.0)
+                    .bind(org.0)
+                    .bind(workspace.map(|w| w.0))
+                    .bind(event.kind.as_str())
+                    .bind(Json(event.payload.clone()))
+                    .bind(now)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(map_err::<D>("append_event"))?;
+            }
+            return Ok(events);
+        }
+        let count = events.len() as i64;
+        let (last,): (i64,) = sqlx::query_as(sql::RESERVE_EVENT_SEQS)
+            .bind(count)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err::<D>("reserve_event_seqs"))?;
+        for (seq, event) in (last - count + 1..).zip(&mut events) {
+            event.seq = seq;
             sqlx::query(sql::INSERT_EVENT)
                 .bind(event.seq)
                 .bind(event.id.0)
@@ -213,7 +231,6 @@ where
                 .execute(&mut *conn)
                 .await
                 .map_err(map_err::<D>("insert_event"))?;
-            events.push(event);
         }
         Ok(events)
     }
@@ -234,11 +251,12 @@ where
         drafts: Vec<EventDraft>,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Event>> {
-        let events = Self::append_events(conn, org, workspace, drafts, now).await?;
-        if !events.is_empty() {
+        // The notice first: it is sent at commit either way, and every round
+        // trip after the first event holds the event counter's lock.
+        if !drafts.is_empty() {
             Self::notify(conn, &Notice::Events).await?;
         }
-        Ok(events)
+        Self::append_events(conn, org, workspace, drafts, now).await
     }
 
     /// Writes the column groups that changed between `current` and `next`
@@ -481,21 +499,26 @@ where
             if let Some(token) = &token {
                 Self::insert_token_on(&mut tx, token).await?;
             }
-            let draft = EventDraft::new(
-                hearth_core::EventKind::WorkspaceProvisioning,
-                serde_json::json!({"name": new.name, "template": new.template}),
-            );
-            Self::append_events(&mut tx, new.org_id, Some(new.id), vec![draft], new.now).await?;
             let row: WorkspaceRow<D> = sqlx::query_as(sql::SELECT_WORKSPACE)
                 .bind(new.id.0)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_err::<D>("get_workspace"))?;
-            created.push(row.into());
+            created.push(Workspace::from(row));
         }
         if !created.is_empty() {
             // One notice for the whole batch: listeners re-read the log.
             Self::notify(&mut tx, &Notice::Events).await?;
+        }
+        // The events last: appending takes the event counter's lock until
+        // commit (every other writer of events waits for it).
+        for workspace in &created {
+            let draft = EventDraft::new(
+                hearth_core::EventKind::WorkspaceProvisioning,
+                serde_json::json!({"name": workspace.name, "template": workspace.template}),
+            );
+            Self::append_events(&mut tx, workspace.org_id, Some(workspace.id), vec![draft], workspace.created_at)
+                .await?;
         }
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         Ok(created)
@@ -698,7 +721,7 @@ where
             .fetch_all(&mut *tx)
             .await
             .map_err(map_err::<D>("sweep_rows"))?;
-        let mut applied = Vec::new();
+        let mut transitions = Vec::new();
         for row in rows {
             let current: Workspace = row.into();
             // The candidate query and the state machine agree on who is
@@ -709,9 +732,17 @@ where
             }
             let (mut next, _) = evolve(&current, &input, &decision, now);
             next.version = Self::write_workspace(&mut tx, &current, &next).await?;
-            let events =
-                Self::append_and_notify(&mut tx, current.org_id, Some(current.id), decision.events, now).await?;
-            applied.push(Applied { previous: current.status, workspace: next, events, minted_token: false });
+            transitions.push((current.status, next, decision.events));
+        }
+        // The events after every row is written: appending takes the event
+        // counter's lock until commit.
+        if transitions.iter().any(|(_, _, drafts)| !drafts.is_empty()) {
+            Self::notify(&mut tx, &Notice::Events).await?;
+        }
+        let mut applied = Vec::with_capacity(transitions.len());
+        for (previous, workspace, drafts) in transitions {
+            let events = Self::append_events(&mut tx, workspace.org_id, Some(workspace.id), drafts, now).await?;
+            applied.push(Applied { previous, workspace, events, minted_token: false });
         }
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         Ok(applied)

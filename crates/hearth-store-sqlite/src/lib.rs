@@ -58,6 +58,10 @@ impl Dialect for Sqlite {
     /// One process owns the database file: nobody else to tell.
     const NOTIFY: Option<&'static str> = None;
 
+    /// Reserve, then insert: the write transaction holds the database lock
+    /// from `BEGIN IMMEDIATE` on, so fewer statements win nothing.
+    const APPEND_EVENT: Option<&'static str> = None;
+
     /// Inside a write transaction (the single writer connection, begun with
     /// `BEGIN IMMEDIATE`) every read is already serialized with every other
     /// writer: SQLite's database lock replaces `for update`.
