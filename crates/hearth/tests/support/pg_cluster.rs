@@ -119,6 +119,13 @@ impl PrivateCluster {
         self.pg_ctl_args(&["stop", "-m", "fast"]);
     }
 
+    /// `pg_ctl stop -m immediate`: every server process quits at once, with
+    /// no checkpoint and no flush of the WAL buffers, like a crash; the
+    /// next start runs crash recovery.
+    pub fn crash(&self) {
+        self.pg_ctl_args(&["stop", "-m", "immediate"]);
+    }
+
     /// `pg_ctl start`, waiting until it accepts connections.
     pub fn start_again(&self) {
         self.pg_ctl("start");
