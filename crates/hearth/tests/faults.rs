@@ -19,6 +19,21 @@ use hearth_core::{WorkspaceId, WorkspaceStatus};
 use support::ADMIN_TOKEN;
 use tokio::process::Child;
 
+/// `hearth serve` on a private Postgres cluster (which the test may stop,
+/// crash and start), and an admin client; `None` where the cluster cannot
+/// run (a skip, except under `CI=true`).
+async fn hearth_on_a_private_postgres() -> Option<(support::pg_cluster::PrivateCluster, support::Server, Client)> {
+    let cluster = support::pg_cluster::PrivateCluster::start(None)?;
+    let server = support::Server::start(
+        support::Engine::Sqlite,
+        &["--database-url", &cluster.url(""), "--database-timeout", "1", "--liveness-ttl", "3600"],
+        &[],
+    )
+    .await;
+    let admin = Client::new(&server.url, Some(ADMIN_TOKEN.into())).unwrap();
+    Some((cluster, server, admin))
+}
+
 async fn serve(dir: &std::path::Path, port: u16) -> Child {
     support::serve_on(dir, port, &["--liveness-ttl", "3600"]).await
 }
@@ -135,14 +150,7 @@ async fn a_server_killed_under_load_loses_no_acknowledged_transition_heartbeat_o
 async fn postgres_restarted_under_load_is_503_with_retry_after_then_recovers_without_a_restart() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-    let Some(cluster) = support::pg_cluster::PrivateCluster::start(None) else { return };
-    let server = support::Server::start(
-        support::Engine::Sqlite,
-        &["--database-url", &cluster.url(""), "--database-timeout", "1", "--liveness-ttl", "3600"],
-        &[],
-    )
-    .await;
-    let admin = Client::new(&server.url, Some(ADMIN_TOKEN.into())).unwrap();
+    let Some((cluster, server, admin)) = hearth_on_a_private_postgres().await else { return };
     let mut runtimes = Vec::new();
     for i in 0..16 {
         let request = CreateWorkspaceRequest { name: format!("w{i}"), issue_token: Some(true), ..Default::default() };
@@ -245,14 +253,7 @@ async fn postgres_restarted_under_load_is_503_with_retry_after_then_recovers_wit
 async fn a_postgres_crash_loses_no_heartbeat_acknowledged_more_than_a_second_before_it() {
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    let Some(cluster) = support::pg_cluster::PrivateCluster::start(None) else { return };
-    let server = support::Server::start(
-        support::Engine::Sqlite,
-        &["--database-url", &cluster.url(""), "--database-timeout", "1", "--liveness-ttl", "3600"],
-        &[],
-    )
-    .await;
-    let admin = Client::new(&server.url, Some(ADMIN_TOKEN.into())).unwrap();
+    let Some((cluster, server, admin)) = hearth_on_a_private_postgres().await else { return };
     let requests: Vec<CreateWorkspaceRequest> = (0..16)
         .map(|i| CreateWorkspaceRequest { name: format!("w{i}"), issue_token: Some(true), ..Default::default() })
         .collect();
