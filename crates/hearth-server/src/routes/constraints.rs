@@ -125,7 +125,10 @@ fn operation_constraints(path: &str, operation: &mut Value) {
                     set(schema, "pattern", json!(NO_CONTROL));
                 }
                 ("query", "status") if path == "/workspaces" => {
-                    let statuses: Vec<&str> = hearth_core::WorkspaceStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    // Empty means any status (what the dashboard's "all" sends).
+                    let statuses: Vec<&str> = std::iter::once("")
+                        .chain(hearth_core::WorkspaceStatus::ALL.iter().map(|s| s.as_str()))
+                        .collect();
                     set(schema, "enum", json!(statuses));
                 }
                 ("query", "for") if path.ends_with("/wait") => {
@@ -276,10 +279,11 @@ mod tests {
         }
         assert!(fors.contains(&json!("condition=PluginsInstalled")) && fors.contains(&json!("status=online")));
         let Some(Value::Array(statuses)) = param("/workspaces", "status") else { panic!("status is an enum") };
-        for value in &statuses {
+        assert_eq!(statuses[0], json!(""), "empty: any status");
+        for value in &statuses[1..] {
             let text = value.as_str().unwrap_or_default();
             assert!(text.parse::<hearth_core::WorkspaceStatus>().is_ok(), "{text}");
         }
-        assert_eq!(statuses.len(), hearth_core::WorkspaceStatus::ALL.len());
+        assert_eq!(statuses.len(), hearth_core::WorkspaceStatus::ALL.len() + 1);
     }
 }

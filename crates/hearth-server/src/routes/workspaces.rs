@@ -296,7 +296,8 @@ pub struct ListQuery {
     limit: Option<i64>,
     /// Where the previous page ended: its `X-Next-Cursor`.
     cursor: Option<String>,
-    /// Only workspaces in this status (`removed` needs `include_removed`).
+    /// Only workspaces in this status (`removed` needs `include_removed`;
+    /// empty: any status).
     status: Option<String>,
     /// Only workspaces whose name contains this text (ASCII case ignored).
     q: Option<String>,

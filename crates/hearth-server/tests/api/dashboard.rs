@@ -147,6 +147,9 @@ async fn list_filters_keep_keyset_paging_and_refuse_bad_values(engine: Engine) {
 
     let (only_online, _) = app.admin.list_workspaces_filtered(&[("status", "online")], None, None).await.unwrap();
     assert_eq!(only_online.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["alpha-online"]);
+    let (any_status, _) =
+        app.admin.list_workspaces_filtered(&[("status", ""), ("q", "ALPHA")], None, None).await.unwrap();
+    assert_eq!(any_status.len(), 6, "an empty status is any status (as the document says)");
 
     for (query, field) in [("status=sleeping", "status"), ("q=%01", "q"), ("limit=0", "limit")] {
         let response = app
