@@ -196,9 +196,8 @@ impl FastPath {
         // One writer per connection of the store's liveness pool. One is
         // best on both engines: a batch queues while the previous one is
         // written, so batches grow with the load, and since Postgres commits
-        // them asynchronously there is no WAL flush to overlap (four writers
-        // with synchronous commit: 14.5k heartbeats/s; one, asynchronous:
-        // 18.8k, BENCHMARKS.md).
+        // them asynchronously there is no WAL flush to overlap (four
+        // writers: 14.5k heartbeats/s; one: 18.8k, BENCHMARKS.md).
         let writers = match store.engine() {
             hearth_store::Engine::Postgres => POSTGRES_WRITERS,
             hearth_store::Engine::Sqlite => 1,

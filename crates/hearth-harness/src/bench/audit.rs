@@ -53,6 +53,7 @@ pub(super) async fn audit(
         for workspace in page.into_iter().filter(|workspace| ours.contains(&workspace.id)) {
             let id = workspace.id;
             listed.insert(id);
+            // A workspace with no such event is not in `counts`: zero of each.
             let [provisioning, online] = counts.get(&id).copied().unwrap_or_default();
             if provisioning != 1 {
                 problems.push(format!("workspace {id} has {provisioning} {PROVISIONING} events, not exactly one"));

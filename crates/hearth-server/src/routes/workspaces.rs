@@ -135,10 +135,11 @@ pub const MAX_BATCH: usize = 1000;
 /// Create up to 1000 workspaces in one request, all or none (the bulk
 /// registration path: one transaction instead of one per workspace). Each
 /// item is checked like `POST /workspaces`; a refusal names the item
-/// (`workspaces[3].tier`) and nothing is created.
+/// (`workspaces[3].tier`) and nothing is created. A `parent_id` must name a
+/// workspace that exists before the batch.
 #[utoipa::path(post, path = "/workspaces/batch", tag = "workspaces", request_body = CreateWorkspacesRequest,
     responses((status = 201, body = CreateWorkspacesResponse), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
+        (status = 401, body = ApiErrorBody), (status = 409, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn create_workspaces(
     State(state): State<AppState>,
     operator: Operator,
