@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hearth_core::{Input, WorkspaceId, WorkspaceStatus};
 use hearth_store::{Applied, Deleted, Event, NewToken, Store, StoreError, StoreResult, Sweep};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::EventBus;
 
@@ -26,18 +27,66 @@ pub struct SweepReport {
 pub struct Lifecycle {
     store: Arc<dyn Store>,
     bus: EventBus,
+    /// The transition writers' queues ([`apply_batches`]); a workspace
+    /// always goes to the same one, so its inputs keep their order.
+    queues: Arc<[mpsc::Sender<Pending>]>,
+}
+
+/// Transition writers on Postgres, each with its own transaction at a
+/// time: a batch spends most of its time on round trips for its rows (lock,
+/// write) and holds the event counter only for its last statements, so
+/// several writers overlap (first heartbeats: 1,263/s with one, 1,787/s
+/// with four). SQLite has one writer connection: one writer, bigger batches
+/// (3,641/s; 2,573/s with four).
+const POSTGRES_WRITERS: usize = 4;
+
+/// Inputs the transition writer applies in one transaction at most.
+const MAX_BATCH: usize = 256;
+/// Inputs waiting for the transition writer at most; past it an input is
+/// applied in a transaction of its own (back-pressure, not a longer queue).
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// An input waiting for the transition writer, and who waits for it.
+struct Pending {
+    id: WorkspaceId,
+    input: Input,
+    now: DateTime<Utc>,
+    done: oneshot::Sender<StoreResult<Applied>>,
 }
 
 impl Lifecycle {
+    /// Also starts the transition writers (they stop when the last
+    /// `Lifecycle` is dropped).
     pub fn new(store: Arc<dyn Store>, bus: EventBus) -> Self {
-        Self { store, bus }
+        let writers = match store.engine() {
+            hearth_store::Engine::Postgres => POSTGRES_WRITERS,
+            hearth_store::Engine::Sqlite => 1,
+        };
+        let queues = (0..writers)
+            .map(|_| {
+                let (queue, receiver) = mpsc::channel(QUEUE / writers);
+                tokio::spawn(apply_batches(store.clone(), receiver));
+                queue
+            })
+            .collect();
+        Self { store, bus, queues }
     }
 
     /// Applies a lifecycle input: the store decides and persists atomically;
-    /// then the transition is counted and subscribers are woken.
+    /// then the transition is counted and subscribers are woken. Inputs go
+    /// to the transition writer, which applies what is waiting in one
+    /// transaction ([`Store::apply_batch`]): every transaction that writes
+    /// events holds the event counter's lock until it commits, so one
+    /// transaction for many inputs is many transitions for one wait. A
+    /// register that may mint a token (`bootstrap`) has a transaction of
+    /// its own.
     pub async fn apply(&self, id: WorkspaceId, input: Input, bootstrap: Option<NewToken>) -> StoreResult<Applied> {
         let input_name = input.name();
-        let applied = self.store.apply(id, input, Utc::now(), bootstrap).await?;
+        let now = Utc::now();
+        let applied = match bootstrap {
+            Some(token) => self.store.apply(id, input, now, Some(token)).await?,
+            None => self.apply_grouped(id, input, now).await?,
+        };
         if applied.previous != applied.workspace.status {
             let (from, to) = (applied.previous.as_str(), applied.workspace.status.as_str());
             metrics::counter!("hearth_transitions_total", "from" => from, "to" => to).increment(1);
@@ -45,6 +94,21 @@ impl Lifecycle {
         }
         self.bus.published(&applied.events);
         Ok(applied)
+    }
+
+    /// `input` through the transition writer, or on its own when the
+    /// writer's queue is full.
+    async fn apply_grouped(&self, id: WorkspaceId, input: Input, now: DateTime<Utc>) -> StoreResult<Applied> {
+        let (done, answer) = oneshot::channel();
+        let queue = &self.queues[(id.0.as_u128() % self.queues.len() as u128) as usize];
+        if let Err(refused) = queue.try_send(Pending { id, input, now, done }) {
+            metrics::counter!("hearth_transition_queue_full_total").increment(1);
+            let Pending { id, input, now, .. } = refused.into_inner();
+            return self.store.apply(id, input, now, None).await;
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable { operation: "apply", message: "the transition writer stopped".into() })
+        })
     }
 
     /// Deletes a workspace and its descendants (idempotent).
@@ -89,6 +153,48 @@ impl Lifecycle {
             }
         }
         Ok(report)
+    }
+}
+
+/// The transition writer: takes what is queued (up to [`MAX_BATCH`]),
+/// applies it in one transaction, answers each input, repeats. Batches form
+/// by themselves under load; an idle server applies a lone input at once.
+/// If a batch fails as a whole (a database error, a deadlock with another
+/// writer), each of its inputs is applied again on its own, so each gets
+/// its own outcome.
+async fn apply_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
+    let mut pending = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut pending, MAX_BATCH).await > 0 {
+        metrics::histogram!("hearth_transition_batch_size").record(pending.len() as f64);
+        let batch = pending.iter().map(|p| (p.id, p.input.clone(), p.now)).collect();
+        match store.apply_batch(batch).await {
+            Ok(outcomes) => {
+                for (waiter, outcome) in pending.drain(..).zip(outcomes) {
+                    answer(waiter.done, waiter.id, outcome);
+                }
+            }
+            Err(error) if pending.len() == 1 => {
+                if let Some(Pending { id, done, .. }) = pending.pop() {
+                    answer(done, id, Err(error));
+                }
+            }
+            Err(error) => {
+                count_store_error(&error);
+                tracing::warn!(%error, batch = pending.len(), "transition batch failed; applying its inputs one by one");
+                for Pending { id, input, now, done } in pending.drain(..) {
+                    answer(done, id, store.apply(id, input, now, None).await);
+                }
+            }
+        }
+    }
+}
+
+/// Sends an input's outcome to whoever waits for it.
+fn answer(done: oneshot::Sender<StoreResult<Applied>>, id: WorkspaceId, outcome: StoreResult<Applied>) {
+    // A waiter that is gone (its request was dropped) needs no answer; what
+    // was written stands either way.
+    if done.send(outcome).is_err() {
+        tracing::debug!(workspace_id = %id, "request gone before its transition batch committed");
     }
 }
 

@@ -613,6 +613,62 @@ where
         Ok(Applied { previous: current.status, workspace: next, events, minted_token })
     }
 
+    async fn apply_batch(
+        &self,
+        batch: Vec<(WorkspaceId, Input, DateTime<Utc>)>,
+    ) -> StoreResult<Vec<StoreResult<Applied>>> {
+        let mut outcomes: Vec<Option<StoreResult<Applied>>> = batch.iter().map(|_| None).collect();
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        // Stable: two inputs for one workspace are decided in the order given.
+        order.sort_by_key(|&i| batch[i].0 .0);
+        let mut tx = self.begin().await?;
+        let mut written = Vec::with_capacity(batch.len());
+        for i in order {
+            let (id, input, now) = &batch[i];
+            // A second input for a workspace sees what the first one wrote.
+            let current = match Self::lock_workspace(&mut tx, *id).await {
+                Ok(current) => current,
+                Err(StoreError::NotFound(what)) => {
+                    outcomes[i] = Some(Err(StoreError::NotFound(what)));
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let decision = match decide(&current.snapshot(), input, *now) {
+                Ok(decision) => decision,
+                Err(rejection) => {
+                    outcomes[i] = Some(Err(rejection.into()));
+                    continue;
+                }
+            };
+            let (mut next, reconcile_events) = evolve(&current, input, &decision, *now);
+            if next != current {
+                next.version = Self::write_workspace(&mut tx, &current, &next).await?;
+            }
+            let mut drafts = decision.events;
+            drafts.extend(reconcile_events);
+            written.push((i, current.status, next, drafts, *now));
+        }
+        // The events after every row is written: appending takes the event
+        // counter's lock until commit.
+        if written.iter().any(|(_, _, _, drafts, _)| !drafts.is_empty()) {
+            Self::notify(&mut tx, &Notice::Events).await?;
+        }
+        for (i, previous, workspace, drafts, now) in written {
+            let events = Self::append_events(&mut tx, workspace.org_id, Some(workspace.id), drafts, now).await?;
+            outcomes[i] = Some(Ok(Applied { previous, workspace, events, minted_token: false }));
+        }
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|| {
+                    Err(StoreError::Corrupt { operation: "apply_batch", message: "an input got no outcome".into() })
+                })
+            })
+            .collect())
+    }
+
     async fn write_liveness(&self, batch: &[LivenessWrite]) -> StoreResult<Vec<WorkspaceId>> {
         if batch.is_empty() {
             return Ok(Vec::new());

@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             a_sweep_batch_transitions_every_due_workspace_once,
             filtered_pages_keep_only_matches_and_counts_group_by_status,
             bulk_creation_writes_every_workspace_token_and_event_or_nothing,
+            a_batch_of_inputs_does_what_applying_them_one_by_one_does,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1093,4 +1094,64 @@ pub async fn bulk_creation_writes_every_workspace_token_and_event_or_nothing(sto
     assert_eq!(store.find_token_by_hash(b"fresh", t(100)).await.unwrap().map(|found| found.id), None);
     assert_eq!(store.last_event_seq().await.unwrap(), 50, "no event of the refused batch");
     assert_eq!(store.count_workspaces().await.unwrap(), 50);
+}
+
+pub async fn a_batch_of_inputs_does_what_applying_them_one_by_one_does(store: S) {
+    // Twins: the same inputs, one by one on the first set, in one batch on
+    // the second; both must end the same, input by input.
+    let names = ["a", "b", "c"];
+    let mut one_by_one = Vec::new();
+    let mut batched = Vec::new();
+    for name in names {
+        one_by_one.push(create(&*store, &format!("{name}-1")).await);
+        batched.push(create(&*store, &format!("{name}-2")).await);
+    }
+    let unknown = WorkspaceId::new_random();
+    let script: Vec<(Option<usize>, Input, DateTime<Utc>)> = vec![
+        (Some(1), heartbeat(0.0), t(1)),
+        (Some(0), heartbeat(0.0), t(1)),
+        (Some(1), Input::Pause, t(2)),
+        (Some(2), Input::Hibernate, t(1)), // refused: provisioning
+        (None, heartbeat(0.0), t(1)),      // no such workspace
+        (Some(1), Input::Pause, t(3)),     // refused: already paused
+        (Some(1), heartbeat(0.0), t(4)),   // stays paused
+        (Some(0), heartbeat(0.9), t(5)),   // degraded
+    ];
+    let pick = |set: &[WorkspaceId], which: Option<usize>| which.map_or(unknown, |i| set[i]);
+    let mut expected = Vec::new();
+    for (which, input, now) in &script {
+        expected.push(store.apply(pick(&one_by_one, *which), input.clone(), *now, None).await);
+    }
+    let seq_before = store.last_event_seq().await.unwrap();
+    let batch = script.iter().map(|(which, input, now)| (pick(&batched, *which), input.clone(), *now)).collect();
+    let outcomes = store.apply_batch(batch).await.unwrap();
+    assert_eq!(outcomes.len(), script.len());
+    let mut seqs = Vec::new();
+    for (index, (want, got)) in expected.iter().zip(&outcomes).enumerate() {
+        match (want, got) {
+            (Ok(want), Ok(got)) => {
+                assert_eq!(
+                    (want.previous, want.workspace.status),
+                    (got.previous, got.workspace.status),
+                    "input {index}"
+                );
+                assert_eq!(want.workspace.version, got.workspace.version, "input {index}");
+                let kinds = |a: &crate::Applied| -> Vec<(EventKind, serde_json::Value)> {
+                    a.events.iter().map(|e| (e.kind, e.payload.clone())).collect()
+                };
+                assert_eq!(kinds(want), kinds(got), "input {index}");
+                assert!(got.events.iter().all(|e| e.workspace_id == Some(got.workspace.id)), "input {index}");
+                seqs.extend(got.events.iter().map(|e| e.seq));
+            }
+            (Err(want), Err(got)) => assert_eq!(want.to_string(), got.to_string(), "input {index}"),
+            (want, got) => panic!("input {index}: one by one {want:?}, batched {got:?}"),
+        }
+    }
+    seqs.sort_unstable();
+    let last = store.last_event_seq().await.unwrap();
+    assert_eq!(seqs, (seq_before + 1..=last).collect::<Vec<_>>(), "the batch's events, gap-free");
+    for (twin, id) in one_by_one.iter().zip(&batched) {
+        let (want, got) = (store.get_workspace(*twin).await.unwrap(), store.get_workspace(*id).await.unwrap());
+        assert_eq!((want.status, want.version, want.last_error_rate), (got.status, got.version, got.last_error_rate));
+    }
 }

@@ -121,6 +121,18 @@ pub trait Store: Send + Sync + 'static {
         bootstrap_token: Option<NewToken>,
     ) -> StoreResult<Applied>;
 
+    /// [`Store::apply`] for many inputs in one transaction (group commit
+    /// for transitions): each input is decided on its row as it is then,
+    /// locked in workspace-id order (two batches never wait on each other
+    /// in a cycle), and the events of all are appended after every row is
+    /// written. One outcome per input, in the order given: a refused input
+    /// (`Rejected`, `NotFound`) writes nothing and does not stop the others;
+    /// any other error fails the whole batch, and nothing is written.
+    async fn apply_batch(
+        &self,
+        batch: Vec<(WorkspaceId, Input, DateTime<Utc>)>,
+    ) -> StoreResult<Vec<StoreResult<Applied>>>;
+
     /// The group-commit writer's one statement: writes the liveness columns
     /// of each heartbeat in `batch` where the row version is still the one
     /// it was decided on, in one statement (Postgres) or one transaction
