@@ -39,6 +39,8 @@ use hearth_core::{decide, Heartbeat, Input, OrgId, WorkspaceId, WorkspaceStatus}
 use hearth_store::{evolve, Changed, LivenessWrite, Store, Workspace};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::writers::Writers;
+
 /// Heartbeats the writer takes into one batch at most.
 pub const MAX_BATCH: usize = 1000;
 /// Batch writers on Postgres: one per connection of the store's liveness pool.
@@ -182,10 +184,10 @@ enum Written {
 pub struct FastPath {
     hot: quick_cache::sync::Cache<WorkspaceId, Hot>,
     pub desired: DesiredCache,
-    /// One queue per writer; a workspace always goes to the same one, so
-    /// two batches in flight never touch the same row (no lock waits, no
+    /// The group-commit writers; a workspace always goes to the same one,
+    /// so two batches in flight never touch the same row (no lock waits, no
     /// deadlock between writers).
-    queues: Vec<mpsc::Sender<Pending>>,
+    writers: Writers<Pending>,
 }
 
 impl FastPath {
@@ -202,14 +204,12 @@ impl FastPath {
             hearth_store::Engine::Postgres => POSTGRES_WRITERS,
             hearth_store::Engine::Sqlite => 1,
         };
-        let queues = (0..writers)
-            .map(|_| {
-                let (queue, receiver) = mpsc::channel(QUEUE / writers);
-                tokio::spawn(write_batches(store.clone(), receiver));
-                queue
-            })
-            .collect();
-        Arc::new(Self { hot: quick_cache::sync::Cache::new(capacity.max(1)), desired: DesiredCache::default(), queues })
+        let writers = Writers::start(writers, QUEUE, |receiver| write_batches(store.clone(), receiver));
+        Arc::new(Self {
+            hot: quick_cache::sync::Cache::new(capacity.max(1)),
+            desired: DesiredCache::default(),
+            writers,
+        })
     }
 
     /// Answers `hb` without the row lock when the workspace is remembered,
@@ -222,8 +222,7 @@ impl FastPath {
         }
         let write = LivenessWrite::from_heartbeat(id, hot.version, hot.has_task, hb, now)?;
         let (done, answer) = oneshot::channel();
-        let queue = &self.queues[(id.0.as_u128() % self.queues.len() as u128) as usize];
-        if let Err(error) = queue.try_send(Pending { write, done }) {
+        if let Err(error) = self.writers.queue(id).try_send(Pending { write, done }) {
             metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => "queue_full").increment(1);
             tracing::debug!(workspace_id = %id, %error, "heartbeat writer queue full; taking the locked path");
             return None;

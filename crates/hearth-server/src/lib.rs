@@ -28,6 +28,7 @@ pub mod startup;
 pub mod state;
 pub mod sweeper;
 pub mod ui;
+pub mod writers;
 
 pub use config::{ProvisionerKind, Settings};
 pub use startup::Application;

@@ -13,6 +13,7 @@ use hearth_store::{Applied, Deleted, Event, NewToken, Store, StoreError, StoreRe
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::EventBus;
+use crate::writers::Writers;
 
 /// What one sweep changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -27,9 +28,9 @@ pub struct SweepReport {
 pub struct Lifecycle {
     store: Arc<dyn Store>,
     bus: EventBus,
-    /// The transition writers' queues ([`apply_batches`]); a workspace
-    /// always goes to the same one, so its inputs keep their order.
-    queues: Arc<[mpsc::Sender<Pending>]>,
+    /// The transition writers ([`apply_batches`]); a workspace always goes
+    /// to the same one, so its inputs keep their order.
+    writers: Arc<Writers<Pending>>,
 }
 
 /// Transition writers on Postgres, each with its own transaction at a
@@ -62,14 +63,8 @@ impl Lifecycle {
             hearth_store::Engine::Postgres => POSTGRES_WRITERS,
             hearth_store::Engine::Sqlite => 1,
         };
-        let queues = (0..writers)
-            .map(|_| {
-                let (queue, receiver) = mpsc::channel(QUEUE / writers);
-                tokio::spawn(apply_batches(store.clone(), receiver));
-                queue
-            })
-            .collect();
-        Self { store, bus, queues }
+        let writers = Arc::new(Writers::start(writers, QUEUE, |receiver| apply_batches(store.clone(), receiver)));
+        Self { store, bus, writers }
     }
 
     /// Applies a lifecycle input: the store decides and persists atomically;
@@ -100,8 +95,7 @@ impl Lifecycle {
     /// writer's queue is full.
     async fn apply_grouped(&self, id: WorkspaceId, input: Input, now: DateTime<Utc>) -> StoreResult<Applied> {
         let (done, answer) = oneshot::channel();
-        let queue = &self.queues[(id.0.as_u128() % self.queues.len() as u128) as usize];
-        if let Err(refused) = queue.try_send(Pending { id, input, now, done }) {
+        if let Err(refused) = self.writers.queue(id).try_send(Pending { id, input, now, done }) {
             metrics::counter!("hearth_transition_queue_full_total").increment(1);
             let Pending { id, input, now, .. } = refused.into_inner();
             return self.store.apply(id, input, now, None).await;
