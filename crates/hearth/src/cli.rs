@@ -29,7 +29,15 @@ pub struct GlobalArgs {
     pub server: String,
     /// Bearer token. Default: the admin-token file of the local data dir
     /// ($HEARTH_DATA_DIR or ./hearth-data), if readable.
-    #[arg(long, global = true, env = "HEARTH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    // A token may begin with `-` (base64url): it is a value, not a flag.
+    #[arg(
+        long,
+        global = true,
+        env = "HEARTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        allow_hyphen_values = true
+    )]
     pub token: Option<String>,
     /// A PEM bundle of certificate authorities to trust for an https://
     /// server, besides the Mozilla roots built in (a private CA, or the
@@ -121,6 +129,19 @@ mod tests {
         let cli = cli.unwrap_or_else(|err| panic!("{err}"));
         assert!(cli.global.json);
         assert_eq!(cli.global.server, "http://h:1");
+    }
+
+    #[test]
+    fn a_token_that_begins_with_a_hyphen_is_a_value_not_a_flag() {
+        // Tokens are base64url: 1 in 64 issued before the redraw began with `-`.
+        let id = "0b6e2f6e-2b1c-4f57-9a43-2f0b1a1c7d10";
+        for args in [
+            vec!["hearth", "workspace", "list", "--token", "-Yx3_abc"],
+            vec!["hearth", "agent", "--workspace", id, "--token", "-Yx3_abc"],
+        ] {
+            let cli = Cli::try_parse_from(&args).unwrap_or_else(|err| panic!("{args:?}: {err}"));
+            assert_eq!(cli.global.token.as_deref(), Some("-Yx3_abc"), "{args:?}");
+        }
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     database: DatabaseArgs,
     /// Admin token [default: generated into <data-dir>/admin-token]
-    #[arg(long, env = "HEARTH_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(long, env = "HEARTH_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN", allow_hyphen_values = true)]
     admin_token: Option<String>,
     /// How workspace runtimes are started.
     #[arg(long, env = "HEARTH_PROVISIONER", value_enum, default_value_t = Provisioner::None)]
