@@ -162,14 +162,8 @@ impl Bench {
         // the last heartbeat was answered.
         tokio::time::sleep(audit::DURABLE_WITHIN).await;
         progress.phase(Phase::new("auditing through the API", Some(count), "workspaces"));
-        let acked = warm_up.acked.iter().chain(&heartbeat.acked).fold(
-            std::collections::HashMap::new(),
-            |mut last, (id, at)| {
-                let entry = last.entry(*id).or_insert(*at);
-                *entry = (*entry).max(*at);
-                last
-            },
-        );
+        let mut acked = warm_up.acked;
+        load::merge_acked(&mut acked, heartbeat.acked);
         let problems = audit::audit(&admin, &targets, &acked, progress).await?;
         Ok(Report::new(options, self.engine, warm_up.report, baseline.report, heartbeat.report, &problems, rss_growth))
     }

@@ -10,7 +10,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hearth_core::reconcile::{ConditionRecord, DesiredState, InstalledPlugin};
-use hearth_core::{decide, EventDraft, EventId, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus};
+use hearth_core::{
+    decide, Decision, EventDraft, EventId, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus,
+};
 use hearth_store::{
     evolve, Applied, Changed, Deleted, Engine, Event, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate,
     NewToken, NewWorkspace, Notice, NoticeFeed, Plugin, SealedSecret, Store, StoreError, StoreResult, Sweep, Template,
@@ -40,6 +42,15 @@ pub struct SqlStore<D: Dialect> {
     /// ([`Store::write_liveness`]); the writer pool unless an engine gives
     /// them connections of their own ([`SqlStore::with_liveness_pool`]).
     liveness: Pool<D::Db>,
+}
+
+/// A workspace row written in the current transaction whose events are
+/// still to be appended ([`SqlStore::append_last`]).
+struct Written {
+    previous: WorkspaceStatus,
+    workspace: Workspace,
+    drafts: Vec<EventDraft>,
+    now: DateTime<Utc>,
 }
 
 impl<D: Dialect> Clone for SqlStore<D> {
@@ -393,6 +404,43 @@ where
         tx.commit().await.map_err(map_err::<D>("commit"))
     }
 
+    /// Evolves the locked row `current` by `decision` (made for `input`)
+    /// and writes the column groups that changed; its events (the
+    /// decision's, then reconciliation's) are left for [`Self::append_last`].
+    async fn write_decided(
+        conn: &mut <D::Db as Database>::Connection,
+        current: Workspace,
+        input: &Input,
+        decision: Decision,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Written> {
+        let (mut next, reconcile_events) = evolve(&current, input, &decision, now);
+        if next != current {
+            next.version = Self::write_workspace(conn, &current, &next).await?;
+        }
+        let mut drafts = decision.events;
+        drafts.extend(reconcile_events);
+        Ok(Written { previous: current.status, workspace: next, drafts, now })
+    }
+
+    /// Appends the events of the rows this transaction wrote, with one
+    /// notice, after every row is written: appending takes the event
+    /// counter's lock until commit.
+    async fn append_last(
+        conn: &mut <D::Db as Database>::Connection,
+        written: Vec<Written>,
+    ) -> StoreResult<Vec<Applied>> {
+        if written.iter().any(|w| !w.drafts.is_empty()) {
+            Self::notify(conn, &Notice::Events).await?;
+        }
+        let mut applied = Vec::with_capacity(written.len());
+        for Written { previous, workspace, drafts, now } in written {
+            let events = Self::append_events(conn, workspace.org_id, Some(workspace.id), drafts, now).await?;
+            applied.push(Applied { previous, workspace, events, minted_token: false });
+        }
+        Ok(applied)
+    }
+
     async fn insert_token_on(conn: &mut <D::Db as Database>::Connection, token: &NewToken) -> StoreResult<()> {
         sqlx::query(sql::INSERT_TOKEN)
             .bind(token.id.0)
@@ -602,15 +650,14 @@ where
             }
             None => false,
         };
-        let (mut next, reconcile_events) = evolve(&current, &input, &decision, now);
-        if next != current {
-            next.version = Self::write_workspace(&mut tx, &current, &next).await?;
-        }
-        let mut drafts = decision.events;
-        drafts.extend(reconcile_events);
-        let events = Self::append_and_notify(&mut tx, current.org_id, Some(id), drafts, now).await?;
+        let written = Self::write_decided(&mut tx, current, &input, decision, now).await?;
+        let mut applied = Self::append_last(&mut tx, vec![written]).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
-        Ok(Applied { previous: current.status, workspace: next, events, minted_token })
+        let mut applied = applied
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt { operation: "apply", message: "no outcome was returned".into() })?;
+        applied.minted_token = minted_token;
+        Ok(applied)
     }
 
     async fn apply_batch(
@@ -622,7 +669,7 @@ where
         // Stable: two inputs for one workspace are decided in the order given.
         order.sort_by_key(|&i| batch[i].0 .0);
         let mut tx = self.begin().await?;
-        let mut written = Vec::with_capacity(batch.len());
+        let (mut written, mut positions) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
         for i in order {
             let (id, input, now) = &batch[i];
             // A second input for a workspace sees what the first one wrote.
@@ -641,22 +688,11 @@ where
                     continue;
                 }
             };
-            let (mut next, reconcile_events) = evolve(&current, input, &decision, *now);
-            if next != current {
-                next.version = Self::write_workspace(&mut tx, &current, &next).await?;
-            }
-            let mut drafts = decision.events;
-            drafts.extend(reconcile_events);
-            written.push((i, current.status, next, drafts, *now));
+            written.push(Self::write_decided(&mut tx, current, input, decision, *now).await?);
+            positions.push(i);
         }
-        // The events after every row is written: appending takes the event
-        // counter's lock until commit.
-        if written.iter().any(|(_, _, _, drafts, _)| !drafts.is_empty()) {
-            Self::notify(&mut tx, &Notice::Events).await?;
-        }
-        for (i, previous, workspace, drafts, now) in written {
-            let events = Self::append_events(&mut tx, workspace.org_id, Some(workspace.id), drafts, now).await?;
-            outcomes[i] = Some(Ok(Applied { previous, workspace, events, minted_token: false }));
+        for (i, applied) in positions.into_iter().zip(Self::append_last(&mut tx, written).await?) {
+            outcomes[i] = Some(Ok(applied));
         }
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         Ok(outcomes
@@ -788,18 +824,9 @@ where
             }
             let (mut next, _) = evolve(&current, &input, &decision, now);
             next.version = Self::write_workspace(&mut tx, &current, &next).await?;
-            transitions.push((current.status, next, decision.events));
+            transitions.push(Written { previous: current.status, workspace: next, drafts: decision.events, now });
         }
-        // The events after every row is written: appending takes the event
-        // counter's lock until commit.
-        if transitions.iter().any(|(_, _, drafts)| !drafts.is_empty()) {
-            Self::notify(&mut tx, &Notice::Events).await?;
-        }
-        let mut applied = Vec::with_capacity(transitions.len());
-        for (previous, workspace, drafts) in transitions {
-            let events = Self::append_events(&mut tx, workspace.org_id, Some(workspace.id), drafts, now).await?;
-            applied.push(Applied { previous, workspace, events, minted_token: false });
-        }
+        let applied = Self::append_last(&mut tx, transitions).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         Ok(applied)
     }

@@ -141,13 +141,18 @@ pub(super) async fn drive(
             *total.error_kinds.entry(kind).or_default() += count;
         }
         total.sample_error = total.sample_error.or(tally.sample_error);
-        for (id, at) in tally.acked {
-            let entry = total.acked.entry(id).or_insert(at);
-            *entry = (*entry).max(at);
-        }
+        merge_acked(&mut total.acked, tally.acked);
     }
     let acked = std::mem::take(&mut total.acked);
     Ok(Run { report: summarize(total, started.elapsed()), acked })
+}
+
+/// Adds `more` to `into`, keeping per workspace the later acknowledgement.
+pub(super) fn merge_acked(into: &mut HashMap<WorkspaceId, DateTime<Utc>>, more: HashMap<WorkspaceId, DateTime<Utc>>) {
+    for (id, at) in more {
+        let entry = into.entry(id).or_insert(at);
+        *entry = (*entry).max(at);
+    }
 }
 
 /// One sender: its share of the targets round and round until `deadline`,
