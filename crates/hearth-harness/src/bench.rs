@@ -84,6 +84,8 @@ pub struct Options {
     /// The server's database (`postgres://…` or `sqlite:…`); the bench's
     /// workspaces stay in it. `None`: SQLite in the bench's temp dir.
     pub database_url: Option<String>,
+    /// When the server answers a plain heartbeat (`--heartbeat-ack`).
+    pub heartbeat_ack: hearth_server::HeartbeatAck,
 }
 
 /// A server started in this process for the bench, in a temp dir of its own.
@@ -110,6 +112,7 @@ impl Bench {
             // than a production runtime's rate, which is not what is measured.
             rate_limit_per_token: 0,
             rate_limit_per_workspace: 0,
+            heartbeat_ack: options.heartbeat_ack,
             ..Settings::default()
         };
         let engine = engine(&hearth_server::startup::database_url(&settings));
@@ -222,7 +225,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_audit_finds_acknowledged_heartbeats_missing_from_the_database() {
-        let options = Options { workspaces: 3, concurrency: 1, seconds: 1, database_url: None };
+        let options = Options {
+            workspaces: 3,
+            concurrency: 1,
+            seconds: 1,
+            database_url: None,
+            heartbeat_ack: Default::default(),
+        };
         let bench = Bench::start(options).await.unwrap();
         let admin = Client::new(&bench.url, Some(bench.admin_token.clone())).unwrap();
         let targets = workspaces::create(&admin, 3, &Quiet).await.unwrap();

@@ -45,6 +45,9 @@ pub struct Settings {
     /// all; a fleet larger than `heartbeat_interval × this` is told to
     /// heartbeat more slowly. 0: no budget.
     pub max_heartbeat_rate: u32,
+    /// When a plain heartbeat (one the batch writer writes) is answered:
+    /// after its batch commits (default), or once queued (`fast.rs`).
+    pub heartbeat_ack: crate::fast::HeartbeatAck,
     /// The `hearth` executable the process provisioner runs (`hearth agent …`);
     /// `None`: this process's own executable.
     pub agent_program: Option<PathBuf>,
@@ -100,6 +103,7 @@ impl Default for Settings {
             provisioner: ProvisionerKind::None,
             heartbeat_interval: Duration::from_secs(30),
             max_heartbeat_rate: 5000,
+            heartbeat_ack: crate::fast::HeartbeatAck::Committed,
             agent_program: None,
             runtime_stop_grace: Duration::from_secs(10),
             liveness_ttl: Duration::from_secs(90),

@@ -18,16 +18,30 @@
 //! answered. Correctness never depends on this memory being fresh: a stale
 //! entry costs one failed guard.
 //!
-//! Durability: a fast heartbeat is answered after its batch commits (group
-//! commit: many requests wait on one commit), so an acknowledged heartbeat
-//! is visible to every reader and survives a crash of Hearth. On Postgres
-//! that commit is asynchronous (`hearth_store_pg::liveness_pool`): the
-//! batch reaches the disk within 3 × `wal_writer_delay` (600 ms by
-//! default), the issue's "durable within 1 s" for plain heartbeats; a
-//! crash of Postgres itself may lose the last such batches, never a
-//! transition. SQLite runs in WAL mode with `synchronous = NORMAL` for every
-//! write alike. Heartbeats that change status or any other decision input
-//! take the locked path and commit synchronously with their events.
+//! Durability ([`HeartbeatAck`], `--heartbeat-ack`):
+//! - `committed` (the default): a fast heartbeat is answered after its batch
+//!   commits (group commit: many requests wait on one commit), so an
+//!   acknowledged heartbeat is visible to every reader and survives a crash
+//!   of Hearth.
+//! - `queued`: a fast heartbeat is answered once its write is queued, while
+//!   the writer keeps up (its last batch succeeded and less than one batch
+//!   waits before it; otherwise it waits for the commit as above). A crash
+//!   of Hearth loses the queued heartbeats, the last milliseconds' worth;
+//!   shutdown writes them first. A queued heartbeat whose guard fails is
+//!   re-decided under the lock afterwards ([`redo`]), unless a later
+//!   heartbeat of the workspace is stored already. Its answer was given
+//!   from memory: a change made through this server forgets the workspace
+//!   at once, but one made through another replica reaches the runtime one
+//!   heartbeat later than with `committed`.
+//!
+//! On Postgres the batch's commit is asynchronous
+//! (`hearth_store_pg::liveness_pool`): it reaches the disk within
+//! 3 × `wal_writer_delay` (600 ms by default), the issue's "durable within
+//! 1 s" for plain heartbeats; a crash of Postgres itself may lose the last
+//! such batches, never a transition. SQLite runs in WAL mode with
+//! `synchronous = NORMAL` for every write alike. Heartbeats that change
+//! status or any other decision input take the locked path and commit
+//! synchronously with their events, in both modes.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,9 +50,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use hearth_core::reconcile::DesiredState;
 use hearth_core::{decide, Heartbeat, Input, OrgId, WorkspaceId, WorkspaceStatus};
-use hearth_store::{evolve, Changed, LivenessWrite, Store, Workspace};
+use hearth_store::{evolve, Changed, LivenessWrite, Store, StoreError, Workspace};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::state::AppState;
 use crate::writers::Writers;
 
 /// Heartbeats the writer takes into one batch at most.
@@ -159,15 +174,56 @@ struct Hot {
     desired: Arc<DesiredEntry>,
 }
 
+/// When a heartbeat the batch writer writes is answered (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeartbeatAck {
+    /// After its batch commits.
+    #[default]
+    Committed,
+    /// Once queued, while the writer keeps up.
+    Queued,
+}
+
+impl HeartbeatAck {
+    /// The name of the flag's value: `committed` or `queued`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeartbeatAck::Committed => "committed",
+            HeartbeatAck::Queued => "queued",
+        }
+    }
+}
+
 /// A fast heartbeat's answer.
 pub struct FastAnswer {
     pub status: WorkspaceStatus,
     pub desired: hearth_api::Desired,
 }
 
-struct Pending {
-    write: LivenessWrite,
-    done: oneshot::Sender<Written>,
+/// A queued heartbeat, answered before its batch committed, whose guard
+/// failed: [`redo`] decides it under the lock.
+pub struct Redo {
+    pub id: WorkspaceId,
+    pub heartbeat: Heartbeat,
+    /// When it was answered.
+    pub at: DateTime<Utc>,
+}
+
+/// What the writers take from their queues.
+enum Job {
+    Heartbeat {
+        write: LivenessWrite,
+        reply: Reply,
+    },
+    /// Answered once everything queued before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
+enum Reply {
+    /// The request waits for the commit.
+    Waiting(oneshot::Sender<Written>),
+    /// The request was answered (`queued`); if the guard fails, redo it.
+    Answered(Box<Redo>),
 }
 
 /// What the writer did with one heartbeat.
@@ -187,14 +243,20 @@ pub struct FastPath {
     /// The group-commit writers; a workspace always goes to the same one,
     /// so two batches in flight never touch the same row (no lock waits, no
     /// deadlock between writers).
-    writers: Writers<Pending>,
+    writers: Writers<Job>,
+    ack: HeartbeatAck,
+    /// False while the writers' batches fail: `queued` answers wait for
+    /// the commit then, so a database outage is not acknowledged.
+    healthy: Arc<AtomicBool>,
+    /// The receiving end of the redo queue, until [`FastPath::take_redo`].
+    redo: Mutex<Option<mpsc::Receiver<Box<Redo>>>>,
 }
 
 impl FastPath {
     /// Starts the writer on `store`. `capacity`: workspaces remembered at
     /// most (the rest take the locked path). The writer stops when the
     /// last `FastPath` handle is dropped.
-    pub fn start(store: Arc<dyn Store>, capacity: usize) -> Arc<Self> {
+    pub fn start(store: Arc<dyn Store>, capacity: usize, ack: HeartbeatAck) -> Arc<Self> {
         // One writer per connection of the store's liveness pool. One is
         // best on both engines: a batch queues while the previous one is
         // written, so batches grow with the load, and since Postgres commits
@@ -204,38 +266,67 @@ impl FastPath {
             hearth_store::Engine::Postgres => POSTGRES_WRITERS,
             hearth_store::Engine::Sqlite => 1,
         };
-        let writers = Writers::start(writers, QUEUE, |receiver| write_batches(store.clone(), receiver));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let (redo_queue, redo) = mpsc::channel(QUEUE);
+        let batches = {
+            let healthy = healthy.clone();
+            Writers::start(writers, QUEUE, |receiver| {
+                write_batches(store.clone(), receiver, healthy.clone(), redo_queue.clone())
+            })
+        };
         Arc::new(Self {
             hot: quick_cache::sync::Cache::new(capacity.max(1)),
             desired: DesiredCache::default(),
-            writers,
+            writers: batches,
+            ack,
+            healthy,
+            redo: Mutex::new(Some(redo)),
         })
     }
 
     /// Answers `hb` without the row lock when the workspace is remembered,
     /// its desired state is still valid and `hb` decides like the heartbeat
-    /// remembered; `None` means: take the locked path.
-    pub async fn try_heartbeat(&self, id: WorkspaceId, hb: &Heartbeat, now: DateTime<Utc>) -> Option<FastAnswer> {
-        let hot = self.hot.get(&id)?;
+    /// remembered; `Err(hb)` means: take the locked path.
+    pub async fn try_heartbeat(
+        &self,
+        id: WorkspaceId,
+        hb: Heartbeat,
+        now: DateTime<Utc>,
+    ) -> Result<FastAnswer, Heartbeat> {
+        let Some(hot) = self.hot.get(&id) else { return Err(hb) };
         if !hot.desired.is_valid() || hot.key != hb.decision_key() {
-            return None;
+            return Err(hb);
         }
-        let write = LivenessWrite::from_heartbeat(id, hot.version, hot.has_task, hb, now)?;
-        let (done, answer) = oneshot::channel();
-        if let Err(error) = self.writers.queue(id).try_send(Pending { write, done }) {
-            metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => "queue_full").increment(1);
-            tracing::debug!(workspace_id = %id, %error, "heartbeat writer queue full; taking the locked path");
-            return None;
+        let Some(write) = LivenessWrite::from_heartbeat(id, hot.version, hot.has_task, &hb, now) else {
+            return Err(hb);
+        };
+        let queue = self.writers.queue(id);
+        // `queued` answers at once only while the writer keeps up: its last
+        // batch succeeded and less than one batch waits before this one.
+        let early = self.ack == HeartbeatAck::Queued
+            && self.healthy.load(Ordering::Acquire)
+            && queue.max_capacity() - queue.capacity() < MAX_BATCH;
+        let Ok(place) = queue.try_reserve() else {
+            queue_full(id);
+            return Err(hb);
+        };
+        let answer = FastAnswer { status: hot.status, desired: hot.desired.wire.clone() };
+        if early {
+            place.send(Job::Heartbeat { write, reply: Reply::Answered(Box::new(Redo { id, heartbeat: hb, at: now })) });
+            metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => "queued").increment(1);
+            return Ok(answer);
         }
-        match answer.await {
+        let (done, written) = oneshot::channel();
+        place.send(Job::Heartbeat { write, reply: Reply::Waiting(done) });
+        match written.await {
             Ok(Written::Yes) => {
                 metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => "written").increment(1);
-                Some(FastAnswer { status: hot.status, desired: hot.desired.wire.clone() })
+                Ok(answer)
             }
             Ok(Written::Retry) | Err(_) => {
                 metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => "retry").increment(1);
                 self.hot.remove(&id);
-                None
+                Err(hb)
             }
         }
     }
@@ -273,53 +364,180 @@ impl FastPath {
     pub fn remembered(&self) -> usize {
         self.hot.len()
     }
+
+    /// The queue of heartbeats to decide again under the lock (once; the
+    /// server's [`redo`] task takes it).
+    pub fn take_redo(&self) -> Option<mpsc::Receiver<Box<Redo>>> {
+        self.redo.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// Returns once every heartbeat queued before the call is written (or
+    /// its batch failed and it went to the redo queue).
+    pub async fn flush(&self) {
+        for queue in self.writers.all() {
+            let (done, flushed) = oneshot::channel();
+            if queue.send(Job::Flush(done)).await.is_ok() && flushed.await.is_err() {
+                tracing::warn!("a heartbeat writer stopped before it flushed");
+            }
+        }
+    }
+}
+
+/// The writer's queue is full: counted, and the request takes the locked
+/// path (back-pressure instead of an unbounded queue).
+fn queue_full(id: WorkspaceId) {
+    metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => "queue_full").increment(1);
+    tracing::debug!(workspace_id = %id, "heartbeat writer queue full; taking the locked path");
+}
+
+/// Who is told how one workspace's write in a batch went: the requests
+/// waiting for it, and the latest answered heartbeat to redo if it failed.
+#[derive(Default)]
+struct Told {
+    waiters: Vec<oneshot::Sender<Written>>,
+    redo: Option<Box<Redo>>,
 }
 
 /// The group-commit writer: takes what is queued (up to [`MAX_BATCH`]),
 /// writes it in one statement, answers each heartbeat, repeats. Batches form
 /// by themselves under load (while one is written the next queues); an
 /// idle server writes a lone heartbeat at once.
-async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
-    let mut pending = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut pending, MAX_BATCH).await > 0 {
+async fn write_batches(
+    store: Arc<dyn Store>,
+    mut receiver: mpsc::Receiver<Job>,
+    healthy: Arc<AtomicBool>,
+    redo: mpsc::Sender<Box<Redo>>,
+) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         // A workspace twice in a batch: the later heartbeat's write wins and
-        // both are answered with its outcome.
-        let mut index: HashMap<WorkspaceId, usize> = HashMap::with_capacity(pending.len());
-        let mut writes: Vec<LivenessWrite> = Vec::with_capacity(pending.len());
-        let mut waiters: Vec<Vec<oneshot::Sender<Written>>> = Vec::with_capacity(pending.len());
-        for Pending { write, done } in pending.drain(..) {
-            match index.get(&write.id) {
+        // both are told its outcome.
+        let mut index: HashMap<WorkspaceId, usize> = HashMap::with_capacity(jobs.len());
+        let mut writes: Vec<LivenessWrite> = Vec::with_capacity(jobs.len());
+        let mut told: Vec<Told> = Vec::with_capacity(jobs.len());
+        let mut flushes = Vec::new();
+        for job in jobs.drain(..) {
+            let (write, reply) = match job {
+                Job::Heartbeat { write, reply } => (write, reply),
+                Job::Flush(done) => {
+                    flushes.push(done);
+                    continue;
+                }
+            };
+            let i = match index.get(&write.id) {
                 Some(&i) => {
                     writes[i] = write;
-                    waiters[i].push(done);
+                    i
                 }
                 None => {
                     index.insert(write.id, writes.len());
                     writes.push(write);
-                    waiters.push(vec![done]);
+                    told.push(Told::default());
+                    writes.len() - 1
                 }
+            };
+            match reply {
+                Reply::Waiting(done) => told[i].waiters.push(done),
+                Reply::Answered(answered) => told[i].redo = Some(answered),
             }
         }
-        metrics::histogram!("hearth_heartbeat_batch_size").record(writes.len() as f64);
-        let outcome = store.write_liveness(&writes).await;
-        let written: std::collections::HashSet<WorkspaceId> = match outcome {
-            Ok(ids) => ids.into_iter().collect(),
-            Err(error) => {
-                crate::lifecycle::count_store_error(&error);
-                metrics::counter!("hearth_heartbeat_batch_errors_total").increment(1);
-                tracing::warn!(%error, batch = writes.len(), "heartbeat batch failed; its heartbeats take the locked path");
-                Default::default()
+        if !writes.is_empty() {
+            write_batch(&*store, &writes, told, &healthy, &redo).await;
+        }
+        for done in flushes {
+            // The flusher may have given up waiting; nothing to tell it then.
+            let _gone = done.send(());
+        }
+    }
+}
+
+/// Writes one batch and tells each heartbeat's waiters, or queues its redo.
+async fn write_batch(
+    store: &dyn Store,
+    writes: &[LivenessWrite],
+    told: Vec<Told>,
+    healthy: &AtomicBool,
+    redo: &mpsc::Sender<Box<Redo>>,
+) {
+    metrics::histogram!("hearth_heartbeat_batch_size").record(writes.len() as f64);
+    let written: std::collections::HashSet<WorkspaceId> = match store.write_liveness(writes).await {
+        Ok(ids) => {
+            healthy.store(true, Ordering::Release);
+            ids.into_iter().collect()
+        }
+        Err(error) => {
+            healthy.store(false, Ordering::Release);
+            crate::lifecycle::count_store_error(&error);
+            metrics::counter!("hearth_heartbeat_batch_errors_total").increment(1);
+            tracing::warn!(%error, batch = writes.len(), "heartbeat batch failed; its heartbeats are decided under the lock");
+            Default::default()
+        }
+    };
+    for (write, told) in writes.iter().zip(told) {
+        let ok = written.contains(&write.id);
+        for waiter in told.waiters {
+            // A waiter that is gone (its request was dropped) needs no
+            // answer; the write stands either way.
+            if waiter.send(if ok { Written::Yes } else { Written::Retry }).is_err() {
+                tracing::debug!(workspace_id = %write.id, "heartbeat request gone before its batch committed");
             }
+        }
+        if let (false, Some(again)) = (ok, told.redo) {
+            if let Err(error) = redo.try_send(again) {
+                metrics::counter!("hearth_heartbeat_redo_dropped_total").increment(1);
+                tracing::error!(workspace_id = %write.id, %error,
+                    "an acknowledged heartbeat failed its batch and cannot be redone: it is lost");
+            }
+        }
+    }
+}
+
+/// Decides again, under the lock, the queued heartbeats whose batch write
+/// failed (the guard: an operator or another replica changed the row
+/// between the answer and the batch; or the batch failed), until `stop`;
+/// then what is left in the queue. The server starts it with
+/// [`FastPath::take_redo`]'s queue and stops it after [`FastPath::flush`].
+pub async fn redo(state: AppState, mut queue: mpsc::Receiver<Box<Redo>>, mut stop: oneshot::Receiver<()>) {
+    loop {
+        let next = tokio::select! {
+            next = queue.recv() => next,
+            _ = &mut stop => break,
         };
-        for (write, done) in writes.iter().zip(waiters) {
-            let answer = if written.contains(&write.id) { Written::Yes } else { Written::Retry };
-            for waiter in done {
-                // A waiter that is gone (its request was dropped) needs no
-                // answer; the write stands either way.
-                if waiter.send(answer).is_err() {
-                    tracing::debug!(workspace_id = %write.id, "heartbeat request gone before its batch committed");
-                }
-            }
+        match next {
+            Some(again) => redo_one(&state, again).await,
+            None => return,
+        }
+    }
+    while let Ok(again) = queue.try_recv() {
+        redo_one(&state, again).await;
+    }
+}
+
+async fn redo_one(state: &AppState, again: Box<Redo>) {
+    let Redo { id, heartbeat, at } = *again;
+    metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => "redo").increment(1);
+    let outcome = match state.store.get_workspace(id).await {
+        // A later heartbeat of the workspace is stored: this one is
+        // superseded (and must not overwrite what that one reported).
+        Ok(row) if row.last_heartbeat_at.is_some_and(|last| last >= at) => return,
+        // Decided at its own time, so a later heartbeat's redo still sees
+        // this one as older. (A later heartbeat that commits between this
+        // read and the redo is overwritten by this older one's columns,
+        // milliseconds older: a window as rare as the redo itself.)
+        Ok(_) => crate::routes::registry::locked_heartbeat(state, id, heartbeat, at).await.map(|_| ()),
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(()) => {}
+        // Removed meanwhile, or the state machine refuses a heartbeat now:
+        // what the runtime's next heartbeat hears too.
+        Err(error @ (StoreError::NotFound(_) | StoreError::Rejected(_))) => {
+            tracing::debug!(workspace_id = %id, %error, "an acknowledged heartbeat redone under the lock was refused");
+        }
+        Err(error) => {
+            crate::lifecycle::count_store_error(&error);
+            metrics::counter!("hearth_heartbeat_redo_errors_total").increment(1);
+            tracing::warn!(workspace_id = %id, %error, "an acknowledged heartbeat could not be redone under the lock: it is lost");
         }
     }
 }

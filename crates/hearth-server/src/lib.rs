@@ -31,6 +31,7 @@ pub mod ui;
 pub mod writers;
 
 pub use config::{ProvisionerKind, Settings};
+pub use fast::HeartbeatAck;
 pub use startup::Application;
 
 /// Runs `hearth serve` until SIGTERM/SIGINT. Prints

@@ -13,6 +13,7 @@ use hearth_store::{Applied, Deleted, Event, NewToken, Store, StoreError, StoreRe
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::EventBus;
+use crate::fast::FastPath;
 use crate::writers::Writers;
 
 /// What one sweep changed.
@@ -31,6 +32,9 @@ pub struct Lifecycle {
     /// The transition writers ([`apply_batches`]); a workspace always goes
     /// to the same one, so its inputs keep their order.
     writers: Arc<Writers<Pending>>,
+    /// Forgets the workspaces a change other than a heartbeat touched, so
+    /// this server's next heartbeat of each is decided on the new row.
+    fast: Arc<FastPath>,
 }
 
 /// Transition writers on Postgres, each with its own transaction at a
@@ -58,13 +62,13 @@ struct Pending {
 impl Lifecycle {
     /// Also starts the transition writers (they stop when the last
     /// `Lifecycle` is dropped).
-    pub fn new(store: Arc<dyn Store>, bus: EventBus) -> Self {
+    pub fn new(store: Arc<dyn Store>, bus: EventBus, fast: Arc<FastPath>) -> Self {
         let writers = match store.engine() {
             hearth_store::Engine::Postgres => POSTGRES_WRITERS,
             hearth_store::Engine::Sqlite => 1,
         };
         let writers = Arc::new(Writers::start(writers, QUEUE, |receiver| apply_batches(store.clone(), receiver)));
-        Self { store, bus, writers }
+        Self { store, bus, writers, fast }
     }
 
     /// Applies a lifecycle input: the store decides and persists atomically;
@@ -76,19 +80,35 @@ impl Lifecycle {
     /// register that may mint a token (`bootstrap`) has a transaction of
     /// its own.
     pub async fn apply(&self, id: WorkspaceId, input: Input, bootstrap: Option<NewToken>) -> StoreResult<Applied> {
-        let input_name = input.name();
-        let now = Utc::now();
-        let applied = match bootstrap {
-            Some(token) => self.store.apply(id, input, now, Some(token)).await?,
-            None => self.apply_grouped(id, input, now).await?,
-        };
+        let Some(token) = bootstrap else { return self.apply_at(id, input, Utc::now()).await };
+        let name = input.name();
+        let applied = self.store.apply(id, input, Utc::now(), Some(token)).await?;
+        Ok(self.after(id, name, false, applied))
+    }
+
+    /// [`Lifecycle::apply`] (without a bootstrap token) decided at `now`: a
+    /// heartbeat redone after it was answered is decided at the moment it
+    /// was received (`fast::redo`).
+    pub async fn apply_at(&self, id: WorkspaceId, input: Input, now: DateTime<Utc>) -> StoreResult<Applied> {
+        let name = input.name();
+        let heartbeat = matches!(input, Input::Heartbeat(_));
+        let applied = self.apply_grouped(id, input, now).await?;
+        Ok(self.after(id, name, heartbeat, applied))
+    }
+
+    /// After a write: forget the workspace on the fast path (unless a
+    /// heartbeat wrote it), count and log a transition, wake subscribers.
+    fn after(&self, id: WorkspaceId, input_name: &'static str, heartbeat: bool, applied: Applied) -> Applied {
+        if !heartbeat {
+            self.fast.forget(id);
+        }
         if applied.previous != applied.workspace.status {
             let (from, to) = (applied.previous.as_str(), applied.workspace.status.as_str());
             metrics::counter!("hearth_transitions_total", "from" => from, "to" => to).increment(1);
             tracing::info!(workspace_id = %id, from, to, input = input_name, "workspace transition");
         }
         self.bus.published(&applied.events);
-        Ok(applied)
+        applied
     }
 
     /// `input` through the transition writer, or on its own when the
@@ -109,6 +129,7 @@ impl Lifecycle {
     pub async fn delete(&self, id: WorkspaceId) -> StoreResult<Deleted> {
         let deleted = self.store.delete_workspace(id, Utc::now()).await?;
         for removed in &deleted.removed {
+            self.fast.forget(*removed);
             metrics::counter!("hearth_transitions_total", "from" => "any", "to" => "removed").increment(1);
             tracing::info!(workspace_id = %removed, "workspace removed");
         }
@@ -119,6 +140,7 @@ impl Lifecycle {
     /// Replaces a workspace's agent card (`AGENT_CARD_UPDATED`).
     pub async fn update_agent_card(&self, id: WorkspaceId, card: serde_json::Value) -> StoreResult<Event> {
         let event = self.store.update_agent_card(id, card, Utc::now()).await?;
+        self.fast.forget(id);
         self.bus.published(std::slice::from_ref(&event));
         Ok(event)
     }
@@ -138,6 +160,7 @@ impl Lifecycle {
             let (from, to) = (one.previous.as_str(), one.workspace.status.as_str());
             metrics::counter!("hearth_transitions_total", "from" => from, "to" => to).increment(1);
             tracing::info!(workspace_id = %one.workspace.id, from, to, sweep = label, "workspace transition");
+            self.fast.forget(one.workspace.id);
             self.bus.published(&one.events);
             match one.workspace.status {
                 WorkspaceStatus::Offline => report.offline += 1,

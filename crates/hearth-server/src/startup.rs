@@ -143,7 +143,7 @@ impl Application {
         let admin = admin_token(&settings)?;
         let workspace_limits = crate::limits::WorkspaceLimits::new(settings.rate_limit_per_workspace);
         let auth = Authenticator::new(&admin, settings.cache_entries, workspace_limits);
-        let fast = crate::fast::FastPath::start(store.clone(), settings.cache_entries);
+        let fast = crate::fast::FastPath::start(store.clone(), settings.cache_entries, settings.heartbeat_ack);
         let limits = crate::limits::RateLimits::new(settings.rate_limit_per_token, crate::auth::hash_token(&admin));
         let cipher = secret_cipher(&settings)?;
         let tls = settings.tls.as_ref().map(crate::listener::tls_acceptor).transpose()?;
@@ -157,7 +157,7 @@ impl Application {
         let pace = crate::pace::Pace::new(settings.heartbeat_interval, settings.max_heartbeat_rate);
         pace.set_fleet(u64::try_from(fleet).unwrap_or(0));
         let state = AppState::new(crate::state::Shared {
-            lifecycle: crate::lifecycle::Lifecycle::new(store.clone(), bus.clone()),
+            lifecycle: crate::lifecycle::Lifecycle::new(store.clone(), bus.clone(), fast.clone()),
             streams: crate::bus::StreamSlots::default(),
             fast,
             pace: Arc::new(pace),
@@ -225,6 +225,9 @@ impl Application {
             tokio::spawn(Sweeper::new(state.clone()).run(state.settings.sweep_interval, state.shutdown.clone()));
         let provisioning = provisioner.clone().map(|p| tokio::spawn(provision_loop(p, state.clone())));
         let notices = tokio::spawn(crate::notices::follow(state.clone()));
+        let (stop_redo, redo_stopped) = tokio::sync::oneshot::channel();
+        let redo =
+            state.fast.take_redo().map(|queue| tokio::spawn(crate::fast::redo(state.clone(), queue, redo_stopped)));
         let router = crate::routes::router(state.clone());
         let shutdown_for_signal = shutdown.clone();
         let header_timeout = state.settings.header_timeout;
@@ -234,6 +237,15 @@ impl Application {
             let _ignored_if_no_receivers = shutdown_for_signal.send(true);
         })
         .await;
+        // Queued heartbeats were answered: write them before stopping, and
+        // redo those whose guard failed.
+        state.fast.flush().await;
+        let _redo_already_gone = stop_redo.send(());
+        if let Some(task) = redo {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "heartbeat redo task failed");
+            }
+        }
         // Stops the sweeper even if the server ended for another reason.
         shutdown.send_replace(true);
         if let Err(e) = sweeper.await {

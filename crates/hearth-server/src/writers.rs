@@ -36,4 +36,9 @@ impl<T: Send + 'static> Writers<T> {
     pub fn queue(&self, id: WorkspaceId) -> &mpsc::Sender<T> {
         &self.queues[(id.0.as_u128() % self.queues.len() as u128) as usize]
     }
+
+    /// Every writer's queue.
+    pub fn all(&self) -> &[mpsc::Sender<T>] {
+        &self.queues
+    }
 }

@@ -9,10 +9,26 @@ use support::{hearth_command, Run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_heartbeat_bench_reports_both_runs_and_passes_its_audit() {
+    let report = tiny_bench(&[]).await;
+    assert_eq!(report["heartbeat_ack"], "committed", "the server's default: {report:#}");
+}
+
+/// Answered before their batch commits, every acknowledged heartbeat is
+/// still in the database when the audit looks, 1 s later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_bench_with_queued_acknowledgements_passes_its_audit() {
+    let report = tiny_bench(&["--heartbeat-ack", "queued"]).await;
+    assert_eq!(report["heartbeat_ack"], "queued", "{report:#}");
+}
+
+/// Runs the bench on 5 workspaces for 1 s per run with `extra` flags,
+/// checks what every run must show, and returns the JSON report.
+async fn tiny_bench(extra: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let mut command = hearth_command(dir.path());
     command
         .args(["bench", "heartbeat", "--workspaces", "5", "--concurrency", "2", "--seconds", "1", "--json"])
+        .args(extra)
         // The bench's own temp dir goes in here, so its removal can be seen.
         .env("TMPDIR", dir.path());
     let run = Run::of(command).await;
@@ -43,4 +59,5 @@ async fn a_tiny_heartbeat_bench_reports_both_runs_and_passes_its_audit() {
         .filter(|name| name.to_string_lossy().starts_with("hearth-bench-"))
         .collect();
     assert!(left.is_empty(), "the bench left its temp dir behind: {left:?}");
+    report
 }

@@ -4,7 +4,9 @@
 //! lands between batches or in one), the event log has no gap, and the time
 //! to `/readyz` is reported. Postgres restarted and crashed under load:
 //! 503s meanwhile, recovery without a restart of Hearth, and the
-//! durability rule of plain heartbeats (on disk within 1 s).
+//! durability rule of plain heartbeats (on disk within 1 s). With
+//! `--heartbeat-ack queued`, `kill -9` of Hearth under load: at most the
+//! last second's acknowledged heartbeats are lost, on both engines.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test: a failed step should panic
 
 mod support;
@@ -249,32 +251,33 @@ async fn postgres_restarted_under_load_is_503_with_retry_after_then_recovers_wit
 /// (`pg_ctl stop -m immediate`: no checkpoint, WAL buffers dropped) under
 /// heartbeat load may lose the heartbeats of its last second, but none
 /// acknowledged more than 1 s before it, and no transition at all.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_postgres_crash_loses_no_heartbeat_acknowledged_more_than_a_second_before_it() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+/// What one runtime's heartbeats were: (counter, when acknowledged) of every
+/// answer, and the last counter sent.
+type Acknowledged = (WorkspaceId, Vec<(i64, Instant)>, i64);
 
-    let Some((cluster, server, admin)) = hearth_on_a_private_postgres().await else { return };
-    let requests: Vec<CreateWorkspaceRequest> = (0..16)
+/// Registers `n` workspaces with issued tokens on `url` and starts one
+/// heartbeat sender for each until `stop`: each heartbeat carries a
+/// per-workspace counter in `active_tasks`, so the stored value says which
+/// heartbeat was written last.
+async fn heartbeat_senders(
+    url: &str,
+    admin: &Client,
+    n: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Acknowledged>> {
+    let requests: Vec<CreateWorkspaceRequest> = (0..n)
         .map(|i| CreateWorkspaceRequest { name: format!("w{i}"), issue_token: Some(true), ..Default::default() })
         .collect();
-    let mut runtimes = Vec::new();
+    let mut senders = Vec::new();
     for created in admin.create_workspaces(requests).await.unwrap() {
-        let client = Client::new(&server.url, created.auth_token.clone()).unwrap();
+        let client = Client::new(url, created.auth_token.clone()).unwrap();
         let register = RegisterRequest { id: created.id, url: "remote://no-inbound".into(), agent_card: None };
         client.register(&register).await.unwrap();
-        runtimes.push((created.id, client));
-    }
-
-    // Each heartbeat carries a per-workspace counter in `active_tasks`;
-    // each sender keeps (counter, when acknowledged) of every answer.
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut senders = Vec::new();
-    for (id, client) in runtimes {
-        let stop = stop.clone();
+        let (id, stop) = (created.id, stop.clone());
         senders.push(tokio::spawn(async move {
             let mut acknowledged: Vec<(i64, Instant)> = Vec::new();
             let mut sent = 0i64;
-            while !stop.load(Ordering::SeqCst) {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 sent += 1;
                 let beat = HeartbeatRequest { workspace_id: id, active_tasks: Some(sent), ..Default::default() };
                 if client.heartbeat(&beat).await.is_ok() {
@@ -285,23 +288,17 @@ async fn a_postgres_crash_loses_no_heartbeat_acknowledged_more_than_a_second_bef
             (id, acknowledged, sent)
         }));
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    cluster.crash();
-    let crashed = Instant::now();
-    stop.store(true, Ordering::SeqCst);
-    let mut results = Vec::new();
-    for sender in senders {
-        results.push(sender.await.unwrap());
-    }
-    cluster.start_again();
-    let restarted = Instant::now();
-    while admin.list_workspaces(false).await.is_err() {
-        assert!(restarted.elapsed() < Duration::from_secs(60), "Hearth recovers by itself:\n{}", server.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    senders
+}
 
+/// Every heartbeat acknowledged more than 1 s before `crashed` is stored,
+/// and every workspace is online with its transition in the log once.
+/// Returns how many workspaces lost acknowledged heartbeats, and how long
+/// before the crash the oldest of those was answered.
+async fn check_the_last_second_rule(admin: &Client, results: Vec<Acknowledged>, crashed: Instant) -> (usize, Duration) {
     let deadline = crashed - Duration::from_secs(1);
     let (mut lost, mut oldest_lost) = (0, Duration::ZERO);
+    let count = results.len();
     for (id, acknowledged, sent) in results {
         let workspace = admin.get_workspace(id).await.unwrap();
         assert_eq!(workspace.status, WorkspaceStatus::Online, "{id}: the transition survived the crash");
@@ -318,12 +315,85 @@ async fn a_postgres_crash_loses_no_heartbeat_acknowledged_more_than_a_second_bef
             oldest_lost = oldest_lost.max(crashed.duration_since(*at));
         }
     }
+    let events = admin.list_events(None, None, Some(1000)).await.unwrap();
+    let online = events.iter().filter(|e| e.event == "WORKSPACE_ONLINE").count();
+    assert_eq!(online, count, "every registration's transition is in the log once");
+    (lost, oldest_lost)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_crash_loses_no_heartbeat_acknowledged_more_than_a_second_before_it() {
+    let Some((cluster, server, admin)) = hearth_on_a_private_postgres().await else { return };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders = heartbeat_senders(&server.url, &admin, 16, stop.clone()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.crash();
+    let crashed = Instant::now();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut results = Vec::new();
+    for sender in senders {
+        results.push(sender.await.unwrap());
+    }
+    cluster.start_again();
+    let restarted = Instant::now();
+    while admin.list_workspaces(false).await.is_err() {
+        assert!(restarted.elapsed() < Duration::from_secs(60), "Hearth recovers by itself:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (lost, oldest_lost) = check_the_last_second_rule(&admin, results, crashed).await;
     eprintln!(
         "postgres crash: {lost} of 16 workspaces lost acknowledged heartbeats, the oldest answered {} ms before the \
          crash (allowed: under 1000 ms)",
         oldest_lost.as_millis()
     );
-    let events = admin.list_events(None, None, Some(1000)).await.unwrap();
-    let online = events.iter().filter(|e| e.event == "WORKSPACE_ONLINE").count();
-    assert_eq!(online, 16, "every registration's transition is in the log once");
+}
+
+/// `--heartbeat-ack queued`: a plain heartbeat is answered before its batch
+/// commits, so `kill -9` of Hearth may take the queued ones; every
+/// heartbeat acknowledged more than 1 s before the kill is stored, on
+/// both engines, and transitions are all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_acknowledgements_a_kill_cannot_take_more_than_a_second_of_heartbeats_sqlite() {
+    a_kill_takes_at_most_the_last_second_of_queued_heartbeats(support::Engine::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_acknowledgements_a_kill_cannot_take_more_than_a_second_of_heartbeats_postgres() {
+    a_kill_takes_at_most_the_last_second_of_queued_heartbeats(support::Engine::Postgres).await
+}
+
+async fn a_kill_takes_at_most_the_last_second_of_queued_heartbeats(engine: support::Engine) {
+    let tmp = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let database = match engine {
+        support::Engine::Postgres => Some(hearth_store_pg::testing::create_database().await),
+        support::Engine::Sqlite => None,
+    };
+    let mut args = vec!["--liveness-ttl", "3600", "--heartbeat-ack", "queued"];
+    if let Some(database) = &database {
+        args.extend(["--database-url", database.url.as_str()]);
+    }
+    let mut server = support::serve_on(tmp.path(), port, &args).await;
+    let admin = Client::new(&url, Some(ADMIN_TOKEN.into())).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders = heartbeat_senders(&url, &admin, 16, stop.clone()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.start_kill().unwrap(); // SIGKILL: the writer dies mid-batch or with a queue
+    let killed = Instant::now();
+    server.wait().await.unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut results = Vec::new();
+    for sender in senders {
+        results.push(sender.await.unwrap());
+    }
+    let mut server = support::serve_on(tmp.path(), port, &args).await;
+    let (lost, oldest_lost) = check_the_last_second_rule(&admin, results, killed).await;
+    eprintln!(
+        "{engine:?}, kill -9 with queued acknowledgements: {lost} of 16 workspaces lost acknowledged heartbeats, \
+         the oldest answered {} ms before the kill (allowed: under 1000 ms)",
+        oldest_lost.as_millis()
+    );
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
 }

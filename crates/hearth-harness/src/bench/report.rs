@@ -15,6 +15,8 @@ pub struct Report {
     pub workspaces: u32,
     pub concurrency: u32,
     pub seconds: u64,
+    /// When the server answered plain heartbeats: `committed` or `queued`.
+    pub heartbeat_ack: &'static str,
     /// Cores of this machine, shared by the load generator and the servers.
     pub cores: usize,
     pub note: String,
@@ -60,6 +62,7 @@ impl Report {
             workspaces: options.workspaces,
             concurrency: options.concurrency,
             seconds: options.seconds,
+            heartbeat_ack: options.heartbeat_ack.as_str(),
             cores,
             note: format!(
                 "the load generator and the servers share this machine's {cores} cores: compare the ratio, not the \

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::agent_url;
 use crate::auth::{self, Bearer, RequiredBearer};
-use crate::desired::{desired_for, to_wire};
+use crate::desired::to_wire;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, ApiQuery};
 use crate::state::AppState;
@@ -73,35 +73,45 @@ pub async fn heartbeat(
     let started = Instant::now();
     state.auth.workspace(&*state.store, &bearer, req.workspace_id).await?;
     let workspace_id = req.workspace_id;
-    let mut heartbeat = Heartbeat::validate(RawHeartbeat::from(req))
+    let heartbeat = Heartbeat::validate(RawHeartbeat::from(req))
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, e.to_string()))?;
     // The fast path (fast.rs): a heartbeat that decides like the last one
-    // is answered from memory once its batch has committed.
-    if let Some(answer) = state.fast.try_heartbeat(workspace_id, &heartbeat, Utc::now()).await {
-        metrics::histogram!("hearth_heartbeat_duration_seconds").record(started.elapsed().as_secs_f64());
-        return Ok(Json(HeartbeatResponse {
-            status: "ok".into(),
-            workspace_status: answer.status,
-            desired: answer.desired,
-            next_heartbeat_seconds: Some(state.pace.next_heartbeat_seconds()),
-        }));
-    }
-    // The locked path. Desired state is read (one query) before the
-    // transaction; a template change that lands in between is picked up by
-    // the next heartbeat (the epoch keeps it from being remembered).
-    let epoch = state.fast.desired.epoch();
-    let desired = desired_for(&state, workspace_id).await?;
-    heartbeat.desired = Some(desired.clone());
-    let remembered = heartbeat.clone();
-    let applied = state.lifecycle.apply(workspace_id, Input::Heartbeat(heartbeat), None).await?;
-    state.fast.remember(&applied.workspace, remembered, &desired, epoch, Utc::now());
+    // is answered from memory once its batch has committed (or, with
+    // `--heartbeat-ack queued`, once it is queued).
+    let (status, desired) = match state.fast.try_heartbeat(workspace_id, heartbeat, Utc::now()).await {
+        Ok(answer) => (answer.status, answer.desired),
+        Err(heartbeat) => {
+            let (row, desired) = locked_heartbeat(&state, workspace_id, heartbeat, Utc::now()).await?;
+            (row.status, to_wire(&desired))
+        }
+    };
     metrics::histogram!("hearth_heartbeat_duration_seconds").record(started.elapsed().as_secs_f64());
     Ok(Json(HeartbeatResponse {
         status: "ok".into(),
-        workspace_status: applied.workspace.status,
-        desired: to_wire(&desired),
+        workspace_status: status,
+        desired,
         next_heartbeat_seconds: Some(state.pace.next_heartbeat_seconds()),
     }))
+}
+
+/// A heartbeat on the locked path: the desired state is read (one query)
+/// before the transaction; a template change that lands in between is
+/// picked up by the next heartbeat (the epoch keeps it from being
+/// remembered). Afterwards the fast path remembers the row if it is a
+/// fixpoint for heartbeats like this one. `at`: when it was received.
+pub async fn locked_heartbeat(
+    state: &AppState,
+    id: WorkspaceId,
+    mut heartbeat: Heartbeat,
+    at: chrono::DateTime<Utc>,
+) -> hearth_store::StoreResult<(Workspace, hearth_core::reconcile::DesiredState)> {
+    let epoch = state.fast.desired.epoch();
+    let desired = state.store.desired_state_for_workspace(id).await?;
+    heartbeat.desired = Some(desired.clone());
+    let remembered = heartbeat.clone();
+    let applied = state.lifecycle.apply_at(id, Input::Heartbeat(heartbeat), at).await?;
+    state.fast.remember(&applied.workspace, remembered, &desired, epoch, Utc::now());
+    Ok((applied.workspace, desired))
 }
 
 /// Replace the agent card.

@@ -16,6 +16,10 @@ crate::on_both_engines!(
     a_reimported_template_reaches_the_next_heartbeat,
     a_revoked_token_is_refused_at_once,
     a_deleted_workspace_is_refused_at_once,
+    queued_heartbeats_are_answered_at_once_and_written_by_the_batch,
+    a_queued_heartbeat_whose_guard_fails_is_redone_under_the_lock,
+    a_local_operator_change_reaches_the_next_queued_heartbeat,
+    shutdown_writes_the_queued_heartbeats,
 );
 
 mod replicas {
@@ -151,6 +155,95 @@ async fn a_deleted_workspace_is_refused_at_once(engine: Engine) {
     app.admin.delete_workspace(id).await.unwrap();
     let refused = runtime.heartbeat(&steady(id, 3)).await.unwrap_err();
     assert_eq!(refused.status(), Some(410), "{refused}");
+}
+
+async fn queued(engine: Engine) -> TestApp {
+    TestApp::spawn_with(engine, |s| s.heartbeat_ack = hearth_server::HeartbeatAck::Queued).await
+}
+
+/// `--heartbeat-ack queued`: the answer does not wait for the batch, and
+/// the batch still writes every heartbeat, guarded, without the lock.
+async fn queued_heartbeats_are_answered_at_once_and_written_by_the_batch(engine: Engine) {
+    let app = queued(engine).await;
+    let (id, runtime, _) = app.create_registered("queued").await;
+    runtime.heartbeat(&steady(id, 1)).await.unwrap();
+    let (locked_version, _) = version(&app, id).await;
+    for uptime in 2..=20 {
+        let answer = runtime.heartbeat(&steady(id, uptime)).await.unwrap();
+        assert_eq!(answer.workspace_status, WorkspaceStatus::Online);
+    }
+    let stored = eventually(Duration::from_secs(5), || async { version(&app, id).await.1.uptime_seconds == 20 }).await;
+    assert!(stored, "the last answered heartbeat reaches the database");
+    let (now_version, row) = version(&app, id).await;
+    assert_eq!(now_version, locked_version, "written by the batch writer, not under the lock");
+    assert!(row.last_heartbeat_at.is_some());
+    let names: Vec<String> = app.events_of(id).await.into_iter().map(|e| e.event).collect();
+    assert_eq!(names, ["WORKSPACE_PROVISIONING", "WORKSPACE_ONLINE"], "steady heartbeats write no event");
+    // A decision input still takes the lock and is committed when answered.
+    let task = HeartbeatRequest { current_task: Some("crawl".into()), ..steady(id, 21) };
+    runtime.heartbeat(&task).await.unwrap();
+    let (_, row) = version(&app, id).await;
+    assert_eq!(row.current_task.as_deref(), Some("crawl"), "a task change is committed before its answer");
+    assert!(app.events_of(id).await.iter().any(|e| e.event == "TASK_UPDATED"));
+}
+
+/// The row changes behind this server's back (as another replica would
+/// change it: straight through the store), so the queued heartbeat is
+/// answered from memory, its batch guard fails, and it is decided again
+/// under the lock: recorded on the paused row, and the next answer says
+/// paused.
+async fn a_queued_heartbeat_whose_guard_fails_is_redone_under_the_lock(engine: Engine) {
+    let app = queued(engine).await;
+    let (id, runtime, _) = app.create_registered("redone").await;
+    for uptime in 1..=3 {
+        runtime.heartbeat(&steady(id, uptime)).await.unwrap();
+    }
+    let written = eventually(Duration::from_secs(5), || async { version(&app, id).await.1.uptime_seconds == 3 }).await;
+    assert!(written, "the third heartbeat is written");
+    app.state.store.apply(id, hearth_core::Input::Pause, chrono::Utc::now(), None).await.unwrap();
+    let answer = runtime.heartbeat(&steady(id, 4)).await.unwrap();
+    assert_eq!(answer.workspace_status, WorkspaceStatus::Online, "answered from memory, before the guard");
+    let redone = eventually(Duration::from_secs(5), || async { version(&app, id).await.1.uptime_seconds == 4 }).await;
+    assert!(redone, "the heartbeat is recorded on the paused row");
+    let (_, row) = version(&app, id).await;
+    assert_eq!(row.status, WorkspaceStatus::Paused, "the redo does not undo the pause");
+    assert_eq!(runtime.heartbeat(&steady(id, 5)).await.unwrap().workspace_status, WorkspaceStatus::Paused);
+}
+
+/// A change made through this server forgets the workspace at once, so
+/// even a queued answer is never stale for it.
+async fn a_local_operator_change_reaches_the_next_queued_heartbeat(engine: Engine) {
+    let app = queued(engine).await;
+    let (id, runtime, _) = app.create_registered("paused-here").await;
+    for uptime in 1..=3 {
+        runtime.heartbeat(&steady(id, uptime)).await.unwrap();
+    }
+    app.admin.pause(id).await.unwrap();
+    assert_eq!(runtime.heartbeat(&steady(id, 4)).await.unwrap().workspace_status, WorkspaceStatus::Paused);
+    app.admin.resume(id).await.unwrap();
+    assert_eq!(runtime.heartbeat(&steady(id, 5)).await.unwrap().workspace_status, WorkspaceStatus::Online);
+}
+
+/// A graceful stop writes what was answered but not yet written.
+async fn shutdown_writes_the_queued_heartbeats(engine: Engine) {
+    let mut app = queued(engine).await;
+    let mut runtimes = Vec::new();
+    for i in 0..8 {
+        let (id, runtime, _) = app.create_registered(&format!("stopping-{i}")).await;
+        runtime.heartbeat(&steady(id, 1)).await.unwrap();
+        runtimes.push((id, runtime));
+    }
+    let sends = runtimes.iter().map(|(id, runtime)| async move {
+        for uptime in 2..=30 {
+            runtime.heartbeat(&steady(*id, uptime)).await.unwrap();
+        }
+    });
+    futures_util::future::join_all(sends).await;
+    let store = app.state.store.clone();
+    app.stop().await;
+    for (id, _) in &runtimes {
+        assert_eq!(store.get_workspace(*id).await.unwrap().uptime_seconds, 30, "{id}: the last answer is stored");
+    }
 }
 
 /// Two servers on one database: what one does, the other's fast path sees.

@@ -17,6 +17,7 @@ use hearth_harness::bench::{self, Bench, Latency, Phase, Progress, Report, DURAB
 use hearth_harness::propagation::{self, Propagation};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::commands::serve::HeartbeatAckArg;
 use crate::output::{self, Table};
 use crate::telemetry;
 
@@ -46,6 +47,9 @@ pub struct HeartbeatArgs {
     /// workspaces stay in it, so use a fresh one [default: SQLite in a temp dir]
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// When the server answers a plain heartbeat, as `hearth serve --heartbeat-ack`.
+    #[arg(long, value_enum, default_value_t = HeartbeatAckArg::Committed)]
+    heartbeat_ack: HeartbeatAckArg,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +81,7 @@ async fn heartbeat(args: HeartbeatArgs, json: bool) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         seconds: args.seconds,
         database_url: args.database_url,
+        heartbeat_ack: args.heartbeat_ack.into(),
     };
     let bench = Bench::start(options).await?;
     let outcome = tokio::select! {
@@ -143,8 +148,13 @@ impl Drop for Bars {
 
 fn render(report: &Report) -> String {
     let mut text = format!(
-        "hearth bench heartbeat: {}, {} workspaces, {} concurrent senders, {}s per run\n{}\n\n",
-        report.engine, report.workspaces, report.concurrency, report.seconds, report.note
+        "hearth bench heartbeat: {}, {} workspaces, {} concurrent senders, {}s per run, heartbeats acknowledged {}\n{}\n\n",
+        report.engine,
+        report.workspaces,
+        report.concurrency,
+        report.seconds,
+        if report.heartbeat_ack == "queued" { "once queued" } else { "after commit" },
+        report.note
     );
     let mut table = Table::new(["RUN", "REQUESTS", "REQ/S", "P50", "P90", "P99", "P999", "MAX", "ERRORS"]);
     for (name, run) in [

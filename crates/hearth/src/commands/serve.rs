@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, ValueEnum};
-use hearth_server::{ProvisionerKind, Settings};
+use hearth_server::{HeartbeatAck, ProvisionerKind, Settings};
 use secrecy::SecretString;
 
 use crate::cli::interval;
@@ -59,6 +59,13 @@ pub struct ServeArgs {
     /// told to heartbeat more slowly (0: no budget).
     #[arg(long, env = "HEARTH_MAX_HEARTBEAT_RATE", value_name = "N", default_value_t = defaults().max_heartbeat_rate)]
     max_heartbeat_rate: u32,
+    /// When a plain "still alive" heartbeat is answered: after its batch
+    /// commits (committed), or once its write is queued while the writer
+    /// keeps up (queued: more heartbeats/s; a crash of Hearth loses the
+    /// last milliseconds' queued heartbeats, and a change made through
+    /// another replica reaches the runtime one heartbeat later).
+    #[arg(long, env = "HEARTH_HEARTBEAT_ACK", value_enum, default_value_t = HeartbeatAckArg::Committed)]
+    heartbeat_ack: HeartbeatAckArg,
     /// The `hearth` executable the process provisioner runs as `hearth agent` [default: this executable]
     #[arg(long, env = "HEARTH_AGENT_PROGRAM", value_name = "PATH")]
     agent_program: Option<PathBuf>,
@@ -149,6 +156,23 @@ enum Provisioner {
     Process,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum HeartbeatAckArg {
+    /// After its batch commits.
+    Committed,
+    /// Once queued, while the writer keeps up.
+    Queued,
+}
+
+impl From<HeartbeatAckArg> for HeartbeatAck {
+    fn from(ack: HeartbeatAckArg) -> Self {
+        match ack {
+            HeartbeatAckArg::Committed => HeartbeatAck::Committed,
+            HeartbeatAckArg::Queued => HeartbeatAck::Queued,
+        }
+    }
+}
+
 /// `Settings::default().heartbeat_interval`, as text for clap (a test
 /// keeps the two equal).
 const DEFAULT_AGENT_HEARTBEAT: &str = "30";
@@ -202,6 +226,7 @@ impl ServeArgs {
             provisioner: self.provisioner.into(),
             heartbeat_interval: self.heartbeat_interval,
             max_heartbeat_rate: self.max_heartbeat_rate,
+            heartbeat_ack: self.heartbeat_ack.into(),
             agent_program: self.agent_program,
             runtime_stop_grace: self.runtime_stop_grace,
             liveness_ttl: Duration::from_secs(self.liveness_ttl),
@@ -330,6 +355,17 @@ mod tests {
         let settings = serve_settings(&["--heartbeat-interval=2", "--max-heartbeat-rate=10"]);
         assert_eq!(settings.heartbeat_interval, Duration::from_secs(2));
         assert_eq!(settings.max_heartbeat_rate, 10);
+    }
+
+    #[test]
+    fn heartbeats_are_acknowledged_after_commit_unless_queued_is_asked() {
+        if std::env::var_os("HEARTH_HEARTBEAT_ACK").is_none() {
+            assert_eq!(serve_settings(&[]).heartbeat_ack, HeartbeatAck::Committed);
+            assert_eq!(serve_settings(&[]).heartbeat_ack, defaults().heartbeat_ack);
+        }
+        assert_eq!(serve_settings(&["--heartbeat-ack=queued"]).heartbeat_ack, HeartbeatAck::Queued);
+        let err = Cli::try_parse_from(["hearth", "serve", "--heartbeat-ack", "later"]).err();
+        assert_eq!(err.map(|err| err.exit_code()), Some(2));
     }
 
     #[test]
