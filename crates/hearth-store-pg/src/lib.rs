@@ -8,14 +8,17 @@
 
 use std::time::Duration;
 
+use hearth_store::Event;
 use hearth_store::{Engine, LivenessWrite, Notice, NoticeFeed, StoreError, StoreResult};
+use hearth_store_sql::rows::WorkspaceRow;
 use hearth_store_sql::sql::Statements;
 use hearth_store_sql::{event_columns, plugin_columns, template_columns, workspace_columns, Dialect, Failure};
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgListener;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgTypeInfo};
-use sqlx::{PgPool, Postgres};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
 #[cfg(feature = "testing")]
@@ -41,6 +44,25 @@ macro_rules! pg_filter {
     };
 }
 
+/// [`Dialect::APPEND_EVENTS`]: the counter advanced and every event inserted
+/// in one statement.
+const APPEND_EVENTS: &str =
+    "with reserved as (update event_counters set last_seq = last_seq + cardinality($1::uuid[]), updated_at = $7 \
+         where event_counter_id = 1 returning last_seq) \
+         insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
+         select r.last_seq - cardinality($1::uuid[]) + e.ord, e.event_id, e.org_id, e.workspace_id, e.kind, \
+         e.payload, e.created_at from reserved r cross join \
+         unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::timestamptz[]) \
+         with ordinality as e (event_id, org_id, workspace_id, kind, payload, created_at, ord) \
+         returning event_id, seq";
+
+/// [`Dialect::LOCK_WORKSPACES`]: a batch's rows locked in one statement.
+const LOCK_WORKSPACES: &str = concat!(
+    "select ",
+    workspace_columns!(),
+    " from workspaces where workspace_id = any($1::uuid[]) order by workspace_id for update"
+);
+
 /// The Postgres dialect.
 #[derive(Debug, Clone, Copy)]
 pub struct Pg;
@@ -52,12 +74,9 @@ impl Dialect for Pg {
 
     const NOTIFY: Option<&'static str> = Some("select pg_notify('hearth', $1)");
 
-    const APPEND_EVENT: Option<&'static str> = Some(
-        "with reserved as (update event_counters set last_seq = last_seq + 1, updated_at = $6 \
-         where event_counter_id = 1 returning last_seq) \
-         insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
-         select last_seq, $1::uuid, $2::uuid, $3::uuid, $4::text, $5::jsonb, $6::timestamptz from reserved returning seq",
-    );
+    const APPEND_EVENTS: Option<&'static str> = Some(APPEND_EVENTS);
+
+    const LOCK_WORKSPACES: Option<&'static str> = Some(LOCK_WORKSPACES);
 
     const SQL: Statements = Statements {
         select_workspace_for_update: concat!(
@@ -228,6 +247,34 @@ impl Dialect for Pg {
             .bind(batch.iter().map(|w| w.current_task.is_some()).collect::<Vec<_>>())
             .fetch_all(pool)
             .await
+    }
+
+    async fn append_events(
+        conn: &mut PgConnection,
+        events: &mut [Event],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), sqlx::Error> {
+        let seqs: Vec<(Uuid, i64)> = sqlx::query_as(APPEND_EVENTS)
+            .bind(events.iter().map(|e| e.id.0).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.org_id.0).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.workspace_id.map(|w| w.0)).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| Json(&e.payload)).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.timestamp).collect::<Vec<_>>())
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await?;
+        let seqs: std::collections::HashMap<Uuid, i64> = seqs.into_iter().collect();
+        for event in events.iter_mut() {
+            event.seq = *seqs
+                .get(&event.id.0)
+                .ok_or_else(|| sqlx::Error::Protocol(format!("event {} was not appended", event.id.0)))?;
+        }
+        Ok(())
+    }
+
+    async fn lock_workspaces(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<WorkspaceRow<Self>>, sqlx::Error> {
+        sqlx::query_as(LOCK_WORKSPACES).bind(ids).fetch_all(&mut *conn).await
     }
 
     async fn listen(pool: &PgPool) -> Result<Option<Box<dyn NoticeFeed>>, sqlx::Error> {

@@ -2,11 +2,13 @@
 
 use std::future::Future;
 
-use hearth_store::{Engine, LivenessWrite, NoticeFeed};
+use chrono::{DateTime, Utc};
+use hearth_store::{Engine, Event, LivenessWrite, NoticeFeed};
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::{Database, Pool, Transaction};
 
+use crate::rows::WorkspaceRow;
 use crate::sql::Statements;
 
 /// One database engine as the shared store sees it: its sqlx database type,
@@ -26,14 +28,21 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// when the transaction commits; `None` for an engine without replicas.
     const NOTIFY: Option<&'static str>;
 
-    /// Advances the event counter by one and inserts one event with that
-    /// seq, in one statement (`$1` event id, `$2` org, `$3` workspace, `$4`
-    /// kind, `$5` payload, `$6` time; returns the seq). On Postgres the
+    /// Advances the event counter by the number of events and inserts them
+    /// with those seqs, in one statement (arrays: `$1` event ids, `$2`
+    /// orgs, `$3` workspaces, `$4` kinds, `$5` payloads, `$6` times; `$7`
+    /// the counter's time; returns `(event_id, seq)`). On Postgres the
     /// counter row's lock serializes every transaction that appends events
     /// until it commits, so the fewer round trips after taking it, the more
-    /// transitions per second. `None`: reserve the seqs, then insert (SQLite,
-    /// whose write transactions are serialized anyway).
-    const APPEND_EVENT: Option<&'static str>;
+    /// transitions per second. `None`: reserve the seqs, then insert row by
+    /// row (SQLite, whose write transactions are serialized anyway).
+    const APPEND_EVENTS: Option<&'static str>;
+
+    /// Selects and locks the rows of many workspaces in one statement, in
+    /// workspace-id order (`$1` an array of ids). `None`: one
+    /// [`Statements::select_workspace_for_update`] per row (SQLite, whose
+    /// writer holds the database lock already).
+    const LOCK_WORKSPACES: Option<&'static str>;
 
     /// The engine's migrations, embedded in the binary.
     fn migrator() -> &'static Migrator;
@@ -59,6 +68,23 @@ pub trait Dialect: Send + Sync + Sized + 'static {
         pool: &Pool<Self::Db>,
         batch: &[LivenessWrite],
     ) -> impl Future<Output = Result<Vec<uuid::Uuid>, sqlx::Error>> + Send;
+
+    /// Appends `events` (in this order, under the event counter) and sets
+    /// each one's seq: [`Dialect::APPEND_EVENTS`] once, or reserve then
+    /// insert.
+    fn append_events<'c>(
+        conn: &'c mut <Self::Db as Database>::Connection,
+        events: &'c mut [Event],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
+
+    /// The rows of `ids` (sorted, distinct), locked for the transaction
+    /// ([`Dialect::LOCK_WORKSPACES`], or a select per row); ids without a
+    /// row are left out.
+    fn lock_workspaces<'c>(
+        conn: &'c mut <Self::Db as Database>::Connection,
+        ids: &'c [uuid::Uuid],
+    ) -> impl Future<Output = Result<Vec<WorkspaceRow<Self>>, sqlx::Error>> + Send + 'c;
 
     /// A feed of the notices on [`hearth_store::CHANNEL`], on a connection
     /// of its own (`None` when [`Dialect::NOTIFY`] is).

@@ -232,6 +232,7 @@ shared! {
 /// dialect's.
 pub fn all_statements<D: crate::Dialect>() -> Vec<(&'static str, &'static str)> {
     let notify = D::NOTIFY.map(|sql| ("notify", sql));
-    let append_event = D::APPEND_EVENT.map(|sql| ("append_event", sql));
-    SHARED.iter().copied().chain(D::SQL.all()).chain(notify).chain(append_event).collect()
+    let append_events = D::APPEND_EVENTS.map(|sql| ("append_events", sql));
+    let lock_workspaces = D::LOCK_WORKSPACES.map(|sql| ("lock_workspaces", sql));
+    SHARED.iter().copied().chain(D::SQL.all()).chain(notify).chain(append_events).chain(lock_workspaces).collect()
 }

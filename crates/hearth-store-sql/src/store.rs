@@ -7,6 +7,8 @@
 //! the same transaction, so `seq` is gap-free and commit order equals `seq`
 //! order on every replica.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hearth_core::reconcile::{ConditionRecord, DesiredState, InstalledPlugin};
@@ -195,54 +197,8 @@ where
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        let mut events: Vec<Event> = drafts
-            .into_iter()
-            .map(|draft| Event {
-                seq: 0, // assigned below
-                id: EventId::new_random(),
-                kind: draft.kind,
-                org_id: org,
-                workspace_id: workspace,
-                timestamp: now,
-                payload: draft.payload,
-            })
-            .collect();
-        if let Some(append) = D::APPEND_EVENT {
-            for event in &mut events {
-                (event.seq,) = sqlx::query_as(append)
-                    .bind(event.id.0)
-                    .bind(org.0)
-                    .bind(workspace.map(|w| w.0))
-                    .bind(event.kind.as_str())
-                    .bind(Json(event.payload.clone()))
-                    .bind(now)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(map_err::<D>("append_event"))?;
-            }
-            return Ok(events);
-        }
-        let count = events.len() as i64;
-        let (last,): (i64,) = sqlx::query_as(sql::RESERVE_EVENT_SEQS)
-            .bind(count)
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err::<D>("reserve_event_seqs"))?;
-        for (seq, event) in (last - count + 1..).zip(&mut events) {
-            event.seq = seq;
-            sqlx::query(sql::INSERT_EVENT)
-                .bind(event.seq)
-                .bind(event.id.0)
-                .bind(org.0)
-                .bind(workspace.map(|w| w.0))
-                .bind(event.kind.as_str())
-                .bind(Json(event.payload.clone()))
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err::<D>("insert_event"))?;
-        }
+        let mut events: Vec<Event> = drafts.into_iter().map(|draft| new_event(draft, org, workspace, now)).collect();
+        D::append_events(conn, &mut events, now).await.map_err(map_err::<D>("append_events"))?;
         Ok(events)
     }
 
@@ -430,15 +386,35 @@ where
         conn: &mut <D::Db as Database>::Connection,
         written: Vec<Written>,
     ) -> StoreResult<Vec<Applied>> {
-        if written.iter().any(|w| !w.drafts.is_empty()) {
+        // Every row's events in one append (one statement on Postgres), in
+        // the order the rows were written.
+        let mut events: Vec<Event> = Vec::new();
+        let mut counts = Vec::with_capacity(written.len());
+        let mut last = None;
+        for w in &written {
+            counts.push(w.drafts.len());
+            if !w.drafts.is_empty() {
+                last = Some(last.map_or(w.now, |t: DateTime<Utc>| t.max(w.now)));
+            }
+            events.extend(
+                w.drafts.iter().cloned().map(|draft| new_event(draft, w.workspace.org_id, Some(w.workspace.id), w.now)),
+            );
+        }
+        if let Some(now) = last {
             Self::notify(conn, &Notice::Events).await?;
+            D::append_events(conn, &mut events, now).await.map_err(map_err::<D>("append_events"))?;
         }
-        let mut applied = Vec::with_capacity(written.len());
-        for Written { previous, workspace, drafts, now } in written {
-            let events = Self::append_events(conn, workspace.org_id, Some(workspace.id), drafts, now).await?;
-            applied.push(Applied { previous, workspace, events, minted_token: false });
-        }
-        Ok(applied)
+        let mut events = events.into_iter();
+        Ok(written
+            .into_iter()
+            .zip(counts)
+            .map(|(Written { previous, workspace, .. }, count)| Applied {
+                previous,
+                workspace,
+                events: events.by_ref().take(count).collect(),
+                minted_token: false,
+            })
+            .collect())
     }
 
     async fn insert_token_on(conn: &mut <D::Db as Database>::Connection, token: &NewToken) -> StoreResult<()> {
@@ -668,27 +644,48 @@ where
         let mut order: Vec<usize> = (0..batch.len()).collect();
         // Stable: two inputs for one workspace are decided in the order given.
         order.sort_by_key(|&i| batch[i].0 .0);
+        // Inputs per workspace still to decide: a second input for a
+        // workspace is decided on what the first one wrote.
+        let mut left: HashMap<WorkspaceId, usize> = HashMap::with_capacity(batch.len());
+        for (id, _, _) in &batch {
+            *left.entry(*id).or_default() += 1;
+        }
+        let mut ids: Vec<Uuid> = left.keys().map(|id| id.0).collect();
+        ids.sort_unstable();
         let mut tx = self.begin().await?;
+        // Every row of the batch, locked in workspace-id order, at once.
+        let rows = D::lock_workspaces(&mut tx, &ids).await.map_err(map_err::<D>("lock_workspaces"))?;
+        let mut rows: HashMap<WorkspaceId, Workspace> = rows
+            .into_iter()
+            .map(|row| {
+                let workspace: Workspace = row.into();
+                (workspace.id, workspace)
+            })
+            .collect();
         let (mut written, mut positions) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
         for i in order {
             let (id, input, now) = &batch[i];
-            // A second input for a workspace sees what the first one wrote.
-            let current = match Self::lock_workspace(&mut tx, *id).await {
-                Ok(current) => current,
-                Err(StoreError::NotFound(what)) => {
-                    outcomes[i] = Some(Err(StoreError::NotFound(what)));
-                    continue;
-                }
-                Err(error) => return Err(error),
+            let more = left.get_mut(id).map_or(0, |n| {
+                *n -= 1;
+                *n
+            });
+            let Some(current) = rows.remove(id) else {
+                outcomes[i] = Some(Err(StoreError::NotFound("workspace")));
+                continue;
             };
             let decision = match decide(&current.snapshot(), input, *now) {
                 Ok(decision) => decision,
                 Err(rejection) => {
                     outcomes[i] = Some(Err(rejection.into()));
+                    rows.insert(*id, current);
                     continue;
                 }
             };
-            written.push(Self::write_decided(&mut tx, current, input, decision, *now).await?);
+            let done = Self::write_decided(&mut tx, current, input, decision, *now).await?;
+            if more > 0 {
+                rows.insert(*id, done.workspace.clone());
+            }
+            written.push(done);
             positions.push(i);
         }
         for (i, applied) in positions.into_iter().zip(Self::append_last(&mut tx, written).await?) {
@@ -1191,4 +1188,17 @@ fn with_desired(
             None => Err(StoreError::Corrupt { operation, message: format!("no desired state for workspace {}", w.id) }),
         })
         .collect()
+}
+
+/// An event to append (its seq is assigned when it is).
+fn new_event(draft: EventDraft, org: OrgId, workspace: Option<WorkspaceId>, now: DateTime<Utc>) -> Event {
+    Event {
+        seq: 0,
+        id: EventId::new_random(),
+        kind: draft.kind,
+        org_id: org,
+        workspace_id: workspace,
+        timestamp: now,
+        payload: draft.payload,
+    }
 }

@@ -13,13 +13,17 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use hearth_store::Event;
 use hearth_store::{Engine, LivenessWrite, NoticeFeed, StoreError, StoreResult};
+use hearth_store_sql::rows::WorkspaceRow;
+use hearth_store_sql::sql;
 use hearth_store_sql::sql::Statements;
 use hearth_store_sql::{event_columns, map_err, plugin_columns, template_columns, workspace_columns, Dialect, Failure};
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous, SqliteTypeInfo};
-use sqlx::{SqlitePool, Type};
+use sqlx::types::Json;
+use sqlx::{SqliteConnection, SqlitePool, Type};
 use uuid::Uuid;
 
 #[cfg(feature = "testing")]
@@ -60,7 +64,11 @@ impl Dialect for Sqlite {
 
     /// Reserve, then insert: the write transaction holds the database lock
     /// from `BEGIN IMMEDIATE` on, so fewer statements win nothing.
-    const APPEND_EVENT: Option<&'static str> = None;
+    const APPEND_EVENTS: Option<&'static str> = None;
+
+    /// The writer holds the database lock: a select per row locks nothing
+    /// more, and costs no round trip in-process.
+    const LOCK_WORKSPACES: Option<&'static str> = None;
 
     /// Inside a write transaction (the single writer connection, begun with
     /// `BEGIN IMMEDIATE`) every read is already serialized with every other
@@ -229,6 +237,42 @@ impl Dialect for Sqlite {
         }
         tx.commit().await?;
         Ok(written)
+    }
+
+    async fn append_events(
+        conn: &mut SqliteConnection,
+        events: &mut [Event],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), sqlx::Error> {
+        let count = events.len() as i64;
+        let (last,): (i64,) =
+            sqlx::query_as(sql::RESERVE_EVENT_SEQS).bind(count).bind(now).fetch_one(&mut *conn).await?;
+        for (seq, event) in (last - count + 1..).zip(events.iter_mut()) {
+            event.seq = seq;
+            sqlx::query(sql::INSERT_EVENT)
+                .bind(event.seq)
+                .bind(event.id.0)
+                .bind(event.org_id.0)
+                .bind(event.workspace_id.map(|w| w.0))
+                .bind(event.kind.as_str())
+                .bind(Json(&event.payload))
+                .bind(event.timestamp)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn lock_workspaces(
+        conn: &mut SqliteConnection,
+        ids: &[Uuid],
+    ) -> Result<Vec<WorkspaceRow<Self>>, sqlx::Error> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = sqlx::query_as(Self::SQL.select_workspace_for_update).bind(id).fetch_optional(&mut *conn).await?;
+            rows.extend(row);
+        }
+        Ok(rows)
     }
 
     async fn listen(_pool: &SqlitePool) -> Result<Option<Box<dyn NoticeFeed>>, sqlx::Error> {
