@@ -230,3 +230,64 @@ pub fn count_store_error(error: &StoreError) {
         crate::metrics::database_error(operation);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test: a failed step should panic
+
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use hearth_core::heartbeat::RawHeartbeat;
+    use hearth_core::{Heartbeat, Input, WorkspaceStatus};
+    use hearth_store::conformance::create;
+    use hearth_store::{Store, StoreError};
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::{apply_batches, Pending};
+
+    fn heartbeat(task: &str) -> Input {
+        let raw = RawHeartbeat { active_tasks: Some(0), current_task: Some(task.into()), ..Default::default() };
+        Input::Heartbeat(Heartbeat::validate(raw).unwrap())
+    }
+
+    /// A real fault, not a mock: Postgres refuses a NUL in text, so a batch
+    /// holding one such input fails as a whole. The transition writer then
+    /// applies each input on its own: the others are written, and only the
+    /// bad one gets the error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_fails_as_a_whole_is_applied_again_input_by_input() {
+        let (store, _db) = hearth_store_pg::testing::fresh_store().await;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let (first, bad, last) =
+            (create(&*store, "first").await, create(&*store, "bad").await, create(&*store, "last").await);
+        let inputs = [(first, heartbeat("crawl")), (bad, heartbeat("nul\0in text")), (last, heartbeat("crawl"))];
+
+        let together = inputs.iter().map(|(id, input)| (*id, input.clone(), Utc::now())).collect();
+        let failed = store.apply_batch(together).await;
+        assert!(matches!(failed, Err(StoreError::InvalidInput(_))), "the batch fails as a whole: {failed:?}");
+
+        // All three wait in the writer's queue before it runs: one batch.
+        let (queue, receiver) = mpsc::channel(8);
+        let mut answers = Vec::new();
+        for (id, input) in inputs {
+            let (done, answer) = oneshot::channel();
+            queue.send(Pending { id, input, now: Utc::now(), done }).await.unwrap();
+            answers.push(answer);
+        }
+        drop(queue);
+        apply_batches(store.clone(), receiver).await;
+        let mut outcomes = Vec::new();
+        for answer in answers {
+            outcomes.push(answer.await.expect("every input is answered"));
+        }
+        for (i, id) in [(0, first), (2, last)] {
+            let applied = outcomes[i].as_ref().unwrap_or_else(|e| panic!("input {i} failed: {e}"));
+            assert_eq!(applied.workspace.status, WorkspaceStatus::Online);
+            assert_eq!(store.get_workspace(id).await.unwrap().current_task.as_deref(), Some("crawl"));
+        }
+        assert!(matches!(outcomes[1], Err(StoreError::InvalidInput(_))), "{:?}", outcomes[1]);
+        let untouched = store.get_workspace(bad).await.unwrap();
+        assert_eq!(untouched.status, WorkspaceStatus::Provisioning, "nothing of the bad input is written");
+    }
+}
