@@ -11,7 +11,6 @@ for line in io.lines(path) do
   end
 end
 local counter = 0
-local thread_offset = 0
 
 function setup(thread)
   thread:set("thread_offset", counter * 7919)
@@ -21,7 +20,10 @@ end
 local n = 0
 request = function()
   n = n + 1
-  local i = ((thread_offset + n) % #ids) + 1
+  -- thread_offset: a global that setup() gives each thread (a local of
+  -- the same name would shadow it, and every thread would send the same
+  -- workspaces at once).
+  local i = (((thread_offset or 0) + n) % #ids) + 1
   local body = '{"workspace_id":"' .. ids[i] .. '","active_tasks":0,"uptime_seconds":' .. n .. '}'
   return wrk.format("POST", "/registry/heartbeat", {
     ["Authorization"] = "Bearer " .. tokens[i],

@@ -64,6 +64,15 @@ const POSTGRES_WRITERS: usize = hearth_store_pg::LIVENESS_CONNECTIONS as usize;
 /// locked path (back-pressure instead of an unbounded queue).
 const QUEUE: usize = 16 * MAX_BATCH;
 
+/// Redos in flight at once, each lane one workspace's redos in order: they
+/// go through the transition writers, which group-commit them.
+const REDO_LANES: usize = 32;
+/// Free places the redo queue must have for `queued` to answer early: more
+/// than the heartbeats that can be answered and not yet written (one batch
+/// being written, less than one waiting), so a failed batch always finds
+/// room and no acknowledged heartbeat is dropped.
+const REDO_HEADROOM: usize = 4 * MAX_BATCH;
+
 /// What a workspace's heartbeats converge to, shared by the workspaces with
 /// the same template and operator plugins, until a template or plugin
 /// change invalidates it.
@@ -248,6 +257,8 @@ pub struct FastPath {
     /// False while the writers' batches fail: `queued` answers wait for
     /// the commit then, so a database outage is not acknowledged.
     healthy: Arc<AtomicBool>,
+    /// The redo queue: its free places gate `queued` answers.
+    redo_queue: mpsc::Sender<Box<Redo>>,
     /// The receiving end of the redo queue, until [`FastPath::take_redo`].
     redo: Mutex<Option<mpsc::Receiver<Box<Redo>>>>,
 }
@@ -280,6 +291,7 @@ impl FastPath {
             writers: batches,
             ack,
             healthy,
+            redo_queue,
             redo: Mutex::new(Some(redo)),
         })
     }
@@ -302,10 +314,12 @@ impl FastPath {
         };
         let queue = self.writers.queue(id);
         // `queued` answers at once only while the writer keeps up: its last
-        // batch succeeded and less than one batch waits before this one.
+        // batch succeeded, less than one batch waits before this one, and
+        // redos are not backing up.
         let early = self.ack == HeartbeatAck::Queued
             && self.healthy.load(Ordering::Acquire)
-            && queue.max_capacity() - queue.capacity() < MAX_BATCH;
+            && queue.max_capacity() - queue.capacity() < MAX_BATCH
+            && self.redo_queue.capacity() >= REDO_HEADROOM;
         let Ok(place) = queue.try_reserve() else {
             queue_full(id);
             return Err(hb);
@@ -483,10 +497,12 @@ async fn write_batch(
             }
         }
         if let (false, Some(again)) = (ok, told.redo) {
-            if let Err(error) = redo.try_send(again) {
+            // Waits for room (the headroom makes that rare): the writer
+            // slows down, `queued` answers stop, nothing is dropped.
+            if redo.send(again).await.is_err() {
                 metrics::counter!("hearth_heartbeat_redo_dropped_total").increment(1);
-                tracing::error!(workspace_id = %write.id, %error,
-                    "an acknowledged heartbeat failed its batch and cannot be redone: it is lost");
+                tracing::error!(workspace_id = %write.id,
+                    "an acknowledged heartbeat failed its batch after the redo task stopped: it is lost");
             }
         }
     }
@@ -495,21 +511,43 @@ async fn write_batch(
 /// Decides again, under the lock, the queued heartbeats whose batch write
 /// failed (the guard: an operator or another replica changed the row
 /// between the answer and the batch; or the batch failed), until `stop`;
-/// then what is left in the queue. The server starts it with
+/// then what is left in the queue. [`REDO_LANES`] at once, a workspace's
+/// redos always on the same lane and in order. The server starts it with
 /// [`FastPath::take_redo`]'s queue and stops it after [`FastPath::flush`].
 pub async fn redo(state: AppState, mut queue: mpsc::Receiver<Box<Redo>>, mut stop: oneshot::Receiver<()>) {
+    // Each lane holds a clone of `finished`: its receiver hears `None` once
+    // every lane has ended.
+    let (finished, mut all_finished) = mpsc::channel::<()>(1);
+    let lanes = Writers::start(REDO_LANES, QUEUE, |mut lane: mpsc::Receiver<Box<Redo>>| {
+        let (state, finished) = (state.clone(), finished.clone());
+        async move {
+            while let Some(again) = lane.recv().await {
+                redo_one(&state, again).await;
+            }
+            drop(finished);
+        }
+    });
+    drop(finished);
     loop {
         let next = tokio::select! {
             next = queue.recv() => next,
             _ = &mut stop => break,
         };
-        match next {
-            Some(again) => redo_one(&state, again).await,
-            None => return,
-        }
+        let Some(again) = next else { break };
+        to_lane(&lanes, again).await;
     }
     while let Ok(again) = queue.try_recv() {
-        redo_one(&state, again).await;
+        to_lane(&lanes, again).await;
+    }
+    drop(lanes);
+    while all_finished.recv().await.is_some() {}
+}
+
+async fn to_lane(lanes: &Writers<Box<Redo>>, again: Box<Redo>) {
+    let id = again.id;
+    if lanes.queue(id).send(again).await.is_err() {
+        metrics::counter!("hearth_heartbeat_redo_dropped_total").increment(1);
+        tracing::error!(workspace_id = %id, "a redo lane stopped: an acknowledged heartbeat is lost");
     }
 }
 
