@@ -72,6 +72,8 @@ const REDO_LANES: usize = 32;
 /// being written, less than one waiting), so a failed batch always finds
 /// room and no acknowledged heartbeat is dropped.
 const REDO_HEADROOM: usize = 4 * MAX_BATCH;
+/// How long a stopping server keeps redoing what is queued.
+const REDO_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a workspace's heartbeats converge to, shared by the workspaces with
 /// the same template and operator plugins, until a template or plugin
@@ -536,11 +538,22 @@ pub async fn redo(state: AppState, mut queue: mpsc::Receiver<Box<Redo>>, mut sto
         let Some(again) = next else { break };
         to_lane(&lanes, again).await;
     }
-    while let Ok(again) = queue.try_recv() {
-        to_lane(&lanes, again).await;
+    // At shutdown: what is queued, within a bound (with the database down
+    // each redo waits for its timeout, and a stop must not wait for all).
+    let drain = async {
+        while let Ok(again) = queue.try_recv() {
+            to_lane(&lanes, again).await;
+        }
+        drop(lanes);
+        while all_finished.recv().await.is_some() {}
+    };
+    if tokio::time::timeout(REDO_DRAIN, drain).await.is_err() {
+        metrics::counter!("hearth_heartbeat_redo_dropped_total").increment(queue.len() as u64);
+        tracing::error!(
+            queued = queue.len(),
+            "stopping: heartbeats to redo were still waiting after {REDO_DRAIN:?}; those acknowledged early may be lost"
+        );
     }
-    drop(lanes);
-    while all_finished.recv().await.is_some() {}
 }
 
 async fn to_lane(lanes: &Writers<Box<Redo>>, again: Box<Redo>) {
