@@ -162,6 +162,30 @@ shared! {
     /// Delivery: observed assets and plugins, and the conditions about them.
     UPDATE_DELIVERY = "update workspaces set reported_assets_digest = $2, installed_plugins = $3, conditions = $4, \
         updated_at = $5, version = version + 1 where workspace_id = $1 returning version";
+    /// Several groups at once (a transition usually changes lifecycle,
+    /// liveness and delivery together): one round trip instead of one per
+    /// group. A group whose flag is false keeps its columns (its values are
+    /// bound as NULL and ignored). Flags: $2 lifecycle, $5 liveness, $15
+    /// runtime, $19 delivery; $23 the time.
+    UPDATE_GROUPS = "update workspaces set \
+        status = case when $2 then $3 else status end, \
+        status_changed_at = case when $2 then $4 else status_changed_at end, \
+        last_heartbeat_at = case when $5 then $6 else last_heartbeat_at end, \
+        last_error_rate = case when $5 then $7 else last_error_rate end, \
+        last_sample_error = case when $5 then $8 else last_sample_error end, \
+        active_tasks = case when $5 then $9 else active_tasks end, \
+        uptime_seconds = case when $5 then $10 else uptime_seconds end, \
+        current_task = case when $5 then $11 else current_task end, \
+        monthly_spend = case when $5 then $12 else monthly_spend end, \
+        runtime_state = case when $5 then $13 else runtime_state end, \
+        last_active_at = case when $5 then $14 else last_active_at end, \
+        url = case when $15 then $16 else url end, \
+        agent_card = case when $15 then $17 else agent_card end, \
+        runtime_metadata = case when $15 then $18 else runtime_metadata end, \
+        reported_assets_digest = case when $19 then $20 else reported_assets_digest end, \
+        installed_plugins = case when $19 then $21 else installed_plugins end, \
+        conditions = case when $19 then $22 else conditions end, \
+        updated_at = $23, version = version + 1 where workspace_id = $1 returning version";
     SET_OPERATOR_PLUGINS = "update workspaces set operator_plugins = $2, updated_at = $3, version = version + 1 \
         where workspace_id = $1 returning version";
     UPDATE_AGENT_CARD = "update workspaces set agent_card = $2, updated_at = $3, version = version + 1 \

@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
             filtered_pages_keep_only_matches_and_counts_group_by_status,
             bulk_creation_writes_every_workspace_token_and_event_or_nothing,
             a_batch_of_inputs_does_what_applying_them_one_by_one_does,
+            what_is_stored_is_what_evolve_decided_whichever_groups_change,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1154,4 +1155,34 @@ pub async fn a_batch_of_inputs_does_what_applying_them_one_by_one_does(store: S)
         let (want, got) = (store.get_workspace(*twin).await.unwrap(), store.get_workspace(*id).await.unwrap());
         assert_eq!((want.status, want.version, want.last_error_rate), (got.status, got.version, got.last_error_rate));
     }
+}
+
+/// Transitions change several column groups at once and are written in
+/// one statement, single changes in a narrow one: either way the stored
+/// row is exactly the row `apply` returns (what `evolve` decided), groups
+/// that did not change keep their values, JSON included.
+pub async fn what_is_stored_is_what_evolve_decided_whichever_groups_change(store: S) {
+    let id = create(&*store, "groups").await;
+    let report = RawHeartbeat {
+        active_tasks: Some(1),
+        current_task: Some("crawl".into()),
+        runtime_metadata: Some(json!({"python": "3.12"})),
+        ..Default::default()
+    };
+    let inputs = [
+        (register(), "register: lifecycle and runtime"),
+        (heartbeat_with(report.clone()), "a report: liveness, runtime and delivery"),
+        (heartbeat(0.0), "a plain heartbeat: liveness only"),
+        (Input::Pause, "pause: lifecycle only"),
+        (heartbeat_with(report), "a heartbeat while paused"),
+        (Input::Resume, "resume"),
+        (heartbeat(0.9), "a failing heartbeat: lifecycle and liveness"),
+    ];
+    for (n, (input, what)) in inputs.into_iter().enumerate() {
+        let applied = store.apply(id, input, t(n as i64 + 1), None).await.unwrap();
+        let stored = store.get_workspace(id).await.unwrap();
+        assert_eq!(stored, applied.workspace, "{what}");
+    }
+    let stored = store.get_workspace(id).await.unwrap();
+    assert_eq!(stored.agent_card, Some(json!({"name": "agent"})), "the card survives later multi-group writes");
 }
