@@ -146,27 +146,15 @@ shared! {
         values ($1, $2, $3, $4, $5, 'provisioning', $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14)";
     COUNT_WORKSPACES = "select count(*) from workspaces where status <> 'removed'";
     SELECT_WORKSPACE = concat!("select ", workspace_columns!(), " from workspaces where workspace_id = $1");
-    // The narrow writes: one statement per group of columns that one kind of
-    // writer changes (`hearth_store::Changed`). A steady heartbeat changes
-    // only the liveness group, so it writes no JSON.
-    /// Lifecycle: what the state machine decided.
-    UPDATE_LIFECYCLE = "update workspaces set status = $2, status_changed_at = $3, updated_at = $4, \
-        version = version + 1 where workspace_id = $1 returning version";
-    /// Liveness: what every heartbeat reports (scalars only).
-    UPDATE_LIVENESS = "update workspaces set last_heartbeat_at = $2, last_error_rate = $3, last_sample_error = $4, \
-        active_tasks = $5, uptime_seconds = $6, current_task = $7, monthly_spend = $8, runtime_state = $9, \
-        last_active_at = $10, updated_at = $11, version = version + 1 where workspace_id = $1 returning version";
-    /// The runtime's description of itself: register and runtime metadata.
-    UPDATE_RUNTIME = "update workspaces set url = $2, agent_card = $3, runtime_metadata = $4, updated_at = $5, \
-        version = version + 1 where workspace_id = $1 returning version";
-    /// Delivery: observed assets and plugins, and the conditions about them.
-    UPDATE_DELIVERY = "update workspaces set reported_assets_digest = $2, installed_plugins = $3, conditions = $4, \
-        updated_at = $5, version = version + 1 where workspace_id = $1 returning version";
-    /// Several groups at once (a transition usually changes lifecycle,
-    /// liveness and delivery together): one round trip instead of one per
-    /// group. A group whose flag is false keeps its columns (its values are
-    /// bound as NULL and ignored). Flags: $2 lifecycle, $5 liveness, $15
-    /// runtime, $19 delivery; $23 the time.
+    // The locked writes of a workspace row. A steady heartbeat changes only
+    // the liveness group, so it writes no JSON.
+    /// The column groups of `hearth_store::Changed` that changed, in one
+    /// statement: lifecycle (what the state machine decided), liveness
+    /// (what every heartbeat reports, scalars only), runtime (its
+    /// description of itself) and delivery (observed assets and plugins,
+    /// and the conditions about them). A group whose flag is false keeps
+    /// its columns (its JSON is bound as NULL and ignored). Flags: $2
+    /// lifecycle, $5 liveness, $15 runtime, $19 delivery; $23 the time.
     UPDATE_GROUPS = "update workspaces set \
         status = case when $2 then $3 else status end, \
         status_changed_at = case when $2 then $4 else status_changed_at end, \

@@ -229,99 +229,45 @@ where
     }
 
     /// Writes the column groups that changed between `current` and `next`
-    /// ([`Changed`]): one narrow UPDATE when one group changed (a steady
-    /// heartbeat writes no JSON), one UPDATE of the changed groups when
-    /// several did (a transition: one round trip, not three). Each bumps
-    /// the row version; returns the version the row has now.
+    /// ([`Changed`]) in one UPDATE: a group that did not change keeps its
+    /// columns and its JSON is not even bound, so a steady heartbeat writes
+    /// no JSON, and a transition (lifecycle, liveness and delivery at once)
+    /// is one round trip. Bumps the row version; returns the version the
+    /// row has now.
     async fn write_workspace(
         conn: &mut <D::Db as Database>::Connection,
         current: &Workspace,
         next: &Workspace,
     ) -> StoreResult<i64> {
         let changed = Changed::between(current, next);
-        let (id, at) = (next.id.0, next.updated_at);
-        let groups = [changed.lifecycle, changed.liveness, changed.runtime, changed.delivery];
-        if groups.iter().filter(|&&group| group).count() > 1 {
-            let json = |on: bool, value: &Value| on.then(|| Json(value.clone()));
-            let (version,) = sqlx::query_as(sql::UPDATE_GROUPS)
-                .bind(id)
-                .bind(changed.lifecycle)
-                .bind(DbStatus::<D>::new(next.status))
-                .bind(next.status_changed_at)
-                .bind(changed.liveness)
-                .bind(next.last_heartbeat_at)
-                .bind(next.last_error_rate)
-                .bind(&next.last_sample_error)
-                .bind(next.active_tasks)
-                .bind(next.uptime_seconds)
-                .bind(&next.current_task)
-                .bind(next.monthly_spend)
-                .bind(&next.runtime_state)
-                .bind(next.last_active_at)
-                .bind(changed.runtime)
-                .bind(&next.url)
-                .bind(next.agent_card.as_ref().and_then(|card| json(changed.runtime, card)))
-                .bind(next.runtime_metadata.as_ref().and_then(|meta| json(changed.runtime, meta)))
-                .bind(changed.delivery)
-                .bind(&next.reported_assets_digest)
-                .bind(changed.delivery.then(|| Json(next.installed_plugins.clone())))
-                .bind(changed.delivery.then(|| Json(next.conditions.clone())))
-                .bind(at)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_err::<D>("update_groups"))?;
-            return Ok(version);
-        }
-        let mut version = current.version;
-        if changed.lifecycle {
-            (version,) = sqlx::query_as(sql::UPDATE_LIFECYCLE)
-                .bind(id)
-                .bind(DbStatus::<D>::new(next.status))
-                .bind(next.status_changed_at)
-                .bind(at)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_err::<D>("update_lifecycle"))?;
-        }
-        if changed.liveness {
-            (version,) = sqlx::query_as(sql::UPDATE_LIVENESS)
-                .bind(id)
-                .bind(next.last_heartbeat_at)
-                .bind(next.last_error_rate)
-                .bind(&next.last_sample_error)
-                .bind(next.active_tasks)
-                .bind(next.uptime_seconds)
-                .bind(&next.current_task)
-                .bind(next.monthly_spend)
-                .bind(&next.runtime_state)
-                .bind(next.last_active_at)
-                .bind(at)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_err::<D>("update_liveness"))?;
-        }
-        if changed.runtime {
-            (version,) = sqlx::query_as(sql::UPDATE_RUNTIME)
-                .bind(id)
-                .bind(&next.url)
-                .bind(next.agent_card.clone().map(Json))
-                .bind(next.runtime_metadata.clone().map(Json))
-                .bind(at)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_err::<D>("update_runtime"))?;
-        }
-        if changed.delivery {
-            (version,) = sqlx::query_as(sql::UPDATE_DELIVERY)
-                .bind(id)
-                .bind(&next.reported_assets_digest)
-                .bind(Json(next.installed_plugins.clone()))
-                .bind(Json(next.conditions.clone()))
-                .bind(at)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_err::<D>("update_delivery"))?;
-        }
+        let json = |on: bool, value: &Value| on.then(|| Json(value.clone()));
+        let (version,) = sqlx::query_as(sql::UPDATE_GROUPS)
+            .bind(next.id.0)
+            .bind(changed.lifecycle)
+            .bind(DbStatus::<D>::new(next.status))
+            .bind(next.status_changed_at)
+            .bind(changed.liveness)
+            .bind(next.last_heartbeat_at)
+            .bind(next.last_error_rate)
+            .bind(&next.last_sample_error)
+            .bind(next.active_tasks)
+            .bind(next.uptime_seconds)
+            .bind(&next.current_task)
+            .bind(next.monthly_spend)
+            .bind(&next.runtime_state)
+            .bind(next.last_active_at)
+            .bind(changed.runtime)
+            .bind(&next.url)
+            .bind(next.agent_card.as_ref().and_then(|card| json(changed.runtime, card)))
+            .bind(next.runtime_metadata.as_ref().and_then(|meta| json(changed.runtime, meta)))
+            .bind(changed.delivery)
+            .bind(&next.reported_assets_digest)
+            .bind(changed.delivery.then(|| Json(next.installed_plugins.clone())))
+            .bind(changed.delivery.then(|| Json(next.conditions.clone())))
+            .bind(next.updated_at)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err::<D>("update_workspace"))?;
         Ok(version)
     }
 

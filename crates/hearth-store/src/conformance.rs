@@ -1157,10 +1157,10 @@ pub async fn a_batch_of_inputs_does_what_applying_them_one_by_one_does(store: S)
     }
 }
 
-/// Transitions change several column groups at once and are written in
-/// one statement, single changes in a narrow one: either way the stored
-/// row is exactly the row `apply` returns (what `evolve` decided), groups
-/// that did not change keep their values, JSON included.
+/// Inputs change one column group or several at once, all written by one
+/// statement with a flag per group: either way the stored row is exactly
+/// the row `apply` returns (what `evolve` decided), and groups that did not
+/// change keep their values, JSON included.
 pub async fn what_is_stored_is_what_evolve_decided_whichever_groups_change(store: S) {
     let id = create(&*store, "groups").await;
     let report = RawHeartbeat {
