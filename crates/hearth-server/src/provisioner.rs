@@ -23,10 +23,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use hearth_agent::contract::{Launch, EXIT_LOCKED};
 use hearth_agent::lock::{self, Holder};
-use hearth_core::{WorkspaceId, WorkspaceStatus};
-use hearth_store::{Store, Workspace};
+use hearth_core::{EventKind, WorkspaceId, WorkspaceStatus};
+use hearth_store::{EventQuery, Store, StoreResult, Workspace};
 use tokio::process::Child;
 use tokio::sync::Mutex;
 
@@ -66,12 +67,41 @@ fn should_run(status: WorkspaceStatus) -> bool {
 
 /// True when the workspace entered `provisioning` after `runtime` started:
 /// a restart (resume stops the runtime first, creation precedes the start).
-fn restarted_since(workspace: &Workspace, runtime: &Runtime) -> bool {
+/// An operator restarted `workspace` after `runtime` started: it is
+/// provisioning again since, or the event log holds a restart (`restart`,
+/// from [`restarts_since`]) after that start. The log matters when the old
+/// runtime's next heartbeat moved the workspace online again before this
+/// pass saw it provisioning.
+fn restarted_since(workspace: &Workspace, runtime: &Runtime, restart: Option<&DateTime<Utc>>) -> bool {
     match runtime {
         Runtime::Running { started_at, .. } => {
-            workspace.status == WorkspaceStatus::Provisioning && workspace.status_changed_at > *started_at
+            (workspace.status == WorkspaceStatus::Provisioning && workspace.status_changed_at > *started_at)
+                || restart.is_some_and(|at| at > started_at)
         }
         _ => false,
+    }
+}
+
+/// The restarts in the event log after `cursor` (advanced past what was
+/// read): the latest restart of each workspace.
+pub async fn restarts_since(store: &dyn Store, cursor: &mut i64) -> StoreResult<HashMap<WorkspaceId, DateTime<Utc>>> {
+    let mut restarts: HashMap<WorkspaceId, DateTime<Utc>> = HashMap::new();
+    loop {
+        let query = EventQuery::after(*cursor);
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let page = store.list_events(query).await?;
+        for event in &page {
+            *cursor = (*cursor).max(event.seq);
+            let restart =
+                event.kind == EventKind::WorkspaceProvisioning && event.payload.get("restarted_from").is_some();
+            if let (true, Some(id)) = (restart, event.workspace_id) {
+                let at = restarts.entry(id).or_insert(event.timestamp);
+                *at = (*at).max(event.timestamp);
+            }
+        }
+        if page.len() < limit {
+            return Ok(restarts);
+        }
     }
 }
 
@@ -104,7 +134,9 @@ impl ProcessProvisioner {
     }
 
     /// One level-triggered pass over every workspace.
-    pub async fn reconcile(&self, workspaces: &[Workspace]) {
+    /// `restarts`: restarts in the event log since the last pass
+    /// ([`restarts_since`]).
+    pub async fn reconcile(&self, workspaces: &[Workspace], restarts: &HashMap<WorkspaceId, DateTime<Utc>>) {
         let mut runtimes = self.runtimes.lock().await;
         for workspace in workspaces {
             let id = workspace.id;
@@ -131,7 +163,9 @@ impl ProcessProvisioner {
                 },
                 // An operator restart moved the workspace back to
                 // provisioning after this runtime started: replace it.
-                Some((running @ Runtime::Running { .. }, failures)) if restarted_since(workspace, &running) => {
+                Some((running @ Runtime::Running { .. }, failures))
+                    if restarted_since(workspace, &running, restarts.get(&id)) =>
+                {
                     tracing::info!(workspace_id = %id, "workspace was restarted; replacing its runtime");
                     self.stop(id, running).await;
                     self.start(workspace, failures).await
@@ -347,6 +381,36 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_secs(2));
         assert_eq!(backoff(2), Duration::from_secs(4));
         assert_eq!(backoff(30), MAX_BACKOFF);
+    }
+
+    /// The race CI hit under load: an operator restarts a workspace, and
+    /// the old runtime's next heartbeat brings it online again before the
+    /// provisioner's pass. The status no longer shows the restart; the
+    /// event log does.
+    #[tokio::test]
+    async fn a_restart_in_the_log_replaces_a_runtime_the_status_no_longer_shows() {
+        #![allow(clippy::unwrap_used)] // test: a failed step should panic
+        use hearth_core::heartbeat::RawHeartbeat;
+        use hearth_core::{Heartbeat, Input};
+
+        let (store, _db) = hearth_store_sqlite::testing::fresh_store().await;
+        let id = hearth_store::conformance::create(&store, "restarted").await;
+        let mut cursor = store.last_event_seq().await.unwrap();
+        let child = tokio::process::Command::new("true").spawn().unwrap();
+        let running = Runtime::Running { child, started: Instant::now(), started_at: Utc::now() };
+        let later = || Utc::now() + chrono::Duration::milliseconds(5);
+        store.apply(id, Input::Restart, later(), None).await.unwrap();
+        let heartbeat = Heartbeat::validate(RawHeartbeat::default()).unwrap();
+        store.apply(id, Input::Heartbeat(heartbeat), later(), None).await.unwrap();
+        let row = store.get_workspace(id).await.unwrap();
+        assert_eq!(row.status, WorkspaceStatus::Online, "the old runtime's heartbeat came first");
+        assert!(!restarted_since(&row, &running, None), "the status alone no longer shows the restart");
+
+        let other = hearth_store::conformance::create(&store, "created, not restarted").await;
+        let restarts = restarts_since(&store, &mut cursor).await.unwrap();
+        assert!(restarted_since(&row, &running, restarts.get(&id)), "the log shows it");
+        assert!(!restarts.contains_key(&other), "a creation is not a restart");
+        assert!(restarts_since(&store, &mut cursor).await.unwrap().is_empty(), "read once");
     }
 
     #[test]

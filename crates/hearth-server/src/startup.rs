@@ -268,14 +268,30 @@ impl Application {
 }
 
 /// Runs provisioner passes at start, whenever events are published, and
-/// every two seconds, until shutdown.
+/// every two seconds, until shutdown. Each pass also reads the restarts
+/// the event log gained since the last one (an operator's restart must not
+/// be lost when the old runtime's heartbeat brings the workspace online
+/// again before the pass sees it provisioning).
 async fn provision_loop(provisioner: Arc<ProcessProvisioner>, state: AppState) {
     let mut wake = state.bus.subscribe();
     let mut shutdown = state.shutdown.clone();
+    let mut cursor = *wake.borrow();
+    // Restarts read but not yet reconciled (a failed pass keeps them).
+    let mut restarts = std::collections::HashMap::new();
     loop {
         wake.mark_unchanged();
+        match crate::provisioner::restarts_since(&*state.store, &mut cursor).await {
+            Ok(more) => restarts.extend(more),
+            Err(error) => {
+                crate::lifecycle::count_store_error(&error);
+                tracing::warn!(%error, "provisioner cannot read the event log; retrying");
+            }
+        }
         match state.store.list_workspaces(None, true).await {
-            Ok(workspaces) => provisioner.reconcile(&workspaces).await,
+            Ok(workspaces) => {
+                provisioner.reconcile(&workspaces, &restarts).await;
+                restarts.clear();
+            }
             Err(error) => {
                 crate::lifecycle::count_store_error(&error);
                 tracing::warn!(%error, "provisioner cannot list workspaces; retrying");
