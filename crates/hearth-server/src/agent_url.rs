@@ -14,7 +14,16 @@ pub fn validate(raw: &str, allow_private: bool) -> Result<(), String> {
     if raw == NO_INBOUND {
         return Ok(());
     }
+    // As written, not as a lenient parser would repair it: printable ASCII
+    // (an international name in punycode), no spaces, no empty port.
+    if let Some(bad) = raw.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!("url {raw:?} must be printable ASCII without spaces, found {bad:?}"));
+    }
     let url = url::Url::parse(raw).map_err(|e| format!("url {raw:?} is not a valid URL: {e}"))?;
+    let authority = raw.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    if authority.ends_with(':') {
+        return Err(format!("url {raw:?} has an empty port"));
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("url must be http(s):// or {NO_INBOUND}, got scheme {:?}", url.scheme()));
     }
@@ -25,6 +34,11 @@ pub fn validate(raw: &str, allow_private: bool) -> Result<(), String> {
     match url.host() {
         None => Err("url has no host".into()),
         Some(url::Host::Domain(domain)) => {
+            // A host name: letters, digits, hyphens and underscores between dots.
+            let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+            if let Some(bad) = domain.chars().find(|c| !valid(*c)) {
+                return Err(format!("url host {domain:?} is not a host name: {bad:?} is not allowed"));
+            }
             let domain = domain.trim_end_matches('.').to_ascii_lowercase();
             if domain == "metadata.google.internal" || domain == "metadata" {
                 return refuse("cloud metadata endpoint");
@@ -133,6 +147,8 @@ mod tests {
             "https://agent.example.com/a2a",
             "http://93.184.216.34:80",
             "http://[2606:4700::1111]/",
+            "HTTP://Agent_1.Example.com.:8080/a2a/v1?x=1#top",
+            "http://xn--exmple-cua.com/",
             NO_INBOUND,
         ] {
             assert_eq!(validate(url, false), Ok(()), "{url}");
@@ -160,6 +176,13 @@ mod tests {
             "http://user:pw@example.com/",
             "remote://something-else",
             "not a url",
+            "http://agent.example.ik*",
+            "http://agent.example.com:/",
+            "http://agent.example.com:",
+            " http://agent.example.com/",
+            "http://agent.example.com/a b",
+            "http://agent.exämple.com/",
+            "http://agent.example.com/\u{7f}",
         ] {
             assert!(validate(url, false).is_err(), "{url} must be refused");
         }

@@ -33,10 +33,19 @@ const BASE64: &str = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2
 /// dot (so never `.` or `..`), joined by `/`.
 const BUNDLE_PATH: &str = "^[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,254}(/[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,254}){0,7}$";
 const WORKSPACE_CURSOR: &str = "^[0-9]{1,18}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
-/// `http(s)://` and a host name (IP literals may be refused as private or
-/// loopback, see `agent_url.rs`), or the poll-mode placeholder.
-const AGENT_URL: &str =
-    "^(remote://no-inbound|https?://[a-z][a-z0-9-]{0,30}(\\.[a-z][a-z0-9-]{0,30}){1,3}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]{0,20}){0,3})$";
+/// `http(s)://` and a host name, as `agent_url.rs` checks it: printable
+/// ASCII without spaces, a host of letters, digits, `-` and `_` between
+/// dots (a trailing dot allowed), a port 1–65535, then any path, query and
+/// fragment. The first and the last label start with a letter and there
+/// are two at least, so that no IP literal (perhaps private or loopback,
+/// which the server refuses; a numeric last label is read as IPv4) and not
+/// `metadata` is ever documented as valid. Or the poll-mode placeholder.
+const AGENT_URL: &str = concat!(
+    "^(remote://no-inbound|[Hh][Tt][Tt][Pp][Ss]?://",
+    "[A-Za-z][A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)*\\.[A-Za-z][A-Za-z0-9_-]*\\.?",
+    "(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?",
+    "([/?#][!-~]*)?)$"
+);
 
 /// The document, with the constraints above.
 pub fn document(openapi: &utoipa::openapi::OpenApi) -> Value {
