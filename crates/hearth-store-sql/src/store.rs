@@ -371,26 +371,24 @@ where
         // Every row's events in one append (one statement on Postgres), in
         // the order the rows were written.
         let mut events: Vec<Event> = Vec::new();
-        let mut counts = Vec::with_capacity(written.len());
-        let mut last = None;
-        for w in &written {
-            counts.push(w.drafts.len());
-            if !w.drafts.is_empty() {
-                last = Some(last.map_or(w.now, |t: DateTime<Utc>| t.max(w.now)));
+        let mut rows = Vec::with_capacity(written.len());
+        let mut last: Option<DateTime<Utc>> = None;
+        for Written { previous, workspace, drafts, now } in written {
+            if !drafts.is_empty() {
+                last = Some(last.map_or(now, |t| t.max(now)));
             }
-            events.extend(
-                w.drafts.iter().cloned().map(|draft| new_event(draft, w.workspace.org_id, Some(w.workspace.id), w.now)),
-            );
+            let count = drafts.len();
+            events.extend(drafts.into_iter().map(|draft| new_event(draft, workspace.org_id, Some(workspace.id), now)));
+            rows.push((previous, workspace, count));
         }
         if let Some(now) = last {
             Self::notify(conn, &Notice::Events).await?;
             D::append_events(conn, &mut events, now).await.map_err(map_err::<D>("append_events"))?;
         }
         let mut events = events.into_iter();
-        Ok(written
+        Ok(rows
             .into_iter()
-            .zip(counts)
-            .map(|(Written { previous, workspace, .. }, count)| Applied {
+            .map(|(previous, workspace, count)| Applied {
                 previous,
                 workspace,
                 events: events.by_ref().take(count).collect(),
@@ -628,14 +626,8 @@ where
         let mut order: Vec<usize> = (0..batch.len()).collect();
         // Stable: two inputs for one workspace are decided in the order given.
         order.sort_by_key(|&i| batch[i].0 .0);
-        // Inputs per workspace still to decide: a second input for a
-        // workspace is decided on what the first one wrote.
-        let mut left: HashMap<WorkspaceId, usize> = HashMap::with_capacity(batch.len());
-        for (id, _, _) in &batch {
-            *left.entry(*id).or_default() += 1;
-        }
-        let mut ids: Vec<Uuid> = left.keys().map(|id| id.0).collect();
-        ids.sort_unstable();
+        let mut ids: Vec<Uuid> = order.iter().map(|&i| batch[i].0 .0).collect();
+        ids.dedup();
         let mut tx = self.begin().await?;
         // Every row of the batch, locked in workspace-id order, at once.
         let rows = D::lock_workspaces(&mut tx, &ids).await.map_err(map_err::<D>("lock_workspaces"))?;
@@ -647,12 +639,11 @@ where
             })
             .collect();
         let (mut written, mut positions) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
-        for i in order {
+        for (k, &i) in order.iter().enumerate() {
             let (id, input, now) = &batch[i];
-            let more = left.get_mut(id).map_or(0, |n| {
-                *n -= 1;
-                *n
-            });
+            // A workspace's inputs are next to each other in `order`: the
+            // next one is decided on what this one wrote.
+            let more = order.get(k + 1).is_some_and(|&j| batch[j].0 == *id);
             let Some(current) = rows.remove(id) else {
                 outcomes[i] = Some(Err(StoreError::NotFound("workspace")));
                 continue;
@@ -666,7 +657,7 @@ where
                 }
             };
             let done = Self::write_decided(&mut tx, current, input, decision, *now).await?;
-            if more > 0 {
+            if more {
                 rows.insert(*id, done.workspace.clone());
             }
             written.push(done);
