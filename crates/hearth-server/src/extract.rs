@@ -232,19 +232,13 @@ fn contains_nul_escape(text: &str) -> bool {
     text.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
 }
 
-/// Refuses a request whose path holds a percent-encoded NUL (`%00`) before
-/// any route sees it: path segments reach text columns (template names).
-pub async fn refuse_nul_in_path(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    if contains_nul_escape(request.uri().path()) {
-        return ApiError::bad_request(ErrorCode::InvalidPath, "the request path contains a NUL character (%00)")
-            .field("path")
-            .into_response();
-    }
-    next.run(request).await
+/// The refusal of a request whose path holds a percent-encoded NUL
+/// (`%00`), before any route sees it: path segments reach text columns
+/// (template names). Checked by [`crate::edge`].
+pub fn nul_in_path(path: &str) -> Option<ApiError> {
+    contains_nul_escape(path).then(|| {
+        ApiError::bad_request(ErrorCode::InvalidPath, "the request path contains a NUL character (%00)").field("path")
+    })
 }
 
 /// Parses an id from a path segment or header: a malformed id is a 400.
@@ -253,31 +247,31 @@ pub fn parse_id<T: FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
         .map_err(|_| ApiError::bad_request(ErrorCode::InvalidId, format!("malformed {what}: {raw:?} is not a UUID")))
 }
 
-/// Refuses a request whose `X-Hearth-Protocol` names a version this server
-/// does not speak, with a code that says which side to upgrade. No header is
-/// version 1 (the old SDK), which is accepted.
-pub async fn check_protocol(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    use axum::response::IntoResponse;
+/// The refusal of a request whose `X-Hearth-Protocol` names a version this
+/// server does not speak, with a code that says which side to upgrade. No
+/// header is version 1 (the old SDK), which is accepted. Checked by
+/// [`crate::edge`].
+pub fn protocol_refusal(headers: &axum::http::HeaderMap) -> Option<ApiError> {
     use hearth_api::{MIN_PROTOCOL_VERSION, PROTOCOL_HEADER, PROTOCOL_VERSION};
-    let Some(value) = request.headers().get(PROTOCOL_HEADER) else { return next.run(request).await };
-    let accepted = format!("this server accepts protocol versions {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}");
+    let value = headers.get(PROTOCOL_HEADER)?;
+    let accepted = || format!("this server accepts protocol versions {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}");
     let refusal = match value.to_str().ok().and_then(|text| text.trim().parse::<u32>().ok()) {
         None => ApiError::bad_request(
             ErrorCode::InvalidHeader,
-            format!("{PROTOCOL_HEADER} must be a protocol version number; {accepted}"),
+            format!("{PROTOCOL_HEADER} must be a protocol version number; {}", accepted()),
         ),
         Some(version) if version < MIN_PROTOCOL_VERSION => ApiError::new(
             axum::http::StatusCode::UPGRADE_REQUIRED,
             ErrorCode::ProtocolTooOld,
-            format!("protocol version {version} is too old: {accepted}; upgrade the runtime"),
+            format!("protocol version {version} is too old: {}; upgrade the runtime", accepted()),
         ),
         Some(version) if version > PROTOCOL_VERSION => ApiError::bad_request(
             ErrorCode::ProtocolTooNew,
-            format!("protocol version {version} is newer than this server speaks: {accepted}; upgrade Hearth"),
+            format!("protocol version {version} is newer than this server speaks: {}; upgrade Hearth", accepted()),
         ),
-        Some(_) => return next.run(request).await,
+        Some(_) => return None,
     };
-    refusal.field(PROTOCOL_HEADER).into_response()
+    Some(refusal.field(PROTOCOL_HEADER))
 }
 
 #[cfg(test)]

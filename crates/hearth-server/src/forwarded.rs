@@ -93,6 +93,18 @@ pub struct Origin {
     pub scheme: &'static str,
 }
 
+/// A client address in a log line: empty when unknown.
+pub struct Client(pub Option<IpAddr>);
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Resolves the origin of a request that arrived from `peer` (TLS
 /// terminated here when `tls`).
 pub fn origin(headers: &HeaderMap, peer: Option<SocketAddr>, tls: bool, trusted: &TrustedProxies) -> Origin {

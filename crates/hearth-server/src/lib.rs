@@ -11,6 +11,7 @@ pub mod bus;
 pub mod config;
 pub mod crypto;
 pub mod desired;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod fast;

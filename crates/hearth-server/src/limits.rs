@@ -11,10 +11,8 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
-use axum::http::StatusCode;
-use axum::middleware::Next;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -113,38 +111,34 @@ impl WorkspaceLimits {
     }
 }
 
-/// Middleware: 429 `too_many_requests` with `Retry-After` for a token over its rate.
-pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let token = request
-        .headers()
+/// A 429 `too_many_requests` with `Retry-After` for a token over its rate
+/// (checked by [`crate::edge`] before the route).
+pub fn token_refusal(state: &AppState, headers: &HeaderMap) -> Option<ApiError> {
+    let token = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
         .map(str::trim)
-        .filter(|token| !token.is_empty());
-    if let Some(token) = token {
-        if let Err(wait) = state.limits.check(token) {
-            metrics::counter!("hearth_rate_limited_total", "scope" => "token").increment(1);
-            return ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::TooManyRequests,
-                format!(
-                    "this token sends more than {} requests per second; slow down",
-                    state.settings.rate_limit_per_token
-                ),
-            )
-            .retry_after(wait)
-            .into_response();
-        }
-    }
-    next.run(request).await
+        .filter(|token| !token.is_empty())?;
+    let wait = state.limits.check(token).err()?;
+    metrics::counter!("hearth_rate_limited_total", "scope" => "token").increment(1);
+    Some(
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyRequests,
+            format!(
+                "this token sends more than {} requests per second; slow down",
+                state.settings.rate_limit_per_token
+            ),
+        )
+        .retry_after(wait),
+    )
 }
 
-/// Middleware: a request not read and answered within `request_timeout` is
-/// a 408 `request_timeout` (the handler is dropped).
-pub async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limit = state.settings.request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
+/// A request not read and answered within `request_timeout` is a 408
+/// `request_timeout` (the handler is dropped).
+pub async fn deadline(limit: std::time::Duration, answer: impl std::future::Future<Output = Response>) -> Response {
+    match tokio::time::timeout(limit, answer).await {
         Ok(response) => response,
         Err(_) => {
             metrics::counter!("hearth_request_timeouts_total").increment(1);

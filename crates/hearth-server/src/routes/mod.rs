@@ -117,7 +117,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api(state.settings.max_upload_bytes);
     let openapi = Arc::new(constraints::document(&openapi));
     let max_body = state.settings.max_body_bytes;
-    let limits_state = state.clone();
+    let edge_state = state.clone();
     let trusted = state.settings.trusted_proxies.clone();
     let tls = state.settings.tls.is_some();
     routes
@@ -125,30 +125,24 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(crate::extract::refuse_nul_in_path))
-        .layer(middleware::from_fn(crate::extract::check_protocol))
-        .layer(middleware::from_fn_with_state(limits_state.clone(), crate::limits::limit))
-        .layer(middleware::from_fn_with_state(limits_state, crate::limits::deadline))
-        .layer(middleware::from_fn(crate::metrics::track_requests))
+        .layer(middleware::from_fn_with_state(edge_state, crate::edge::edge))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http().make_span_with(move |request: &Request<_>| {
-            let route = request
-                .extensions()
-                .get::<axum::extract::MatchedPath>()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default();
+            let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("", |p| p.as_str());
             let peer = request
                 .extensions()
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|axum::extract::ConnectInfo(addr)| *addr);
             let origin = crate::forwarded::origin(request.headers(), peer, tls, &trusted);
-            let client = origin.client.map(|ip| ip.to_string()).unwrap_or_default();
+            // A v4 UUID from the thread's generator: `Uuid::new_v4` asks the
+            // kernel for every one (a system call per request).
+            let request_id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
             tracing::info_span!(
                 "request",
-                request_id = %uuid::Uuid::new_v4(),
+                request_id = %request_id,
                 method = %request.method(),
                 route,
-                client,
+                client = %crate::forwarded::Client(origin.client),
                 scheme = origin.scheme
             )
         }))

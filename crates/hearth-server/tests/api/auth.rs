@@ -302,6 +302,10 @@ async fn a_token_over_its_rate_gets_429_and_others_do_not(engine: Engine) {
     assert!(wait >= 1, "Retry-After says when to come back");
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["code"], "too_many_requests", "{body}");
+    // A refusal before the route is still counted by its route and status.
+    let metrics = app.raw().get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    let counted = r#"hearth_http_requests_total{method="POST",route="/registry/heartbeat",status="429"}"#;
+    assert!(metrics.contains(counted), "{metrics}");
     // Another workspace's token and the admin token are not slowed down.
     other_runtime.heartbeat(&heartbeat(other)).await.expect("another token has its own rate");
     for _ in 0..40 {
