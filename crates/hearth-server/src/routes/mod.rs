@@ -19,12 +19,11 @@ use hearth_api::ErrorCode;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -112,44 +111,31 @@ fn openapi_paths(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
     openapi
 }
 
-/// The whole application router.
+/// The whole application router. Routing comes first, then one layer on
+/// every route (`edge.rs`: the request span, metrics, deadline and checks);
+/// the body limit and the panic guard wrap the routing itself, so they do
+/// not add a boxed clone of every route to every request.
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api(state.settings.max_upload_bytes);
     let openapi = Arc::new(constraints::document(&openapi));
     let max_body = state.settings.max_body_bytes;
     let edge_state = state.clone();
-    let trusted = state.settings.trusted_proxies.clone();
-    let tls = state.settings.tls.is_some();
-    routes
+    let routed = routes
         .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .merge(crate::ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(edge_state, crate::edge::edge))
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(TraceLayer::new_for_http().make_span_with(move |request: &Request<_>| {
-            let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("", |p| p.as_str());
-            let peer = request
-                .extensions()
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|axum::extract::ConnectInfo(addr)| *addr);
-            let origin = crate::forwarded::origin(request.headers(), peer, tls, &trusted);
-            // A v4 UUID from the thread's generator: `Uuid::new_v4` asks the
-            // kernel for every one (a system call per request).
-            let request_id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-            tracing::info_span!(
-                "request",
-                request_id = %request_id,
-                method = %request.method(),
-                route,
-                client = %crate::forwarded::Client(origin.client),
-                scheme = origin.scheme
-            )
-        }))
+        .with_state(state);
+    // The upload routes set their own, larger limit after routing (the
+    // inner limit wins).
+    let guarded = tower::ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| -> Response {
             ApiError::internal("handler panicked").into_response()
         }))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .service(routed);
+    Router::new().fallback_service(guarded)
 }
 
 async fn not_found() -> ApiError {
