@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
             bulk_creation_writes_every_workspace_token_and_event_or_nothing,
             a_batch_of_inputs_does_what_applying_them_one_by_one_does,
             what_is_stored_is_what_evolve_decided_whichever_groups_change,
+            a_batch_stores_what_evolve_decided_whichever_groups_change,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1157,19 +1158,15 @@ pub async fn a_batch_of_inputs_does_what_applying_them_one_by_one_does(store: S)
     }
 }
 
-/// Inputs change one column group or several at once, all written by one
-/// statement with a flag per group: either way the stored row is exactly
-/// the row `apply` returns (what `evolve` decided), and groups that did not
-/// change keep their values, JSON included.
-pub async fn what_is_stored_is_what_evolve_decided_whichever_groups_change(store: S) {
-    let id = create(&*store, "groups").await;
+/// The inputs of the test below, each changing other column groups.
+fn inputs_by_groups() -> Vec<(Input, &'static str)> {
     let report = RawHeartbeat {
         active_tasks: Some(1),
         current_task: Some("crawl".into()),
         runtime_metadata: Some(json!({"python": "3.12"})),
         ..Default::default()
     };
-    let inputs = [
+    vec![
         (register(), "register: lifecycle and runtime"),
         (heartbeat_with(report.clone()), "a report: liveness, runtime and delivery"),
         (heartbeat(0.0), "a plain heartbeat: liveness only"),
@@ -1177,8 +1174,51 @@ pub async fn what_is_stored_is_what_evolve_decided_whichever_groups_change(store
         (heartbeat_with(report), "a heartbeat while paused"),
         (Input::Resume, "resume"),
         (heartbeat(0.9), "a failing heartbeat: lifecycle and liveness"),
-    ];
-    for (n, (input, what)) in inputs.into_iter().enumerate() {
+    ]
+}
+
+/// A batch writes each changed row once, however many of its inputs
+/// changed it (on Postgres all rows in one statement): what is stored is
+/// the last outcome of each workspace, JSON groups included, and each
+/// outcome has a version of its own.
+pub async fn a_batch_stores_what_evolve_decided_whichever_groups_change(store: S) {
+    let inputs = inputs_by_groups();
+    // Every input for one workspace, in one batch.
+    let chained = create(&*store, "chained").await;
+    let batch = inputs.iter().enumerate().map(|(n, (input, _))| (chained, input.clone(), t(n as i64 + 1))).collect();
+    let outcomes = store.apply_batch(batch).await.unwrap();
+    let applied: Vec<&crate::Applied> = outcomes.iter().map(|outcome| outcome.as_ref().unwrap()).collect();
+    let stored = store.get_workspace(chained).await.unwrap();
+    assert_eq!(&stored, &applied.last().unwrap().workspace, "the row is the last outcome");
+    let versions: Vec<i64> = applied.iter().map(|a| a.workspace.version).collect();
+    assert!(versions.windows(2).all(|pair| pair[1] == pair[0] + 1), "a version per outcome: {versions:?}");
+    // One workspace per input, each brought to that input's turn one by
+    // one, then every last input in one batch.
+    let mut ids = Vec::new();
+    for (n, _) in inputs.iter().enumerate() {
+        let id = create(&*store, &format!("groups-{n}")).await;
+        for (k, (input, _)) in inputs.iter().take(n).enumerate() {
+            store.apply(id, input.clone(), t(k as i64 + 1), None).await.unwrap();
+        }
+        ids.push(id);
+    }
+    let batch = ids.iter().zip(&inputs).enumerate().map(|(n, (id, (input, _)))| (*id, input.clone(), t(n as i64 + 1)));
+    let outcomes = store.apply_batch(batch.collect()).await.unwrap();
+    for ((id, (_, what)), outcome) in ids.iter().zip(&inputs).zip(outcomes) {
+        let applied = outcome.unwrap();
+        assert_eq!(store.get_workspace(*id).await.unwrap(), applied.workspace, "{what}");
+    }
+    let stored = store.get_workspace(ids[ids.len() - 1]).await.unwrap();
+    assert_eq!(stored.agent_card, Some(json!({"name": "agent"})), "the card survives a batch's multi-group writes");
+}
+
+/// Inputs change one column group or several at once, all written by one
+/// statement with a flag per group: either way the stored row is exactly
+/// the row `apply` returns (what `evolve` decided), and groups that did not
+/// change keep their values, JSON included.
+pub async fn what_is_stored_is_what_evolve_decided_whichever_groups_change(store: S) {
+    let id = create(&*store, "groups").await;
+    for (n, (input, what)) in inputs_by_groups().into_iter().enumerate() {
         let applied = store.apply(id, input, t(n as i64 + 1), None).await.unwrap();
         let stored = store.get_workspace(id).await.unwrap();
         assert_eq!(stored, applied.workspace, "{what}");
