@@ -2,8 +2,8 @@
 //! span (request id, method, route, client, scheme: every log line of the
 //! request carries them), its count and duration (`metrics.rs`), its
 //! deadline, the per-token rate limit (`limits.rs`), the protocol version
-//! and a NUL in the path
-//! (`extract.rs`). One layer on each route where there were seven: each
+//! and a NUL in the path (`extract.rs`). One layer on each route where
+//! there were seven: each
 //! `Router::layer` wraps every route once more, and a request pays a boxed
 //! clone of the route and its own future per layer (`perf` and callgrind
 //! figures in BENCHMARKS.md, "The per-request stack").
