@@ -3,10 +3,9 @@
 //! request carries them), its count and duration (`metrics.rs`), its
 //! deadline, the per-token rate limit (`limits.rs`), the protocol version
 //! and a NUL in the path (`extract.rs`). One layer on each route where
-//! there were seven: each
-//! `Router::layer` wraps every route once more, and a request pays a boxed
-//! clone of the route and its own future per layer (`perf` and callgrind
-//! figures in BENCHMARKS.md, "The per-request stack").
+//! there were seven: each `Router::layer` wraps every route once more, and
+//! a request pays a boxed clone of the route and its own future per layer
+//! (`perf` and callgrind figures in BENCHMARKS.md, "The per-request stack").
 //!
 //! The order is the one the separate layers had: a refusal of any check is
 //! counted like any answer, and the deadline covers the checks and the
