@@ -66,17 +66,12 @@ pub fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, Ap
             }
         }
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() || path == "." {
-            ApiError::bad_request(ErrorCode::InvalidJson, format!("invalid JSON body: {inner}"))
-        } else {
-            ApiError::bad_request(ErrorCode::InvalidField, format!("{path}: {inner}")).field(path)
-        }
-    })?;
-    deserializer.end().map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("invalid JSON body: {e}")))?;
+    // Plain serde first: tracking the path costs every request, and only a
+    // body that fails needs it (the second parse names the field).
+    let value: T = match serde_json::from_slice(bytes) {
+        Ok(value) => value,
+        Err(_) => return Err(parse_error::<T>(bytes)),
+    };
     if scanned.array_of_non_objects {
         // Only a body with such an array pays for this: the struct a
         // sequence filled serializes as an object where the input has an array.
@@ -92,6 +87,26 @@ pub fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, Ap
         }
     }
     Ok(value)
+}
+
+/// Why `bytes` is not a `T`, with the path of the field at fault: parses
+/// again, tracking the path.
+fn parse_error<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let error = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Ok(_) => match deserializer.end() {
+            Ok(()) => return ApiError::bad_request(ErrorCode::InvalidJson, "invalid JSON body"),
+            Err(e) => return ApiError::bad_request(ErrorCode::InvalidJson, format!("invalid JSON body: {e}")),
+        },
+        Err(error) => error,
+    };
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    if inner.is_syntax() || inner.is_eof() || path == "." {
+        ApiError::bad_request(ErrorCode::InvalidJson, format!("invalid JSON body: {inner}"))
+    } else {
+        ApiError::bad_request(ErrorCode::InvalidField, format!("{path}: {inner}")).field(path)
+    }
 }
 
 /// The path of the first place where `input` has an array and `parsed` (the
@@ -315,6 +330,38 @@ mod tests {
         assert_eq!((body.code, body.field.as_deref()), (ErrorCode::InvalidField, Some("items[1]")));
         let fine = parse_json::<Body>(br#"{"items": [{"name": "a"}], "free": [["x"], 1], "other": [2]}"#).unwrap();
         assert_eq!(fine.items.len(), 1);
+    }
+
+    #[test]
+    fn a_body_that_does_not_parse_is_refused_naming_the_field_or_the_syntax() {
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        struct Inner {
+            count: u32,
+        }
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        struct Body {
+            name: String,
+            inner: Inner,
+        }
+        let refused = |json: &str| *parse_json::<Body>(json.as_bytes()).unwrap_err().body;
+        let body = refused(r#"{"name": "a", "inner": {"count": -1}}"#);
+        assert_eq!((body.code, body.field.as_deref()), (ErrorCode::InvalidField, Some("inner.count")));
+        assert!(body.error.starts_with("inner.count: invalid value: integer `-1`"), "{}", body.error);
+        let body = refused(r#"{"inner": {"count": 1}}"#);
+        assert_eq!(
+            (body.code, body.error.as_str()),
+            (ErrorCode::InvalidJson, "invalid JSON body: missing field `name` at line 1 column 23")
+        );
+        let body = refused(r#"{"name": "a", "inner": {"count": 1}"#);
+        assert_eq!(body.code, ErrorCode::InvalidJson);
+        assert!(body.error.contains("EOF"), "{}", body.error);
+        let body = refused(r#"{"name": "a", "inner": {"count": 1}} {}"#);
+        assert_eq!(
+            (body.code, body.error.as_str()),
+            (ErrorCode::InvalidJson, "invalid JSON body: trailing characters at line 1 column 38")
+        );
+        let fine = parse_json::<Body>(br#" {"name": "a", "inner": {"count": 7}} "#).unwrap();
+        assert_eq!((fine.name.as_str(), fine.inner.count), ("a", 7));
     }
 
     #[test]

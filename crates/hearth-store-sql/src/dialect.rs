@@ -62,8 +62,8 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// Runs [`Statements::write_liveness`] for a batch, in one transaction,
     /// and returns the ids whose guard held. The one statement whose
     /// execution differs by engine: Postgres binds the batch as arrays
-    /// (`update … from unnest(…)`, one statement), SQLite runs the statement
-    /// per row on its single writer.
+    /// (`update … from unnest(…)`, one statement), SQLite binds it as
+    /// `values` lists of a fixed number of rows on its single writer.
     fn write_liveness(
         pool: &Pool<Self::Db>,
         batch: &[LivenessWrite],

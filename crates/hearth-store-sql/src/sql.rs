@@ -125,7 +125,7 @@ statement_set! {
         /// The group-commit writer's guarded liveness write
         /// (`hearth_store::LivenessWrite`), where `version` still matches,
         /// returning the ids written: one statement over arrays on
-        /// Postgres, one row per execution on SQLite.
+        /// Postgres; on SQLite one statement per 32 rows (`values` lists).
         write_liveness,
     }
 }

@@ -32,6 +32,34 @@ pub mod testing;
 /// The migrations of this engine, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// Rows per liveness statement. A batch is written [`LIVENESS_CHUNK`] rows
+/// per statement, the last one padded with rows that match nothing: each
+/// statement is one round trip to the connection's worker thread (sqlx runs
+/// SQLite on a thread of its own), where one statement per row made a
+/// batch of 200 heartbeats 200 round trips. One fixed shape, so it is
+/// prepared once and checked by the every-statement test.
+const LIVENESS_CHUNK: usize = 32;
+
+/// One row of the liveness statement's `values` list (15 parameters).
+macro_rules! liveness_row {
+    () => {
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    };
+}
+
+macro_rules! twice {
+    ($($rows:tt)*) => {
+        concat!($($rows)*, ", ", $($rows)*)
+    };
+}
+
+/// [`LIVENESS_CHUNK`] rows.
+macro_rules! liveness_rows {
+    () => {
+        twice!(twice!(twice!(twice!(twice!(liveness_row!())))))
+    };
+}
+
 /// The store on SQLite.
 pub type SqliteStore = hearth_store_sql::SqlStore<Sqlite>;
 
@@ -188,13 +216,23 @@ impl Dialect for Sqlite {
             " from workspaces where status = 'online' and coalesce(last_active_at, status_changed_at) < $1 \
             and active_tasks = 0 order by coalesce(last_active_at, status_changed_at) limit $2"
         ),
-        write_liveness: "update workspaces set last_heartbeat_at = $3, last_error_rate = $4, \
-            last_sample_error = case when $6 then $5 else last_sample_error end, active_tasks = $7, \
-            uptime_seconds = case when $9 then $8 else uptime_seconds end, \
-            current_task = case when $15 then $10 else current_task end, \
-            monthly_spend = case when $12 then $11 else monthly_spend end, runtime_state = $13, \
-            last_active_at = case when $14 then $3 else last_active_at end, updated_at = $3 \
-            where workspace_id = $1 and version = $2",
+        write_liveness: concat!(
+            "with b(workspace_id, version, at, error_rate, sample_error, sample_error_reported, active_tasks, \
+            uptime_seconds, uptime_reported, current_task, monthly_spend, spend_reported, runtime_state, busy, \
+            task_reported) as (values ",
+            liveness_rows!(),
+            ") update workspaces set last_heartbeat_at = b.at, last_error_rate = b.error_rate, \
+            last_sample_error = case when b.sample_error_reported then b.sample_error \
+                else workspaces.last_sample_error end, \
+            active_tasks = b.active_tasks, \
+            uptime_seconds = case when b.uptime_reported then b.uptime_seconds else workspaces.uptime_seconds end, \
+            current_task = case when b.task_reported then b.current_task else workspaces.current_task end, \
+            monthly_spend = case when b.spend_reported then b.monthly_spend else workspaces.monthly_spend end, \
+            runtime_state = b.runtime_state, \
+            last_active_at = case when b.busy then b.at else workspaces.last_active_at end, updated_at = b.at \
+            from b where workspaces.workspace_id = b.workspace_id and workspaces.version = b.version \
+            returning workspace_id"
+        ),
     };
 
     fn migrator() -> &'static Migrator {
@@ -212,28 +250,47 @@ impl Dialect for Sqlite {
     async fn write_liveness(pool: &SqlitePool, batch: &[LivenessWrite]) -> Result<Vec<Uuid>, sqlx::Error> {
         let mut tx = Self::begin_write(pool).await?;
         let mut written = Vec::with_capacity(batch.len());
-        for w in batch {
-            let done = sqlx::query(Self::SQL.write_liveness)
-                .bind(w.id.0)
-                .bind(w.version)
-                .bind(w.at)
-                .bind(w.error_rate)
-                .bind(&w.sample_error)
-                .bind(w.sample_error.is_some())
-                .bind(w.active_tasks)
-                .bind(w.uptime_seconds.unwrap_or(0))
-                .bind(w.uptime_seconds.is_some())
-                .bind(&w.current_task)
-                .bind(w.monthly_spend.unwrap_or(0))
-                .bind(w.monthly_spend.is_some())
-                .bind(&w.runtime_state)
-                .bind(w.busy)
-                .bind(w.current_task.is_some())
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 1 {
-                written.push(w.id.0);
+        for chunk in batch.chunks(LIVENESS_CHUNK) {
+            let mut query = sqlx::query_scalar::<_, Uuid>(Self::SQL.write_liveness);
+            for w in chunk {
+                query = query
+                    .bind(Some(w.id.0))
+                    .bind(Some(w.version))
+                    .bind(Some(w.at))
+                    .bind(w.error_rate)
+                    .bind(&w.sample_error)
+                    .bind(w.sample_error.is_some())
+                    .bind(w.active_tasks)
+                    .bind(w.uptime_seconds.unwrap_or(0))
+                    .bind(w.uptime_seconds.is_some())
+                    .bind(&w.current_task)
+                    .bind(w.monthly_spend.unwrap_or(0))
+                    .bind(w.monthly_spend.is_some())
+                    .bind(&w.runtime_state)
+                    .bind(w.busy)
+                    .bind(w.current_task.is_some());
             }
+            // The rest of the statement's rows match nothing: a NULL id
+            // equals no row.
+            for _ in chunk.len()..LIVENESS_CHUNK {
+                query = query
+                    .bind(None::<Uuid>)
+                    .bind(None::<i64>)
+                    .bind(None::<chrono::DateTime<chrono::Utc>>)
+                    .bind(0.0)
+                    .bind(None::<String>)
+                    .bind(false)
+                    .bind(0_i64)
+                    .bind(0_i64)
+                    .bind(false)
+                    .bind(None::<String>)
+                    .bind(0_i64)
+                    .bind(false)
+                    .bind(None::<String>)
+                    .bind(false)
+                    .bind(false);
+            }
+            written.extend(query.fetch_all(&mut *tx).await?);
         }
         tx.commit().await?;
         Ok(written)

@@ -26,3 +26,25 @@ async fn the_check_constraint_admits_exactly_the_eight_statuses() {
         assert!(err.to_string().contains("CHECK constraint failed"), "{bad:?}: {err}");
     }
 }
+
+/// The batched liveness write finds each row by its key: the `values` rows
+/// drive the join and `workspaces` is searched by its primary key, never
+/// scanned (a scan per statement would cost a whole-table read per 32
+/// heartbeats).
+#[tokio::test]
+async fn the_liveness_statement_searches_workspaces_by_key() {
+    use hearth_store_sql::Dialect;
+    let (store, _db) = hearth_store_sqlite::testing::fresh_store().await;
+    for i in 0..50 {
+        hearth_store::conformance::create(&store, &format!("w{i}")).await;
+    }
+    let statement = hearth_store_sqlite::Sqlite::SQL.write_liveness;
+    let plan: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(&format!("explain query plan {statement}")).fetch_all(store.writer()).await.unwrap();
+    let details: Vec<&str> = plan.iter().map(|(_, _, _, detail)| detail.as_str()).collect();
+    assert!(
+        details.iter().any(|d| d.starts_with("SEARCH workspaces USING INDEX")),
+        "workspaces must be searched by key: {details:?}"
+    );
+    assert!(!details.iter().any(|d| d.starts_with("SCAN workspaces")), "workspaces must not be scanned: {details:?}");
+}

@@ -52,6 +52,7 @@ macro_rules! conformance_tests {
             workspaces_page_in_creation_order_with_their_desired_state,
             every_locked_write_bumps_the_row_version,
             liveness_batches_write_what_evolve_writes_where_the_guard_holds,
+            a_large_liveness_batch_writes_every_row_whose_guard_holds,
             a_sweep_batch_transitions_every_due_workspace_once,
             filtered_pages_keep_only_matches_and_counts_group_by_status,
             bulk_creation_writes_every_workspace_token_and_event_or_nothing,
@@ -907,6 +908,52 @@ pub async fn liveness_batches_write_what_evolve_writes_where_the_guard_holds(sto
     assert_eq!(paused.status, WorkspaceStatus::Paused);
     assert_eq!(paused.last_heartbeat_at, Some(t(1)), "nothing written past a failed guard");
     assert!(store.write_liveness(&[]).await.unwrap().is_empty());
+}
+
+/// A batch larger than any engine's statement (SQLite writes 32 rows per
+/// statement) writes each row whose guard holds, wherever it falls, and
+/// nothing else.
+pub async fn a_large_liveness_batch_writes_every_row_whose_guard_holds(store: S) {
+    let mut ids = Vec::new();
+    for i in 0..70 {
+        let id = create(&*store, &format!("w{i}")).await;
+        store
+            .apply(id, heartbeat_with(RawHeartbeat { active_tasks: Some(0), ..Default::default() }), t(1), None)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let mut writes = Vec::new();
+    let mut expected = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let row = store.get_workspace(id).await.unwrap();
+        let hb = Heartbeat::validate(RawHeartbeat {
+            active_tasks: Some(i as i64 % 3),
+            uptime_seconds: Some(100 + i as i64),
+            ..Default::default()
+        })
+        .unwrap();
+        writes.push(LivenessWrite::from_heartbeat(id, row.version, false, &hb, t(5)).unwrap());
+        if i % 7 == 3 {
+            // Changed under the lock after its write was decided.
+            store.apply(id, Input::Pause, t(2), None).await.unwrap();
+        } else {
+            expected.push(id);
+        }
+    }
+    let mut written = store.write_liveness(&writes).await.unwrap();
+    written.sort();
+    expected.sort();
+    assert_eq!(written, expected, "every row whose guard holds, and only those");
+    for (i, &id) in ids.iter().enumerate() {
+        let row = store.get_workspace(id).await.unwrap();
+        if i % 7 == 3 {
+            assert_eq!((row.status, row.last_heartbeat_at), (WorkspaceStatus::Paused, Some(t(1))), "row {i}");
+        } else {
+            assert_eq!((row.last_heartbeat_at, row.uptime_seconds), (Some(t(5)), 100 + i as i64), "row {i}");
+            assert_eq!(row.active_tasks, i as i64 % 3, "row {i}");
+        }
+    }
 }
 
 /// A sweep batch moves every due workspace, with its event, in one call; a
