@@ -44,6 +44,10 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// writer holds the database lock already).
     const LOCK_WORKSPACES: Option<&'static str>;
 
+    /// Statements of the engine's own beyond [`Statements`] (name, sql),
+    /// prepared by the every-statement test like the rest.
+    const MORE_STATEMENTS: &'static [(&'static str, &'static str)] = &[];
+
     /// The engine's migrations, embedded in the binary.
     fn migrator() -> &'static Migrator;
 

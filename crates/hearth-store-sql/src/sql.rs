@@ -125,7 +125,8 @@ statement_set! {
         /// The group-commit writer's guarded liveness write
         /// (`hearth_store::LivenessWrite`), where `version` still matches,
         /// returning the ids written: one statement over arrays on
-        /// Postgres; on SQLite one statement per 32 rows (`values` lists).
+        /// Postgres; on SQLite `values` lists of up to 32 rows (the 32-row shape here;
+        /// the smaller ones are its `MORE_STATEMENTS`).
         write_liveness,
     }
 }
@@ -246,5 +247,13 @@ pub fn all_statements<D: crate::Dialect>() -> Vec<(&'static str, &'static str)> 
     let notify = D::NOTIFY.map(|sql| ("notify", sql));
     let append_events = D::APPEND_EVENTS.map(|sql| ("append_events", sql));
     let lock_workspaces = D::LOCK_WORKSPACES.map(|sql| ("lock_workspaces", sql));
-    SHARED.iter().copied().chain(D::SQL.all()).chain(notify).chain(append_events).chain(lock_workspaces).collect()
+    SHARED
+        .iter()
+        .copied()
+        .chain(D::SQL.all())
+        .chain(notify)
+        .chain(append_events)
+        .chain(lock_workspaces)
+        .chain(D::MORE_STATEMENTS.iter().copied())
+        .collect()
 }

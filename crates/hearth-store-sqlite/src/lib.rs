@@ -32,15 +32,7 @@ pub mod testing;
 /// The migrations of this engine, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// Rows per liveness statement. A batch is written [`LIVENESS_CHUNK`] rows
-/// per statement, the last one padded with rows that match nothing: each
-/// statement is one round trip to the connection's worker thread (sqlx runs
-/// SQLite on a thread of its own), where one statement per row made a
-/// batch of 200 heartbeats 200 round trips. One fixed shape, so it is
-/// prepared once and checked by the every-statement test.
-const LIVENESS_CHUNK: usize = 32;
-
-/// One row of the liveness statement's `values` list (15 parameters).
+/// Rows of `b`, the batch: 15 parameters each.
 macro_rules! liveness_row {
     () => {
         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -53,12 +45,60 @@ macro_rules! twice {
     };
 }
 
-/// [`LIVENESS_CHUNK`] rows.
-macro_rules! liveness_rows {
-    () => {
-        twice!(twice!(twice!(twice!(twice!(liveness_row!())))))
+/// The guarded liveness write of the rows `b` (see
+/// `Statements::write_liveness`).
+macro_rules! liveness_update {
+    ($($rows:tt)*) => {
+        concat!(
+            "with b(workspace_id, version, at, error_rate, sample_error, sample_error_reported, active_tasks, \
+            uptime_seconds, uptime_reported, current_task, monthly_spend, spend_reported, runtime_state, busy, \
+            task_reported) as (values ",
+            $($rows)*,
+            ") update workspaces set last_heartbeat_at = b.at, last_error_rate = b.error_rate, \
+            last_sample_error = case when b.sample_error_reported then b.sample_error \
+                else workspaces.last_sample_error end, \
+            active_tasks = b.active_tasks, \
+            uptime_seconds = case when b.uptime_reported then b.uptime_seconds else workspaces.uptime_seconds end, \
+            current_task = case when b.task_reported then b.current_task else workspaces.current_task end, \
+            monthly_spend = case when b.spend_reported then b.monthly_spend else workspaces.monthly_spend end, \
+            runtime_state = b.runtime_state, \
+            last_active_at = case when b.busy then b.at else workspaces.last_active_at end, updated_at = b.at \
+            from b where workspaces.workspace_id = b.workspace_id and workspaces.version = b.version"
+        )
     };
 }
+
+/// The liveness statement in six shapes: 32, 16, 8, 4, 2 and 1 rows. A
+/// batch is written 32 rows per statement, then the rest by its binary
+/// digits (27 rows: 16, 8, 2, 1), so a batch of n rows takes at most
+/// n / 32 + 5 statements and a lone heartbeat one. Each statement is one
+/// round trip to the connection's worker thread (sqlx runs SQLite on a
+/// thread of its own), where one statement per row made a batch of 200
+/// heartbeats 200 round trips. The shapes of two rows and more are
+/// `with b as (values …) update … from b`, which costs SQLite two
+/// ephemeral tables per execution (so one row has a plain `update` of its
+/// own), and report only how many rows they wrote: when that is fewer than
+/// the rows bound (a guard failed), the chunk is written again row by row
+/// to learn which (the writes are idempotent). Every shape is prepared
+/// once, and checked by the every-statement test
+/// ([`Dialect::MORE_STATEMENTS`]).
+const WRITE_LIVENESS_SHAPES: [(usize, &str); 6] = [
+    (32, liveness_update!(twice!(twice!(twice!(twice!(twice!(liveness_row!()))))))),
+    (16, liveness_update!(twice!(twice!(twice!(twice!(liveness_row!())))))),
+    (8, liveness_update!(twice!(twice!(twice!(liveness_row!()))))),
+    (4, liveness_update!(twice!(twice!(liveness_row!())))),
+    (2, liveness_update!(twice!(liveness_row!()))),
+    (1, WRITE_LIVENESS_ROW),
+];
+
+/// The liveness write of one row.
+const WRITE_LIVENESS_ROW: &str = "update workspaces set last_heartbeat_at = $3, last_error_rate = $4, \
+    last_sample_error = case when $6 then $5 else last_sample_error end, active_tasks = $7, \
+    uptime_seconds = case when $9 then $8 else uptime_seconds end, \
+    current_task = case when $15 then $10 else current_task end, \
+    monthly_spend = case when $12 then $11 else monthly_spend end, runtime_state = $13, \
+    last_active_at = case when $14 then $3 else last_active_at end, updated_at = $3 \
+    where workspace_id = $1 and version = $2";
 
 /// The store on SQLite.
 pub type SqliteStore = hearth_store_sql::SqlStore<Sqlite>;
@@ -78,6 +118,32 @@ macro_rules! sqlite_filter {
     };
 }
 
+/// Binds the rows of a liveness statement, 15 parameters each.
+fn bind_liveness<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    rows: &'q [LivenessWrite],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for w in rows {
+        query = query
+            .bind(w.id.0)
+            .bind(w.version)
+            .bind(w.at)
+            .bind(w.error_rate)
+            .bind(&w.sample_error)
+            .bind(w.sample_error.is_some())
+            .bind(w.active_tasks)
+            .bind(w.uptime_seconds.unwrap_or(0))
+            .bind(w.uptime_seconds.is_some())
+            .bind(&w.current_task)
+            .bind(w.monthly_spend.unwrap_or(0))
+            .bind(w.monthly_spend.is_some())
+            .bind(&w.runtime_state)
+            .bind(w.busy)
+            .bind(w.current_task.is_some());
+    }
+    query
+}
+
 /// The SQLite dialect.
 #[derive(Debug, Clone, Copy)]
 pub struct Sqlite;
@@ -95,8 +161,17 @@ impl Dialect for Sqlite {
     const APPEND_EVENTS: Option<&'static str> = None;
 
     /// The writer holds the database lock: a select per row locks nothing
-    /// more, and costs no round trip in-process.
+    /// more (each is a round trip to sqlx's worker thread, though).
     const LOCK_WORKSPACES: Option<&'static str> = None;
+
+    /// The smaller shapes of the liveness statement.
+    const MORE_STATEMENTS: &'static [(&'static str, &'static str)] = &[
+        ("write_liveness_16", WRITE_LIVENESS_SHAPES[1].1),
+        ("write_liveness_8", WRITE_LIVENESS_SHAPES[2].1),
+        ("write_liveness_4", WRITE_LIVENESS_SHAPES[3].1),
+        ("write_liveness_2", WRITE_LIVENESS_SHAPES[4].1),
+        ("write_liveness_1", WRITE_LIVENESS_SHAPES[5].1),
+    ];
 
     /// Inside a write transaction (the single writer connection, begun with
     /// `BEGIN IMMEDIATE`) every read is already serialized with every other
@@ -216,23 +291,7 @@ impl Dialect for Sqlite {
             " from workspaces where status = 'online' and coalesce(last_active_at, status_changed_at) < $1 \
             and active_tasks = 0 order by coalesce(last_active_at, status_changed_at) limit $2"
         ),
-        write_liveness: concat!(
-            "with b(workspace_id, version, at, error_rate, sample_error, sample_error_reported, active_tasks, \
-            uptime_seconds, uptime_reported, current_task, monthly_spend, spend_reported, runtime_state, busy, \
-            task_reported) as (values ",
-            liveness_rows!(),
-            ") update workspaces set last_heartbeat_at = b.at, last_error_rate = b.error_rate, \
-            last_sample_error = case when b.sample_error_reported then b.sample_error \
-                else workspaces.last_sample_error end, \
-            active_tasks = b.active_tasks, \
-            uptime_seconds = case when b.uptime_reported then b.uptime_seconds else workspaces.uptime_seconds end, \
-            current_task = case when b.task_reported then b.current_task else workspaces.current_task end, \
-            monthly_spend = case when b.spend_reported then b.monthly_spend else workspaces.monthly_spend end, \
-            runtime_state = b.runtime_state, \
-            last_active_at = case when b.busy then b.at else workspaces.last_active_at end, updated_at = b.at \
-            from b where workspaces.workspace_id = b.workspace_id and workspaces.version = b.version \
-            returning workspace_id"
-        ),
+        write_liveness: WRITE_LIVENESS_SHAPES[0].1,
     };
 
     fn migrator() -> &'static Migrator {
@@ -250,47 +309,27 @@ impl Dialect for Sqlite {
     async fn write_liveness(pool: &SqlitePool, batch: &[LivenessWrite]) -> Result<Vec<Uuid>, sqlx::Error> {
         let mut tx = Self::begin_write(pool).await?;
         let mut written = Vec::with_capacity(batch.len());
-        for chunk in batch.chunks(LIVENESS_CHUNK) {
-            let mut query = sqlx::query_scalar::<_, Uuid>(Self::SQL.write_liveness);
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let (rows, statement) = WRITE_LIVENESS_SHAPES
+                .into_iter()
+                .find(|(rows, _)| *rows <= rest.len())
+                .unwrap_or((1, WRITE_LIVENESS_ROW));
+            let (chunk, after) = rest.split_at(rows);
+            rest = after;
+            let done = bind_liveness(sqlx::query(statement), chunk).execute(&mut *tx).await?;
+            if done.rows_affected() == chunk.len() as u64 {
+                written.extend(chunk.iter().map(|w| w.id.0));
+                continue;
+            }
+            // A guard failed: which one, row by row.
             for w in chunk {
-                query = query
-                    .bind(Some(w.id.0))
-                    .bind(Some(w.version))
-                    .bind(Some(w.at))
-                    .bind(w.error_rate)
-                    .bind(&w.sample_error)
-                    .bind(w.sample_error.is_some())
-                    .bind(w.active_tasks)
-                    .bind(w.uptime_seconds.unwrap_or(0))
-                    .bind(w.uptime_seconds.is_some())
-                    .bind(&w.current_task)
-                    .bind(w.monthly_spend.unwrap_or(0))
-                    .bind(w.monthly_spend.is_some())
-                    .bind(&w.runtime_state)
-                    .bind(w.busy)
-                    .bind(w.current_task.is_some());
+                let done =
+                    bind_liveness(sqlx::query(WRITE_LIVENESS_ROW), std::slice::from_ref(w)).execute(&mut *tx).await?;
+                if done.rows_affected() == 1 {
+                    written.push(w.id.0);
+                }
             }
-            // The rest of the statement's rows match nothing: a NULL id
-            // equals no row.
-            for _ in chunk.len()..LIVENESS_CHUNK {
-                query = query
-                    .bind(None::<Uuid>)
-                    .bind(None::<i64>)
-                    .bind(None::<chrono::DateTime<chrono::Utc>>)
-                    .bind(0.0)
-                    .bind(None::<String>)
-                    .bind(false)
-                    .bind(0_i64)
-                    .bind(0_i64)
-                    .bind(false)
-                    .bind(None::<String>)
-                    .bind(0_i64)
-                    .bind(false)
-                    .bind(None::<String>)
-                    .bind(false)
-                    .bind(false);
-            }
-            written.extend(query.fetch_all(&mut *tx).await?);
         }
         tx.commit().await?;
         Ok(written)

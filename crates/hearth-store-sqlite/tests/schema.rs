@@ -27,24 +27,29 @@ async fn the_check_constraint_admits_exactly_the_eight_statuses() {
     }
 }
 
-/// The batched liveness write finds each row by its key: the `values` rows
-/// drive the join and `workspaces` is searched by its primary key, never
-/// scanned (a scan per statement would cost a whole-table read per 32
-/// heartbeats).
+/// The batched liveness write finds each row by its key, in every shape:
+/// the `values` rows drive the join and `workspaces` is searched by its
+/// primary key, never scanned (a scan per statement would read the whole
+/// table for every few heartbeats).
 #[tokio::test]
-async fn the_liveness_statement_searches_workspaces_by_key() {
-    use hearth_store_sql::Dialect;
+async fn the_liveness_statements_search_workspaces_by_key() {
     let (store, _db) = hearth_store_sqlite::testing::fresh_store().await;
     for i in 0..50 {
         hearth_store::conformance::create(&store, &format!("w{i}")).await;
     }
-    let statement = hearth_store_sqlite::Sqlite::SQL.write_liveness;
-    let plan: Vec<(i64, i64, i64, String)> =
-        sqlx::query_as(&format!("explain query plan {statement}")).fetch_all(store.writer()).await.unwrap();
-    let details: Vec<&str> = plan.iter().map(|(_, _, _, detail)| detail.as_str()).collect();
-    assert!(
-        details.iter().any(|d| d.starts_with("SEARCH workspaces USING INDEX")),
-        "workspaces must be searched by key: {details:?}"
-    );
-    assert!(!details.iter().any(|d| d.starts_with("SCAN workspaces")), "workspaces must not be scanned: {details:?}");
+    let shapes: Vec<_> = hearth_store_sql::sql::all_statements::<hearth_store_sqlite::Sqlite>()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("write_liveness"))
+        .collect();
+    assert_eq!(shapes.len(), 6, "32, 16, 8, 4, 2 and 1 rows");
+    for (name, statement) in shapes {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("explain query plan {statement}")).fetch_all(store.writer()).await.unwrap();
+        let details: Vec<&str> = plan.iter().map(|(_, _, _, detail)| detail.as_str()).collect();
+        assert!(
+            details.iter().any(|d| d.starts_with("SEARCH workspaces USING INDEX")),
+            "{name}: workspaces must be searched by key: {details:?}"
+        );
+        assert!(!details.iter().any(|d| d.starts_with("SCAN workspaces")), "{name}: not scanned: {details:?}");
+    }
 }
