@@ -12,7 +12,10 @@ use hearth_store::Event;
 use hearth_store::{Engine, LivenessWrite, Notice, NoticeFeed, StoreError, StoreResult};
 use hearth_store_sql::rows::WorkspaceRow;
 use hearth_store_sql::sql::Statements;
-use hearth_store_sql::{event_columns, plugin_columns, template_columns, workspace_columns, Dialect, Failure};
+use hearth_store_sql::{
+    event_columns, liveness_batch_columns, liveness_update, plugin_columns, template_columns, workspace_columns,
+    Dialect, Failure,
+};
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgListener;
@@ -199,20 +202,16 @@ impl Dialect for Pg {
             " from workspaces where status = 'online' and coalesce(last_active_at, status_changed_at) < $1 \
             and active_tasks = 0 order by coalesce(last_active_at, status_changed_at) limit $2 for update skip locked"
         ),
-        write_liveness: "update workspaces as w set last_heartbeat_at = b.at, last_error_rate = b.error_rate, \
-            last_sample_error = case when b.sample_error_reported then b.sample_error else w.last_sample_error end, \
-            active_tasks = b.active_tasks, \
-            uptime_seconds = case when b.uptime_reported then b.uptime_seconds else w.uptime_seconds end, \
-            current_task = case when b.task_reported then b.current_task else w.current_task end, \
-            monthly_spend = case when b.spend_reported then b.monthly_spend else w.monthly_spend end, \
-            runtime_state = b.runtime_state, \
-            last_active_at = case when b.busy then b.at else w.last_active_at end, updated_at = b.at \
-            from unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::float8[], $5::text[], $6::bool[], \
-                $7::int8[], $8::int8[], $9::bool[], $10::text[], $11::int8[], $12::bool[], $13::text[], $14::bool[], $15::bool[]) \
-                as b(workspace_id, version, at, error_rate, sample_error, sample_error_reported, active_tasks, \
-                uptime_seconds, uptime_reported, current_task, monthly_spend, spend_reported, runtime_state, busy, \
-                task_reported) \
-            where w.workspace_id = b.workspace_id and w.version = b.version returning w.workspace_id",
+        write_liveness: concat!(
+            liveness_update!(concat!(
+                "unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::float8[], $5::text[], $6::bool[], \
+                $7::int8[], $8::int8[], $9::bool[], $10::text[], $11::int8[], $12::bool[], $13::text[], \
+                $14::bool[], $15::bool[]) as b(",
+                liveness_batch_columns!(),
+                ")"
+            )),
+            " returning w.workspace_id"
+        ),
     };
 
     fn migrator() -> &'static Migrator {

@@ -22,6 +22,37 @@ macro_rules! workspace_columns {
     };
 }
 
+/// The columns of the liveness batch `b`, in parameter order (see
+/// `Statements::write_liveness`; each engine binds `b` its own way).
+#[macro_export]
+macro_rules! liveness_batch_columns {
+    () => {
+        "workspace_id, version, at, error_rate, sample_error, sample_error_reported, active_tasks, \
+         uptime_seconds, uptime_reported, current_task, monthly_spend, spend_reported, runtime_state, busy, \
+         task_reported"
+    };
+}
+
+/// The liveness write of the batch's rows `b` to the rows `w` they match,
+/// where the row version still holds: what `LivenessWrite::apply_to` does.
+#[macro_export]
+macro_rules! liveness_update {
+    ($from:expr) => {
+        concat!(
+            "update workspaces as w set last_heartbeat_at = b.at, last_error_rate = b.error_rate, \
+            last_sample_error = case when b.sample_error_reported then b.sample_error else w.last_sample_error end, \
+            active_tasks = b.active_tasks, \
+            uptime_seconds = case when b.uptime_reported then b.uptime_seconds else w.uptime_seconds end, \
+            current_task = case when b.task_reported then b.current_task else w.current_task end, \
+            monthly_spend = case when b.spend_reported then b.monthly_spend else w.monthly_spend end, \
+            runtime_state = b.runtime_state, \
+            last_active_at = case when b.busy then b.at else w.last_active_at end, updated_at = b.at from ",
+            $from,
+            " where w.workspace_id = b.workspace_id and w.version = b.version"
+        )
+    };
+}
+
 /// The columns of a template row ([`crate::rows::TemplateRow`]).
 #[macro_export]
 macro_rules! template_columns {

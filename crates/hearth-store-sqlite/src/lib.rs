@@ -18,7 +18,10 @@ use hearth_store::{Engine, LivenessWrite, NoticeFeed, StoreError, StoreResult};
 use hearth_store_sql::rows::WorkspaceRow;
 use hearth_store_sql::sql;
 use hearth_store_sql::sql::Statements;
-use hearth_store_sql::{event_columns, map_err, plugin_columns, template_columns, workspace_columns, Dialect, Failure};
+use hearth_store_sql::{
+    event_columns, liveness_batch_columns, liveness_update, map_err, plugin_columns, template_columns,
+    workspace_columns, Dialect, Failure,
+};
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous, SqliteTypeInfo};
@@ -45,26 +48,10 @@ macro_rules! twice {
     };
 }
 
-/// The guarded liveness write of the rows `b` (see
-/// `Statements::write_liveness`).
-macro_rules! liveness_update {
+/// The liveness write of the rows `b` bound as a `values` list.
+macro_rules! liveness_values {
     ($($rows:tt)*) => {
-        concat!(
-            "with b(workspace_id, version, at, error_rate, sample_error, sample_error_reported, active_tasks, \
-            uptime_seconds, uptime_reported, current_task, monthly_spend, spend_reported, runtime_state, busy, \
-            task_reported) as (values ",
-            $($rows)*,
-            ") update workspaces set last_heartbeat_at = b.at, last_error_rate = b.error_rate, \
-            last_sample_error = case when b.sample_error_reported then b.sample_error \
-                else workspaces.last_sample_error end, \
-            active_tasks = b.active_tasks, \
-            uptime_seconds = case when b.uptime_reported then b.uptime_seconds else workspaces.uptime_seconds end, \
-            current_task = case when b.task_reported then b.current_task else workspaces.current_task end, \
-            monthly_spend = case when b.spend_reported then b.monthly_spend else workspaces.monthly_spend end, \
-            runtime_state = b.runtime_state, \
-            last_active_at = case when b.busy then b.at else workspaces.last_active_at end, updated_at = b.at \
-            from b where workspaces.workspace_id = b.workspace_id and workspaces.version = b.version"
-        )
+        concat!("with b(", liveness_batch_columns!(), ") as (values ", $($rows)*, ") ", liveness_update!("b"))
     };
 }
 
@@ -83,11 +70,11 @@ macro_rules! liveness_update {
 /// once, and checked by the every-statement test
 /// ([`Dialect::MORE_STATEMENTS`]).
 const WRITE_LIVENESS_SHAPES: [(usize, &str); 6] = [
-    (32, liveness_update!(twice!(twice!(twice!(twice!(twice!(liveness_row!()))))))),
-    (16, liveness_update!(twice!(twice!(twice!(twice!(liveness_row!())))))),
-    (8, liveness_update!(twice!(twice!(twice!(liveness_row!()))))),
-    (4, liveness_update!(twice!(twice!(liveness_row!())))),
-    (2, liveness_update!(twice!(liveness_row!()))),
+    (32, liveness_values!(twice!(twice!(twice!(twice!(twice!(liveness_row!()))))))),
+    (16, liveness_values!(twice!(twice!(twice!(twice!(liveness_row!())))))),
+    (8, liveness_values!(twice!(twice!(twice!(liveness_row!()))))),
+    (4, liveness_values!(twice!(twice!(liveness_row!())))),
+    (2, liveness_values!(twice!(liveness_row!()))),
     (1, WRITE_LIVENESS_ROW),
 ];
 
