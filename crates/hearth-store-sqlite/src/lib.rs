@@ -144,7 +144,9 @@ impl Dialect for Sqlite {
     const NOTIFY: Option<&'static str> = None;
 
     /// Reserve, then insert: the write transaction holds the database lock
-    /// from `BEGIN IMMEDIATE` on, so fewer statements win nothing.
+    /// from `BEGIN IMMEDIATE` on, so fewer statements shorten no lock (each
+    /// is still a round trip to sqlx's worker thread: a multi-row insert, as
+    /// the liveness writer does, would save those).
     const APPEND_EVENTS: Option<&'static str> = None;
 
     /// The writer holds the database lock: a select per row locks nothing
