@@ -154,10 +154,10 @@ statement_set! {
         sweep_provision_timeout_rows,
         sweep_idle_rows,
         /// The group-commit writer's guarded liveness write
-        /// (`hearth_store::LivenessWrite`), where `version` still matches,
-        /// returning the ids written: one statement over arrays on
-        /// Postgres; on SQLite `values` lists of up to 32 rows (the 32-row shape here;
-        /// the smaller ones are its `MORE_STATEMENTS`).
+        /// (`hearth_store::LivenessWrite`), where `version` still matches:
+        /// one statement over arrays on Postgres, returning the ids written;
+        /// on SQLite `values` lists of up to 32 rows, counting them (the
+        /// 32-row shape here; the smaller ones are its `MORE_STATEMENTS`).
         write_liveness,
     }
 }

@@ -299,24 +299,23 @@ impl Dialect for Sqlite {
         let mut tx = Self::begin_write(pool).await?;
         let mut written = Vec::with_capacity(batch.len());
         let mut rest = batch;
-        while !rest.is_empty() {
-            let (rows, statement) = WRITE_LIVENESS_SHAPES
-                .into_iter()
-                .find(|(rows, _)| *rows <= rest.len())
-                .unwrap_or((1, WRITE_LIVENESS_ROW));
-            let (chunk, after) = rest.split_at(rows);
-            rest = after;
-            let done = bind_liveness(sqlx::query(statement), chunk).execute(&mut *tx).await?;
-            if done.rows_affected() == chunk.len() as u64 {
-                written.extend(chunk.iter().map(|w| w.id.0));
-                continue;
-            }
-            // A guard failed: which one, row by row.
-            for w in chunk {
-                let done =
-                    bind_liveness(sqlx::query(WRITE_LIVENESS_ROW), std::slice::from_ref(w)).execute(&mut *tx).await?;
-                if done.rows_affected() == 1 {
-                    written.push(w.id.0);
+        for (rows, statement) in WRITE_LIVENESS_SHAPES {
+            while rest.len() >= rows {
+                let (chunk, after) = rest.split_at(rows);
+                rest = after;
+                let done = bind_liveness(sqlx::query(statement), chunk).execute(&mut *tx).await?;
+                if done.rows_affected() == chunk.len() as u64 {
+                    written.extend(chunk.iter().map(|w| w.id.0));
+                    continue;
+                }
+                // A guard failed: which one, row by row.
+                for w in chunk {
+                    let done = bind_liveness(sqlx::query(WRITE_LIVENESS_ROW), std::slice::from_ref(w))
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 1 {
+                        written.push(w.id.0);
+                    }
                 }
             }
         }
