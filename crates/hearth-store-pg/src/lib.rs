@@ -334,10 +334,17 @@ pub fn connect_lazy(url: &str, settings: &PgSettings) -> StoreResult<PgStore> {
 /// `wal_writer_delay` is above [`MAX_WAL_WRITER_DELAY_MS`] the connection
 /// keeps synchronous commit (and says so once per connection). Everything
 /// else (transitions, events, tokens) commits synchronously on the main pool.
+///
+/// The pool does not ping a connection before each batch (sqlx's default,
+/// `test_before_acquire`): that is a round trip to Postgres per batch, and
+/// the batch itself finds out as well. A batch that fails on a dead
+/// connection is not lost: its heartbeats are decided again on the locked
+/// path, through the main pool, and sqlx drops the broken connection.
 pub fn liveness_pool(options: PgConnectOptions, settings: &PgSettings) -> PgPool {
     PgPoolOptions::new()
         .max_connections(LIVENESS_CONNECTIONS)
         .acquire_timeout(settings.acquire_timeout)
+        .test_before_acquire(false)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 let (delay_ms, commit, _): (i32, String, String) = sqlx::query_as(ASYNCHRONOUS_LIVENESS_COMMIT)

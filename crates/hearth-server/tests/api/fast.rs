@@ -28,6 +28,11 @@ mod replicas {
     async fn replicas_on_one_postgres_agree() {
         super::replicas_on_one_postgres_agree().await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_on_a_connection_postgres_closed_is_decided_again_not_lost() {
+        super::a_batch_on_a_connection_postgres_closed_is_decided_again_not_lost().await
+    }
 }
 
 fn steady(id: WorkspaceId, uptime: i64) -> HeartbeatRequest {
@@ -350,4 +355,43 @@ mod pace {
         let next = runtime.heartbeat(&super::steady(id, 2)).await.unwrap().next_heartbeat_seconds.unwrap();
         assert!((3.6..=4.4).contains(&next), "4 s ± 10 %: {next}");
     }
+}
+
+/// The liveness pool does not ping its connection before each batch: when
+/// Postgres has closed it, the batch fails, and its heartbeats are decided
+/// again under the lock. The runtime sees an ordinary answer, the row holds
+/// the heartbeat, and the next batches go through a new connection.
+async fn a_batch_on_a_connection_postgres_closed_is_decided_again_not_lost() {
+    use hearth_store_pg::testing::sqlx::{self, Connection};
+    use secrecy::ExposeSecret;
+    let app = TestApp::spawn(Engine::Postgres).await;
+    let (id, runtime, _) = app.create_registered("closed-under-it").await;
+    for uptime in 1..=3 {
+        runtime.heartbeat(&steady(id, uptime)).await.unwrap();
+    }
+    let (fast_version, _) = version(&app, id).await;
+
+    let url = app.state.settings.database_url.as_ref().expect("tests name their database").expose_secret().to_owned();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let closed: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity \
+         where datname = current_database() and query like 'update workspaces as w set last_heartbeat_at%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(closed, [true], "the batch writer's connection was found and closed");
+
+    let answer = runtime.heartbeat(&steady(id, 4)).await.unwrap();
+    assert_eq!(answer.workspace_status, WorkspaceStatus::Online);
+    let (redone_version, row) = version(&app, id).await;
+    assert_eq!(row.uptime_seconds, 4, "the heartbeat whose batch failed is stored");
+    assert_eq!(redone_version, fast_version + 1, "it was decided again under the lock");
+
+    for uptime in 5..=7 {
+        runtime.heartbeat(&steady(id, uptime)).await.unwrap();
+    }
+    let (last, row) = version(&app, id).await;
+    assert_eq!(row.uptime_seconds, 7);
+    assert_eq!(last, redone_version, "later heartbeats are batched again, on a new connection");
 }
