@@ -263,6 +263,37 @@ pub struct FastPath {
     redo_queue: mpsc::Sender<Box<Redo>>,
     /// The receiving end of the redo queue, until [`FastPath::take_redo`].
     redo: Mutex<Option<mpsc::Receiver<Box<Redo>>>>,
+    metrics: HeartbeatMetrics,
+}
+
+/// What every heartbeat records, registered once: the `counter!` and
+/// `histogram!` macros build the key and look it up in the registry on
+/// every call.
+struct HeartbeatMetrics {
+    /// `hearth_heartbeat_fast_path_total` by outcome.
+    queued: metrics::Counter,
+    written: metrics::Counter,
+    retry: metrics::Counter,
+    queue_full: metrics::Counter,
+    /// `hearth_heartbeat_duration_seconds`.
+    duration: metrics::Histogram,
+}
+
+impl HeartbeatMetrics {
+    fn register() -> Self {
+        // Registered with no recorder installed, a handle would record
+        // nothing for good: install it first (once per process).
+        crate::metrics::handle();
+        let outcome =
+            |outcome: &'static str| metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => outcome);
+        Self {
+            queued: outcome("queued"),
+            written: outcome("written"),
+            retry: outcome("retry"),
+            queue_full: outcome("queue_full"),
+            duration: metrics::histogram!("hearth_heartbeat_duration_seconds"),
+        }
+    }
 }
 
 impl FastPath {
@@ -295,7 +326,14 @@ impl FastPath {
             healthy,
             redo_queue,
             redo: Mutex::new(Some(redo)),
+            metrics: HeartbeatMetrics::register(),
         })
+    }
+
+    /// Records a heartbeat's handling time (`hearth_heartbeat_duration_seconds`),
+    /// on either path.
+    pub fn record_duration(&self, elapsed: std::time::Duration) {
+        self.metrics.duration.record(elapsed.as_secs_f64());
     }
 
     /// Answers `hb` without the row lock when the workspace is remembered,
@@ -323,24 +361,26 @@ impl FastPath {
             && queue.max_capacity() - queue.capacity() < MAX_BATCH
             && self.redo_queue.capacity() >= REDO_HEADROOM;
         let Ok(place) = queue.try_reserve() else {
-            queue_full(id);
+            // Back-pressure instead of an unbounded queue.
+            self.metrics.queue_full.increment(1);
+            tracing::debug!(workspace_id = %id, "heartbeat writer queue full; taking the locked path");
             return Err(hb);
         };
         let answer = FastAnswer { status: hot.status, desired: hot.desired.wire.clone() };
         if early {
             place.send(Job::Heartbeat { write, reply: Reply::Answered(Box::new(Redo { id, heartbeat: hb, at: now })) });
-            metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => "queued").increment(1);
+            self.metrics.queued.increment(1);
             return Ok(answer);
         }
         let (done, written) = oneshot::channel();
         place.send(Job::Heartbeat { write, reply: Reply::Waiting(done) });
         match written.await {
             Ok(Written::Yes) => {
-                metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => "written").increment(1);
+                self.metrics.written.increment(1);
                 Ok(answer)
             }
             Ok(Written::Retry) | Err(_) => {
-                metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => "retry").increment(1);
+                self.metrics.retry.increment(1);
                 self.hot.remove(&id);
                 Err(hb)
             }
@@ -397,13 +437,6 @@ impl FastPath {
             }
         }
     }
-}
-
-/// The writer's queue is full: counted, and the request takes the locked
-/// path (back-pressure instead of an unbounded queue).
-fn queue_full(id: WorkspaceId) {
-    metrics::counter!("hearth_heartbeat_fast_path_total", "outcome" => "queue_full").increment(1);
-    tracing::debug!(workspace_id = %id, "heartbeat writer queue full; taking the locked path");
 }
 
 /// Who is told how one workspace's write in a batch went: the requests

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::extract::MatchedPath;
 use axum::http::{Method, StatusCode};
-use metrics::SharedString;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -53,44 +53,67 @@ pub fn database_error(operation: &'static str) {
 /// Counts a request by matched route (never the raw URI; `unmatched`
 /// without one), method and status, and records its duration
 /// (`hearth_http_requests_total`, `hearth_http_request_duration_seconds`).
+///
+/// The handles are registered once per method, route and status and kept
+/// here: the `counter!` and `histogram!` macros build their labels and look
+/// them up in the registry on every call, which cost every request more than
+/// the recording itself. Routes, methods (see [`method_label`]) and statuses
+/// are fixed sets, so the map stays small.
 pub fn request(method: &Method, route: Option<&MatchedPath>, status: StatusCode, started: Instant) {
-    let method = method_label(method);
-    let route = route_label(route.map(MatchedPath::as_str));
-    metrics::counter!("hearth_http_requests_total", "method" => method.clone(), "route" => route.clone(),
-        "status" => status.as_u16().to_string())
-    .increment(1);
-    metrics::histogram!("hearth_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    type Key = (&'static str, &'static str, u16);
+    static HANDLES: OnceLock<RwLock<HashMap<Key, (Counter, Histogram)>>> = OnceLock::new();
+    let key = (method_label(method), route_label(route.map(MatchedPath::as_str)), status.as_u16());
+    let seconds = started.elapsed().as_secs_f64();
+    let handles = HANDLES.get_or_init(Default::default);
+    if let Some((count, duration)) = handles.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        count.increment(1);
+        duration.record(seconds);
+        return;
+    }
+    let (method, route, status) = key;
+    let registered = (
+        metrics::counter!("hearth_http_requests_total", "method" => method, "route" => route,
+            "status" => status.to_string()),
+        metrics::histogram!("hearth_http_request_duration_seconds", "method" => method, "route" => route),
+    );
+    let mut handles = handles.write().unwrap_or_else(PoisonError::into_inner);
+    let (count, duration) = handles.entry(key).or_insert(registered);
+    count.increment(1);
+    duration.record(seconds);
 }
 
-/// The method as a label without an allocation for the common ones.
-fn method_label(method: &Method) -> SharedString {
+/// The method's label: its name for the standard methods, `other` for any
+/// extension method (a client may send any token as a method, and each
+/// would otherwise be a time series of its own).
+fn method_label(method: &Method) -> &'static str {
     match *method {
-        Method::GET => SharedString::const_str("GET"),
-        Method::POST => SharedString::const_str("POST"),
-        Method::PUT => SharedString::const_str("PUT"),
-        Method::DELETE => SharedString::const_str("DELETE"),
-        Method::PATCH => SharedString::const_str("PATCH"),
-        Method::HEAD => SharedString::const_str("HEAD"),
-        _ => SharedString::from(method.as_str().to_owned()),
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
     }
 }
 
 /// Routes are a fixed set (the router's templates), so each is made a
 /// `'static` label once and shared by every request after it.
-fn route_label(route: Option<&str>) -> SharedString {
+fn route_label(route: Option<&str>) -> &'static str {
     static ROUTES: OnceLock<RwLock<HashMap<String, &'static str>>> = OnceLock::new();
-    let Some(route) = route else { return SharedString::const_str("unmatched") };
+    let Some(route) = route else { return "unmatched" };
     let routes = ROUTES.get_or_init(Default::default);
     let known = routes.read().unwrap_or_else(PoisonError::into_inner).get(route).copied();
-    let label = known.unwrap_or_else(|| {
+    known.unwrap_or_else(|| {
         *routes
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(route.to_owned())
             .or_insert_with_key(|route| Box::leak(route.clone().into_boxed_str()))
-    });
-    SharedString::const_str(label)
+    })
 }
 
 #[cfg(test)]
@@ -104,20 +127,29 @@ mod tests {
     fn a_route_label_is_made_once_and_says_the_route() {
         let first = super::route_label(Some("/workspaces/{id}"));
         let again = super::route_label(Some("/workspaces/{id}"));
-        assert_eq!(first.as_ref(), "/workspaces/{id}");
-        assert_eq!(again.as_ref(), first.as_ref());
-        assert!(std::ptr::eq(first.as_ref(), again.as_ref()), "the second request reuses the first one's label");
-        assert_eq!(super::route_label(Some("/templates")).as_ref(), "/templates");
-        assert_eq!(super::route_label(None).as_ref(), "unmatched");
+        assert_eq!(first, "/workspaces/{id}");
+        assert!(std::ptr::eq(first, again), "the second request reuses the first one's label");
+        assert_eq!(super::route_label(Some("/templates")), "/templates");
+        assert_eq!(super::route_label(None), "unmatched");
     }
 
     #[test]
     fn every_method_is_labelled_by_its_name() {
         use axum::http::Method;
-        for method in
-            [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH, Method::HEAD, Method::OPTIONS]
-        {
-            assert_eq!(super::method_label(&method).as_ref(), method.as_str());
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::CONNECT,
+            Method::TRACE,
+        ] {
+            assert_eq!(super::method_label(&method), method.as_str());
         }
+        let invented = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(super::method_label(&invented), "other", "an extension method is no label of its own");
     }
 }

@@ -85,7 +85,7 @@ pub async fn heartbeat(
             (row.status, to_wire(&desired))
         }
     };
-    metrics::histogram!("hearth_heartbeat_duration_seconds").record(started.elapsed().as_secs_f64());
+    state.fast.record_duration(started.elapsed());
     Ok(Json(HeartbeatResponse {
         status: "ok".into(),
         workspace_status: status,
