@@ -176,7 +176,7 @@ struct CachedToken {
 
 impl TokenCache {
     pub fn new(capacity: usize) -> Self {
-        Self { cache: quick_cache::sync::Cache::new(capacity.max(1)), epoch: AtomicU64::new(0) }
+        Self { cache: crate::caches::holding(capacity), epoch: AtomicU64::new(0) }
     }
 
     /// The cached token, if it is still live at `now` and not too old.

@@ -77,9 +77,12 @@ pub struct Settings {
     /// Event streams one token may hold open at once (a runaway client
     /// cannot take every connection); the next one is a 429.
     pub max_streams_per_token: usize,
-    /// Tokens, and workspaces on the heartbeat fast path, remembered at
-    /// most (each cache; about 100 bytes per entry). Past it the least
-    /// used are forgotten and take the slow path once.
+    /// Tokens, and workspaces on the heartbeat fast path, that each cache
+    /// keeps without forgetting any (about 100 bytes per entry, allocated
+    /// as used; `caches.rs` builds each cache larger so that this many never
+    /// fill it). A fleet larger than this forgets some entries on every
+    /// round of heartbeats, and those take the slow path: set it above the
+    /// fleet's size.
     pub cache_entries: usize,
     /// Largest request body accepted.
     pub max_body_bytes: usize,

@@ -319,7 +319,7 @@ impl FastPath {
             })
         };
         Arc::new(Self {
-            hot: quick_cache::sync::Cache::new(capacity.max(1)),
+            hot: crate::caches::holding(capacity),
             desired: DesiredCache::default(),
             writers: batches,
             ack,

@@ -8,6 +8,7 @@ pub mod agent_url;
 pub mod auth;
 pub mod buildinfo;
 pub mod bus;
+pub mod caches;
 pub mod config;
 pub mod crypto;
 pub mod desired;

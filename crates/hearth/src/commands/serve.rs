@@ -134,8 +134,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HEARTH_MAX_STREAMS_PER_TOKEN", value_name = "N",
           default_value_t = defaults().max_streams_per_token)]
     max_streams_per_token: usize,
-    /// Tokens, and workspaces on the heartbeat fast path, kept in memory at
-    /// most (per cache; ~100 bytes each).
+    /// Tokens, and workspaces on the heartbeat fast path, kept in memory
+    /// (per cache; ~100 bytes each, allocated as used). Set it above the
+    /// fleet's size: a larger fleet takes the slow path for some heartbeats
+    /// of every round.
     #[arg(long, env = "HEARTH_CACHE_ENTRIES", value_name = "N", default_value_t = defaults().cache_entries)]
     cache_entries: usize,
     /// Largest request body accepted, in bytes.
