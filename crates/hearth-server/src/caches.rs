@@ -10,10 +10,11 @@ use std::hash::Hash;
 /// "cold" section (3 % of the capacity). Heartbeats read each workspace once
 /// per round, so a fleet as large as the capacity thrashed: most heartbeats
 /// missed, authenticated through the database and took the locked path
-/// (`wrk` with `--cache-entries` equal to the fleet: 0.32 of `/health`
-/// instead of 0.61; the bench at 1M workspaces with the default of 1M:
-/// 0.14). So the cache has [`SHARDS`] shards (not one per core fraction, so
-/// the margin below holds on any machine) and a quarter more room than
+/// (`wrk` at 20k workspaces with `--cache-entries 20000`: 0.32 of
+/// `/health` instead of 0.61, BENCHMARKS.md round 6). So the cache has
+/// [`SHARDS`] shards (a fixed number, where quick_cache's default depends on
+/// the machine's cores, so the margin below holds on any machine) and a
+/// quarter more room than
 /// `entries`, plus [`SPARE_PER_SHARD`] places in each shard: `entries`
 /// keys, however the hash spreads them, never fill a shard. Nothing is
 /// allocated before it is used.
