@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -19,6 +19,7 @@ use hearth_store::{NewToken, Store, Token, Workspace};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -154,6 +155,19 @@ pub struct Authenticator {
 /// bound on a stale entry if an invalidation notice is ever lost (notices
 /// make revocation and deletion take effect at once on every replica).
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(300);
+/// A cached token used when it is older than this is renewed in the
+/// background ([`renew`]), many tokens per query, so a token in steady use
+/// never expires on a request's path: one used at least once per
+/// `TOKEN_CACHE_TTL` (longer than the paced interval of a fleet of
+/// 1,350,000 at the default budget, jitter included) is authenticated
+/// from memory after its first request. The minute between the two is the
+/// renewal's margin; each token in use is read once per 4–5 minutes.
+pub const TOKEN_RENEW_AFTER: Duration = Duration::from_secs(240);
+/// Tokens waiting for renewal at most; past it a token is not renewed
+/// ahead, and is looked up on the request's path when it expires.
+const RENEWAL_QUEUE: usize = 8192;
+/// Tokens renewed by one query at most.
+const RENEWAL_BATCH: usize = 1000;
 
 /// Live tokens by sha256. Revoking a token, rotating or removing a
 /// workspace's tokens forgets entries here (and on other replicas through
@@ -162,6 +176,9 @@ pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(300);
 pub struct TokenCache {
     cache: quick_cache::sync::Cache<[u8; 32], CachedToken>,
     epoch: AtomicU64,
+    /// Hashes of cached tokens to renew ([`renew`] takes the other end).
+    renewals: mpsc::Sender<[u8; 32]>,
+    renewals_rx: Mutex<Option<mpsc::Receiver<[u8; 32]>>>,
 }
 
 #[derive(Clone)]
@@ -176,18 +193,40 @@ struct CachedToken {
 
 impl TokenCache {
     pub fn new(capacity: usize) -> Self {
-        Self { cache: crate::caches::holding(capacity), epoch: AtomicU64::new(0) }
+        let (renewals, renewals_rx) = mpsc::channel(RENEWAL_QUEUE);
+        Self {
+            cache: crate::caches::holding(capacity),
+            epoch: AtomicU64::new(0),
+            renewals,
+            renewals_rx: Mutex::new(Some(renewals_rx)),
+        }
     }
 
-    /// The cached token, if it is still live at `now` and not too old.
+    /// The cached token, if it is still live at `now` and not too old; one
+    /// old enough is queued for renewal.
     fn get(&self, hash: &[u8; 32], now: DateTime<Utc>) -> Option<CachedToken> {
         let token = self.cache.get(hash)?;
         let live = token.revoked_at.is_none_or(|at| at > now);
-        if live && token.cached_at.elapsed() < TOKEN_CACHE_TTL {
+        let age = token.cached_at.elapsed();
+        if live && age < TOKEN_CACHE_TTL {
+            if age >= TOKEN_RENEW_AFTER {
+                self.queue_renewal(*hash);
+            }
             Some(token)
         } else {
             self.cache.remove(hash);
             None
+        }
+    }
+
+    fn queue_renewal(&self, hash: [u8; 32]) {
+        match self.renewals.try_send(hash) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("hearth_token_renewals_total", "outcome" => "queue_full").increment(1);
+            }
+            // No renewer (a server that is stopping): the token expires.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
@@ -215,6 +254,42 @@ impl TokenCache {
 
     pub fn len(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Renews `hashes` from the store in one query: a token still live is
+    /// cached afresh, one the store no longer answers (revoked, expired,
+    /// gone) is forgotten. On failure the entries are left to expire, and
+    /// are looked up on a request's path then.
+    async fn renew(&self, store: &dyn Store, mut hashes: Vec<[u8; 32]>) {
+        hashes.sort_unstable();
+        hashes.dedup();
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let wanted: Vec<Vec<u8>> = hashes.iter().map(|hash| hash.to_vec()).collect();
+        let found = match store.find_tokens_by_hashes(&wanted, Utc::now()).await {
+            Ok(found) => found,
+            Err(error) => {
+                crate::lifecycle::count_store_error(&error);
+                metrics::counter!("hearth_token_renewals_total", "outcome" => "error").increment(hashes.len() as u64);
+                tracing::warn!(%error, tokens = hashes.len(), "cannot renew cached tokens; they are looked up again when they expire");
+                return;
+            }
+        };
+        let live: std::collections::HashMap<Vec<u8>, Token> = found.into_iter().collect();
+        let (mut renewed, mut forgotten) = (0u64, 0u64);
+        for hash in hashes {
+            match live.get(hash.as_slice()) {
+                Some(token) => {
+                    self.insert(hash, token, epoch);
+                    renewed += 1;
+                }
+                None => {
+                    self.cache.remove(&hash);
+                    forgotten += 1;
+                }
+            }
+        }
+        metrics::counter!("hearth_token_renewals_total", "outcome" => "renewed").increment(renewed);
+        metrics::counter!("hearth_token_renewals_total", "outcome" => "forgotten").increment(forgotten);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -305,6 +380,46 @@ impl Authenticator {
         self.tokens.len()
     }
 
+    /// The receiving end of the renewal queue, once: for [`renew`].
+    pub fn take_renewals(&self) -> Option<mpsc::Receiver<[u8; 32]>> {
+        self.tokens.renewals_rx.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// Renews what is queued now, without waiting (tests; [`renew`] is the
+    /// server's loop). Returns how many tokens were asked for.
+    #[doc(hidden)]
+    pub async fn renew_queued(&self, store: &dyn Store, queue: &mut mpsc::Receiver<[u8; 32]>) -> usize {
+        let mut hashes = Vec::new();
+        while hashes.len() < RENEWAL_BATCH {
+            match queue.try_recv() {
+                Ok(hash) => hashes.push(hash),
+                Err(_) => break,
+            }
+        }
+        let asked = hashes.len();
+        if asked > 0 {
+            self.tokens.renew(store, hashes).await;
+        }
+        asked
+    }
+
+    /// How long ago `secret`'s token was cached, if it is (tests).
+    #[doc(hidden)]
+    pub fn cached_age(&self, secret: &str) -> Option<Duration> {
+        self.tokens.cache.get(&hash_token(secret)).map(|token| token.cached_at.elapsed())
+    }
+
+    /// Makes `secret`'s cached token look `by` older (tests: the TTL and
+    /// the renewal without waiting minutes).
+    #[doc(hidden)]
+    pub fn backdate(&self, secret: &str, by: Duration) {
+        let hash = hash_token(secret);
+        if let Some(mut token) = self.tokens.cache.get(&hash) {
+            token.cached_at = token.cached_at.checked_sub(by).unwrap_or(token.cached_at);
+            self.tokens.cache.insert(hash, token);
+        }
+    }
+
     /// An operator route: the admin token or an org token.
     pub async fn operator(&self, store: &dyn Store, bearer: &Bearer) -> ApiResult<Operator> {
         let Some(secret) = &bearer.0 else { return Err(ApiError::unauthorized("admin auth required")) };
@@ -345,6 +460,28 @@ impl Authenticator {
             Credential::Operator(operator) => Ok(Some(operator)),
             _ => Err(ApiError::unauthorized("invalid workspace auth token")),
         }
+    }
+}
+
+/// Renews queued tokens until the queue closes or the server stops: each
+/// round takes what is queued (up to [`RENEWAL_BATCH`]) into one query, so
+/// renewals group like heartbeats do under load.
+pub async fn renew(state: crate::state::AppState, mut queue: mpsc::Receiver<[u8; 32]>) {
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        let first = tokio::select! {
+            hash = queue.recv() => hash,
+            _ = shutdown.changed() => return,
+        };
+        let Some(first) = first else { return };
+        let mut hashes = vec![first];
+        while hashes.len() < RENEWAL_BATCH {
+            match queue.try_recv() {
+                Ok(hash) => hashes.push(hash),
+                Err(_) => break,
+            }
+        }
+        state.auth.tokens.renew(&*state.store, hashes).await;
     }
 }
 

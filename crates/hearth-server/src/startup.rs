@@ -225,6 +225,7 @@ impl Application {
             tokio::spawn(Sweeper::new(state.clone()).run(state.settings.sweep_interval, state.shutdown.clone()));
         let provisioning = provisioner.clone().map(|p| tokio::spawn(provision_loop(p, state.clone())));
         let notices = tokio::spawn(crate::notices::follow(state.clone()));
+        let renewals = state.auth.take_renewals().map(|queue| tokio::spawn(crate::auth::renew(state.clone(), queue)));
         let (stop_redo, redo_stopped) = tokio::sync::oneshot::channel();
         let redo =
             state.fast.take_redo().map(|queue| tokio::spawn(crate::fast::redo(state.clone(), queue, redo_stopped)));
@@ -253,6 +254,11 @@ impl Application {
         }
         if let Err(e) = notices.await {
             tracing::error!(error = %e, "notice listener task failed");
+        }
+        if let Some(task) = renewals {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "token renewal task failed");
+            }
         }
         if let Some(task) = provisioning {
             if let Err(e) = task.await {

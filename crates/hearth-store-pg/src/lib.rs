@@ -13,8 +13,8 @@ use hearth_store::{Engine, LivenessWrite, Notice, NoticeFeed, StoreError, StoreR
 use hearth_store_sql::rows::WorkspaceRow;
 use hearth_store_sql::sql::Statements;
 use hearth_store_sql::{
-    event_columns, liveness_batch_columns, liveness_update, plugin_columns, template_columns, workspace_columns,
-    Dialect, Failure,
+    event_columns, live_token_columns, liveness_batch_columns, liveness_update, plugin_columns, template_columns,
+    workspace_columns, Dialect, Failure,
 };
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
@@ -211,6 +211,13 @@ impl Dialect for Pg {
                 ")"
             )),
             " returning w.workspace_id"
+        ),
+        find_tokens_by_hashes: concat!(
+            "select t.token_hash, ",
+            live_token_columns!(),
+            " from tokens t where t.token_hash in \
+            (select decode(h, 'hex') from json_array_elements_text($1::json) as h) \
+            and (t.revoked_at is null or t.revoked_at > $2)"
         ),
     };
 

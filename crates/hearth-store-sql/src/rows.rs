@@ -158,6 +158,14 @@ impl From<TokenRow> for Token {
     }
 }
 
+/// A [`TokenRow`] with the hash it was found by.
+#[derive(sqlx::FromRow)]
+pub struct HashedTokenRow {
+    pub token_hash: Vec<u8>,
+    #[sqlx(flatten)]
+    pub token: TokenRow,
+}
+
 #[derive(sqlx::FromRow)]
 pub struct SecretRow {
     key: String,

@@ -53,6 +53,17 @@ macro_rules! liveness_update {
     };
 }
 
+/// The columns of a token `t` as a runtime's credential
+/// ([`crate::rows::TokenRow`]), whether its workspace is removed included.
+#[macro_export]
+macro_rules! live_token_columns {
+    () => {
+        "t.token_id, t.org_id, t.workspace_id, t.name, t.prefix, t.created_at, t.revoked_at, \
+         exists (select 1 from workspaces w where w.workspace_id = t.workspace_id and w.status = 'removed') \
+         as workspace_removed"
+    };
+}
+
 /// The columns of a template row ([`crate::rows::TemplateRow`]).
 #[macro_export]
 macro_rules! template_columns {
@@ -159,6 +170,10 @@ statement_set! {
         /// on SQLite `values` lists of up to 32 rows, counting them (the
         /// 32-row shape here; the smaller ones are its `MORE_STATEMENTS`).
         write_liveness,
+        /// The live tokens (as `FIND_TOKEN_BY_HASH` at `$2`) whose sha256 is
+        /// one of `$1`, a JSON array of lowercase hex strings, each with its
+        /// hash first: the token cache's renewal, many tokens per query.
+        find_tokens_by_hashes,
     }
 }
 
@@ -226,9 +241,11 @@ shared! {
     /// `workspace_removed`: whether the token's workspace is removed (false for
     /// org tokens), so a removed workspace's own token is refused (410) at
     /// authentication, on every route.
-    FIND_TOKEN_BY_HASH = "select t.token_id, t.org_id, t.workspace_id, t.name, t.prefix, t.created_at, t.revoked_at, \
-        exists (select 1 from workspaces w where w.workspace_id = t.workspace_id and w.status = 'removed') \
-        as workspace_removed from tokens t where t.token_hash = $1 and (t.revoked_at is null or t.revoked_at > $2)";
+    FIND_TOKEN_BY_HASH = concat!(
+        "select ",
+        live_token_columns!(),
+        " from tokens t where t.token_hash = $1 and (t.revoked_at is null or t.revoked_at > $2)"
+    );
     LIST_ORG_TOKENS = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at, \
         false as workspace_removed from tokens \
         where org_id = $1 and workspace_id is null order by created_at desc, token_id";

@@ -27,8 +27,8 @@ use uuid::Uuid;
 
 use crate::error::map_err;
 use crate::rows::{
-    self, DbStatus, DesiredRow, EventRow, FileRow, PageDesiredRow, PluginRow, SecretRow, TemplateRow, TokenRow,
-    WorkspaceDesiredRow, WorkspaceRow,
+    self, DbStatus, DesiredRow, EventRow, FileRow, HashedTokenRow, PageDesiredRow, PluginRow, SecretRow, TemplateRow,
+    TokenRow, WorkspaceDesiredRow, WorkspaceRow,
 };
 use crate::sql;
 use crate::Dialect;
@@ -128,6 +128,7 @@ where
     for<'q> Option<Json<Vec<ConditionRecord>>>: Encode<'q, D::Db> + Type<D::Db>,
     for<'r> WorkspaceRow<D>: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> TokenRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> HashedTokenRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> SecretRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> EventRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> FileRow: FromRow<'r, <D::Db as Database>::Row>,
@@ -443,6 +444,7 @@ where
     for<'q> Option<Json<Vec<ConditionRecord>>>: Encode<'q, D::Db> + Type<D::Db>,
     for<'r> WorkspaceRow<D>: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> TokenRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> HashedTokenRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> SecretRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> EventRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> FileRow: FromRow<'r, <D::Db as Database>::Row>,
@@ -856,6 +858,23 @@ where
         Ok(row.map(Into::into))
     }
 
+    async fn find_tokens_by_hashes(
+        &self,
+        hashes: &[Vec<u8>],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Vec<u8>, Token)>> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<HashedTokenRow> = sqlx::query_as(D::SQL.find_tokens_by_hashes)
+            .bind(hex_array(hashes))
+            .bind(now)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("find_tokens_by_hashes"))?;
+        Ok(rows.into_iter().map(|row| (row.token_hash, row.token.into())).collect())
+    }
+
     async fn list_org_tokens(&self, org: OrgId) -> StoreResult<Vec<Token>> {
         let rows: Vec<TokenRow> = sqlx::query_as(sql::LIST_ORG_TOKENS)
             .bind(org.0)
@@ -1176,4 +1195,21 @@ fn new_event(draft: EventDraft, org: OrgId, workspace: Option<WorkspaceId>, now:
         timestamp: now,
         payload: draft.payload,
     }
+}
+
+/// `hashes` as a JSON array of lowercase hex strings, the one way both
+/// engines take a list of byte strings as a parameter.
+fn hex_array(hashes: &[Vec<u8>]) -> String {
+    use std::fmt::Write;
+    let mut json = String::with_capacity(2 + hashes.iter().map(|h| h.len() * 2 + 3).sum::<usize>());
+    json.push('[');
+    for (i, hash) in hashes.iter().enumerate() {
+        json.push_str(if i == 0 { "\"" } else { ",\"" });
+        for byte in hash {
+            write!(json, "{byte:02x}").expect("writing to a String cannot fail");
+        }
+        json.push('"');
+    }
+    json.push(']');
+    json
 }

@@ -19,8 +19,8 @@ use hearth_store_sql::rows::WorkspaceRow;
 use hearth_store_sql::sql;
 use hearth_store_sql::sql::Statements;
 use hearth_store_sql::{
-    event_columns, liveness_batch_columns, liveness_update, map_err, plugin_columns, template_columns,
-    workspace_columns, Dialect, Failure,
+    event_columns, live_token_columns, liveness_batch_columns, liveness_update, map_err, plugin_columns,
+    template_columns, workspace_columns, Dialect, Failure,
 };
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
@@ -281,6 +281,12 @@ impl Dialect for Sqlite {
             and active_tasks = 0 order by coalesce(last_active_at, status_changed_at) limit $2"
         ),
         write_liveness: WRITE_LIVENESS_SHAPES[0].1,
+        find_tokens_by_hashes: concat!(
+            "select t.token_hash, ",
+            live_token_columns!(),
+            " from tokens t where t.token_hash in (select unhex(value) from json_each($1)) \
+            and (t.revoked_at is null or t.revoked_at > $2)"
+        ),
     };
 
     fn migrator() -> &'static Migrator {

@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
             events_filter_by_workspace_and_page,
             bootstrap_register_mints_once_and_never_for_removed,
             tokens_are_found_by_hash_and_revoked,
+            many_tokens_are_found_at_once_with_their_hashes,
             workspace_tokens_rotate_after_an_overlap_and_revoke_at_once,
             secrets_are_replaced_per_key_and_scoped,
             list_hides_removed_unless_asked,
@@ -456,6 +457,41 @@ pub async fn tokens_are_found_by_hash_and_revoked(store: S) {
     assert!(matches!(wrong_org, Err(StoreError::NotFound(_))));
     let duplicate = store.insert_token(token(None, "ws-secret")).await;
     assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+}
+
+pub async fn many_tokens_are_found_at_once_with_their_hashes(store: S) {
+    assert!(store.find_tokens_by_hashes(&[], t(100)).await.unwrap().is_empty());
+    store.insert_token(token(None, "org-many")).await.unwrap();
+    let id = create(&*store, "w").await;
+    store.insert_token(token(Some(id), "ws-many")).await.unwrap();
+    let revoked = store.insert_token(token(Some(id), "ws-revoked")).await.unwrap();
+    store.revoke_workspace_token(id, revoked.id, t(9)).await.unwrap();
+    let gone = create(&*store, "gone").await;
+    store.insert_token(token(Some(gone), "ws-of-removed")).await.unwrap();
+    store.delete_workspace(gone, t(10)).await.unwrap();
+    // Bytes of every value survive the hex encoding, leading zeros too.
+    let mut binary = token(Some(id), "binary");
+    binary.hash = (0..=255u8).rev().chain([0, 0x0f, 0xf0]).collect();
+    store.insert_token(binary.clone()).await.unwrap();
+
+    let live: Vec<Vec<u8>> = [&b"org-many"[..], b"ws-many", b"ws-of-removed", &binary.hash].map(<[u8]>::to_vec).into();
+    let mut asked = live.clone();
+    asked.extend([b"ws-revoked".to_vec(), b"unknown".to_vec(), Vec::new()]);
+    // Many more than one batch's worth of unknown hashes.
+    asked.extend((0..2000u32).map(|i| format!("no-such-token-{i}").into_bytes()));
+    let mut found = store.find_tokens_by_hashes(&asked, t(100)).await.unwrap();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut want = live.clone();
+    want.sort();
+    assert_eq!(found.iter().map(|(hash, _)| hash.clone()).collect::<Vec<_>>(), want, "live tokens only");
+    for (hash, token) in &found {
+        let one = store.find_token_by_hash(hash, t(100)).await.unwrap();
+        assert_eq!(one.as_ref(), Some(token), "as the single lookup finds it");
+    }
+    let removed = found.iter().find(|(hash, _)| hash == b"ws-of-removed").unwrap();
+    assert!(removed.1.workspace_removed, "a removed workspace's token says so");
+    // Live at the time asked: a future revocation has not happened yet.
+    assert_eq!(store.find_tokens_by_hashes(&[b"ws-revoked".to_vec()], t(8)).await.unwrap().len(), 1);
 }
 
 pub async fn secrets_are_replaced_per_key_and_scoped(store: S) {

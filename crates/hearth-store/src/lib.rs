@@ -201,6 +201,13 @@ pub trait Store: Send + Sync + 'static {
     /// revoked only from a later time), if any.
     async fn find_token_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Token>>;
 
+    /// The tokens live at `now` among those whose sha256 is one of
+    /// `hashes`, each with its hash, in one query; hashes of tokens that
+    /// are unknown, revoked or expired are left out. The token cache renews
+    /// many entries at once with it.
+    async fn find_tokens_by_hashes(&self, hashes: &[Vec<u8>], now: DateTime<Utc>)
+        -> StoreResult<Vec<(Vec<u8>, Token)>>;
+
     /// Org tokens of `org` (workspace tokens excluded), newest first.
     async fn list_org_tokens(&self, org: OrgId) -> StoreResult<Vec<Token>>;
 

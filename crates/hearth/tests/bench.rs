@@ -39,7 +39,8 @@ async fn tiny_bench(extra: &[&str]) -> serde_json::Value {
     assert_eq!(report["workspaces"], 5);
     assert_eq!(report["concurrency"], 2);
     assert_eq!(report["first_heartbeats"]["requests"], 5, "each workspace's first heartbeat, once: {report:#}");
-    for name in ["first_heartbeats", "baseline", "heartbeat"] {
+    assert_eq!(report["second_heartbeats"]["requests"], 5, "and its second, once: {report:#}");
+    for name in ["first_heartbeats", "second_heartbeats", "baseline", "heartbeat"] {
         let requests = report[name]["requests"].as_u64().unwrap_or_else(|| panic!("no {name}.requests: {report:#}"));
         assert!(requests > 0, "{name} answered no request: {report:#}");
         assert_eq!(report[name]["errors"], 0, "{report:#}");

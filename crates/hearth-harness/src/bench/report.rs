@@ -24,6 +24,10 @@ pub struct Report {
     /// row lock, with its event), before the measured runs; not in the ratio.
     pub first_heartbeats: RunReport,
     pub baseline: RunReport,
+    /// Every workspace's second heartbeat, right before the measured
+    /// heartbeats (a fleet in steady state, see `Bench::measure`); not in
+    /// the ratio.
+    pub second_heartbeats: RunReport,
     pub heartbeat: RunReport,
     /// Heartbeat requests per second over baseline requests per second.
     pub ratio: Option<f64>,
@@ -32,7 +36,7 @@ pub struct Report {
     /// The server and the load generator share the process, so this is an
     /// upper bound for the server's share. `None` off Linux.
     pub rss_growth_per_workspace_bytes: Option<f64>,
-    /// Failed requests of all three runs.
+    /// Failed requests of all four runs.
     pub errors: u64,
     pub audit_ok: bool,
     /// What the audit found wrong (at most `MAX_PROBLEMS_SHOWN`, then a count).
@@ -42,20 +46,27 @@ pub struct Report {
     audit_problem_count: usize,
 }
 
+/// The bench's four runs, in the order they ran.
+pub(super) struct Runs {
+    pub first_heartbeats: RunReport,
+    pub baseline: RunReport,
+    pub second_heartbeats: RunReport,
+    pub heartbeat: RunReport,
+}
+
 impl Report {
     pub(super) fn new(
         options: &Options,
         engine: &'static str,
-        first_heartbeats: RunReport,
-        baseline: RunReport,
-        heartbeat: RunReport,
+        runs: Runs,
         problems: &[String],
         rss_growth_bytes: Option<u64>,
     ) -> Self {
+        let Runs { first_heartbeats, baseline, second_heartbeats, heartbeat } = runs;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let ratio = (baseline.requests_per_second > 0.0)
             .then(|| rounded(heartbeat.requests_per_second / baseline.requests_per_second, 4));
-        let errors = first_heartbeats.errors + baseline.errors + heartbeat.errors;
+        let errors = first_heartbeats.errors + second_heartbeats.errors + baseline.errors + heartbeat.errors;
         Report {
             benchmark: "heartbeat",
             engine,
@@ -70,6 +81,7 @@ impl Report {
             ),
             first_heartbeats,
             baseline,
+            second_heartbeats,
             heartbeat,
             ratio,
             rss_growth_per_workspace_bytes: rss_growth_bytes

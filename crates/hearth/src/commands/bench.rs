@@ -160,6 +160,7 @@ fn render(report: &Report) -> String {
     for (name, run) in [
         ("first heartbeats (not measured)", &report.first_heartbeats),
         ("baseline (POST /echo)", &report.baseline),
+        ("second heartbeats (not measured)", &report.second_heartbeats),
         ("heartbeat", &report.heartbeat),
     ] {
         let ms =
@@ -188,6 +189,7 @@ fn render(report: &Report) -> String {
     for (name, run) in [
         ("first heartbeats", &report.first_heartbeats),
         ("baseline", &report.baseline),
+        ("second heartbeats", &report.second_heartbeats),
         ("heartbeat", &report.heartbeat),
     ] {
         if run.errors > 0 {
