@@ -390,12 +390,7 @@ impl Authenticator {
     #[doc(hidden)]
     pub async fn renew_queued(&self, store: &dyn Store, queue: &mut mpsc::Receiver<[u8; 32]>) -> usize {
         let mut hashes = Vec::new();
-        while hashes.len() < RENEWAL_BATCH {
-            match queue.try_recv() {
-                Ok(hash) => hashes.push(hash),
-                Err(_) => break,
-            }
-        }
+        take_queued(queue, &mut hashes);
         let asked = hashes.len();
         if asked > 0 {
             self.tokens.renew(store, hashes).await;
@@ -475,13 +470,18 @@ pub async fn renew(state: crate::state::AppState, mut queue: mpsc::Receiver<[u8;
         };
         let Some(first) = first else { return };
         let mut hashes = vec![first];
-        while hashes.len() < RENEWAL_BATCH {
-            match queue.try_recv() {
-                Ok(hash) => hashes.push(hash),
-                Err(_) => break,
-            }
-        }
+        take_queued(&mut queue, &mut hashes);
         state.auth.tokens.renew(&*state.store, hashes).await;
+    }
+}
+
+/// Adds what is queued now to `hashes`, up to [`RENEWAL_BATCH`] in all.
+fn take_queued(queue: &mut mpsc::Receiver<[u8; 32]>, hashes: &mut Vec<[u8; 32]>) {
+    while hashes.len() < RENEWAL_BATCH {
+        match queue.try_recv() {
+            Ok(hash) => hashes.push(hash),
+            Err(_) => break,
+        }
     }
 }
 
