@@ -61,6 +61,9 @@ pub enum ErrorCode {
     TransitionRefused,
     WorkspaceStopped,
     WorkspaceRemoved,
+    /// 410: the events after the asked-for seq were compacted away
+    /// (retention); `earliest_seq` says where the log is complete again.
+    EventsCompacted,
     // 422: well-formed, but refers to something missing or inconsistent.
     InvalidConfig,
     InvalidManifest,
@@ -114,6 +117,7 @@ impl ErrorCode {
         ErrorCode::TransitionRefused,
         ErrorCode::WorkspaceStopped,
         ErrorCode::WorkspaceRemoved,
+        ErrorCode::EventsCompacted,
         ErrorCode::InvalidConfig,
         ErrorCode::InvalidManifest,
         ErrorCode::MissingConfig,
@@ -160,6 +164,7 @@ impl ErrorCode {
             ErrorCode::TransitionRefused => "transition_refused",
             ErrorCode::WorkspaceStopped => "workspace_stopped",
             ErrorCode::WorkspaceRemoved => "workspace_removed",
+            ErrorCode::EventsCompacted => "events_compacted",
             ErrorCode::InvalidConfig => "invalid_config",
             ErrorCode::InvalidManifest => "invalid_manifest",
             ErrorCode::MissingConfig => "missing_config",
@@ -206,6 +211,11 @@ pub struct ApiErrorBody {
     /// template declares that are not pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<Vec<String>>,
+    /// 410 `events_compacted`: the first seq from which the event log is
+    /// complete. Resume after `earliest_seq - 1` (`?since=` or
+    /// `Last-Event-ID`); the events before it are gone (retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest_seq: Option<i64>,
 }
 
 impl ApiErrorBody {

@@ -14,5 +14,6 @@ mod fast;
 mod lifecycle;
 mod misc;
 mod removed;
+mod retention;
 mod schema;
 mod unavailable;
