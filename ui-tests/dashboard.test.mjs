@@ -219,7 +219,7 @@ async function main() {
   assert.deepEqual(unexpected, [], "no script errors");
 
   await browser.close();
-  step(`OK; screenshots: ${join(shots, "fleet.png")}, ${join(shots, "workspace.png")}`);
+  step(`OK; screenshots: ${join(shots, "fleet.png")}, ${join(shots, "workspace.png")}, ${join(shots, "invalid-link.png")}`);
 }
 
 // Org tokens as the API lists them, for comparing before and after.
@@ -304,6 +304,7 @@ async function craftedLinks(page, workspaceId) {
     if (made.length) problems.push(`${link.hash} made API requests: ${made.join(", ")}`);
     const said = await tab.locator("main [role=alert]").allTextContents();
     if (!said.some((text) => link.says.test(text))) problems.push(`${link.hash} does not say ${link.says} (it says ${JSON.stringify(said)})`);
+    if (link.freshTab) await tab.screenshot({ path: join(shots, "invalid-link.png") });
     if (tab !== page) await tab.close();
   }
   if (seen.some((r) => r.includes("/org/"))) problems.push(`a request reached /org/: ${seen.filter((r) => r.includes("/org/")).join(", ")}`);
@@ -326,6 +327,9 @@ async function craftedLinks(page, workspaceId) {
     assert.ok(expected.includes(request) || events, `only the workspace's own calls (${request})`);
   }
   page.off("request", record);
+  // Back where the test was, for the steps that follow.
+  await page.goto(`${url}/#/plugins`);
+  await page.getByRole("heading", { name: "Plugins" }).waitFor({ timeout: WAIT });
 }
 
 let failed = false;
