@@ -197,6 +197,8 @@ async function main() {
   await page.locator('.tree [data-path="plugin.yaml"]').waitFor({ timeout: WAIT });
   await page.locator(".used-by").getByRole("link", { name: "ui-agent" }).waitFor({ timeout: WAIT });
 
+  await craftedLinks(page, created.id);
+
   step("losing the server shows; the page reconnects by itself and resumes");
   await page.getByRole("link", { name: "Fleet" }).click();
   await row.waitFor({ timeout: WAIT });
@@ -217,7 +219,117 @@ async function main() {
   assert.deepEqual(unexpected, [], "no script errors");
 
   await browser.close();
-  step(`OK; screenshots: ${join(shots, "fleet.png")}, ${join(shots, "workspace.png")}`);
+  step(`OK; screenshots: ${join(shots, "fleet.png")}, ${join(shots, "workspace.png")}, ${join(shots, "invalid-link.png")}`);
+}
+
+// Org tokens as the API lists them, for comparing before and after.
+async function orgTokens() {
+  const response = await fetch(`${url}/org/tokens`, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(response.status, 200, "GET /org/tokens");
+  return (await response.json()).map((t) => `${t.id} revoked_at=${t.revoked_at}`).sort();
+}
+
+// A crafted link must not steer the page's API calls. Each link is opened
+// (one in a fresh tab, signing in first, as an operator following a link
+// would), Delete and Pause are clicked and confirmed wherever the page
+// offers them, and every request the page makes is recorded: none may be an
+// API call (the event stream aside), the page must say what is wrong with
+// the link, and the org token the links aim at must still work afterwards.
+async function craftedLinks(page, workspaceId) {
+  step("crafted links: checked before use, no API call steered");
+  const minted = await fetch(`${url}/org/tokens`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ name: "ui-link-target" }),
+  });
+  assert.equal(minted.status, 201, "an org token to aim at");
+  const target = await minted.json();
+  const tokensBefore = await orgTokens();
+
+  const seen = [];
+  const record = (request) => {
+    const at = new URL(request.url());
+    // Every API call is a fetch(); the page, its files and the event stream
+    // are not steered by a link.
+    if (request.resourceType() !== "fetch" || at.pathname === "/events/stream") return;
+    seen.push(`${request.method()} ${at.pathname}${at.search}`);
+  };
+  page.on("request", record);
+
+  const invalidId = /not a valid workspace id/;
+  const links = [
+    // Backslashes are slashes to the URL parser: Delete sent DELETE /org/tokens/<id>.
+    { hash: `#/workspaces/..%5C..%5Corg%5Ctokens%5C${target.id}`, says: invalidId, freshTab: true },
+    // A `#` ends the path before the action: Pause sent POST /org/tokens (a new token).
+    { hash: "#/workspaces/..%5C..%5Corg%5Ctokens%23", says: invalidId },
+    // A `?` turns the action into a query: the same POST /org/tokens.
+    { hash: "#/workspaces/..%5C..%5Corg%5Ctokens%3F", says: invalidId },
+    // `/..` segments, encoded inside the id and plain after it.
+    { hash: `#/workspaces/${workspaceId}%2F..%2F..%2Forg%2Ftokens%2F${target.id}`, says: invalidId },
+    { hash: `#/workspaces/${workspaceId}/../../org/tokens/${target.id}`, says: /no page at/ },
+    { hash: "#/workspaces/%2E%2E", says: invalidId },
+    // Templates and plugins: a name that cannot be one, and `..`.
+    { hash: "#/templates/..", says: /not a valid template/ },
+    { hash: "#/templates/%2E%2E%5C..%5Corg%5Ctokens%0A", says: /not a valid template/ },
+    { hash: "#/plugins/..%5C..%5Corg%5Ctokens", says: /not a valid plugin name/ },
+    // Not even percent-encoding.
+    { hash: "#/workspaces/%E0%A4%A", says: /not a valid link/ },
+  ];
+  const problems = [];
+  for (const link of links) {
+    const from = seen.length;
+    let tab = page;
+    if (link.freshTab) {
+      tab = await page.context().newPage();
+      tab.on("request", record);
+      await tab.goto(`${url}/${link.hash}`);
+      await tab.getByLabel("Admin or org token").fill(token);
+      await tab.keyboard.press("Enter");
+      await tab.locator("form.signin").waitFor({ state: "detached", timeout: WAIT });
+    } else {
+      await tab.goto(`${url}/${link.hash}`);
+    }
+    await tab.locator("main h1").first().waitFor({ timeout: WAIT });
+    for (const action of ["delete", "pause"]) {
+      const button = tab.locator(`button[data-action="${action}"]`);
+      if ((await button.count()) === 0 || !(await button.isEnabled())) continue;
+      await tab.evaluate(() => document.getElementById("action-result").replaceChildren());
+      await button.click();
+      await tab.locator("dialog#confirm[open]").waitFor({ timeout: WAIT });
+      await tab.locator("#confirm-ok").click();
+      await tab.locator("#action-result p:not(.muted)").waitFor({ timeout: WAIT });
+    }
+    // Signing in checks the token with GET /workspaces/counts: not the link's doing.
+    const made = seen.slice(from).filter((r) => !(link.freshTab && r === "GET /workspaces/counts"));
+    if (made.length) problems.push(`${link.hash} made API requests: ${made.join(", ")}`);
+    const said = await tab.locator("main [role=alert]").allTextContents();
+    if (!said.some((text) => link.says.test(text))) problems.push(`${link.hash} does not say ${link.says} (it says ${JSON.stringify(said)})`);
+    if (link.freshTab) await tab.screenshot({ path: join(shots, "invalid-link.png") });
+    if (tab !== page) await tab.close();
+  }
+  if (seen.some((r) => r.includes("/org/"))) problems.push(`a request reached /org/: ${seen.filter((r) => r.includes("/org/")).join(", ")}`);
+  const works = await fetch(`${url}/workspaces/counts`, { headers: { Authorization: `Bearer ${target.auth_token}` } });
+  if (works.status !== 200) problems.push(`the org token the links aimed at no longer works (GET /workspaces/counts: ${works.status})`);
+  const tokensAfter = await orgTokens();
+  if (JSON.stringify(tokensAfter) !== JSON.stringify(tokensBefore)) problems.push(`org tokens changed: ${JSON.stringify(tokensBefore)} → ${JSON.stringify(tokensAfter)}`);
+  assert.deepEqual(problems, [], "crafted links steered nothing and said why they were refused");
+
+  step("an id in upper case is the same workspace; its calls go to /workspaces/<id> only");
+  const from = seen.length;
+  await page.goto(`${url}/#/workspaces/${workspaceId.toUpperCase()}`);
+  await page.getByRole("heading", { name: /ui-agent/ }).waitFor({ timeout: WAIT });
+  await page.locator('#timeline [data-event="WORKSPACE_ONLINE"]').waitFor({ timeout: WAIT });
+  const expected = [`GET /workspaces/${workspaceId}`, `GET /workspaces/${workspaceId}/assets`];
+  const made = seen.slice(from);
+  assert.ok(made.length >= 3, `the workspace view made its calls: ${made.join(", ")}`);
+  for (const request of made) {
+    const events = request.startsWith("GET /events?") && new URLSearchParams(request.slice(request.indexOf("?"))).get("workspace_id") === workspaceId;
+    assert.ok(expected.includes(request) || events, `only the workspace's own calls (${request})`);
+  }
+  page.off("request", record);
+  // Back where the test was, for the steps that follow.
+  await page.goto(`${url}/#/plugins`);
+  await page.getByRole("heading", { name: "Plugins" }).waitFor({ timeout: WAIT });
 }
 
 let failed = false;

@@ -101,4 +101,86 @@ mod tests {
             assert!(!script.contains(forbidden), "app.js has no {forbidden:?}");
         }
     }
+
+    /// Where a script builds an API path other than with its one encoder,
+    /// the tagged template `path`: a template literal that starts with `/`
+    /// and is not tagged `path`, an `api(` call whose path (second
+    /// argument) is not a `path` template, and a `fetch(` not given
+    /// `apiUrl(…)`. Comment lines are skipped; a call may span lines.
+    /// Conservative: a call this cannot read (a bracket inside a string
+    /// before its path) is reported too, a false alarm rather than a miss.
+    fn hand_built_paths(script: &str) -> Vec<String> {
+        let code: String =
+            script.lines().filter(|line| !line.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+        let identifier = |c: char| c.is_alphanumeric() || c == '_' || c == '$' || c == '.';
+        let excerpt = |at: usize| code[at..].lines().next().unwrap_or_default().chars().take(100).collect::<String>();
+        let mut found = Vec::new();
+        for (at, _) in code.match_indices("`/") {
+            if !code[..at].ends_with("path") {
+                found.push(format!("an untagged path template: {}", excerpt(at)));
+            }
+        }
+        for (at, _) in code.match_indices("api(") {
+            let before = &code[..at];
+            if before.ends_with(identifier) || before.ends_with("function ") {
+                continue;
+            }
+            let args = call_arguments(&code[at + "api(".len()..]);
+            if !args.get(1).is_some_and(|path| path.trim_start().starts_with("path`")) {
+                found.push(format!("an api() call whose path is not path`…`: {}", excerpt(at)));
+            }
+        }
+        for (at, _) in code.match_indices("fetch(") {
+            if !code[..at].ends_with(identifier) && !code[at + "fetch(".len()..].starts_with("apiUrl(") {
+                found.push(format!("a fetch() of something but apiUrl(…): {}", excerpt(at)));
+            }
+        }
+        found
+    }
+
+    /// The top-level arguments of a call, from just after its `(` to the
+    /// matching `)` (brackets counted, strings not parsed).
+    fn call_arguments(rest: &str) -> Vec<&str> {
+        let (mut depth, mut start, mut arguments) = (0usize, 0usize, Vec::new());
+        for (at, c) in rest.char_indices() {
+            match c {
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' if depth == 0 => {
+                    arguments.push(&rest[start..at]);
+                    return arguments;
+                }
+                ')' | ']' | '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    arguments.push(&rest[start..at]);
+                    start = at + 1;
+                }
+                _ => {}
+            }
+        }
+        arguments.push(&rest[start..]);
+        arguments
+    }
+
+    #[test]
+    fn every_api_path_is_built_by_the_encoder() {
+        let script = ASSETS[1].body;
+        assert_eq!(hand_built_paths(script), Vec::<String>::new(), "app.js builds every API path with path`…`");
+        // The check finds what it is for.
+        for hand_built in [
+            "await api(\"DELETE\", `/workspaces/${id}`);",
+            "api(\"POST\", \"/workspaces/\" + id + \"/pause\");",
+            "api(\"GET\", \"/events\", { workspace_id: id });",
+            "const where = `/workspaces/${id}`; api(\"GET\", where);",
+            "fetch(\"/events/stream\", { headers });",
+            "fetch(`/workspaces/${id}`);",
+        ] {
+            assert!(!hand_built_paths(hand_built).is_empty(), "a hand-built path is found in {hand_built:?}");
+        }
+        let encoded = "api(\"POST\", path`/workspaces/${id}/${action}`, { q: text });\n\
+                       api(\n  \"GET\",\n  path`/workspaces`,\n);\n\
+                       // api(\"GET\", `/in/a/comment`)\n\
+                       fetch(apiUrl(path`/events/stream`), { headers });\n\
+                       h(\"a\", { href: link(\"workspaces\", id) });";
+        assert_eq!(hand_built_paths(encoded), Vec::<String>::new());
+    }
 }

@@ -3,7 +3,9 @@
 // sent as `Authorization: Bearer` (never in a URL or a cookie). Live updates
 // come from `GET /events/stream`, read with fetch() so the header can be
 // sent, resumed with `Last-Event-ID` after a break.
-// Every text is set with textContent (never parsed as HTML).
+// Every text is set with textContent (never parsed as HTML). Every API
+// path is built by `path` (one encoder), and every id or name taken from
+// the URL fragment is checked before a view may use it (see parseRoute).
 
 const TOKEN_KEY = "hearth.token";
 const STATUSES = ["provisioning", "online", "degraded", "offline", "failed", "paused", "hibernated", "removed"];
@@ -98,12 +100,50 @@ class ApiError extends Error {
 
 let token = sessionStorage.getItem(TOKEN_KEY);
 
-async function api(method, path, params) {
-  const url = new URL(path, location.origin);
-  for (const [key, value] of Object.entries(params || {})) {
+// The one encoder of API paths: a tagged template whose every `${value}` is
+// exactly one path segment, percent-encoded with encodeURIComponent, so no
+// value can add a segment, a `..`, a query or a fragment (`..\org`, `x#`,
+// `x?`, `a/b` all stay inside their segment). `.`, `..` (which a URL parser
+// resolves even as `%2E%2E`) and the empty string are refused: they cannot
+// be one segment. api() and the event feed take nothing else (apiUrl checks),
+// and a test in ui.rs refuses a path that is not built here.
+//   path`/workspaces/${id}/pause`
+class ApiPath {
+  constructor(text) {
+    this.text = text;
+    Object.freeze(this);
+  }
+}
+
+function pathSegment(value) {
+  const text = String(value);
+  if (text === "" || text === "." || text === "..") throw new TypeError(`${JSON.stringify(text)} cannot be a segment of an API path`);
+  return encodeURIComponent(text);
+}
+
+function path(literals, ...values) {
+  let text = literals[0];
+  values.forEach((value, i) => {
+    text += pathSegment(value) + literals[i + 1];
+  });
+  return new ApiPath(text);
+}
+
+// The URL of an API call on this origin: a path from `path` and a query
+// object, each value encoded by URLSearchParams (empty values left out).
+function apiUrl(apiPath, query) {
+  if (!(apiPath instanceof ApiPath)) throw new TypeError("an API path must be built with path`…`");
+  const url = new URL(apiPath.text, location.origin);
+  // Nothing was resolved away: the path is exactly what was built.
+  if (url.origin !== location.origin || url.pathname !== apiPath.text) throw new TypeError(`${JSON.stringify(apiPath.text)} is not a plain API path`);
+  for (const [key, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
   }
-  const response = await fetch(url, {
+  return url;
+}
+
+async function api(method, apiPath, query) {
+  const response = await fetch(apiUrl(apiPath, query), {
     method,
     headers: { ...PROTOCOL, Authorization: `Bearer ${token}`, Accept: "application/json" },
     cache: "no-store",
@@ -161,7 +201,7 @@ class EventFeed {
       try {
         const headers = { ...PROTOCOL, Authorization: `Bearer ${token}`, Accept: "text/event-stream" };
         if (this.lastId !== null) headers["Last-Event-ID"] = String(this.lastId);
-        const response = await fetch("/events/stream", {
+        const response = await fetch(apiUrl(path`/events/stream`), {
           headers,
           signal: this.controller.signal,
           cache: "no-store",
@@ -325,7 +365,7 @@ function showSignIn(message) {
     e.preventDefault();
     token = input.value.trim();
     try {
-      await api("GET", "/workspaces/counts");
+      await api("GET", path`/workspaces/counts`);
     } catch (err) {
       token = null;
       showSignIn(err.message);
@@ -351,23 +391,117 @@ function startSession() {
 
 let currentView = null;
 
+// What a route parameter may be, checked before any view uses it.
+// A workspace id is a UUID in its hyphenated 8-4-4-4-12 form, hex digits in
+// any case (the server parses either), used in lower case (the form the API
+// answers with, so events compare equal).
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// hearth_core::manifest::PLUGIN_NAME_PATTERN.
+const PLUGIN_NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
+// hearth_core::validate::name (template and workspace names): not only white
+// space, at most 255 characters, no control character (Unicode Cc).
+const MAX_NAME_CHARS = 255;
+const isName = (text) => !/^\p{White_Space}*$/u.test(text) && [...text].length <= MAX_NAME_CHARS && !/\p{Cc}/u.test(text);
+// `.` and `..` are valid template names, but no URL path can carry them
+// (a URL parser resolves them, encoded or not): such a template is linked
+// and fetched by its id.
+const addressable = (name) => name !== "." && name !== "..";
+
+// A link inside the page: each segment percent-encoded, as parseRoute reads it.
+function link(...segments) {
+  return `#/${segments.map((segment) => encodeURIComponent(String(segment))).join("/")}`;
+}
+
+// The route in the URL fragment, checked. The fragment is split on `/`
+// first and each segment decoded on its own, so an encoded `/`, `\`, `#` or
+// `?` stays inside its segment; then each parameter must be what the API
+// takes there. Anything else is an "invalid" route, whose view sends no
+// request. A first segment the page does not know shows the fleet (as `#/`
+// and the skip link `#main` do).
+function parseRoute(hash) {
+  const raw = hash.replace(/^#/, "").split("/").filter(Boolean);
+  let parts;
+  try {
+    parts = raw.map((segment) => decodeURIComponent(segment));
+  } catch {
+    return { section: null, view: "invalid", title: "Not a valid link", message: `This is not a valid link: ${shown(hash)} is not well-formed percent-encoding.` };
+  }
+  const [section, param, ...rest] = parts;
+  if (section !== "workspaces" && section !== "templates" && section !== "plugins") return { section, view: "fleet" };
+  if (rest.length) return { section, view: "invalid", title: "Not found", message: `There is no page at ${shown(hash)}.` };
+  if (section === "workspaces") {
+    if (param === undefined) return { section, view: "fleet" };
+    if (!UUID.test(param)) {
+      return {
+        section,
+        view: "invalid",
+        title: "Workspace not found",
+        message: `${shown(param)} is not a valid workspace id: a workspace id is a UUID (8-4-4-4-12 hexadecimal digits).`,
+      };
+    }
+    return { section, view: "workspace", param: param.toLowerCase() };
+  }
+  if (section === "templates") {
+    if (param === undefined) return { section, view: "templates" };
+    if (!isName(param) || !addressable(param)) {
+      return {
+        section,
+        view: "invalid",
+        title: "Template not found",
+        message: `${shown(param)} is not a valid template name or id: a name has 1 to ${MAX_NAME_CHARS} characters, not all blank, no control characters, and is not "." or ".." (open such a template from the list).`,
+      };
+    }
+    return { section, view: "template", param };
+  }
+  if (param === undefined) return { section, view: "plugins" };
+  if (!PLUGIN_NAME.test(param)) {
+    return {
+      section,
+      view: "invalid",
+      title: "Plugin not found",
+      message: `${shown(param)} is not a valid plugin name: it must match ${PLUGIN_NAME.source} (lowercase letters, digits, ".", "_" and "-").`,
+    };
+  }
+  return { section, view: "plugin", param };
+}
+
+// A value from the URL, quoted for a message (control characters visible, long ones cut).
+function shown(text) {
+  const chars = [...text];
+  const cut = chars.length > 120 ? `${chars.slice(0, 120).join("")}…` : text;
+  return `“${cut.replace(/\p{Cc}/gu, (c) => `\\u${c.codePointAt(0).toString(16).padStart(4, "0")}`)}”`;
+}
+
 function route() {
   if (!token) return showSignIn();
   if (currentView && currentView.dispose) currentView.dispose();
-  const path = decodeURIComponent(location.hash.replace(/^#/, "")) || "/";
-  const parts = path.split("/").filter(Boolean);
-  for (const link of document.querySelectorAll("#nav a")) {
-    const target = link.getAttribute("href").replace(/^#/, "");
-    const active = target === "/" ? parts.length === 0 || parts[0] === "workspaces" : path.startsWith(target);
-    if (active) link.setAttribute("aria-current", "page");
-    else link.removeAttribute("aria-current");
+  const where = parseRoute(location.hash);
+  for (const navLink of document.querySelectorAll("#nav a")) {
+    const target = navLink.getAttribute("href").replace(/^#\/?/, "");
+    const active = target === "" ? where.section === undefined || where.section === "workspaces" : where.section === target;
+    if (active) navLink.setAttribute("aria-current", "page");
+    else navLink.removeAttribute("aria-current");
   }
   const main = document.getElementById("main");
-  fill(main, );
-  if (parts[0] === "workspaces" && parts[1]) currentView = workspaceView(main, parts[1]);
-  else if (parts[0] === "templates") currentView = parts[1] ? templateView(main, parts.slice(1).join("/")) : templatesView(main);
-  else if (parts[0] === "plugins") currentView = parts[1] ? pluginView(main, parts[1]) : pluginsView(main);
+  fill(main);
+  if (where.view === "invalid") currentView = invalidView(main, where);
+  else if (where.view === "workspace") currentView = workspaceView(main, where.param);
+  else if (where.view === "templates") currentView = templatesView(main);
+  else if (where.view === "template") currentView = templateView(main, where.param);
+  else if (where.view === "plugins") currentView = pluginsView(main);
+  else if (where.view === "plugin") currentView = pluginView(main, where.param);
   else currentView = fleetView(main);
+}
+
+// A link whose id or name the API could not take: said, and nothing sent.
+function invalidView(main, where) {
+  main.append(
+    h("p", {}, h("a", { href: "#/" }, "← Fleet")),
+    h("h1", {}, where.title),
+    h("p", { class: "error", role: "alert", "data-invalid-link": "" }, where.message, " Nothing was sent to the server."),
+  );
+  focusHeading(main);
+  return null;
 }
 
 function focusHeading(main) {
@@ -488,7 +622,7 @@ function fleetView(main) {
     return h(
       "tr",
       { "data-id": w.id, "data-name": w.name, "data-status": w.status },
-      h("td", {}, h("a", { href: `#/workspaces/${w.id}` }, w.name)),
+      h("td", {}, h("a", { href: link("workspaces", w.id) }, w.name)),
       h("td", {}, statusBadge(w.status)),
       h("td", {}, w.current_task || h("span", { class: "muted" }, "–")),
       h("td", {}, ageCell(w.last_heartbeat_at)),
@@ -506,8 +640,8 @@ function fleetView(main) {
     const wantsRemoved = state.status === "removed";
     try {
       const [page, countBody] = await Promise.all([
-        api("GET", "/workspaces", { limit: state.limit, cursor, status: state.status, q: state.q, include_removed: wantsRemoved ? "true" : undefined }),
-        api("GET", "/workspaces/counts"),
+        api("GET", path`/workspaces`, { limit: state.limit, cursor, status: state.status, q: state.q, include_removed: wantsRemoved ? "true" : undefined }),
+        api("GET", path`/workspaces/counts`),
       ]);
       if (mine !== generation) return;
       renderCounts(countBody.body);
@@ -586,7 +720,7 @@ function workspaceView(main, id) {
       }
       fill(actionResult, h("p", { class: "muted" }, `${label}…`));
       try {
-        const answer = await api(action === "delete" ? "DELETE" : "POST", action === "delete" ? `/workspaces/${id}` : `/workspaces/${id}/${action}`);
+        const answer = action === "delete" ? await api("DELETE", path`/workspaces/${id}`) : await api("POST", path`/workspaces/${id}/${action}`);
         fill(actionResult, h("p", { class: "notice", role: "status" }, `${label}: the workspace is now ${answer.body.status}.`));
         await loadWorkspace();
       } catch (error) {
@@ -610,7 +744,7 @@ function workspaceView(main, id) {
       fields([
         ["id", h("code", {}, w.id)],
         ["status", [statusBadge(w.status), " since ", ageCell(w.status_changed_at)]],
-        ["template", w.template ? h("a", { href: `#/templates/${encodeURIComponent(w.template)}` }, w.template) : null],
+        ["template", w.template ? (addressable(w.template) ? h("a", { href: link("templates", w.template) }, w.template) : w.template) : null],
         ["role", w.role],
         ["tier", w.tier],
         ["runtime", w.runtime],
@@ -672,7 +806,7 @@ function workspaceView(main, id) {
                 return h(
                   "tr",
                   { "data-plugin": name, "data-plugin-state": stateWord },
-                  h("td", {}, h("a", { href: `#/plugins/${encodeURIComponent(name)}` }, name)),
+                  h("td", {}, h("a", { href: link("plugins", name) }, name)),
                   h("td", {}, desired && desired.version ? desired.version : "–"),
                   h("td", {}, digestCode(desired && desired.sha256)),
                   h("td", {}, digestCode(sha)),
@@ -709,7 +843,7 @@ function workspaceView(main, id) {
       return;
     }
     try {
-      const { body } = await api("GET", `/workspaces/${id}/assets`);
+      const { body } = await api("GET", path`/workspaces/${id}/assets`);
       const delivered = conditionOf(workspace, "AssetsDelivered");
       fill(assets, 
         title,
@@ -730,7 +864,7 @@ function workspaceView(main, id) {
     const all = [];
     let since = 0;
     for (let i = 0; i < 10; i++) {
-      const { body } = await api("GET", "/events", { workspace_id: id, since, limit: 1000 });
+      const { body } = await api("GET", path`/events`, { workspace_id: id, since, limit: 1000 });
       all.push(...body);
       if (body.length < 1000) break;
       since = body[body.length - 1].seq;
@@ -741,7 +875,7 @@ function workspaceView(main, id) {
 
   async function loadWorkspace() {
     try {
-      workspace = (await api("GET", `/workspaces/${id}`)).body;
+      workspace = (await api("GET", path`/workspaces/${id}`)).body;
       render(workspace);
       main.dataset.status = workspace.status;
     } catch (error) {
@@ -810,13 +944,13 @@ function fileTree(files) {
 
 function usedBy(title, params) {
   const section = h("section", { "aria-label": title }, h("h2", {}, title), h("p", { class: "muted" }, "Loading…"));
-  api("GET", "/workspaces", { ...params, limit: 100 })
+  api("GET", path`/workspaces`, { ...params, limit: 100 })
     .then(({ body, next }) => {
       fill(section, 
         h("h2", {}, title),
         body.length === 0
           ? h("p", { class: "muted" }, "No workspace.")
-          : h("ul", { class: "used-by" }, body.map((w) => h("li", {}, h("a", { href: `#/workspaces/${w.id}` }, w.name), " ", statusBadge(w.status)))),
+          : h("ul", { class: "used-by" }, body.map((w) => h("li", {}, h("a", { href: link("workspaces", w.id) }, w.name), " ", statusBadge(w.status)))),
         next ? h("p", { class: "muted" }, "…and more (the first 100 are shown).") : null,
       );
     })
@@ -835,16 +969,16 @@ function templatesView(main) {
   let cursor = null;
   async function load() {
     try {
-      const page = await api("GET", "/templates", { limit: 100, cursor });
+      const page = await api("GET", path`/templates`, { limit: 100, cursor });
       for (const t of page.body) {
         body.append(
           h(
             "tr",
             { "data-template": t.name },
-            h("td", {}, h("a", { href: `#/templates/${encodeURIComponent(t.name)}` }, t.name)),
+            h("td", {}, h("a", { href: link("templates", addressable(t.name) ? t.name : t.id) }, t.name)),
             h("td", {}, t.runtime || "–"),
             h("td", {}, t.model || "–"),
-            h("td", {}, t.plugins.length ? t.plugins.map((p, i) => [i ? ", " : "", h("a", { href: `#/plugins/${encodeURIComponent(p)}` }, p)]) : "–"),
+            h("td", {}, t.plugins.length ? t.plugins.map((p, i) => [i ? ", " : "", h("a", { href: link("plugins", p) }, p)]) : "–"),
             h("td", { class: "num" }, t.files.length),
             h("td", {}, digestCode(t.assets_digest)),
             h("td", {}, ageCell(t.updated_at)),
@@ -867,7 +1001,7 @@ function templateView(main, name) {
   main.append(h("p", {}, h("a", { href: "#/templates" }, "← Templates")), h("h1", {}, `Template ${name}`));
   const content = h("div");
   main.append(content);
-  api("GET", `/templates/${encodeURIComponent(name)}`)
+  api("GET", path`/templates/${name}`)
     .then(({ body: t }) => {
       const total = t.files.reduce((sum, f) => sum + f.size, 0);
       content.append(
@@ -881,7 +1015,7 @@ function templateView(main, name) {
           h("dt", {}, "model"),
           h("dd", {}, t.model || "–"),
           h("dt", {}, "plugins"),
-          h("dd", {}, t.plugins.length ? t.plugins.map((p, i) => [i ? ", " : "", h("a", { href: `#/plugins/${encodeURIComponent(p)}` }, p)]) : "–"),
+          h("dd", {}, t.plugins.length ? t.plugins.map((p, i) => [i ? ", " : "", h("a", { href: link("plugins", p) }, p)]) : "–"),
           h("dt", {}, "assets digest"),
           h("dd", {}, h("code", {}, t.assets_digest)),
         ),
@@ -901,14 +1035,14 @@ function pluginsView(main) {
     h("h1", {}, "Plugins"),
     h("table", { id: "plugin-list" }, h("thead", {}, h("tr", {}, ["Name", "Version", "Description", "Content sha256"].map((t) => h("th", { scope: "col" }, t)))), body),
   );
-  api("GET", "/plugins")
+  api("GET", path`/plugins`)
     .then(({ body: plugins }) => {
       for (const p of plugins) {
         body.append(
           h(
             "tr",
             { "data-plugin": p.name },
-            h("td", {}, h("a", { href: `#/plugins/${encodeURIComponent(p.name)}` }, p.name)),
+            h("td", {}, h("a", { href: link("plugins", p.name) }, p.name)),
             h("td", {}, p.version),
             h("td", {}, p.description || "–"),
             h("td", {}, digestCode(p.sha256)),
@@ -926,7 +1060,7 @@ function pluginView(main, name) {
   main.append(h("p", {}, h("a", { href: "#/plugins" }, "← Plugins")), h("h1", {}, `Plugin ${name}`));
   const content = h("div");
   main.append(content);
-  api("GET", `/plugins/${encodeURIComponent(name)}`)
+  api("GET", path`/plugins/${name}`)
     .then(({ body: p }) => {
       const total = p.files.reduce((sum, f) => sum + f.size, 0);
       content.append(
