@@ -370,3 +370,33 @@ pub fn all_statements<D: crate::Dialect>() -> Vec<(&'static str, &'static str)> 
         .chain(D::MORE_STATEMENTS.iter().copied())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use hearth_core::EventKind;
+
+    /// The SQL list of status kinds, the partial index's predicate on both
+    /// engines, and `EventKind::is_status` say the same: a kind added to one
+    /// and not the others would make retention drop a latest status event,
+    /// or keep events the index cannot find.
+    #[test]
+    fn the_status_kinds_in_sql_are_the_status_events() {
+        let expected: Vec<String> =
+            EventKind::ALL.iter().filter(|kind| kind.is_status()).map(|kind| format!("'{}'", kind.as_str())).collect();
+        let listed = |text: &str| -> Vec<String> {
+            let start =
+                text.find("kind in (").map(|at| at + "kind in (".len()).or_else(|| text.find('(').map(|at| at + 1));
+            let start = start.unwrap_or_else(|| panic!("no list in {text}"));
+            let end = start + text[start..].find(')').unwrap_or_else(|| panic!("no end in {text}"));
+            text[start..end].split(',').map(|kind| kind.trim().to_owned()).collect()
+        };
+        assert_eq!(listed(status_kinds!()), expected);
+        for migration in [
+            include_str!("../../hearth-store-pg/migrations/20261207000001_event_retention.sql"),
+            include_str!("../../hearth-store-sqlite/migrations/20261207000001_event_retention.sql"),
+        ] {
+            let index = &migration[migration.find("create index events_status_idx").unwrap()..];
+            assert_eq!(listed(index), expected);
+        }
+    }
+}
