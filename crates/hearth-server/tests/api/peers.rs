@@ -26,7 +26,7 @@ fn request(name: &str, role: &str, parent: Option<WorkspaceId>) -> CreateWorkspa
 
 /// Paging order: creation time, then id (what the store orders by).
 fn in_creation_order(mut workspaces: Vec<WorkspaceResponse>) -> Vec<String> {
-    workspaces.sort_by(|a, b| (a.created_at, a.id.0).cmp(&(b.created_at, b.id.0)));
+    workspaces.sort_by_key(|w| (w.created_at, w.id.0));
     workspaces.into_iter().map(|w| w.name).collect()
 }
 
@@ -160,6 +160,24 @@ async fn peers_are_paged_in_their_order_and_filtered_across_pages(engine: Engine
         let (status, body, _, _) = get_page(&app, &token, &format!("{path}?{query}")).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!((body["code"].as_str(), body["field"].as_str()), (Some("invalid_query"), Some(field)), "{query}");
+    }
+    // The document says all of it: the parameters, their bounds, the headers.
+    let document: Value =
+        app.raw().get(format!("{}/openapi.json", app.url)).send().await.unwrap().json().await.unwrap();
+    let operation = &document["paths"]["/registry/{id}/peers"]["get"];
+    let parameter = |name: &str| {
+        let parameters = operation["parameters"].as_array().unwrap();
+        parameters.iter().find(|p| p["name"] == name).cloned().unwrap_or_else(|| panic!("{name} is documented"))
+    };
+    assert_eq!(
+        (parameter("limit")["schema"]["minimum"].as_i64(), parameter("limit")["schema"]["maximum"].as_i64()),
+        (Some(1), Some(1000))
+    );
+    let pattern = parameter("cursor")["schema"]["pattern"].as_str().unwrap().to_owned();
+    assert!(pattern.starts_with("^[scp]\\."), "{pattern}");
+    assert_eq!(parameter("q")["in"], "query");
+    for header in ["x-next-cursor", "link"] {
+        assert!(operation["responses"]["200"]["headers"][header].is_object(), "{header} is documented");
     }
     // Only the workspace's own token reads its peers.
     let (_, _, other_token) = app.create_registered("stranger").await;
