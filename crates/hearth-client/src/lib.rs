@@ -175,11 +175,36 @@ impl Client {
         self.send_json(Method::POST, "/registry/update-card", request).await
     }
 
-    /// `GET /registry/{id}/peers[?q=]`.
+    /// `GET /registry/{id}/peers[?q=]`: every peer (siblings, children,
+    /// parent), following the pages.
     pub async fn peers(&self, id: WorkspaceId, query: Option<&str>) -> Result<Vec<Peer>, ClientError> {
-        let path = format!("/registry/{id}/peers");
-        let params: Vec<(&str, &str)> = query.map(|q| ("q", q)).into_iter().collect();
-        self.call(Method::GET, &path, |request| request.query(&params)).await
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, next) = self.peers_page(id, query, None, cursor.as_deref()).await?;
+            all.extend(page);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of `GET /registry/{id}/peers` and the cursor of the next
+    /// page, if any (`X-Next-Cursor`). `limit`: the server's default when
+    /// `None`.
+    pub async fn peers_page(
+        &self,
+        id: WorkspaceId,
+        query: Option<&str>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Peer>, Option<String>), ClientError> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        params.extend(query.map(|q| ("q", q.to_owned())));
+        params.extend(limit.map(|limit| ("limit", limit.to_string())));
+        params.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
+        self.page(&format!("/registry/{id}/peers"), &params).await
     }
 
     /// `GET /registry/discover/{target}` on behalf of `caller` (sent as

@@ -1,6 +1,7 @@
-//! Keyset paging of list routes: a `limit` (1 to 1000, default 500) and an
-//! opaque `cursor`; the answer stays a JSON array, and the next page is named
-//! by `X-Next-Cursor` and `Link: <url>; rel="next"`.
+//! Keyset paging of list routes: a `limit` (1 to 1000, default 500; 100 for
+//! a workspace's peers) and an opaque `cursor`; the answer stays a JSON
+//! array, and the next page is named by `X-Next-Cursor` and
+//! `Link: <url>; rel="next"`.
 
 use axum::http::{HeaderMap, HeaderValue};
 use hearth_api::ErrorCode;
@@ -14,7 +15,12 @@ pub const MAX_PAGE: i64 = 1000;
 
 /// The page size asked for, checked.
 pub fn limit(asked: Option<i64>) -> ApiResult<i64> {
-    let limit = asked.unwrap_or(DEFAULT_PAGE);
+    limit_or(asked, DEFAULT_PAGE)
+}
+
+/// [`limit`] for a route with a default page of its own.
+pub fn limit_or(asked: Option<i64>, default: i64) -> ApiResult<i64> {
+    let limit = asked.unwrap_or(default);
     if (1..=MAX_PAGE).contains(&limit) {
         Ok(limit)
     } else {

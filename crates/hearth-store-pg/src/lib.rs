@@ -47,6 +47,22 @@ macro_rules! pg_filter {
     };
 }
 
+/// A peer's name or role contains parameter `$q` (null: any peer), ASCII
+/// case ignored: the fleet filter's `strpos(lower(…))`, on both columns.
+macro_rules! pg_peer_match {
+    ($q:literal) => {
+        concat!(
+            "(",
+            $q,
+            "::text is null or strpos(lower(name), lower(",
+            $q,
+            ")) > 0 or strpos(lower(role), lower(",
+            $q,
+            ")) > 0)"
+        )
+    };
+}
+
 /// [`Dialect::APPEND_EVENTS`]: the counter advanced and every event inserted
 /// in one statement.
 const APPEND_EVENTS: &str =
@@ -220,6 +236,28 @@ impl Dialect for Pg {
             " from tokens t where t.token_hash in \
             (select decode(h, 'hex') from json_array_elements_text($1::json) as h) \
             and (t.revoked_at is null or t.revoked_at > $2)"
+        ),
+        list_peers_under: concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where org_id = $1 and parent_id = $2 and workspace_id <> $3 and status <> 'removed' \
+            and (created_at, workspace_id) > ($4, $5) and ",
+            pg_peer_match!("$6"),
+            " order by created_at, workspace_id limit $7"
+        ),
+        list_peers_at_root: concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where org_id = $1 and parent_id is null and workspace_id <> $2 \
+            and status <> 'removed' and (created_at, workspace_id) > ($3, $4) and ",
+            pg_peer_match!("$5"),
+            " order by created_at, workspace_id limit $6"
+        ),
+        select_peer_parent: concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where workspace_id = $1 and org_id = $2 and status <> 'removed' and ",
+            pg_peer_match!("$3")
         ),
     };
 

@@ -72,3 +72,170 @@ async fn only_heartbeat_batches_commit_asynchronously() {
     let plans = sqlx::query_scalar::<_, String>("show plan_cache_mode").fetch_one(store.liveness()).await.unwrap();
     assert_eq!(plans, "force_generic_plan");
 }
+
+/// The peers and discover statements (`GET /registry/{id}/peers`,
+/// `GET /registry/discover/{target}`) are answered from indexes, never a
+/// scan of `workspaces`, on a table where reading the org would cost: an org
+/// of 20,000 roots (the outside test's shape) and a root with 2,000
+/// children, beside another org. Each statement is prepared and explained
+/// with the parameters bound as the store binds them, once with a custom
+/// plan (Postgres plans for the values) and once with the generic plan
+/// (what a prepared statement may switch to after five executions).
+/// Sibling and child pages must come from `workspaces_peers_idx` and the
+/// roots from `workspaces_roots_idx`, in their order (no sort: a sort would
+/// have read the whole group first).
+#[tokio::test]
+async fn the_peers_and_discover_statements_use_indexes_never_a_scan() {
+    use chrono::{DateTime, Utc};
+    use hearth_store_sql::{sql, Dialect};
+    use uuid::Uuid;
+
+    let (store, _db) = hearth_store_pg::testing::fresh_store().await;
+    let pool = store.writer();
+    let org = hearth_core::OrgId::DEFAULT.0;
+    let other_org = Uuid::new_v4();
+    sqlx::query("insert into orgs (org_id, name) values ($1, 'other')").bind(other_org).execute(pool).await.unwrap();
+    let insert = "insert into workspaces (workspace_id, org_id, name, role, tier, status, parent_id, \
+        status_changed_at, created_at, updated_at) \
+        select gen_random_uuid(), $1, 'w' || i, 'role-' || (i % 7), 1, 'online', $2, now(), \
+        now() + i * interval '1 ms', now() from generate_series(1, $3) as i";
+    let hub = Uuid::new_v4();
+    sqlx::query(
+        "insert into workspaces (workspace_id, org_id, name, tier, status, status_changed_at, created_at, \
+        updated_at) values ($1, $2, 'hub', 1, 'online', now(), now(), now())",
+    )
+    .bind(hub)
+    .bind(org)
+    .execute(pool)
+    .await
+    .unwrap();
+    for (org, parent, count) in [(org, None, 20_000), (org, Some(hub), 2_000), (other_org, None, 5_000)] {
+        sqlx::query(insert).bind(org).bind(parent).bind(count).execute(pool).await.unwrap();
+    }
+    let child: Uuid = sqlx::query_scalar("select workspace_id from workspaces where parent_id = $1 limit 1")
+        .bind(hub)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let root: Uuid = sqlx::query_scalar("select workspace_id from workspaces where name = 'w10' and org_id = $1")
+        .bind(org)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    sqlx::query("analyze workspaces").execute(pool).await.unwrap();
+
+    let start = DateTime::<Utc>::UNIX_EPOCH;
+    let mut conn = pool.acquire().await.unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        conn.execute(format!("set plan_cache_mode = {mode}").as_str()).await.unwrap();
+        for q in [None, Some("role-3")] {
+            let cases: Vec<(&str, &str, Vec<Bound>)> = vec![
+                // A child's siblings, and the hub's children: under a parent.
+                (
+                    "list_peers_under",
+                    hearth_store_pg::Pg::SQL.list_peers_under,
+                    vec![
+                        Bound::Id(org),
+                        Bound::Id(hub),
+                        Bound::Id(child),
+                        Bound::At(start),
+                        Bound::Id(Uuid::nil()),
+                        Bound::Text(q),
+                        Bound::Int(101),
+                    ],
+                ),
+                (
+                    "list_peers_at_root",
+                    hearth_store_pg::Pg::SQL.list_peers_at_root,
+                    vec![
+                        Bound::Id(org),
+                        Bound::Id(root),
+                        Bound::At(start),
+                        Bound::Id(Uuid::nil()),
+                        Bound::Text(q),
+                        Bound::Int(101),
+                    ],
+                ),
+                (
+                    "select_peer_parent",
+                    hearth_store_pg::Pg::SQL.select_peer_parent,
+                    vec![Bound::Id(hub), Bound::Id(org), Bound::Text(q)],
+                ),
+                (
+                    "ancestor_or_descendant",
+                    sql::ANCESTOR_OR_DESCENDANT,
+                    vec![Bound::Id(child), Bound::Id(root), Bound::Int4(1000)],
+                ),
+            ];
+            for (name, statement, params) in cases {
+                let plan = explain(&mut conn, mode, statement, &params).await;
+                let context = format!("{name} ({mode}, q = {q:?}):\n{plan}");
+                assert!(!plan.contains("Seq Scan on workspaces"), "{context}");
+                if let Some(index) = peers_index(name) {
+                    assert!(plan.contains(&format!("using {index} on workspaces")), "{context}");
+                    assert!(!plan.contains("Sort"), "read in the index's order: {context}");
+                } else {
+                    assert!(plan.contains("using workspaces_pkey on workspaces"), "{context}");
+                }
+            }
+        }
+    }
+}
+
+/// The index a page of peers is read from.
+fn peers_index(statement: &str) -> Option<&'static str> {
+    match statement {
+        "list_peers_under" => Some("workspaces_peers_idx"),
+        "list_peers_at_root" => Some("workspaces_roots_idx"),
+        _ => None,
+    }
+}
+
+/// A parameter as the store binds it.
+enum Bound {
+    Id(uuid::Uuid),
+    At(chrono::DateTime<chrono::Utc>),
+    Text(Option<&'static str>),
+    Int(i64),
+    Int4(i32),
+}
+
+/// The plan of `statement` for `params`, as text. A custom plan: `explain`
+/// with the values bound through the protocol, as the store sends them. The
+/// generic plan: prepared by name, then `explain execute` (its plan does not
+/// depend on the values, which are written as literals of the same types).
+async fn explain(conn: &mut sqlx::PgConnection, mode: &str, statement: &str, params: &[Bound]) -> String {
+    let lines: Vec<String> = if mode == "force_custom_plan" {
+        let text = format!("explain {statement}");
+        let mut query = sqlx::query_scalar::<_, String>(&text);
+        for param in params {
+            query = match param {
+                Bound::Id(id) => query.bind(*id),
+                Bound::At(at) => query.bind(*at),
+                Bound::Text(text) => query.bind(*text),
+                Bound::Int(n) => query.bind(*n),
+                Bound::Int4(n) => query.bind(*n),
+            };
+        }
+        query.fetch_all(&mut *conn).await.unwrap()
+    } else {
+        // The simple protocol: the statement's `$N` are the prepared statement's.
+        conn.execute(format!("prepare planned as {statement}").as_str()).await.unwrap();
+        let literals: Vec<String> = params
+            .iter()
+            .map(|param| match param {
+                Bound::Id(id) => format!("'{id}'::uuid"),
+                Bound::At(at) => format!("'{}'::timestamptz", at.to_rfc3339()),
+                Bound::Text(Some(text)) => format!("'{text}'::text"),
+                Bound::Text(None) => "null::text".to_owned(),
+                Bound::Int(n) => format!("{n}::int8"),
+                Bound::Int4(n) => format!("{n}::int4"),
+            })
+            .collect();
+        let text = format!("explain execute planned({})", literals.join(", "));
+        let lines = sqlx::query_scalar::<_, String>(&text).fetch_all(&mut *conn).await.unwrap();
+        conn.execute("deallocate planned").await.unwrap();
+        lines
+    };
+    lines.join("\n")
+}

@@ -207,6 +207,19 @@ statement_set! {
         /// one of `$1`, a JSON array of lowercase hex strings, each with its
         /// hash first: the token cache's renewal, many tokens per query.
         find_tokens_by_hashes,
+        /// A page of the workspaces under parent `$2` in org `$1` but `$3`,
+        /// not removed, in creation order after (`$4` created_at, `$5`
+        /// workspace_id), whose name or role contains `$6` (null: all; ASCII
+        /// case ignored, as the fleet's `q`), at most `$7`: a workspace's
+        /// siblings, or its children (read from `workspaces_peers_idx`).
+        list_peers_under,
+        /// The same for the roots of org `$1` but `$2`: after (`$3`, `$4`),
+        /// name or role containing `$5`, at most `$6` (read from
+        /// `workspaces_roots_idx`).
+        list_peers_at_root,
+        /// Workspace `$1` if it is in org `$2`, not removed, and its name or
+        /// role contains `$3` (null: any): a workspace's parent as a peer.
+        select_peer_parent,
     }
 }
 
@@ -254,6 +267,16 @@ shared! {
         installed_plugins = case when $19 then $21 else installed_plugins end, \
         conditions = case when $19 then $22 else conditions end, \
         updated_at = $23, version = version + 1 where workspace_id = $1 returning version";
+    /// Whether one of `$1` and `$2` is the other's ancestor at most `$3`
+    /// levels up: the parent links are walked up from both, one primary-key
+    /// read per level (no more than `$3` levels, whatever the tree holds).
+    ANCESTOR_OR_DESCENDANT = "with recursive up (start, workspace_id, parent_id, depth) as ( \
+            select workspace_id, workspace_id, parent_id, 1 from workspaces where workspace_id in ($1, $2) \
+            union all \
+            select up.start, w.workspace_id, w.parent_id, up.depth + 1 from up \
+            join workspaces w on w.workspace_id = up.parent_id where up.depth < $3 \
+        ) select exists (select 1 from up \
+            where (up.start = $1 and up.parent_id = $2) or (up.start = $2 and up.parent_id = $1))";
     SET_OPERATOR_PLUGINS = "update workspaces set operator_plugins = $2, updated_at = $3, version = version + 1 \
         where workspace_id = $1 returning version";
     UPDATE_AGENT_CARD = "update workspaces set agent_card = $2, updated_at = $3, version = version + 1 \

@@ -17,8 +17,8 @@ use hearth_core::{
 };
 use hearth_store::{
     evolve, Applied, Changed, Compaction, Deleted, Engine, Event, EventQuery, LivenessWrite, NewFile, NewPlugin,
-    NewTemplate, NewToken, NewWorkspace, Notice, NoticeFeed, Plugin, Retention, SealedSecret, Store, StoreError,
-    StoreResult, Sweep, Template, Token, Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage,
+    NewTemplate, NewToken, NewWorkspace, Notice, NoticeFeed, PeerGroup, PeersPage, Plugin, Retention, SealedSecret,
+    Store, StoreError, StoreResult, Sweep, Template, Token, Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -588,6 +588,68 @@ where
             .await
             .map_err(map_err::<D>("desired_state_for_page"))?;
         with_desired(workspaces, desired, "desired_state_for_page")
+    }
+
+    async fn list_peers(&self, page: &PeersPage) -> StoreResult<Vec<(PeerGroup, Workspace)>> {
+        let mut peers = Vec::new();
+        for group in [PeerGroup::Siblings, PeerGroup::Children, PeerGroup::Parent] {
+            let after = match page.after {
+                // The previous page ended in a later group.
+                Some(cursor) if cursor.group > group => continue,
+                Some(cursor) if cursor.group == group => cursor.after,
+                _ => WorkspaceCursor::start(),
+            };
+            let wanted = page.limit - peers.len() as i64;
+            if wanted <= 0 {
+                break;
+            }
+            let rows: Vec<WorkspaceRow<D>> = match (group, page.parent) {
+                // The parent is one row: a page that ended on it leaves nothing.
+                (PeerGroup::Parent, Some(parent)) if page.after.map(|c| c.group) != Some(PeerGroup::Parent) => {
+                    sqlx::query_as(D::SQL.select_peer_parent)
+                        .bind(parent.0)
+                        .bind(page.org.0)
+                        .bind(page.name_or_role_contains.clone())
+                        .fetch_all(&self.reader)
+                        .await
+                        .map_err(map_err::<D>("select_peer_parent"))?
+                }
+                (PeerGroup::Parent, _) => Vec::new(),
+                // Siblings: under the same parent, or the org's other roots;
+                // children: under this workspace.
+                (group, parent) => {
+                    let under = if group == PeerGroup::Siblings { parent } else { Some(page.workspace) };
+                    let query = match under {
+                        Some(under) => sqlx::query_as(D::SQL.list_peers_under)
+                            .bind(page.org.0)
+                            .bind(under.0)
+                            .bind(page.workspace.0),
+                        None => sqlx::query_as(D::SQL.list_peers_at_root).bind(page.org.0).bind(page.workspace.0),
+                    };
+                    query
+                        .bind(after.created_at)
+                        .bind(after.id.0)
+                        .bind(page.name_or_role_contains.clone())
+                        .bind(wanted)
+                        .fetch_all(&self.reader)
+                        .await
+                        .map_err(map_err::<D>("list_peers"))?
+                }
+            };
+            peers.extend(rows.into_iter().map(|row| (group, Workspace::from(row))));
+        }
+        Ok(peers)
+    }
+
+    async fn is_ancestor_or_descendant(&self, a: WorkspaceId, b: WorkspaceId, generations: i32) -> StoreResult<bool> {
+        let (related,): (bool,) = sqlx::query_as(sql::ANCESTOR_OR_DESCENDANT)
+            .bind(a.0)
+            .bind(b.0)
+            .bind(generations)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err::<D>("is_ancestor_or_descendant"))?;
+        Ok(related)
     }
 
     async fn apply(

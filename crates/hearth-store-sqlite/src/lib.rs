@@ -105,6 +105,22 @@ macro_rules! sqlite_filter {
     };
 }
 
+/// A peer's name or role contains parameter `$q` (null: any peer), ASCII
+/// case ignored: the fleet filter's `instr(lower(…))`, on both columns.
+macro_rules! sqlite_peer_match {
+    ($q:literal) => {
+        concat!(
+            "(",
+            $q,
+            " is null or instr(lower(name), lower(",
+            $q,
+            ")) > 0 or instr(lower(role), lower(",
+            $q,
+            ")) > 0)"
+        )
+    };
+}
+
 /// Binds the rows of a liveness statement, 15 parameters each.
 fn bind_liveness<'q>(
     mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
@@ -287,6 +303,28 @@ impl Dialect for Sqlite {
             live_token_columns!(),
             " from tokens t where t.token_hash in (select unhex(value) from json_each($1)) \
             and (t.revoked_at is null or t.revoked_at > $2)"
+        ),
+        list_peers_under: concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where org_id = $1 and parent_id = $2 and workspace_id <> $3 and status <> 'removed' \
+            and (created_at, workspace_id) > ($4, $5) and ",
+            sqlite_peer_match!("$6"),
+            " order by created_at, workspace_id limit $7"
+        ),
+        list_peers_at_root: concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where org_id = $1 and parent_id is null and workspace_id <> $2 \
+            and status <> 'removed' and (created_at, workspace_id) > ($3, $4) and ",
+            sqlite_peer_match!("$5"),
+            " order by created_at, workspace_id limit $6"
+        ),
+        select_peer_parent: concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where workspace_id = $1 and org_id = $2 and status <> 'removed' and ",
+            sqlite_peer_match!("$3")
         ),
     };
 

@@ -60,6 +60,125 @@ async fn the_liveness_statements_search_workspaces_by_key() {
     }
 }
 
+/// The peers and discover statements (`GET /registry/{id}/peers`,
+/// `GET /registry/discover/{target}`) search `workspaces` by an index,
+/// never scan it, on a table where reading the org would cost: an org of
+/// 20,000 roots (the outside test's shape) and a root with 2,000 children,
+/// beside another org. Planned with the parameters bound as the store binds
+/// them, without statistics (Hearth runs no `ANALYZE`) and with them. Pages
+/// of siblings and children come from `workspaces_peers_idx`, the roots from
+/// `workspaces_roots_idx`, in their order (no temporary b-tree: sorting
+/// would have read the whole group first).
+#[tokio::test]
+async fn the_peers_and_discover_statements_search_workspaces_by_index() {
+    use chrono::{DateTime, Utc};
+    use hearth_store_sql::{sql, Dialect};
+    use hearth_store_sqlite::Sqlite;
+    use uuid::Uuid;
+
+    let (store, _db) = hearth_store_sqlite::testing::fresh_store().await;
+    let pool = store.writer();
+    let org = hearth_core::OrgId::DEFAULT.0;
+    let other_org = Uuid::new_v4();
+    sqlx::query("insert into orgs (org_id, name) values ($1, 'other')").bind(other_org).execute(pool).await.unwrap();
+    let hub = Uuid::new_v4();
+    sqlx::query(
+        "insert into workspaces (workspace_id, org_id, name, tier, status, status_changed_at, created_at, updated_at) \
+         values ($1, $2, 'hub', 1, 'online', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+    )
+    .bind(hub)
+    .bind(org)
+    .execute(pool)
+    .await
+    .unwrap();
+    let insert = "with recursive n(i) as (select 1 union all select i + 1 from n where i < $3) \
+        insert into workspaces (workspace_id, org_id, name, role, tier, status, parent_id, status_changed_at, \
+        created_at, updated_at) select randomblob(16), $1, 'w' || i, 'role-' || (i % 7), 1, 'online', $2, \
+        '2026-01-01T00:00:00Z', strftime('%Y-%m-%dT%H:%M:%fZ', '2026-01-01', '+' || i || ' seconds'), \
+        '2026-01-01T00:00:00Z' from n";
+    for (org, parent, count) in [(org, None, 20_000), (org, Some(hub), 2_000), (other_org, None, 5_000)] {
+        sqlx::query(insert).bind(org).bind(parent).bind(count).execute(pool).await.unwrap();
+    }
+    let child: Uuid = sqlx::query_scalar("select workspace_id from workspaces where parent_id = $1 limit 1")
+        .bind(hub)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let root: Uuid = sqlx::query_scalar("select workspace_id from workspaces where name = 'w10' and org_id = $1")
+        .bind(org)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+
+    let start = DateTime::<Utc>::UNIX_EPOCH;
+    let explain = |statement: &str| format!("explain query plan {statement}");
+    let (under, at_root, parent, lineage) = (
+        explain(Sqlite::SQL.list_peers_under),
+        explain(Sqlite::SQL.list_peers_at_root),
+        explain(Sqlite::SQL.select_peer_parent),
+        explain(sql::ANCESTOR_OR_DESCENDANT),
+    );
+    for statistics in [false, true] {
+        if statistics {
+            sqlx::query("analyze").execute(pool).await.unwrap();
+        }
+        for q in [None, Some("role-3")] {
+            let plans = [
+                (
+                    "list_peers_under",
+                    sqlx::query_as(&under)
+                        .bind(org)
+                        .bind(hub)
+                        .bind(child)
+                        .bind(start)
+                        .bind(Uuid::nil())
+                        .bind(q)
+                        .bind(101_i64),
+                ),
+                (
+                    "list_peers_at_root",
+                    sqlx::query_as(&at_root).bind(org).bind(root).bind(start).bind(Uuid::nil()).bind(q).bind(101_i64),
+                ),
+                ("select_peer_parent", sqlx::query_as(&parent).bind(hub).bind(org).bind(q)),
+                ("ancestor_or_descendant", sqlx::query_as(&lineage).bind(child).bind(root).bind(1000_i32)),
+            ];
+            for (name, query) in plans {
+                let plan: Vec<(i64, i64, i64, String)> = query.fetch_all(pool).await.unwrap();
+                let details: Vec<&str> = plan.iter().map(|(_, _, _, detail)| detail.as_str()).collect();
+                let context = format!("{name} (statistics: {statistics}, q = {q:?}): {details:?}");
+                let searched: Vec<&&str> = details
+                    .iter()
+                    .filter(|d| d.starts_with("SEARCH workspaces ") || d.starts_with("SEARCH w "))
+                    .collect();
+                assert!(!searched.is_empty(), "workspaces is searched: {context}");
+                for detail in &searched {
+                    assert!(
+                        ["USING INDEX", "USING COVERING INDEX", "USING PRIMARY KEY"].iter().any(|u| detail.contains(u)),
+                        "by an index: {context}"
+                    );
+                }
+                let scanned = ["SCAN workspaces", "SCAN w"];
+                assert!(
+                    !details.iter().any(|d| scanned.iter().any(|s| *d == *s || d.starts_with(&format!("{s} ")))),
+                    "never scanned: {context}"
+                );
+                let index = match name {
+                    "list_peers_under" => Some("workspaces_peers_idx"),
+                    "list_peers_at_root" => Some("workspaces_roots_idx"),
+                    _ => None,
+                };
+                if let Some(index) = index {
+                    assert!(
+                        searched.iter().all(|d| d.starts_with(&format!("SEARCH workspaces USING INDEX {index} "))),
+                        "{context}"
+                    );
+                    assert!(!details.iter().any(|d| d.contains("TEMP B-TREE")), "in the index's order: {context}");
+                }
+            }
+        }
+    }
+}
+
 /// Retention judges whether an event is its workspace's latest status event
 /// with one probe of `events_status_idx` (the partial index's predicate is
 /// the statements' own `kind in (…)`), and reads events by seq, never a

@@ -64,6 +64,8 @@ macro_rules! conformance_tests {
             no_event_payload_is_larger_than_the_cap,
             retention_removes_old_events_but_each_workspaces_latest_status,
             retention_keeps_a_workspaces_newest_events_beyond_its_share,
+            peers_are_siblings_then_children_then_the_parent_page_by_page,
+            ancestry_is_found_up_the_parent_links_within_the_bound,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1459,4 +1461,118 @@ pub async fn retention_keeps_a_workspaces_newest_events_beyond_its_share(store: 
     // Compacting again finds nothing new.
     let again = compact_all(&*store, retention, t(100)).await;
     assert_eq!((again.removed(), again.compacted_through), (0, 11));
+}
+
+/// Creates `name` under `parent` at `t(at)` with `role`.
+async fn create_under(store: &S, name: &str, role: &str, parent: Option<WorkspaceId>, at: i64) -> WorkspaceId {
+    let mut new = NewWorkspace::named(OrgId::DEFAULT, name, t(at));
+    new.parent_id = parent;
+    new.role = Some(role.into());
+    store.create_workspace(new, None).await.unwrap().id
+}
+
+/// Every page of `workspace`'s peers of at most `limit`, followed by cursor:
+/// (group, name) in order.
+async fn all_peers(
+    store: &S,
+    workspace: WorkspaceId,
+    contains: Option<&str>,
+    limit: i64,
+) -> Vec<(crate::PeerGroup, String)> {
+    let me = store.get_workspace(workspace).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = crate::PeersPage {
+            org: me.org_id,
+            workspace,
+            parent: me.parent_id,
+            after,
+            name_or_role_contains: contains.map(str::to_owned),
+            limit,
+        };
+        let rows = store.list_peers(&page).await.unwrap();
+        assert!(rows.len() as i64 <= limit, "{} rows in a page of {limit}", rows.len());
+        let Some((group, last)) = rows.last() else { break };
+        after = Some(crate::PeerCursor::of(*group, last));
+        let cursor = after.unwrap();
+        assert_eq!(crate::PeerCursor::parse(&cursor.encode()), Some(cursor), "cursors survive their text");
+        seen.extend(rows.into_iter().map(|(group, w)| (group, w.name)));
+    }
+    seen
+}
+
+pub async fn peers_are_siblings_then_children_then_the_parent_page_by_page(store: S) {
+    use crate::PeerGroup::{Children, Parent, Siblings};
+    let root = create_under(&store, "root", "Lead", None, 0).await;
+    let other_root = create_under(&store, "other-root", "lead", None, 1).await;
+    let me = create_under(&store, "me", "worker", Some(root), 2).await;
+    // Created out of name order, and two in the same instant (the id breaks the tie).
+    let s2 = create_under(&store, "s2", "peer", Some(root), 5).await;
+    let s1 = create_under(&store, "s1", "PEER", Some(root), 4).await;
+    let s3 = create_under(&store, "s3", "other", Some(root), 5).await;
+    create_under(&store, "k1", "kid", Some(me), 6).await;
+    create_under(&store, "k2", "kid", Some(me), 7).await;
+    create_under(&store, "cousin", "peer", Some(s1), 8).await;
+    let gone = create_under(&store, "gone", "peer", Some(root), 9).await;
+    store.delete_workspace(gone, t(10)).await.unwrap();
+    let (first, second) = if s2.0 < s3.0 { ("s2", "s3") } else { ("s3", "s2") };
+    let expected = vec![
+        (Siblings, "s1".to_owned()),
+        (Siblings, first.to_owned()),
+        (Siblings, second.to_owned()),
+        (Children, "k1".to_owned()),
+        (Children, "k2".to_owned()),
+        (Parent, "root".to_owned()),
+    ];
+    for limit in [1, 2, 3, 5, 6, 100] {
+        assert_eq!(all_peers(&store, me, None, limit).await, expected, "pages of {limit}");
+    }
+    // The name or the role, ASCII case ignored, in every group.
+    let peers = all_peers(&store, me, Some("pEeR"), 1).await;
+    assert_eq!(peers, [(Siblings, "s1".to_owned()), (Siblings, "s2".to_owned())]);
+    assert_eq!(all_peers(&store, me, Some("k2"), 1).await, [(Children, "k2".to_owned())]);
+    assert_eq!(all_peers(&store, me, Some("LEAD"), 1).await, [(Parent, "root".to_owned())]);
+    assert!(all_peers(&store, me, Some("nobody"), 10).await.is_empty());
+    // A root's siblings are the other roots of its org; it has no parent.
+    let root_peers = all_peers(&store, root, None, 2).await;
+    let mut expected = vec![(Siblings, "other-root".to_owned())];
+    expected.extend(["me", "s1", first, second].map(|name| (Children, name.to_owned())));
+    assert_eq!(root_peers, expected);
+    assert_eq!(all_peers(&store, other_root, None, 10).await, [(Siblings, "root".to_owned())]);
+    // Another org's pages hold nothing of this one.
+    let stranger = crate::PeersPage {
+        org: OrgId::new_random(),
+        workspace: WorkspaceId::new_random(),
+        parent: None,
+        after: None,
+        name_or_role_contains: None,
+        limit: 10,
+    };
+    assert!(store.list_peers(&stranger).await.unwrap().is_empty());
+    assert_eq!(crate::PeerCursor::parse("nonsense"), None);
+    assert_eq!(crate::PeerCursor::parse("x.1.00000000-0000-0000-0000-000000000000"), None);
+}
+
+pub async fn ancestry_is_found_up_the_parent_links_within_the_bound(store: S) {
+    let mut chain = vec![create_under(&store, "g0", "r", None, 0).await];
+    for i in 1..6 {
+        let parent = chain.last().copied();
+        chain.push(create_under(&store, &format!("g{i}"), "r", parent, i).await);
+    }
+    let aside = create_under(&store, "aside", "r", Some(chain[1]), 10).await;
+    let related = |a: WorkspaceId, b: WorkspaceId, generations: i32| {
+        let store = store.clone();
+        async move { store.is_ancestor_or_descendant(a, b, generations).await.unwrap() }
+    };
+    for (a, b) in [(chain[0], chain[5]), (chain[5], chain[0]), (chain[2], chain[3]), (chain[1], aside)] {
+        assert!(related(a, b, 1000).await, "either way round");
+    }
+    assert!(related(chain[4], chain[5], 1).await, "a parent is one level up");
+    assert!(related(chain[0], chain[5], 5).await);
+    assert!(!related(chain[0], chain[5], 4).await, "five levels apart, beyond a bound of 4");
+    assert!(!related(chain[5], chain[0], 4).await);
+    for (a, b) in [(aside, chain[2]), (chain[3], aside), (chain[2], chain[2]), (chain[0], WorkspaceId::new_random())] {
+        assert!(!related(a, b, 1000).await, "not one line: {a} {b}");
+    }
 }

@@ -108,6 +108,22 @@ pub trait Store: Send + Sync + 'static {
         org: Option<OrgId>,
     ) -> StoreResult<Vec<(hearth_core::WorkspaceStatus, i64)>>;
 
+    /// One page of a workspace's peers, each with its group: its siblings
+    /// (same parent; for a root, the other roots of its org), then its
+    /// children, each group in creation order, then its parent; removed
+    /// workspaces left out, `name_or_role_contains` applied in the query.
+    /// Each group is read by its own indexed query, in the index's order
+    /// (siblings and children by `(org_id, parent_id, created_at,
+    /// workspace_id)`, roots by `(org_id, created_at, workspace_id)`, the
+    /// parent by its key), and only as far as the page needs: never the
+    /// whole org.
+    async fn list_peers(&self, page: &PeersPage) -> StoreResult<Vec<(PeerGroup, Workspace)>>;
+
+    /// Whether one of `a` and `b` is an ancestor of the other, at most
+    /// `generations` levels above it: walks the parent links up from both,
+    /// one primary-key read per level, in one query.
+    async fn is_ancestor_or_descendant(&self, a: WorkspaceId, b: WorkspaceId, generations: i32) -> StoreResult<bool>;
+
     /// Runs the state machine on the locked row and persists its decision,
     /// the input's field updates and the events in one transaction. For a
     /// register without a live workspace token, `bootstrap_token` is inserted

@@ -381,3 +381,64 @@ pub struct NewPlugin {
     pub files: Vec<NewFile>,
     pub now: DateTime<Utc>,
 }
+
+/// The groups of a workspace's peers, in the order `GET /registry/{id}/peers`
+/// answers them: its siblings (same parent; for a root, the other roots of
+/// its org), then its children, then its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PeerGroup {
+    Siblings,
+    Children,
+    Parent,
+}
+
+/// Where a page of peers ends: the last peer's group and place in it
+/// (siblings and children are in creation order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCursor {
+    pub group: PeerGroup,
+    pub after: WorkspaceCursor,
+}
+
+impl PeerCursor {
+    pub fn of(group: PeerGroup, workspace: &Workspace) -> Self {
+        Self { group, after: WorkspaceCursor::of(workspace) }
+    }
+
+    /// The opaque text clients pass back: `s.` (siblings), `c.` (children)
+    /// or `p.` (parent), then [`WorkspaceCursor::encode`].
+    pub fn encode(&self) -> String {
+        let group = match self.group {
+            PeerGroup::Siblings => 's',
+            PeerGroup::Children => 'c',
+            PeerGroup::Parent => 'p',
+        };
+        format!("{group}.{}", self.after.encode())
+    }
+
+    /// Reads [`PeerCursor::encode`]'s text; `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (group, after) = text.split_once('.')?;
+        let group = match group {
+            "s" => PeerGroup::Siblings,
+            "c" => PeerGroup::Children,
+            "p" => PeerGroup::Parent,
+            _ => return None,
+        };
+        Some(Self { group, after: WorkspaceCursor::parse(after)? })
+    }
+}
+
+/// One page of [`crate::Store::list_peers`]: the peers of `workspace`, which
+/// is in `org` under `parent`, removed ones left out, after `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeersPage {
+    pub org: OrgId,
+    pub workspace: WorkspaceId,
+    pub parent: Option<WorkspaceId>,
+    /// The last peer of the previous page; `None` for the first page.
+    pub after: Option<PeerCursor>,
+    /// Keeps peers whose name or role contains this (ASCII case ignored).
+    pub name_or_role_contains: Option<String>,
+    pub limit: i64,
+}

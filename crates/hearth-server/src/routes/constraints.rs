@@ -33,6 +33,12 @@ const BASE64: &str = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2
 /// dot (so never `.` or `..`), joined by `/`.
 const BUNDLE_PATH: &str = "^[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,254}(/[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,254}){0,7}$";
 const WORKSPACE_CURSOR: &str = "^[0-9]{1,18}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+/// A peers page's cursor (`hearth_store::PeerCursor`): the group (`s`
+/// siblings, `c` children, `p` parent), then the last peer's creation time
+/// (Unix nanoseconds, up to 8999999999999999999 so that it always fits an
+/// i64: the year 2255) and id.
+const PEER_CURSOR: &str =
+    "^[scp]\\.([0-9]{1,18}|[1-8][0-9]{18})\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
 /// `http(s)://` and a host name, as `agent_url.rs` checks it: printable
 /// ASCII without spaces, a host of letters, digits, `-` and `_` between
 /// dots (a trailing dot allowed), a port 1–65535, then any path, query and
@@ -129,6 +135,7 @@ fn operation_constraints(path: &str, operation: &mut Value) {
                     set(schema, "pattern", json!(UUID));
                 }
                 ("query", "cursor") if path == "/workspaces" => set(schema, "pattern", json!(WORKSPACE_CURSOR)),
+                ("query", "cursor") if path.ends_with("/peers") => set(schema, "pattern", json!(PEER_CURSOR)),
                 ("query", "q" | "template" | "plugin") if path == "/workspaces" => {
                     set(schema, "maxLength", json!(255));
                     set(schema, "pattern", json!(NO_CONTROL));

@@ -13,8 +13,9 @@ use hearth_api::{
 use hearth_archive::{BundlePath, Limits};
 use hearth_core::digest::{plugin_content_hash, PLUGIN_MANIFEST};
 use hearth_core::manifest::{is_valid_plugin_name, plugin_yaml_with_sha256, PluginManifest};
-use hearth_core::Input;
-use hearth_store::{NewPlugin, Plugin, Workspace};
+use hearth_core::reconcile::DesiredState;
+use hearth_core::{Input, WorkspaceId};
+use hearth_store::{NewPlugin, Plugin, StoreError, Workspace};
 use serde::Deserialize;
 
 use crate::auth::{Bearer, IfRemoved, Operator};
@@ -112,6 +113,41 @@ fn plugin_name(raw: &str) -> ApiResult<&str> {
     }
 }
 
+/// Who calls a route open to a workspace's runtime and its operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    /// The workspace's own token.
+    Runtime,
+    /// An admin or org token that may see the workspace.
+    Operator,
+}
+
+/// The workspace of the path (removed ones refused, 410) and who asks.
+async fn workspace_and_caller(state: &AppState, bearer: &Bearer, id: WorkspaceId) -> ApiResult<(Workspace, Caller)> {
+    match state.auth.workspace_or_operator(&*state.store, bearer, id, IfRemoved::Refuse).await? {
+        Some(operator) => Ok((visible_workspace(state, operator, id).await?, Caller::Operator)),
+        None => {
+            let workspace = state.store.get_workspace(id).await?;
+            if workspace.status == hearth_core::WorkspaceStatus::Removed {
+                return Err(hearth_core::Rejection::Removed.into());
+            }
+            Ok((workspace, Caller::Runtime))
+        }
+    }
+}
+
+/// A runtime reads and reports only the plugins its desired state names
+/// (its template's and those an operator added); any other plugin of the
+/// org answers exactly as an unknown one does, so its existence does not
+/// show.
+fn wanted(desired: &DesiredState, name: &str) -> ApiResult<()> {
+    if desired.plugins.iter().any(|plugin| plugin.name == name) {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound("plugin").into())
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
@@ -121,7 +157,10 @@ pub struct DownloadQuery {
 }
 
 /// The plugin as a gzip tarball; its `plugin.yaml` carries `sha256:` (the
-/// content-manifest hash) so the SDK's own verification passes.
+/// content-manifest hash) so the SDK's own verification passes. The
+/// workspace's own token gets only a plugin its desired state names (its
+/// template's or one an operator added); any other answers 404 as an
+/// unknown plugin does. Operators get any plugin of the org.
 #[utoipa::path(get, path = "/workspaces/{id}/plugins/{name}/download", tag = "plugins",
     params(("id" = uuid::Uuid, Path), ("name" = String, Path), DownloadQuery),
     responses((status = 200, content_type = "application/gzip", description = "the plugin tarball"),
@@ -134,8 +173,7 @@ pub async fn download_plugin(
     ApiQuery(query): ApiQuery<DownloadQuery>,
 ) -> ApiResult<Response> {
     let name = plugin_name(&name)?;
-    let workspace =
-        workspace_for_runtime_or_operator(&state, &bearer, parse_id(&raw, "workspace id")?, IfRemoved::Refuse).await?;
+    let (workspace, caller) = workspace_and_caller(&state, &bearer, parse_id(&raw, "workspace id")?).await?;
     let source = format!("local://{name}");
     if let Some(asked) = &query.source {
         // Malformed (the document's pattern): 400. Well-formed but naming
@@ -155,6 +193,9 @@ pub async fn download_plugin(
             )
             .field("source"));
         }
+    }
+    if caller == Caller::Runtime {
+        wanted(&desired_for(&state, workspace.id).await?, name)?;
     }
     let plugin = state.store.get_plugin(workspace.org_id, name).await?;
     let mut files = Vec::with_capacity(plugin.files.len());
@@ -184,7 +225,10 @@ pub async fn download_plugin(
     Ok((headers, tarball).into_response())
 }
 
-/// A runtime reports that it installed a plugin (observed state).
+/// A runtime reports that it installed a plugin (observed state). From the
+/// workspace's own token, a plugin its desired state does not name answers
+/// 404 as an unknown plugin does; a `sha256` that is not the plugin's is a
+/// 422 that does not tell the right one.
 #[utoipa::path(post, path = "/workspaces/{id}/plugins", tag = "plugins", params(("id" = uuid::Uuid, Path)),
     request_body = RecordInstallRequest,
     responses((status = 200, body = RecordInstallResponse), (status = 400, body = ApiErrorBody),
@@ -196,19 +240,23 @@ pub async fn record_install(
     Path(raw): Path<String>,
     ApiJson(req): ApiJson<RecordInstallRequest>,
 ) -> ApiResult<Json<RecordInstallResponse>> {
-    let workspace =
-        workspace_for_runtime_or_operator(&state, &bearer, parse_id(&raw, "workspace id")?, IfRemoved::Refuse).await?;
+    let (workspace, caller) = workspace_and_caller(&state, &bearer, parse_id(&raw, "workspace id")?).await?;
     let name = plugin_name(req.source.strip_prefix("local://").unwrap_or(&req.source))?.to_owned();
+    let desired = desired_for(&state, workspace.id).await?;
+    if caller == Caller::Runtime {
+        wanted(&desired, &name)?;
+    }
     let plugin = state.store.get_plugin(workspace.org_id, &name).await?;
     if let Some(sha) = &req.sha256 {
         if !sha.eq_ignore_ascii_case(&plugin.sha256) {
+            // Not the real hash: a report is no way to learn it.
             return Err(ApiError::unprocessable(
                 ErrorCode::Sha256Mismatch,
-                format!("sha256 {sha} is not plugin {name}'s ({})", plugin.sha256),
-            ));
+                format!("sha256 {sha} is not the content hash of plugin {name}"),
+            )
+            .field("sha256"));
         }
     }
-    let desired = desired_for(&state, workspace.id).await?;
     let input =
         Input::RecordInstall { name: name.clone(), sha256: Some(plugin.sha256.clone()), desired: Some(desired) };
     state.lifecycle.apply(workspace.id, input, None).await?;

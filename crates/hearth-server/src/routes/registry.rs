@@ -1,6 +1,5 @@
 //! Runtime → Hearth: register, heartbeat, update-card, peers, discover.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -14,7 +13,7 @@ use hearth_api::{
 };
 use hearth_core::heartbeat::RawHeartbeat;
 use hearth_core::{Heartbeat, Input, WorkspaceId};
-use hearth_store::Workspace;
+use hearth_store::{PeerCursor, PeersPage, StoreError, Workspace};
 use serde::Deserialize;
 
 use crate::agent_url;
@@ -22,6 +21,7 @@ use crate::auth::{self, Bearer, RequiredBearer};
 use crate::desired::to_wire;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, ApiQuery};
+use crate::paging;
 use crate::state::AppState;
 
 /// Register a runtime for a workspace (bootstrap mints its token).
@@ -139,46 +139,71 @@ fn check_card(card: &serde_json::Value) -> ApiResult<()> {
         .map_err(|message| ApiError::bad_request(ErrorCode::InvalidField, message).field("agent_card"))
 }
 
+/// Peers per page when the caller does not say. A page of 100 peer rows is
+/// ~20 KB of JSON (agent cards aside), and the old SDK, which reads only
+/// the first page, still sees every peer of a workspace with up to 100.
+pub const DEFAULT_PEERS_PAGE: i64 = 100;
+
+/// How many levels apart an ancestor and its descendant may be for
+/// `discover` to find them related: deeper than any real team tree, and a
+/// bound on the parent-link walk (one key read per level) whatever the
+/// tree holds.
+pub const MAX_DISCOVER_GENERATIONS: i32 = 1000;
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PeersQuery {
-    /// Substring filter on name or role (case-insensitive).
+    /// Substring filter on name or role (ASCII case ignored).
     q: Option<String>,
+    /// Peers per page (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// Where the previous page ended: its `X-Next-Cursor`.
+    cursor: Option<String>,
 }
 
-/// Siblings, then children, then the parent (removed excluded).
+/// Siblings (same parent; for a root, the other roots of the org), then
+/// children, then the parent; removed excluded. The answer is a JSON array
+/// (the old SDK's), one page at a time: when more remain, `X-Next-Cursor`
+/// holds the next page's cursor and `Link` (`rel="next"`) its URL.
 #[utoipa::path(get, path = "/registry/{id}/peers", tag = "registry", params(("id" = uuid::Uuid, Path), PeersQuery),
-    responses((status = 200, body = Vec<Peer>), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
+    responses((status = 200, body = Vec<Peer>,
+            headers(("x-next-cursor" = String, description = "the next page's cursor, when there is one"),
+                ("link" = String, description = "`<url>; rel=\"next\"`, when there is a next page"))),
+        (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody)))]
 pub async fn peers(
     State(state): State<AppState>,
     bearer: Bearer,
     Path(raw): Path<String>,
     ApiQuery(query): ApiQuery<PeersQuery>,
-) -> ApiResult<Json<Vec<Peer>>> {
+) -> ApiResult<(HeaderMap, Json<Vec<Peer>>)> {
     let id: WorkspaceId = parse_id(&raw, "workspace id")?;
     state.auth.workspace(&*state.store, &bearer, id).await?;
+    let limit = paging::limit_or(query.limit, DEFAULT_PEERS_PAGE)?;
+    let after = match query.cursor.as_deref() {
+        None => None,
+        Some(text) => Some(PeerCursor::parse(text).ok_or_else(|| paging::bad_cursor(text))?),
+    };
+    let contains = query.q.filter(|q| !q.is_empty());
     let me = state.store.get_workspace(id).await?;
-    let all = state.store.list_workspaces(Some(me.org_id), false).await?;
-    let needle = query.q.map(|q| q.to_lowercase()).filter(|q| !q.is_empty());
-    let peers = select_peers(&me, &all)
-        .into_iter()
-        .filter(|w| {
-            needle.as_deref().is_none_or(|n| {
-                w.name.to_lowercase().contains(n) || w.role.as_deref().unwrap_or("").to_lowercase().contains(n)
-            })
-        })
-        .map(peer)
-        .collect();
-    Ok(Json(peers))
-}
-
-/// Siblings (same parent; for a root, the other roots), then children, then
-/// the parent. `all` holds the org's non-removed workspaces.
-fn select_peers<'a>(me: &Workspace, all: &'a [Workspace]) -> Vec<&'a Workspace> {
-    let siblings = all.iter().filter(|w| w.id != me.id && w.parent_id == me.parent_id);
-    let children = all.iter().filter(|w| w.parent_id == Some(me.id));
-    let parent = all.iter().filter(|w| Some(w.id) == me.parent_id);
-    siblings.chain(children).chain(parent).collect()
+    // One more than asked tells whether another page follows.
+    let page = PeersPage {
+        org: me.org_id,
+        workspace: me.id,
+        parent: me.parent_id,
+        after,
+        name_or_role_contains: contains.clone(),
+        limit: limit + 1,
+    };
+    let mut rows = state.store.list_peers(&page).await?;
+    let next = paging::trim(&mut rows, limit).map(|(group, last)| PeerCursor::of(*group, last).encode());
+    let mut prefix = format!("/registry/{id}/peers?");
+    if let Some(q) = &contains {
+        prefix.push_str(&url::form_urlencoded::Serializer::new(String::new()).append_pair("q", q).finish());
+        prefix.push('&');
+    }
+    let headers = paging::next_headers(&prefix, limit, next)?;
+    Ok((headers, Json(rows.iter().map(|(_, w)| peer(w)).collect())))
 }
 
 fn peer(w: &Workspace) -> Peer {
@@ -195,27 +220,17 @@ fn peer(w: &Workspace) -> Peer {
     }
 }
 
-/// May `caller` reach `target`? Same workspace, siblings, both roots, or
-/// ancestor/descendant.
-fn may_discover(caller: &Workspace, target: &Workspace, parents: &HashMap<WorkspaceId, Option<WorkspaceId>>) -> bool {
+/// May `caller` reach `target`? Same org, and the same workspace, siblings
+/// (same parent, or both roots), or ancestor and descendant: two key reads
+/// and at most one bounded walk up the parent links, never the org.
+async fn may_discover(state: &AppState, caller: &Workspace, target: &Workspace) -> ApiResult<bool> {
     if caller.org_id != target.org_id {
-        return false;
+        return Ok(false);
     }
     if caller.id == target.id || caller.parent_id == target.parent_id {
-        return true;
+        return Ok(true);
     }
-    let is_ancestor = |ancestor: WorkspaceId, mut node: WorkspaceId| {
-        // Bounded walk: a parent cycle cannot loop forever.
-        for _ in 0..parents.len() {
-            match parents.get(&node).copied().flatten() {
-                Some(parent) if parent == ancestor => return true,
-                Some(parent) => node = parent,
-                None => return false,
-            }
-        }
-        false
-    };
-    is_ancestor(caller.id, target.id) || is_ancestor(target.id, caller.id)
+    Ok(state.store.is_ancestor_or_descendant(caller.id, target.id, MAX_DISCOVER_GENERATIONS).await?)
 }
 
 /// Find where a related workspace can be reached.
@@ -236,12 +251,15 @@ pub async fn discover(
         .ok_or_else(|| ApiError::bad_request(ErrorCode::MissingHeader, "X-Workspace-ID header is required"))?;
     let caller_id: WorkspaceId = parse_id(caller_raw, "X-Workspace-ID")?;
     state.auth.workspace(&*state.store, &bearer, caller_id).await?;
+    // Not allowed and unknown look the same.
     let not_found = || ApiError::not_found("workspace not found");
     let caller = state.store.get_workspace(caller_id).await?;
-    let all = state.store.list_workspaces(Some(caller.org_id), true).await?;
-    let target = all.iter().find(|w| w.id == target_id).ok_or_else(not_found)?;
-    let parents: HashMap<_, _> = all.iter().map(|w| (w.id, w.parent_id)).collect();
-    if target.status == hearth_core::WorkspaceStatus::Removed || !may_discover(&caller, target, &parents) {
+    let target = match state.store.get_workspace(target_id).await {
+        Ok(target) => target,
+        Err(StoreError::NotFound(_)) => return Err(not_found()),
+        Err(other) => return Err(other.into()),
+    };
+    if target.status == hearth_core::WorkspaceStatus::Removed || !may_discover(&state, &caller, &target).await? {
         return Err(not_found());
     }
     if !target.status.is_available() {
@@ -253,88 +271,4 @@ pub async fn discover(
         .workspace_status(target.status));
     }
     Ok(Json(DiscoverResponse { id: target.id, url: target.url.clone(), name: target.name.clone() }))
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::Utc;
-    use hearth_core::OrgId;
-    use hearth_store::NewWorkspace;
-
-    use super::*;
-
-    fn ws(name: &str, parent: Option<&Workspace>) -> Workspace {
-        let new = NewWorkspace::named(OrgId::DEFAULT, name, Utc::now());
-        let now = new.now;
-        Workspace {
-            id: new.id,
-            org_id: new.org_id,
-            name: name.into(),
-            role: None,
-            tier: 1,
-            status: hearth_core::WorkspaceStatus::Online,
-            url: None,
-            agent_card: None,
-            parent_id: parent.map(|p| p.id),
-            template: None,
-            runtime: None,
-            model: None,
-            max_concurrent_tasks: None,
-            budget_limit: None,
-            external: false,
-            last_heartbeat_at: None,
-            last_error_rate: 0.0,
-            last_sample_error: None,
-            active_tasks: 0,
-            uptime_seconds: 0,
-            current_task: None,
-            monthly_spend: 0,
-            runtime_state: None,
-            runtime_metadata: None,
-            reported_assets_digest: None,
-            installed_plugins: Vec::new(),
-            conditions: Vec::new(),
-            operator_plugins: Vec::new(),
-            status_changed_at: now,
-            last_active_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 0,
-        }
-    }
-
-    #[test]
-    fn peers_are_siblings_then_children_then_parent() {
-        let root = ws("root", None);
-        let other_root = ws("other-root", None);
-        let me = ws("me", Some(&root));
-        let sibling = ws("sibling", Some(&root));
-        let child = ws("child", Some(&me));
-        let cousin = ws("cousin", Some(&sibling));
-        let all = vec![root.clone(), other_root.clone(), me.clone(), sibling.clone(), child.clone(), cousin.clone()];
-        let names: Vec<&str> = select_peers(&me, &all).iter().map(|w| w.name.as_str()).collect();
-        assert_eq!(names, ["sibling", "child", "root"]);
-        let names: Vec<&str> = select_peers(&root, &all).iter().map(|w| w.name.as_str()).collect();
-        assert_eq!(names, ["other-root", "me", "sibling"]);
-    }
-
-    #[test]
-    fn discovery_follows_the_tree() {
-        let root = ws("root", None);
-        let other_root = ws("other-root", None);
-        let me = ws("me", Some(&root));
-        let sibling = ws("sibling", Some(&root));
-        let child = ws("child", Some(&me));
-        let grandchild = ws("grandchild", Some(&child));
-        let cousin = ws("cousin", Some(&sibling));
-        let all = [&root, &other_root, &me, &sibling, &child, &grandchild, &cousin];
-        let parents: HashMap<_, _> = all.iter().map(|w| (w.id, w.parent_id)).collect();
-        assert!(may_discover(&me, &me, &parents));
-        assert!(may_discover(&me, &sibling, &parents));
-        assert!(may_discover(&root, &other_root, &parents), "both roots");
-        assert!(may_discover(&me, &grandchild, &parents), "descendant");
-        assert!(may_discover(&grandchild, &root, &parents), "ancestor");
-        assert!(!may_discover(&me, &cousin, &parents));
-        assert!(!may_discover(&child, &sibling, &parents));
-    }
 }

@@ -21,7 +21,7 @@ crate::on_both_engines!(
 /// An org token of a second org. Orgs have no API yet (there is one, the
 /// default), so the org row is inserted under the store, and the token is
 /// minted straight into it (`POST /org/tokens` mints for the caller's org).
-async fn other_org_token(app: &TestApp) -> String {
+pub(crate) async fn other_org_token(app: &TestApp) -> String {
     use secrecy::ExposeSecret;
     let org = OrgId::new_random();
     let url = app.state.settings.database_url.as_ref().expect("tests name their database").expose_secret().to_owned();

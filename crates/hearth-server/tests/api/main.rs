@@ -13,6 +13,8 @@ mod events;
 mod fast;
 mod lifecycle;
 mod misc;
+mod peers;
+mod plugin_access;
 mod removed;
 mod retention;
 mod schema;
