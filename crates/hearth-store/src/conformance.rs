@@ -564,7 +564,12 @@ pub async fn tokens_are_found_by_hash_and_revoked(store: S) {
     assert_eq!(found.workspace_id, None);
     assert_eq!(found.prefix, "org-secr");
     let id = create(&*store, "w").await;
-    store.insert_token(token(Some(id), "ws-secret")).await.unwrap();
+    let ws_token = store.insert_token(token(Some(id), "ws-secret")).await.unwrap();
+    // The org revocation knows org tokens only: a workspace token's id is
+    // not found there, and the token stays live.
+    let not_org = store.revoke_token(OrgId::DEFAULT, ws_token.id, t(5)).await;
+    assert!(matches!(not_org, Err(StoreError::NotFound("token"))), "{not_org:?}");
+    assert!(store.find_token_by_hash(b"ws-secret", t(100)).await.unwrap().is_some(), "still live");
     let listed = store.list_org_tokens(OrgId::DEFAULT).await.unwrap();
     assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), [org_token.id], "workspace tokens are not listed");
     store.revoke_token(OrgId::DEFAULT, org_token.id, t(9)).await.unwrap();
