@@ -399,9 +399,9 @@ mod tests {
         let child = tokio::process::Command::new("true").spawn().unwrap();
         let running = Runtime::Running { child, started: Instant::now(), started_at: Utc::now() };
         let later = || Utc::now() + chrono::Duration::milliseconds(5);
-        store.apply(id, Input::Restart, later(), None).await.unwrap();
+        store.apply(id, Input::Restart, later()).await.unwrap();
         let heartbeat = Heartbeat::validate(RawHeartbeat::default()).unwrap();
-        store.apply(id, Input::Heartbeat(heartbeat), later(), None).await.unwrap();
+        store.apply(id, Input::Heartbeat(heartbeat), later()).await.unwrap();
         let row = store.get_workspace(id).await.unwrap();
         assert_eq!(row.status, WorkspaceStatus::Online, "the old runtime's heartbeat came first");
         assert!(!restarted_since(&row, &running, None), "the status alone no longer shows the restart");
