@@ -20,11 +20,14 @@ pub enum AgentError {
     /// Registering with a token was refused with 401.
     #[error("Hearth refused the token for workspace {workspace}: the token is not this workspace's ({message})")]
     TokenRejected { workspace: WorkspaceId, message: String },
-    /// The bootstrap registration (no token) was refused because the
-    /// workspace already has a live token.
+    /// The bootstrap registration (no token) was refused: the bootstrap is
+    /// a one-time join (a workspace that never had a token, still
+    /// provisioning, inside the server's bootstrap window), and this
+    /// workspace needs a token issued by an operator.
     #[error(
-        "workspace {workspace} already has a token, so Hearth will not mint another; pass it with --token or \
-         --token-file, or put it in {}",
+        "Hearth will not give workspace {workspace} a token without one (it has had a token, is past its first \
+         start, or bootstrap is off); ask an operator for one (`hearth token create --workspace {workspace}`) and \
+         pass it with --token or --token-file, or put it in {}",
         token_file.display()
     )]
     TokenRequired { workspace: WorkspaceId, token_file: PathBuf },

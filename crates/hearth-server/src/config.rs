@@ -61,6 +61,10 @@ pub struct Settings {
     pub hibernate_after: Option<Duration>,
     pub allow_private_agent_urls: bool,
     pub require_issued_tokens: bool,
+    /// How long after its creation a workspace that never had a token may
+    /// bootstrap (register without one and be given one); `ZERO` turns
+    /// bootstrap off, as `require_issued_tokens` does.
+    pub bootstrap_window: Duration,
     /// Longest a request may take to be read and answered (the answer's
     /// head; event streams then run on): a client that sends its body too
     /// slowly gets a 408 instead of holding a connection and a handler.
@@ -122,6 +126,7 @@ impl Default for Settings {
             hibernate_after: None,
             allow_private_agent_urls: false,
             require_issued_tokens: false,
+            bootstrap_window: Duration::from_secs(600),
             request_timeout: Duration::from_secs(60),
             rate_limit_per_token: 100,
             rate_limit_per_workspace: 100,
@@ -133,5 +138,38 @@ impl Default for Settings {
             event_retention: Duration::from_secs(7 * 24 * 3600),
             event_retention_per_workspace: 1000,
         }
+    }
+}
+
+impl Settings {
+    /// Only a workspace created after the returned time may bootstrap at
+    /// `now` (register without a token and be given its first one); `None`:
+    /// bootstrap is off (`require_issued_tokens`, or a window of zero).
+    pub fn bootstrap_cutoff(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        if self.require_issued_tokens || self.bootstrap_window.is_zero() {
+            return None;
+        }
+        // A window too large for the calendar opens bootstrap to every age.
+        let cutoff = chrono::Duration::from_std(self.bootstrap_window).ok().and_then(|w| now.checked_sub_signed(w));
+        Some(cutoff.unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_cutoff_is_now_minus_the_window_and_none_when_off() {
+        let now = chrono::Utc::now();
+        let settings = Settings::default();
+        assert_eq!(settings.bootstrap_window, Duration::from_secs(600), "the default provision timeout");
+        assert_eq!(settings.bootstrap_cutoff(now), Some(now - chrono::Duration::seconds(600)));
+        let off = Settings { bootstrap_window: Duration::ZERO, ..Settings::default() };
+        assert_eq!(off.bootstrap_cutoff(now), None);
+        let hardened = Settings { require_issued_tokens: true, ..Settings::default() };
+        assert_eq!(hardened.bootstrap_cutoff(now), None, "--require-issued-tokens is a window of 0");
+        let huge = Settings { bootstrap_window: Duration::from_secs(u64::MAX), ..Settings::default() };
+        assert_eq!(huge.bootstrap_cutoff(now), Some(chrono::DateTime::<chrono::Utc>::MIN_UTC));
     }
 }

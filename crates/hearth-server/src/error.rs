@@ -131,7 +131,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(message) => ApiError::conflict(ErrorCode::Conflict, message),
             StoreError::Rejected(rejection) => rejection.into(),
             StoreError::InvalidInput(message) => ApiError::bad_request(ErrorCode::InvalidInput, message),
-            StoreError::TokenExists => ApiError::unauthorized("missing workspace auth token"),
+            StoreError::BootstrapRefused => ApiError::unauthorized(
+                "missing workspace auth token: this workspace needs a token issued by an operator \
+                 (`hearth token create --workspace ID`)",
+            ),
             StoreError::Unavailable { .. } => {
                 let mut api = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

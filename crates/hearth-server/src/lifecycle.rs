@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hearth_core::{Input, WorkspaceId, WorkspaceStatus};
-use hearth_store::{Applied, Deleted, Event, NewToken, Store, StoreError, StoreResult, Sweep};
+use hearth_store::{Applied, Bootstrap, Deleted, Event, Store, StoreError, StoreResult, Sweep};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::EventBus;
@@ -76,17 +76,22 @@ impl Lifecycle {
     /// to the transition writer, which applies what is waiting in one
     /// transaction ([`Store::apply_batch`]): every transaction that writes
     /// events holds the event counter's lock until it commits, so one
-    /// transaction for many inputs is many transitions for one wait. A
-    /// register that may mint a token (`bootstrap`) has a transaction of
-    /// its own.
-    pub async fn apply(&self, id: WorkspaceId, input: Input, bootstrap: Option<NewToken>) -> StoreResult<Applied> {
-        let Some(token) = bootstrap else { return self.apply_at(id, input, Utc::now()).await };
-        let name = input.name();
-        let applied = self.store.apply(id, input, Utc::now(), Some(token)).await?;
-        Ok(self.after(id, name, false, applied))
+    /// transaction for many inputs is many transitions for one wait.
+    pub async fn apply(&self, id: WorkspaceId, input: Input) -> StoreResult<Applied> {
+        self.apply_at(id, input, Utc::now()).await
     }
 
-    /// [`Lifecycle::apply`] (without a bootstrap token) decided at `now`: a
+    /// The bootstrap, a register that mints the workspace's first token
+    /// ([`Store::register_minting`]), in a transaction of its own: refused
+    /// with [`StoreError::BootstrapRefused`] unless the workspace never had
+    /// a token, is `provisioning` and was created after
+    /// `bootstrap.created_after`.
+    pub async fn register_minting(&self, id: WorkspaceId, bootstrap: Bootstrap) -> StoreResult<Applied> {
+        let applied = self.store.register_minting(id, bootstrap, Utc::now()).await?;
+        Ok(self.after(id, "register", false, applied))
+    }
+
+    /// [`Lifecycle::apply`] decided at `now`: a
     /// heartbeat redone after it was answered is decided at the moment it
     /// was received (`fast::redo`).
     pub async fn apply_at(&self, id: WorkspaceId, input: Input, now: DateTime<Utc>) -> StoreResult<Applied> {
@@ -118,7 +123,7 @@ impl Lifecycle {
         if let Err(refused) = self.writers.queue(id).try_send(Pending { id, input, now, done }) {
             metrics::counter!("hearth_transition_queue_full_total").increment(1);
             let Pending { id, input, now, .. } = refused.into_inner();
-            return self.store.apply(id, input, now, None).await;
+            return self.store.apply(id, input, now).await;
         }
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable { operation: "apply", message: "the transition writer stopped".into() })
@@ -202,7 +207,7 @@ async fn apply_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pendi
                 count_store_error(&error);
                 tracing::warn!(%error, batch = pending.len(), "transition batch failed; applying its inputs one by one");
                 for Pending { id, input, now, done } in pending.drain(..) {
-                    answer(done, id, store.apply(id, input, now, None).await);
+                    answer(done, id, store.apply(id, input, now).await);
                 }
             }
         }

@@ -58,6 +58,9 @@ pub struct ProcessProvisioner {
     heartbeat_interval: Duration,
     stop_grace: Duration,
     store: Arc<dyn Store>,
+    /// Forgets a workspace's cached tokens when its runtime's token
+    /// replaces them (other replicas hear the store's notice).
+    auth: crate::auth::Authenticator,
     runtimes: Mutex<HashMap<WorkspaceId, (Runtime, u32)>>,
 }
 
@@ -105,6 +108,19 @@ pub async fn restarts_since(store: &dyn Store, cursor: &mut i64) -> StoreResult<
     }
 }
 
+/// Gives a runtime its workspace's token in a 0600 file, so it never needs
+/// the bootstrap. Issued as a rotation with no overlap, under the
+/// workspace's row lock: a token someone got before the provisioner's first
+/// pass (a bootstrap that raced it) stops at once, and a bootstrap after it
+/// is refused (the workspace has had a token).
+async fn inject_token(store: &dyn Store, workspace: &Workspace, token_file: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let minted = auth::mint(workspace.org_id, Some(workspace.id), Some("process-provisioner".into()));
+    let now = minted.record.now;
+    store.issue_workspace_token(minted.record, Some(now)).await.context("cannot store the runtime's token")?;
+    crate::startup::write_secret_file(token_file, &minted.secret)
+}
+
 fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.min(6)).min(MAX_BACKOFF)
 }
@@ -117,6 +133,7 @@ impl ProcessProvisioner {
         heartbeat_interval: Duration,
         stop_grace: Duration,
         store: Arc<dyn Store>,
+        auth: crate::auth::Authenticator,
     ) -> Self {
         Self {
             program,
@@ -125,6 +142,7 @@ impl ProcessProvisioner {
             heartbeat_interval,
             stop_grace,
             store,
+            auth,
             runtimes: Mutex::new(HashMap::new()),
         }
     }
@@ -240,10 +258,8 @@ impl ProcessProvisioner {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let token_file = dir.join(hearth_agent::TOKEN_FILE);
         if !token_file.exists() {
-            // Inject a token: the runtime never needs the bootstrap.
-            let minted = auth::mint(workspace.org_id, Some(workspace.id), Some("process-provisioner".into()));
-            self.store.insert_token(minted.record).await.context("cannot store the runtime's token")?;
-            crate::startup::write_secret_file(&token_file, &minted.secret)?;
+            inject_token(&*self.store, workspace, &token_file).await?;
+            self.auth.forget_workspace(workspace.id);
         }
         let log_path = dir.join("agent.log");
         let log = std::fs::OpenOptions::new()
@@ -376,6 +392,39 @@ fn stop_adopted(dir: &Path, id: WorkspaceId) {
 mod tests {
     use super::*;
 
+    /// A bootstrap that raced the provisioner's first pass (the ~2 s before
+    /// it starts the runtime) keeps nothing: the provisioner's token ends
+    /// every earlier one, and no bootstrap is possible afterwards.
+    #[tokio::test]
+    async fn the_provisioners_token_ends_a_bootstrap_that_raced_it() {
+        #![allow(clippy::unwrap_used)] // test: a failed step should panic
+        let (store, _db) = hearth_store_sqlite::testing::fresh_store().await;
+        let id = hearth_store::conformance::create(&store, "provisioned").await;
+        let workspace = store.get_workspace(id).await.unwrap();
+        let bootstrap = |secret: &str| hearth_store::Bootstrap {
+            url: "http://localhost:9000".into(),
+            agent_card: serde_json::json!({}),
+            token: auth::mint(workspace.org_id, Some(id), Some(secret.into())).record,
+            created_after: workspace.created_at - chrono::Duration::seconds(1),
+        };
+        let thief = bootstrap("thief");
+        let thief_hash = thief.token.hash.clone();
+        store.register_minting(id, thief, workspace.created_at).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(hearth_agent::TOKEN_FILE);
+        inject_token(&store, &workspace, &file).await.unwrap();
+        let now = Utc::now();
+        assert!(
+            store.find_token_by_hash(&thief_hash, now).await.unwrap().is_none(),
+            "the raced bootstrap's token ends"
+        );
+        let secret = std::fs::read_to_string(&file).unwrap();
+        let runtime = store.find_token_by_hash(&auth::hash_token(secret.trim()), now).await.unwrap();
+        assert_eq!(runtime.map(|t| t.workspace_id), Some(Some(id)), "the runtime's token works");
+        let again = store.register_minting(id, bootstrap("late"), now).await;
+        assert!(matches!(again, Err(hearth_store::StoreError::BootstrapRefused)), "{again:?}");
+    }
+
     #[test]
     fn backoff_doubles_and_is_capped() {
         assert_eq!(backoff(1), Duration::from_secs(2));
@@ -399,9 +448,9 @@ mod tests {
         let child = tokio::process::Command::new("true").spawn().unwrap();
         let running = Runtime::Running { child, started: Instant::now(), started_at: Utc::now() };
         let later = || Utc::now() + chrono::Duration::milliseconds(5);
-        store.apply(id, Input::Restart, later(), None).await.unwrap();
+        store.apply(id, Input::Restart, later()).await.unwrap();
         let heartbeat = Heartbeat::validate(RawHeartbeat::default()).unwrap();
-        store.apply(id, Input::Heartbeat(heartbeat), later(), None).await.unwrap();
+        store.apply(id, Input::Heartbeat(heartbeat), later()).await.unwrap();
         let row = store.get_workspace(id).await.unwrap();
         assert_eq!(row.status, WorkspaceStatus::Online, "the old runtime's heartbeat came first");
         assert!(!restarted_since(&row, &running, None), "the status alone no longer shows the restart");

@@ -212,6 +212,7 @@ impl Application {
             self.state.settings.heartbeat_interval,
             self.state.settings.runtime_stop_grace,
             self.state.store.clone(),
+            self.state.auth.clone(),
         ))))
     }
 

@@ -36,7 +36,7 @@ async fn reading_the_previous_status_the_way_the_seed_did_fails_and_hearth_reads
     assert!(run.is_err(), "and it fails at run time, which the seed's handler ignored");
 
     let hb = hearth_core::Heartbeat::validate(Default::default()).unwrap();
-    let applied = store.apply(id, hearth_core::Input::Heartbeat(hb), chrono::Utc::now(), None).await.unwrap();
+    let applied = store.apply(id, hearth_core::Input::Heartbeat(hb), chrono::Utc::now()).await.unwrap();
     assert_eq!(applied.previous, WorkspaceStatus::Provisioning);
     assert_eq!(applied.workspace.status, WorkspaceStatus::Online);
 }

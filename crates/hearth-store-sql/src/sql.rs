@@ -283,10 +283,9 @@ shared! {
         where workspace_id = $1";
     INSERT_TOKEN = "insert into tokens (token_id, org_id, workspace_id, name, prefix, token_hash, created_at, updated_at) \
         values ($1, $2, $3, $4, $5, $6, $7, $7)";
-    /// A token is live until its `revoked_at` (null: forever); a rotation
-    /// sets a future `revoked_at` on the tokens it replaces.
-    WORKSPACE_HAS_LIVE_TOKEN = "select exists (select 1 from tokens where workspace_id = $1 \
-        and (revoked_at is null or revoked_at > $2))";
+    /// Whether the workspace ever had a token, revoked or not: only one that
+    /// never had one may bootstrap (`tokens_workspace_idx`).
+    WORKSPACE_HAS_HAD_TOKEN = "select exists (select 1 from tokens where workspace_id = $1)";
     /// Rotation: the workspace's other tokens stop at `$2` (an earlier stop stays).
     REVOKE_OTHER_WORKSPACE_TOKENS = "update tokens set revoked_at = $2, updated_at = $3 \
         where workspace_id = $1 and token_id <> $4 and (revoked_at is null or revoked_at > $2)";
@@ -305,8 +304,11 @@ shared! {
     LIST_ORG_TOKENS = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at, \
         false as workspace_removed from tokens \
         where org_id = $1 and workspace_id is null order by created_at desc, token_id";
-    REVOKE_TOKEN = "update tokens set revoked_at = coalesce(revoked_at, $3), updated_at = $3 \
-        where token_id = $1 and org_id = $2 returning token_id";
+    /// Org tokens only (a workspace's token is revoked through its
+    /// workspace); a later end is brought forward, as for workspace tokens.
+    REVOKE_TOKEN = "update tokens set revoked_at = case when revoked_at is not null and revoked_at <= $3 \
+        then revoked_at else $3 end, updated_at = $3 \
+        where token_id = $1 and org_id = $2 and workspace_id is null returning token_id";
     /// A removed workspace's secrets go with it (in the delete's transaction).
     DELETE_WORKSPACE_SECRETS = "delete from secrets where workspace_id = $1";
     DELETE_SECRET = "delete from secrets where org_id = $1 and workspace_id is not distinct from $2 and key = $3";

@@ -16,9 +16,10 @@ use hearth_core::{
     decide, Decision, EventDraft, EventId, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus,
 };
 use hearth_store::{
-    evolve, Applied, Changed, Compaction, Deleted, Engine, Event, EventQuery, LivenessWrite, NewFile, NewPlugin,
-    NewTemplate, NewToken, NewWorkspace, Notice, NoticeFeed, PeerGroup, PeersPage, Plugin, Retention, SealedSecret,
-    Store, StoreError, StoreResult, Sweep, Template, Token, Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage,
+    evolve, Applied, Bootstrap, Changed, Compaction, Deleted, Engine, Event, EventQuery, LivenessWrite, NewFile,
+    NewPlugin, NewTemplate, NewToken, NewWorkspace, Notice, NoticeFeed, PeerGroup, PeersPage, Plugin, Retention,
+    SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace, WorkspaceCursor, WorkspaceFilter,
+    WorkspacePage,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -396,9 +397,25 @@ where
                 previous,
                 workspace,
                 events: events.by_ref().take(count).collect(),
-                minted_token: false,
             })
             .collect())
+    }
+
+    /// Writes `decision` on the locked row `current`, appends its events and
+    /// commits: the end of [`Store::apply`] and [`Store::register_minting`].
+    async fn write_one(
+        mut tx: sqlx::Transaction<'static, D::Db>,
+        current: Workspace,
+        input: Input,
+        decision: Decision,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Applied> {
+        let written = Self::write_decided(&mut tx, current, &input, decision, now).await?;
+        let mut applied = Self::append_last(&mut tx, vec![written]).await?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        applied
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt { operation: "apply", message: "no outcome was returned".into() })
     }
 
     async fn insert_token_on(conn: &mut <D::Db as Database>::Connection, token: &NewToken) -> StoreResult<()> {
@@ -652,40 +669,40 @@ where
         Ok(related)
     }
 
-    async fn apply(
-        &self,
-        id: WorkspaceId,
-        input: Input,
-        now: DateTime<Utc>,
-        bootstrap_token: Option<NewToken>,
-    ) -> StoreResult<Applied> {
+    async fn apply(&self, id: WorkspaceId, input: Input, now: DateTime<Utc>) -> StoreResult<Applied> {
         let mut tx = self.begin().await?;
         let current = Self::lock_workspace(&mut tx, id).await?;
         let decision = decide(&current.snapshot(), &input, now)?;
-        let minted_token = match &bootstrap_token {
-            Some(token) => {
-                let has_live: bool = sqlx::query_scalar(sql::WORKSPACE_HAS_LIVE_TOKEN)
-                    .bind(id.0)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err::<D>("workspace_has_live_token"))?;
-                if has_live {
-                    return Err(StoreError::TokenExists);
-                }
-                Self::insert_token_on(&mut tx, token).await?;
-                true
-            }
-            None => false,
-        };
-        let written = Self::write_decided(&mut tx, current, &input, decision, now).await?;
-        let mut applied = Self::append_last(&mut tx, vec![written]).await?;
-        tx.commit().await.map_err(map_err::<D>("commit"))?;
-        let mut applied = applied
-            .pop()
-            .ok_or_else(|| StoreError::Corrupt { operation: "apply", message: "no outcome was returned".into() })?;
-        applied.minted_token = minted_token;
-        Ok(applied)
+        Self::write_one(tx, current, input, decision, now).await
+    }
+
+    async fn register_minting(
+        &self,
+        id: WorkspaceId,
+        bootstrap: Bootstrap,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Applied> {
+        let Bootstrap { url, agent_card, token, created_after } = bootstrap;
+        let input = Input::Register { url, agent_card };
+        let mut tx = self.begin().await?;
+        let current = Self::lock_workspace(&mut tx, id).await?;
+        // Removed (410) and paused (409) answer as they do to any register.
+        let decision = decide(&current.snapshot(), &input, now)?;
+        // The one-time join, decided on the locked row: a concurrent
+        // bootstrap, rotation or issue of this workspace waits for the lock.
+        if current.status != WorkspaceStatus::Provisioning || current.created_at <= created_after {
+            return Err(StoreError::BootstrapRefused);
+        }
+        let had_token: bool = sqlx::query_scalar(sql::WORKSPACE_HAS_HAD_TOKEN)
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err::<D>("workspace_has_had_token"))?;
+        if had_token {
+            return Err(StoreError::BootstrapRefused);
+        }
+        Self::insert_token_on(&mut tx, &token).await?;
+        Self::write_one(tx, current, input, decision, now).await
     }
 
     async fn apply_batch(

@@ -11,8 +11,8 @@ use hearth_core::{EventKind, Heartbeat, Input, OrgId, Rejection, TokenId, Worksp
 use serde_json::json;
 
 use crate::{
-    Compaction, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace, Retention,
-    SealedSecret, Store, StoreError, Sweep,
+    Applied, Bootstrap, Compaction, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace,
+    Retention, SealedSecret, Store, StoreError, StoreResult, Sweep,
 };
 use hearth_core::reconcile::{DesiredPlugin, DesiredState, PluginFailure, Report};
 
@@ -36,6 +36,10 @@ macro_rules! conformance_tests {
             event_seq_is_strictly_increasing_and_gap_free_under_concurrency,
             events_filter_by_workspace_and_page,
             bootstrap_register_mints_once_and_never_for_removed,
+            a_workspace_that_ever_had_a_token_never_bootstraps,
+            bootstrap_is_refused_past_the_window,
+            bootstrap_is_refused_outside_provisioning,
+            concurrent_bootstraps_mint_one_token,
             tokens_are_found_by_hash_and_revoked,
             many_tokens_are_found_at_once_with_their_hashes,
             workspace_tokens_rotate_after_an_overlap_and_revoke_at_once,
@@ -157,7 +161,7 @@ pub async fn create_then_get_returns_every_field(store: S) {
 
 pub async fn first_heartbeat_moves_provisioning_to_online_with_a_durable_event(store: S) {
     let id = create(&*store, "w").await;
-    let applied = store.apply(id, heartbeat(0.0), t(10), None).await.unwrap();
+    let applied = store.apply(id, heartbeat(0.0), t(10)).await.unwrap();
     assert_eq!(applied.previous, WorkspaceStatus::Provisioning, "the previous status is read as provisioning");
     assert_eq!(applied.workspace.status, WorkspaceStatus::Online);
     let stored = store.get_workspace(id).await.unwrap();
@@ -169,7 +173,7 @@ pub async fn first_heartbeat_moves_provisioning_to_online_with_a_durable_event(s
     assert_eq!(events[1].0, EventKind::WorkspaceOnline);
     assert_eq!(events[1].1["recovered_from"], "provisioning");
     // The second heartbeat changes nothing and writes no event.
-    let again = store.apply(id, heartbeat(0.0), t(20), None).await.unwrap();
+    let again = store.apply(id, heartbeat(0.0), t(20)).await.unwrap();
     assert_eq!(again.previous, WorkspaceStatus::Online);
     assert!(again.events.is_empty());
     assert_eq!(events_of(&*store, id).await.len(), 2);
@@ -177,14 +181,14 @@ pub async fn first_heartbeat_moves_provisioning_to_online_with_a_durable_event(s
 
 pub async fn error_rate_degrades_and_recovers_with_hysteresis(store: S) {
     let id = create(&*store, "w").await;
-    store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
+    store.apply(id, heartbeat(0.0), t(1)).await.unwrap();
     let status = |a: crate::Applied| a.workspace.status;
-    assert_eq!(status(store.apply(id, heartbeat(0.3), t(2), None).await.unwrap()), WorkspaceStatus::Online);
-    assert_eq!(status(store.apply(id, heartbeat(0.5), t(3), None).await.unwrap()), WorkspaceStatus::Degraded);
-    assert_eq!(status(store.apply(id, heartbeat(0.2), t(4), None).await.unwrap()), WorkspaceStatus::Degraded);
-    assert_eq!(status(store.apply(id, heartbeat(0.05), t(5), None).await.unwrap()), WorkspaceStatus::Online);
+    assert_eq!(status(store.apply(id, heartbeat(0.3), t(2)).await.unwrap()), WorkspaceStatus::Online);
+    assert_eq!(status(store.apply(id, heartbeat(0.5), t(3)).await.unwrap()), WorkspaceStatus::Degraded);
+    assert_eq!(status(store.apply(id, heartbeat(0.2), t(4)).await.unwrap()), WorkspaceStatus::Degraded);
+    assert_eq!(status(store.apply(id, heartbeat(0.05), t(5)).await.unwrap()), WorkspaceStatus::Online);
     let wedged = heartbeat_with(RawHeartbeat { runtime_state: Some("wedged".into()), ..Default::default() });
-    assert_eq!(status(store.apply(id, wedged, t(6), None).await.unwrap()), WorkspaceStatus::Degraded);
+    assert_eq!(status(store.apply(id, wedged, t(6)).await.unwrap()), WorkspaceStatus::Degraded);
     let kinds: Vec<EventKind> = events_of(&*store, id).await.into_iter().map(|e| e.0).collect();
     use EventKind::*;
     assert_eq!(kinds, [WorkspaceProvisioning, WorkspaceOnline, WorkspaceDegraded, WorkspaceOnline, WorkspaceDegraded]);
@@ -194,7 +198,7 @@ pub async fn task_updated_is_written_once_per_change(store: S) {
     let id = create(&*store, "w").await;
     let with_task = |task: &str| heartbeat_with(RawHeartbeat { current_task: Some(task.into()), ..Default::default() });
     for (i, task) in ["a", "a", "a", "b", "b", "a"].iter().enumerate() {
-        store.apply(id, with_task(task), t(i as i64 + 1), None).await.unwrap();
+        store.apply(id, with_task(task), t(i as i64 + 1)).await.unwrap();
     }
     let tasks: Vec<String> = events_of(&*store, id)
         .await
@@ -210,9 +214,9 @@ pub async fn liveness_sweep_finds_silent_workspaces_and_a_heartbeat_brings_them_
     let silent = create(&*store, "silent").await;
     let chatty = create(&*store, "chatty").await;
     let never = create(&*store, "never-heartbeated").await;
-    store.apply(silent, heartbeat(0.0), t(10), None).await.unwrap();
-    store.apply(chatty, heartbeat(0.0), t(10), None).await.unwrap();
-    store.apply(chatty, heartbeat(0.0), t(95), None).await.unwrap();
+    store.apply(silent, heartbeat(0.0), t(10)).await.unwrap();
+    store.apply(chatty, heartbeat(0.0), t(10)).await.unwrap();
+    store.apply(chatty, heartbeat(0.0), t(95)).await.unwrap();
     let ttl = Duration::seconds(90);
     let now = t(101);
     let swept = store.sweep(Sweep::Liveness, ttl, now, 100).await.unwrap();
@@ -221,9 +225,9 @@ pub async fn liveness_sweep_finds_silent_workspaces_and_a_heartbeat_brings_them_
     assert_eq!(swept[0].workspace.status, WorkspaceStatus::Offline);
     // A second sweep (another replica) finds nothing and changes nothing.
     assert!(store.sweep(Sweep::Liveness, ttl, now, 100).await.unwrap().is_empty());
-    let again = store.apply(silent, Input::LivenessCheck { ttl }, now, None).await.unwrap();
+    let again = store.apply(silent, Input::LivenessCheck { ttl }, now).await.unwrap();
     assert!(again.events.is_empty());
-    let back = store.apply(silent, heartbeat(0.0), t(120), None).await.unwrap();
+    let back = store.apply(silent, heartbeat(0.0), t(120)).await.unwrap();
     assert_eq!(back.workspace.status, WorkspaceStatus::Online);
     assert_eq!(back.events[0].payload["recovered_from"], "offline");
     assert_eq!(store.get_workspace(never).await.unwrap().status, WorkspaceStatus::Provisioning);
@@ -239,44 +243,38 @@ pub async fn provision_timeout_fails_and_a_later_heartbeat_recovers(store: S) {
     assert_eq!(failed.workspace.id, id);
     assert_eq!(failed.workspace.status, WorkspaceStatus::Failed);
     assert_eq!(failed.events[0].kind, EventKind::WorkspaceProvisionFailed);
-    let online = store.apply(id, heartbeat(0.0), t(700), None).await.unwrap();
+    let online = store.apply(id, heartbeat(0.0), t(700)).await.unwrap();
     assert_eq!(online.workspace.status, WorkspaceStatus::Online);
     assert_eq!(online.events[0].payload["recovered_from"], "failed");
 }
 
 pub async fn paused_workspaces_are_not_revived_by_their_runtime(store: S) {
     let id = create(&*store, "w").await;
-    store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
-    store.apply(id, Input::Pause, t(2), None).await.unwrap();
-    let hb = store.apply(id, heartbeat(0.0), t(3), None).await.unwrap();
+    store.apply(id, heartbeat(0.0), t(1)).await.unwrap();
+    store.apply(id, Input::Pause, t(2)).await.unwrap();
+    let hb = store.apply(id, heartbeat(0.0), t(3)).await.unwrap();
     assert_eq!(hb.workspace.status, WorkspaceStatus::Paused);
     assert!(hb.events.is_empty());
-    let err = store.apply(id, register(), t(4), None).await.unwrap_err();
+    let err = store.apply(id, register(), t(4)).await.unwrap_err();
     assert!(matches!(err, StoreError::Rejected(Rejection::Stopped(WorkspaceStatus::Paused))), "{err:?}");
     assert_eq!(store.get_workspace(id).await.unwrap().status, WorkspaceStatus::Paused);
-    let resumed = store.apply(id, Input::Resume, t(5), None).await.unwrap();
+    let resumed = store.apply(id, Input::Resume, t(5)).await.unwrap();
     assert_eq!(resumed.workspace.status, WorkspaceStatus::Provisioning);
-    store.apply(id, Input::Hibernate, t(6), None).await.unwrap_err();
-    store.apply(id, heartbeat(0.0), t(7), None).await.unwrap();
-    let hibernated = store.apply(id, Input::Hibernate, t(8), None).await.unwrap();
+    store.apply(id, Input::Hibernate, t(6)).await.unwrap_err();
+    store.apply(id, heartbeat(0.0), t(7)).await.unwrap();
+    let hibernated = store.apply(id, Input::Hibernate, t(8)).await.unwrap();
     assert_eq!(hibernated.workspace.status, WorkspaceStatus::Hibernated);
-    assert_eq!(
-        store.apply(id, heartbeat(0.0), t(9), None).await.unwrap().workspace.status,
-        WorkspaceStatus::Hibernated
-    );
-    assert_eq!(
-        store.apply(id, Input::Resume, t(10), None).await.unwrap().workspace.status,
-        WorkspaceStatus::Provisioning
-    );
+    assert_eq!(store.apply(id, heartbeat(0.0), t(9)).await.unwrap().workspace.status, WorkspaceStatus::Hibernated);
+    assert_eq!(store.apply(id, Input::Resume, t(10)).await.unwrap().workspace.status, WorkspaceStatus::Provisioning);
 }
 
 pub async fn refused_transitions_write_nothing(store: S) {
     let id = create(&*store, "w").await;
-    store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
-    store.apply(id, Input::Pause, t(2), None).await.unwrap();
+    store.apply(id, heartbeat(0.0), t(1)).await.unwrap();
+    store.apply(id, Input::Pause, t(2)).await.unwrap();
     let before = store.get_workspace(id).await.unwrap();
     let events_before = events_of(&*store, id).await.len();
-    let err = store.apply(id, Input::Pause, t(3), None).await.unwrap_err();
+    let err = store.apply(id, Input::Pause, t(3)).await.unwrap_err();
     assert!(
         matches!(err, StoreError::Rejected(Rejection::NotAllowed { current: WorkspaceStatus::Paused, .. })),
         "{err:?}"
@@ -289,10 +287,10 @@ pub async fn removed_workspaces_reject_runtimes_and_stay_removed(store: S) {
     let id = create(&*store, "w").await;
     store.delete_workspace(id, t(1)).await.unwrap();
     for input in [heartbeat(0.0), register()] {
-        let err = store.apply(id, input, t(2), None).await.unwrap_err();
+        let err = store.apply(id, input, t(2)).await.unwrap_err();
         assert!(matches!(err, StoreError::Rejected(Rejection::Removed)), "{err:?}");
     }
-    let err = store.apply(id, Input::Restart, t(3), None).await.unwrap_err();
+    let err = store.apply(id, Input::Restart, t(3)).await.unwrap_err();
     assert!(matches!(err, StoreError::Rejected(Rejection::NotAllowed { current: WorkspaceStatus::Removed, .. })));
     let err = store.update_agent_card(id, json!({}), t(4)).await.unwrap_err();
     assert!(matches!(err, StoreError::Rejected(Rejection::Removed)), "{err:?}");
@@ -327,7 +325,7 @@ pub async fn concurrent_heartbeats_write_exactly_one_transition(store: S) {
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.apply(id, heartbeat(0.0), t(10 + i), None).await })
+            tokio::spawn(async move { store.apply(id, heartbeat(0.0), t(10 + i)).await })
         })
         .collect();
     let mut transitions = 0;
@@ -355,9 +353,9 @@ pub async fn event_seq_is_strictly_increasing_and_gap_free_under_concurrency(sto
         .map(|&id| {
             let store = store.clone();
             tokio::spawn(async move {
-                store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
-                store.apply(id, heartbeat(0.9), t(2), None).await.unwrap();
-                store.apply(id, Input::Pause, t(3), None).await.unwrap();
+                store.apply(id, heartbeat(0.0), t(1)).await.unwrap();
+                store.apply(id, heartbeat(0.9), t(2)).await.unwrap();
+                store.apply(id, Input::Pause, t(3)).await.unwrap();
             })
         })
         .collect();
@@ -375,8 +373,8 @@ pub async fn event_seq_is_strictly_increasing_and_gap_free_under_concurrency(sto
 pub async fn events_filter_by_workspace_and_page(store: S) {
     let a = create(&*store, "a").await;
     let b = create(&*store, "b").await;
-    store.apply(a, heartbeat(0.0), t(1), None).await.unwrap();
-    store.apply(b, heartbeat(0.0), t(1), None).await.unwrap();
+    store.apply(a, heartbeat(0.0), t(1)).await.unwrap();
+    store.apply(b, heartbeat(0.0), t(1)).await.unwrap();
     let page = store.list_events(EventQuery { limit: 2, ..EventQuery::after(0) }).await.unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
     let rest = store.list_events(EventQuery::after(2)).await.unwrap();
@@ -388,24 +386,143 @@ pub async fn events_filter_by_workspace_and_page(store: S) {
     assert!(other_org.unwrap().is_empty());
 }
 
+/// The bootstrap window the scenarios below use.
+const WINDOW: Duration = Duration::seconds(600);
+
+/// A register without a token (the bootstrap) at `at`, with the bootstrap
+/// window [`WINDOW`].
+async fn bootstrap(store: &S, id: WorkspaceId, at: DateTime<Utc>, secret: &str) -> StoreResult<Applied> {
+    let Input::Register { url, agent_card } = register() else { unreachable!() };
+    let bootstrap = Bootstrap { url, agent_card, token: token(Some(id), secret), created_after: at - WINDOW };
+    store.register_minting(id, bootstrap, at).await
+}
+
+/// Asserts that a refused bootstrap wrote nothing: no token, no change to
+/// the row, no event.
+async fn assert_refused(store: &S, refused: StoreResult<Applied>, secret: &str) {
+    assert!(matches!(refused, Err(StoreError::BootstrapRefused)), "{refused:?}");
+    assert!(store.find_token_by_hash(secret.as_bytes(), t(100_000)).await.unwrap().is_none(), "no token minted");
+}
+
 pub async fn bootstrap_register_mints_once_and_never_for_removed(store: S) {
     let id = create(&*store, "w").await;
-    let first = store.apply(id, register(), t(1), Some(token(Some(id), "first-secret"))).await.unwrap();
-    assert!(first.minted_token);
+    let first = bootstrap(&store, id, t(1), "first-secret").await.unwrap();
     assert_eq!(first.workspace.status, WorkspaceStatus::Online);
     assert_eq!(first.workspace.url.as_deref(), Some("http://localhost:9000"));
     assert_eq!(first.workspace.agent_card, Some(json!({"name": "agent"})));
-    let second = store.apply(id, register(), t(2), Some(token(Some(id), "second-secret"))).await;
-    assert!(matches!(second, Err(StoreError::TokenExists)), "{second:?}");
-    assert!(store.find_token_by_hash(b"second-secret", t(100)).await.unwrap().is_none(), "nothing written");
+    assert!(store.find_token_by_hash(b"first-secret", t(2)).await.unwrap().is_some(), "the minted token is live");
+    let second = bootstrap(&store, id, t(2), "second-secret").await;
+    assert_refused(&store, second, "second-secret").await;
     let gone = create(&*store, "gone").await;
     store.delete_workspace(gone, t(3)).await.unwrap();
-    let err = store.apply(gone, register(), t(4), Some(token(Some(gone), "third-secret"))).await.unwrap_err();
-    assert!(matches!(err, StoreError::Rejected(Rejection::Removed)));
+    let err = bootstrap(&store, gone, t(4), "third-secret").await.unwrap_err();
+    assert!(matches!(err, StoreError::Rejected(Rejection::Removed)), "{err:?}");
     assert!(
         store.find_token_by_hash(b"third-secret", t(100)).await.unwrap().is_none(),
         "no token for a removed workspace"
     );
+    // A paused workspace answers as it does to a runtime with a token (409).
+    let paused = create(&*store, "paused").await;
+    store.apply(paused, heartbeat(0.0), t(5)).await.unwrap();
+    store.apply(paused, Input::Pause, t(6)).await.unwrap();
+    let err = bootstrap(&store, paused, t(7), "fourth-secret").await.unwrap_err();
+    assert!(matches!(err, StoreError::Rejected(Rejection::Stopped(WorkspaceStatus::Paused))), "{err:?}");
+    assert!(store.find_token_by_hash(b"fourth-secret", t(100)).await.unwrap().is_none());
+}
+
+/// Finding 1: once a workspace has had a token, revoked or not, only an
+/// operator gives it another; the bootstrap is a one-time join.
+pub async fn a_workspace_that_ever_had_a_token_never_bootstraps(store: S) {
+    // Its only token revoked (the operator's answer to a leak).
+    let leaked = create(&*store, "leaked").await;
+    let only = store.issue_workspace_token(token(Some(leaked), "leaked-secret"), None).await.unwrap();
+    store.revoke_workspace_token(leaked, only.id, t(1)).await.unwrap();
+    let before = store.get_workspace(leaked).await.unwrap();
+    let events = events_of(&*store, leaked).await.len();
+    let refused = bootstrap(&store, leaked, t(2), "thief-secret").await;
+    assert_refused(&store, refused, "thief-secret").await;
+    assert_eq!(store.get_workspace(leaked).await.unwrap(), before, "the row is untouched");
+    assert_eq!(events_of(&*store, leaked).await.len(), events, "no event");
+    // Created with a token (`issue_token`), which was later revoked.
+    let issued = token(None, "created-secret");
+    let new = NewWorkspace::named(OrgId::DEFAULT, "issued", t(0));
+    let issued = NewToken { workspace_id: Some(new.id), ..issued };
+    let created = store.create_workspace(new, Some(issued.clone())).await.unwrap().id;
+    store.revoke_workspace_token(created, issued.id, t(1)).await.unwrap();
+    let refused = bootstrap(&store, created, t(2), "other-secret").await;
+    assert_refused(&store, refused, "other-secret").await;
+    // A rotation's overlap running: still a workspace with tokens.
+    let rotating = create(&*store, "rotating").await;
+    let mut first = token(Some(rotating), "rotating-1");
+    first.now = t(1);
+    store.issue_workspace_token(first, None).await.unwrap();
+    let mut second = token(Some(rotating), "rotating-2");
+    second.now = t(2);
+    let second = store.issue_workspace_token(second, Some(t(3))).await.unwrap();
+    store.revoke_workspace_token(rotating, second.id, t(4)).await.unwrap();
+    let refused = bootstrap(&store, rotating, t(5), "rotating-3").await;
+    assert_refused(&store, refused, "rotating-3").await;
+}
+
+/// Only a workspace created less than the window ago may bootstrap.
+pub async fn bootstrap_is_refused_past_the_window(store: S) {
+    let id = create(&*store, "late").await;
+    let window = WINDOW.num_seconds();
+    let refused = bootstrap(&store, id, t(window), "late-secret").await;
+    assert_refused(&store, refused, "late-secret").await;
+    assert_eq!(store.get_workspace(id).await.unwrap().status, WorkspaceStatus::Provisioning, "untouched");
+    let minted = bootstrap(&store, id, t(window - 1), "in-time-secret").await.unwrap();
+    assert_eq!(minted.workspace.status, WorkspaceStatus::Online, "a second earlier it was inside the window");
+    assert!(store.find_token_by_hash(b"in-time-secret", t(window)).await.unwrap().is_some());
+}
+
+/// Only a workspace still `provisioning` (never registered) may bootstrap.
+pub async fn bootstrap_is_refused_outside_provisioning(store: S) {
+    // Online through a heartbeat (its runtime had a token the store does
+    // not see here, as with a token-less heartbeat under the lock).
+    let online = create(&*store, "online").await;
+    store.apply(online, heartbeat(0.0), t(1)).await.unwrap();
+    let refused = bootstrap(&store, online, t(2), "online-secret").await;
+    assert_refused(&store, refused, "online-secret").await;
+    // Offline: online, then silent past the liveness TTL.
+    let offline = create(&*store, "offline").await;
+    store.apply(offline, heartbeat(0.0), t(1)).await.unwrap();
+    store.apply(offline, Input::LivenessCheck { ttl: Duration::seconds(90) }, t(200)).await.unwrap();
+    assert_eq!(store.get_workspace(offline).await.unwrap().status, WorkspaceStatus::Offline);
+    let refused = bootstrap(&store, offline, t(201), "offline-secret").await;
+    assert_refused(&store, refused, "offline-secret").await;
+    // Failed: never registered within the provision timeout.
+    let failed = create(&*store, "failed").await;
+    let swept = store.sweep(Sweep::ProvisionTimeout, Duration::seconds(60), t(61), 10).await.unwrap();
+    assert!(swept.iter().any(|a| a.workspace.id == failed && a.workspace.status == WorkspaceStatus::Failed));
+    let refused = bootstrap(&store, failed, t(62), "failed-secret").await;
+    assert_refused(&store, refused, "failed-secret").await;
+}
+
+/// Two runtimes bootstrapping one workspace at once: one token, one ONLINE.
+pub async fn concurrent_bootstraps_mint_one_token(store: S) {
+    let id = create(&*store, "raced").await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { bootstrap(&store, id, t(10), &format!("raced-{i}")).await })
+        })
+        .collect();
+    let (mut minted, mut refused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(applied) => {
+                assert_eq!(applied.workspace.status, WorkspaceStatus::Online);
+                minted += 1;
+            }
+            Err(StoreError::BootstrapRefused) => refused += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((minted, refused), (1, 7));
+    assert_eq!(store.list_workspace_tokens(id).await.unwrap().len(), 1, "exactly one token");
+    let online = events_of(&*store, id).await.into_iter().filter(|e| e.0 == EventKind::WorkspaceOnline).count();
+    assert_eq!(online, 1, "exactly one WORKSPACE_ONLINE");
 }
 
 pub async fn workspace_tokens_rotate_after_an_overlap_and_revoke_at_once(store: S) {
@@ -453,7 +570,12 @@ pub async fn tokens_are_found_by_hash_and_revoked(store: S) {
     assert_eq!(found.workspace_id, None);
     assert_eq!(found.prefix, "org-secr");
     let id = create(&*store, "w").await;
-    store.insert_token(token(Some(id), "ws-secret")).await.unwrap();
+    let ws_token = store.insert_token(token(Some(id), "ws-secret")).await.unwrap();
+    // The org revocation knows org tokens only: a workspace token's id is
+    // not found there, and the token stays live.
+    let not_org = store.revoke_token(OrgId::DEFAULT, ws_token.id, t(5)).await;
+    assert!(matches!(not_org, Err(StoreError::NotFound("token"))), "{not_org:?}");
+    assert!(store.find_token_by_hash(b"ws-secret", t(100)).await.unwrap().is_some(), "still live");
     let listed = store.list_org_tokens(OrgId::DEFAULT).await.unwrap();
     assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), [org_token.id], "workspace tokens are not listed");
     store.revoke_token(OrgId::DEFAULT, org_token.id, t(9)).await.unwrap();
@@ -529,7 +651,7 @@ pub async fn list_hides_removed_unless_asked(store: S) {
 pub async fn unknown_workspace_is_not_found(store: S) {
     let id = WorkspaceId::new_random();
     assert!(matches!(store.get_workspace(id).await, Err(StoreError::NotFound("workspace"))));
-    assert!(matches!(store.apply(id, heartbeat(0.0), t(1), None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.apply(id, heartbeat(0.0), t(1)).await, Err(StoreError::NotFound(_))));
     assert!(matches!(store.update_agent_card(id, json!({}), t(1)).await, Err(StoreError::NotFound(_))));
 }
 
@@ -556,7 +678,7 @@ pub async fn heartbeat_fields_are_stored(store: S) {
         runtime_metadata: Some(json!({"capabilities": {"x": true}, "idle_timeout_seconds": 30})),
         report: Report::default(),
     });
-    store.apply(id, hb, t(5), None).await.unwrap();
+    store.apply(id, hb, t(5)).await.unwrap();
     let ws = store.get_workspace(id).await.unwrap();
     assert_eq!(ws.last_error_rate, 0.25);
     assert_eq!(ws.last_sample_error.as_deref(), Some("boom"));
@@ -568,7 +690,7 @@ pub async fn heartbeat_fields_are_stored(store: S) {
     assert_eq!(ws.last_active_at, Some(t(5)));
     // A heartbeat without monthly_spend, active_tasks, uptime_seconds or
     // current_task keeps the stored values: absent means unchanged.
-    store.apply(id, heartbeat(0.0), t(6), None).await.unwrap();
+    store.apply(id, heartbeat(0.0), t(6)).await.unwrap();
     let ws = store.get_workspace(id).await.unwrap();
     assert_eq!(ws.monthly_spend, 1234);
     assert_eq!(ws.active_tasks, 3);
@@ -576,7 +698,7 @@ pub async fn heartbeat_fields_are_stored(store: S) {
     assert_eq!(ws.current_task.as_deref(), Some("task"));
     // Reported zeros are written.
     let zeros = RawHeartbeat { active_tasks: Some(0), uptime_seconds: Some(0), ..Default::default() };
-    store.apply(id, heartbeat_with(zeros), t(7), None).await.unwrap();
+    store.apply(id, heartbeat_with(zeros), t(7)).await.unwrap();
     let ws = store.get_workspace(id).await.unwrap();
     assert_eq!((ws.active_tasks, ws.uptime_seconds), (0, 0));
 }
@@ -684,7 +806,7 @@ fn reporting(report: Report) -> Input {
 
 pub async fn heartbeats_converge_to_the_desired_state_level_triggered(store: S) {
     let id = create(&*store, "w").await;
-    let nothing = store.apply(id, reporting(Report::default()), t(1), None).await.unwrap();
+    let nothing = store.apply(id, reporting(Report::default()), t(1)).await.unwrap();
     let conditions = &nothing.workspace.conditions;
     assert_eq!(conditions.len(), 2);
     assert!(conditions.iter().all(|c| c.status == "False"), "{conditions:?}");
@@ -693,7 +815,7 @@ pub async fn heartbeats_converge_to_the_desired_state_level_triggered(store: S) 
         installed: Some(vec![("seo-all".into(), Some("h1".into()))]),
         failures: vec![],
     };
-    let converged = store.apply(id, reporting(holding.clone()), t(2), None).await.unwrap();
+    let converged = store.apply(id, reporting(holding.clone()), t(2)).await.unwrap();
     assert!(converged.workspace.conditions.iter().all(|c| c.status == "True"));
     let kinds: Vec<EventKind> = converged.events.iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&EventKind::AssetsDelivered) && kinds.contains(&EventKind::PluginInstalled), "{kinds:?}");
@@ -702,32 +824,32 @@ pub async fn heartbeats_converge_to_the_desired_state_level_triggered(store: S) 
     assert_eq!(stored.reported_assets_digest.as_deref(), Some("sha256:assets"));
     assert_eq!(stored.conditions, converged.workspace.conditions, "conditions are durable");
     // Steady state: nothing new.
-    assert!(store.apply(id, reporting(holding.clone()), t(3), None).await.unwrap().events.is_empty());
+    assert!(store.apply(id, reporting(holding.clone()), t(3)).await.unwrap().events.is_empty());
     // The plugin goes missing on disk, with a failure to reinstall: the condition says why.
     let lost = Report {
         assets_digest: Some("sha256:assets".into()),
         installed: Some(vec![]),
         failures: vec![PluginFailure { name: "seo-all".into(), error: "sha256 mismatch".into() }],
     };
-    let failed = store.apply(id, reporting(lost), t(4), None).await.unwrap();
+    let failed = store.apply(id, reporting(lost), t(4)).await.unwrap();
     let plugins = failed.workspace.conditions.iter().find(|c| c.kind == "PluginsInstalled").unwrap();
     assert_eq!(plugins.reason, "InstallFailed");
     assert!(plugins.message.contains("sha256 mismatch"));
     assert_eq!(failed.workspace.status, WorkspaceStatus::Online, "no status change");
-    let back = store.apply(id, reporting(holding), t(5), None).await.unwrap();
+    let back = store.apply(id, reporting(holding), t(5)).await.unwrap();
     assert!(back.events.iter().any(|e| e.kind == EventKind::PluginInstalled));
 }
 
 pub async fn install_reports_update_the_observed_plugins(store: S) {
     let id = create(&*store, "w").await;
     let input = Input::RecordInstall { name: "seo-all".into(), sha256: Some("h1".into()), desired: Some(desired()) };
-    let applied = store.apply(id, input, t(1), None).await.unwrap();
+    let applied = store.apply(id, input, t(1)).await.unwrap();
     assert_eq!(applied.workspace.installed_plugins[0].name, "seo-all");
     assert_eq!(applied.workspace.status, WorkspaceStatus::Provisioning, "an install report is not a heartbeat");
     assert!(applied.events.iter().any(|e| e.kind == EventKind::PluginInstalled));
     store.delete_workspace(id, t(2)).await.unwrap();
     let input = Input::RecordInstall { name: "x".into(), sha256: None, desired: None };
-    assert!(matches!(store.apply(id, input, t(3), None).await, Err(StoreError::Rejected(Rejection::Removed))));
+    assert!(matches!(store.apply(id, input, t(3)).await, Err(StoreError::Rejected(Rejection::Removed))));
 }
 
 pub async fn operator_plugins_are_stored_and_survive_heartbeats(store: S) {
@@ -735,7 +857,7 @@ pub async fn operator_plugins_are_stored_and_survive_heartbeats(store: S) {
     let set = store.set_operator_plugins(id, vec!["extra".into()], t(1)).await.unwrap();
     assert_eq!(set.operator_plugins, ["extra"]);
     // A heartbeat rewrites the row's other columns and must not lose them.
-    store.apply(id, heartbeat(0.0), t(2), None).await.unwrap();
+    store.apply(id, heartbeat(0.0), t(2)).await.unwrap();
     assert_eq!(store.get_workspace(id).await.unwrap().operator_plugins, ["extra"]);
     store.set_operator_plugins(id, vec![], t(3)).await.unwrap();
     assert!(store.get_workspace(id).await.unwrap().operator_plugins.is_empty());
@@ -868,21 +990,21 @@ pub async fn workspaces_page_in_creation_order_with_their_desired_state(store: S
 pub async fn every_locked_write_bumps_the_row_version(store: S) {
     let id = create(&*store, "versioned").await;
     let created = store.get_workspace(id).await.unwrap();
-    let online = store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
+    let online = store.apply(id, heartbeat(0.0), t(1)).await.unwrap();
     assert!(online.workspace.version > created.version, "a transition bumps");
     assert_eq!(
         store.get_workspace(id).await.unwrap().version,
         online.workspace.version,
         "applied tells the stored version"
     );
-    let steady = store.apply(id, heartbeat(0.0), t(2), None).await.unwrap();
+    let steady = store.apply(id, heartbeat(0.0), t(2)).await.unwrap();
     assert!(steady.workspace.version > online.workspace.version, "a locked liveness write bumps too");
     let plugins = store.set_operator_plugins(id, vec!["x".into()], t(3)).await.unwrap();
     assert!(plugins.version > steady.workspace.version);
     store.update_agent_card(id, json!({"a": 1}), t(4)).await.unwrap();
     let carded = store.get_workspace(id).await.unwrap();
     assert!(carded.version > plugins.version);
-    let paused = store.apply(id, Input::Pause, t(5), None).await.unwrap();
+    let paused = store.apply(id, Input::Pause, t(5)).await.unwrap();
     assert!(paused.workspace.version > carded.version);
     store.delete_workspace(id, t(6)).await.unwrap();
     assert!(store.get_workspace(id).await.unwrap().version > paused.workspace.version);
@@ -904,13 +1026,13 @@ pub async fn liveness_batches_write_what_evolve_writes_where_the_guard_holds(sto
         ..Default::default()
     };
     for id in [a, b, stale] {
-        store.apply(id, heartbeat_with(first.clone()), t(1), None).await.unwrap();
+        store.apply(id, heartbeat_with(first.clone()), t(1)).await.unwrap();
     }
     let before_a = store.get_workspace(a).await.unwrap();
     let before_b = store.get_workspace(b).await.unwrap();
     let before_stale = store.get_workspace(stale).await.unwrap();
     // The stale one changes under the lock after its write was decided.
-    store.apply(stale, Input::Pause, t(2), None).await.unwrap();
+    store.apply(stale, Input::Pause, t(2)).await.unwrap();
 
     let full = Heartbeat::validate(RawHeartbeat {
         error_rate: Some(0.1),
@@ -961,7 +1083,7 @@ pub async fn a_large_liveness_batch_writes_every_row_whose_guard_holds(store: S)
     for i in 0..95 {
         let id = create(&*store, &format!("w{i}")).await;
         store
-            .apply(id, heartbeat_with(RawHeartbeat { active_tasks: Some(0), ..Default::default() }), t(1), None)
+            .apply(id, heartbeat_with(RawHeartbeat { active_tasks: Some(0), ..Default::default() }), t(1))
             .await
             .unwrap();
         ids.push(id);
@@ -979,7 +1101,7 @@ pub async fn a_large_liveness_batch_writes_every_row_whose_guard_holds(store: S)
         writes.push(LivenessWrite::from_heartbeat(id, row.version, false, &hb, t(5)).unwrap());
         if i % 7 == 3 {
             // Changed under the lock after its write was decided.
-            store.apply(id, Input::Pause, t(2), None).await.unwrap();
+            store.apply(id, Input::Pause, t(2)).await.unwrap();
         } else {
             expected.push(id);
         }
@@ -1005,11 +1127,11 @@ pub async fn a_sweep_batch_transitions_every_due_workspace_once(store: S) {
     let mut silent = Vec::new();
     for i in 0..5 {
         let id = create(&*store, &format!("silent-{i}")).await;
-        store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
+        store.apply(id, heartbeat(0.0), t(1)).await.unwrap();
         silent.push(id);
     }
     let fresh = create(&*store, "fresh").await;
-    store.apply(fresh, heartbeat(0.0), t(95), None).await.unwrap();
+    store.apply(fresh, heartbeat(0.0), t(95)).await.unwrap();
     let stuck = create(&*store, "stuck").await;
     let applied = store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 3).await.unwrap();
     assert_eq!(applied.len(), 3, "at most the limit");
@@ -1053,10 +1175,10 @@ pub async fn filtered_pages_keep_only_matches_and_counts_group_by_status(store: 
         new.template = (i % 2 == 0).then(|| "seo".to_owned());
         ids.push(store.create_workspace(new, None).await.unwrap().id);
     }
-    store.apply(ids[1], register(), t(20), None).await.unwrap();
-    store.apply(ids[1], heartbeat(0.0), t(21), None).await.unwrap();
-    store.apply(ids[3], register(), t(20), None).await.unwrap();
-    store.apply(ids[3], heartbeat(0.0), t(21), None).await.unwrap();
+    store.apply(ids[1], register(), t(20)).await.unwrap();
+    store.apply(ids[1], heartbeat(0.0), t(21)).await.unwrap();
+    store.apply(ids[3], register(), t(20)).await.unwrap();
+    store.apply(ids[3], heartbeat(0.0), t(21)).await.unwrap();
     store.set_operator_plugins(ids[5], vec!["seo-all".into()], t(22)).await.unwrap();
     store.delete_workspace(ids[7], t(23)).await.unwrap();
 
@@ -1212,7 +1334,7 @@ pub async fn a_batch_of_inputs_does_what_applying_them_one_by_one_does(store: S)
     let pick = |set: &[WorkspaceId], which: Option<usize>| which.map_or(unknown, |i| set[i]);
     let mut expected = Vec::new();
     for (which, input, now) in &script {
-        expected.push(store.apply(pick(&one_by_one, *which), input.clone(), *now, None).await);
+        expected.push(store.apply(pick(&one_by_one, *which), input.clone(), *now).await);
     }
     let seq_before = store.last_event_seq().await.unwrap();
     let batch = script.iter().map(|(which, input, now)| (pick(&batched, *which), input.clone(), *now)).collect();
@@ -1288,7 +1410,7 @@ pub async fn a_batch_stores_what_evolve_decided_whichever_groups_change(store: S
     for (n, _) in inputs.iter().enumerate() {
         let id = create(&*store, &format!("groups-{n}")).await;
         for (k, (input, _)) in inputs.iter().take(n).enumerate() {
-            store.apply(id, input.clone(), t(k as i64 + 1), None).await.unwrap();
+            store.apply(id, input.clone(), t(k as i64 + 1)).await.unwrap();
         }
         ids.push(id);
     }
@@ -1309,7 +1431,7 @@ pub async fn a_batch_stores_what_evolve_decided_whichever_groups_change(store: S
 pub async fn what_is_stored_is_what_evolve_decided_whichever_groups_change(store: S) {
     let id = create(&*store, "groups").await;
     for (n, (input, what)) in inputs_by_groups().into_iter().enumerate() {
-        let applied = store.apply(id, input, t(n as i64 + 1), None).await.unwrap();
+        let applied = store.apply(id, input, t(n as i64 + 1)).await.unwrap();
         let stored = store.get_workspace(id).await.unwrap();
         assert_eq!(stored, applied.workspace, "{what}");
     }
@@ -1351,7 +1473,7 @@ pub async fn agent_card_events_are_small_and_only_for_a_change(store: S) {
 pub async fn no_event_payload_is_larger_than_the_cap(store: S) {
     use hearth_core::heartbeat::{MAX_TEXT_BYTES, MAX_TEXT_INPUT_BYTES};
     let id = create(&*store, "loud").await;
-    store.apply(id, heartbeat(0.0), t(1), None).await.unwrap();
+    store.apply(id, heartbeat(0.0), t(1)).await.unwrap();
     let degraded = store
         .apply(
             id,
@@ -1363,7 +1485,6 @@ pub async fn no_event_payload_is_larger_than_the_cap(store: S) {
                 ..Default::default()
             }),
             t(2),
-            None,
         )
         .await
         .unwrap();
@@ -1406,10 +1527,10 @@ fn seqs_of(events: &[crate::Event], id: WorkspaceId) -> Vec<(i64, EventKind)> {
 pub async fn retention_removes_old_events_but_each_workspaces_latest_status(store: S) {
     let a = create(&*store, "a").await; // seq 1: PROVISIONING at t(0)
     let b = create(&*store, "b").await; // seq 2
-    store.apply(a, heartbeat(0.0), t(1), None).await.unwrap(); // seq 3: ONLINE
+    store.apply(a, heartbeat(0.0), t(1)).await.unwrap(); // seq 3: ONLINE
     for i in 0..4 {
         let raw = RawHeartbeat { current_task: Some(format!("task {i}")), ..Default::default() };
-        store.apply(a, heartbeat_with(raw), t(2 + i), None).await.unwrap(); // seqs 4..=7: TASK_UPDATED
+        store.apply(a, heartbeat_with(raw), t(2 + i)).await.unwrap(); // seqs 4..=7: TASK_UPDATED
     }
     assert_eq!(store.compacted_through().await.unwrap(), 0, "nothing compacted yet");
     let retention = Retention { max_age: Duration::seconds(100), per_workspace: 1000, batch: 2 };
@@ -1427,8 +1548,8 @@ pub async fn retention_removes_old_events_but_each_workspaces_latest_status(stor
     assert_eq!(page.compacted_through, 7, "a reader at seq 3 may have missed events up to 7");
     // New events stay; a newer status event supersedes the kept one.
     let raw = RawHeartbeat { current_task: Some("fresh".into()), ..Default::default() };
-    store.apply(a, heartbeat_with(raw), t(960), None).await.unwrap(); // seq 8
-    store.apply(a, Input::Pause, t(970), None).await.unwrap(); // seq 9: PAUSED
+    store.apply(a, heartbeat_with(raw), t(960)).await.unwrap(); // seq 8
+    store.apply(a, Input::Pause, t(970)).await.unwrap(); // seq 9: PAUSED
     let later = compact_all(&*store, retention, t(1000)).await;
     assert_eq!((later.by_age, later.superseded), (0, 1));
     let events = store.list_events(EventQuery::after(0)).await.unwrap();
@@ -1442,14 +1563,14 @@ pub async fn retention_removes_old_events_but_each_workspaces_latest_status(stor
 pub async fn retention_keeps_a_workspaces_newest_events_beyond_its_share(store: S) {
     let a = create(&*store, "a").await; // seq 1
     let b = create(&*store, "b").await; // seq 2
-    store.apply(a, heartbeat(0.0), t(1), None).await.unwrap(); // seq 3: ONLINE
-    store.apply(b, heartbeat(0.0), t(1), None).await.unwrap(); // seq 4
+    store.apply(a, heartbeat(0.0), t(1)).await.unwrap(); // seq 3: ONLINE
+    store.apply(b, heartbeat(0.0), t(1)).await.unwrap(); // seq 4
     for i in 0..10 {
         let raw = RawHeartbeat { current_task: Some(format!("task {i}")), ..Default::default() };
-        store.apply(a, heartbeat_with(raw), t(2 + i), None).await.unwrap(); // seqs 5..=14
+        store.apply(a, heartbeat_with(raw), t(2 + i)).await.unwrap(); // seqs 5..=14
     }
     let raw = RawHeartbeat { current_task: Some("b's task".into()), ..Default::default() };
-    store.apply(b, heartbeat_with(raw), t(20), None).await.unwrap(); // seq 15
+    store.apply(b, heartbeat_with(raw), t(20)).await.unwrap(); // seq 15
     let retention = Retention { max_age: Duration::days(365), per_workspace: 3, batch: 1000 };
     let done = compact_all(&*store, retention, t(100)).await;
     let events = store.list_events(EventQuery::after(0)).await.unwrap();

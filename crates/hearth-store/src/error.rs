@@ -19,9 +19,12 @@ pub enum StoreError {
     /// The state machine refused the input; nothing was written.
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    /// A bootstrap register raced with another one that minted a token first.
-    #[error("workspace already has a live token")]
-    TokenExists,
+    /// A register without a token may not mint one: the workspace has had a
+    /// token (revoked or not), is no longer `provisioning`, or was created
+    /// before the bootstrap window (or another bootstrap minted first).
+    /// Nothing was written.
+    #[error("this workspace cannot bootstrap: it needs a token issued by an operator")]
+    BootstrapRefused,
     /// The database cannot be reached; retry later.
     #[error("database unavailable during {operation}: {message}")]
     Unavailable { operation: &'static str, message: String },

@@ -125,17 +125,19 @@ pub trait Store: Send + Sync + 'static {
     async fn is_ancestor_or_descendant(&self, a: WorkspaceId, b: WorkspaceId, generations: i32) -> StoreResult<bool>;
 
     /// Runs the state machine on the locked row and persists its decision,
-    /// the input's field updates and the events in one transaction. For a
-    /// register without a live workspace token, `bootstrap_token` is inserted
-    /// in the same transaction; if a live token exists by then, the call fails
-    /// with [`StoreError::TokenExists`] and nothing is written.
-    async fn apply(
-        &self,
-        id: WorkspaceId,
-        input: Input,
-        now: DateTime<Utc>,
-        bootstrap_token: Option<NewToken>,
-    ) -> StoreResult<Applied>;
+    /// the input's field updates and the events in one transaction.
+    async fn apply(&self, id: WorkspaceId, input: Input, now: DateTime<Utc>) -> StoreResult<Applied>;
+
+    /// The bootstrap: [`Store::apply`] of a register without a token that
+    /// also inserts `bootstrap.token`, in one transaction under the row
+    /// lock. The state machine decides first (a removed workspace is
+    /// `Rejected(Removed)`, a paused one `Rejected(Stopped)`); then the token
+    /// is minted only if the workspace never had a token (no row in
+    /// `tokens`, revoked or not), is `provisioning`, and was created after
+    /// `bootstrap.created_after`. Otherwise [`StoreError::BootstrapRefused`]
+    /// and nothing is written, so of two concurrent bootstraps one mints.
+    async fn register_minting(&self, id: WorkspaceId, bootstrap: Bootstrap, now: DateTime<Utc>)
+        -> StoreResult<Applied>;
 
     /// [`Store::apply`] for many inputs in one transaction (group commit
     /// for transitions): each input is decided on its row as it is then,
@@ -211,8 +213,9 @@ pub trait Store: Send + Sync + 'static {
     /// The tokens of a workspace, newest first (revoked ones too).
     async fn list_workspace_tokens(&self, workspace: WorkspaceId) -> StoreResult<Vec<Token>>;
 
-    /// Revokes a token of `workspace` at `now`. NotFound when it is not one
-    /// of that workspace's tokens.
+    /// Revokes a token of `workspace` at `now` (a later end, such as a
+    /// rotation's overlap, is brought forward to `now`). NotFound when it is
+    /// not one of that workspace's tokens.
     async fn revoke_workspace_token(&self, workspace: WorkspaceId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()>;
 
     /// The token with this sha256 that is live at `now` (not revoked, or
@@ -229,7 +232,9 @@ pub trait Store: Send + Sync + 'static {
     /// Org tokens of `org` (workspace tokens excluded), newest first.
     async fn list_org_tokens(&self, org: OrgId) -> StoreResult<Vec<Token>>;
 
-    /// Revokes a token of `org`. NotFound when it does not exist there.
+    /// Revokes an org token (not a workspace's) of `org` at `now`, or at
+    /// once if a later end was set. NotFound when `org` has no org token
+    /// with that id.
     async fn revoke_token(&self, org: OrgId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()>;
 
     // --- secrets ----------------------------------------------------------

@@ -249,8 +249,6 @@ pub struct Applied {
     pub workspace: Workspace,
     /// The events written in the same transaction, in order.
     pub events: Vec<Event>,
-    /// True when a bootstrap token was inserted.
-    pub minted_token: bool,
 }
 
 /// The result of [`crate::Store::delete_workspace`].
@@ -299,6 +297,20 @@ pub struct NewToken {
     pub prefix: String,
     pub hash: Vec<u8>,
     pub now: DateTime<Utc>,
+}
+
+/// A register without a token, the bootstrap: a one-time join that mints
+/// the workspace's first token ([`crate::Store::register_minting`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bootstrap {
+    /// What the runtime registers with, as in `Input::Register`.
+    pub url: String,
+    pub agent_card: serde_json::Value,
+    /// The token to mint (its `workspace_id` is the registering workspace).
+    pub token: NewToken,
+    /// Only a workspace created after this may bootstrap: the caller's clock
+    /// minus the bootstrap window.
+    pub created_after: DateTime<Utc>,
 }
 
 /// A secret value sealed by the server (AES-256-GCM); the store never sees

@@ -28,8 +28,8 @@ async fn a_bootstrapped_token_is_private_and_reused_after_a_restart() {
     assert_eq!(server.workspace(ws.id).await.status, WorkspaceStatus::Online);
     drop(agent);
 
-    // A second bootstrap would be refused (the workspace has a live token),
-    // so succeeding proves the saved token was used.
+    // A second bootstrap would be refused (the workspace has had a token
+    // and is online), so succeeding proves the saved token was used.
     let mut agent = Agent::new(config(&server.url, ws.id, &dir, None)).unwrap();
     step_ok(&mut agent).await;
     assert_eq!(std::fs::read_to_string(&token_file).unwrap(), token, "the token is kept, not replaced");
@@ -41,7 +41,7 @@ async fn a_bootstrapped_token_is_private_and_reused_after_a_restart() {
     let mut agent = Agent::new(config(&server.url, ws.id, &dir, None)).unwrap();
     let err = agent.step().await.unwrap_err();
     assert!(matches!(err, AgentError::TokenRequired { .. }), "{err:?}");
-    assert!(err.to_string().contains("already has a token"), "{err}");
+    assert!(err.to_string().contains(&format!("hearth token create --workspace {}", ws.id)), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +163,7 @@ async fn a_revoked_token_ends_the_run_with_a_clear_error() {
     let mut agent = Agent::new(config(&server.url, ws.id, &dir, issued.auth_token.as_deref())).unwrap();
     step_ok(&mut agent).await;
 
-    server.admin.revoke_org_token(issued.id).await.unwrap();
+    server.admin.revoke_workspace_token(ws.id, issued.id).await.unwrap();
     let err = agent.step().await.unwrap_err();
     assert!(matches!(err, AgentError::TokenRevoked { .. }), "{err:?}");
     assert!(!err.is_retryable());

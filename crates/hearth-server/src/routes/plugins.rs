@@ -259,7 +259,7 @@ pub async fn record_install(
     }
     let input =
         Input::RecordInstall { name: name.clone(), sha256: Some(plugin.sha256.clone()), desired: Some(desired) };
-    state.lifecycle.apply(workspace.id, input, None).await?;
+    state.lifecycle.apply(workspace.id, input).await?;
     tracing::info!(workspace_id = %workspace.id, plugin = %name, "plugin install recorded");
     Ok(Json(RecordInstallResponse {
         status: "installed".into(),

@@ -13,7 +13,7 @@ use hearth_api::{
 };
 use hearth_core::heartbeat::RawHeartbeat;
 use hearth_core::{Heartbeat, Input, WorkspaceId};
-use hearth_store::{PeerCursor, PeersPage, StoreError, Workspace};
+use hearth_store::{Bootstrap, PeerCursor, PeersPage, StoreError, Workspace};
 use serde::Deserialize;
 
 use crate::agent_url;
@@ -24,7 +24,10 @@ use crate::extract::{parse_id, ApiJson, ApiQuery};
 use crate::paging;
 use crate::state::AppState;
 
-/// Register a runtime for a workspace (bootstrap mints its token).
+/// Register a runtime for a workspace. Without a bearer token this is the
+/// bootstrap, a one-time join that mints the workspace's first token: only
+/// for a workspace that never had a token, is still `provisioning` and was
+/// created less than `--bootstrap-window` ago; otherwise 401.
 #[utoipa::path(post, path = "/registry/register", tag = "registry", request_body = RegisterRequest,
     security((), ("bearer" = [])),
     responses((status = 200, body = RegisterResponse), (status = 400, body = ApiErrorBody),
@@ -40,28 +43,49 @@ pub async fn register(
     if let Some(card) = &req.agent_card {
         check_card(card)?;
     }
-    let input = Input::Register { url: req.url, agent_card: req.agent_card.unwrap_or(serde_json::json!({})) };
-    let minted = if bearer.0.is_some() {
+    let agent_card = req.agent_card.unwrap_or(serde_json::json!({}));
+    if bearer.0.is_some() {
         state.auth.workspace(&*state.store, &bearer, req.id).await?;
-        None
-    } else if state.settings.require_issued_tokens {
-        return Err(ApiError::unauthorized("missing workspace auth token"));
-    } else {
-        // The bootstrap: mint only if the workspace has no live token, which
-        // the store checks in the same transaction as the registration.
-        let org = state.store.get_workspace(req.id).await?.org_id;
-        Some(auth::mint(org, Some(req.id), Some("bootstrap".into())))
+        state.lifecycle.apply(req.id, Input::Register { url: req.url, agent_card }).await?;
+        tracing::info!(workspace_id = %req.id, "runtime registered");
+        return Ok(Json(RegisterResponse { status: "registered".into(), auth_token: None }));
+    }
+    // The bootstrap. The store decides it under the row lock, in the same
+    // transaction as the registration (so of two at once, one mints).
+    let Some(created_after) = state.settings.bootstrap_cutoff(Utc::now()) else {
+        return Err(bootstrap_refused(req.id));
     };
-    let (secret, record) = match minted {
-        Some(m) => (Some(m.secret), Some(m.record)),
-        None => (None, None),
-    };
-    let applied = state.lifecycle.apply(req.id, input, record).await?;
-    tracing::info!(workspace_id = %req.id, minted = applied.minted_token, "runtime registered");
-    Ok(Json(RegisterResponse {
-        status: "registered".into(),
-        auth_token: if applied.minted_token { secret } else { None },
-    }))
+    let org = state.store.get_workspace(req.id).await?.org_id;
+    let minted = auth::mint(org, Some(req.id), Some("bootstrap".into()));
+    let token_id = minted.record.id;
+    let bootstrap = Bootstrap { url: req.url, agent_card, token: minted.record, created_after };
+    match state.lifecycle.register_minting(req.id, bootstrap).await {
+        Ok(_) => {
+            metrics::counter!("hearth_bootstraps_total", "outcome" => "minted").increment(1);
+            tracing::info!(workspace_id = %req.id, token_id = %token_id,
+                "runtime registered without a token; bootstrap minted the workspace's first token");
+            Ok(Json(RegisterResponse { status: "registered".into(), auth_token: Some(minted.secret) }))
+        }
+        Err(StoreError::BootstrapRefused) => Err(bootstrap_refused(req.id)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// A register without a token that may not mint one: counted, logged, and
+/// answered with what an honest runtime needs, without saying to someone
+/// unauthenticated why (the workspace had a token, is past `provisioning`
+/// or its bootstrap window, or bootstrap is off).
+fn bootstrap_refused(id: WorkspaceId) -> ApiError {
+    metrics::counter!("hearth_bootstraps_total", "outcome" => "refused").increment(1);
+    tracing::info!(workspace_id = %id, "bootstrap refused: a register without a token minted nothing");
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+        format!(
+            "missing workspace auth token: workspace {id} does not accept a registration without one; an operator \
+             issues its token with `hearth token create --workspace {id}`"
+        ),
+    )
 }
 
 /// A runtime's heartbeat: level-triggered, answered with the desired state.

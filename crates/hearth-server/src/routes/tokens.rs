@@ -57,6 +57,9 @@ pub async fn list_org_tokens(State(state): State<AppState>, operator: Operator) 
     Ok(Json(tokens.iter().map(token_response).collect()))
 }
 
+/// Revoke an org API token, at once. A workspace's token is not one: its id
+/// is 404 here, as an unknown id is (`DELETE /workspaces/{id}/tokens/{token_id}`
+/// revokes it).
 #[utoipa::path(delete, path = "/org/tokens/{id}", tag = "tokens", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = StatusResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 400, body = ApiErrorBody)))]
 pub async fn revoke_org_token(
@@ -65,7 +68,13 @@ pub async fn revoke_org_token(
     Path(raw): Path<String>,
 ) -> ApiResult<Json<StatusResponse>> {
     let id: TokenId = parse_id(&raw, "token id")?;
-    state.store.revoke_token(operator.org(), id, Utc::now()).await?;
+    state.store.revoke_token(operator.org(), id, Utc::now()).await.map_err(|error| match error {
+        hearth_store::StoreError::NotFound(_) => ApiError::not_found(
+            "org token not found (a workspace's token is revoked with DELETE /workspaces/{id}/tokens/{token_id}, \
+             or `hearth token revoke TOKEN_ID --workspace ID`)",
+        ),
+        other => other.into(),
+    })?;
     state.auth.forget_token(id);
     tracing::info!(token_id = %id, "org token revoked");
     Ok(Json(StatusResponse { status: "revoked".into() }))

@@ -424,7 +424,7 @@ pub async fn delete_workspace(
 async fn lifecycle(state: AppState, operator: Operator, raw: String, input: Input) -> ApiResult<Json<StatusResponse>> {
     let id = parse_id(&raw, "workspace id")?;
     visible_workspace(&state, operator, id).await?;
-    let applied = state.lifecycle.apply(id, input, None).await?;
+    let applied = state.lifecycle.apply(id, input).await?;
     Ok(Json(StatusResponse { status: applied.workspace.status.as_str().into() }))
 }
 

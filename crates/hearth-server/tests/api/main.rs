@@ -7,6 +7,7 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod bootstrap;
 mod dashboard;
 mod delivery;
 mod events;

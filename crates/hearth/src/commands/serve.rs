@@ -92,9 +92,16 @@ pub struct ServeArgs {
     /// Accept agent URLs in private (RFC 1918 / ULA) ranges.
     #[arg(long, env = "HEARTH_ALLOW_PRIVATE_AGENT_URLS", value_parser = BoolishValueParser::new())]
     allow_private_agent_urls: bool,
-    /// Refuse bootstrap registration: workspaces need an issued token.
+    /// Refuse bootstrap registration: workspaces need an issued token (the
+    /// same as --bootstrap-window 0).
     #[arg(long, env = "HEARTH_REQUIRE_ISSUED_TOKENS", value_parser = BoolishValueParser::new())]
     require_issued_tokens: bool,
+    /// Seconds after its creation during which a workspace that never had a
+    /// token may register without one and be given its first (the
+    /// bootstrap, once, while provisioning); 0 turns bootstrap off.
+    #[arg(long, env = "HEARTH_BOOTSTRAP_WINDOW", value_name = "SECS", value_parser = whole_seconds,
+          default_value_t = defaults().bootstrap_window.as_secs())]
+    bootstrap_window: u64,
     /// Key for secrets at rest: 32 bytes, base64 or hex [default: generated into <data-dir>/secret-key]
     #[arg(long, env = "HEARTH_SECRET_KEY", hide_env_values = true, value_name = "KEY")]
     secret_key: Option<String>,
@@ -230,6 +237,11 @@ fn age(text: &str) -> Result<Duration, String> {
     count.checked_mul(scale).map(Duration::from_secs).ok_or_else(|| "that duration is too long".to_owned())
 }
 
+/// A whole number of seconds, 0 allowed.
+fn whole_seconds(text: &str) -> Result<u64, String> {
+    text.trim().parse::<u64>().map_err(|_| "expected a whole number of seconds (0 or more)".to_owned())
+}
+
 /// A byte count, at least 1.
 fn bytes(text: &str) -> Result<usize, String> {
     positive(text).map_err(|_| "expected a whole number of bytes, at least 1".to_owned())
@@ -272,6 +284,7 @@ impl ServeArgs {
             hibernate_after: self.hibernate_after.map(Duration::from_secs),
             allow_private_agent_urls: self.allow_private_agent_urls,
             require_issued_tokens: self.require_issued_tokens,
+            bootstrap_window: Duration::from_secs(self.bootstrap_window),
             request_timeout: self.request_timeout,
             rate_limit_per_token: self.rate_limit_per_token,
             rate_limit_per_workspace: self.rate_limit_per_workspace,
@@ -338,6 +351,7 @@ mod tests {
             "--hibernate-after=10",
             "--allow-private-agent-urls",
             "--require-issued-tokens",
+            "--bootstrap-window=0",
             "--secret-key=k",
             "--max-body-bytes=2048",
             "--max-upload-bytes=4096",
@@ -363,6 +377,7 @@ mod tests {
         assert_eq!(settings.hibernate_after, Some(Duration::from_secs(10)));
         assert!(settings.allow_private_agent_urls);
         assert!(settings.require_issued_tokens);
+        assert_eq!(settings.bootstrap_window, Duration::ZERO);
         assert_eq!(settings.secret_key.unwrap().expose_secret(), "k");
         assert_eq!(settings.max_body_bytes, 2048);
         assert_eq!(settings.max_upload_bytes, 4096);
@@ -437,5 +452,19 @@ mod tests {
     fn an_unknown_provisioner_is_a_usage_error() {
         let err = Cli::try_parse_from(["hearth", "serve", "--provisioner", "docker"]).err().unwrap();
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn the_bootstrap_window_defaults_to_the_provision_timeout_and_takes_zero() {
+        if std::env::var_os("HEARTH_BOOTSTRAP_WINDOW").is_none() {
+            assert_eq!(serve_settings(&[]).bootstrap_window, Duration::from_secs(600));
+            assert_eq!(serve_settings(&[]).bootstrap_window, defaults().bootstrap_window);
+        }
+        assert_eq!(serve_settings(&["--bootstrap-window=30"]).bootstrap_window, Duration::from_secs(30));
+        assert_eq!(serve_settings(&["--bootstrap-window=0"]).bootstrap_window, Duration::ZERO);
+        for bad in ["-1", "1.5", "soon"] {
+            let err = Cli::try_parse_from(["hearth", "serve", "--bootstrap-window", bad]).err();
+            assert_eq!(err.map(|err| err.exit_code()), Some(2), "{bad}");
+        }
     }
 }
