@@ -219,6 +219,7 @@ impl Dialect for Pg {
             (select decode(h, 'hex') from json_array_elements_text($1::json) as h) \
             and (t.revoked_at is null or t.revoked_at > $2)"
         ),
+        lock_org: "select org_id from orgs where org_id = $1 for update",
     };
 
     fn migrator() -> &'static Migrator {

@@ -174,6 +174,11 @@ statement_set! {
         /// one of `$1`, a JSON array of lowercase hex strings, each with its
         /// hash first: the token cache's renewal, many tokens per query.
         find_tokens_by_hashes,
+        /// The org row `$1`, locked for the rest of the write transaction
+        /// (Postgres `for update`; SQLite's `BEGIN IMMEDIATE` already
+        /// serializes writers): what counting an org's live tokens and
+        /// inserting one more holds, so two creates cannot both pass the cap.
+        lock_org,
     }
 }
 
@@ -225,6 +230,9 @@ shared! {
         where workspace_id = $1 returning version";
     UPDATE_AGENT_CARD = "update workspaces set agent_card = $2, updated_at = $3, version = version + 1 \
         where workspace_id = $1";
+    /// The live org tokens (no workspace; not revoked at `$2`) of org `$1`.
+    COUNT_LIVE_ORG_TOKENS = "select count(*) from tokens where org_id = $1 and workspace_id is null \
+        and (revoked_at is null or revoked_at > $2)";
     INSERT_TOKEN = "insert into tokens (token_id, org_id, workspace_id, name, prefix, token_hash, created_at, updated_at) \
         values ($1, $2, $3, $4, $5, $6, $7, $7)";
     /// A token is live until its `revoked_at` (null: forever); a rotation

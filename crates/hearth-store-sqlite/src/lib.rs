@@ -287,6 +287,7 @@ impl Dialect for Sqlite {
             " from tokens t where t.token_hash in (select unhex(value) from json_each($1)) \
             and (t.revoked_at is null or t.revoked_at > $2)"
         ),
+        lock_org: "select org_id from orgs where org_id = $1",
     };
 
     fn migrator() -> &'static Migrator {

@@ -22,6 +22,10 @@ pub enum StoreError {
     /// A bootstrap register raced with another one that minted a token first.
     #[error("workspace already has a live token")]
     TokenExists,
+    /// A cap on what an org may hold is reached (`limit` of `what`); nothing
+    /// was written.
+    #[error("at most {limit} {what} may be live at once")]
+    LimitReached { what: &'static str, limit: u64 },
     /// The database cannot be reached; retry later.
     #[error("database unavailable during {operation}: {message}")]
     Unavailable { operation: &'static str, message: String },
