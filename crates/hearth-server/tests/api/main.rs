@@ -12,6 +12,7 @@ mod delivery;
 mod events;
 mod fast;
 mod lifecycle;
+mod limits;
 mod misc;
 mod removed;
 mod schema;
