@@ -135,9 +135,8 @@ pub async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> ApiRe
     let (mut total, mut first, mut magic) = (0usize, None, Vec::with_capacity(2));
     let mut frames = body.into_data_stream();
     while let Some(frame) = frames.next().await {
-        let chunk = frame.map_err(|e| {
-            ApiError::bad_request(ErrorCode::InvalidBody, format!("cannot read request body: {e}"))
-        })?;
+        let chunk = frame
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidBody, format!("cannot read request body: {e}")))?;
         total = total.saturating_add(chunk.len());
         if total > limit {
             return Err(too_large(limit));
@@ -439,8 +438,9 @@ impl<'de> Visitor<'de> for FilesSeed {
             let content = map.next_value_seed(ContentSeed { path: &raw, refusal: &self.refusal })?;
             files.insert(path, content);
             if files.len() > MAX_FILES {
-                let error = ApiError::bad_request(ErrorCode::InvalidField, format!("at most {MAX_FILES} files are accepted"))
-                    .field("files");
+                let error =
+                    ApiError::bad_request(ErrorCode::InvalidField, format!("at most {MAX_FILES} files are accepted"))
+                        .field("files");
                 return Err(refuse(&self.refusal, error));
             }
         }

@@ -47,7 +47,8 @@ pub async fn import_template(
     request: axum::extract::Request,
 ) -> ApiResult<(StatusCode, Json<ImportTemplateResponse>)> {
     let (parts, body) = request.into_parts();
-    let upload = crate::uploads::receive(&state, &parts.headers, body).await?.json(crate::uploads::Name::Required).await?;
+    let upload =
+        crate::uploads::receive(&state, &parts.headers, body).await?.json(crate::uploads::Name::Required).await?;
     // The parse requires a name.
     let name = upload.name.unwrap_or_default();
     hearth_core::validate::name("name", &name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;

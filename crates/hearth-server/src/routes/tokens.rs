@@ -49,12 +49,12 @@ pub async fn create_org_token(
     let max = state.settings.max_org_tokens;
     let token = match state.store.insert_org_token(minted.record, max as u64).await {
         Ok(token) => token,
-        Err(hearth_store::StoreError::LimitReached { limit, .. }) => {
-            return Err(ApiError::conflict(
-                ErrorCode::LimitReached,
-                format!("this org already holds {limit} live org tokens, the most allowed (--max-org-tokens); revoke one first"),
-            ))
-        }
+        Err(hearth_store::StoreError::LimitReached { limit, .. }) => return Err(ApiError::conflict(
+            ErrorCode::LimitReached,
+            format!(
+                "this org already holds {limit} live org tokens, the most allowed (--max-org-tokens); revoke one first"
+            ),
+        )),
         Err(other) => return Err(other.into()),
     };
     tracing::info!(token_id = %token.id, org_id = %token.org_id, "org token created");

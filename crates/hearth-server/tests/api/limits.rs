@@ -133,10 +133,7 @@ async fn a_token_holds_a_bounded_number_of_waits(engine: Engine) {
             })
         })
         .collect();
-    let held = crate::harness::eventually(Duration::from_secs(10), || async {
-        app.state.long_polls.open() == 2
-    })
-    .await;
+    let held = crate::harness::eventually(Duration::from_secs(10), || async { app.state.long_polls.open() == 2 }).await;
     assert!(held, "two waits are open");
     let refused = open_wait(&app, &org_token, id).await;
     assert_eq!(refused.status(), 429, "a third wait of the same token");
