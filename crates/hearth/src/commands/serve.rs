@@ -155,6 +155,25 @@ pub struct ServeArgs {
     #[arg(long, env = "HEARTH_MAX_UPLOAD_BYTES", value_name = "BYTES", value_parser = bytes,
           default_value_t = defaults().max_upload_bytes)]
     max_upload_bytes: usize,
+    /// Wait long polls (GET /workspaces/{id}/wait) one token may hold open
+    /// at once; one more is a 429.
+    #[arg(long, env = "HEARTH_MAX_WAITS_PER_TOKEN", value_name = "N", value_parser = count,
+          default_value_t = defaults().max_waits_per_token)]
+    max_waits_per_token: usize,
+    /// Event streams and wait long polls the whole server holds open at
+    /// once, all tokens together; one more is a 503 with Retry-After.
+    #[arg(long, env = "HEARTH_MAX_LONG_POLLS", value_name = "N", value_parser = count,
+          default_value_t = defaults().max_long_polls)]
+    max_long_polls: usize,
+    /// Live org tokens one org may hold; one more is a 409 limit_reached.
+    #[arg(long, env = "HEARTH_MAX_ORG_TOKENS", value_name = "N", value_parser = count,
+          default_value_t = defaults().max_org_tokens)]
+    max_org_tokens: usize,
+    /// Large template and plugin uploads (over 1 MiB) read at once; one
+    /// more is a 429 with Retry-After, before its body is read.
+    #[arg(long, env = "HEARTH_MAX_CONCURRENT_UPLOADS", value_name = "N", value_parser = count,
+          default_value_t = defaults().max_concurrent_uploads)]
+    max_concurrent_uploads: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -205,6 +224,11 @@ fn seconds(text: &str) -> Result<u64, String> {
 /// A whole number of seconds, 0 allowed.
 fn whole_seconds(text: &str) -> Result<u64, String> {
     text.trim().parse::<u64>().map_err(|_| "expected a whole number of seconds (0 or more)".to_owned())
+}
+
+/// A count, at least 1 (a cap of 0 would refuse everything).
+fn count(text: &str) -> Result<usize, String> {
+    positive(text).map_err(|_| "expected a whole number, at least 1".to_owned())
 }
 
 /// A byte count, at least 1.
@@ -258,6 +282,10 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             max_upload_bytes: self.max_upload_bytes,
             database_timeout: Duration::from_secs(self.database.database_timeout),
+            max_waits_per_token: self.max_waits_per_token,
+            max_long_polls: self.max_long_polls,
+            max_org_tokens: self.max_org_tokens,
+            max_concurrent_uploads: self.max_concurrent_uploads,
         }
     }
 }
@@ -324,6 +352,10 @@ mod tests {
             "--tls-cert=/c.pem",
             "--tls-key=/k.pem",
             "--trusted-proxies=10.0.0.0/8,192.168.1.7",
+            "--max-waits-per-token=11",
+            "--max-long-polls=12",
+            "--max-org-tokens=13",
+            "--max-concurrent-uploads=14",
         ]);
         assert_eq!(settings.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(settings.database_url.unwrap().expose_secret(), "sqlite::memory:");
@@ -349,6 +381,10 @@ mod tests {
         assert_eq!((tls.cert, tls.key), (PathBuf::from("/c.pem"), PathBuf::from("/k.pem")));
         assert_eq!(settings.trusted_proxies.0.len(), 2);
         assert!(settings.trusted_proxies.trusts("192.168.1.7".parse().unwrap()));
+        assert_eq!(settings.max_waits_per_token, 11);
+        assert_eq!(settings.max_long_polls, 12);
+        assert_eq!(settings.max_org_tokens, 13);
+        assert_eq!(settings.max_concurrent_uploads, 14);
     }
 
     #[test]
