@@ -64,6 +64,9 @@ pub enum ErrorCode {
     /// 410: the events after the asked-for seq were compacted away
     /// (retention); `earliest_seq` says where the log is complete again.
     EventsCompacted,
+    /// 409: a cap on what an org may hold (its live org tokens,
+    /// `--max-org-tokens`) is reached; the message names it. Revoke one first.
+    LimitReached,
     // 422: well-formed, but refers to something missing or inconsistent.
     InvalidConfig,
     InvalidManifest,
@@ -74,11 +77,17 @@ pub enum ErrorCode {
     UnknownTemplate,
     UnknownParent,
     Sha256Mismatch,
-    /// 429: a limit per token was reached (concurrent event streams);
+    /// 429: a limit per token was reached (concurrent event streams or
+    /// waits, requests per second), or the server reads as many large
+    /// uploads as it may (`--max-concurrent-uploads`);
     /// `Retry-After` says when to try again.
     TooManyRequests,
     // 5xx
     WorkspaceUnavailable,
+    /// 503: the server holds as many long polls (event streams and waits)
+    /// as it is allowed (`--max-long-polls`); `Retry-After` says when to
+    /// try again.
+    ServerBusy,
     Unavailable,
     NotMigrated,
     SecretDecryptFailed,
@@ -118,6 +127,7 @@ impl ErrorCode {
         ErrorCode::WorkspaceStopped,
         ErrorCode::WorkspaceRemoved,
         ErrorCode::EventsCompacted,
+        ErrorCode::LimitReached,
         ErrorCode::InvalidConfig,
         ErrorCode::InvalidManifest,
         ErrorCode::MissingConfig,
@@ -129,6 +139,7 @@ impl ErrorCode {
         ErrorCode::Sha256Mismatch,
         ErrorCode::TooManyRequests,
         ErrorCode::WorkspaceUnavailable,
+        ErrorCode::ServerBusy,
         ErrorCode::Unavailable,
         ErrorCode::NotMigrated,
         ErrorCode::SecretDecryptFailed,
@@ -165,6 +176,7 @@ impl ErrorCode {
             ErrorCode::WorkspaceStopped => "workspace_stopped",
             ErrorCode::WorkspaceRemoved => "workspace_removed",
             ErrorCode::EventsCompacted => "events_compacted",
+            ErrorCode::LimitReached => "limit_reached",
             ErrorCode::InvalidConfig => "invalid_config",
             ErrorCode::InvalidManifest => "invalid_manifest",
             ErrorCode::MissingConfig => "missing_config",
@@ -176,6 +188,7 @@ impl ErrorCode {
             ErrorCode::Sha256Mismatch => "sha256_mismatch",
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::WorkspaceUnavailable => "workspace_unavailable",
+            ErrorCode::ServerBusy => "server_busy",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::NotMigrated => "not_migrated",
             ErrorCode::SecretDecryptFailed => "secret_decrypt_failed",

@@ -20,7 +20,7 @@ mod unpack;
 pub use error::ArchiveError;
 pub use hearth_core::bundle_path::BundlePath;
 pub use pack::pack;
-pub use unpack::{read_files, unpack};
+pub use unpack::{read_files, read_files_from, unpack};
 
 /// Caps applied while reading an archive. Every cap is checked against what is
 /// actually read, not only against what headers claim.

@@ -33,6 +33,12 @@ const OVERHEAD_FIXED: u64 = 64 << 10;
 /// plugin uploads: nothing touches the disk, and [`Limits`] bound the memory
 /// used.
 pub fn read_files(tarball: &[u8], limits: &Limits) -> crate::Result<Vec<(BundlePath, Vec<u8>)>> {
+    read_files_from(tarball, limits)
+}
+
+/// [`read_files`] from a reader (a spooled upload), so the compressed
+/// tarball need not be in memory too.
+pub fn read_files_from(tarball: impl Read, limits: &Limits) -> crate::Result<Vec<(BundlePath, Vec<u8>)>> {
     let mut sink = MemorySink { files: Vec::new() };
     scan(tarball, limits, &mut sink)?;
     let mut files = sink.files;
@@ -273,7 +279,7 @@ enum Kind {
 
 /// The shared scanner. Returns the regular files seen, with their sizes, in
 /// archive order.
-fn scan(tarball: &[u8], limits: &Limits, sink: &mut dyn Sink) -> crate::Result<Vec<(BundlePath, u64)>> {
+fn scan(tarball: impl Read, limits: &Limits, sink: &mut dyn Sink) -> crate::Result<Vec<(BundlePath, u64)>> {
     let budget = limits
         .max_total_bytes
         .saturating_add(limits.max_entries.saturating_add(1).saturating_mul(OVERHEAD_PER_ENTRY))

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 /// How often a subscriber re-reads the log without a wake-up.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Open event streams per token (by its sha256), capped.
+/// Open event streams (or wait long polls) per token (by its sha256), capped.
 #[derive(Clone, Default)]
 pub struct StreamSlots {
     open: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], usize>>>,
@@ -50,6 +50,102 @@ impl Drop for StreamSlot {
         }
     }
 }
+
+/// Long polls (event streams and waits) the whole server holds open,
+/// capped by `--max-long-polls`: each holds a connection, a task and a
+/// read of the database every second, whichever token it belongs to.
+#[derive(Clone, Default)]
+pub struct LongPolls {
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One open long poll of the server; freed when dropped.
+pub struct LongPoll {
+    polls: LongPolls,
+}
+
+impl LongPolls {
+    /// A place among the server's long polls, or `None` when `max` are open.
+    pub fn acquire(&self, max: usize) -> Option<LongPoll> {
+        use std::sync::atomic::Ordering;
+        self.open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| (open < max).then_some(open + 1)).ok()?;
+        metrics::gauge!("hearth_long_polls_open").increment(1.0);
+        Some(LongPoll { polls: self.clone() })
+    }
+
+    /// How many are open now.
+    pub fn open(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Drop for LongPoll {
+    fn drop(&mut self) {
+        self.polls.open.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        metrics::gauge!("hearth_long_polls_open").decrement(1.0);
+    }
+}
+
+/// What an open event stream or wait holds: its place among its token's
+/// and among the server's long polls.
+pub struct LongPollSlot {
+    _token: StreamSlot,
+    _server: LongPoll,
+}
+
+/// Which long poll a refusal is about (its message and metric label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LongPollKind {
+    Stream,
+    Wait,
+}
+
+/// Takes a place for a long poll of the token with sha256 `key`: its
+/// token's (`per_token`, else a 429 `too_many_requests`), then the
+/// server's (`--max-long-polls`, else a 503 `server_busy`), both with
+/// `Retry-After`.
+pub fn long_poll_slot(
+    state: &crate::state::AppState,
+    kind: LongPollKind,
+    key: [u8; 32],
+) -> Result<LongPollSlot, crate::error::ApiError> {
+    use axum::http::StatusCode;
+    use hearth_api::ErrorCode;
+    let (slots, per_token, what, flag) = match kind {
+        LongPollKind::Stream => {
+            (&state.streams, state.settings.max_streams_per_token, "event streams", "--max-streams-per-token")
+        }
+        LongPollKind::Wait => (&state.waits, state.settings.max_waits_per_token, "waits", "--max-waits-per-token"),
+    };
+    let label = match kind {
+        LongPollKind::Stream => "stream",
+        LongPollKind::Wait => "wait",
+    };
+    let token = slots.acquire(key, per_token).ok_or_else(|| {
+        metrics::counter!("hearth_long_polls_refused_total", "kind" => label, "scope" => "token").increment(1);
+        crate::error::ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyRequests,
+            format!("this token already holds {per_token} open {what} ({flag}); close one or retry later"),
+        )
+        .retry_after(LONG_POLL_RETRY_SECS)
+    })?;
+    let max = state.settings.max_long_polls;
+    let server = state.long_polls.acquire(max).ok_or_else(|| {
+        metrics::counter!("hearth_long_polls_refused_total", "kind" => label, "scope" => "server").increment(1);
+        crate::error::ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServerBusy,
+            format!("the server already holds {max} open event streams and waits (--max-long-polls); retry later"),
+        )
+        .retry_after(LONG_POLL_RETRY_SECS)
+    })?;
+    Ok(LongPollSlot { _token: token, _server: server })
+}
+
+/// `Retry-After` of a refused long poll: long enough that a reconnect loop
+/// does not spin, short next to a stream's life.
+pub const LONG_POLL_RETRY_SECS: u64 = 5;
 
 #[derive(Clone)]
 pub struct EventBus {

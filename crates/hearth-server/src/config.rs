@@ -101,6 +101,20 @@ pub struct Settings {
     /// (its latest status event stays), so no one workspace can grow the
     /// log without bound.
     pub event_retention_per_workspace: u32,
+    /// Wait long polls (`GET /workspaces/{id}/wait`) one token may hold
+    /// open at once; the next one is a 429 with `Retry-After`.
+    pub max_waits_per_token: usize,
+    /// Event streams and wait long polls the whole server holds open at
+    /// once, every token together; the next one is a 503 with
+    /// `Retry-After` (the server is full, not the client over its share).
+    pub max_long_polls: usize,
+    /// Live (not revoked) org tokens one org may hold; creating one more
+    /// is a 409 `limit_reached`.
+    pub max_org_tokens: usize,
+    /// Large uploads (`POST /templates/import`, `POST /plugins` with a
+    /// body past [`crate::uploads::LARGE_UPLOAD_BYTES`]) the server reads
+    /// at once; one more is a 429 with `Retry-After`, before its body is read.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for Settings {
@@ -137,6 +151,10 @@ impl Default for Settings {
             database_timeout: Duration::from_secs(5),
             event_retention: Duration::from_secs(7 * 24 * 3600),
             event_retention_per_workspace: 1000,
+            max_waits_per_token: 32,
+            max_long_polls: 1024,
+            max_org_tokens: 100,
+            max_concurrent_uploads: 4,
         }
     }
 }

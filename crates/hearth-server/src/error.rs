@@ -135,6 +135,7 @@ impl From<StoreError> for ApiError {
                 "missing workspace auth token: this workspace needs a token issued by an operator \
                  (`hearth token create --workspace ID`)",
             ),
+            StoreError::LimitReached { .. } => ApiError::conflict(ErrorCode::LimitReached, error.to_string()),
             StoreError::Unavailable { .. } => {
                 let mut api = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -176,7 +177,8 @@ impl IntoResponse for ApiError {
         if let Some(operation) = self.operation {
             crate::metrics::database_error(operation);
         }
-        if self.status.is_server_error() {
+        let code = self.body.code;
+        if self.status.is_server_error() && crate::edge::refusal_level(self.status, Some(code)).is_none() {
             let cause = self.cause.as_deref().unwrap_or(&self.body.error);
             if self.status == StatusCode::SERVICE_UNAVAILABLE {
                 tracing::warn!(status = self.status.as_u16(), cause, "request failed: service unavailable");
@@ -185,6 +187,8 @@ impl IntoResponse for ApiError {
             }
         }
         let mut response = (self.status, axum::Json(*self.body)).into_response();
+        // The edge logs a 5xx by its code (`edge::refusal_level`).
+        response.extensions_mut().insert(code);
         if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
             response
                 .headers_mut()

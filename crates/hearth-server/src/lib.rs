@@ -31,6 +31,7 @@ pub mod startup;
 pub mod state;
 pub mod sweeper;
 pub mod ui;
+pub mod uploads;
 pub mod writers;
 
 pub use config::{ProvisionerKind, Settings};

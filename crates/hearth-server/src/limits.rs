@@ -135,6 +135,32 @@ pub fn token_refusal(state: &AppState, headers: &HeaderMap) -> Option<ApiError> 
     )
 }
 
+/// A 413 `body_too_large` for a request whose declared `Content-Length`
+/// is over its route's body limit (`--max-upload-bytes` on the upload
+/// routes, `--max-body-bytes` elsewhere), answered before the body is read:
+/// otherwise the request would wait for a body it may never send (408).
+pub fn declared_too_large(state: &AppState, request: &axum::extract::Request) -> Option<ApiError> {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())?;
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(axum::extract::MatchedPath::as_str);
+    let (limit, flag) = if route.is_some_and(|route| crate::uploads::is_upload_route(request.method(), route)) {
+        (state.settings.max_upload_bytes, "--max-upload-bytes")
+    } else {
+        (state.settings.max_body_bytes, "--max-body-bytes")
+    };
+    (declared > limit as u64).then(|| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BodyTooLarge,
+            format!("request body is too large: Content-Length {declared} is over the limit of {limit} bytes ({flag})"),
+        )
+    })
+}
+
 /// A request not read and answered within `request_timeout` is a 408
 /// `request_timeout` (the handler is dropped).
 pub async fn deadline(limit: std::time::Duration, answer: impl std::future::Future<Output = Response>) -> Response {

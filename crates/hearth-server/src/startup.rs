@@ -159,6 +159,9 @@ impl Application {
         let state = AppState::new(crate::state::Shared {
             lifecycle: crate::lifecycle::Lifecycle::new(store.clone(), bus.clone(), fast.clone()),
             streams: crate::bus::StreamSlots::default(),
+            waits: crate::bus::StreamSlots::default(),
+            long_polls: crate::bus::LongPolls::default(),
+            uploads: crate::uploads::UploadSlots::new(settings.max_concurrent_uploads),
             fast,
             pace: Arc::new(pace),
             limits,

@@ -42,6 +42,12 @@ pub struct Shared {
     pub limits: crate::limits::RateLimits,
     /// Open event streams per token, capped (`max_streams_per_token`).
     pub streams: crate::bus::StreamSlots,
+    /// Open wait long polls per token, capped (`max_waits_per_token`).
+    pub waits: crate::bus::StreamSlots,
+    /// Event streams and waits of the whole server, capped (`max_long_polls`).
+    pub long_polls: crate::bus::LongPolls,
+    /// Large uploads being read, capped (`max_concurrent_uploads`).
+    pub uploads: crate::uploads::UploadSlots,
     /// The heartbeat fast path: remembered workspaces, desired states, the
     /// group-commit writer.
     pub fast: Arc<crate::fast::FastPath>,

@@ -259,6 +259,7 @@ impl Dialect for Pg {
             " from workspaces where workspace_id = $1 and org_id = $2 and status <> 'removed' and ",
             pg_peer_match!("$3")
         ),
+        lock_org: "select org_id from orgs where org_id = $1 for update",
     };
 
     fn migrator() -> &'static Migrator {

@@ -220,6 +220,11 @@ statement_set! {
         /// Workspace `$1` if it is in org `$2`, not removed, and its name or
         /// role contains `$3` (null: any): a workspace's parent as a peer.
         select_peer_parent,
+        /// The org row `$1`, locked for the rest of the write transaction
+        /// (Postgres `for update`; SQLite's `BEGIN IMMEDIATE` already
+        /// serializes writers): what counting an org's live tokens and
+        /// inserting one more holds, so two creates cannot both pass the cap.
+        lock_org,
     }
 }
 
@@ -281,6 +286,9 @@ shared! {
         where workspace_id = $1 returning version";
     UPDATE_AGENT_CARD = "update workspaces set agent_card = $2, updated_at = $3, version = version + 1 \
         where workspace_id = $1";
+    /// The live org tokens (no workspace; not revoked at `$2`) of org `$1`.
+    COUNT_LIVE_ORG_TOKENS = "select count(*) from tokens where org_id = $1 and workspace_id is null \
+        and (revoked_at is null or revoked_at > $2)";
     INSERT_TOKEN = "insert into tokens (token_id, org_id, workspace_id, name, prefix, token_hash, created_at, updated_at) \
         values ($1, $2, $3, $4, $5, $6, $7, $7)";
     /// Whether the workspace ever had a token, revoked or not: only one that

@@ -26,6 +26,10 @@ use sqlx::types::Json;
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use uuid::Uuid;
 
+/// A stored file larger than this leaves the connection's buffers large:
+/// they are shrunk after the write.
+const LARGE_CONTENT: usize = 1 << 20;
+
 use crate::error::map_err;
 use crate::rows::{
     self, DbStatus, DesiredRow, EventRow, FileRow, HashedTokenRow, PageDesiredRow, PluginRow, SecretRow, TemplateRow,
@@ -304,6 +308,13 @@ where
                 .execute(&mut *conn)
                 .await
                 .map_err(map_err::<D>("insert_file"))?;
+        }
+        if files.iter().any(|file| file.content.len() > LARGE_CONTENT) {
+            // The connection's buffers grew to hold the largest file (on
+            // Postgres, its write buffer holds the whole bind message) and
+            // would keep that size for as long as the pool keeps the
+            // connection: give it back.
+            sqlx::Connection::shrink_buffers(&mut *conn);
         }
         Ok(())
     }
@@ -898,6 +909,33 @@ where
     async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
         let mut conn = self.writer.acquire().await.map_err(map_err::<D>("acquire"))?;
         Self::insert_token_on(&mut conn, &token).await?;
+        Ok(issued(token))
+    }
+
+    async fn insert_org_token(&self, token: NewToken, max_live: u64) -> StoreResult<Token> {
+        if token.workspace_id.is_some() {
+            return Err(StoreError::InvalidInput("an org token has no workspace".into()));
+        }
+        let mut tx = self.begin().await?;
+        let locked: Option<(Uuid,)> = sqlx::query_as(D::SQL.lock_org)
+            .bind(token.org_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err::<D>("lock_org"))?;
+        if locked.is_none() {
+            return Err(StoreError::NotFound("org"));
+        }
+        let (live,): (i64,) = sqlx::query_as(sql::COUNT_LIVE_ORG_TOKENS)
+            .bind(token.org_id.0)
+            .bind(token.now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err::<D>("count_live_org_tokens"))?;
+        if u64::try_from(live).unwrap_or(0) >= max_live {
+            return Err(StoreError::LimitReached { what: "org tokens", limit: max_live });
+        }
+        Self::insert_token_on(&mut tx, &token).await?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
         Ok(issued(token))
     }
 

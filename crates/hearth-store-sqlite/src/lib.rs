@@ -326,6 +326,7 @@ impl Dialect for Sqlite {
             " from workspaces where workspace_id = $1 and org_id = $2 and status <> 'removed' and ",
             sqlite_peer_match!("$3")
         ),
+        lock_org: "select org_id from orgs where org_id = $1",
     };
 
     fn migrator() -> &'static Migrator {

@@ -70,6 +70,7 @@ macro_rules! conformance_tests {
             retention_keeps_a_workspaces_newest_events_beyond_its_share,
             peers_are_siblings_then_children_then_the_parent_page_by_page,
             ancestry_is_found_up_the_parent_links_within_the_bound,
+            live_org_tokens_are_capped_per_org_even_when_created_at_once,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -585,6 +586,45 @@ pub async fn tokens_are_found_by_hash_and_revoked(store: S) {
     assert!(matches!(wrong_org, Err(StoreError::NotFound(_))));
     let duplicate = store.insert_token(token(None, "ws-secret")).await;
     assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+}
+
+pub async fn live_org_tokens_are_capped_per_org_even_when_created_at_once(store: S) {
+    let at = |secret: &str, secs: i64| NewToken { now: t(secs), ..token(None, secret) };
+    for secret in ["cap-1", "cap-2", "cap-3"] {
+        store.insert_org_token(at(secret, 0), 3).await.unwrap();
+    }
+    // Workspace tokens are not org tokens: they do not count.
+    let id = create(&*store, "w").await;
+    store.insert_token(token(Some(id), "ws-cap")).await.unwrap();
+    let refused = store.insert_org_token(at("cap-4", 1), 3).await;
+    assert!(matches!(refused, Err(StoreError::LimitReached { limit: 3, .. })), "{refused:?}");
+    assert!(store.find_token_by_hash(b"cap-4", t(2)).await.unwrap().is_none(), "nothing written");
+    // A revoked token frees its place from its revocation on.
+    let first = store.list_org_tokens(OrgId::DEFAULT).await.unwrap().into_iter().find(|t| t.prefix == "cap-1");
+    store.revoke_token(OrgId::DEFAULT, first.unwrap().id, t(9)).await.unwrap();
+    let early = store.insert_org_token(at("cap-5", 8), 3).await;
+    assert!(matches!(early, Err(StoreError::LimitReached { .. })), "still live at 8 s: {early:?}");
+    store.insert_org_token(at("cap-6", 10), 3).await.unwrap();
+    // Eight creates at once with room for two more: exactly two pass.
+    let creates = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert_org_token(at(&format!("race-{i}"), 20), 5).await })
+    });
+    let mut created = 0;
+    for create in creates.collect::<Vec<_>>() {
+        match create.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(StoreError::LimitReached { limit: 5, .. }) => {}
+            Err(other) => panic!("a create failed otherwise: {other:?}"),
+        }
+    }
+    assert_eq!(created, 2, "the cap holds under concurrent creates");
+    let live = store.list_org_tokens(OrgId::DEFAULT).await.unwrap().iter().filter(|t| t.revoked_at.is_none()).count();
+    assert_eq!(live, 5);
+    // An org that does not exist has no tokens to cap.
+    let stranger = NewToken { org_id: OrgId::new_random(), ..at("stranger", 30) };
+    let missing = store.insert_org_token(stranger, 3).await;
+    assert!(matches!(missing, Err(StoreError::NotFound("org"))), "{missing:?}");
 }
 
 pub async fn many_tokens_are_found_at_once_with_their_hashes(store: S) {

@@ -25,6 +25,10 @@ pub enum StoreError {
     /// Nothing was written.
     #[error("this workspace cannot bootstrap: it needs a token issued by an operator")]
     BootstrapRefused,
+    /// A cap on what an org may hold is reached (`limit` of `what`); nothing
+    /// was written.
+    #[error("at most {limit} {what} may be live at once")]
+    LimitReached { what: &'static str, limit: u64 },
     /// The database cannot be reached; retry later.
     #[error("database unavailable during {operation}: {message}")]
     Unavailable { operation: &'static str, message: String },

@@ -199,6 +199,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_token(&self, token: NewToken) -> StoreResult<Token>;
 
+    /// Inserts an org token (`token.workspace_id` is `None`) unless its org
+    /// already holds `max_live` org tokens live at `token.now` (revoked ones
+    /// do not count): then [`StoreError::LimitReached`], and nothing is
+    /// written. The count and the insert are one transaction under the org
+    /// row's lock (Postgres `for update`; SQLite's single writer), so two
+    /// concurrent creates cannot both pass the cap.
+    async fn insert_org_token(&self, token: NewToken, max_live: u64) -> StoreResult<Token>;
+
     /// Issues a token for a workspace (`token.workspace_id` must be set). With
     /// `revoke_others_at`, this is a rotation: every other token of the
     /// workspace stops working at that time (an earlier revocation stays).

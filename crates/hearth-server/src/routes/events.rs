@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::{Bearer, IfRemoved, Operator};
-use crate::bus::{StreamSlot, POLL_INTERVAL};
+use crate::bus::{LongPollKind, LongPollSlot, POLL_INTERVAL};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiQuery};
 use crate::routes::workspaces::workspace_for_runtime_or_operator;
@@ -309,7 +309,8 @@ async fn start_seq(state: &AppState, headers: &HeaderMap, since: Option<i64>) ->
 /// Live stream of every event (of the caller's org).
 #[utoipa::path(get, path = "/events/stream", tag = "events", params(StreamQuery),
     responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody),
-        (status = 410, body = ApiErrorBody, description = "`events_compacted`: resume after `earliest_seq - 1`"), (status = 429, body = ApiErrorBody)))]
+        (status = 410, body = ApiErrorBody, description = "`events_compacted`: resume after `earliest_seq - 1`"), (status = 429, body = ApiErrorBody),
+        (status = 503, body = ApiErrorBody)))]
 pub async fn stream_events(
     State(state): State<AppState>,
     operator: Operator,
@@ -324,24 +325,19 @@ pub async fn stream_events(
     Ok(sse(state, reader, Format::Hearth, slot))
 }
 
-/// A slot among the token's concurrent streams, or 429 with `Retry-After`.
-fn stream_slot(state: &AppState, bearer: &Bearer) -> ApiResult<StreamSlot> {
+/// A slot among the token's concurrent streams (else 429) and the server's
+/// long polls (else 503), both with `Retry-After`.
+fn stream_slot(state: &AppState, bearer: &Bearer) -> ApiResult<LongPollSlot> {
     // Routes reach here only authenticated, so there is a token.
     let key = crate::auth::hash_token(bearer.0.as_deref().unwrap_or_default());
-    let max = state.settings.max_streams_per_token;
-    state.streams.acquire(key, max).ok_or_else(|| {
+    crate::bus::long_poll_slot(state, LongPollKind::Stream, key).inspect_err(|_| {
         metrics::counter!("hearth_event_streams_refused_total").increment(1);
-        ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::TooManyRequests,
-            format!("this token already holds {max} open event streams; close one or retry later"),
-        )
     })
 }
 
 /// Live stream of one workspace's events, with the old platform's keys too.
 #[utoipa::path(get, path = "/workspaces/{id}/events/stream", tag = "events", params(("id" = uuid::Uuid, Path), StreamQuery),
-    responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody), (status = 429, body = ApiErrorBody)))]
+    responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody), (status = 429, body = ApiErrorBody), (status = 503, body = ApiErrorBody)))]
 pub async fn stream_workspace_events(
     State(state): State<AppState>,
     bearer: Bearer,
@@ -399,7 +395,7 @@ struct Cursor {
     wake: tokio::sync::watch::Receiver<i64>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     _guard: SubscriberGuard,
-    _slot: StreamSlot,
+    _slot: LongPollSlot,
 }
 
 /// Reads the log after the reader's cursor, forever: every committed event
@@ -411,7 +407,7 @@ fn sse(
     state: AppState,
     reader: LogReader,
     format: Format,
-    slot: StreamSlot,
+    slot: LongPollSlot,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let cursor = Cursor {
         wake: state.bus.subscribe(),

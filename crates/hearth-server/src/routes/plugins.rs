@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use hearth_api::{
     ApiErrorBody, ErrorCode, InstalledPluginRecord, PluginDetailResponse, PluginResponse, RecordInstallRequest,
     RecordInstallResponse, UploadPluginRequest, WorkspacePluginsResponse,
@@ -21,8 +20,8 @@ use serde::Deserialize;
 use crate::auth::{Bearer, IfRemoved, Operator};
 use crate::desired::{desired_for, to_wire};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_id, parse_json, ApiJson, ApiQuery};
-use crate::routes::bundles::{decode_files, to_new_files, MAX_FILES};
+use crate::extract::{parse_id, ApiJson, ApiQuery};
+use crate::routes::bundles::{to_new_files, MAX_FILES};
 use crate::routes::workspaces::{visible_workspace, workspace_for_runtime_or_operator};
 use crate::state::AppState;
 
@@ -43,23 +42,26 @@ fn upload_limits(state: &AppState) -> Limits {
 /// Push a plugin: a gzip tarball body (entries relative to the plugin root)
 /// or JSON `{"name"?, "files": {...}}`. `plugin.yaml` must name the plugin
 /// and a version. Replaces a plugin of the same name.
+/// A body over 1 MiB waits for none: without a free place among
+/// `--max-concurrent-uploads` it is a 429 with `Retry-After` at once.
 #[utoipa::path(post, path = "/plugins", tag = "plugins", request_body(content = UploadPluginRequest,
         description = "JSON, or an application/gzip tarball"),
     responses((status = 201, body = PluginResponse), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
+        (status = 401, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody),
+        (status = 429, body = ApiErrorBody)))]
 pub async fn upload_plugin(
     State(state): State<AppState>,
     operator: Operator,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> ApiResult<(StatusCode, Json<PluginResponse>)> {
-    let (expected_name, files) = if body.starts_with(&[0x1f, 0x8b]) {
-        let files = hearth_archive::read_files(&body, &upload_limits(&state))
-            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidArchive, e.to_string()))?;
-        (None, files)
+    let (parts, body) = request.into_parts();
+    let received = crate::uploads::receive(&state, &parts.headers, body).await?;
+    let upload = if received.is_gzip() {
+        received.tarball(upload_limits(&state)).await?
     } else {
-        let request: UploadPluginRequest = parse_json(&body)?;
-        (request.name, decode_files(request.files)?)
+        received.json(crate::uploads::Name::Optional).await?
     };
+    let (expected_name, files) = (upload.name, upload.files);
     let manifest_bytes =
         files.iter().find(|(path, _)| path.as_str() == PLUGIN_MANIFEST).map(|(_, bytes)| bytes).ok_or_else(|| {
             ApiError::unprocessable(ErrorCode::MissingManifest, "a plugin must contain plugin.yaml at its root")
@@ -86,7 +88,7 @@ pub async fn upload_plugin(
             version: manifest.version,
             description: manifest.description.unwrap_or_default(),
             sha256,
-            files: to_new_files(&files),
+            files: to_new_files(files),
             now: chrono::Utc::now(),
         })
         .await?;

@@ -11,8 +11,8 @@ use hearth_store::{NewTemplate, StoreError, Template};
 
 use crate::auth::Operator;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::bundles::{decode_files, to_new_files};
+use crate::extract::ApiQuery;
+use crate::routes::bundles::to_new_files;
 use crate::state::AppState;
 
 pub(crate) fn template_response(t: &Template) -> TemplateResponse {
@@ -35,16 +35,24 @@ pub(crate) fn template_response(t: &Template) -> TemplateResponse {
 
 /// Import (or replace) a template. Its `config.yaml` must parse and every
 /// plugin it declares must already be pushed.
+/// A body over 1 MiB waits for none: without a free place among
+/// `--max-concurrent-uploads` it is a 429 with `Retry-After` at once.
 #[utoipa::path(post, path = "/templates/import", tag = "templates", request_body = ImportTemplateRequest,
     responses((status = 201, body = ImportTemplateResponse), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
+        (status = 401, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody),
+        (status = 429, body = ApiErrorBody)))]
 pub async fn import_template(
     State(state): State<AppState>,
     operator: Operator,
-    ApiJson(req): ApiJson<ImportTemplateRequest>,
+    request: axum::extract::Request,
 ) -> ApiResult<(StatusCode, Json<ImportTemplateResponse>)> {
-    hearth_core::validate::name("name", &req.name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;
-    let files = decode_files(req.files)?;
+    let (parts, body) = request.into_parts();
+    let upload =
+        crate::uploads::receive(&state, &parts.headers, body).await?.json(crate::uploads::Name::Required).await?;
+    // The parse requires a name.
+    let name = upload.name.unwrap_or_default();
+    hearth_core::validate::name("name", &name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;
+    let files = upload.files;
     let config_bytes =
         files.iter().find(|(path, _)| path.as_str() == TEMPLATE_CONFIG).map(|(_, bytes)| bytes).ok_or_else(|| {
             ApiError::unprocessable(ErrorCode::MissingConfig, "a template must contain config.yaml at its root")
@@ -69,16 +77,18 @@ pub async fn import_template(
         )
         .keys(missing));
     }
-    let new_files = to_new_files(&files);
+    let (runtime, model) = (config.runtime, config.model);
+    let plugins = config.plugins.iter().map(|p| p.as_str().to_owned()).collect();
+    let new_files = to_new_files(files);
     let digest_input: Vec<(&str, &str)> = new_files.iter().map(|f| (f.path.as_str(), f.sha256.as_str())).collect();
     let template = state
         .store
         .put_template(NewTemplate {
             org_id: org,
-            name: req.name,
-            runtime: config.runtime,
-            model: config.model,
-            plugins: config.plugins.iter().map(|p| p.as_str().to_owned()).collect(),
+            name,
+            runtime,
+            model,
+            plugins,
             assets_digest: assets_digest(&digest_input),
             files: new_files,
             now: chrono::Utc::now(),

@@ -28,9 +28,12 @@ pub(crate) fn token_response(t: &Token) -> TokenResponse {
     }
 }
 
-/// Create an org API token (the secret is returned once).
+/// Create an org API token (the secret is returned once). An org holds at
+/// most `--max-org-tokens` live ones (revoked ones do not count): one more
+/// is a 409 `limit_reached`.
 #[utoipa::path(post, path = "/org/tokens", tag = "tokens", request_body = Option<CreateTokenRequest>,
-    responses((status = 201, body = TokenResponse), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody)))]
+    responses((status = 201, body = TokenResponse), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody)))]
 pub async fn create_org_token(
     State(state): State<AppState>,
     operator: Operator,
@@ -43,7 +46,19 @@ pub async fn create_org_token(
         hearth_core::validate::name("name", name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;
     }
     let minted = auth::mint(operator.org(), None, name);
-    let token = state.store.insert_token(minted.record).await?;
+    let max = state.settings.max_org_tokens;
+    let token = match state.store.insert_org_token(minted.record, max as u64).await {
+        Ok(token) => token,
+        Err(hearth_store::StoreError::LimitReached { limit, .. }) => {
+            return Err(ApiError::conflict(
+                ErrorCode::LimitReached,
+                format!(
+                "this org already holds {limit} live org tokens, the most allowed (--max-org-tokens); revoke one first"
+            ),
+            ))
+        }
+        Err(other) => return Err(other.into()),
+    };
     tracing::info!(token_id = %token.id, org_id = %token.org_id, "org token created");
     let mut body = token_response(&token);
     body.auth_token = Some(minted.secret);

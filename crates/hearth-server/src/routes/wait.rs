@@ -43,14 +43,18 @@ pub struct WaitQuery {
 
 /// Wait until the workspace is in a status or has a condition `True`.
 /// Always 200 once the workspace is found: `outcome` is `met`, `timed_out`
-/// or `impossible` (removed), with the workspace as it was then.
+/// or `impossible` (removed), with the workspace as it was then. A token
+/// holding `--max-waits-per-token` waits gets 429, a server holding
+/// `--max-long-polls` event streams and waits 503 (both with `Retry-After`).
 #[utoipa::path(get, path = "/workspaces/{id}/wait", tag = "workspaces", params(("id" = uuid::Uuid, Path), WaitQuery),
     responses((status = 200, body = WaitResponse), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 503, body = ApiErrorBody)))]
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 429, body = ApiErrorBody),
+        (status = 503, body = ApiErrorBody)))]
 pub async fn wait_for(
     State(state): State<AppState>,
     operator: Operator,
     Path(raw): Path<String>,
+    bearer: crate::auth::Bearer,
     ApiQuery(query): ApiQuery<WaitQuery>,
 ) -> ApiResult<Json<WaitResponse>> {
     let id = parse_id(&raw, "workspace id")?;
@@ -64,6 +68,9 @@ pub async fn wait_for(
         )
         .field("timeout"));
     }
+    // Routes reach here only authenticated, so there is a token.
+    let key = crate::auth::hash_token(bearer.0.as_deref().unwrap_or_default());
+    let _slot = crate::bus::long_poll_slot(&state, crate::bus::LongPollKind::Wait, key)?;
     // Answer before the request deadline would cut this handler off.
     let budget = state.settings.request_timeout.saturating_sub(Duration::from_secs(1)).max(Duration::from_secs(1));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(asked).min(budget);

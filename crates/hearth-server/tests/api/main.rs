@@ -13,6 +13,7 @@ mod delivery;
 mod events;
 mod fast;
 mod lifecycle;
+mod limits;
 mod misc;
 mod peers;
 mod plugin_access;

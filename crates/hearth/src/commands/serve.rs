@@ -167,6 +167,25 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..),
           default_value_t = defaults().event_retention_per_workspace)]
     event_retention_per_workspace: u32,
+    /// Wait long polls (GET /workspaces/{id}/wait) one token may hold open
+    /// at once; one more is a 429.
+    #[arg(long, env = "HEARTH_MAX_WAITS_PER_TOKEN", value_name = "N", value_parser = count,
+          default_value_t = defaults().max_waits_per_token)]
+    max_waits_per_token: usize,
+    /// Event streams and wait long polls the whole server holds open at
+    /// once, all tokens together; one more is a 503 with Retry-After.
+    #[arg(long, env = "HEARTH_MAX_LONG_POLLS", value_name = "N", value_parser = count,
+          default_value_t = defaults().max_long_polls)]
+    max_long_polls: usize,
+    /// Live org tokens one org may hold; one more is a 409 limit_reached.
+    #[arg(long, env = "HEARTH_MAX_ORG_TOKENS", value_name = "N", value_parser = count,
+          default_value_t = defaults().max_org_tokens)]
+    max_org_tokens: usize,
+    /// Large template and plugin uploads (over 1 MiB) read at once; one
+    /// more is a 429 with Retry-After, before its body is read.
+    #[arg(long, env = "HEARTH_MAX_CONCURRENT_UPLOADS", value_name = "N", value_parser = count,
+          default_value_t = defaults().max_concurrent_uploads)]
+    max_concurrent_uploads: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -242,6 +261,11 @@ fn whole_seconds(text: &str) -> Result<u64, String> {
     text.trim().parse::<u64>().map_err(|_| "expected a whole number of seconds (0 or more)".to_owned())
 }
 
+/// A count, at least 1 (a cap of 0 would refuse everything).
+fn count(text: &str) -> Result<usize, String> {
+    positive(text).map_err(|_| "expected a whole number, at least 1".to_owned())
+}
+
 /// A byte count, at least 1.
 fn bytes(text: &str) -> Result<usize, String> {
     positive(text).map_err(|_| "expected a whole number of bytes, at least 1".to_owned())
@@ -295,6 +319,10 @@ impl ServeArgs {
             database_timeout: Duration::from_secs(self.database.database_timeout),
             event_retention: self.event_retention,
             event_retention_per_workspace: self.event_retention_per_workspace,
+            max_waits_per_token: self.max_waits_per_token,
+            max_long_polls: self.max_long_polls,
+            max_org_tokens: self.max_org_tokens,
+            max_concurrent_uploads: self.max_concurrent_uploads,
         }
     }
 }
@@ -363,6 +391,10 @@ mod tests {
             "--trusted-proxies=10.0.0.0/8,192.168.1.7",
             "--event-retention=36h",
             "--event-retention-per-workspace=50",
+            "--max-waits-per-token=11",
+            "--max-long-polls=12",
+            "--max-org-tokens=13",
+            "--max-concurrent-uploads=14",
         ]);
         assert_eq!(settings.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(settings.database_url.unwrap().expose_secret(), "sqlite::memory:");
@@ -388,6 +420,10 @@ mod tests {
         assert_eq!((tls.cert, tls.key), (PathBuf::from("/c.pem"), PathBuf::from("/k.pem")));
         assert_eq!(settings.trusted_proxies.0.len(), 2);
         assert!(settings.trusted_proxies.trusts("192.168.1.7".parse().unwrap()));
+        assert_eq!(settings.max_waits_per_token, 11);
+        assert_eq!(settings.max_long_polls, 12);
+        assert_eq!(settings.max_org_tokens, 13);
+        assert_eq!(settings.max_concurrent_uploads, 14);
         assert_eq!(settings.event_retention, Duration::from_secs(36 * 3600));
         assert_eq!(settings.event_retention_per_workspace, 50);
     }
