@@ -373,8 +373,12 @@ async fn a_batch_on_a_connection_postgres_closed_is_decided_again_not_lost() {
 
     let url = app.state.settings.database_url.as_ref().expect("tests name their database").expose_secret().to_owned();
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    // With a timeout, pg_terminate_backend waits until the backend is gone
+    // (PostgreSQL 14+); without one it only signals it, and a heartbeat
+    // sent at once could still be written on it (the test then flaked
+    // under load: the row version was not bumped).
     let closed: Vec<bool> = sqlx::query_scalar(
-        "select pg_terminate_backend(pid) from pg_stat_activity \
+        "select pg_terminate_backend(pid, 10000) from pg_stat_activity \
          where datname = current_database() and query like 'update workspaces as w set last_heartbeat_at%'",
     )
     .fetch_all(&mut conn)

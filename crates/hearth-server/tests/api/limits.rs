@@ -246,12 +246,13 @@ async fn answers_say_nosniff(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let files = hearth_api::FileContent::files([("plugin.yaml", "name: p\nversion: 1.0.0\n")]);
     app.admin.push_plugin_json(&hearth_api::UploadPluginRequest { name: None, files }).await.unwrap();
-    let (id, _runtime, token) = app.create_registered("w").await;
+    let (id, _runtime, _token) = app.create_registered("w").await;
     let get = |path: String, bearer: String| app.raw().get(format!("{}{path}", app.url)).bearer_auth(bearer).send();
     let json = get(format!("/workspaces/{id}"), app.admin_token.clone()).await.unwrap();
     let error = get("/workspaces/not-an-id".into(), app.admin_token.clone()).await.unwrap();
     let missing = get("/no/such/route".into(), app.admin_token.clone()).await.unwrap();
-    let tarball = get(format!("/workspaces/{id}/plugins/p/download"), token).await.unwrap();
+    // An operator reads any plugin of its org (a runtime only those it wants).
+    let tarball = get(format!("/workspaces/{id}/plugins/p/download"), app.admin_token.clone()).await.unwrap();
     assert_eq!(tarball.headers()["content-type"], "application/gzip");
     for (what, response) in [("json", json), ("error", error), ("no route", missing), ("tarball", tarball)] {
         assert_eq!(
