@@ -37,8 +37,8 @@ function step(text) {
 }
 
 // `hearth serve` on `listen`; resolves with its URL once it says it listens.
-function serve(listen) {
-  const args = ["serve", "--listen", listen, "--data-dir", join(data, "server"), "--sweep-interval", "1"];
+function serve(listen, extra = []) {
+  const args = ["serve", "--listen", listen, "--data-dir", join(data, "server"), "--sweep-interval", "1", ...extra];
   if (process.env.HEARTH_UI_DATABASE_URL) args.push("--database-url", process.env.HEARTH_UI_DATABASE_URL);
   const child = spawn(hearthBin, args, {
     stdio: ["ignore", "pipe", "pipe"],
@@ -218,6 +218,8 @@ async function main() {
   const unexpected = consoleErrors.filter((text) => !/Failed to load resource|net::ERR_|409|Unauthorized|401/.test(text));
   assert.deepEqual(unexpected, [], "no script errors");
 
+  await compactedFeed(browser, server);
+
   await browser.close();
   step(`OK; screenshots: ${join(shots, "fleet.png")}, ${join(shots, "workspace.png")}, ${join(shots, "invalid-link.png")}`);
 }
@@ -330,6 +332,80 @@ async function craftedLinks(page, workspaceId) {
   // Back where the test was, for the steps that follow.
   await page.goto(`${url}/#/plugins`);
   await page.getByRole("heading", { name: "Plugins" }).waitFor({ timeout: WAIT });
+}
+
+// The server's retention compacts events the page has not read while its
+// event stream is away: on reconnecting, the server answers 410 with where
+// the log is complete again, and the page resumes from there (it said
+// "Disconnected" forever before). The server runs again with a retention of
+// two events per workspace; the page's event stream is kept from
+// reconnecting while the test makes events and the server compacts them.
+async function compactedFeed(browser, previous) {
+  step("a feed behind the server's retention resumes where the log is complete");
+  await stop(previous.child);
+  const retention = ["--event-retention-per-workspace", "2"];
+  let server = await serve("127.0.0.1:0", retention);
+  const listen = new URL(server.url).host;
+  const origin = new URL(server.url).origin;
+  const admin = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
+  const made = await fetch(`${server.url}/workspaces`, { method: "POST", headers: admin, body: JSON.stringify({ name: "chatty-ui", issue_token: true }) });
+  assert.equal(made.status, 201);
+  const workspace = await made.json();
+  const beat = async (task) => {
+    const response = await fetch(`${server.url}/registry/heartbeat`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${workspace.auth_token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ workspace_id: workspace.id, current_task: task }),
+    });
+    assert.equal(response.status, 200, `heartbeat ${task}`);
+  };
+  await beat("task 0");
+
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  let cut = false;
+  await context.route("**/*", (route) => {
+    const target = new URL(route.request().url());
+    if (target.origin !== origin) return route.abort("blockedbyclient");
+    if (cut && target.pathname === "/events/stream") return route.abort("connectionreset");
+    return route.continue();
+  });
+  const page = await context.newPage();
+  await page.goto(`${server.url}/#/workspaces/${workspace.id}`);
+  await page.getByLabel("Admin or org token").fill(token);
+  await page.keyboard.press("Enter");
+  await page.locator('#connection[data-state="live"]').waitFor({ timeout: WAIT });
+  await page.locator('#timeline [data-event="TASK_UPDATED"]').waitFor({ timeout: WAIT });
+  // An event the page reads from its stream: the seq it resumes after.
+  await beat("task 0b");
+  await page.locator("main").filter({ hasText: "task 0b" }).first().waitFor({ timeout: WAIT });
+  const streamed = await (await fetch(`${server.url}/events?workspace_id=${workspace.id}`, { headers: admin })).json();
+  await page.locator(`#timeline li[data-seq="${Math.max(...streamed.map((e) => e.seq))}"]`).waitFor({ timeout: WAIT });
+
+  // The stream breaks (the server restarts) and cannot come back while the
+  // runtime makes events and retention compacts past the page's last one.
+  cut = true;
+  await stop(server.child);
+  server = await serve(listen, retention);
+  await page.locator('#connection[data-state="reconnecting"], #connection[data-state="disconnected"]').waitFor({ timeout: WAIT });
+  const seen = await fetch(`${server.url}/events?workspace_id=${workspace.id}`, { headers: admin });
+  const lastSeen = Math.max(...(await seen.json()).map((e) => e.seq));
+  for (let i = 1; i <= 6; i++) await beat(`task ${i}`);
+  let compacted = null;
+  for (let tries = 0; tries < 300 && compacted === null; tries++) {
+    const response = await fetch(`${server.url}/events?since=${lastSeen}`, { headers: admin });
+    if (response.status === 410) compacted = (await response.json()).earliest_seq;
+    else await new Promise((done) => setTimeout(done, 100));
+  }
+  assert.ok(Number.isInteger(compacted), "the server compacted past the page's last event");
+
+  cut = false;
+  await page.locator('#connection[data-state="live"]').waitFor({ timeout: WAIT });
+  // The view re-read on reconnecting: its newest event is the runtime's last task.
+  const events = await (await fetch(`${server.url}/events?workspace_id=${workspace.id}`, { headers: admin })).json();
+  const newest = Math.max(...events.map((e) => e.seq));
+  await page.locator(`#timeline li[data-seq="${newest}"]`).waitFor({ timeout: WAIT });
+  await page.locator("#current-task, main").filter({ hasText: "task 6" }).first().waitFor({ timeout: WAIT });
+  await context.close();
 }
 
 let failed = false;

@@ -61,6 +61,9 @@ pub enum ErrorCode {
     TransitionRefused,
     WorkspaceStopped,
     WorkspaceRemoved,
+    /// 410: the events after the asked-for seq were compacted away
+    /// (retention); `earliest_seq` says where the log is complete again.
+    EventsCompacted,
     /// 409: a cap on what an org may hold (its live org tokens,
     /// `--max-org-tokens`) is reached; the message names it. Revoke one first.
     LimitReached,
@@ -123,6 +126,7 @@ impl ErrorCode {
         ErrorCode::TransitionRefused,
         ErrorCode::WorkspaceStopped,
         ErrorCode::WorkspaceRemoved,
+        ErrorCode::EventsCompacted,
         ErrorCode::LimitReached,
         ErrorCode::InvalidConfig,
         ErrorCode::InvalidManifest,
@@ -171,6 +175,7 @@ impl ErrorCode {
             ErrorCode::TransitionRefused => "transition_refused",
             ErrorCode::WorkspaceStopped => "workspace_stopped",
             ErrorCode::WorkspaceRemoved => "workspace_removed",
+            ErrorCode::EventsCompacted => "events_compacted",
             ErrorCode::LimitReached => "limit_reached",
             ErrorCode::InvalidConfig => "invalid_config",
             ErrorCode::InvalidManifest => "invalid_manifest",
@@ -219,6 +224,11 @@ pub struct ApiErrorBody {
     /// template declares that are not pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<Vec<String>>,
+    /// 410 `events_compacted`: the first seq from which the event log is
+    /// complete. Resume after `earliest_seq - 1` (`?since=` or
+    /// `Last-Event-ID`); the events before it are gone (retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest_seq: Option<i64>,
 }
 
 impl ApiErrorBody {

@@ -59,10 +59,28 @@ impl ClientError {
         }
     }
 
+    /// The request field the server named as wrong, for [`ClientError::Api`].
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Api { body, .. } => body.field.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The server's sentence, for [`ClientError::Api`] with a non-empty one.
     pub fn api_message(&self) -> Option<&str> {
         match self {
             Self::Api { body, .. } if !body.error.is_empty() => Some(&body.error),
+            _ => None,
+        }
+    }
+
+    /// For 410 `events_compacted`: the first seq from which the event log is
+    /// complete (resume after `seq - 1`); events before it were removed by
+    /// the server's retention.
+    pub fn compacted_until(&self) -> Option<i64> {
+        match self {
+            Self::Api { status: 410, body } if body.code == ErrorCode::EventsCompacted => body.earliest_seq,
             _ => None,
         }
     }

@@ -16,8 +16,10 @@ use crate::sse::{SseFrame, SseParser};
 use crate::{Client, ClientError};
 
 /// Events as they arrive. Items are errors only for a frame that does not
-/// decode (the stream goes on) or a connection that cannot be restored (the
-/// stream ends after it).
+/// decode (the stream goes on), for events the server no longer holds (410
+/// `events_compacted`, see [`ClientError::compacted_until`]: the stream goes
+/// on from where the log is complete again), or for a connection that
+/// cannot be restored (the stream ends after it).
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<EventResponse, ClientError>> + Send>>;
 
 /// The server sends a keep-alive comment every 15 s; this much silence means
@@ -47,6 +49,9 @@ struct Follow {
     /// Why the last connection ended, kept for the error if reconnecting
     /// fails ("connection reset", "no data for 45 s", …).
     broke: Option<String>,
+    /// The server's 410 `events_compacted` on the last (re)connection, to be
+    /// yielded before the events after it.
+    gap: Option<ClientError>,
     finished: bool,
 }
 
@@ -68,6 +73,7 @@ pub(crate) async fn follow(
         ready: VecDeque::new(),
         failures: 0,
         broke: None,
+        gap: None,
         finished: false,
     };
     follow.connect().await?;
@@ -78,9 +84,27 @@ pub(crate) async fn follow(
 }
 
 impl Follow {
+    /// Opens the stream ([`Follow::open`]); when the server no longer holds
+    /// the events after our position (410 `events_compacted`), resumes where
+    /// its log is complete again and keeps the 410 to yield as a gap.
+    async fn connect(&mut self) -> Result<(), ClientError> {
+        match self.open().await {
+            Err(err) => match err.compacted_until() {
+                Some(earliest) if self.gap.is_none() => {
+                    self.since = None;
+                    self.parser.resume_after((earliest - 1).max(0).to_string());
+                    self.gap = Some(err);
+                    self.open().await
+                }
+                _ => Err(err),
+            },
+            ok => ok,
+        }
+    }
+
     /// Opens the stream: `?since=` on the first connection, and on every
     /// connection the last event id received as `Last-Event-ID`.
-    async fn connect(&mut self) -> Result<(), ClientError> {
+    async fn open(&mut self) -> Result<(), ClientError> {
         let since = self.since.take();
         let last_event_id = self.parser.last_event_id().map(str::to_owned);
         let response = self
@@ -115,6 +139,9 @@ impl Follow {
     /// The next item, or `None` once the stream has ended.
     async fn next_event(&mut self) -> Option<Result<EventResponse, ClientError>> {
         loop {
+            if let Some(gap) = self.gap.take() {
+                return Some(Err(gap));
+            }
             if let Some(frame) = self.ready.pop_front() {
                 return Some(decode_event(&frame));
             }

@@ -57,6 +57,13 @@ impl SseParser {
         self.last_event_id.as_deref()
     }
 
+    /// Makes the next connection resume after `id` (the server said the
+    /// events before it are gone).
+    pub fn resume_after(&mut self, id: String) {
+        self.last_event_id = Some(id.clone());
+        self.id_buffer = Some(id);
+    }
+
     /// The reconnection delay the server asked for with `retry:`, in ms.
     pub fn retry_ms(&self) -> Option<u64> {
         self.retry_ms

@@ -7,8 +7,13 @@ use crate::reconcile::{DesiredState, Report};
 
 /// Most plugins a runtime may report in one heartbeat.
 pub const MAX_REPORTED_PLUGINS: usize = 1000;
-/// Longest `sample_error` / `current_task` kept, in bytes.
+/// Longest `sample_error` / `current_task` / `runtime_state` (and plugin
+/// error) kept, in bytes: longer texts are cut to this.
 pub const MAX_TEXT_BYTES: usize = 4096;
+/// Longest text field (and `runtime_metadata`, as JSON) accepted at all, in
+/// bytes: beyond it the heartbeat is refused naming the field, rather than
+/// silently cut from a size no runtime sends.
+pub const MAX_TEXT_INPUT_BYTES: usize = 64 * 1024;
 /// `monthly_spend` is clamped to this many cents.
 pub const MAX_MONTHLY_SPEND: i64 = 1_000_000_000_000;
 
@@ -60,6 +65,28 @@ pub enum HeartbeatError {
     RuntimeMetadata,
     #[error("installed_plugins may list at most {MAX_REPORTED_PLUGINS} plugins")]
     TooManyPlugins,
+    #[error("{field} is {bytes} bytes; at most {MAX_TEXT_INPUT_BYTES} are accepted (and {MAX_TEXT_BYTES} kept)")]
+    TooLong { field: &'static str, bytes: usize },
+}
+
+impl HeartbeatError {
+    /// The wire field the error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            HeartbeatError::ErrorRate(_) => "error_rate",
+            HeartbeatError::Negative { field, .. } | HeartbeatError::TooLong { field, .. } => field,
+            HeartbeatError::RuntimeMetadata => "runtime_metadata",
+            HeartbeatError::TooManyPlugins => "installed_plugins",
+        }
+    }
+}
+
+/// Refuses a text longer than [`MAX_TEXT_INPUT_BYTES`].
+fn bounded(field: &'static str, text: Option<&str>) -> Result<(), HeartbeatError> {
+    match text {
+        Some(text) if text.len() > MAX_TEXT_INPUT_BYTES => Err(HeartbeatError::TooLong { field, bytes: text.len() }),
+        _ => Ok(()),
+    }
 }
 
 impl Heartbeat {
@@ -76,6 +103,18 @@ impl Heartbeat {
         let uptime_seconds = non_negative("uptime_seconds", raw.uptime_seconds)?;
         if matches!(&raw.runtime_metadata, Some(v) if !v.is_object() && !v.is_null()) {
             return Err(HeartbeatError::RuntimeMetadata);
+        }
+        bounded("sample_error", raw.sample_error.as_deref())?;
+        bounded("current_task", raw.current_task.as_deref())?;
+        bounded("runtime_state", raw.runtime_state.as_deref())?;
+        for failure in &raw.report.failures {
+            bounded("plugin_errors", Some(&failure.error))?;
+        }
+        if let Some(metadata) = &raw.runtime_metadata {
+            let bytes = crate::event::json_len(metadata);
+            if bytes > MAX_TEXT_INPUT_BYTES {
+                return Err(HeartbeatError::TooLong { field: "runtime_metadata", bytes });
+            }
         }
         let reported = raw.report.installed.as_ref().map_or(0, Vec::len) + raw.report.failures.len();
         if reported > MAX_REPORTED_PLUGINS {
@@ -97,7 +136,7 @@ impl Heartbeat {
             uptime_seconds,
             current_task: raw.current_task.map(truncate),
             monthly_spend,
-            runtime_state: raw.runtime_state,
+            runtime_state: raw.runtime_state.map(truncate),
             runtime_metadata: raw.runtime_metadata.filter(|v| !v.is_null()),
             report,
             desired: None,
@@ -205,6 +244,43 @@ mod tests {
         assert!(kept.len() <= MAX_TEXT_BYTES);
         assert_eq!(kept.len(), MAX_TEXT_BYTES);
         assert!(kept.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn runtime_state_is_cut_like_the_other_texts() {
+        let hb = Heartbeat::validate(RawHeartbeat { runtime_state: Some("w".repeat(900)), ..raw() }).unwrap();
+        assert_eq!(hb.runtime_state.as_deref().map(str::len), Some(900));
+        let long = "w".repeat(MAX_TEXT_INPUT_BYTES);
+        let hb = Heartbeat::validate(RawHeartbeat { runtime_state: Some(long), ..raw() }).unwrap();
+        assert_eq!(hb.runtime_state.as_deref().map(str::len), Some(MAX_TEXT_BYTES));
+        let wedged = Heartbeat::validate(RawHeartbeat { runtime_state: Some("wedged".into()), ..raw() }).unwrap();
+        assert!(wedged.is_wedged());
+    }
+
+    #[test]
+    fn texts_past_the_hard_limit_are_refused_naming_the_field() {
+        let huge = || Some("x".repeat(MAX_TEXT_INPUT_BYTES + 1));
+        let cases = [
+            ("sample_error", RawHeartbeat { sample_error: huge(), ..raw() }),
+            ("current_task", RawHeartbeat { current_task: huge(), ..raw() }),
+            ("runtime_state", RawHeartbeat { runtime_state: huge(), ..raw() }),
+            (
+                "plugin_errors",
+                RawHeartbeat {
+                    report: Report {
+                        failures: vec![crate::reconcile::PluginFailure { name: "p".into(), error: huge().unwrap() }],
+                        ..Report::default()
+                    },
+                    ..raw()
+                },
+            ),
+            ("runtime_metadata", RawHeartbeat { runtime_metadata: Some(serde_json::json!({"blob": huge()})), ..raw() }),
+        ];
+        for (field, heartbeat) in cases {
+            let err = Heartbeat::validate(heartbeat).unwrap_err();
+            assert_eq!(err.field(), field);
+            assert!(err.to_string().starts_with(&format!("{field} is ")), "{err}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! SQL or HTTP. Everything here is a plain function of its arguments, so it is
 //! tested exhaustively next to the code.
 
+pub mod agent_card;
 pub mod bundle_path;
 pub mod digest;
 pub mod display;

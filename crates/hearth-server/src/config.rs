@@ -94,6 +94,13 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     /// How long a request waits for a database connection before a 503.
     pub database_timeout: Duration,
+    /// Events older than this are compacted away (each workspace's latest
+    /// status event stays): `retention.rs`.
+    pub event_retention: Duration,
+    /// A workspace's events beyond its newest this many are compacted away
+    /// (its latest status event stays), so no one workspace can grow the
+    /// log without bound.
+    pub event_retention_per_workspace: u32,
     /// Wait long polls (`GET /workspaces/{id}/wait`) one token may hold
     /// open at once; the next one is a 429 with `Retry-After`.
     pub max_waits_per_token: usize,
@@ -142,6 +149,8 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 32 * 1024 * 1024,
             database_timeout: Duration::from_secs(5),
+            event_retention: Duration::from_secs(7 * 24 * 3600),
+            event_retention_per_workspace: 1000,
             max_waits_per_token: 32,
             max_long_polls: 1024,
             max_org_tokens: 100,

@@ -97,6 +97,23 @@ impl ApiError {
         self
     }
 
+    /// 410 `events_compacted`: the events a reader asked for after `seq`
+    /// were compacted; the log is complete again from `earliest_seq`.
+    pub fn events_compacted(after: i64, earliest_seq: i64) -> Self {
+        let mut error = Self::new(
+            StatusCode::GONE,
+            ErrorCode::EventsCompacted,
+            format!(
+                "events after seq {after} are no longer all kept (retention compacted the log up to seq {}); \
+                 resume from seq {earliest_seq} (since={})",
+                earliest_seq - 1,
+                earliest_seq - 1
+            ),
+        );
+        error.body.earliest_seq = Some(earliest_seq);
+        error
+    }
+
     /// The names concerned (secret keys, plugin names).
     pub fn keys(mut self, keys: Vec<String>) -> Self {
         self.body.keys = Some(keys);

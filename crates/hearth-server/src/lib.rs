@@ -25,6 +25,7 @@ pub mod notices;
 pub mod pace;
 pub mod paging;
 pub mod provisioner;
+pub mod retention;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -142,11 +142,14 @@ impl Lifecycle {
         Ok(deleted)
     }
 
-    /// Replaces a workspace's agent card (`AGENT_CARD_UPDATED`).
-    pub async fn update_agent_card(&self, id: WorkspaceId, card: serde_json::Value) -> StoreResult<Event> {
+    /// Replaces a workspace's agent card (`AGENT_CARD_UPDATED`); `None`
+    /// when the card was already that one (nothing written).
+    pub async fn update_agent_card(&self, id: WorkspaceId, card: serde_json::Value) -> StoreResult<Option<Event>> {
         let event = self.store.update_agent_card(id, card, Utc::now()).await?;
-        self.fast.forget(id);
-        self.bus.published(std::slice::from_ref(&event));
+        if let Some(event) = &event {
+            self.fast.forget(id);
+            self.bus.published(std::slice::from_ref(event));
+        }
         Ok(event)
     }
 

@@ -227,6 +227,7 @@ impl Application {
         let Application { listener, tls, state, shutdown } = self;
         let sweeper =
             tokio::spawn(Sweeper::new(state.clone()).run(state.settings.sweep_interval, state.shutdown.clone()));
+        let retention = tokio::spawn(crate::retention::run(state.clone(), state.settings.sweep_interval));
         let provisioning = provisioner.clone().map(|p| tokio::spawn(provision_loop(p, state.clone())));
         let notices = tokio::spawn(crate::notices::follow(state.clone()));
         let renewals = state.auth.take_renewals().map(|queue| tokio::spawn(crate::auth::renew(state.clone(), queue)));
@@ -255,6 +256,9 @@ impl Application {
         shutdown.send_replace(true);
         if let Err(e) = sweeper.await {
             tracing::error!(error = %e, "sweeper task failed");
+        }
+        if let Err(e) = retention.await {
+            tracing::error!(error = %e, "event retention task failed");
         }
         if let Err(e) = notices.await {
             tracing::error!(error = %e, "notice listener task failed");

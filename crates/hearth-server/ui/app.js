@@ -211,6 +211,16 @@ class EventFeed {
           signOut("the server no longer accepts this token");
           return;
         }
+        if (response.status === 410 && this.lastId !== null) {
+          // The server's retention removed events after the last one we had:
+          // resume where its log is complete again (every view re-reads on
+          // "connected", so nothing shown is stale).
+          const body = await response.json().catch(() => null);
+          if (body && body.code === "events_compacted" && Number.isInteger(body.earliest_seq) && body.earliest_seq - 1 > this.lastId) {
+            this.lastId = body.earliest_seq - 1;
+            continue;
+          }
+        }
         if (!response.ok || !response.body) {
           let message = `HTTP ${response.status}`;
           try {
@@ -860,13 +870,25 @@ function workspaceView(main, id) {
     return h("li", { "data-seq": e.seq, "data-event": e.event }, h("span", {}, ageCell(e.timestamp)), h("code", {}, e.event), h("span", { class: "mono muted" }, payload));
   }
 
+  // The workspace's kept events, oldest first. A page holds at most 1000
+  // events and about 1 MiB, so a short page does not mean the end: an empty
+  // one does. If retention removes events while we read, we go on from
+  // where the log is complete (410 events_compacted).
   async function loadTimeline() {
     const all = [];
     let since = 0;
-    for (let i = 0; i < 10; i++) {
-      const { body } = await api("GET", path`/events`, { workspace_id: id, since, limit: 1000 });
+    for (let i = 0; i < 20; i++) {
+      let body;
+      try {
+        ({ body } = await api("GET", path`/events`, { workspace_id: id, since, limit: 1000 }));
+      } catch (error) {
+        const earliest = error instanceof ApiError && error.body && error.body.code === "events_compacted" ? error.body.earliest_seq : null;
+        if (!Number.isInteger(earliest) || earliest - 1 <= since) throw error;
+        since = earliest - 1;
+        continue;
+      }
+      if (body.length === 0) break;
       all.push(...body);
-      if (body.length < 1000) break;
       since = body[body.length - 1].seq;
     }
     lastSeq = all.length ? all[all.length - 1].seq : lastSeq;

@@ -199,6 +199,8 @@ impl Dialect for Pg {
             " from events where seq > $1 and ($2::uuid is null or org_id = $2) \
             and ($3::uuid is null or workspace_id = $3) order by seq limit $4"
         ),
+        lock_event_log: "select compacted_through, aged_through, counted_through from event_log \
+            where event_log_id = 1 for update skip locked",
         sweep_liveness_rows: concat!(
             "select ",
             workspace_columns!(),

@@ -88,6 +88,34 @@ macro_rules! event_columns {
     };
 }
 
+/// The status event kinds (`hearth_core::EventKind::is_status`) as an SQL
+/// list, the same text as the predicate of the `events_status_idx` partial
+/// index (a planner uses that index only for a query that repeats it).
+#[macro_export]
+macro_rules! status_kinds {
+    () => {
+        "('WORKSPACE_PROVISIONING', 'WORKSPACE_ONLINE', 'WORKSPACE_OFFLINE', 'WORKSPACE_DEGRADED', \
+         'WORKSPACE_PROVISION_FAILED', 'WORKSPACE_PAUSED', 'WORKSPACE_RESUMED', 'WORKSPACE_HIBERNATED', \
+         'WORKSPACE_REMOVED')"
+    };
+}
+
+/// The condition under which retention may delete the row `events` of a
+/// `delete from events`: anything but its workspace's latest status event,
+/// which the log keeps however old (one probe of `events_status_idx`).
+macro_rules! not_kept {
+    () => {
+        concat!(
+            " not (events.kind in ",
+            status_kinds!(),
+            " and events.workspace_id is not null and not exists (select 1 from events later \
+             where later.workspace_id = events.workspace_id and later.seq > events.seq and later.kind in ",
+            status_kinds!(),
+            "))"
+        )
+    };
+}
+
 macro_rules! statement_set {
     ($(#[$meta:meta])* pub struct $name:ident { $($(#[$doc:meta])* $field:ident,)* }) => {
         $(#[$meta])*
@@ -158,6 +186,11 @@ statement_set! {
         desired_state_for_workspace,
         /// `$1`: after seq; `$2`: org or null; `$3`: workspace or null; `$4`: limit.
         list_events,
+        /// The retention's row (compacted_through, aged_through,
+        /// counted_through), locked for the compaction's transaction
+        /// (Postgres: `for update skip locked`, so a replica finding another
+        /// compacting skips its turn; SQLite's writer holds the lock).
+        lock_event_log,
         /// Sweep candidates as whole rows, locked for the sweep's
         /// transaction (Postgres: `for update skip locked`, so replicas
         /// sweeping at once split the work): `$1` cutoff, `$2` limit.
@@ -297,6 +330,38 @@ shared! {
     LAST_EVENT_SEQ = "select last_seq from event_counters where event_counter_id = 1";
     INSERT_EVENT = "insert into events (seq, event_id, org_id, workspace_id, kind, payload, created_at) \
         values ($1, $2, $3, $4, $5, $6, $7)";
+    /// Every event with seq up to this may have been compacted away.
+    COMPACTED_THROUGH = "select compacted_through from event_log where event_log_id = 1";
+    /// The next events to judge by age: (seq, created_at) after `$1`, up to
+    /// `$2`, at most `$3`.
+    EVENTS_FOR_AGE = "select seq, created_at from events where seq > $1 and seq <= $2 order by seq limit $3";
+    /// Retention by age: the events in (`$1`, `$2`] (all older than the
+    /// retention) but each workspace's latest status event.
+    DELETE_AGED_EVENTS = concat!("delete from events where seq > $1 and seq <= $2 and", not_kept!(), " returning seq");
+    /// Status events already judged by age (seq up to `$1`, so older than
+    /// the retention) of the workspaces that have a newer status event in
+    /// (`$2`, `$3`]: no longer their latest, so no longer kept.
+    DELETE_SUPERSEDED_STATUS_EVENTS = concat!(
+        "delete from events where seq <= $1 and kind in ",
+        status_kinds!(),
+        " and workspace_id in (select n.workspace_id from events n where n.seq > $2 and n.seq <= $3 and n.kind in ",
+        status_kinds!(),
+        ") returning seq"
+    );
+    /// The workspaces with events in (`$1`, `$2`] that hold more than `$3`
+    /// events, each with the seq of its newest event beyond its `$3`
+    /// newest (its events up to there may go): one index walk of at most
+    /// `$3` + 1 entries per workspace.
+    WORKSPACES_OVER_COUNT = "select workspace_id, cut from (select w.workspace_id, \
+        (select e.seq from events e where e.workspace_id = w.workspace_id order by e.seq desc limit 1 offset $3) as cut \
+        from (select distinct workspace_id from events where seq > $1 and seq <= $2 and workspace_id is not null) w) x \
+        where cut is not null";
+    /// Retention by count: workspace `$1`'s events up to `$2` but its latest
+    /// status event.
+    DELETE_WORKSPACE_EVENTS_THROUGH =
+        concat!("delete from events where workspace_id = $1 and seq <= $2 and", not_kept!(), " returning seq");
+    UPDATE_EVENT_LOG = "update event_log set compacted_through = $1, aged_through = $2, counted_through = $3, \
+        updated_at = $4 where event_log_id = 1";
     INSERT_BLOB = "insert into blobs (sha256, content, size, created_at, updated_at) values ($1, $2, $3, $4, $4) \
         on conflict (sha256) do nothing";
     SELECT_BLOB = "select content from blobs where sha256 = $1";
@@ -337,4 +402,34 @@ pub fn all_statements<D: crate::Dialect>() -> Vec<(&'static str, &'static str)> 
         .chain(lock_workspaces)
         .chain(D::MORE_STATEMENTS.iter().copied())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use hearth_core::EventKind;
+
+    /// The SQL list of status kinds, the partial index's predicate on both
+    /// engines, and `EventKind::is_status` say the same: a kind added to one
+    /// and not the others would make retention drop a latest status event,
+    /// or keep events the index cannot find.
+    #[test]
+    fn the_status_kinds_in_sql_are_the_status_events() {
+        let expected: Vec<String> =
+            EventKind::ALL.iter().filter(|kind| kind.is_status()).map(|kind| format!("'{}'", kind.as_str())).collect();
+        let listed = |text: &str| -> Vec<String> {
+            let start =
+                text.find("kind in (").map(|at| at + "kind in (".len()).or_else(|| text.find('(').map(|at| at + 1));
+            let start = start.unwrap_or_else(|| panic!("no list in {text}"));
+            let end = start + text[start..].find(')').unwrap_or_else(|| panic!("no end in {text}"));
+            text[start..end].split(',').map(|kind| kind.trim().to_owned()).collect()
+        };
+        assert_eq!(listed(status_kinds!()), expected);
+        for migration in [
+            include_str!("../../hearth-store-pg/migrations/20261207000001_event_retention.sql"),
+            include_str!("../../hearth-store-sqlite/migrations/20261207000001_event_retention.sql"),
+        ] {
+            let index = &migration[migration.find("create index events_status_idx").unwrap()..];
+            assert_eq!(listed(index), expected);
+        }
+    }
 }

@@ -16,9 +16,10 @@ use hearth_core::{
     decide, Decision, EventDraft, EventId, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus,
 };
 use hearth_store::{
-    evolve, Applied, Bootstrap, Changed, Deleted, Engine, Event, EventQuery, LivenessWrite, NewFile, NewPlugin,
-    NewTemplate, NewToken, NewWorkspace, Notice, NoticeFeed, PeerGroup, PeersPage, Plugin, SealedSecret, Store,
-    StoreError, StoreResult, Sweep, Template, Token, Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage,
+    evolve, Applied, Bootstrap, Changed, Compaction, Deleted, Engine, Event, EventQuery, LivenessWrite, NewFile,
+    NewPlugin, NewTemplate, NewToken, NewWorkspace, Notice, NoticeFeed, PeerGroup, PeersPage, Plugin, Retention,
+    SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace, WorkspaceCursor, WorkspaceFilter,
+    WorkspacePage,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -144,6 +145,9 @@ where
     for<'r> (Uuid, String, String, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'q> Option<Uuid>: Encode<'q, D::Db>,
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (i64, i64, i64): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (i64, DateTime<Utc>): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (Uuid, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (bool,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Vec<u8>,): FromRow<'r, <D::Db as Database>::Row>,
@@ -484,6 +488,9 @@ where
     for<'q> Option<Uuid>: Encode<'q, D::Db>,
     for<'r> (String, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (i64, i64, i64): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (i64, DateTime<Utc>): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (Uuid, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (bool,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Vec<u8>,): FromRow<'r, <D::Db as Database>::Row>,
@@ -840,21 +847,26 @@ where
         id: WorkspaceId,
         agent_card: serde_json::Value,
         now: DateTime<Utc>,
-    ) -> StoreResult<Event> {
+    ) -> StoreResult<Option<Event>> {
         let mut tx = self.begin().await?;
         let current = Self::lock_live_workspace(&mut tx, id).await?;
+        // An unchanged card writes nothing: no row, no event.
+        let Some(draft) = hearth_core::agent_card::update_event(current.agent_card.as_ref(), &agent_card) else {
+            return Ok(None);
+        };
         sqlx::query(sql::UPDATE_AGENT_CARD)
             .bind(id.0)
-            .bind(Json(agent_card.clone()))
+            .bind(Json(agent_card))
             .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(map_err::<D>("update_agent_card"))?;
-        let draft =
-            EventDraft::new(hearth_core::EventKind::AgentCardUpdated, serde_json::json!({"agent_card": agent_card}));
         let mut events = Self::append_and_notify(&mut tx, current.org_id, Some(id), vec![draft], now).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
-        events.pop().ok_or(StoreError::Corrupt { operation: "update_agent_card", message: "no event written".into() })
+        events
+            .pop()
+            .map(Some)
+            .ok_or(StoreError::Corrupt { operation: "update_agent_card", message: "no event written".into() })
     }
 
     async fn sweep(
@@ -1213,6 +1225,96 @@ where
         rows.into_iter().map(EventRow::into_event).collect()
     }
 
+    async fn compacted_through(&self) -> StoreResult<i64> {
+        sqlx::query_scalar(sql::COMPACTED_THROUGH)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err::<D>("compacted_through"))
+    }
+
+    async fn compact_events(&self, retention: Retention, now: DateTime<Utc>) -> StoreResult<Compaction> {
+        let mut tx = self.begin().await?;
+        let log: Option<(i64, i64, i64)> = sqlx::query_as(D::SQL.lock_event_log)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err::<D>("lock_event_log"))?;
+        let Some((mut compacted, mut aged, counted)) = log else {
+            return Ok(Compaction { busy: true, ..Compaction::default() });
+        };
+        let last: i64 = sqlx::query_scalar(sql::LAST_EVENT_SEQ)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err::<D>("last_event_seq"))?;
+        let mut done = Compaction::default();
+        let removed = |compacted: &mut i64, seqs: Vec<(i64,)>| {
+            *compacted = seqs.iter().map(|(seq,)| *seq).fold(*compacted, i64::max);
+            seqs.len() as u64
+        };
+        // By count, over the events appended since the last step.
+        let count_to = last.min(counted.saturating_add(retention.batch.saturating_mul(10)));
+        if count_to > counted {
+            let seqs: Vec<(i64,)> = sqlx::query_as(sql::DELETE_SUPERSEDED_STATUS_EVENTS)
+                .bind(aged)
+                .bind(counted)
+                .bind(count_to)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err::<D>("delete_superseded_status_events"))?;
+            done.superseded = removed(&mut compacted, seqs);
+            let over: Vec<(Uuid, i64)> = sqlx::query_as(sql::WORKSPACES_OVER_COUNT)
+                .bind(counted)
+                .bind(count_to)
+                .bind(retention.per_workspace)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err::<D>("workspaces_over_count"))?;
+            for (workspace, cut) in over {
+                let seqs: Vec<(i64,)> = sqlx::query_as(sql::DELETE_WORKSPACE_EVENTS_THROUGH)
+                    .bind(workspace)
+                    .bind(cut)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err::<D>("delete_workspace_events_through"))?;
+                done.by_count += removed(&mut compacted, seqs);
+            }
+        }
+        // By age, never past what was counted (so a status event judged here
+        // is one the count step above can still find superseded later).
+        let cutoff = now.checked_sub_signed(retention.max_age).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let candidates: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(sql::EVENTS_FOR_AGE)
+            .bind(aged)
+            .bind(count_to)
+            .bind(retention.batch)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err::<D>("events_for_age"))?;
+        // Seqs and times rise together but not strictly: stop at the first
+        // event that is not old enough.
+        let old = candidates.iter().take_while(|(_, at)| *at < cutoff).count();
+        if let Some(&(through, _)) = old.checked_sub(1).and_then(|i| candidates.get(i)) {
+            let seqs: Vec<(i64,)> = sqlx::query_as(sql::DELETE_AGED_EVENTS)
+                .bind(aged)
+                .bind(through)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err::<D>("delete_aged_events"))?;
+            done.by_age = removed(&mut compacted, seqs);
+            aged = through;
+        }
+        sqlx::query(sql::UPDATE_EVENT_LOG)
+            .bind(compacted)
+            .bind(aged)
+            .bind(count_to)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err::<D>("update_event_log"))?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        done.compacted_through = compacted;
+        done.more = count_to < last || (old == candidates.len() && old as i64 == retention.batch);
+        Ok(done)
+    }
+
     async fn list_workspaces_filtered(
         &self,
         page: WorkspacePage,
@@ -1302,15 +1404,8 @@ fn with_desired(
 
 /// An event to append (its seq is assigned when it is).
 fn new_event(draft: EventDraft, org: OrgId, workspace: Option<WorkspaceId>, now: DateTime<Utc>) -> Event {
-    Event {
-        seq: 0,
-        id: EventId::new_random(),
-        kind: draft.kind,
-        org_id: org,
-        workspace_id: workspace,
-        timestamp: now,
-        payload: draft.payload,
-    }
+    let (kind, payload) = draft.into_parts();
+    Event { seq: 0, id: EventId::new_random(), kind, org_id: org, workspace_id: workspace, timestamp: now, payload }
 }
 
 /// `hashes` as a JSON array of lowercase hex strings, the one way both

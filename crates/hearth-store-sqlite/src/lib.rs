@@ -277,6 +277,7 @@ impl Dialect for Sqlite {
             " from events where seq > $1 and ($2 is null or org_id = $2) \
             and ($3 is null or workspace_id = $3) order by seq limit $4"
         ),
+        lock_event_log: "select compacted_through, aged_through, counted_through from event_log where event_log_id = 1",
         sweep_liveness_rows: concat!(
             "select ",
             workspace_columns!(),

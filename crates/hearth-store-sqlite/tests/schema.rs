@@ -178,3 +178,36 @@ async fn the_peers_and_discover_statements_search_workspaces_by_index() {
         }
     }
 }
+
+/// Retention judges whether an event is its workspace's latest status event
+/// with one probe of `events_status_idx` (the partial index's predicate is
+/// the statements' own `kind in (…)`), and reads events by seq, never a
+/// scan of the log.
+#[tokio::test]
+async fn the_retention_statements_use_the_status_index_and_never_scan_the_log() {
+    let (store, _db) = hearth_store_sqlite::testing::fresh_store().await;
+    let statements = [
+        ("delete_aged_events", hearth_store_sql::sql::DELETE_AGED_EVENTS),
+        ("delete_workspace_events_through", hearth_store_sql::sql::DELETE_WORKSPACE_EVENTS_THROUGH),
+        ("delete_superseded_status_events", hearth_store_sql::sql::DELETE_SUPERSEDED_STATUS_EVENTS),
+        ("workspaces_over_count", hearth_store_sql::sql::WORKSPACES_OVER_COUNT),
+        ("events_for_age", hearth_store_sql::sql::EVENTS_FOR_AGE),
+    ];
+    for (name, statement) in statements {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("explain query plan {statement}")).fetch_all(store.writer()).await.unwrap();
+        let details: Vec<&str> = plan.iter().map(|(_, _, _, detail)| detail.as_str()).collect();
+        assert!(
+            !details
+                .iter()
+                .any(|d| d.starts_with("SCAN events") || d.starts_with("SCAN later") || d.starts_with("SCAN e ")),
+            "{name}: the log is never scanned: {details:?}"
+        );
+        if statement.contains("later.kind") || name == "delete_superseded_status_events" {
+            assert!(
+                details.iter().any(|d| d.contains("events_status_idx")),
+                "{name}: uses events_status_idx: {details:?}"
+            );
+        }
+    }
+}

@@ -11,8 +11,8 @@ use hearth_core::{EventKind, Heartbeat, Input, OrgId, Rejection, TokenId, Worksp
 use serde_json::json;
 
 use crate::{
-    Applied, Bootstrap, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace,
-    SealedSecret, Store, StoreError, StoreResult, Sweep,
+    Applied, Bootstrap, Compaction, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace,
+    Retention, SealedSecret, Store, StoreError, StoreResult, Sweep,
 };
 use hearth_core::reconcile::{DesiredPlugin, DesiredState, PluginFailure, Report};
 
@@ -64,6 +64,10 @@ macro_rules! conformance_tests {
             a_batch_of_inputs_does_what_applying_them_one_by_one_does,
             what_is_stored_is_what_evolve_decided_whichever_groups_change,
             a_batch_stores_what_evolve_decided_whichever_groups_change,
+            agent_card_events_are_small_and_only_for_a_change,
+            no_event_payload_is_larger_than_the_cap,
+            retention_removes_old_events_but_each_workspaces_latest_status,
+            retention_keeps_a_workspaces_newest_events_beyond_its_share,
             peers_are_siblings_then_children_then_the_parent_page_by_page,
             ancestry_is_found_up_the_parent_links_within_the_bound,
             live_org_tokens_are_capped_per_org_even_when_created_at_once,
@@ -1473,6 +1477,151 @@ pub async fn what_is_stored_is_what_evolve_decided_whichever_groups_change(store
     }
     let stored = store.get_workspace(id).await.unwrap();
     assert_eq!(stored.agent_card, Some(json!({"name": "agent"})), "the card survives later multi-group writes");
+}
+
+/// The agent card's event carries its digest and the keys that changed,
+/// never the card itself; an unchanged card writes nothing at all.
+pub async fn agent_card_events_are_small_and_only_for_a_change(store: S) {
+    let id = create(&*store, "carded").await;
+    let notes = "n".repeat(60_000);
+    let card = json!({"name": "seo", "skills": ["audit"], "notes": notes});
+    let first = store.update_agent_card(id, card.clone(), t(1)).await.unwrap().expect("a first card is a change");
+    assert_eq!(first.kind, EventKind::AgentCardUpdated);
+    assert_eq!(
+        first.payload,
+        json!({
+            "sha256": hearth_core::agent_card::sha256(&card),
+            "bytes": hearth_core::event::json_len(&card),
+            "changed_keys": ["name", "notes", "skills"],
+        })
+    );
+    let version = store.get_workspace(id).await.unwrap().version;
+    assert_eq!(store.update_agent_card(id, card.clone(), t(2)).await.unwrap(), None, "the same card again");
+    assert_eq!(store.get_workspace(id).await.unwrap().version, version, "nothing written");
+    let changed = json!({"name": "seo", "skills": ["audit", "crawl"], "notes": notes});
+    let second = store.update_agent_card(id, changed.clone(), t(3)).await.unwrap().expect("a changed card");
+    assert_eq!(second.payload["changed_keys"], json!(["skills"]));
+    assert_eq!(store.get_workspace(id).await.unwrap().agent_card, Some(changed), "the card itself is stored");
+    let kinds: Vec<EventKind> = events_of(&*store, id).await.into_iter().map(|(kind, _)| kind).collect();
+    assert_eq!(kinds, [EventKind::WorkspaceProvisioning, EventKind::AgentCardUpdated, EventKind::AgentCardUpdated]);
+    let log: usize = events_of(&*store, id).await.iter().map(|(_, payload)| payload.to_string().len()).sum();
+    assert!(log < 1000, "three events of a 60 KB card take {log} bytes of payload");
+}
+
+/// A runtime's longest texts reach the row and the event log cut to their
+/// kept length, and no payload is beyond the cap.
+pub async fn no_event_payload_is_larger_than_the_cap(store: S) {
+    use hearth_core::heartbeat::{MAX_TEXT_BYTES, MAX_TEXT_INPUT_BYTES};
+    let id = create(&*store, "loud").await;
+    store.apply(id, heartbeat(0.0), t(1)).await.unwrap();
+    let degraded = store
+        .apply(
+            id,
+            heartbeat_with(RawHeartbeat {
+                error_rate: Some(0.9),
+                runtime_state: Some("w".repeat(MAX_TEXT_INPUT_BYTES)),
+                sample_error: Some("e".repeat(MAX_TEXT_INPUT_BYTES)),
+                current_task: Some("t".repeat(MAX_TEXT_INPUT_BYTES)),
+                ..Default::default()
+            }),
+            t(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(degraded.workspace.status, WorkspaceStatus::Degraded);
+    let stored = store.get_workspace(id).await.unwrap();
+    assert_eq!(stored.runtime_state.as_deref().map(str::len), Some(MAX_TEXT_BYTES));
+    let events = events_of(&*store, id).await;
+    let (_, payload) = events.iter().find(|(kind, _)| *kind == EventKind::WorkspaceDegraded).unwrap();
+    assert_eq!(payload["runtime_state"].as_str().map(str::len), Some(MAX_TEXT_BYTES));
+    for (kind, payload) in &events {
+        let bytes = hearth_core::event::json_len(payload);
+        assert!(bytes <= hearth_core::event::MAX_EVENT_PAYLOAD_BYTES, "{kind}: {bytes} bytes");
+    }
+}
+
+/// Runs compaction steps at `now` until there is nothing more to do.
+async fn compact_all(store: &dyn Store, retention: Retention, now: DateTime<Utc>) -> Compaction {
+    let mut total = Compaction::default();
+    for _ in 0..1000 {
+        let step = store.compact_events(retention, now).await.unwrap();
+        assert!(!step.busy, "no one else compacts here");
+        total.by_age += step.by_age;
+        total.by_count += step.by_count;
+        total.superseded += step.superseded;
+        total.compacted_through = step.compacted_through;
+        if !step.more {
+            return total;
+        }
+    }
+    panic!("compaction never finished");
+}
+
+fn seqs_of(events: &[crate::Event], id: WorkspaceId) -> Vec<(i64, EventKind)> {
+    events.iter().filter(|e| e.workspace_id == Some(id)).map(|e| (e.seq, e.kind)).collect()
+}
+
+/// Retention by age removes old events, but never a workspace's latest
+/// status event, which goes once a newer one exists; the watermark says how
+/// far a reader may have missed events.
+pub async fn retention_removes_old_events_but_each_workspaces_latest_status(store: S) {
+    let a = create(&*store, "a").await; // seq 1: PROVISIONING at t(0)
+    let b = create(&*store, "b").await; // seq 2
+    store.apply(a, heartbeat(0.0), t(1)).await.unwrap(); // seq 3: ONLINE
+    for i in 0..4 {
+        let raw = RawHeartbeat { current_task: Some(format!("task {i}")), ..Default::default() };
+        store.apply(a, heartbeat_with(raw), t(2 + i)).await.unwrap(); // seqs 4..=7: TASK_UPDATED
+    }
+    assert_eq!(store.compacted_through().await.unwrap(), 0, "nothing compacted yet");
+    let retention = Retention { max_age: Duration::seconds(100), per_workspace: 1000, batch: 2 };
+    // At t(50) nothing is old enough.
+    let early = compact_all(&*store, retention, t(50)).await;
+    assert_eq!((early.removed(), early.compacted_through), (0, 0));
+    // At t(1000) everything is, in steps of two.
+    let done = compact_all(&*store, retention, t(1000)).await;
+    let events = store.list_events(EventQuery::after(0)).await.unwrap();
+    assert_eq!(seqs_of(&events, a), [(3, EventKind::WorkspaceOnline)], "a keeps its latest status event");
+    assert_eq!(seqs_of(&events, b), [(2, EventKind::WorkspaceProvisioning)], "b too");
+    assert_eq!((done.by_age, done.compacted_through), (5, 7));
+    let page = store.read_events(EventQuery::after(3)).await.unwrap();
+    assert!(page.events.is_empty());
+    assert_eq!(page.compacted_through, 7, "a reader at seq 3 may have missed events up to 7");
+    // New events stay; a newer status event supersedes the kept one.
+    let raw = RawHeartbeat { current_task: Some("fresh".into()), ..Default::default() };
+    store.apply(a, heartbeat_with(raw), t(960)).await.unwrap(); // seq 8
+    store.apply(a, Input::Pause, t(970)).await.unwrap(); // seq 9: PAUSED
+    let later = compact_all(&*store, retention, t(1000)).await;
+    assert_eq!((later.by_age, later.superseded), (0, 1));
+    let events = store.list_events(EventQuery::after(0)).await.unwrap();
+    assert_eq!(seqs_of(&events, a), [(8, EventKind::TaskUpdated), (9, EventKind::WorkspacePaused)]);
+    assert_eq!(seqs_of(&events, b), [(2, EventKind::WorkspaceProvisioning)]);
+    assert_eq!(later.compacted_through, 7, "the superseded event was below the watermark already");
+}
+
+/// Retention by count keeps a workspace's newest events (and its latest
+/// status event) and leaves other workspaces alone.
+pub async fn retention_keeps_a_workspaces_newest_events_beyond_its_share(store: S) {
+    let a = create(&*store, "a").await; // seq 1
+    let b = create(&*store, "b").await; // seq 2
+    store.apply(a, heartbeat(0.0), t(1)).await.unwrap(); // seq 3: ONLINE
+    store.apply(b, heartbeat(0.0), t(1)).await.unwrap(); // seq 4
+    for i in 0..10 {
+        let raw = RawHeartbeat { current_task: Some(format!("task {i}")), ..Default::default() };
+        store.apply(a, heartbeat_with(raw), t(2 + i)).await.unwrap(); // seqs 5..=14
+    }
+    let raw = RawHeartbeat { current_task: Some("b's task".into()), ..Default::default() };
+    store.apply(b, heartbeat_with(raw), t(20)).await.unwrap(); // seq 15
+    let retention = Retention { max_age: Duration::days(365), per_workspace: 3, batch: 1000 };
+    let done = compact_all(&*store, retention, t(100)).await;
+    let events = store.list_events(EventQuery::after(0)).await.unwrap();
+    let kept: Vec<i64> = seqs_of(&events, a).into_iter().map(|(seq, _)| seq).collect();
+    assert_eq!(kept, [3, 12, 13, 14], "a: its latest status event and its newest three");
+    let b_kept: Vec<i64> = seqs_of(&events, b).into_iter().map(|(seq, _)| seq).collect();
+    assert_eq!(b_kept, [2, 4, 15], "b holds three: untouched");
+    assert_eq!((done.by_count, done.by_age, done.compacted_through), (8, 0, 11));
+    // Compacting again finds nothing new.
+    let again = compact_all(&*store, retention, t(100)).await;
+    assert_eq!((again.removed(), again.compacted_through), (0, 11));
 }
 
 /// Creates `name` under `parent` at `t(at)` with `role`.

@@ -172,13 +172,15 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<Workspace>;
 
-    /// Replaces the agent card and appends `AGENT_CARD_UPDATED`.
+    /// Replaces the agent card and appends `AGENT_CARD_UPDATED` (a digest
+    /// and the changed keys, not the card: `hearth_core::agent_card`).
+    /// A card equal to the stored one writes nothing and returns `None`.
     async fn update_agent_card(
         &self,
         id: WorkspaceId,
         agent_card: serde_json::Value,
         now: DateTime<Utc>,
-    ) -> StoreResult<Event>;
+    ) -> StoreResult<Option<Event>>;
 
     /// One batch of a sweep, set-based, in one transaction: the candidates
     /// of `sweep` whose reference time is before `now - age` (at most
@@ -309,6 +311,33 @@ pub trait Store: Send + Sync + 'static {
     /// The `seq` of the newest event (0 when the log is empty).
     async fn last_event_seq(&self) -> StoreResult<i64>;
 
-    /// Events with `seq > since`, ascending, at most `limit`.
+    /// Events with `seq > since`, ascending, at most `limit`. What
+    /// retention removed is simply not there: a reader that must know
+    /// whether it missed anything uses [`Store::read_events`].
     async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>>;
+
+    /// The log's compaction watermark: every event with seq up to this may
+    /// have been removed by retention (0: nothing was).
+    async fn compacted_through(&self) -> StoreResult<i64>;
+
+    /// [`Store::list_events`], then the watermark, in that order: a
+    /// compaction that removed an event the page would have held commits
+    /// its watermark with the removal, so the watermark read after the page
+    /// shows it. A reader at `since` missed nothing if `since` is at least
+    /// `compacted_through`.
+    async fn read_events(&self, query: EventQuery) -> StoreResult<EventPage> {
+        let events = self.list_events(query).await?;
+        let compacted_through = self.compacted_through().await?;
+        Ok(EventPage { events, compacted_through })
+    }
+
+    /// One step of the event log's retention, in one transaction: judges
+    /// the next events by their workspace's count (up to 10 × `batch`
+    /// events: a workspace beyond `per_workspace` loses its oldest, and a
+    /// workspace's old status events go once it has a newer one), then up
+    /// to `batch` events by age (older than `max_age` at `now`), never
+    /// removing a workspace's latest status event, and advances the
+    /// watermark past what it removed. Safe on many replicas at once (one
+    /// compacts, the others find it `busy`). Call again while `more`.
+    async fn compact_events(&self, retention: Retention, now: DateTime<Utc>) -> StoreResult<Compaction>;
 }

@@ -196,6 +196,52 @@ impl EventQuery {
     }
 }
 
+/// A page of the event log and how far compaction had got when it was
+/// read ([`crate::Store::read_events`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    /// Every event with seq up to this may have been compacted away: a
+    /// reader that had read up to a smaller seq may have missed some.
+    pub compacted_through: i64,
+}
+
+/// What the event log keeps ([`crate::Store::compact_events`]). Each
+/// workspace's latest status event is kept whatever these say.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retention {
+    /// Events older than this go.
+    pub max_age: chrono::Duration,
+    /// A workspace's events beyond its newest this many go.
+    pub per_workspace: i64,
+    /// Events judged by age in one step at most (ten times as many are
+    /// judged by count): the size of one step's transaction.
+    pub batch: i64,
+}
+
+/// What one step of [`crate::Store::compact_events`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// Events removed because they were older than the retention.
+    pub by_age: u64,
+    /// Events removed because their workspace held more than its share.
+    pub by_count: u64,
+    /// Old status events removed because their workspace has a newer one.
+    pub superseded: u64,
+    /// The log's watermark after the step (see [`EventPage`]).
+    pub compacted_through: i64,
+    /// There is more to do now: call again.
+    pub more: bool,
+    /// Another replica is compacting (Postgres): this step did nothing.
+    pub busy: bool,
+}
+
+impl Compaction {
+    pub fn removed(&self) -> u64 {
+        self.by_age + self.by_count + self.superseded
+    }
+}
+
 /// The result of an accepted [`crate::Store::apply`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {

@@ -53,7 +53,7 @@ fn check(status: WorkspaceStatus, input: &Input, now: DateTime<Utc>, expect: Exp
     let actual = match &got {
         Ok(d) if d.next == status && d.events.is_empty() => Expect::Stay,
         Ok(d) => {
-            let kinds: Vec<EventKind> = d.events.iter().map(|e| e.kind).collect();
+            let kinds: Vec<EventKind> = d.events.iter().map(|e| e.kind()).collect();
             let leaked: &'static [EventKind] = Box::leak(kinds.into_boxed_slice());
             Expect::To(d.next, leaked)
         }
@@ -220,9 +220,9 @@ fn idle_check_hibernates_only_idle_online_workspaces() {
 #[test]
 fn online_event_says_where_the_workspace_recovered_from() {
     let d = decide(&snapshot(Provisioning), &hb(0.0, None), later(1)).unwrap();
-    assert_eq!(d.events[0].payload["recovered_from"], "provisioning");
+    assert_eq!(d.events[0].payload()["recovered_from"], "provisioning");
     let d = decide(&snapshot(Degraded), &hb(0.0, None), later(1)).unwrap();
-    assert_eq!(d.events[0].payload["recovered_from"], "degraded");
+    assert_eq!(d.events[0].payload()["recovered_from"], "degraded");
 }
 
 #[test]
@@ -235,13 +235,13 @@ fn task_updated_is_emitted_only_when_the_task_changes() {
     let mut snap = snapshot(Online);
     let d = decide(&snap, &with_task("write report"), later(1)).unwrap();
     assert_eq!(d.events.len(), 1);
-    assert_eq!(d.events[0].kind, E::TaskUpdated);
-    assert_eq!(d.events[0].payload["current_task"], "write report");
+    assert_eq!(d.events[0].kind(), E::TaskUpdated);
+    assert_eq!(d.events[0].payload()["current_task"], "write report");
     snap.current_task = Some("write report".into());
     assert!(decide(&snap, &with_task("write report"), later(2)).unwrap().events.is_empty());
     // Not reporting a task is not a change; reporting "" clears it.
     assert!(decide(&snap, &hb(0.0, None), later(3)).unwrap().events.is_empty());
-    assert_eq!(decide(&snap, &with_task(""), later(3)).unwrap().events[0].kind, E::TaskUpdated);
+    assert_eq!(decide(&snap, &with_task(""), later(3)).unwrap().events[0].kind(), E::TaskUpdated);
 }
 
 fn any_status() -> impl Strategy<Value = WorkspaceStatus> {

@@ -21,7 +21,7 @@ fn installed(items: &[(&str, Option<&str>)]) -> Vec<InstalledPlugin> {
 }
 
 fn kinds(events: &[EventDraft]) -> Vec<EventKind> {
-    events.iter().map(|e| e.kind).collect()
+    events.iter().map(|e| e.kind()).collect()
 }
 
 fn get<'a>(conditions: &'a [ConditionRecord], kind: &str) -> &'a ConditionRecord {
@@ -135,7 +135,7 @@ fn a_plugin_the_registry_does_not_hold_is_never_satisfied_and_says_so() {
     assert_eq!((plugins.status.as_str(), plugins.reason.as_str()), ("False", "NotInRegistry"));
     assert!(plugins.message.contains("ghost"), "{}", plugins.message);
     assert!(
-        !events.iter().any(|e| e.kind == EventKind::PluginInstalled && e.payload["name"] == "ghost"),
+        !events.iter().any(|e| e.kind() == EventKind::PluginInstalled && e.payload()["name"] == "ghost"),
         "no install event for a plugin that is not stored"
     );
 }

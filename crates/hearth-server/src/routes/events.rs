@@ -1,17 +1,26 @@
 //! The event log: a page API and live SSE streams that resume without gaps.
+//!
+//! Both read the log through [`LogReader`], a chunk of [`CHUNK`] events at
+//! a time, so what a reader holds is bounded by the chunk and the payload
+//! cap (`hearth_core::event::MAX_EVENT_PAYLOAD_BYTES`), never by the log.
+//! A reader resuming after a seq that retention has compacted past gets
+//! 410 `events_compacted` with the seq to resume from.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::Json;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::stream::{self, Stream};
 use hearth_api::{ApiErrorBody, ErrorCode, EventResponse};
 use hearth_core::{OrgId, WorkspaceId};
-use hearth_store::{Event, EventQuery};
+use hearth_store::{Event, EventQuery, Store};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -22,10 +31,97 @@ use crate::extract::{parse_id, ApiQuery};
 use crate::routes::workspaces::workspace_for_runtime_or_operator;
 use crate::state::AppState;
 
-/// Events read from the log per query while catching up.
-const PAGE: i64 = 500;
+/// Events read from the log per query: a page is written as it is read,
+/// this many at a time, and a stream buffers at most this many.
+const CHUNK: i64 = 100;
+/// A page of `GET /events` ends once this many bytes of JSON are written
+/// (after at least one event), whatever its `limit`: with payloads capped
+/// at 16 KiB, one page is about 1 MiB at most.
+pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
 /// SSE keep-alive comment interval.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Reads the log after a cursor, and knows whether retention removed
+/// events it has not read.
+///
+/// A reader that resumes after a seq it holds (`since > 0`) is *strict*: if
+/// the log's watermark (`Store::read_events`) is past its cursor, it may
+/// have missed events, and it is answered 410 with where to resume. A
+/// reader from the start (`since = 0`) takes what is kept: the whole log
+/// from the watermark on, or, for one workspace, that workspace's kept
+/// events (its latest status event however old) and then the rest; it is
+/// strict once it is past the watermark.
+pub(crate) struct LogReader {
+    store: Arc<dyn Store>,
+    after: i64,
+    org: Option<OrgId>,
+    workspace: Option<WorkspaceId>,
+    strict: bool,
+}
+
+impl LogReader {
+    /// `since`: the last seq the reader holds, or 0 for the start of the log.
+    pub(crate) fn new(store: Arc<dyn Store>, since: i64, org: Option<OrgId>, workspace: Option<WorkspaceId>) -> Self {
+        Self { store, after: since, org, workspace, strict: since > 0 }
+    }
+
+    /// The seq of the last event read (or where reading starts).
+    pub(crate) fn after(&self) -> i64 {
+        self.after
+    }
+
+    /// 410 now if a strict reader's cursor is already compacted past (a
+    /// stream checks before it answers 200).
+    pub(crate) async fn check(&self) -> ApiResult<()> {
+        if self.strict {
+            let compacted = self.store.compacted_through().await?;
+            if compacted > self.after {
+                return Err(ApiError::events_compacted(self.after, compacted + 1));
+            }
+        }
+        Ok(())
+    }
+
+    /// The next events after the cursor, at most `limit`, in seq order; 410
+    /// `events_compacted` when retention removed some of them.
+    pub(crate) async fn next(&mut self, limit: i64) -> ApiResult<Vec<Event>> {
+        let query = |since| EventQuery { since, org: self.org, workspace: self.workspace, limit };
+        let page = if !self.strict && self.workspace.is_none() {
+            // The whole log from its start: from the watermark on, where it
+            // is complete (the watermark may move meanwhile: read again).
+            let mut tries = 0;
+            loop {
+                let from = self.store.compacted_through().await?.max(self.after);
+                let page = self.store.read_events(query(from)).await?;
+                tries += 1;
+                if page.compacted_through <= from || tries == 3 {
+                    self.after = from;
+                    self.strict = true;
+                    break page;
+                }
+            }
+        } else {
+            self.store.read_events(query(self.after)).await?
+        };
+        if self.strict && page.compacted_through > self.after {
+            return Err(ApiError::events_compacted(self.after, page.compacted_through + 1));
+        }
+        match page.events.last() {
+            Some(last) => {
+                self.after = last.seq;
+                self.strict |= last.seq >= page.compacted_through;
+            }
+            None if !self.strict => {
+                // Nothing of this workspace after the cursor: nothing is
+                // skipped by moving it to the watermark.
+                self.after = self.after.max(page.compacted_through);
+                self.strict = true;
+            }
+            None => {}
+        }
+        Ok(page.events)
+    }
+}
 
 pub(crate) fn event_response(e: &Event) -> EventResponse {
     EventResponse {
@@ -48,14 +144,18 @@ pub struct ListEventsQuery {
     limit: Option<i64>,
 }
 
-/// A page of the event log, ascending.
+/// A page of the event log, ascending: at most `limit` events and about
+/// 1 MiB ([`MAX_PAGE_BYTES`]), so a page may hold fewer events than asked
+/// while more follow; the end of the log is an empty page. Written as it is
+/// read, a chunk at a time.
 #[utoipa::path(get, path = "/events", tag = "events", params(ListEventsQuery),
-    responses((status = 200, body = Vec<EventResponse>), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
+    responses((status = 200, body = Vec<EventResponse>), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 410, body = ApiErrorBody, description = "`events_compacted`: events after `since` were removed by retention; resume after `earliest_seq - 1`")))]
 pub async fn list_events(
     State(state): State<AppState>,
     operator: Operator,
     ApiQuery(query): ApiQuery<ListEventsQuery>,
-) -> ApiResult<Json<Vec<EventResponse>>> {
+) -> ApiResult<Response> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -68,8 +168,119 @@ pub async fn list_events(
         return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("since must not be negative, got {since}")));
     }
     let workspace = query.workspace_id.as_deref().map(|raw| parse_id(raw, "workspace_id")).transpose()?;
-    let events = state.store.list_events(EventQuery { since, org: operator.scope(), workspace, limit }).await?;
-    Ok(Json(events.iter().map(event_response).collect()))
+    let mut reader = LogReader::new(state.store.clone(), since, operator.scope(), workspace);
+    // The first chunk before the answer's head: a refusal (410, 503) is a
+    // status, not a broken body.
+    let first = reader.next(limit.min(CHUNK)).await?;
+    let page = Page::new(reader, first, limit);
+    let mut response = Body::from_stream(stream::unfold(page, Page::next_bytes)).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+/// A page of `GET /events` being written: a JSON array, a chunk of events
+/// at a time, until `limit` events or [`MAX_PAGE_BYTES`] are written or the
+/// log ends.
+struct Page {
+    reader: LogReader,
+    chunk: Vec<Event>,
+    /// Events still allowed.
+    left: i64,
+    written: usize,
+    /// A chunk came back short: the log ends after it.
+    last_chunk: bool,
+    state: PageState,
+}
+
+#[derive(PartialEq)]
+enum PageState {
+    Open,
+    Closing,
+    Done,
+}
+
+impl Page {
+    fn new(reader: LogReader, first: Vec<Event>, limit: i64) -> Self {
+        let last_chunk = (first.len() as i64) < limit.min(CHUNK);
+        Self { reader, left: limit, chunk: first, written: 0, last_chunk, state: PageState::Open }
+    }
+
+    /// The next piece of the body: a chunk's events (the first with the
+    /// array's `[`), then the closing `]`.
+    async fn next_bytes(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+        loop {
+            match self.state {
+                PageState::Done => return None,
+                PageState::Closing => {
+                    self.state = PageState::Done;
+                    let close: &'static [u8] = if self.written == 0 { b"[]" } else { b"]" };
+                    return Some((Ok(Bytes::from_static(close)), self));
+                }
+                PageState::Open => {}
+            }
+            let out = self.write_chunk();
+            self.read_chunk().await;
+            if !out.is_empty() {
+                return Some((Ok(Bytes::from(out)), self));
+            }
+        }
+    }
+
+    /// The current chunk as JSON array elements, until the page is full.
+    fn write_chunk(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for event in std::mem::take(&mut self.chunk) {
+            let mark = out.len();
+            out.push(if self.written + out.len() == 0 { b'[' } else { b',' });
+            if let Err(error) = serde_json::to_writer(&mut out, &event_response(&event)) {
+                // Never a null or a broken element: the page ends before it.
+                metrics::counter!("hearth_event_page_errors_total").increment(1);
+                tracing::error!(seq = event.seq, %error, "cannot serialize an event; the page ends before it");
+                out.truncate(mark);
+                self.left = 0;
+                break;
+            }
+            self.left -= 1;
+            if self.written + out.len() >= MAX_PAGE_BYTES {
+                self.left = 0;
+                break;
+            }
+        }
+        self.written += out.len();
+        out
+    }
+
+    /// Reads the next chunk while the page has room and the log more; the
+    /// page closes when there is none.
+    async fn read_chunk(&mut self) {
+        if self.left > 0 && !self.last_chunk {
+            let asked = self.left.min(CHUNK);
+            match self.reader.next(asked).await {
+                Ok(chunk) => {
+                    self.last_chunk = (chunk.len() as i64) < asked;
+                    self.chunk = chunk;
+                }
+                // What was written is a true prefix of the log: the page ends
+                // there, and the next page asked for gets the refusal itself
+                // (410 after a compaction, 503 while the database is away).
+                Err(error) => {
+                    if let Some(operation) = error.operation {
+                        crate::metrics::database_error(operation);
+                    }
+                    tracing::warn!(
+                        after = self.reader.after(),
+                        status = error.status.as_u16(),
+                        error = %error.body.error,
+                        cause = ?error.cause,
+                        "an event page ends early"
+                    );
+                }
+            }
+        }
+        if self.chunk.is_empty() {
+            self.state = PageState::Closing;
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -79,7 +290,8 @@ pub struct StreamQuery {
     since: Option<i64>,
 }
 
-/// Where a stream starts: `Last-Event-ID`, else `?since=`, else the tail.
+/// Where a stream starts: `Last-Event-ID`, else `?since=`, else the tail;
+/// 0 is the start of what the log keeps.
 async fn start_seq(state: &AppState, headers: &HeaderMap, since: Option<i64>) -> ApiResult<i64> {
     if let Some(raw) = headers.get("last-event-id") {
         let text = raw.to_str().unwrap_or("");
@@ -96,7 +308,9 @@ async fn start_seq(state: &AppState, headers: &HeaderMap, since: Option<i64>) ->
 
 /// Live stream of every event (of the caller's org).
 #[utoipa::path(get, path = "/events/stream", tag = "events", params(StreamQuery),
-    responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 429, body = ApiErrorBody), (status = 503, body = ApiErrorBody)))]
+    responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody),
+        (status = 410, body = ApiErrorBody, description = "`events_compacted`: resume after `earliest_seq - 1`"), (status = 429, body = ApiErrorBody),
+        (status = 503, body = ApiErrorBody)))]
 pub async fn stream_events(
     State(state): State<AppState>,
     operator: Operator,
@@ -105,8 +319,10 @@ pub async fn stream_events(
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let cursor = start_seq(&state, &headers, query.since).await?;
+    let reader = LogReader::new(state.store.clone(), cursor, operator.scope(), None);
+    reader.check().await?;
     let slot = stream_slot(&state, &bearer)?;
-    Ok(sse(state, cursor, operator.scope(), None, Format::Hearth, slot))
+    Ok(sse(state, reader, Format::Hearth, slot))
 }
 
 /// A slot among the token's concurrent streams (else 429) and the server's
@@ -132,8 +348,10 @@ pub async fn stream_workspace_events(
     let id: WorkspaceId = parse_id(&raw, "workspace id")?;
     workspace_for_runtime_or_operator(&state, &bearer, id, IfRemoved::Refuse).await?;
     let cursor = start_seq(&state, &headers, query.since).await?;
+    let reader = LogReader::new(state.store.clone(), cursor, None, Some(id));
+    reader.check().await?;
     let slot = stream_slot(&state, &bearer)?;
-    Ok(sse(state, cursor, None, Some(id), Format::Compatible, slot))
+    Ok(sse(state, reader, Format::Compatible, slot))
 }
 
 #[derive(Clone, Copy)]
@@ -172,10 +390,7 @@ impl Drop for SubscriberGuard {
 }
 
 struct Cursor {
-    state: AppState,
-    after: i64,
-    org: Option<OrgId>,
-    workspace: Option<WorkspaceId>,
+    reader: LogReader,
     buffer: VecDeque<Event>,
     wake: tokio::sync::watch::Receiver<i64>,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -183,23 +398,21 @@ struct Cursor {
     _slot: LongPollSlot,
 }
 
-/// Reads the log after `after`, forever: every committed event exactly once,
-/// in seq order. The bus only says when to look; the log says what is there.
+/// Reads the log after the reader's cursor, forever: every committed event
+/// exactly once, in seq order. The bus only says when to look; the log says
+/// what is there. If retention compacts past the cursor before the stream
+/// has read it, the stream ends: the subscriber reconnects from its last
+/// seq and is told (410) where to resume.
 fn sse(
     state: AppState,
-    after: i64,
-    org: Option<OrgId>,
-    workspace: Option<WorkspaceId>,
+    reader: LogReader,
     format: Format,
     slot: LongPollSlot,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let cursor = Cursor {
         wake: state.bus.subscribe(),
         shutdown: state.shutdown.clone(),
-        state,
-        after,
-        org,
-        workspace,
+        reader,
         buffer: VecDeque::new(),
         _guard: SubscriberGuard::new(),
         _slot: slot,
@@ -211,10 +424,7 @@ fn sse(
             }
             if let Some(event) = c.buffer.pop_front() {
                 return match frame(&event, format) {
-                    Ok(frame) => {
-                        c.after = event.seq;
-                        Some((Ok(frame), c))
-                    }
+                    Ok(frame) => Some((Ok(frame), c)),
                     Err(error) => {
                         // Never a null or skipped frame: the stream ends, and
                         // the subscriber resumes from the last seq it has.
@@ -226,16 +436,26 @@ fn sse(
             }
             // Marked before reading: a publish after this point wakes us at once.
             c.wake.mark_unchanged();
-            let query = EventQuery { since: c.after, org: c.org, workspace: c.workspace, limit: PAGE };
-            match c.state.store.list_events(query).await {
+            match c.reader.next(CHUNK).await {
                 Ok(page) if !page.is_empty() => {
                     c.buffer.extend(page);
                     continue;
                 }
                 Ok(_) => {}
+                Err(error) if error.body.code == ErrorCode::EventsCompacted => {
+                    metrics::counter!("hearth_event_streams_compacted_total").increment(1);
+                    tracing::info!(
+                        after = c.reader.after(),
+                        "retention compacted past an event stream's cursor; ending it"
+                    );
+                    return None;
+                }
                 Err(error) => {
-                    crate::lifecycle::count_store_error(&error);
-                    tracing::warn!(%error, after = c.after, "event stream could not read the log; retrying");
+                    if let Some(operation) = error.operation {
+                        crate::metrics::database_error(operation);
+                    }
+                    tracing::warn!(after = c.reader.after(), error = %error.body.error, cause = ?error.cause,
+                        "event stream could not read the log; retrying");
                 }
             }
             tokio::select! {

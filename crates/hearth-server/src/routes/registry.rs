@@ -40,6 +40,9 @@ pub async fn register(
 ) -> ApiResult<Json<RegisterResponse>> {
     agent_url::validate(&req.url, state.settings.allow_private_agent_urls)
         .map_err(|message| ApiError::bad_request(ErrorCode::InvalidUrl, message).field("url"))?;
+    if let Some(card) = &req.agent_card {
+        check_card(card)?;
+    }
     let agent_card = req.agent_card.unwrap_or(serde_json::json!({}));
     if bearer.0.is_some() {
         state.auth.workspace(&*state.store, &bearer, req.id).await?;
@@ -98,7 +101,7 @@ pub async fn heartbeat(
     state.auth.workspace(&*state.store, &bearer, req.workspace_id).await?;
     let workspace_id = req.workspace_id;
     let heartbeat = Heartbeat::validate(RawHeartbeat::from(req))
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, e.to_string()).field(e.field()))?;
     // The fast path (fast.rs): a heartbeat that decides like the last one
     // is answered from memory once its batch has committed (or, with
     // `--heartbeat-ack queued`, once it is queued).
@@ -148,8 +151,16 @@ pub async fn update_card(
     ApiJson(req): ApiJson<UpdateCardRequest>,
 ) -> ApiResult<Json<StatusResponse>> {
     state.auth.workspace(&*state.store, &bearer, req.workspace_id).await?;
+    check_card(&req.agent_card)?;
+    // An unchanged card writes no event, and is still what the runtime asked for.
     state.lifecycle.update_agent_card(req.workspace_id, req.agent_card).await?;
     Ok(Json(StatusResponse { status: "updated".into() }))
+}
+
+/// A card larger than `hearth_core::agent_card::MAX_AGENT_CARD_BYTES` is a 400.
+fn check_card(card: &serde_json::Value) -> ApiResult<()> {
+    hearth_core::agent_card::check(card)
+        .map_err(|message| ApiError::bad_request(ErrorCode::InvalidField, message).field("agent_card"))
 }
 
 /// Peers per page when the caller does not say. A page of 100 peer rows is

@@ -18,5 +18,6 @@ mod misc;
 mod peers;
 mod plugin_access;
 mod removed;
+mod retention;
 mod schema;
 mod unavailable;

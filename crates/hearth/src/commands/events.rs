@@ -37,12 +37,25 @@ pub async fn run(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
     }
 }
 
-/// Reads the log page by page up to its current end.
+/// Reads the log page by page up to its current end (an empty page: a page
+/// may hold fewer events than asked while more follow). Where the server's
+/// retention removed events after our position, says so and goes on from
+/// where its log is complete again.
 async fn list(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
     let mut events: Vec<EventResponse> = Vec::new();
     let mut since = args.since;
     loop {
-        let page = op.client.list_events(since, args.workspace, Some(PAGE_SIZE)).await.context("cannot list events")?;
+        let page = match op.client.list_events(since, args.workspace, Some(PAGE_SIZE)).await {
+            Ok(page) => page,
+            Err(err) => match err.compacted_until() {
+                Some(earliest) if since.is_none_or(|since| earliest - 1 > since) => {
+                    output::note(&compacted_note(since.unwrap_or(0), earliest));
+                    since = Some(earliest - 1);
+                    continue;
+                }
+                _ => return Err(err).context("cannot list events"),
+            },
+        };
         // Only events past the last one seen count, so a server that repeats
         // a page (or ignores `since`) cannot make this loop forever.
         let fresh: Vec<EventResponse> =
@@ -78,7 +91,17 @@ async fn follow(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
         op.client.follow_events(args.since, args.workspace).await.context("cannot follow the event stream")?;
     let mut names = Names::default();
     while let Some(event) = stream.next().await {
-        let event = event?;
+        let event = match event {
+            Ok(event) => event,
+            Err(err) => match err.compacted_until() {
+                // The stream goes on from there.
+                Some(earliest) => {
+                    output::note(&compacted_note(earliest - 1, earliest));
+                    continue;
+                }
+                None => return Err(err.into()),
+            },
+        };
         if op.json {
             output::print_json_line(&event)?;
         } else {
@@ -87,6 +110,20 @@ async fn follow(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the user is told when the server's retention removed events they
+/// had not read.
+fn compacted_note(after: i64, earliest: i64) -> String {
+    if after + 1 >= earliest {
+        format!("some events before seq {earliest} were removed by the server's retention before they were read; continuing from seq {earliest}")
+    } else {
+        format!(
+            "events {}..{} are no longer all on the server (retention); continuing from seq {earliest}",
+            after + 1,
+            earliest - 1
+        )
+    }
 }
 
 /// One event as a line with fixed-width columns (a streamed table cannot

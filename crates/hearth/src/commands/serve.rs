@@ -155,6 +155,18 @@ pub struct ServeArgs {
     #[arg(long, env = "HEARTH_MAX_UPLOAD_BYTES", value_name = "BYTES", value_parser = bytes,
           default_value_t = defaults().max_upload_bytes)]
     max_upload_bytes: usize,
+    /// Events older than this are compacted away (each workspace's latest
+    /// status event is kept): seconds, or a number with `s`, `m`, `h` or
+    /// `d` (`7d`, `12h`).
+    #[arg(long, env = "HEARTH_EVENT_RETENTION", value_name = "AGE", value_parser = age,
+          default_value = DEFAULT_EVENT_RETENTION)]
+    event_retention: Duration,
+    /// A workspace's events beyond its newest N are compacted away (its
+    /// latest status event is kept).
+    #[arg(long, env = "HEARTH_EVENT_RETENTION_PER_WORKSPACE", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..),
+          default_value_t = defaults().event_retention_per_workspace)]
+    event_retention_per_workspace: u32,
     /// Wait long polls (GET /workspaces/{id}/wait) one token may hold open
     /// at once; one more is a 429.
     #[arg(long, env = "HEARTH_MAX_WAITS_PER_TOKEN", value_name = "N", value_parser = count,
@@ -211,6 +223,9 @@ const DEFAULT_REQUEST_TIMEOUT: &str = "60";
 /// `Settings::default().header_timeout`, likewise.
 const DEFAULT_HEADER_TIMEOUT: &str = "10";
 
+/// `Settings::default().event_retention`, likewise.
+const DEFAULT_EVENT_RETENTION: &str = "7d";
+
 /// The server's defaults, so each default is written down once.
 fn defaults() -> Settings {
     Settings::default()
@@ -219,6 +234,26 @@ fn defaults() -> Settings {
 /// A whole number of seconds, at least 1.
 fn seconds(text: &str) -> Result<u64, String> {
     positive(text).map_err(|_| "expected a whole number of seconds, at least 1".to_owned())
+}
+
+/// A duration of at least one second: whole seconds, or a whole number
+/// with a unit `s`, `m`, `h` or `d`.
+fn age(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((at, unit)) if unit.is_ascii_alphabetic() => (&text[..at], unit),
+        _ => (text, 's'),
+    };
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(format!("unknown unit {unit:?}: use s, m, h or d (e.g. 7d)")),
+    };
+    let count: u64 =
+        positive(number).map_err(|_| "expected a whole number of seconds, or e.g. 90s, 15m, 12h, 7d".to_owned())?;
+    count.checked_mul(scale).map(Duration::from_secs).ok_or_else(|| "that duration is too long".to_owned())
 }
 
 /// A whole number of seconds, 0 allowed.
@@ -282,6 +317,8 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             max_upload_bytes: self.max_upload_bytes,
             database_timeout: Duration::from_secs(self.database.database_timeout),
+            event_retention: self.event_retention,
+            event_retention_per_workspace: self.event_retention_per_workspace,
             max_waits_per_token: self.max_waits_per_token,
             max_long_polls: self.max_long_polls,
             max_org_tokens: self.max_org_tokens,
@@ -352,6 +389,8 @@ mod tests {
             "--tls-cert=/c.pem",
             "--tls-key=/k.pem",
             "--trusted-proxies=10.0.0.0/8,192.168.1.7",
+            "--event-retention=36h",
+            "--event-retention-per-workspace=50",
             "--max-waits-per-token=11",
             "--max-long-polls=12",
             "--max-org-tokens=13",
@@ -385,6 +424,24 @@ mod tests {
         assert_eq!(settings.max_long_polls, 12);
         assert_eq!(settings.max_org_tokens, 13);
         assert_eq!(settings.max_concurrent_uploads, 14);
+        assert_eq!(settings.event_retention, Duration::from_secs(36 * 3600));
+        assert_eq!(settings.event_retention_per_workspace, 50);
+    }
+
+    #[test]
+    fn retention_takes_seconds_or_a_unit_and_defaults_to_a_week() {
+        if std::env::var_os("HEARTH_EVENT_RETENTION").is_none() {
+            assert_eq!(serve_settings(&[]).event_retention, defaults().event_retention);
+            assert_eq!(defaults().event_retention, Duration::from_secs(7 * 86_400));
+        }
+        for (text, secs) in [("90", 90), ("90s", 90), ("15m", 900), ("12h", 43_200), ("7d", 604_800)] {
+            assert_eq!(age(text), Ok(Duration::from_secs(secs)), "{text}");
+        }
+        for bad in ["0", "0d", "7w", "d", "", "-1h", "1.5h"] {
+            assert!(age(bad).is_err(), "{bad:?}");
+        }
+        let err = Cli::try_parse_from(["hearth", "serve", "--event-retention-per-workspace", "0"]).err().unwrap();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]
