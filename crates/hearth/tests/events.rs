@@ -31,8 +31,11 @@ async fn events_behind_the_compaction_resume_where_the_log_is_complete(engine: E
     let created = admin.create_workspace(&request).await.unwrap(); // seq 1
     let runtime = hearth_client::Client::new(&server.url, created.auth_token.clone()).unwrap();
     for i in 0..6 {
-        let heartbeat =
-            HeartbeatRequest { workspace_id: created.id, current_task: Some(format!("task {i}")), ..Default::default() };
+        let heartbeat = HeartbeatRequest {
+            workspace_id: created.id,
+            current_task: Some(format!("task {i}")),
+            ..Default::default()
+        };
         runtime.heartbeat(&heartbeat).await.unwrap(); // seq 2 ONLINE, then TASK_UPDATED 3..=8
     }
     // The server's retention (every second) keeps ONLINE (2) and the newest two (7, 8).
@@ -51,7 +54,11 @@ async fn events_behind_the_compaction_resume_where_the_log_is_complete(engine: E
     run.expect_code(0);
     let seqs: Vec<i64> = run.json().as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, [7, 8], "the events after the compaction, each once");
-    assert!(run.stderr.contains("are no longer all on the server (retention); continuing from seq 7"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("are no longer all on the server (retention); continuing from seq 7"),
+        "{}",
+        run.stderr
+    );
     // From the start, nothing is missed: the log from where it is complete.
     let all = server.hearth(&["events", "--json"]).await;
     all.expect_code(0);

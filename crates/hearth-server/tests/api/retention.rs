@@ -124,13 +124,19 @@ async fn an_event_page_is_bounded_by_bytes_and_reading_on_misses_nothing(engine:
     assert_eq!(seqs, (1..=total as i64).collect::<Vec<_>>());
 }
 
-async fn a_reader_behind_the_compaction_is_told_where_to_resume(engine: Engine) {
-    let app = TestApp::spawn_with(engine, |s| {
+/// A server that keeps three events per workspace (and a runtime may send
+/// as fast as it likes).
+async fn spawn_keeping_three(engine: Engine) -> TestApp {
+    TestApp::spawn_with(engine, |s| {
         s.event_retention_per_workspace = 3;
         s.rate_limit_per_token = 0;
         s.rate_limit_per_workspace = 0;
     })
-    .await;
+    .await
+}
+
+async fn a_reader_behind_the_compaction_is_told_where_to_resume(engine: Engine) {
+    let app = spawn_keeping_three(engine).await;
     let (id, runtime, _) = app.create_registered("chatty").await; // seqs 1, 2
     let (quiet, _, _) = app.create_registered("quiet").await; // seqs 3, 4
     fill_with_tasks(&runtime, id, 10).await; // seqs 5..=14
@@ -162,12 +168,7 @@ async fn a_reader_behind_the_compaction_is_told_where_to_resume(engine: Engine) 
 }
 
 async fn an_event_stream_behind_the_compaction_resumes_where_the_log_is_complete(engine: Engine) {
-    let app = TestApp::spawn_with(engine, |s| {
-        s.event_retention_per_workspace = 3;
-        s.rate_limit_per_token = 0;
-        s.rate_limit_per_workspace = 0;
-    })
-    .await;
+    let app = spawn_keeping_three(engine).await;
     let (id, runtime, token) = app.create_registered("chatty").await;
     fill_with_tasks(&runtime, id, 10).await; // seqs 3..=12
     retention::compact(&*app.state.store, retention::retention(&app.state.settings)).await.unwrap();
