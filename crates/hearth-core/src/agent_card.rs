@@ -33,7 +33,28 @@ pub fn check(card: &Value) -> Result<(), String> {
 /// sha256 (hex) of the card's compact JSON. Object keys are serialized in
 /// sorted order, so equal cards have equal digests.
 pub fn sha256(card: &Value) -> String {
-    hex::encode(Sha256::digest(serde_json::to_vec(card).unwrap_or_default()))
+    let mut hasher = Sha256::new();
+    // Serializing a `Value` into a hasher cannot fail: its maps have string
+    // keys and the writer never refuses bytes.
+    if serde_json::to_writer(HashWriter(&mut hasher), card).is_err() {
+        hasher = Sha256::new();
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Feeds JSON straight into the digest, so the card is not serialized into
+/// a buffer first.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The `AGENT_CARD_UPDATED` event for replacing `old` with `new`, or `None`
