@@ -14,7 +14,9 @@ use crate::{
     Applied, Bootstrap, Compaction, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace,
     Retention, SealedSecret, Store, StoreError, StoreResult, Sweep,
 };
-use hearth_core::reconcile::{DesiredPlugin, DesiredState, PluginFailure, Report};
+use hearth_core::reconcile::{
+    ConditionReason, ConditionStatus, ConditionType, DesiredPlugin, DesiredState, PluginFailure, Report,
+};
 
 /// Generates one `#[tokio::test]` per scenario. `$make` is an async
 /// expression returning `(store, guard)`; the guard lives until the test ends.
@@ -849,14 +851,14 @@ pub async fn heartbeats_converge_to_the_desired_state_level_triggered(store: S) 
     let nothing = store.apply(id, reporting(Report::default()), t(1)).await.unwrap();
     let conditions = &nothing.workspace.conditions;
     assert_eq!(conditions.len(), 2);
-    assert!(conditions.iter().all(|c| c.status == "False"), "{conditions:?}");
+    assert!(conditions.iter().all(|c| c.status == ConditionStatus::False), "{conditions:?}");
     let holding = Report {
         assets_digest: Some("sha256:assets".into()),
         installed: Some(vec![("seo-all".into(), Some("h1".into()))]),
         failures: vec![],
     };
     let converged = store.apply(id, reporting(holding.clone()), t(2)).await.unwrap();
-    assert!(converged.workspace.conditions.iter().all(|c| c.status == "True"));
+    assert!(converged.workspace.conditions.iter().all(|c| c.status == ConditionStatus::True));
     let kinds: Vec<EventKind> = converged.events.iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&EventKind::AssetsDelivered) && kinds.contains(&EventKind::PluginInstalled), "{kinds:?}");
     let stored = store.get_workspace(id).await.unwrap();
@@ -872,8 +874,8 @@ pub async fn heartbeats_converge_to_the_desired_state_level_triggered(store: S) 
         failures: vec![PluginFailure { name: "seo-all".into(), error: "sha256 mismatch".into() }],
     };
     let failed = store.apply(id, reporting(lost), t(4)).await.unwrap();
-    let plugins = failed.workspace.conditions.iter().find(|c| c.kind == "PluginsInstalled").unwrap();
-    assert_eq!(plugins.reason, "InstallFailed");
+    let plugins = failed.workspace.conditions.iter().find(|c| c.kind == ConditionType::PluginsInstalled).unwrap();
+    assert_eq!(plugins.reason, ConditionReason::InstallFailed);
     assert!(plugins.message.contains("sha256 mismatch"));
     assert_eq!(failed.workspace.status, WorkspaceStatus::Online, "no status change");
     let back = store.apply(id, reporting(holding), t(5)).await.unwrap();
