@@ -14,6 +14,7 @@ crate::on_both_engines!(
     a_template_with_a_plugin_is_delivered_and_converges,
     template_and_plugin_bad_input_is_refused_and_nothing_is_stored,
     template_lists_are_paged_by_name_with_their_files,
+    the_workspace_shows_the_assets_digest_its_runtime_reported,
 );
 
 fn text(s: &str) -> FileContent {
@@ -368,4 +369,29 @@ async fn template_lists_are_paged_by_name_with_their_files(engine: Engine) {
     let response =
         app.raw().get(format!("{}/templates?cursor=zzz", app.url)).bearer_auth(&app.admin_token).send().await.unwrap();
     assert_eq!(response.status(), 400);
+}
+
+/// The digest a runtime reported is a field of the workspace, so no program
+/// reads it out of the `AssetsDelivered` message.
+async fn the_workspace_shows_the_assets_digest_its_runtime_reported(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, runtime, _) = app.create_registered("w").await;
+    let read = |path: String| {
+        let request = app.raw().get(format!("{}{path}", app.url)).bearer_auth(&app.admin_token);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(read(format!("/workspaces/{id}")).await["reported_assets_digest"], Value::Null, "nothing reported");
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    runtime.heartbeat(&HeartbeatRequest { assets_digest: Some(digest.clone()), ..heartbeat(id) }).await.unwrap();
+    assert_eq!(read(format!("/workspaces/{id}")).await["reported_assets_digest"], digest.as_str());
+    assert_eq!(read("/workspaces".into()).await[0]["reported_assets_digest"], digest.as_str(), "lists show it too");
+    let typed = app.admin.get_workspace(id).await.unwrap();
+    assert_eq!(typed.reported_assets_digest.as_deref(), Some(digest.as_str()));
+    // No template: delivered trivially, whatever the runtime holds.
+    let assets = typed.condition(hearth_core::reconcile::ConditionType::AssetsDelivered).unwrap();
+    assert_eq!(assets.typed_reason(), Some(hearth_core::reconcile::ConditionReason::NoTemplate));
 }
