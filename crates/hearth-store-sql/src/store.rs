@@ -16,10 +16,10 @@ use hearth_core::{
     decide, Decision, EventDraft, EventId, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus,
 };
 use hearth_store::{
-    evolve, Applied, Bootstrap, Changed, Compaction, Deleted, Engine, Event, EventQuery, LivenessWrite, NewFile,
-    NewPlugin, NewTemplate, NewToken, NewWorkspace, Notice, NoticeFeed, PeerGroup, PeersPage, Plugin, Retention,
-    SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace, WorkspaceCursor, WorkspaceFilter,
-    WorkspacePage,
+    evolve, Applied, Bootstrap, Changed, Compaction, Conflict, Deleted, Engine, Event, EventQuery, LivenessWrite,
+    NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace, Notice, NoticeFeed, PeerGroup, PeersPage, Plugin,
+    Retention, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace, WorkspaceCursor,
+    WorkspaceFilter, WorkspacePage,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -30,7 +30,11 @@ use uuid::Uuid;
 /// they are shrunk after the write.
 const LARGE_CONTENT: usize = 1 << 20;
 
-use crate::error::map_err;
+use crate::error::{map_err, map_write_err, Violations};
+
+/// The conflict of a write that refers to its org and to nothing else a
+/// caller names (templates, plugins, secrets).
+const ORG_MUST_EXIST: Violations = Violations { unique: None, foreign_key: Some(Conflict::OrgMissing) };
 use crate::rows::{
     self, DbStatus, DesiredRow, EventRow, FileRow, HashedTokenRow, PageDesiredRow, PluginRow, SecretRow, TemplateRow,
     TokenRow, WorkspaceDesiredRow, WorkspaceRow,
@@ -307,7 +311,10 @@ where
                 .bind(now)
                 .execute(&mut *conn)
                 .await
-                .map_err(map_err::<D>("insert_file"))?;
+                .map_err(map_write_err::<D>(
+                    "insert_file",
+                    Violations { unique: Some(Conflict::DuplicatePath), foreign_key: None },
+                ))?;
         }
         if files.iter().any(|file| file.content.len() > LARGE_CONTENT) {
             // The connection's buffers grew to hold the largest file (on
@@ -440,7 +447,16 @@ where
             .bind(token.now)
             .execute(&mut *conn)
             .await
-            .map_err(map_err::<D>("insert_token"))?;
+            .map_err(map_write_err::<D>(
+                "insert_token",
+                Violations {
+                    unique: Some(Conflict::TokenExists),
+                    foreign_key: Some(match token.workspace_id {
+                        Some(_) => Conflict::TokenWorkspaceMissing,
+                        None => Conflict::OrgMissing,
+                    }),
+                },
+            ))?;
         Ok(())
     }
 }
@@ -537,7 +553,16 @@ where
                 .bind(new.now)
                 .execute(&mut *tx)
                 .await
-                .map_err(map_err::<D>("insert_workspace"))?;
+                .map_err(map_write_err::<D>(
+                    "insert_workspace",
+                    Violations {
+                        unique: Some(Conflict::WorkspaceExists),
+                        foreign_key: Some(match new.parent_id {
+                            Some(_) => Conflict::ParentMissing,
+                            None => Conflict::OrgMissing,
+                        }),
+                    },
+                ))?;
             if let Some(token) = &token {
                 Self::insert_token_on(&mut tx, token).await?;
             }
@@ -1046,7 +1071,8 @@ where
                 .bind(now)
                 .execute(&mut *tx)
                 .await
-                .map_err(map_err::<D>("insert_secret"))?;
+                // The workspace is locked above, so only the org can be missing.
+                .map_err(map_write_err::<D>("insert_secret", ORG_MUST_EXIST))?;
         }
         tx.commit().await.map_err(map_err::<D>("commit"))
     }
@@ -1074,7 +1100,7 @@ where
             .bind(template.now)
             .fetch_one(&mut *tx)
             .await
-            .map_err(map_err::<D>("upsert_template"))?;
+            .map_err(map_write_err::<D>("upsert_template", ORG_MUST_EXIST))?;
         let statements = (sql::DELETE_TEMPLATE_FILES, sql::INSERT_TEMPLATE_FILE);
         Self::replace_files(&mut tx, id, &template.files, statements, template.now).await?;
         Self::notify(&mut tx, &Notice::Template { org: template.org_id, name: template.name.clone() }).await?;
@@ -1145,7 +1171,7 @@ where
             .bind(plugin.now)
             .fetch_one(&mut *tx)
             .await
-            .map_err(map_err::<D>("upsert_plugin"))?;
+            .map_err(map_write_err::<D>("upsert_plugin", ORG_MUST_EXIST))?;
         let statements = (sql::DELETE_PLUGIN_FILES, sql::INSERT_PLUGIN_FILE);
         Self::replace_files(&mut tx, id, &plugin.files, statements, plugin.now).await?;
         Self::notify(&mut tx, &Notice::Plugin { org: plugin.org_id, name: plugin.name.clone() }).await?;

@@ -11,8 +11,8 @@ use hearth_core::{EventKind, Heartbeat, Input, OrgId, Rejection, TokenId, Worksp
 use serde_json::json;
 
 use crate::{
-    Applied, Bootstrap, Compaction, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace,
-    Retention, SealedSecret, Store, StoreError, StoreResult, Sweep,
+    Applied, Bootstrap, Compaction, Conflict, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate, NewToken,
+    NewWorkspace, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep,
 };
 use hearth_core::reconcile::{
     ConditionReason, ConditionStatus, ConditionType, DesiredPlugin, DesiredState, PluginFailure, Report,
@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             list_hides_removed_unless_asked,
             unknown_workspace_is_not_found,
             duplicate_ids_and_bad_parents_are_conflicts,
+            conflicts_say_what_conflicted_in_the_same_words_on_every_engine,
             heartbeat_fields_are_stored,
             templates_are_content_addressed_and_replaced_by_name,
             plugins_are_stored_and_replaced_by_name,
@@ -587,7 +588,7 @@ pub async fn tokens_are_found_by_hash_and_revoked(store: S) {
     let wrong_org = store.revoke_token(OrgId::new_random(), org_token.id, t(9)).await;
     assert!(matches!(wrong_org, Err(StoreError::NotFound(_))));
     let duplicate = store.insert_token(token(None, "ws-secret")).await;
-    assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+    assert!(matches!(duplicate, Err(StoreError::Conflict { .. })), "{duplicate:?}");
 }
 
 pub async fn live_org_tokens_are_capped_per_org_even_when_created_at_once(store: S) {
@@ -700,11 +701,40 @@ pub async fn unknown_workspace_is_not_found(store: S) {
 pub async fn duplicate_ids_and_bad_parents_are_conflicts(store: S) {
     let new = NewWorkspace::named(OrgId::DEFAULT, "w", t(0));
     store.create_workspace(new.clone(), None).await.unwrap();
-    assert!(matches!(store.create_workspace(new, None).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.create_workspace(new, None).await, Err(StoreError::Conflict { .. })));
     let mut orphan = NewWorkspace::named(OrgId::DEFAULT, "orphan", t(0));
     orphan.parent_id = Some(WorkspaceId::new_random());
-    assert!(matches!(store.create_workspace(orphan.clone(), None).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.create_workspace(orphan.clone(), None).await, Err(StoreError::Conflict { .. })));
     assert!(matches!(store.get_workspace(orphan.id).await, Err(StoreError::NotFound(_))), "nothing half-written");
+}
+
+/// A conflict is described by the operation that met it, in the same words
+/// on every engine: never the database's text, which names tables and
+/// constraints and differs by engine.
+pub async fn conflicts_say_what_conflicted_in_the_same_words_on_every_engine(store: S) {
+    let new = NewWorkspace::named(OrgId::DEFAULT, "w", t(0));
+    store.create_workspace(new.clone(), None).await.unwrap();
+    let taken = store.create_workspace(new.clone(), None).await.unwrap_err();
+    assert!(matches!(taken, StoreError::Conflict { what: Conflict::WorkspaceExists }), "{taken:?}");
+    assert_eq!(taken.to_string(), "a workspace with this id already exists");
+    let mut orphan = NewWorkspace::named(OrgId::DEFAULT, "orphan", t(0));
+    orphan.parent_id = Some(WorkspaceId::new_random());
+    let orphaned = store.create_workspace(orphan, None).await.unwrap_err();
+    assert!(matches!(orphaned, StoreError::Conflict { what: Conflict::ParentMissing }), "{orphaned:?}");
+    assert_eq!(orphaned.to_string(), "the parent workspace does not exist");
+    let fresh = NewWorkspace::named(OrgId::DEFAULT, "fresh", t(0));
+    let batch = store.create_workspaces(vec![(fresh, None), (new.clone(), None)]).await.unwrap_err();
+    assert_eq!(batch.to_string(), "a workspace with this id already exists", "in a batch too");
+
+    store.insert_token(token(Some(new.id), "same-secret")).await.unwrap();
+    let again = store.insert_token(token(None, "same-secret")).await.unwrap_err();
+    assert_eq!(again.to_string(), "a token with this secret already exists");
+    let nowhere = store.insert_token(token(Some(WorkspaceId::new_random()), "nowhere")).await.unwrap_err();
+    assert_eq!(nowhere.to_string(), "the token's workspace does not exist");
+    let created = NewWorkspace::named(OrgId::DEFAULT, "with-token", t(0));
+    let reused = store.create_workspace(created.clone(), Some(token(Some(created.id), "same-secret"))).await;
+    assert_eq!(reused.unwrap_err().to_string(), "a token with this secret already exists");
+    assert!(matches!(store.get_workspace(created.id).await, Err(StoreError::NotFound(_))), "nothing half-written");
 }
 
 pub async fn heartbeat_fields_are_stored(store: S) {
@@ -1345,7 +1375,7 @@ pub async fn bulk_creation_writes_every_workspace_token_and_event_or_nothing(sto
     taken.id = batch[7].0.id;
     let refused =
         store.create_workspaces(vec![(fresh.clone(), Some(token(Some(fresh.id), "fresh"))), (taken, None)]).await;
-    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert!(matches!(refused, Err(StoreError::Conflict { .. })), "{refused:?}");
     assert!(matches!(store.get_workspace(fresh.id).await, Err(StoreError::NotFound(_))), "nothing half-written");
     assert_eq!(store.find_token_by_hash(b"fresh", t(100)).await.unwrap().map(|found| found.id), None);
     assert_eq!(store.last_event_seq().await.unwrap(), 50, "no event of the refused batch");

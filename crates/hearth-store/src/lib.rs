@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hearth_core::{Input, OrgId, TokenId, WorkspaceId};
 
-pub use error::{StoreError, StoreResult};
+pub use error::{Conflict, StoreError, StoreResult};
 pub use evolve::{evolve, Changed, LivenessWrite};
 pub use model::*;
 pub use notice::{Notice, NoticeFeed, CHANNEL};
