@@ -17,9 +17,9 @@ use hearth_core::{
 };
 use hearth_store::{
     evolve, Applied, Bootstrap, Changed, Compaction, Conflict, Deleted, Engine, Event, EventQuery, LivenessWrite,
-    NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace, Notice, NoticeFeed, PeerGroup, PeersPage, Plugin,
-    Retention, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace, WorkspaceCursor,
-    WorkspaceFilter, WorkspacePage,
+    NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace, NewWorkspaceToken, Notice, NoticeFeed, PeerGroup,
+    PeersPage, Plugin, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace,
+    WorkspaceCursor, WorkspaceFilter, WorkspacePage,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -966,10 +966,11 @@ where
 
     async fn issue_workspace_token(
         &self,
-        token: NewToken,
+        token: NewWorkspaceToken,
         revoke_others_at: Option<DateTime<Utc>>,
     ) -> StoreResult<Token> {
-        let id = token.workspace_id.ok_or(StoreError::NotFound("workspace"))?;
+        let id = token.workspace_id();
+        let token = token.into_token();
         let mut tx = self.begin().await?;
         Self::lock_live_workspace(&mut tx, id).await?;
         if let Some(at) = revoke_others_at {

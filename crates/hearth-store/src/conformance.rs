@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::{
     Applied, Bootstrap, Compaction, Conflict, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate, NewToken,
-    NewWorkspace, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep,
+    NewWorkspace, NewWorkspaceToken, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep,
 };
 use hearth_core::reconcile::{
     ConditionReason, ConditionStatus, ConditionType, DesiredPlugin, DesiredState, PluginFailure, Report,
@@ -125,6 +125,11 @@ fn token(workspace: Option<WorkspaceId>, secret: &str) -> NewToken {
         hash: secret.as_bytes().to_vec(),
         now: t(0),
     }
+}
+
+/// A token of workspace `id` made at `t(secs)`.
+fn workspace_token(id: WorkspaceId, secret: &str, secs: i64) -> NewWorkspaceToken {
+    NewWorkspaceToken::new(id, NewToken { now: t(secs), ..token(None, secret) })
 }
 
 pub async fn create_then_get_returns_every_field(store: S) {
@@ -439,7 +444,7 @@ pub async fn bootstrap_register_mints_once_and_never_for_removed(store: S) {
 pub async fn a_workspace_that_ever_had_a_token_never_bootstraps(store: S) {
     // Its only token revoked (the operator's answer to a leak).
     let leaked = create(&*store, "leaked").await;
-    let only = store.issue_workspace_token(token(Some(leaked), "leaked-secret"), None).await.unwrap();
+    let only = store.issue_workspace_token(workspace_token(leaked, "leaked-secret", 0), None).await.unwrap();
     store.revoke_workspace_token(leaked, only.id, t(1)).await.unwrap();
     let before = store.get_workspace(leaked).await.unwrap();
     let events = events_of(&*store, leaked).await.len();
@@ -457,12 +462,8 @@ pub async fn a_workspace_that_ever_had_a_token_never_bootstraps(store: S) {
     assert_refused(&store, refused, "other-secret").await;
     // A rotation's overlap running: still a workspace with tokens.
     let rotating = create(&*store, "rotating").await;
-    let mut first = token(Some(rotating), "rotating-1");
-    first.now = t(1);
-    store.issue_workspace_token(first, None).await.unwrap();
-    let mut second = token(Some(rotating), "rotating-2");
-    second.now = t(2);
-    let second = store.issue_workspace_token(second, Some(t(3))).await.unwrap();
+    store.issue_workspace_token(workspace_token(rotating, "rotating-1", 1), None).await.unwrap();
+    let second = store.issue_workspace_token(workspace_token(rotating, "rotating-2", 2), Some(t(3))).await.unwrap();
     store.revoke_workspace_token(rotating, second.id, t(4)).await.unwrap();
     let refused = bootstrap(&store, rotating, t(5), "rotating-3").await;
     assert_refused(&store, refused, "rotating-3").await;
@@ -531,13 +532,11 @@ pub async fn concurrent_bootstraps_mint_one_token(store: S) {
 
 pub async fn workspace_tokens_rotate_after_an_overlap_and_revoke_at_once(store: S) {
     let id = create(&*store, "w").await;
-    let old = store.issue_workspace_token(token(Some(id), "old-secret"), None).await.unwrap();
-    let extra = store.issue_workspace_token(token(Some(id), "extra-secret"), None).await.unwrap();
+    let old = store.issue_workspace_token(workspace_token(id, "old-secret", 0), None).await.unwrap();
+    let extra = store.issue_workspace_token(workspace_token(id, "extra-secret", 0), None).await.unwrap();
     assert!(store.find_token_by_hash(b"old-secret", t(1)).await.unwrap().is_some(), "issuing adds by default");
     // A rotation at t(10) with 60 s of overlap: the others work until t(70).
-    let mut new = token(Some(id), "new-secret");
-    new.now = t(10);
-    let rotated = store.issue_workspace_token(new, Some(t(70))).await.unwrap();
+    let rotated = store.issue_workspace_token(workspace_token(id, "new-secret", 10), Some(t(70))).await.unwrap();
     for secret in [&b"old-secret"[..], b"extra-secret", b"new-secret"] {
         assert!(store.find_token_by_hash(secret, t(69)).await.unwrap().is_some(), "during the overlap");
     }
@@ -545,9 +544,7 @@ pub async fn workspace_tokens_rotate_after_an_overlap_and_revoke_at_once(store: 
     assert!(store.find_token_by_hash(b"extra-secret", t(71)).await.unwrap().is_none());
     assert!(store.find_token_by_hash(b"new-secret", t(1000)).await.unwrap().is_some(), "the new one stays");
     // A later rotation with a longer overlap never extends an earlier end.
-    let mut later = token(Some(id), "later-secret");
-    later.now = t(20);
-    store.issue_workspace_token(later, Some(t(500))).await.unwrap();
+    store.issue_workspace_token(workspace_token(id, "later-secret", 20), Some(t(500))).await.unwrap();
     let listed = store.list_workspace_tokens(id).await.unwrap();
     let end = |tid| listed.iter().find(|t| t.id == tid).and_then(|t| t.revoked_at);
     assert_eq!(end(old.id), Some(t(70)));
@@ -562,7 +559,7 @@ pub async fn workspace_tokens_rotate_after_an_overlap_and_revoke_at_once(store: 
     assert!(matches!(foreign, Err(StoreError::NotFound("token"))), "{foreign:?}");
     // A removed workspace gets no token.
     store.delete_workspace(id, t(40)).await.unwrap();
-    let refused = store.issue_workspace_token(token(Some(id), "too-late"), None).await;
+    let refused = store.issue_workspace_token(workspace_token(id, "too-late", 0), None).await;
     assert!(matches!(refused, Err(StoreError::Rejected(Rejection::Removed))), "{refused:?}");
     assert!(store.find_token_by_hash(b"too-late", t(41)).await.unwrap().is_none());
 }

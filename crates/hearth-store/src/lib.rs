@@ -207,14 +207,14 @@ pub trait Store: Send + Sync + 'static {
     /// concurrent creates cannot both pass the cap.
     async fn insert_org_token(&self, token: NewToken, max_live: u64) -> StoreResult<Token>;
 
-    /// Issues a token for a workspace (`token.workspace_id` must be set). With
+    /// Issues a token for a workspace. With
     /// `revoke_others_at`, this is a rotation: every other token of the
     /// workspace stops working at that time (an earlier revocation stays).
     /// One transaction, under the workspace's lock; refused for a removed
     /// workspace.
     async fn issue_workspace_token(
         &self,
-        token: NewToken,
+        token: NewWorkspaceToken,
         revoke_others_at: Option<DateTime<Utc>>,
     ) -> StoreResult<Token>;
 

@@ -299,6 +299,34 @@ pub struct NewToken {
     pub now: DateTime<Utc>,
 }
 
+/// A new token of one workspace ([`crate::Store::issue_workspace_token`]):
+/// its workspace is a field, not an option, so a token without one cannot
+/// be issued as a workspace's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWorkspaceToken {
+    workspace_id: WorkspaceId,
+    token: NewToken,
+}
+
+impl NewWorkspaceToken {
+    /// `token` as a token of `workspace_id` (which its `workspace_id` becomes).
+    pub fn new(workspace_id: WorkspaceId, token: NewToken) -> Self {
+        Self { workspace_id, token: NewToken { workspace_id: Some(workspace_id), ..token } }
+    }
+
+    pub fn workspace_id(&self) -> WorkspaceId {
+        self.workspace_id
+    }
+
+    pub fn token(&self) -> &NewToken {
+        &self.token
+    }
+
+    pub fn into_token(self) -> NewToken {
+        self.token
+    }
+}
+
 /// A register without a token, the bootstrap: a one-time join that mints
 /// the workspace's first token ([`crate::Store::register_minting`]).
 #[derive(Debug, Clone, PartialEq)]
