@@ -379,7 +379,7 @@ pub async fn list_workspaces(
     } else {
         state.store.list_workspaces_filtered(page, &filter).await?
     };
-    let next = crate::paging::trim(&mut rows, limit).map(|(last, _)| WorkspaceCursor::of(last).encode());
+    let next = crate::paging::trim(&mut rows, limit).map(|(last, _)| WorkspaceCursor::of(last).encode()).transpose()?;
     let prefix = query.link_prefix(&filter);
     let headers = crate::paging::next_headers(&prefix, limit, next)?;
     Ok((headers, Json(rows.iter().map(|(w, desired)| workspace_response(w, desired)).collect())))
