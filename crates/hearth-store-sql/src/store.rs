@@ -30,6 +30,16 @@ use uuid::Uuid;
 /// they are shrunk after the write.
 const LARGE_CONTENT: usize = 1 << 20;
 
+/// The files of a page of templates or plugins, read in one query
+/// (`(owner id, path, sha256, size)`, by owner then path), by owner.
+fn files_by_owner(files: Vec<(Uuid, String, String, i64)>) -> HashMap<Uuid, Vec<FileRow>> {
+    let mut by_owner: HashMap<Uuid, Vec<FileRow>> = HashMap::new();
+    for (owner, path, sha256, size) in files {
+        by_owner.entry(owner).or_default().push(FileRow { path, sha256, size });
+    }
+    by_owner
+}
+
 use crate::error::{map_err, map_write_err, Violations};
 
 /// The conflict of a write that refers to its org and to nothing else a
@@ -334,6 +344,17 @@ where
         let row = row.ok_or(StoreError::NotFound("template"))?;
         let files = self.files_of(D::SQL.list_template_files, row.template_id).await?;
         Ok(row.with_files(files))
+    }
+
+    /// A plugin by id with its files (the store has no route to ask by id:
+    /// plugins are named, but a write knows the id it wrote).
+    async fn plugin_by_id(&self, id: Uuid) -> StoreResult<Plugin> {
+        let row: Option<PluginRow> = sqlx::query_as(sql::SELECT_PLUGIN_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err::<D>("get_plugin"))?;
+        self.plugin_from(row).await
     }
 
     async fn plugin_from(&self, row: Option<PluginRow>) -> StoreResult<Plugin> {
@@ -1146,10 +1167,7 @@ where
             .fetch_all(&self.reader)
             .await
             .map_err(map_err::<D>("list_template_files"))?;
-        let mut by_template: std::collections::HashMap<Uuid, Vec<FileRow>> = std::collections::HashMap::new();
-        for (template_id, path, sha256, size) in files {
-            by_template.entry(template_id).or_default().push(FileRow { path, sha256, size });
-        }
+        let mut by_template = files_by_owner(files);
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -1177,12 +1195,7 @@ where
         Self::replace_files(&mut tx, id, &plugin.files, statements, plugin.now).await?;
         Self::notify(&mut tx, &Notice::Plugin { org: plugin.org_id, name: plugin.name.clone() }).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
-        let row: Option<PluginRow> = sqlx::query_as(sql::SELECT_PLUGIN_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err::<D>("get_plugin"))?;
-        self.plugin_from(row).await
+        self.plugin_by_id(id).await
     }
 
     async fn get_plugin(&self, org: OrgId, name: &str) -> StoreResult<Plugin> {
@@ -1195,17 +1208,33 @@ where
         self.plugin_from(row).await
     }
 
-    async fn list_plugins(&self, org: Option<OrgId>) -> StoreResult<Vec<Plugin>> {
+    async fn list_plugins(&self, org: Option<OrgId>, after: Option<Uuid>, limit: i64) -> StoreResult<Vec<Plugin>> {
         let rows: Vec<PluginRow> = sqlx::query_as(D::SQL.list_plugins)
             .bind(org.map(|o| o.0))
+            .bind(after)
+            .bind(limit)
             .fetch_all(&self.reader)
             .await
             .map_err(map_err::<D>("list_plugins"))?;
-        let mut plugins = Vec::with_capacity(rows.len());
-        for row in rows {
-            plugins.push(self.plugin_from(Some(row)).await?);
+        if rows.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(plugins)
+        let files: Vec<(Uuid, String, String, i64)> = sqlx::query_as(D::SQL.list_plugin_files_page)
+            .bind(org.map(|o| o.0))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("list_plugin_files"))?;
+        let mut by_plugin = files_by_owner(files);
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                // No rows: a plugin without files (none is stored so).
+                let files = by_plugin.remove(&row.plugin_id).unwrap_or_default();
+                row.with_files(files)
+            })
+            .collect())
     }
 
     async fn desired_state(&self, org: OrgId, template: &str) -> StoreResult<Option<DesiredState>> {

@@ -254,9 +254,16 @@ impl Dialect for Sqlite {
         list_plugins: concat!(
             "select ",
             plugin_columns!(),
-            " from plugins where ($1 is null or org_id = $1) order by name, plugin_id"
+            " from plugins where ($1 is null or org_id = $1) and ($2 is null or \
+            (name, plugin_id) > (select name, plugin_id from plugins where plugin_id = $2)) \
+            order by name, plugin_id limit $3"
         ),
         list_plugin_files: "select path, sha256, size from plugin_files where plugin_id = $1 order by path",
+        list_plugin_files_page: "select f.plugin_id, f.path, f.sha256, f.size from plugin_files f \
+            where f.plugin_id in (select plugin_id from plugins where ($1 is null or org_id = $1) \
+                and ($2 is null or (name, plugin_id) > (select name, plugin_id from plugins where plugin_id = $2)) \
+                order by name, plugin_id limit $3) \
+            order by f.plugin_id, f.path",
         desired_state: "select t.assets_digest, d.value as plugin_name, p.version, p.sha256 from templates t \
             left join json_each(t.plugins) d \
             left join plugins p on p.org_id = t.org_id and p.name = d.value \

@@ -53,6 +53,7 @@ macro_rules! conformance_tests {
             heartbeat_fields_are_stored,
             templates_are_content_addressed_and_replaced_by_name,
             plugins_are_stored_and_replaced_by_name,
+            plugins_page_by_name_each_with_its_own_files,
             heartbeats_converge_to_the_desired_state_level_triggered,
             install_reports_update_the_observed_plugins,
             operator_plugins_are_stored_and_survive_heartbeats,
@@ -840,7 +841,7 @@ pub async fn plugins_are_stored_and_replaced_by_name(store: S) {
     let second = store.put_plugin(new("1.1.0", t(2))).await.unwrap();
     assert_eq!(second.id, first.id);
     assert_eq!(store.get_plugin(OrgId::DEFAULT, "seo-all").await.unwrap().sha256, "hash-1.1.0");
-    assert_eq!(store.list_plugins(None).await.unwrap().len(), 1);
+    assert_eq!(store.list_plugins(None, None, 100).await.unwrap().len(), 1);
     assert!(matches!(store.get_plugin(OrgId::DEFAULT, "missing").await, Err(StoreError::NotFound("plugin"))));
     let mut uses = template("uses-plugin", vec![file("config.yaml", b"name: x\n")], t(3));
     uses.plugins = vec!["seo-all".into(), "not-pushed".into()];
@@ -858,6 +859,38 @@ pub async fn plugins_are_stored_and_replaced_by_name(store: S) {
     bare.plugins = vec![];
     store.put_template(bare).await.unwrap();
     assert!(store.desired_state(OrgId::DEFAULT, "bare").await.unwrap().unwrap().plugins.is_empty());
+}
+
+pub async fn plugins_page_by_name_each_with_its_own_files(store: S) {
+    for name in ["charlie", "alpha", "bravo"] {
+        let files = vec![file("plugin.yaml", format!("name: {name}\n").as_bytes()), file(&format!("{name}.md"), b"x")];
+        let new = NewPlugin {
+            org_id: OrgId::DEFAULT,
+            name: name.into(),
+            version: "1.0".into(),
+            description: String::new(),
+            sha256: format!("h-{name}"),
+            files,
+            now: t(0),
+        };
+        store.put_plugin(new).await.unwrap();
+    }
+    let named = |page: &[crate::Plugin]| -> Vec<(String, Vec<String>)> {
+        page.iter().map(|p| (p.name.clone(), p.files.iter().map(|f| f.path.clone()).collect())).collect()
+    };
+    let first = store.list_plugins(Some(OrgId::DEFAULT), None, 2).await.unwrap();
+    assert_eq!(
+        named(&first),
+        [
+            ("alpha".to_owned(), vec!["alpha.md".to_owned(), "plugin.yaml".to_owned()]),
+            ("bravo".to_owned(), vec!["bravo.md".to_owned(), "plugin.yaml".to_owned()]),
+        ]
+    );
+    let rest = store.list_plugins(Some(OrgId::DEFAULT), Some(first[1].id), 2).await.unwrap();
+    assert_eq!(named(&rest), [("charlie".to_owned(), vec!["charlie.md".to_owned(), "plugin.yaml".to_owned()])]);
+    assert!(store.list_plugins(Some(OrgId::DEFAULT), Some(rest[0].id), 2).await.unwrap().is_empty());
+    assert_eq!(store.list_plugins(None, None, 100).await.unwrap().len(), 3, "every org");
+    assert!(store.list_plugins(Some(OrgId::new_random()), None, 100).await.unwrap().is_empty(), "another org's");
 }
 
 fn desired() -> DesiredState {

@@ -284,8 +284,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_plugin(&self, org: OrgId, name: &str) -> StoreResult<Plugin>;
 
-    /// Plugins of `org` (all orgs when `None`), by name.
-    async fn list_plugins(&self, org: Option<OrgId>) -> StoreResult<Vec<Plugin>>;
+    /// One page of the plugins of `org` (all orgs when `None`), by name,
+    /// after the plugin with id `after` (keyset paging), with their files:
+    /// two queries whatever the page size.
+    async fn list_plugins(&self, org: Option<OrgId>, after: Option<uuid::Uuid>, limit: i64)
+        -> StoreResult<Vec<Plugin>>;
 
     /// What a workspace on template `name` must converge to, in one query:
     /// the template's assets digest and its declared plugins with their
