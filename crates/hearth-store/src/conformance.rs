@@ -861,6 +861,25 @@ pub async fn plugins_are_stored_and_replaced_by_name(store: S) {
     assert!(store.desired_state(OrgId::DEFAULT, "bare").await.unwrap().unwrap().plugins.is_empty());
 }
 
+/// Plugin `seo-all` 1.0 (hash `h-seo`) and template `seo`, which declares it.
+async fn seo_template_with_plugin(store: &S) {
+    store
+        .put_plugin(NewPlugin {
+            org_id: OrgId::DEFAULT,
+            name: "seo-all".into(),
+            version: "1.0".into(),
+            description: String::new(),
+            sha256: "h-seo".into(),
+            files: vec![file("plugin.yaml", b"name: seo-all\nversion: 1.0\n")],
+            now: t(0),
+        })
+        .await
+        .unwrap();
+    let tpl = template("seo", vec![file("config.yaml", b"name: seo\n")], t(0));
+    assert_eq!(tpl.plugins, ["seo-all"]);
+    store.put_template(tpl).await.unwrap();
+}
+
 pub async fn plugins_page_by_name_each_with_its_own_files(store: S) {
     for name in ["charlie", "alpha", "bravo"] {
         let files = vec![file("plugin.yaml", format!("name: {name}\n").as_bytes()), file(&format!("{name}.md"), b"x")];
@@ -1017,21 +1036,7 @@ pub async fn desired_state_of_a_workspace_joins_template_and_operator_plugins(st
 }
 
 pub async fn workspaces_page_in_creation_order_with_their_desired_state(store: S) {
-    store
-        .put_plugin(NewPlugin {
-            org_id: OrgId::DEFAULT,
-            name: "seo-all".into(),
-            version: "1.0".into(),
-            description: String::new(),
-            sha256: "h-seo".into(),
-            files: vec![file("plugin.yaml", b"name: seo-all\nversion: 1.0\n")],
-            now: t(0),
-        })
-        .await
-        .unwrap();
-    let mut tpl = template("seo", vec![file("config.yaml", b"name: seo\n")], t(0));
-    tpl.plugins = vec!["seo-all".into()];
-    store.put_template(tpl).await.unwrap();
+    seo_template_with_plugin(&store).await;
     let mut ids = Vec::new();
     for i in 0..7_i64 {
         let mut new = NewWorkspace::named(OrgId::DEFAULT, &format!("w{i}"), t(i));
@@ -1254,21 +1259,7 @@ pub async fn a_sweep_batch_transitions_every_due_workspace_once(store: S) {
 }
 
 pub async fn filtered_pages_keep_only_matches_and_counts_group_by_status(store: S) {
-    store
-        .put_plugin(NewPlugin {
-            org_id: OrgId::DEFAULT,
-            name: "seo-all".into(),
-            version: "1.0".into(),
-            description: String::new(),
-            sha256: "h-seo".into(),
-            files: vec![file("plugin.yaml", b"name: seo-all\nversion: 1.0\n")],
-            now: t(0),
-        })
-        .await
-        .unwrap();
-    let mut tpl = template("seo", vec![file("config.yaml", b"name: seo\n")], t(0));
-    tpl.plugins = vec!["seo-all".into()];
-    store.put_template(tpl).await.unwrap();
+    seo_template_with_plugin(&store).await;
     let mut ids = Vec::new();
     for i in 0..9_i64 {
         let org = OrgId::DEFAULT;
