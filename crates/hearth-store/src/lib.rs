@@ -344,3 +344,46 @@ pub trait Store: Send + Sync + 'static {
     /// compacts, the others find it `busy`). Call again while `more`.
     async fn compact_events(&self, retention: Retention, now: DateTime<Utc>) -> StoreResult<Compaction>;
 }
+
+#[cfg(test)]
+mod tests {
+    /// The scenarios of the conformance suite: every `pub async fn` of
+    /// `conformance.rs` that takes the store and nothing else (the helpers
+    /// engine tests share, such as `create`, are generic over the store).
+    fn scenarios(source: &str) -> Vec<&str> {
+        source
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub async fn "))
+            .filter_map(|rest| rest.split_once('('))
+            .filter(|(name, _)| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// The names `conformance_tests!` runs on every engine: its `@each`
+    /// list, kept by hand.
+    fn listed(source: &str) -> Vec<&str> {
+        let start = source.find("@each $make;").map(|at| at + "@each $make;".len());
+        let list = start.and_then(|start| source[start..].find(");").map(|end| &source[start..start + end]));
+        let list = list.unwrap_or_else(|| panic!("conformance_tests! has no `@each $make; …);` list"));
+        list.split(',').map(str::trim).filter(|name| !name.is_empty()).collect()
+    }
+
+    /// A scenario left out of the list would run on no engine.
+    #[test]
+    fn every_conformance_scenario_runs_on_every_engine() {
+        let source = include_str!("conformance.rs");
+        let mut scenarios = scenarios(source);
+        let mut listed = listed(source);
+        assert!(scenarios.len() > 40, "the scenarios are found: {scenarios:?}");
+        scenarios.sort_unstable();
+        listed.sort_unstable();
+        let missing: Vec<&&str> = scenarios.iter().filter(|name| !listed.contains(name)).collect();
+        let unknown: Vec<&&str> = listed.iter().filter(|name| !scenarios.contains(name)).collect();
+        assert!(missing.is_empty(), "scenarios missing from conformance_tests!: {missing:?}");
+        assert!(unknown.is_empty(), "conformance_tests! lists what is no scenario: {unknown:?}");
+        let mut distinct = listed.clone();
+        distinct.dedup();
+        assert_eq!(distinct, listed, "a scenario is listed once");
+    }
+}
