@@ -809,7 +809,8 @@ pub enum WaitFor {
 }
 
 /// The condition types a workspace shows (`Live` is derived from its status).
-pub const CONDITION_TYPES: [&str; 3] = ["Live", "AssetsDelivered", "PluginsInstalled"];
+pub const CONDITION_TYPES: [&str; 3] =
+    ["Live", ConditionType::AssetsDelivered.as_str(), ConditionType::PluginsInstalled.as_str()];
 
 impl std::str::FromStr for WaitFor {
     type Err = String;

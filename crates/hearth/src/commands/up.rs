@@ -149,7 +149,8 @@ struct Told {
     status: Option<WorkspaceStatus>,
     assets: Option<String>,
     installed: Vec<String>,
-    failure: Option<String>,
+    /// `PluginsInstalled` was `InstallFailed` at the last look.
+    failing: bool,
 }
 
 impl Guide {
@@ -312,15 +313,16 @@ impl Guide {
                 told.installed.push(plugin.name.clone());
             }
         }
-        if let Some(c) = plugins.filter(|c| c.typed_reason() == Some(ConditionReason::InstallFailed)) {
-            if told.failure.as_deref() != Some(c.message.as_str()) {
-                said.push(format!(
-                    "A plugin failed to install ({}); the runtime retries on its next heartbeat.",
-                    c.message
-                ));
-                told.failure = Some(c.message.clone());
-            }
+        // Said once each time the condition turns InstallFailed (decided on
+        // the reason; the message is only shown).
+        let failed = plugins.filter(|c| c.typed_reason() == Some(ConditionReason::InstallFailed));
+        if let Some(c) = failed.filter(|_| !told.failing) {
+            said.push(format!(
+                "A plugin failed to install ({}); the runtime retries on its next heartbeat.",
+                c.message
+            ));
         }
+        told.failing = failed.is_some();
         let converged = workspace.status == WorkspaceStatus::Online
             && assets.is_some_and(|c| c.is_true())
             && plugins.is_some_and(|c| c.is_true());
@@ -474,14 +476,21 @@ mod tests {
             ),
             condition("PluginsInstalled", "False", "InstallFailed", "plugin install failed: seo-all: sha256 mismatch"),
         ]);
-        let (said, converged) =
-            guide().narrate(&workspace(conditions, None), Path::new("/tmp/w"), &mut Told::default());
+        let mut told = Told::default();
+        let (said, converged) = guide().narrate(&workspace(conditions.clone(), None), Path::new("/tmp/w"), &mut told);
         assert!(!converged);
+        let failed = |said: &[String]| said.iter().any(|line| line.starts_with("A plugin failed to install ("));
         assert!(
             said.iter().any(|line| line.starts_with("A plugin failed to install (plugin install failed: seo-all")),
             "{said:?}"
         );
         assert!(!said.iter().any(|line| line.starts_with("Assets delivered")), "no template, no digest: {said:?}");
+        let (again, _) = guide().narrate(&workspace(conditions.clone(), None), Path::new("/tmp/w"), &mut told);
+        assert!(!failed(&again), "said once while it stays failed: {again:?}");
+        let pending = serde_json::json!([condition("PluginsInstalled", "False", "Pending", "waiting")]);
+        guide().narrate(&workspace(pending, None), Path::new("/tmp/w"), &mut told);
+        let (anew, _) = guide().narrate(&workspace(conditions, None), Path::new("/tmp/w"), &mut told);
+        assert!(failed(&anew), "a new failure after a retry is said again: {anew:?}");
     }
 
     #[test]
