@@ -5,6 +5,7 @@
 //! removed. Request types accept unknown keys, so newer clients keep working.
 
 use chrono::{DateTime, Utc};
+use hearth_core::reconcile::{ConditionReason, ConditionRecord, ConditionStatus, ConditionType};
 use hearth_core::{WorkspaceId, WorkspaceStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -481,8 +482,42 @@ pub struct Condition {
     /// `"True"`, `"False"` or `"Unknown"`.
     pub status: String,
     pub reason: String,
+    /// For people: programs read `status`, `reason` and the workspace's
+    /// typed fields (such as `reported_assets_digest`), never this.
     pub message: String,
     pub last_transition_time: DateTime<Utc>,
+}
+
+/// Strings on the wire (a newer server's reason must not make an older
+/// client fail to read the workspace), values everywhere else.
+impl From<&ConditionRecord> for Condition {
+    fn from(record: &ConditionRecord) -> Self {
+        Condition {
+            kind: record.kind.as_str().to_owned(),
+            status: record.status.as_str().to_owned(),
+            reason: record.reason.as_str().to_owned(),
+            message: record.message.clone(),
+            last_transition_time: record.last_transition_time,
+        }
+    }
+}
+
+impl Condition {
+    /// The status as a value; `None` for one this build does not know.
+    pub fn typed_status(&self) -> Option<ConditionStatus> {
+        self.status.parse().ok()
+    }
+
+    /// The reason as a value; `None` for one this build does not know (a
+    /// newer server's, or the `Live` condition's, which is a workspace status).
+    pub fn typed_reason(&self) -> Option<ConditionReason> {
+        self.reason.parse().ok()
+    }
+
+    /// Whether the condition holds (`status` is `True`).
+    pub fn is_true(&self) -> bool {
+        self.typed_status() == Some(ConditionStatus::True)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -518,12 +553,22 @@ pub struct WorkspaceResponse {
     pub conditions: Vec<Condition>,
     pub desired_plugins: Vec<DesiredPlugin>,
     pub installed_plugins: Vec<InstalledPlugin>,
+    /// The assets digest the runtime last reported (`None` until it reports
+    /// one); `AssetsDelivered` compares it with the template's.
+    pub reported_assets_digest: Option<String>,
     pub status_changed_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Present only on create with `issue_token: true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_token: Option<String>,
+}
+
+impl WorkspaceResponse {
+    /// The condition of this type, if the workspace shows it.
+    pub fn condition(&self, kind: ConditionType) -> Option<&Condition> {
+        self.conditions.iter().find(|condition| condition.kind == kind.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -764,7 +809,8 @@ pub enum WaitFor {
 }
 
 /// The condition types a workspace shows (`Live` is derived from its status).
-pub const CONDITION_TYPES: [&str; 3] = ["Live", "AssetsDelivered", "PluginsInstalled"];
+pub const CONDITION_TYPES: [&str; 3] =
+    ["Live", ConditionType::AssetsDelivered.as_str(), ConditionType::PluginsInstalled.as_str()];
 
 impl std::str::FromStr for WaitFor {
     type Err = String;
@@ -805,7 +851,7 @@ impl WaitFor {
     pub fn is_met(&self, workspace: &WorkspaceResponse) -> bool {
         match self {
             WaitFor::Status(status) => workspace.status == *status,
-            WaitFor::Condition(kind) => workspace.conditions.iter().any(|c| c.kind == *kind && c.status == "True"),
+            WaitFor::Condition(kind) => workspace.conditions.iter().any(|c| c.kind == *kind && c.is_true()),
         }
     }
 

@@ -432,9 +432,31 @@ impl Client {
         .await
     }
 
-    /// `GET /plugins`.
+    /// `GET /plugins`: every plugin, page after page.
     pub async fn list_plugins(&self) -> Result<Vec<hearth_api::PluginResponse>, ClientError> {
-        self.get("/plugins").await
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, next) = self.list_plugins_page(None, cursor.as_deref()).await?;
+            all.extend(page);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of `GET /plugins` and the cursor of the next page, if any
+    /// (`X-Next-Cursor`). `limit`: the server's default when `None`.
+    pub async fn list_plugins_page(
+        &self,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<hearth_api::PluginResponse>, Option<String>), ClientError> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        params.extend(limit.map(|limit| ("limit", limit.to_string())));
+        params.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
+        self.page("/plugins", &params).await
     }
 
     // --- events ------------------------------------------------------------

@@ -13,6 +13,10 @@ use serde_json::json;
 
 use crate::event::{EventDraft, EventKind};
 
+mod condition;
+
+pub use condition::{ConditionReason, ConditionRecord, ConditionStatus, ConditionType, UnknownConditionValue};
+
 /// One plugin a workspace must hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredPlugin {
@@ -66,20 +70,6 @@ pub struct Report {
     /// `None`: not reported (keep what is stored); `Some`: the full set.
     pub installed: Option<Vec<(String, Option<String>)>>,
     pub failures: Vec<PluginFailure>,
-}
-
-pub const ASSETS_DELIVERED: &str = "AssetsDelivered";
-pub const PLUGINS_INSTALLED: &str = "PluginsInstalled";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConditionRecord {
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    pub reason: String,
-    pub message: String,
-    pub last_transition_time: DateTime<Utc>,
 }
 
 /// The observed side after a report: the installed set it leaves behind.
@@ -144,16 +134,20 @@ pub fn evaluate(
 ) -> (Vec<ConditionRecord>, Vec<EventDraft>) {
     let mut events = Vec::new();
 
-    let (status, reason, message) = match (&desired.assets_digest, reported_digest) {
-        (None, _) => ("True", "NoTemplate", "the workspace has no template, so no assets to deliver".to_owned()),
-        (Some(want), Some(have)) if want == have => ("True", "Delivered", format!("the runtime holds assets {want}")),
-        (Some(want), Some(have)) => {
-            ("False", "DigestMismatch", format!("the runtime holds assets {have}, the template's are {want}"))
+    let (reason, message) = match (&desired.assets_digest, reported_digest) {
+        (None, _) => (ConditionReason::NoTemplate, "the workspace has no template, so no assets to deliver".to_owned()),
+        (Some(want), Some(have)) if want == have => {
+            (ConditionReason::Delivered, format!("the runtime holds assets {want}"))
         }
-        (Some(want), None) => ("False", "NotReported", format!("waiting for the runtime to report assets {want}")),
+        (Some(want), Some(have)) => {
+            (ConditionReason::DigestMismatch, format!("the runtime holds assets {have}, the template's are {want}"))
+        }
+        (Some(want), None) => {
+            (ConditionReason::NotReported, format!("waiting for the runtime to report assets {want}"))
+        }
     };
-    let assets = condition(previous, ASSETS_DELIVERED, status, reason, message, now);
-    if assets.status == "True" && changed(previous, &assets) && desired.assets_digest.is_some() {
+    let assets = condition(previous, ConditionType::AssetsDelivered, reason, message, now);
+    if assets.is_true() && changed(previous, &assets) && desired.assets_digest.is_some() {
         events.push(EventDraft::new(EventKind::AssetsDelivered, json!({"digest": desired.assets_digest})));
     }
 
@@ -181,21 +175,21 @@ pub fn evaluate(
         .filter(|p| p.stored.is_some() && !satisfied(p, installed) && !failed.iter().any(|f| f.name == p.name))
         .map(|p| p.name.as_str())
         .collect();
-    let (status, reason, message) = if !failed.is_empty() {
+    let (reason, message) = if !failed.is_empty() {
         let what: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.name, f.error)).collect();
-        ("False", "InstallFailed", format!("plugin install failed: {}", what.join("; ")))
+        (ConditionReason::InstallFailed, format!("plugin install failed: {}", what.join("; ")))
     } else if !unregistered.is_empty() {
-        ("False", "NotInRegistry", format!("declared but not pushed to Hearth: {}", unregistered.join(", ")))
+        (ConditionReason::NotInRegistry, format!("declared but not pushed to Hearth: {}", unregistered.join(", ")))
     } else if !missing.is_empty() {
-        ("False", "Pending", format!("waiting for the runtime to install: {}", missing.join(", ")))
+        (ConditionReason::Pending, format!("waiting for the runtime to install: {}", missing.join(", ")))
     } else if desired.plugins.is_empty() {
-        ("True", "NoPlugins", "the template declares no plugins".to_owned())
+        (ConditionReason::NoPlugins, "the template declares no plugins".to_owned())
     } else {
         let names: Vec<&str> = desired.plugins.iter().map(|p| p.name.as_str()).collect();
-        ("True", "AllInstalled", format!("installed: {}", names.join(", ")))
+        (ConditionReason::AllInstalled, format!("installed: {}", names.join(", ")))
     };
-    let plugins = condition(previous, PLUGINS_INSTALLED, status, reason, message, now);
-    if plugins.reason == "InstallFailed" && changed(previous, &plugins) {
+    let plugins = condition(previous, ConditionType::PluginsInstalled, reason, message, now);
+    if plugins.reason == ConditionReason::InstallFailed && changed(previous, &plugins) {
         for failure in &failed {
             events.push(EventDraft::new(
                 EventKind::PluginInstallFailed,
@@ -222,18 +216,18 @@ pub fn evaluate(
 /// A condition with `last_transition_time` kept unless the status changed.
 fn condition(
     previous: &[ConditionRecord],
-    kind: &str,
-    status: &str,
-    reason: &str,
+    kind: ConditionType,
+    reason: ConditionReason,
     message: String,
     now: DateTime<Utc>,
 ) -> ConditionRecord {
+    let status = reason.status();
     let before = previous.iter().find(|c| c.kind == kind);
     let last_transition_time = match before {
         Some(b) if b.status == status => b.last_transition_time,
         _ => now,
     };
-    ConditionRecord { kind: kind.into(), status: status.into(), reason: reason.into(), message, last_transition_time }
+    ConditionRecord { kind, status, reason, message, last_transition_time }
 }
 
 /// True when `c` differs from its previous version in status or reason.

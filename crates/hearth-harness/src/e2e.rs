@@ -254,10 +254,6 @@ fn waiting_on(err: ClientError, what: &str) -> anyhow::Result<String> {
     }
 }
 
-fn condition<'a>(workspace: &'a hearth_api::WorkspaceResponse, kind: &str) -> Option<&'a Condition> {
-    workspace.conditions.iter().find(|condition| condition.kind == kind)
-}
-
 /// `PluginsInstalled=False InstallFailed: plugin install failed: …`
 fn describe(condition: &Condition) -> String {
     format!("{}={} {}: {}", condition.kind, condition.status, condition.reason, condition.message)

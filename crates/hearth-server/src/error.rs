@@ -128,7 +128,7 @@ impl From<StoreError> for ApiError {
         let operation = error.operation();
         let mut api = match error {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
-            StoreError::Conflict(message) => ApiError::conflict(ErrorCode::Conflict, message),
+            StoreError::Conflict { what } => ApiError::conflict(ErrorCode::Conflict, what.to_string()),
             StoreError::Rejected(rejection) => rejection.into(),
             StoreError::InvalidInput(message) => ApiError::bad_request(ErrorCode::InvalidInput, message),
             StoreError::BootstrapRefused => ApiError::unauthorized(
@@ -195,5 +195,25 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(self.retry_after.unwrap_or(RETRY_AFTER_SECS)));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hearth_store::Conflict;
+
+    use super::*;
+
+    /// A 409 says what conflicted in the store's words, the same on every
+    /// engine, and never a table or constraint name.
+    #[tokio::test]
+    async fn a_store_conflict_is_a_409_that_names_what_conflicted() {
+        let response = ApiError::from(StoreError::Conflict { what: Conflict::WorkspaceExists }).into_response();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            r#"{"error":"a workspace with this id already exists","code":"conflict"}"#
+        );
     }
 }

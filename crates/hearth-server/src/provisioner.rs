@@ -117,7 +117,10 @@ async fn inject_token(store: &dyn Store, workspace: &Workspace, token_file: &std
     use anyhow::Context;
     let minted = auth::mint(workspace.org_id, Some(workspace.id), Some("process-provisioner".into()));
     let now = minted.record.now;
-    store.issue_workspace_token(minted.record, Some(now)).await.context("cannot store the runtime's token")?;
+    store
+        .issue_workspace_token(hearth_store::NewWorkspaceToken::new(workspace.id, minted.record), Some(now))
+        .await
+        .context("cannot store the runtime's token")?;
     crate::startup::write_secret_file(token_file, &minted.secret)
 }
 

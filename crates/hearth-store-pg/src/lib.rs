@@ -174,10 +174,18 @@ impl Dialect for Pg {
         list_plugins: concat!(
             "select ",
             plugin_columns!(),
-            " from plugins where ($1::uuid is null or org_id = $1) order by name collate \"C\", plugin_id"
+            " from plugins where ($1::uuid is null or org_id = $1) and ($2::uuid is null or \
+            (name collate \"C\", plugin_id) > (select name collate \"C\", plugin_id from plugins where plugin_id = $2)) \
+            order by name collate \"C\", plugin_id limit $3"
         ),
         list_plugin_files: "select path, sha256, size from plugin_files where plugin_id = $1 \
             order by path collate \"C\"",
+        list_plugin_files_page: "select f.plugin_id, f.path, f.sha256, f.size from plugin_files f \
+            where f.plugin_id in (select plugin_id from plugins where ($1::uuid is null or org_id = $1) \
+                and ($2::uuid is null or (name collate \"C\", plugin_id) > \
+                    (select name collate \"C\", plugin_id from plugins where plugin_id = $2)) \
+                order by name collate \"C\", plugin_id limit $3) \
+            order by f.plugin_id, f.path collate \"C\"",
         desired_state: "select t.assets_digest, d.name as plugin_name, p.version, p.sha256 from templates t \
             left join lateral jsonb_array_elements_text(t.plugins) with ordinality as d(name, ord) on true \
             left join plugins p on p.org_id = t.org_id and p.name = d.name \

@@ -17,7 +17,7 @@ pub mod sql;
 mod store;
 
 pub use dialect::{Dialect, Failure};
-pub use error::{map_err, redact};
+pub use error::{map_err, map_write_err, redact, Violations};
 pub use store::SqlStore;
 
 /// Rule 2 for an engine: one test that prepares every statement the engine

@@ -173,9 +173,15 @@ statement_set! {
         /// The files of the templates of the same page (same parameters):
         /// (template_id, path, sha256, size).
         list_template_files_page,
-        /// `$1`: org or null for all; by name (byte order).
+        /// A page of plugins by name (byte order): `$1` org or null for
+        /// all, `$2` the id of the previous page's last plugin or null, at
+        /// most `$3`.
         list_plugins,
+        /// The files of one plugin, by path (byte order).
         list_plugin_files,
+        /// The files of the plugins of the same page (same parameters):
+        /// (plugin_id, path, sha256, size).
+        list_plugin_files_page,
         /// One row per declared plugin (one row with null plugin columns when
         /// the template declares none), in declaration order:
         /// (digest, plugin name, version, sha256).

@@ -16,10 +16,10 @@ use hearth_core::{
     decide, Decision, EventDraft, EventId, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus,
 };
 use hearth_store::{
-    evolve, Applied, Bootstrap, Changed, Compaction, Deleted, Engine, Event, EventQuery, LivenessWrite, NewFile,
-    NewPlugin, NewTemplate, NewToken, NewWorkspace, Notice, NoticeFeed, PeerGroup, PeersPage, Plugin, Retention,
-    SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace, WorkspaceCursor, WorkspaceFilter,
-    WorkspacePage,
+    evolve, Applied, Bootstrap, Changed, Compaction, Conflict, Deleted, Engine, Event, EventQuery, LivenessWrite,
+    NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace, NewWorkspaceToken, Notice, NoticeFeed, PeerGroup,
+    PeersPage, Plugin, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace,
+    WorkspaceCursor, WorkspaceFilter, WorkspacePage,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -30,7 +30,21 @@ use uuid::Uuid;
 /// they are shrunk after the write.
 const LARGE_CONTENT: usize = 1 << 20;
 
-use crate::error::map_err;
+/// The files of a page of templates or plugins, read in one query
+/// (`(owner id, path, sha256, size)`, by owner then path), by owner.
+fn files_by_owner(files: Vec<(Uuid, String, String, i64)>) -> HashMap<Uuid, Vec<FileRow>> {
+    let mut by_owner: HashMap<Uuid, Vec<FileRow>> = HashMap::new();
+    for (owner, path, sha256, size) in files {
+        by_owner.entry(owner).or_default().push(FileRow { path, sha256, size });
+    }
+    by_owner
+}
+
+use crate::error::{map_err, map_write_err, Violations};
+
+/// The conflict of a write that refers to its org and to nothing else a
+/// caller names (templates, plugins, secrets).
+const ORG_MUST_EXIST: Violations = Violations { unique: None, foreign_key: Some(Conflict::OrgMissing) };
 use crate::rows::{
     self, DbStatus, DesiredRow, EventRow, FileRow, HashedTokenRow, PageDesiredRow, PluginRow, SecretRow, TemplateRow,
     TokenRow, WorkspaceDesiredRow, WorkspaceRow,
@@ -307,7 +321,10 @@ where
                 .bind(now)
                 .execute(&mut *conn)
                 .await
-                .map_err(map_err::<D>("insert_file"))?;
+                .map_err(map_write_err::<D>(
+                    "insert_file",
+                    Violations { unique: Some(Conflict::DuplicatePath), foreign_key: None },
+                ))?;
         }
         if files.iter().any(|file| file.content.len() > LARGE_CONTENT) {
             // The connection's buffers grew to hold the largest file (on
@@ -327,6 +344,17 @@ where
         let row = row.ok_or(StoreError::NotFound("template"))?;
         let files = self.files_of(D::SQL.list_template_files, row.template_id).await?;
         Ok(row.with_files(files))
+    }
+
+    /// A plugin by id with its files (the store has no route to ask by id:
+    /// plugins are named, but a write knows the id it wrote).
+    async fn plugin_by_id(&self, id: Uuid) -> StoreResult<Plugin> {
+        let row: Option<PluginRow> = sqlx::query_as(sql::SELECT_PLUGIN_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err::<D>("get_plugin"))?;
+        self.plugin_from(row).await
     }
 
     async fn plugin_from(&self, row: Option<PluginRow>) -> StoreResult<Plugin> {
@@ -440,7 +468,16 @@ where
             .bind(token.now)
             .execute(&mut *conn)
             .await
-            .map_err(map_err::<D>("insert_token"))?;
+            .map_err(map_write_err::<D>(
+                "insert_token",
+                Violations {
+                    unique: Some(Conflict::TokenExists),
+                    foreign_key: Some(match token.workspace_id {
+                        Some(_) => Conflict::TokenWorkspaceMissing,
+                        None => Conflict::OrgMissing,
+                    }),
+                },
+            ))?;
         Ok(())
     }
 }
@@ -537,7 +574,16 @@ where
                 .bind(new.now)
                 .execute(&mut *tx)
                 .await
-                .map_err(map_err::<D>("insert_workspace"))?;
+                .map_err(map_write_err::<D>(
+                    "insert_workspace",
+                    Violations {
+                        unique: Some(Conflict::WorkspaceExists),
+                        foreign_key: Some(match new.parent_id {
+                            Some(_) => Conflict::ParentMissing,
+                            None => Conflict::OrgMissing,
+                        }),
+                    },
+                ))?;
             if let Some(token) = &token {
                 Self::insert_token_on(&mut tx, token).await?;
             }
@@ -941,10 +987,11 @@ where
 
     async fn issue_workspace_token(
         &self,
-        token: NewToken,
+        token: NewWorkspaceToken,
         revoke_others_at: Option<DateTime<Utc>>,
     ) -> StoreResult<Token> {
-        let id = token.workspace_id.ok_or(StoreError::NotFound("workspace"))?;
+        let id = token.workspace_id();
+        let token = token.into_token();
         let mut tx = self.begin().await?;
         Self::lock_live_workspace(&mut tx, id).await?;
         if let Some(at) = revoke_others_at {
@@ -1046,7 +1093,8 @@ where
                 .bind(now)
                 .execute(&mut *tx)
                 .await
-                .map_err(map_err::<D>("insert_secret"))?;
+                // The workspace is locked above, so only the org can be missing.
+                .map_err(map_write_err::<D>("insert_secret", ORG_MUST_EXIST))?;
         }
         tx.commit().await.map_err(map_err::<D>("commit"))
     }
@@ -1074,7 +1122,7 @@ where
             .bind(template.now)
             .fetch_one(&mut *tx)
             .await
-            .map_err(map_err::<D>("upsert_template"))?;
+            .map_err(map_write_err::<D>("upsert_template", ORG_MUST_EXIST))?;
         let statements = (sql::DELETE_TEMPLATE_FILES, sql::INSERT_TEMPLATE_FILE);
         Self::replace_files(&mut tx, id, &template.files, statements, template.now).await?;
         Self::notify(&mut tx, &Notice::Template { org: template.org_id, name: template.name.clone() }).await?;
@@ -1119,10 +1167,7 @@ where
             .fetch_all(&self.reader)
             .await
             .map_err(map_err::<D>("list_template_files"))?;
-        let mut by_template: std::collections::HashMap<Uuid, Vec<FileRow>> = std::collections::HashMap::new();
-        for (template_id, path, sha256, size) in files {
-            by_template.entry(template_id).or_default().push(FileRow { path, sha256, size });
-        }
+        let mut by_template = files_by_owner(files);
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -1145,17 +1190,12 @@ where
             .bind(plugin.now)
             .fetch_one(&mut *tx)
             .await
-            .map_err(map_err::<D>("upsert_plugin"))?;
+            .map_err(map_write_err::<D>("upsert_plugin", ORG_MUST_EXIST))?;
         let statements = (sql::DELETE_PLUGIN_FILES, sql::INSERT_PLUGIN_FILE);
         Self::replace_files(&mut tx, id, &plugin.files, statements, plugin.now).await?;
         Self::notify(&mut tx, &Notice::Plugin { org: plugin.org_id, name: plugin.name.clone() }).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
-        let row: Option<PluginRow> = sqlx::query_as(sql::SELECT_PLUGIN_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err::<D>("get_plugin"))?;
-        self.plugin_from(row).await
+        self.plugin_by_id(id).await
     }
 
     async fn get_plugin(&self, org: OrgId, name: &str) -> StoreResult<Plugin> {
@@ -1168,17 +1208,33 @@ where
         self.plugin_from(row).await
     }
 
-    async fn list_plugins(&self, org: Option<OrgId>) -> StoreResult<Vec<Plugin>> {
+    async fn list_plugins(&self, org: Option<OrgId>, after: Option<Uuid>, limit: i64) -> StoreResult<Vec<Plugin>> {
         let rows: Vec<PluginRow> = sqlx::query_as(D::SQL.list_plugins)
             .bind(org.map(|o| o.0))
+            .bind(after)
+            .bind(limit)
             .fetch_all(&self.reader)
             .await
             .map_err(map_err::<D>("list_plugins"))?;
-        let mut plugins = Vec::with_capacity(rows.len());
-        for row in rows {
-            plugins.push(self.plugin_from(Some(row)).await?);
+        if rows.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(plugins)
+        let files: Vec<(Uuid, String, String, i64)> = sqlx::query_as(D::SQL.list_plugin_files_page)
+            .bind(org.map(|o| o.0))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("list_plugin_files"))?;
+        let mut by_plugin = files_by_owner(files);
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                // No rows: a plugin without files (none is stored so).
+                let files = by_plugin.remove(&row.plugin_id).unwrap_or_default();
+                row.with_files(files)
+            })
+            .collect())
     }
 
     async fn desired_state(&self, org: OrgId, template: &str) -> StoreResult<Option<DesiredState>> {

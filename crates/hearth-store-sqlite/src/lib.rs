@@ -254,9 +254,16 @@ impl Dialect for Sqlite {
         list_plugins: concat!(
             "select ",
             plugin_columns!(),
-            " from plugins where ($1 is null or org_id = $1) order by name, plugin_id"
+            " from plugins where ($1 is null or org_id = $1) and ($2 is null or \
+            (name, plugin_id) > (select name, plugin_id from plugins where plugin_id = $2)) \
+            order by name, plugin_id limit $3"
         ),
         list_plugin_files: "select path, sha256, size from plugin_files where plugin_id = $1 order by path",
+        list_plugin_files_page: "select f.plugin_id, f.path, f.sha256, f.size from plugin_files f \
+            where f.plugin_id in (select plugin_id from plugins where ($1 is null or org_id = $1) \
+                and ($2 is null or (name, plugin_id) > (select name, plugin_id from plugins where plugin_id = $2)) \
+                order by name, plugin_id limit $3) \
+            order by f.plugin_id, f.path",
         desired_state: "select t.assets_digest, d.value as plugin_name, p.version, p.sha256 from templates t \
             left join json_each(t.plugins) d \
             left join plugins p on p.org_id = t.org_id and p.name = d.value \
@@ -409,10 +416,14 @@ impl Dialect for Sqlite {
         Ok(None)
     }
 
+    /// sqlx reports SQLite's *extended* result code (`SQLITE_BUSY_SNAPSHOT`
+    /// is 517), whose low byte is the primary code, so the decision is on
+    /// that byte: every form of busy, locked and cannot-open is a 503.
     fn classify(error: &dyn DatabaseError) -> Option<Failure> {
-        match error.code().as_deref() {
+        let primary = error.code()?.parse::<i32>().ok()? & 0xff;
+        match primary {
             // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN
-            Some("5" | "6" | "14") => Some(Failure::Unavailable),
+            5 | 6 | 14 => Some(Failure::Unavailable),
             _ => None,
         }
     }
@@ -450,4 +461,86 @@ pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
 /// Opens the database file at `path`.
 pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
     connect(&format!("sqlite://{}", path.display())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use sqlx::error::ErrorKind;
+
+    use super::*;
+
+    /// An error as sqlx-sqlite reports it: `code()` is the *extended* result
+    /// code (`sqlite3_extended_errcode`), the primary code in its low byte.
+    #[derive(Debug)]
+    struct Coded(i32);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "(code: {})", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl DatabaseError for Coded {
+        fn message(&self) -> &str {
+            "a message no decision reads"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(self.0.to_string().into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn busy_locked_and_cantopen_are_unavailable_in_every_extended_form() {
+        let unavailable = [
+            (5, "SQLITE_BUSY"),
+            (261, "SQLITE_BUSY_RECOVERY"),
+            (517, "SQLITE_BUSY_SNAPSHOT"),
+            (773, "SQLITE_BUSY_TIMEOUT"),
+            (6, "SQLITE_LOCKED"),
+            (262, "SQLITE_LOCKED_SHAREDCACHE"),
+            (518, "SQLITE_LOCKED_VTAB"),
+            (14, "SQLITE_CANTOPEN"),
+            (270, "SQLITE_CANTOPEN_NOTEMPDIR"),
+            (526, "SQLITE_CANTOPEN_ISDIR"),
+            (782, "SQLITE_CANTOPEN_FULLPATH"),
+            (1038, "SQLITE_CANTOPEN_CONVPATH"),
+            (1294, "SQLITE_CANTOPEN_DIRTYWAL"),
+            (1550, "SQLITE_CANTOPEN_SYMLINK"),
+        ];
+        for (code, name) in unavailable {
+            assert_eq!(Sqlite::classify(&Coded(code)), Some(Failure::Unavailable), "{name} ({code})");
+        }
+    }
+
+    #[test]
+    fn other_codes_are_plain_database_errors() {
+        let other = [
+            (1, "SQLITE_ERROR"),
+            (11, "SQLITE_CORRUPT"),
+            (19, "SQLITE_CONSTRAINT"),
+            (2067, "SQLITE_CONSTRAINT_UNIQUE"),
+            (787, "SQLITE_CONSTRAINT_FOREIGNKEY"),
+            (1299, "SQLITE_CONSTRAINT_NOTNULL"),
+            (266, "SQLITE_IOERR_READ"),
+        ];
+        for (code, name) in other {
+            assert_eq!(Sqlite::classify(&Coded(code)), None, "{name} ({code})");
+        }
+    }
 }

@@ -8,9 +8,11 @@ pub enum StoreError {
     /// The row does not exist (or is not visible to the caller's org).
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// A uniqueness or foreign-key rule was broken by the caller's input.
-    #[error("{0}")]
-    Conflict(String),
+    /// A uniqueness or foreign-key rule was broken by the caller's input;
+    /// `what` is named by the operation that met it, never taken from the
+    /// database's text (which names tables and differs by engine).
+    #[error("{what}")]
+    Conflict { what: Conflict },
     /// The database refused a value of the caller's (for example text with a
     /// NUL character, which Postgres cannot store). The server refuses such
     /// input at the edge; this is the safety net that keeps it a 400.
@@ -42,6 +44,25 @@ pub enum StoreError {
     /// A stored value could not be decoded into its domain type.
     #[error("corrupt row during {operation}: {message}")]
     Corrupt { operation: &'static str, message: String },
+}
+
+/// What a write conflicted with. Each store operation says what its
+/// statements' uniqueness and foreign-key violations mean, where it runs
+/// them; the sentence is the same on every engine and is what a 409 says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("a workspace with this id already exists")]
+    WorkspaceExists,
+    #[error("the parent workspace does not exist")]
+    ParentMissing,
+    #[error("the org does not exist")]
+    OrgMissing,
+    #[error("a token with this secret already exists")]
+    TokenExists,
+    #[error("the token's workspace does not exist")]
+    TokenWorkspaceMissing,
+    #[error("two files have the same path")]
+    DuplicatePath,
 }
 
 impl StoreError {

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hearth_core::{Input, OrgId, TokenId, WorkspaceId};
 
-pub use error::{StoreError, StoreResult};
+pub use error::{Conflict, StoreError, StoreResult};
 pub use evolve::{evolve, Changed, LivenessWrite};
 pub use model::*;
 pub use notice::{Notice, NoticeFeed, CHANNEL};
@@ -207,14 +207,14 @@ pub trait Store: Send + Sync + 'static {
     /// concurrent creates cannot both pass the cap.
     async fn insert_org_token(&self, token: NewToken, max_live: u64) -> StoreResult<Token>;
 
-    /// Issues a token for a workspace (`token.workspace_id` must be set). With
+    /// Issues a token for a workspace. With
     /// `revoke_others_at`, this is a rotation: every other token of the
     /// workspace stops working at that time (an earlier revocation stays).
     /// One transaction, under the workspace's lock; refused for a removed
     /// workspace.
     async fn issue_workspace_token(
         &self,
-        token: NewToken,
+        token: NewWorkspaceToken,
         revoke_others_at: Option<DateTime<Utc>>,
     ) -> StoreResult<Token>;
 
@@ -284,8 +284,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_plugin(&self, org: OrgId, name: &str) -> StoreResult<Plugin>;
 
-    /// Plugins of `org` (all orgs when `None`), by name.
-    async fn list_plugins(&self, org: Option<OrgId>) -> StoreResult<Vec<Plugin>>;
+    /// One page of the plugins of `org` (all orgs when `None`), by name,
+    /// after the plugin with id `after` (keyset paging), with their files:
+    /// two queries whatever the page size.
+    async fn list_plugins(&self, org: Option<OrgId>, after: Option<uuid::Uuid>, limit: i64)
+        -> StoreResult<Vec<Plugin>>;
 
     /// What a workspace on template `name` must converge to, in one query:
     /// the template's assets digest and its declared plugins with their
@@ -340,4 +343,47 @@ pub trait Store: Send + Sync + 'static {
     /// watermark past what it removed. Safe on many replicas at once (one
     /// compacts, the others find it `busy`). Call again while `more`.
     async fn compact_events(&self, retention: Retention, now: DateTime<Utc>) -> StoreResult<Compaction>;
+}
+
+#[cfg(test)]
+mod tests {
+    /// The scenarios of the conformance suite: every `pub async fn` of
+    /// `conformance.rs` that takes the store and nothing else (the helpers
+    /// engine tests share, such as `create`, are generic over the store).
+    fn scenarios(source: &str) -> Vec<&str> {
+        source
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub async fn "))
+            .filter_map(|rest| rest.split_once('('))
+            .filter(|(name, _)| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// The names `conformance_tests!` runs on every engine: its `@each`
+    /// list, kept by hand.
+    fn listed(source: &str) -> Vec<&str> {
+        let start = source.find("@each $make;").map(|at| at + "@each $make;".len());
+        let list = start.and_then(|start| source[start..].find(");").map(|end| &source[start..start + end]));
+        let list = list.unwrap_or_else(|| panic!("conformance_tests! has no `@each $make; …);` list"));
+        list.split(',').map(str::trim).filter(|name| !name.is_empty()).collect()
+    }
+
+    /// A scenario left out of the list would run on no engine.
+    #[test]
+    fn every_conformance_scenario_runs_on_every_engine() {
+        let source = include_str!("conformance.rs");
+        let mut scenarios = scenarios(source);
+        let mut listed = listed(source);
+        assert!(scenarios.len() > 40, "the scenarios are found: {scenarios:?}");
+        scenarios.sort_unstable();
+        listed.sort_unstable();
+        let missing: Vec<&&str> = scenarios.iter().filter(|name| !listed.contains(name)).collect();
+        let unknown: Vec<&&str> = listed.iter().filter(|name| !scenarios.contains(name)).collect();
+        assert!(missing.is_empty(), "scenarios missing from conformance_tests!: {missing:?}");
+        assert!(unknown.is_empty(), "conformance_tests! lists what is no scenario: {unknown:?}");
+        let mut distinct = listed.clone();
+        distinct.dedup();
+        assert_eq!(distinct, listed, "a scenario is listed once");
+    }
 }

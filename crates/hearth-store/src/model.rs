@@ -7,6 +7,8 @@ use hearth_core::{EventId, EventKind, OrgId, Snapshot, TokenId, WorkspaceId, Wor
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::StoreError;
+
 /// A workspace as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workspace {
@@ -169,8 +171,18 @@ impl WorkspaceCursor {
     }
 
     /// The opaque text clients pass back: `<unix nanoseconds>.<uuid>`.
-    pub fn encode(&self) -> String {
-        format!("{}.{}", self.created_at.timestamp_nanos_opt().unwrap_or_default(), self.id)
+    /// A creation time the nanoseconds cannot hold (before 1677 or after
+    /// 2262) is an error: no cursor at all rather than one that restarts
+    /// paging at the first page.
+    pub fn encode(&self) -> Result<String, StoreError> {
+        let nanos = self.created_at.timestamp_nanos_opt().ok_or_else(|| StoreError::Corrupt {
+            operation: "workspace_cursor",
+            message: format!(
+                "workspace {} was created at {}, which a page cursor cannot hold (Unix nanoseconds: 1677 to 2262)",
+                self.id, self.created_at
+            ),
+        })?;
+        Ok(format!("{nanos}.{}", self.id))
     }
 
     /// Reads [`WorkspaceCursor::encode`]'s text; `None` when it is not one.
@@ -299,6 +311,34 @@ pub struct NewToken {
     pub now: DateTime<Utc>,
 }
 
+/// A new token of one workspace ([`crate::Store::issue_workspace_token`]):
+/// its workspace is a field, not an option, so a token without one cannot
+/// be issued as a workspace's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWorkspaceToken {
+    workspace_id: WorkspaceId,
+    token: NewToken,
+}
+
+impl NewWorkspaceToken {
+    /// `token` as a token of `workspace_id` (which its `workspace_id` becomes).
+    pub fn new(workspace_id: WorkspaceId, token: NewToken) -> Self {
+        Self { workspace_id, token: NewToken { workspace_id: Some(workspace_id), ..token } }
+    }
+
+    pub fn workspace_id(&self) -> WorkspaceId {
+        self.workspace_id
+    }
+
+    pub fn token(&self) -> &NewToken {
+        &self.token
+    }
+
+    pub fn into_token(self) -> NewToken {
+        self.token
+    }
+}
+
 /// A register without a token, the bootstrap: a one-time join that mints
 /// the workspace's first token ([`crate::Store::register_minting`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -419,13 +459,13 @@ impl PeerCursor {
 
     /// The opaque text clients pass back: `s.` (siblings), `c.` (children)
     /// or `p.` (parent), then [`WorkspaceCursor::encode`].
-    pub fn encode(&self) -> String {
+    pub fn encode(&self) -> Result<String, StoreError> {
         let group = match self.group {
             PeerGroup::Siblings => 's',
             PeerGroup::Children => 'c',
             PeerGroup::Parent => 'p',
         };
-        format!("{group}.{}", self.after.encode())
+        Ok(format!("{group}.{}", self.after.encode()?))
     }
 
     /// Reads [`PeerCursor::encode`]'s text; `None` when it is not one.
@@ -453,4 +493,35 @@ pub struct PeersPage {
     /// Keeps peers whose name or role contains this (ASCII case ignored).
     pub name_or_role_contains: Option<String>,
     pub limit: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    /// A creation time a cursor's nanoseconds cannot hold (after 2262).
+    fn beyond_nanoseconds() -> WorkspaceCursor {
+        let created_at = Utc.with_ymd_and_hms(2300, 1, 1, 0, 0, 0).single().unwrap_or(DateTime::<Utc>::MAX_UTC);
+        WorkspaceCursor { created_at, id: WorkspaceId(Uuid::from_u128(7)) }
+    }
+
+    #[test]
+    fn a_time_a_cursor_cannot_hold_is_an_error_not_a_cursor_at_1970() {
+        let refused = beyond_nanoseconds().encode();
+        assert!(matches!(refused, Err(StoreError::Corrupt { operation: "workspace_cursor", .. })), "{refused:?}");
+        let peers = PeerCursor { group: PeerGroup::Children, after: beyond_nanoseconds() }.encode();
+        assert!(peers.is_err(), "{peers:?}");
+    }
+
+    #[test]
+    fn cursors_at_the_edges_of_the_range_survive_their_text() {
+        let id = WorkspaceId(Uuid::from_u128(7));
+        for created_at in [DateTime::<Utc>::UNIX_EPOCH, DateTime::from_timestamp_nanos(i64::MAX)] {
+            let cursor = WorkspaceCursor { created_at, id };
+            let text = cursor.encode().unwrap_or_else(|err| panic!("{err}"));
+            assert_eq!(WorkspaceCursor::parse(&text), Some(cursor), "{text}");
+        }
+    }
 }

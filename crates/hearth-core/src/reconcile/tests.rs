@@ -24,17 +24,17 @@ fn kinds(events: &[EventDraft]) -> Vec<EventKind> {
     events.iter().map(|e| e.kind()).collect()
 }
 
-fn get<'a>(conditions: &'a [ConditionRecord], kind: &str) -> &'a ConditionRecord {
+fn get(conditions: &[ConditionRecord], kind: ConditionType) -> &ConditionRecord {
     conditions.iter().find(|c| c.kind == kind).unwrap()
 }
 
 #[test]
 fn nothing_reported_yet_is_pending_on_both_conditions() {
     let (c, events) = evaluate(&desired(), None, &[], &[], &[], &[], t(1));
-    assert_eq!(get(&c, ASSETS_DELIVERED).status, "False");
-    assert_eq!(get(&c, ASSETS_DELIVERED).reason, "NotReported");
-    let plugins = get(&c, PLUGINS_INSTALLED);
-    assert_eq!((plugins.status.as_str(), plugins.reason.as_str()), ("False", "Pending"));
+    assert_eq!(get(&c, ConditionType::AssetsDelivered).status, ConditionStatus::False);
+    assert_eq!(get(&c, ConditionType::AssetsDelivered).reason, ConditionReason::NotReported);
+    let plugins = get(&c, ConditionType::PluginsInstalled);
+    assert_eq!((plugins.status, plugins.reason), (ConditionStatus::False, ConditionReason::Pending));
     assert!(plugins.message.contains("seo-all") && plugins.message.contains("search"));
     assert!(events.is_empty(), "a first evaluation is recorded, not announced: {events:?}");
 }
@@ -44,9 +44,9 @@ fn converging_emits_delivered_and_installed_once() {
     let (c1, _) = evaluate(&desired(), None, &[], &[], &[], &[], t(1));
     let all = installed(&[("search", Some("h2")), ("seo-all", Some("h1"))]);
     let (c2, events) = evaluate(&desired(), Some("sha256:aaa"), &[], &all, &[], &c1, t(2));
-    assert_eq!(get(&c2, ASSETS_DELIVERED).status, "True");
-    assert_eq!(get(&c2, PLUGINS_INSTALLED).status, "True");
-    assert_eq!(get(&c2, PLUGINS_INSTALLED).last_transition_time, t(2));
+    assert_eq!(get(&c2, ConditionType::AssetsDelivered).status, ConditionStatus::True);
+    assert_eq!(get(&c2, ConditionType::PluginsInstalled).status, ConditionStatus::True);
+    assert_eq!(get(&c2, ConditionType::PluginsInstalled).last_transition_time, t(2));
     let k = kinds(&events);
     assert_eq!(k.iter().filter(|k| **k == EventKind::AssetsDelivered).count(), 1);
     assert_eq!(k.iter().filter(|k| **k == EventKind::PluginInstalled).count(), 2);
@@ -63,12 +63,12 @@ fn a_lost_plugin_is_pending_again_and_comes_back() {
     let (c1, _) = evaluate(&desired(), Some("sha256:aaa"), &[], &all, &[], &[], t(1));
     let lost = installed(&[("search", Some("h2"))]);
     let (c2, events) = evaluate(&desired(), Some("sha256:aaa"), &all, &lost, &[], &c1, t(2));
-    let plugins = get(&c2, PLUGINS_INSTALLED);
-    assert_eq!((plugins.status.as_str(), plugins.reason.as_str()), ("False", "Pending"));
+    let plugins = get(&c2, ConditionType::PluginsInstalled);
+    assert_eq!((plugins.status, plugins.reason), (ConditionStatus::False, ConditionReason::Pending));
     assert!(plugins.message.contains("seo-all"));
     assert_eq!(kinds(&events), [EventKind::ConditionChanged]);
     let (c3, events) = evaluate(&desired(), Some("sha256:aaa"), &lost, &all, &[], &c2, t(3));
-    assert_eq!(get(&c3, PLUGINS_INSTALLED).status, "True");
+    assert_eq!(get(&c3, ConditionType::PluginsInstalled).status, ConditionStatus::True);
     assert_eq!(kinds(&events), [EventKind::PluginInstalled, EventKind::ConditionChanged]);
 }
 
@@ -76,12 +76,12 @@ fn a_lost_plugin_is_pending_again_and_comes_back() {
 fn wrong_hash_does_not_count_and_a_failure_says_why() {
     let wrong = installed(&[("search", Some("h2")), ("seo-all", Some("bad"))]);
     let (c, _) = evaluate(&desired(), Some("sha256:aaa"), &[], &wrong, &[], &[], t(1));
-    assert_eq!(get(&c, PLUGINS_INSTALLED).reason, "Pending");
+    assert_eq!(get(&c, ConditionType::PluginsInstalled).reason, ConditionReason::Pending);
     let failure = PluginFailure { name: "seo-all".into(), error: "sha256 mismatch: got x, want h1".into() };
     let (c2, events) =
         evaluate(&desired(), Some("sha256:aaa"), &wrong, &wrong, std::slice::from_ref(&failure), &c, t(2));
-    let plugins = get(&c2, PLUGINS_INSTALLED);
-    assert_eq!(plugins.reason, "InstallFailed");
+    let plugins = get(&c2, ConditionType::PluginsInstalled);
+    assert_eq!(plugins.reason, ConditionReason::InstallFailed);
     assert!(plugins.message.contains("sha256 mismatch"), "{}", plugins.message);
     assert_eq!(kinds(&events), [EventKind::PluginInstallFailed, EventKind::ConditionChanged]);
     // Reported again: no duplicate failure event.
@@ -92,16 +92,16 @@ fn wrong_hash_does_not_count_and_a_failure_says_why() {
 #[test]
 fn a_digest_mismatch_names_both_digests() {
     let (c, _) = evaluate(&desired(), Some("sha256:old"), &[], &[], &[], &[], t(1));
-    let assets = get(&c, ASSETS_DELIVERED);
-    assert_eq!(assets.reason, "DigestMismatch");
+    let assets = get(&c, ConditionType::AssetsDelivered);
+    assert_eq!(assets.reason, ConditionReason::DigestMismatch);
     assert!(assets.message.contains("sha256:old") && assets.message.contains("sha256:aaa"));
 }
 
 #[test]
 fn no_template_means_nothing_to_deliver() {
     let (c, events) = evaluate(&DesiredState::default(), None, &[], &[], &[], &[], t(1));
-    assert_eq!(get(&c, ASSETS_DELIVERED).reason, "NoTemplate");
-    assert_eq!(get(&c, PLUGINS_INSTALLED).reason, "NoPlugins");
+    assert_eq!(get(&c, ConditionType::AssetsDelivered).reason, ConditionReason::NoTemplate);
+    assert_eq!(get(&c, ConditionType::PluginsInstalled).reason, ConditionReason::NoPlugins);
     assert!(!kinds(&events).contains(&EventKind::AssetsDelivered));
 }
 
@@ -109,7 +109,7 @@ fn no_template_means_nothing_to_deliver() {
 fn an_old_sdk_that_reports_no_hash_still_counts() {
     let plain = installed(&[("search", None), ("seo-all", None)]);
     let (c, _) = evaluate(&desired(), Some("sha256:aaa"), &[], &plain, &[], &[], t(1));
-    assert_eq!(get(&c, PLUGINS_INSTALLED).status, "True");
+    assert_eq!(get(&c, ConditionType::PluginsInstalled).status, ConditionStatus::True);
 }
 
 #[test]
@@ -131,11 +131,126 @@ fn a_plugin_the_registry_does_not_hold_is_never_satisfied_and_says_so() {
     // Even a runtime that claims it (without a hash) does not satisfy it.
     let have = installed(&[("seo-all", Some("h1")), ("search", Some("h2")), ("ghost", None)]);
     let (c, events) = evaluate(&want, Some("sha256:aaa"), &[], &have, &[], &[], t(1));
-    let plugins = get(&c, PLUGINS_INSTALLED);
-    assert_eq!((plugins.status.as_str(), plugins.reason.as_str()), ("False", "NotInRegistry"));
+    let plugins = get(&c, ConditionType::PluginsInstalled);
+    assert_eq!((plugins.status, plugins.reason), (ConditionStatus::False, ConditionReason::NotInRegistry));
     assert!(plugins.message.contains("ghost"), "{}", plugins.message);
     assert!(
         !events.iter().any(|e| e.kind() == EventKind::PluginInstalled && e.payload()["name"] == "ghost"),
         "no install event for a plugin that is not stored"
+    );
+}
+
+#[test]
+fn each_reason_stands_for_the_status_evaluate_gives_it() {
+    let expected = [
+        (ConditionReason::NoTemplate, ConditionStatus::True),
+        (ConditionReason::Delivered, ConditionStatus::True),
+        (ConditionReason::DigestMismatch, ConditionStatus::False),
+        (ConditionReason::NotReported, ConditionStatus::False),
+        (ConditionReason::InstallFailed, ConditionStatus::False),
+        (ConditionReason::NotInRegistry, ConditionStatus::False),
+        (ConditionReason::Pending, ConditionStatus::False),
+        (ConditionReason::NoPlugins, ConditionStatus::True),
+        (ConditionReason::AllInstalled, ConditionStatus::True),
+    ];
+    assert_eq!(expected.map(|(reason, _)| reason).as_slice(), ConditionReason::ALL, "every reason, in order");
+    for (reason, status) in expected {
+        assert_eq!(reason.status(), status, "{reason}");
+    }
+}
+
+/// The names that were stored and sent as plain strings before the enums:
+/// the stored `conditions` JSON and the wire keep them byte for byte.
+#[test]
+fn every_value_is_spelled_as_the_strings_were() {
+    let types: Vec<&str> = ConditionType::ALL.iter().map(|kind| kind.as_str()).collect();
+    assert_eq!(types, ["AssetsDelivered", "PluginsInstalled"]);
+    let statuses: Vec<&str> = ConditionStatus::ALL.iter().map(|status| status.as_str()).collect();
+    assert_eq!(statuses, ["True", "False", "Unknown"]);
+    let reasons: Vec<&str> = ConditionReason::ALL.iter().map(|reason| reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "NoTemplate",
+            "Delivered",
+            "DigestMismatch",
+            "NotReported",
+            "InstallFailed",
+            "NotInRegistry",
+            "Pending",
+            "NoPlugins",
+            "AllInstalled"
+        ]
+    );
+    for kind in ConditionType::ALL {
+        assert_eq!(serde_json::to_string(kind).unwrap(), format!("\"{kind}\""));
+        assert_eq!(kind.as_str().parse::<ConditionType>(), Ok(*kind));
+    }
+    for status in ConditionStatus::ALL {
+        assert_eq!(serde_json::to_string(status).unwrap(), format!("\"{status}\""));
+        assert_eq!(status.as_str().parse::<ConditionStatus>(), Ok(*status));
+    }
+    for reason in ConditionReason::ALL {
+        assert_eq!(serde_json::to_string(reason).unwrap(), format!("\"{reason}\""));
+        assert_eq!(reason.as_str().parse::<ConditionReason>(), Ok(*reason));
+    }
+    assert!("true".parse::<ConditionStatus>().is_err(), "no case folding: the stored text is exact");
+}
+
+#[test]
+fn the_stored_json_of_every_reason_round_trips_byte_for_byte() {
+    for reason in ConditionReason::ALL {
+        let kind = match reason {
+            ConditionReason::NoTemplate
+            | ConditionReason::Delivered
+            | ConditionReason::DigestMismatch
+            | ConditionReason::NotReported => "AssetsDelivered",
+            _ => "PluginsInstalled",
+        };
+        let status = reason.status();
+        // The text `serde_json` wrote for the string fields before.
+        let stored = format!(
+            r#"[{{"type":"{kind}","status":"{status}","reason":"{reason}","message":"m","last_transition_time":"2026-01-01T00:00:05Z"}}]"#
+        );
+        let read: Vec<ConditionRecord> = serde_json::from_str(&stored).unwrap();
+        assert_eq!(read[0].kind.as_str(), kind);
+        assert_eq!((read[0].status, read[0].reason), (status, *reason));
+        assert_eq!(serde_json::to_string(&read).unwrap(), stored, "{reason}");
+    }
+}
+
+#[test]
+fn a_condition_record_serializes_to_exactly_the_text_it_always_had() {
+    let (conditions, _) = evaluate(&desired(), None, &[], &[], &[], &[], t(5));
+    assert_eq!(
+        serde_json::to_string(&conditions).unwrap(),
+        concat!(
+            r#"[{"type":"AssetsDelivered","status":"False","reason":"NotReported","#,
+            r#""message":"waiting for the runtime to report assets sha256:aaa","#,
+            r#""last_transition_time":"2026-01-01T00:00:05Z"},"#,
+            r#"{"type":"PluginsInstalled","status":"False","reason":"Pending","#,
+            r#""message":"waiting for the runtime to install: seo-all, search","#,
+            r#""last_transition_time":"2026-01-01T00:00:05Z"}]"#
+        )
+    );
+}
+
+#[test]
+fn a_stored_value_that_names_no_variant_is_an_error_not_a_default() {
+    let stored = r#"{"type":"AssetsDelivered","status":"True","reason":"Arrived","message":"m","last_transition_time":"2026-01-01T00:00:05Z"}"#;
+    assert!(serde_json::from_str::<ConditionRecord>(stored).is_err());
+    let stored = r#"{"type":"Live","status":"True","reason":"Delivered","message":"m","last_transition_time":"2026-01-01T00:00:05Z"}"#;
+    assert!(serde_json::from_str::<ConditionRecord>(stored).is_err(), "Live is derived, never stored");
+}
+
+#[test]
+fn the_condition_changed_event_names_type_status_and_reason_as_before() {
+    let (c1, _) = evaluate(&desired(), None, &[], &[], &[], &[], t(1));
+    let (_, events) = evaluate(&desired(), Some("sha256:old"), &[], &[], &[], &c1, t(2));
+    let changed: Vec<&EventDraft> = events.iter().filter(|e| e.kind() == EventKind::ConditionChanged).collect();
+    assert_eq!(changed.len(), 1, "{events:?}");
+    assert_eq!(
+        changed[0].payload().to_string(),
+        r#"{"message":"the runtime holds assets sha256:old, the template's are sha256:aaa","reason":"DigestMismatch","status":"False","type":"AssetsDelivered"}"#
     );
 }

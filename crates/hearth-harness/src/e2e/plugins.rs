@@ -4,8 +4,9 @@
 
 use anyhow::bail;
 use hearth_core::display::short_hex;
+use hearth_core::reconcile::ConditionType;
 
-use super::{condition, describe, waiting_on, Deadline, Run};
+use super::{describe, waiting_on, Deadline, Run};
 
 impl Run {
     pub(super) async fn plugins_installed(&mut self) -> anyhow::Result<String> {
@@ -14,8 +15,8 @@ impl Run {
         loop {
             let mut waiting = Vec::new();
             match self.client.get_workspace(id).await {
-                Ok(workspace) => match condition(&workspace, "PluginsInstalled") {
-                    Some(c) if c.status == "True" => {}
+                Ok(workspace) => match workspace.condition(ConditionType::PluginsInstalled) {
+                    Some(c) if c.is_true() => {}
                     Some(c) => waiting.push(describe(c)),
                     None => waiting.push("PluginsInstalled is not reported yet".to_owned()),
                 },

@@ -32,7 +32,11 @@ const BASE64: &str = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2
 /// Segments of ASCII letters, digits and `_.+-` that do not start with a
 /// dot (so never `.` or `..`), joined by `/`.
 const BUNDLE_PATH: &str = "^[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,254}(/[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,254}){0,7}$";
-const WORKSPACE_CURSOR: &str = "^[0-9]{1,18}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+/// A workspaces page's cursor (`hearth_store::WorkspaceCursor`): the last
+/// workspace's creation time (Unix nanoseconds, 19 digits since 2001, as in
+/// [`PEER_CURSOR`]) and id.
+const WORKSPACE_CURSOR: &str =
+    "^([0-9]{1,18}|[1-8][0-9]{18})\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
 /// A peers page's cursor (`hearth_store::PeerCursor`): the group (`s`
 /// siblings, `c` children, `p` parent), then the last peer's creation time
 /// (Unix nanoseconds, up to 8999999999999999999 so that it always fits an

@@ -97,11 +97,37 @@ pub async fn upload_plugin(
     Ok((StatusCode::CREATED, Json(plugin_response(&plugin))))
 }
 
-#[utoipa::path(get, path = "/plugins", tag = "plugins",
-    responses((status = 200, body = Vec<PluginResponse>), (status = 401, body = ApiErrorBody)))]
-pub async fn list_plugins(State(state): State<AppState>, operator: Operator) -> ApiResult<Json<Vec<PluginResponse>>> {
-    let plugins = state.store.list_plugins(operator.scope()).await?;
-    Ok(Json(plugins.iter().map(plugin_response).collect()))
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PluginsQuery {
+    /// Plugins per page (1 to 1000, default 500).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// Where the previous page ended: its `X-Next-Cursor`.
+    cursor: Option<String>,
+}
+
+/// Plugins by name, one page at a time (two queries per page); when more
+/// remain, `X-Next-Cursor` and `Link` (`rel="next"`) say where the next starts.
+#[utoipa::path(get, path = "/plugins", tag = "plugins", params(PluginsQuery),
+    responses((status = 200, body = Vec<PluginResponse>,
+            headers(("x-next-cursor" = String, description = "the next page's cursor, when there is one"),
+                ("link" = String, description = "`<url>; rel=\"next\"`, when there is a next page"))),
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
+pub async fn list_plugins(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiQuery(query): ApiQuery<PluginsQuery>,
+) -> ApiResult<(HeaderMap, Json<Vec<PluginResponse>>)> {
+    let limit = crate::paging::limit(query.limit)?;
+    let after = match query.cursor.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<uuid::Uuid>().map_err(|_| crate::paging::bad_cursor(text))?),
+    };
+    let mut plugins = state.store.list_plugins(operator.scope(), after, limit + 1).await?;
+    let next = crate::paging::trim(&mut plugins, limit).map(|last| last.id.to_string());
+    let headers = crate::paging::next_headers("/plugins?", limit, next)?;
+    Ok((headers, Json(plugins.iter().map(plugin_response).collect())))
 }
 
 fn plugin_name(raw: &str) -> ApiResult<&str> {

@@ -220,7 +220,7 @@ pub async fn peers(
         limit: limit + 1,
     };
     let mut rows = state.store.list_peers(&page).await?;
-    let next = paging::trim(&mut rows, limit).map(|(group, last)| PeerCursor::of(*group, last).encode());
+    let next = paging::trim(&mut rows, limit).map(|(group, last)| PeerCursor::of(*group, last).encode()).transpose()?;
     let mut prefix = format!("/registry/{id}/peers?");
     if let Some(q) = &contains {
         prefix.push_str(&url::form_urlencoded::Serializer::new(String::new()).append_pair("q", q).finish());

@@ -168,7 +168,10 @@ pub async fn create_workspace_token(
     let revoke_others_at = request
         .revoke_previous_after_seconds
         .map(|seconds| minted.record.now + chrono::Duration::seconds(i64::from(seconds)));
-    let token = state.store.issue_workspace_token(minted.record, revoke_others_at).await?;
+    let token = state
+        .store
+        .issue_workspace_token(hearth_store::NewWorkspaceToken::new(workspace.id, minted.record), revoke_others_at)
+        .await?;
     if revoke_others_at.is_some() {
         // The previous tokens now stop at a time: cached entries do not know it.
         state.forget_workspace(workspace.id);

@@ -10,7 +10,7 @@ use hearth_api::{
     ApiErrorBody, Condition, CreateWorkspaceRequest, CreateWorkspacesRequest, CreateWorkspacesResponse, DeleteResponse,
     ErrorCode, StateResponse, StatusResponse, WorkspaceCounts, WorkspaceResponse,
 };
-use hearth_core::reconcile::DesiredState;
+use hearth_core::reconcile::{ConditionStatus, DesiredState};
 use hearth_core::{Input, OrgId, WorkspaceId, WorkspaceStatus};
 use hearth_store::{NewToken, NewWorkspace, StoreError, Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage};
 use serde::Deserialize;
@@ -52,7 +52,7 @@ pub(crate) fn conditions(w: &Workspace) -> Vec<Condition> {
     let live = w.status.is_available();
     let mut all = vec![Condition {
         kind: "Live".into(),
-        status: if live { "True" } else { "False" }.into(),
+        status: ConditionStatus::from(live).as_str().into(),
         reason: format!("{:?}", w.status),
         message: match w.last_heartbeat_at {
             Some(at) => format!("workspace is {}; last heartbeat at {}", w.status, at.to_rfc3339()),
@@ -60,13 +60,7 @@ pub(crate) fn conditions(w: &Workspace) -> Vec<Condition> {
         },
         last_transition_time: w.status_changed_at,
     }];
-    all.extend(w.conditions.iter().map(|c| Condition {
-        kind: c.kind.clone(),
-        status: c.status.clone(),
-        reason: c.reason.clone(),
-        message: c.message.clone(),
-        last_transition_time: c.last_transition_time,
-    }));
+    all.extend(w.conditions.iter().map(Condition::from));
     all
 }
 
@@ -103,6 +97,7 @@ pub(crate) fn workspace_response(w: &Workspace, desired: &DesiredState) -> Works
             .iter()
             .map(|p| hearth_api::InstalledPlugin { name: p.name.clone(), sha256: p.sha256.clone() })
             .collect(),
+        reported_assets_digest: w.reported_assets_digest.clone(),
         status_changed_at: w.status_changed_at,
         created_at: w.created_at,
         updated_at: w.updated_at,
@@ -384,7 +379,7 @@ pub async fn list_workspaces(
     } else {
         state.store.list_workspaces_filtered(page, &filter).await?
     };
-    let next = crate::paging::trim(&mut rows, limit).map(|(last, _)| WorkspaceCursor::of(last).encode());
+    let next = crate::paging::trim(&mut rows, limit).map(|(last, _)| WorkspaceCursor::of(last).encode()).transpose()?;
     let prefix = query.link_prefix(&filter);
     let headers = crate::paging::next_headers(&prefix, limit, next)?;
     Ok((headers, Json(rows.iter().map(|(w, desired)| workspace_response(w, desired)).collect())))

@@ -14,6 +14,8 @@ crate::on_both_engines!(
     a_template_with_a_plugin_is_delivered_and_converges,
     template_and_plugin_bad_input_is_refused_and_nothing_is_stored,
     template_lists_are_paged_by_name_with_their_files,
+    the_workspace_shows_the_assets_digest_its_runtime_reported,
+    plugin_lists_are_paged_by_name,
 );
 
 fn text(s: &str) -> FileContent {
@@ -368,4 +370,74 @@ async fn template_lists_are_paged_by_name_with_their_files(engine: Engine) {
     let response =
         app.raw().get(format!("{}/templates?cursor=zzz", app.url)).bearer_auth(&app.admin_token).send().await.unwrap();
     assert_eq!(response.status(), 400);
+}
+
+/// The digest a runtime reported is a field of the workspace, so no program
+/// reads it out of the `AssetsDelivered` message.
+async fn the_workspace_shows_the_assets_digest_its_runtime_reported(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, runtime, _) = app.create_registered("w").await;
+    let read = |path: String| {
+        let request = app.raw().get(format!("{}{path}", app.url)).bearer_auth(&app.admin_token);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(read(format!("/workspaces/{id}")).await["reported_assets_digest"], Value::Null, "nothing reported");
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    runtime.heartbeat(&HeartbeatRequest { assets_digest: Some(digest.clone()), ..heartbeat(id) }).await.unwrap();
+    assert_eq!(read(format!("/workspaces/{id}")).await["reported_assets_digest"], digest.as_str());
+    assert_eq!(read("/workspaces".into()).await[0]["reported_assets_digest"], digest.as_str(), "lists show it too");
+    let typed = app.admin.get_workspace(id).await.unwrap();
+    assert_eq!(typed.reported_assets_digest.as_deref(), Some(digest.as_str()));
+    // No template: delivered trivially, whatever the runtime holds.
+    let assets = typed.condition(hearth_core::reconcile::ConditionType::AssetsDelivered).unwrap();
+    assert_eq!(assets.typed_reason(), Some(hearth_core::reconcile::ConditionReason::NoTemplate));
+}
+
+/// `GET /plugins` is keyset-paged like `GET /templates`: the answer stays a
+/// JSON array, the next page is in `X-Next-Cursor` and `Link`.
+async fn plugin_lists_are_paged_by_name(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    for name in ["charlie", "alpha", "bravo"] {
+        let files = [
+            ("plugin.yaml".to_owned(), text(&format!("name: {name}\nversion: 1.0.0\n"))),
+            ("skills/a.md".to_owned(), text(name)),
+        ]
+        .into();
+        app.admin.push_plugin_json(&UploadPluginRequest { name: None, files }).await.unwrap();
+    }
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/plugins?limit=1", app.url);
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let response = app.raw().get(url).bearer_auth(&app.admin_token).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        let (next, link) = (header("x-next-cursor"), header("link"));
+        assert_eq!(next.is_some(), link.is_some(), "X-Next-Cursor and Link come together");
+        if let (Some(next), Some(link)) = (&next, &link) {
+            assert!(link.contains(&format!("/plugins?limit=1&cursor={next}")), "{link}");
+        }
+        let page: Vec<hearth_api::PluginResponse> = response.json().await.unwrap();
+        assert_eq!(page.len(), 1, "{page:?}");
+        names.push(page[0].name.clone());
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["alpha", "bravo", "charlie"], "by name, each once");
+    let listed: Vec<String> = app.admin.list_plugins().await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(listed, ["alpha", "bravo", "charlie"], "the client reads every page");
+    for bad in ["cursor=zzz", "limit=0"] {
+        let response =
+            app.raw().get(format!("{}/plugins?{bad}", app.url)).bearer_auth(&app.admin_token).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+    }
 }

@@ -11,6 +11,7 @@ crate::on_both_engines!(
     a_struct_written_as_a_json_array_is_refused,
     a_download_source_is_checked_as_documented,
     a_role_is_text_without_control_characters_as_documented,
+    both_cursor_patterns_describe_the_workspace_cursor_alike,
 );
 
 async fn send(app: &TestApp, method: reqwest::Method, path: &str, body: &str) -> (u16, Value) {
@@ -197,4 +198,22 @@ async fn a_role_is_text_without_control_characters_as_documented(engine: Engine)
         app.raw().get(format!("{}/openapi.json", app.url)).send().await.unwrap().json().await.unwrap();
     let role = &document["components"]["schemas"]["CreateWorkspaceRequest"]["properties"]["role"];
     assert_eq!(role["pattern"], "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", "{role}");
+}
+
+/// A peers cursor is a group and then a workspace cursor
+/// (`<unix nanoseconds>.<uuid>`, 19 digits since 2001): the document
+/// describes the workspace cursor the same way on both routes.
+async fn both_cursor_patterns_describe_the_workspace_cursor_alike(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let document: Value =
+        app.raw().get(format!("{}/openapi.json", app.url)).send().await.unwrap().json().await.unwrap();
+    let cursor_pattern = |path: &str| {
+        let parameters = document["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let cursor = parameters.iter().find(|p| p["name"] == "cursor").unwrap();
+        cursor["schema"]["pattern"].as_str().unwrap().to_owned()
+    };
+    let workspaces = cursor_pattern("/workspaces");
+    let peers = cursor_pattern("/registry/{id}/peers");
+    assert_eq!(peers.strip_prefix("^[scp]\\."), workspaces.strip_prefix('^'), "{workspaces} vs {peers}");
+    assert!(workspaces.contains("[1-8][0-9]{18}"), "19 digits of nanoseconds: {workspaces}");
 }

@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::Args;
 use hearth_api::{CreateWorkspaceRequest, WorkspaceResponse};
 use hearth_client::Client;
+use hearth_core::reconcile::{ConditionReason, ConditionType};
 use hearth_core::WorkspaceStatus;
 use hearth_harness::examples;
 use hearth_server::{Application, ProvisionerKind, Settings};
@@ -148,7 +149,8 @@ struct Told {
     status: Option<WorkspaceStatus>,
     assets: Option<String>,
     installed: Vec<String>,
-    failure: Option<String>,
+    /// `PluginsInstalled` was `InstallFailed` at the last look.
+    failing: bool,
 }
 
 impl Guide {
@@ -226,7 +228,11 @@ impl Guide {
                 }
                 Err(err) => return Err(err).with_context(|| format!("cannot follow workspace {id}")),
             };
-            if self.narrate(&workspace, &dir, &mut told) {
+            let (said, converged) = self.narrate(&workspace, &dir, &mut told);
+            for text in &said {
+                say(text);
+            }
+            if converged {
                 say(&format!(
                     "Workspace {} has converged: its runtime holds everything its template declares. From now on \
                      it heartbeats every {}s, and anything that goes missing from its directory is delivered again.",
@@ -250,8 +256,10 @@ impl Guide {
         }
     }
 
-    /// Says what changed since the last look; true once converged.
-    fn narrate(&self, workspace: &WorkspaceResponse, dir: &Path, told: &mut Told) -> bool {
+    /// What changed since the last look, as sentences to say; true once
+    /// converged.
+    fn narrate(&self, workspace: &WorkspaceResponse, dir: &Path, told: &mut Told) -> (Vec<String>, bool) {
+        let mut said = Vec::new();
         let name = &workspace.name;
         if told.status != Some(workspace.status) {
             told.status = Some(workspace.status);
@@ -273,14 +281,14 @@ impl Guide {
                 ),
                 status => format!("Workspace {name} is {status}."),
             };
-            say(&text);
+            said.push(text);
         }
-        let assets = workspace.conditions.iter().find(|c| c.kind == "AssetsDelivered");
-        let plugins = workspace.conditions.iter().find(|c| c.kind == "PluginsInstalled");
-        if let Some(assets) = assets.filter(|c| c.status == "True") {
-            let digest = assets.message.rsplit(' ').next().unwrap_or_default().to_owned();
+        let assets = workspace.condition(ConditionType::AssetsDelivered);
+        let plugins = workspace.condition(ConditionType::PluginsInstalled);
+        let delivered = assets.is_some_and(|c| c.typed_reason() == Some(ConditionReason::Delivered));
+        if let Some(digest) = workspace.reported_assets_digest.clone().filter(|_| delivered) {
             if told.assets.as_deref() != Some(digest.as_str()) {
-                say(&format!(
+                said.push(format!(
                     "Assets delivered (digest {}): config.yaml, prompts and the model file are in {}, each \
                      verified against its sha256.",
                     short_digest(&digest),
@@ -295,7 +303,7 @@ impl Guide {
                 .iter()
                 .any(|have| have.name == plugin.name && plugin.sha256.is_some() && have.sha256 == plugin.sha256);
             if installed && !told.installed.contains(&plugin.name) {
-                say(&format!(
+                said.push(format!(
                     "Plugin {} {} installed into {}: downloaded, its content hash checked, unpacked safely, and \
                      reported back to Hearth.",
                     plugin.name,
@@ -305,15 +313,20 @@ impl Guide {
                 told.installed.push(plugin.name.clone());
             }
         }
-        if let Some(c) = plugins.filter(|c| c.status == "False" && c.reason == "InstallFailed") {
-            if told.failure.as_deref() != Some(c.message.as_str()) {
-                say(&format!("A plugin failed to install ({}); the runtime retries on its next heartbeat.", c.message));
-                told.failure = Some(c.message.clone());
-            }
+        // Said once each time the condition turns InstallFailed (decided on
+        // the reason; the message is only shown).
+        let failed = plugins.filter(|c| c.typed_reason() == Some(ConditionReason::InstallFailed));
+        if let Some(c) = failed.filter(|_| !told.failing) {
+            said.push(format!(
+                "A plugin failed to install ({}); the runtime retries on its next heartbeat.",
+                c.message
+            ));
         }
-        workspace.status == WorkspaceStatus::Online
-            && assets.is_some_and(|c| c.status == "True")
-            && plugins.is_some_and(|c| c.status == "True")
+        told.failing = failed.is_some();
+        let converged = workspace.status == WorkspaceStatus::Online
+            && assets.is_some_and(|c| c.is_true())
+            && plugins.is_some_and(|c| c.is_true());
+        (said, converged)
     }
 
     fn next_steps(&self, workspace: &WorkspaceResponse) {
@@ -401,6 +414,83 @@ mod tests {
         assert_eq!(cli_command(true, true, exe), "hearth");
         assert_eq!(cli_command(false, true, exe), "cargo run -q -p hearth --");
         assert_eq!(cli_command(false, false, exe), "/src/hearth/target/debug/hearth");
+    }
+
+    /// A workspace as `GET /workspaces/{id}` answers it: online, with
+    /// `conditions` and the digest its runtime reported.
+    fn workspace(conditions: serde_json::Value, reported_assets_digest: Option<&str>) -> WorkspaceResponse {
+        let at = "2026-01-01T00:00:00Z";
+        serde_json::from_value(serde_json::json!({
+            "id": "6f1c1a52-3a53-4f0e-9a55-0d6c1f0c2b11", "org_id": "00000000-0000-0000-0000-000000000001",
+            "name": "seo-agent", "tier": 1, "status": "online", "external": false, "last_error_rate": 0.0,
+            "active_tasks": 0, "uptime_seconds": 0, "monthly_spend": 0, "conditions": conditions,
+            "desired_plugins": [], "installed_plugins": [], "reported_assets_digest": reported_assets_digest,
+            "status_changed_at": at, "created_at": at, "updated_at": at,
+        }))
+        .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    fn guide() -> Guide {
+        Guide {
+            client: Client::new("http://127.0.0.1:1", None).unwrap_or_else(|err| panic!("{err}")),
+            url: "http://127.0.0.1:1".into(),
+            data_dir: PathBuf::from("/tmp/d"),
+            interval: Duration::from_secs(2),
+            hearth: "hearth".into(),
+        }
+    }
+
+    fn condition(kind: &str, status: &str, reason: &str, message: &str) -> serde_json::Value {
+        serde_json::json!({"type": kind, "status": status, "reason": reason, "message": message,
+            "last_transition_time": "2026-01-01T00:00:00Z"})
+    }
+
+    /// The digest comes from the workspace's typed field: the condition's
+    /// message is a sentence for people, which may say it otherwise.
+    #[test]
+    fn delivered_assets_are_named_by_the_reported_digest_not_the_message() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let conditions = serde_json::json!([
+            condition("AssetsDelivered", "True", "Delivered", "the runtime holds the template's assets"),
+            condition("PluginsInstalled", "True", "NoPlugins", "the template declares no plugins"),
+        ]);
+        let mut told = Told::default();
+        let (said, converged) =
+            guide().narrate(&workspace(conditions.clone(), Some(&digest)), Path::new("/tmp/w"), &mut told);
+        let line = said.iter().find(|line| line.starts_with("Assets delivered")).unwrap_or_else(|| panic!("{said:?}"));
+        assert!(line.starts_with(&format!("Assets delivered (digest {}):", short_digest(&digest))), "{line}");
+        assert!(converged);
+        // Said once: the same digest again is no news.
+        let (again, _) = guide().narrate(&workspace(conditions, Some(&digest)), Path::new("/tmp/w"), &mut told);
+        assert!(!again.iter().any(|line| line.starts_with("Assets delivered")), "{again:?}");
+    }
+
+    #[test]
+    fn a_failed_install_is_told_and_the_workspace_is_not_converged() {
+        let conditions = serde_json::json!([
+            condition(
+                "AssetsDelivered",
+                "True",
+                "NoTemplate",
+                "the workspace has no template, so no assets to deliver"
+            ),
+            condition("PluginsInstalled", "False", "InstallFailed", "plugin install failed: seo-all: sha256 mismatch"),
+        ]);
+        let mut told = Told::default();
+        let (said, converged) = guide().narrate(&workspace(conditions.clone(), None), Path::new("/tmp/w"), &mut told);
+        assert!(!converged);
+        let failed = |said: &[String]| said.iter().any(|line| line.starts_with("A plugin failed to install ("));
+        assert!(
+            said.iter().any(|line| line.starts_with("A plugin failed to install (plugin install failed: seo-all")),
+            "{said:?}"
+        );
+        assert!(!said.iter().any(|line| line.starts_with("Assets delivered")), "no template, no digest: {said:?}");
+        let (again, _) = guide().narrate(&workspace(conditions.clone(), None), Path::new("/tmp/w"), &mut told);
+        assert!(!failed(&again), "said once while it stays failed: {again:?}");
+        let pending = serde_json::json!([condition("PluginsInstalled", "False", "Pending", "waiting")]);
+        guide().narrate(&workspace(pending, None), Path::new("/tmp/w"), &mut told);
+        let (anew, _) = guide().narrate(&workspace(conditions, None), Path::new("/tmp/w"), &mut told);
+        assert!(failed(&anew), "a new failure after a retry is said again: {anew:?}");
     }
 
     #[test]
