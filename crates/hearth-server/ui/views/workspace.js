@@ -7,6 +7,11 @@ import { feed } from "../feed.js";
 import { ageCell, conditionOf, digestCode, failure, fields, fileTree, fill, focusHeading, h, money, statusBadge, throttle } from "../dom.js";
 import { addressable, link } from "../links.js";
 
+// How much of a workspace's event log its timeline reads: at most this
+// many pages of at most this many events (the API's largest page).
+const TIMELINE_PAGES = 20;
+const TIMELINE_PAGE_EVENTS = 1000;
+
 const ACTIONS = [
   { action: "pause", label: "Pause", explain: "Its runtime stops working until resumed." },
   { action: "resume", label: "Resume", explain: "Its runtime starts working again." },
@@ -189,29 +194,72 @@ export function workspaceView(main, id) {
     return h("li", { "data-seq": e.seq, "data-event": e.event }, h("span", {}, ageCell(e.timestamp)), h("code", {}, e.event), h("span", { class: "mono muted" }, payload));
   }
 
-  // The workspace's kept events, oldest first. A page holds at most 1000
-  // events and about 1 MiB, so a short page does not mean the end: an empty
-  // one does. If retention removes events while we read, we go on from
-  // where the log is complete (410 events_compacted).
+  // The workspace's kept events, oldest first, at most TIMELINE_PAGES pages.
+  // A page holds at most TIMELINE_PAGE_EVENTS events and about 1 MiB, so a
+  // short page does not mean the end: an empty one does. If retention
+  // removes events while we read, we go on from where the log is complete
+  // (410 events_compacted). Stopped at the limit, one event past the last
+  // page says whether more follow; if so, the timeline says which events it
+  // does not show (see truncatedNotice), above the ones read and below those
+  // that arrive live.
   async function loadTimeline() {
     const all = [];
     let since = 0;
-    for (let i = 0; i < 20; i++) {
+    let pages = 0;
+    let complete = false;
+    for (let i = 0; i < TIMELINE_PAGES; i++) {
       let body;
       try {
-        ({ body } = await api("GET", path`/events`, { workspace_id: id, since, limit: 1000 }));
+        ({ body } = await api("GET", path`/events`, { workspace_id: id, since, limit: TIMELINE_PAGE_EVENTS }));
       } catch (error) {
-        const earliest = error instanceof ApiError && error.body && error.body.code === "events_compacted" ? error.body.earliest_seq : null;
-        if (!Number.isInteger(earliest) || earliest - 1 <= since) throw error;
-        since = earliest - 1;
+        since = resumeAfter(error, since);
         continue;
       }
-      if (body.length === 0) break;
+      if (body.length === 0) {
+        complete = true;
+        break;
+      }
+      pages += 1;
       all.push(...body);
       since = body[body.length - 1].seq;
     }
+    if (!complete) complete = !(await morePast(since));
     lastSeq = all.length ? all[all.length - 1].seq : lastSeq;
-    fill(timelineList, ...all.reverse().map(timelineItem));
+    fill(timelineList, complete ? null : truncatedNotice(pages, all), ...all.reverse().map(timelineItem));
+  }
+
+  // Whether the log has an event after `since`.
+  async function morePast(since) {
+    try {
+      const { body } = await api("GET", path`/events`, { workspace_id: id, since, limit: 1 });
+      return body.length > 0;
+    } catch (error) {
+      resumeAfter(error, since); // throws anything but a 410 events_compacted
+      // Retention removed events after `since`: newer ones exist.
+      return true;
+    }
+  }
+
+  // Where the log is complete again after a 410 events_compacted; any other
+  // failure is thrown (and shown in the timeline).
+  function resumeAfter(error, since) {
+    const earliest = error instanceof ApiError && error.body && error.body.code === "events_compacted" ? error.body.earliest_seq : null;
+    if (!Number.isInteger(earliest) || earliest - 1 <= since) throw error;
+    return earliest - 1;
+  }
+
+  // The timeline stopped before the end of the log: what it read, what it
+  // does not show, and where to read the rest.
+  function truncatedNotice(pages, read) {
+    const last = read.length ? read[read.length - 1].seq : 0;
+    const span = read.length ? ` (#${read[0].seq} to #${last})` : "";
+    return h(
+      "li",
+      { class: "gap notice", role: "status", "data-timeline-truncated": "" },
+      `Events after #${last} are not shown: the timeline reads at most ${TIMELINE_PAGES} pages of the log, oldest first, and stopped after ${pages} pages, ${read.length} events${span}. `,
+      "Events that happen from now on appear above. To read the rest: ",
+      h("code", {}, `hearth events --workspace ${id} --since ${last}`),
+    );
   }
 
   async function loadWorkspace() {
