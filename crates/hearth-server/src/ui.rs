@@ -102,13 +102,24 @@ mod tests {
         ASSETS.iter().filter(|asset| asset.path.ends_with(".js"))
     }
 
-    /// The modules a script imports (`import … from "…"`, `import "…"`),
-    /// as the paths the browser asks for: each specifier must be relative
-    /// (`./`, `../`) and is resolved against the script's own path.
+    /// The modules a script imports (`import … from "…"`, `import "…"`,
+    /// `export … from "…"`, on one line or several), as the paths the
+    /// browser asks for: each specifier must be relative (`./`, `../`) and
+    /// is resolved against the script's own path.
     fn imports(asset: &Asset) -> Vec<String> {
         let mut found = Vec::new();
-        for line in asset.body.lines().map(str::trim_start).filter(|line| line.starts_with("import ")) {
-            let quoted = line.rsplit_once(" from ").map_or(&line["import ".len()..], |(_, from)| from);
+        let mut at = 0;
+        while at < asset.body.len() {
+            let rest = &asset.body[at..];
+            let line_end = rest.find('\n').map_or(rest.len(), |end| end + 1);
+            let statement = &rest[..rest.find(';').map_or(rest.len(), |end| end + 1)];
+            let is_import = rest.starts_with("import ")
+                || ((rest.starts_with("export {") || rest.starts_with("export *")) && statement.contains(" from "));
+            if !is_import {
+                at += line_end;
+                continue;
+            }
+            let quoted = statement.rsplit_once(" from ").map_or(&statement["import ".len()..], |(_, from)| from);
             let specifier = quoted.trim().trim_end_matches(';').trim_matches('"');
             assert!(
                 specifier.starts_with("./") || specifier.starts_with("../"),
@@ -127,6 +138,7 @@ mod tests {
                 }
             }
             found.push(segments.join("/"));
+            at += statement.len();
         }
         found
     }
@@ -142,12 +154,20 @@ mod tests {
             assert!(!page.contains(forbidden), "index.html has no {forbidden:?} (CSP: 'self' only, nothing inline)");
         }
         let protocol = format!("\"X-Hearth-Protocol\": \"{}\"", hearth_api::PROTOCOL_VERSION);
-        assert!(scripts().any(|script| script.body.contains(&protocol)), "the scripts speak this build's protocol ({protocol})");
+        assert!(
+            scripts().any(|script| script.body.contains(&protocol)),
+            "the scripts speak this build's protocol ({protocol})"
+        );
         for script in scripts() {
             for (at, _) in script.body.match_indices("\"X-Hearth-Protocol\":") {
-                assert!(script.body[at..].starts_with(&protocol), "{} speaks this build's protocol ({protocol})", script.path);
+                assert!(
+                    script.body[at..].starts_with(&protocol),
+                    "{} speaks this build's protocol ({protocol})",
+                    script.path
+                );
             }
-            for forbidden in ["http://", "https://", "eval(", "innerHTML", "localStorage", "document.cookie", "import("] {
+            for forbidden in ["http://", "https://", "eval(", "innerHTML", "localStorage", "document.cookie", "import("]
+            {
                 assert!(!script.body.contains(forbidden), "{} has no {forbidden:?}", script.path);
             }
         }
@@ -164,7 +184,11 @@ mod tests {
         while next < reached.len() {
             let asset = ASSETS.iter().find(|asset| asset.path == reached[next]).expect("a reached module is served");
             for imported in imports(asset) {
-                assert!(served.contains(&imported.as_str()), "{} imports {imported}, which is not in ASSETS", asset.path);
+                assert!(
+                    served.contains(&imported.as_str()),
+                    "{} imports {imported}, which is not in ASSETS",
+                    asset.path
+                );
                 if !reached.contains(&imported) {
                     reached.push(imported);
                 }
@@ -172,11 +196,21 @@ mod tests {
             next += 1;
         }
         for script in scripts() {
-            assert!(reached.iter().any(|path| path == script.path), "{} is not imported by app.js or a module it imports", script.path);
+            assert!(
+                reached.iter().any(|path| path == script.path),
+                "{} is not imported by app.js or a module it imports",
+                script.path
+            );
         }
         // The check finds what it is for.
-        let views = Asset { path: "/ui/views/x.js", content_type: JS, body: "import { h } from \"../dom.js\";\nimport \"./y.js\";" };
-        assert_eq!(imports(&views), ["/ui/dom.js", "/ui/views/y.js"]);
+        let views = Asset {
+            path: "/ui/views/x.js",
+            content_type: JS,
+            body:
+                "// import { x } from \"./not-an-import.js\";\nimport { h } from \"../dom.js\";\nimport \"./y.js\";\n\
+                   import {\n  a,\n  b,\n} from \"./z.js\";\nexport { c } from \"../c.js\";\nexport function f() {}\n",
+        };
+        assert_eq!(imports(&views), ["/ui/dom.js", "/ui/views/y.js", "/ui/views/z.js", "/ui/c.js"]);
     }
 
     /// Every file under `ui/` is served: a new file needs its line in [`ASSETS`].
@@ -292,7 +326,12 @@ mod tests {
     #[test]
     fn every_api_path_is_built_by_the_encoder() {
         for script in scripts() {
-            assert_eq!(hand_built_paths(script.body), Vec::<String>::new(), "{} builds every API path with path`…`", script.path);
+            assert_eq!(
+                hand_built_paths(script.body),
+                Vec::<String>::new(),
+                "{} builds every API path with path`…`",
+                script.path
+            );
         }
         // The check finds what it is for.
         for hand_built in [
