@@ -222,7 +222,7 @@ async function main() {
   await compactedFeed(browser, server);
 
   await browser.close();
-  step(`OK; screenshots: ${join(shots, "fleet.png")}, ${join(shots, "workspace.png")}, ${join(shots, "invalid-link.png")}`);
+  step(`OK; screenshots: ${join(shots, "fleet.png")}, ${join(shots, "workspace.png")}, ${join(shots, "invalid-link.png")}, ${join(shots, "timeline-truncated.png")}`);
 }
 
 // Org tokens as the API lists them, for comparing before and after.

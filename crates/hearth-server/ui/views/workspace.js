@@ -225,7 +225,7 @@ export function workspaceView(main, id) {
     }
     if (!complete) complete = !(await morePast(since));
     lastSeq = all.length ? all[all.length - 1].seq : lastSeq;
-    fill(timelineList, complete ? null : truncatedNotice(pages, all), ...all.reverse().map(timelineItem));
+    fill(timelineList, complete ? null : truncatedNotice(since, pages, all), ...all.reverse().map(timelineItem));
   }
 
   // Whether the log has an event after `since`.
@@ -248,17 +248,16 @@ export function workspaceView(main, id) {
     return earliest - 1;
   }
 
-  // The timeline stopped before the end of the log: what it read, what it
-  // does not show, and where to read the rest.
-  function truncatedNotice(pages, read) {
-    const last = read.length ? read[read.length - 1].seq : 0;
-    const span = read.length ? ` (#${read[0].seq} to #${last})` : "";
+  // The timeline stopped before the end of the log, after `since`: what it
+  // read, what it does not show, and where to read the rest.
+  function truncatedNotice(since, pages, read) {
+    const span = read.length ? ` (#${read[0].seq} to #${read[read.length - 1].seq})` : "";
     return h(
       "li",
-      { class: "gap notice", role: "status", "data-timeline-truncated": "" },
-      `Events after #${last} are not shown: the timeline reads at most ${TIMELINE_PAGES} pages of the log, oldest first, and stopped after ${pages} pages, ${read.length} events${span}. `,
+      { class: "gap notice", "data-timeline-truncated": "" },
+      `Events after #${since} are not shown: the timeline reads at most ${TIMELINE_PAGES} pages of the log, oldest first, and stopped after ${pages} pages, ${read.length} events${span}. `,
       "Events that happen from now on appear above. To read the rest: ",
-      h("code", {}, `hearth events --workspace ${id} --since ${last}`),
+      h("code", {}, `hearth events --workspace ${id} --since ${since}`),
     );
   }
 
