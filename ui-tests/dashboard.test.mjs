@@ -218,10 +218,11 @@ async function main() {
   const unexpected = consoleErrors.filter((text) => !/Failed to load resource|net::ERR_|409|Unauthorized|401/.test(text));
   assert.deepEqual(unexpected, [], "no script errors");
 
+  await longTimeline(browser);
   await compactedFeed(browser, server);
 
   await browser.close();
-  step(`OK; screenshots: ${join(shots, "fleet.png")}, ${join(shots, "workspace.png")}, ${join(shots, "invalid-link.png")}`);
+  step(`OK; screenshots: ${join(shots, "fleet.png")}, ${join(shots, "workspace.png")}, ${join(shots, "invalid-link.png")}, ${join(shots, "timeline-truncated.png")}`);
 }
 
 // Org tokens as the API lists them, for comparing before and after.
@@ -332,6 +333,95 @@ async function craftedLinks(page, workspaceId) {
   // Back where the test was, for the steps that follow.
   await page.goto(`${url}/#/plugins`);
   await page.getByRole("heading", { name: "Plugins" }).waitFor({ timeout: WAIT });
+}
+
+// A workspace's timeline reads at most TIMELINE_PAGES pages of its log
+// (views/workspace.js), oldest first; past that it must say what it does not
+// show, never stop silently. A page is cut short by the server at about
+// 1 MiB whatever its `limit`, so here every page's `limit` is lowered to
+// PAGE on its way to the server: a log of TIMELINE_PAGES × PAGE events is
+// read to its end (and says nothing), one more event is past the limit.
+async function longTimeline(browser) {
+  step("a timeline longer than the page reads says which events it does not show");
+  const TIMELINE_PAGES = 20; // views/workspace.js
+  const PAGE = 3;
+  const readable = TIMELINE_PAGES * PAGE;
+  const admin = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
+  const made = await fetch(`${url}/workspaces`, { method: "POST", headers: admin, body: JSON.stringify({ name: "long-timeline", issue_token: true }) });
+  assert.equal(made.status, 201);
+  const workspace = await made.json();
+  const events = async () => {
+    const response = await fetch(`${url}/events?workspace_id=${workspace.id}&limit=1000`, { headers: admin });
+    assert.equal(response.status, 200, "GET /events");
+    return response.json();
+  };
+  // A heartbeat with a new task: one more event (two for the first, which
+  // also brings the workspace online), waited for.
+  let known = (await events()).length;
+  const beat = async (task) => {
+    const response = await fetch(`${url}/registry/heartbeat`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${workspace.auth_token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ workspace_id: workspace.id, current_task: task }),
+    });
+    assert.equal(response.status, 200, `heartbeat ${task}`);
+    for (let tries = 0; tries < 100 && (await events()).length === known; tries++) await new Promise((done) => setTimeout(done, 50));
+    known = (await events()).length;
+  };
+  for (let i = 0; known < readable; i++) await beat(`step ${i}`);
+  const log = await events();
+  assert.equal(log.length, readable, "exactly as many events as the timeline reads");
+
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const origin = new URL(url).origin;
+  await context.route("**/*", (route) => {
+    const target = new URL(route.request().url());
+    if (target.origin !== origin) return route.abort("blockedbyclient");
+    if (target.pathname === "/events" && Number(target.searchParams.get("limit")) > PAGE) {
+      target.searchParams.set("limit", String(PAGE));
+      return route.continue({ url: target.toString() });
+    }
+    return route.continue();
+  });
+  const page = await context.newPage();
+  await page.goto(`${url}/#/workspaces/${workspace.id}`);
+  await page.getByLabel("Admin or org token").fill(token);
+  await page.keyboard.press("Enter");
+  const items = page.locator("#timeline li[data-seq]");
+  const notice = page.locator("#timeline [data-timeline-truncated]");
+  await page.locator(`#timeline li[data-seq="${log[readable - 1].seq}"]`).waitFor({ timeout: WAIT });
+  assert.equal(await items.count(), readable, "a log of TIMELINE_PAGES full pages is shown whole");
+  assert.equal(await notice.count(), 0, "a timeline read to the end of the log says nothing is missing");
+
+  // One event past what the timeline reads; the page is opened again. It
+  // reads the timeline twice (on opening, and when its event stream
+  // connects), each time ending with a one-event look past the last page.
+  await beat("one too many");
+  const hidden = (await events())[readable];
+  let lookedPast = 0;
+  page.on("requestfinished", (request) => {
+    const at = new URL(request.url());
+    if (at.pathname === "/events" && at.searchParams.get("limit") === "1") lookedPast += 1;
+  });
+  await page.reload();
+  for (let tries = 0; tries < WAIT / 50 && lookedPast < 2; tries++) await new Promise((done) => setTimeout(done, 50));
+  await page.locator(`#timeline li[data-seq="${log[readable - 1].seq}"]`).waitFor({ timeout: WAIT });
+  assert.equal(await notice.count(), 1, "the timeline says that it stopped before the end of the log");
+  const said = (await notice.textContent()).trim();
+  const last = log[readable - 1].seq;
+  for (const expected of [`after #${last}`, `${TIMELINE_PAGES} pages`, `${readable} events`, `hearth events --workspace ${workspace.id} --since ${last}`]) {
+    assert.ok(said.includes(expected), `the notice says ${JSON.stringify(expected)}: ${said}`);
+  }
+  assert.equal(await items.count(), readable, "the events it read are shown");
+  assert.equal(await page.locator(`#timeline li[data-seq="${hidden.seq}"]`).count(), 0, "the event past the limit is the one said to be missing");
+  // The notice marks the gap: events that happen now appear above it.
+  await beat("live");
+  const live = (await events()).at(-1);
+  await page.locator(`#timeline li[data-seq="${live.seq}"]`).waitFor({ timeout: WAIT });
+  const order = await page.locator("#timeline > li").evaluateAll((lis) => lis.map((li) => (li.dataset.seq ? Number(li.dataset.seq) : "notice")));
+  assert.deepEqual(order.slice(0, 3), [live.seq, "notice", last], "newest first: the live event, the gap, then the events read");
+  await page.screenshot({ path: join(shots, "timeline-truncated.png"), fullPage: true });
+  await context.close();
 }
 
 // The server's retention compacts events the page has not read while its

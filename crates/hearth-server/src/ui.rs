@@ -1,5 +1,6 @@
-//! The dashboard: one static page (HTML, CSS and a vanilla-JS module)
-//! embedded in the binary with `include_str!`, served at `/` and `/ui/…`.
+//! The dashboard: one static page (HTML, CSS and vanilla-JS ES modules, no
+//! build step) embedded in the binary with `include_str!`, served at `/` and
+//! `/ui/…`. Every file of `ui/` is a line in [`ASSETS`] (a test checks).
 //! It talks to the same JSON API as the CLI, with the operator's token from
 //! the tab's `sessionStorage`; nothing is rendered on the server and
 //! nothing is fetched from anywhere but this origin (the Content-Security-
@@ -33,10 +34,21 @@ pub struct Asset {
     pub body: &'static str,
 }
 
-/// Every file of the dashboard, as served.
+/// The type of every script: a module script must be served as JavaScript.
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every file of the dashboard, as served; `/ui/app.js` is the module the
+/// page loads, and it imports the others.
 pub const ASSETS: &[Asset] = &[
     Asset { path: "/", content_type: "text/html; charset=utf-8", body: include_str!("../ui/index.html") },
-    Asset { path: "/ui/app.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../ui/app.js") },
+    Asset { path: "/ui/app.js", content_type: JS, body: include_str!("../ui/app.js") },
+    Asset { path: "/ui/api.js", content_type: JS, body: include_str!("../ui/api.js") },
+    Asset { path: "/ui/feed.js", content_type: JS, body: include_str!("../ui/feed.js") },
+    Asset { path: "/ui/dom.js", content_type: JS, body: include_str!("../ui/dom.js") },
+    Asset { path: "/ui/links.js", content_type: JS, body: include_str!("../ui/links.js") },
+    Asset { path: "/ui/views/fleet.js", content_type: JS, body: include_str!("../ui/views/fleet.js") },
+    Asset { path: "/ui/views/workspace.js", content_type: JS, body: include_str!("../ui/views/workspace.js") },
+    Asset { path: "/ui/views/bundles.js", content_type: JS, body: include_str!("../ui/views/bundles.js") },
     Asset { path: "/ui/app.css", content_type: "text/css; charset=utf-8", body: include_str!("../ui/app.css") },
     Asset { path: "/ui/icon.svg", content_type: "image/svg+xml", body: include_str!("../ui/icon.svg") },
 ];
@@ -85,20 +97,170 @@ fn serve(index: usize, request: &HeaderMap) -> Response {
 mod tests {
     use super::*;
 
+    /// The scripts: every `.js` asset (the page's module and those it imports).
+    fn scripts() -> impl Iterator<Item = &'static Asset> {
+        ASSETS.iter().filter(|asset| asset.path.ends_with(".js"))
+    }
+
+    /// The modules a script imports (`import … from "…"`, `import "…"`,
+    /// `export … from "…"`, on one line or several), as the paths the
+    /// browser asks for: each specifier must be relative (`./`, `../`) and
+    /// is resolved against the script's own path.
+    fn imports(asset: &Asset) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut at = 0;
+        while at < asset.body.len() {
+            let rest = &asset.body[at..];
+            let line_end = rest.find('\n').map_or(rest.len(), |end| end + 1);
+            let statement = &rest[..rest.find(';').map_or(rest.len(), |end| end + 1)];
+            let is_import = rest.starts_with("import ")
+                || ((rest.starts_with("export {") || rest.starts_with("export *")) && statement.contains(" from "));
+            if !is_import {
+                at += line_end;
+                continue;
+            }
+            let quoted = statement.rsplit_once(" from ").map_or(&statement["import ".len()..], |(_, from)| from);
+            let specifier = quoted.trim().trim_end_matches(';').trim_matches('"');
+            assert!(
+                specifier.starts_with("./") || specifier.starts_with("../"),
+                "{} imports {specifier:?}: a relative path on this origin, in double quotes",
+                asset.path
+            );
+            let mut segments: Vec<&str> = asset.path.split('/').collect();
+            segments.pop(); // the script's own file name
+            for part in specifier.split('/') {
+                match part {
+                    "." => {}
+                    ".." => {
+                        segments.pop();
+                    }
+                    name => segments.push(name),
+                }
+            }
+            found.push(segments.join("/"));
+            at += statement.len();
+        }
+        found
+    }
+
     #[test]
     fn the_page_loads_only_its_own_files() {
         let page = ASSETS[0].body;
-        for asset in &ASSETS[1..] {
-            assert!(page.contains(asset.path), "index.html refers to {}", asset.path);
+        for referred in ["/ui/app.js", "/ui/app.css", "/ui/icon.svg"] {
+            assert!(page.contains(referred), "index.html refers to {referred}");
         }
+        assert!(page.contains(r#"<script type="module" src="/ui/app.js"></script>"#), "app.js is loaded as a module");
         for forbidden in ["http://", "https://", "<script>", " style=", " onclick="] {
             assert!(!page.contains(forbidden), "index.html has no {forbidden:?} (CSP: 'self' only, nothing inline)");
         }
-        let script = ASSETS[1].body;
         let protocol = format!("\"X-Hearth-Protocol\": \"{}\"", hearth_api::PROTOCOL_VERSION);
-        assert!(script.contains(&protocol), "app.js speaks this build's protocol ({protocol})");
-        for forbidden in ["http://", "https://", "eval(", "innerHTML", "localStorage", "document.cookie"] {
-            assert!(!script.contains(forbidden), "app.js has no {forbidden:?}");
+        assert!(
+            scripts().any(|script| script.body.contains(&protocol)),
+            "the scripts speak this build's protocol ({protocol})"
+        );
+        for script in scripts() {
+            for (at, _) in script.body.match_indices("\"X-Hearth-Protocol\":") {
+                assert!(
+                    script.body[at..].starts_with(&protocol),
+                    "{} speaks this build's protocol ({protocol})",
+                    script.path
+                );
+            }
+            for forbidden in ["http://", "https://", "eval(", "innerHTML", "localStorage", "document.cookie", "import("]
+            {
+                assert!(!script.body.contains(forbidden), "{} has no {forbidden:?}", script.path);
+            }
+        }
+    }
+
+    /// Every module a script imports is served (else the browser gets a 404
+    /// and the page does not start), and every script is reached from the
+    /// page's `app.js`: none is dead weight in the binary.
+    #[test]
+    fn the_module_graph_is_served_and_complete() {
+        let served: Vec<&str> = ASSETS.iter().map(|asset| asset.path).collect();
+        let mut reached = vec!["/ui/app.js".to_owned()];
+        let mut next = 0;
+        while next < reached.len() {
+            let asset = ASSETS.iter().find(|asset| asset.path == reached[next]).expect("a reached module is served");
+            for imported in imports(asset) {
+                assert!(
+                    served.contains(&imported.as_str()),
+                    "{} imports {imported}, which is not in ASSETS",
+                    asset.path
+                );
+                if !reached.contains(&imported) {
+                    reached.push(imported);
+                }
+            }
+            next += 1;
+        }
+        for script in scripts() {
+            assert!(
+                reached.iter().any(|path| path == script.path),
+                "{} is not imported by app.js or a module it imports",
+                script.path
+            );
+        }
+        // The check finds what it is for.
+        let views = Asset {
+            path: "/ui/views/x.js",
+            content_type: JS,
+            body:
+                "// import { x } from \"./not-an-import.js\";\nimport { h } from \"../dom.js\";\nimport \"./y.js\";\n\
+                   import {\n  a,\n  b,\n} from \"./z.js\";\nexport { c } from \"../c.js\";\nexport function f() {}\n",
+        };
+        assert_eq!(imports(&views), ["/ui/dom.js", "/ui/views/y.js", "/ui/views/z.js", "/ui/c.js"]);
+    }
+
+    /// Every file under `ui/` is served: a new file needs its line in [`ASSETS`].
+    #[test]
+    fn every_file_of_the_ui_folder_is_an_asset() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+        let mut folders = vec![root.clone()];
+        let mut files = Vec::new();
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).expect("ui/ is readable") {
+                let path = entry.expect("a ui/ entry").path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    let relative = path.strip_prefix(&root).expect("under ui/").to_string_lossy().replace('\\', "/");
+                    files.push(if relative == "index.html" { "/".to_owned() } else { format!("/ui/{relative}") });
+                }
+            }
+        }
+        files.sort();
+        let mut served: Vec<String> = ASSETS.iter().map(|asset| asset.path.to_owned()).collect();
+        served.sort();
+        assert_eq!(files, served, "the files of ui/ and the lines of ASSETS");
+    }
+
+    /// Each asset is sent with the type its extension says (a module script
+    /// as JavaScript, or the browser refuses it), a strong ETag and
+    /// `no-cache`, and a matching `If-None-Match` gets a 304.
+    #[test]
+    fn every_asset_is_served_with_its_type_and_revalidates() {
+        for (index, asset) in ASSETS.iter().enumerate() {
+            let expected = match asset.path.rsplit_once('.').map(|(_, extension)| extension) {
+                None => "text/html; charset=utf-8",
+                Some("js") => "text/javascript; charset=utf-8",
+                Some("css") => "text/css; charset=utf-8",
+                Some("svg") => "image/svg+xml",
+                Some(other) => panic!("{}: no type known for .{other}", asset.path),
+            };
+            let response = serve(index, &HeaderMap::new());
+            assert_eq!(response.status(), StatusCode::OK, "{}", asset.path);
+            let headers = response.headers();
+            assert_eq!(headers[CONTENT_TYPE], expected, "{}", asset.path);
+            assert_eq!(headers[CACHE_CONTROL], "no-cache", "{}", asset.path);
+            assert_eq!(headers[CONTENT_SECURITY_POLICY], CONTENT_SECURITY_POLICY_VALUE, "{}", asset.path);
+            let etag = headers[ETAG].clone();
+            let digest = hex::encode(Sha256::digest(asset.body.as_bytes()));
+            assert_eq!(etag, format!("\"sha256-{digest}\"").as_str(), "{}", asset.path);
+            let mut conditional = HeaderMap::new();
+            conditional.insert(IF_NONE_MATCH, etag);
+            assert_eq!(serve(index, &conditional).status(), StatusCode::NOT_MODIFIED, "{}", asset.path);
         }
     }
 
@@ -163,8 +325,14 @@ mod tests {
 
     #[test]
     fn every_api_path_is_built_by_the_encoder() {
-        let script = ASSETS[1].body;
-        assert_eq!(hand_built_paths(script), Vec::<String>::new(), "app.js builds every API path with path`…`");
+        for script in scripts() {
+            assert_eq!(
+                hand_built_paths(script.body),
+                Vec::<String>::new(),
+                "{} builds every API path with path`…`",
+                script.path
+            );
+        }
         // The check finds what it is for.
         for hand_built in [
             "await api(\"DELETE\", `/workspaces/${id}`);",

@@ -45,6 +45,13 @@ async fn the_page_is_served_with_a_strict_policy_and_revalidates(engine: Engine)
     for (path, kind) in [
         ("/", "text/html"),
         ("/ui/app.js", "text/javascript"),
+        ("/ui/api.js", "text/javascript"),
+        ("/ui/feed.js", "text/javascript"),
+        ("/ui/dom.js", "text/javascript"),
+        ("/ui/links.js", "text/javascript"),
+        ("/ui/views/fleet.js", "text/javascript"),
+        ("/ui/views/workspace.js", "text/javascript"),
+        ("/ui/views/bundles.js", "text/javascript"),
         ("/ui/app.css", "text/css"),
         ("/ui/icon.svg", "image/svg+xml"),
     ] {
