@@ -101,3 +101,64 @@ fn the_layers_depend_only_downwards() {
         assert!(!deps.iter().any(|d| d == "hearth-core"), "{engine} holds no domain logic: {deps:?}");
     }
 }
+
+/// Every `.rs` file under `crates/*/src` of the workspace, with its crate's
+/// name, sorted.
+fn sources() -> Vec<(String, std::path::PathBuf)> {
+    fn walk(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, files);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut sources = Vec::new();
+    for entry in std::fs::read_dir(&crates).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let mut files = Vec::new();
+        if dir.join("src").is_dir() {
+            walk(&dir.join("src"), &mut files);
+        }
+        sources.extend(files.into_iter().map(|file| (name.clone(), file)));
+    }
+    sources.sort();
+    assert!(sources.len() > 50, "the workspace's sources: {}", sources.len());
+    sources
+}
+
+/// The lines of a source file that are not in its unit tests (a file's
+/// `#[cfg(test)]` module comes last) and are not comments.
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .take_while(|(_, line)| line.trim() != "#[cfg(test)]")
+        .filter(|(_, line)| !line.trim_start().starts_with("//"))
+        .map(|(index, line)| (index + 1, line))
+}
+
+/// Invariant 18: libraries do not print; the binary decides what goes to
+/// stdout and stderr. (The engines' `testing` modules, test support behind a
+/// feature, warn on stderr about a test database they could not drop.)
+#[test]
+fn libraries_do_not_print() {
+    const PRINTING: &[&str] =
+        &["println!", "print!(", "eprintln!", "eprint!(", "dbg!(", "io::stdout(", "io::stderr("];
+    let mut found = Vec::new();
+    for (krate, file) in sources() {
+        if krate == "hearth" || file.file_name().is_some_and(|name| name == "testing.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (number, line) in code_lines(&text) {
+            if PRINTING.iter().any(|call| line.contains(call)) {
+                found.push(format!("{}:{number}: {}", file.display(), line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "a library prints (return it, and let crates/hearth print):\n{}", found.join("\n"));
+}
