@@ -8,7 +8,6 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use hearth_api::{
     AssetsManifest, Desired, DesiredPlugin, ErrorCode, HeartbeatRequest, InstalledPlugin, PluginError,
     RecordInstallRequest, RegisterRequest,
@@ -18,7 +17,7 @@ use hearth_core::manifest::is_valid_plugin_name;
 use hearth_core::{WorkspaceId, WorkspaceStatus};
 
 use crate::backoff::{self, Backoff};
-use crate::error::AgentError;
+use crate::error::{describe, AgentError, Context, DeliveryError};
 use crate::lock::{self, DirLock};
 use crate::plugins::{self, LocalPlugin};
 use crate::{assets, fsutil, token, AgentConfig, Exit, TOKEN_FILE};
@@ -109,7 +108,7 @@ impl Agent {
         let assets = match assets::load_verified(&config.dir) {
             Ok(assets) => assets,
             Err(error) => {
-                tracing::warn!(workspace_id = %workspace, error = format!("{error:#}"),
+                tracing::warn!(workspace_id = %workspace, error = describe(&error),
                     "the delivered assets do not match their record; reporting none so Hearth delivers them again");
                 None
             }
@@ -181,7 +180,7 @@ impl Agent {
     /// failure retrying cannot fix. Paces steps by the heartbeat interval
     /// (promptly after a step that changed something) and retries
     /// retryable failures with capped exponential backoff and full jitter.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<Exit> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<Exit, AgentError> {
         tokio::pin!(shutdown);
         let id = self.workspace();
         let interval = self.config.heartbeat_interval;
@@ -221,7 +220,7 @@ impl Agent {
                             "Hearth is unavailable; retrying with backoff");
                     delay
                 }
-                Err(err) => return Err(err.into()),
+                Err(err) => return Err(err),
             };
             tokio::select! {
                 biased;
@@ -312,7 +311,7 @@ impl Agent {
         let plugins = match fsutil::blocking(move || Ok(plugins::scan(&dir)?)).await {
             Ok(plugins) => Some(plugins),
             Err(error) => {
-                tracing::warn!(workspace_id = %id, error = format!("{error:#}"),
+                tracing::warn!(workspace_id = %id, error = describe(&error),
                     "cannot list the installed plugins; not reporting them this time");
                 None
             }
@@ -391,7 +390,7 @@ impl Agent {
                         converge.changed = true;
                     }
                     Err(error) => {
-                        let message = format!("assets: {error:#}");
+                        let message = format!("assets: {}", describe(&error));
                         tracing::warn!(workspace_id = %id, error = %message,
                             "could not deliver the assets; retrying at the next heartbeat");
                         converge.errors.push(message);
@@ -421,7 +420,7 @@ impl Agent {
             match self.install(plugin, sha256, local.is_some()).await {
                 Ok(()) => converge.changed = true,
                 Err(error) => {
-                    let message = format!("{error:#}");
+                    let message = describe(&error);
                     tracing::warn!(workspace_id = %id, plugin = %plugin.name, error = %message,
                         "could not install a plugin; retrying at the next heartbeat");
                     errors.push(PluginError { name: plugin.name.clone(), error: message.clone() });
@@ -434,20 +433,18 @@ impl Agent {
     }
 
     /// Downloads, verifies and installs one plugin, then tells Hearth.
-    async fn install(&self, plugin: &DesiredPlugin, sha256: &str, replacing: bool) -> anyhow::Result<()> {
+    async fn install(&self, plugin: &DesiredPlugin, sha256: &str, replacing: bool) -> Result<(), DeliveryError> {
         let id = self.workspace();
         let name = plugin.name.clone();
         if !is_valid_plugin_name(&name) {
-            bail!("plugin {name:?}: not a valid plugin name, so it is not installed");
+            let why = format!("plugin {name:?}: not a valid plugin name, so it is not installed");
+            return Err(DeliveryError::Refused(why));
         }
         if !assets::is_sha256_hex(sha256) {
-            bail!("plugin {name}: the desired hash {sha256:?} is not a sha256");
+            return Err(DeliveryError::Refused(format!("plugin {name}: the desired hash {sha256:?} is not a sha256")));
         }
-        let (tarball, served) = self
-            .client
-            .download_plugin(id, &name)
-            .await
-            .with_context(|| format!("plugin {name}: cannot download it"))?;
+        let (tarball, served) =
+            self.client.download_plugin(id, &name).await.context(|| format!("plugin {name}: cannot download it"))?;
         let dir = self.config.dir.clone();
         let expected = sha256.to_owned();
         let limits = self.config.limits;

@@ -26,7 +26,7 @@
 //! | `.assets.staging-*`, `.plugin-staging-*`, `.*.old-*` | in-flight work; removed on failure and at start |
 //!
 //! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = hearth_agent::AgentConfig::new(
 //!     "http://127.0.0.1:7878",
 //!     "5f0c8a8e-4c1e-4b8a-9d8e-0f6b1c2d3e4f".parse()?,
@@ -144,12 +144,12 @@ pub enum Exit {
 }
 
 /// Runs the agent until the workspace is removed, `shutdown` completes, or a
-/// failure that retrying cannot fix (the error is an [`AgentError`] inside
-/// the `anyhow::Error`, for callers that map kinds to exit codes, such as
-/// [`AgentError::Locked`]).
+/// failure that retrying cannot fix, whose kind
+/// ([`contract::exit_code`]: [`AgentError::Locked`] is not a crash) says
+/// how `hearth agent` exits.
 ///
 /// Fatal errors are returned, not logged: the caller reports them once.
-pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<Exit> {
+pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<Exit, AgentError> {
     let agent = Agent::new(config)?;
     agent.run(shutdown).await
 }

@@ -146,8 +146,7 @@ fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 /// feature, warn on stderr about a test database they could not drop.)
 #[test]
 fn libraries_do_not_print() {
-    const PRINTING: &[&str] =
-        &["println!", "print!(", "eprintln!", "eprint!(", "dbg!(", "io::stdout(", "io::stderr("];
+    const PRINTING: &[&str] = &["println!", "print!(", "eprintln!", "eprint!(", "dbg!(", "io::stdout(", "io::stderr("];
     let mut found = Vec::new();
     for (krate, file) in sources() {
         if krate == "hearth" || file.file_name().is_some_and(|name| name == "testing.rs") {
@@ -161,4 +160,22 @@ fn libraries_do_not_print() {
         }
     }
     assert!(found.is_empty(), "a library prints (return it, and let crates/hearth print):\n{}", found.join("\n"));
+}
+
+/// ARCHITECTURE "Errors": `anyhow` only where an error is reported and never
+/// matched: the binary, hearth-server's `startup` (and `serve`/`migrate`,
+/// which run it for the binary) and hearth-harness (whose entry points are
+/// whole commands). Every other library returns a typed error, so its
+/// callers branch on a variant, never on a downcast or a sentence. Tests
+/// may use it.
+#[test]
+fn only_the_binary_startup_and_the_harness_use_anyhow() {
+    const ALLOWED: &[&str] = &["hearth", "hearth-server", "hearth-harness"];
+    for (package, deps) in workspace() {
+        let normal = deps.iter().any(|(name, kind, _)| name == "anyhow" && kind == "normal");
+        assert!(
+            !normal || ALLOWED.contains(&package.as_str()),
+            "{package} depends on anyhow; give it a typed error (thiserror) and leave anyhow to the binary"
+        );
+    }
 }

@@ -61,7 +61,7 @@ async fn another_workspaces_token_is_refused_clearly() {
     drop(agent);
     let err =
         run(config(&server.url, mine.id, &dir, other.auth_token.as_deref()), std::future::pending()).await.unwrap_err();
-    assert!(matches!(err.downcast_ref::<AgentError>(), Some(AgentError::TokenRejected { .. })), "{err:#}");
+    assert!(matches!(err, AgentError::TokenRejected { .. }), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +98,7 @@ async fn a_second_agent_on_the_same_dir_fails_at_once() {
     assert!(err.to_string().starts_with(&format!("another agent is running for {}", dir.display())), "{err}");
     let started = Instant::now();
     let err = run(config("http://127.0.0.1:9", id, &dir, Some("t")), std::future::pending()).await.unwrap_err();
-    assert!(matches!(err.downcast_ref::<AgentError>(), Some(AgentError::Locked { .. })), "{err:#}");
+    assert!(matches!(err, AgentError::Locked { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(1), "fails at once, without retrying");
 
     drop(first);
