@@ -82,7 +82,7 @@ pub struct Agent {
     /// When the server last said to send the next heartbeat (it sets the
     /// fleet's pace); `None` until it says, or from an older server.
     server_pace: Option<Duration>,
-    _lock: DirLock,
+    lock: DirLock,
 }
 
 impl Agent {
@@ -124,7 +124,7 @@ impl Agent {
             stopped: None,
             unreadable: BTreeSet::new(),
             server_pace: None,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -196,6 +196,7 @@ impl Agent {
                 () = &mut shutdown => break,
                 () = std::future::ready(()) => {}
             }
+            self.check_lock()?;
             let delay = match self.step().await {
                 Ok(StepOutcome::Removed) => {
                     tracing::info!(workspace_id = %id, "the workspace was removed; the agent exits");
@@ -230,6 +231,25 @@ impl Agent {
         }
         tracing::info!(workspace_id = %id, "shutting down");
         Ok(Exit::Shutdown)
+    }
+
+    /// Fails with [`AgentError::LockLost`] once `<dir>/agent.lock` is no
+    /// longer the file this agent locked. Checked before every step, so an
+    /// agent whose directory was removed stops within a heartbeat interval
+    /// (or one backoff delay, at most [`backoff::CAP`], while Hearth is
+    /// away) instead of serving a directory that is gone while a second
+    /// agent locks the one made again. A lock that cannot be looked at is
+    /// logged and kept: not knowing is no reason to stop.
+    fn check_lock(&self) -> Result<(), AgentError> {
+        match self.lock.is_current() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AgentError::LockLost { path: self.lock.path().to_path_buf() }),
+            Err(error) => {
+                tracing::warn!(workspace_id = %self.workspace(), path = %self.lock.path().display(), %error,
+                    "cannot check that this agent's lock file is still in place; carrying on");
+                Ok(())
+            }
+        }
     }
 
     /// Registers the runtime (the bootstrap when there is no token yet).

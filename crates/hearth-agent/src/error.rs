@@ -17,6 +17,15 @@ pub enum AgentError {
     /// Another process holds `<dir>/agent.lock`.
     #[error("another agent is running for {}: it holds {}", dir.display(), dir.join(crate::LOCK_FILE).display())]
     Locked { dir: PathBuf },
+    /// `<dir>/agent.lock` is no longer the file this agent locked: the
+    /// directory (or the file) was removed or replaced, so the lock no
+    /// longer keeps a second agent out.
+    #[error(
+        "{} is no longer the lock this agent holds (the agent directory was removed or replaced); stopping, so \
+         that no second agent serves the workspace from it",
+        path.display()
+    )]
+    LockLost { path: PathBuf },
     /// Registering with a token was refused with 401.
     #[error("Hearth refused the token for workspace {workspace}: the token is not this workspace's ({message})")]
     TokenRejected { workspace: WorkspaceId, message: String },

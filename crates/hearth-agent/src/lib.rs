@@ -25,6 +25,29 @@
 //! | `plugins/<name>/` | installed plugins |
 //! | `.assets.staging-*`, `.plugin-staging-*`, `.*.old-*` | in-flight work; removed on failure and at start |
 //!
+//! ## When it stops
+//!
+//! It exits 0 when its workspace is removed or it is asked to stop, and
+//! with an [`AgentError`] when retrying cannot help: another agent holds
+//! the directory ([`AgentError::Locked`], exit 75), the token is refused or
+//! revoked, the workspace does not exist, Hearth shares no protocol version
+//! with it, or its directory was removed or replaced under it
+//! ([`AgentError::LockLost`]: its lock no longer keeps a second agent out,
+//! so it stops before the next step; exit 1, and a supervisor starts a new
+//! one).
+//!
+//! It never gives up on an unreachable Hearth, not even one it has never
+//! reached: it retries with capped backoff (about twice a minute at worst),
+//! logging each failure with its cause, so a wrong URL shows at the first
+//! attempt and at every one after. Supervisors start agents while Hearth
+//! itself starts, a server can be away for long (an upgrade, a database
+//! outage), and an agent outliving a crashed server is how the next one
+//! adopts it; an agent that gave up after a deadline would turn such an
+//! outage into stopped runtimes, or, under a supervisor, only into
+//! restarts. A runtime left behind by a failed test is ended by the test
+//! (`crates/hearth/tests/support`), or else by [`AgentError::LockLost`]
+//! once the test's directory is removed.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = hearth_agent::AgentConfig::new(
