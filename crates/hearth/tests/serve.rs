@@ -48,7 +48,7 @@ fn newest_migration(engine_crate: &str) -> i64 {
 /// `hearth migrate` says, on one stdout line, which engine it migrated and
 /// the schema version it left (scripts read it).
 async fn migrate_prints_the_engine_and_the_schema_version(engine: Engine) {
-    let dir = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
+    let dir = support::TestDir::new();
     let mut command = support::hearth_command(dir.path());
     command.args(["migrate", "--data-dir"]).arg(dir.path().join("data"));
     let database = match engine {
@@ -138,7 +138,7 @@ async fn a_second_agent_on_a_locked_directory_exits_75_naming_the_lock() {
 #[tokio::test]
 async fn up_loads_the_example_and_narrates_the_workspace_until_it_has_converged() {
     use tokio::io::AsyncBufReadExt;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::TestDir::new();
     let mut command = support::hearth_command(dir.path());
     command
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir", "data"])
