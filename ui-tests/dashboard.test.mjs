@@ -29,8 +29,23 @@ const shots = resolve(process.env.UI_SCREENSHOTS || join(here, "screenshots"));
 const WAIT = 30_000; // the longest any one expectation may take (an upper bound, not a measurement)
 const run = promisify(execFile);
 
+// Every process this test starts; none may outlive it, pass, fail or
+// interrupt: `finally` stops them (SIGTERM, then SIGKILL), and whatever
+// ends node without it (a signal, an uncaught error) kills what is left on
+// the way out.
 const children = [];
 const data = mkdtempSync(join(tmpdir(), "hearth-ui-"));
+const running = (child) => child.exitCode === null && child.signalCode === null;
+process.on("exit", () => {
+  for (const child of children) if (running(child)) child.kill("SIGKILL");
+  rmSync(data, { recursive: true, force: true });
+});
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => {
+    console.error(`ui-test: interrupted (${signal}); stopping what it started`);
+    process.exit(1);
+  });
+}
 
 function step(text) {
   console.log(`ui-test: ${text}`);
@@ -57,11 +72,15 @@ function serve(listen, extra = []) {
   });
 }
 
+// SIGTERM, then SIGKILL if the child has not exited within 10 s. (A child
+// ended by a signal has no exit code, only a signal code.)
 async function stop(child) {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((done) => child.on("exit", done));
+  if (!running(child)) return;
+  const exited = new Promise((done) => child.once("exit", done));
   child.kill("SIGTERM");
+  const kill = setTimeout(() => child.kill("SIGKILL"), 10_000);
   await exited;
+  clearTimeout(kill);
 }
 
 let url;

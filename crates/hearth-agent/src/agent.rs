@@ -8,7 +8,6 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use hearth_api::{
     AssetsManifest, Desired, DesiredPlugin, ErrorCode, HeartbeatRequest, InstalledPlugin, PluginError,
     RecordInstallRequest, RegisterRequest,
@@ -18,7 +17,7 @@ use hearth_core::manifest::is_valid_plugin_name;
 use hearth_core::{WorkspaceId, WorkspaceStatus};
 
 use crate::backoff::{self, Backoff};
-use crate::error::AgentError;
+use crate::error::{describe, AgentError, Context, DeliveryError};
 use crate::lock::{self, DirLock};
 use crate::plugins::{self, LocalPlugin};
 use crate::{assets, fsutil, token, AgentConfig, Exit, TOKEN_FILE};
@@ -83,7 +82,7 @@ pub struct Agent {
     /// When the server last said to send the next heartbeat (it sets the
     /// fleet's pace); `None` until it says, or from an older server.
     server_pace: Option<Duration>,
-    _lock: DirLock,
+    lock: DirLock,
 }
 
 impl Agent {
@@ -109,7 +108,7 @@ impl Agent {
         let assets = match assets::load_verified(&config.dir) {
             Ok(assets) => assets,
             Err(error) => {
-                tracing::warn!(workspace_id = %workspace, error = format!("{error:#}"),
+                tracing::warn!(workspace_id = %workspace, error = describe(&error),
                     "the delivered assets do not match their record; reporting none so Hearth delivers them again");
                 None
             }
@@ -125,7 +124,7 @@ impl Agent {
             stopped: None,
             unreadable: BTreeSet::new(),
             server_pace: None,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -181,7 +180,7 @@ impl Agent {
     /// failure retrying cannot fix. Paces steps by the heartbeat interval
     /// (promptly after a step that changed something) and retries
     /// retryable failures with capped exponential backoff and full jitter.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<Exit> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<Exit, AgentError> {
         tokio::pin!(shutdown);
         let id = self.workspace();
         let interval = self.config.heartbeat_interval;
@@ -197,6 +196,7 @@ impl Agent {
                 () = &mut shutdown => break,
                 () = std::future::ready(()) => {}
             }
+            self.check_lock()?;
             let delay = match self.step().await {
                 Ok(StepOutcome::Removed) => {
                     tracing::info!(workspace_id = %id, "the workspace was removed; the agent exits");
@@ -221,7 +221,7 @@ impl Agent {
                             "Hearth is unavailable; retrying with backoff");
                     delay
                 }
-                Err(err) => return Err(err.into()),
+                Err(err) => return Err(err),
             };
             tokio::select! {
                 biased;
@@ -231,6 +231,25 @@ impl Agent {
         }
         tracing::info!(workspace_id = %id, "shutting down");
         Ok(Exit::Shutdown)
+    }
+
+    /// Fails with [`AgentError::LockLost`] once `<dir>/agent.lock` is no
+    /// longer the file this agent locked. Checked before every step, so an
+    /// agent whose directory was removed stops within a heartbeat interval
+    /// (or one backoff delay, at most [`backoff::CAP`], while Hearth is
+    /// away) instead of serving a directory that is gone while a second
+    /// agent locks the one made again. A lock that cannot be looked at is
+    /// logged and kept: not knowing is no reason to stop.
+    fn check_lock(&self) -> Result<(), AgentError> {
+        match self.lock.is_current() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AgentError::LockLost { path: self.lock.path().to_path_buf() }),
+            Err(error) => {
+                tracing::warn!(workspace_id = %self.workspace(), path = %self.lock.path().display(), %error,
+                    "cannot check that this agent's lock file is still in place; carrying on");
+                Ok(())
+            }
+        }
     }
 
     /// Registers the runtime (the bootstrap when there is no token yet).
@@ -312,7 +331,7 @@ impl Agent {
         let plugins = match fsutil::blocking(move || Ok(plugins::scan(&dir)?)).await {
             Ok(plugins) => Some(plugins),
             Err(error) => {
-                tracing::warn!(workspace_id = %id, error = format!("{error:#}"),
+                tracing::warn!(workspace_id = %id, error = describe(&error),
                     "cannot list the installed plugins; not reporting them this time");
                 None
             }
@@ -391,7 +410,7 @@ impl Agent {
                         converge.changed = true;
                     }
                     Err(error) => {
-                        let message = format!("assets: {error:#}");
+                        let message = format!("assets: {}", describe(&error));
                         tracing::warn!(workspace_id = %id, error = %message,
                             "could not deliver the assets; retrying at the next heartbeat");
                         converge.errors.push(message);
@@ -421,7 +440,7 @@ impl Agent {
             match self.install(plugin, sha256, local.is_some()).await {
                 Ok(()) => converge.changed = true,
                 Err(error) => {
-                    let message = format!("{error:#}");
+                    let message = describe(&error);
                     tracing::warn!(workspace_id = %id, plugin = %plugin.name, error = %message,
                         "could not install a plugin; retrying at the next heartbeat");
                     errors.push(PluginError { name: plugin.name.clone(), error: message.clone() });
@@ -434,20 +453,18 @@ impl Agent {
     }
 
     /// Downloads, verifies and installs one plugin, then tells Hearth.
-    async fn install(&self, plugin: &DesiredPlugin, sha256: &str, replacing: bool) -> anyhow::Result<()> {
+    async fn install(&self, plugin: &DesiredPlugin, sha256: &str, replacing: bool) -> Result<(), DeliveryError> {
         let id = self.workspace();
         let name = plugin.name.clone();
         if !is_valid_plugin_name(&name) {
-            bail!("plugin {name:?}: not a valid plugin name, so it is not installed");
+            let why = format!("plugin {name:?}: not a valid plugin name, so it is not installed");
+            return Err(DeliveryError::Refused(why));
         }
         if !assets::is_sha256_hex(sha256) {
-            bail!("plugin {name}: the desired hash {sha256:?} is not a sha256");
+            return Err(DeliveryError::Refused(format!("plugin {name}: the desired hash {sha256:?} is not a sha256")));
         }
-        let (tarball, served) = self
-            .client
-            .download_plugin(id, &name)
-            .await
-            .with_context(|| format!("plugin {name}: cannot download it"))?;
+        let (tarball, served) =
+            self.client.download_plugin(id, &name).await.context(|| format!("plugin {name}: cannot download it"))?;
         let dir = self.config.dir.clone();
         let expected = sha256.to_owned();
         let limits = self.config.limits;

@@ -13,13 +13,13 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context};
 use hearth_api::{AssetFile, AssetsManifest};
 use hearth_client::Client;
 use hearth_core::bundle_path::BundlePath;
 use hearth_core::digest::{assets_digest, sha256_hex};
 use hearth_core::WorkspaceId;
 
+use crate::error::{Context, DeliveryError};
 use crate::fsutil::{self, blocking, Staging};
 use crate::{ASSETS_DIR, ASSETS_STATE};
 
@@ -34,34 +34,44 @@ pub(crate) const OLD_PREFIX: &str = ".assets.old-";
 /// `Ok(None)`: nothing was ever delivered. `Err`: the record or the files do
 /// not add up (the sentence says what); the caller reports no digest, so
 /// Hearth asks for a new delivery.
-pub(crate) fn load_verified(dir: &Path) -> anyhow::Result<Option<AssetsManifest>> {
+pub(crate) fn load_verified(dir: &Path) -> Result<Option<AssetsManifest>, DeliveryError> {
     let state_path = dir.join(ASSETS_STATE);
     let text = match fs::read_to_string(&state_path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", state_path.display())),
+        Err(e) => return Err(e).context(|| format!("cannot read {}", state_path.display())),
     };
     let manifest: AssetsManifest =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a valid record", state_path.display()))?;
+        serde_json::from_str(&text).context(|| format!("{} is not a valid record", state_path.display()))?;
     if digest_of(&manifest.files) != manifest.digest {
-        bail!("{} records digest {} but its file list does not add up to it", state_path.display(), manifest.digest);
+        return Err(DeliveryError::Refused(format!(
+            "{} records digest {} but its file list does not add up to it",
+            state_path.display(),
+            manifest.digest
+        )));
     }
     let root = dir.join(ASSETS_DIR);
-    let on_disk = fsutil::list_files(&root).with_context(|| format!("cannot list {}", root.display()))?;
+    let on_disk = fsutil::list_files(&root).context(|| format!("cannot list {}", root.display()))?;
     let expected: BTreeMap<&str, &str> = manifest.files.iter().map(|f| (f.path.as_str(), f.sha256.as_str())).collect();
     let present: BTreeSet<&str> = on_disk.iter().map(|(relative, _)| relative.as_str()).collect();
     if let Some(extra) = present.iter().find(|p| !expected.contains_key(*p)) {
-        bail!("{} holds {extra}, which the delivered manifest does not list", root.display());
+        return Err(DeliveryError::Refused(format!(
+            "{} holds {extra}, which the delivered manifest does not list",
+            root.display()
+        )));
     }
     if let Some(missing) = expected.keys().find(|p| !present.contains(*p)) {
-        bail!("{missing} is missing from {}", root.display());
+        return Err(DeliveryError::Refused(format!("{missing} is missing from {}", root.display())));
     }
     for (relative, full) in &on_disk {
-        let bytes = fs::read(full).with_context(|| format!("cannot read {}", full.display()))?;
+        let bytes = fs::read(full).context(|| format!("cannot read {}", full.display()))?;
         let actual = sha256_hex(&bytes);
         let want = expected.get(relative.as_str()).copied().unwrap_or_default();
         if !actual.eq_ignore_ascii_case(want) {
-            bail!("{} has sha256 {actual}, but {want} was delivered", full.display());
+            return Err(DeliveryError::Refused(format!(
+                "{} has sha256 {actual}, but {want} was delivered",
+                full.display()
+            )));
         }
     }
     Ok(Some(manifest))
@@ -93,12 +103,12 @@ pub(crate) async fn sync(
     workspace: WorkspaceId,
     dir: &Path,
     desired: &str,
-) -> anyhow::Result<AssetsManifest> {
-    let manifest = client.assets_manifest(workspace).await.context("cannot fetch the assets manifest")?;
+) -> Result<AssetsManifest, DeliveryError> {
+    let manifest = client.assets_manifest(workspace).await.context(|| "cannot fetch the assets manifest".into())?;
     let files = validate(&manifest, desired)?;
 
     let staging_path = dir.join(format!("{STAGING_PREFIX}{}", fsutil::random_suffix()));
-    fs::create_dir(&staging_path).with_context(|| format!("cannot create {}", staging_path.display()))?;
+    fs::create_dir(&staging_path).context(|| format!("cannot create {}", staging_path.display()))?;
     let staging = Staging::new(staging_path, workspace);
     let current = dir.join(ASSETS_DIR);
     let mut downloaded = 0usize;
@@ -112,13 +122,13 @@ pub(crate) async fn sync(
                 let bytes = client
                     .asset_bytes(workspace, path.as_str())
                     .await
-                    .with_context(|| format!("cannot download asset {path}"))?;
+                    .context(|| format!("cannot download asset {path}"))?;
                 let actual = sha256_hex(&bytes);
                 if !actual.eq_ignore_ascii_case(&file.sha256) {
-                    bail!(
+                    return Err(DeliveryError::Refused(format!(
                         "asset {path}: the downloaded bytes have sha256 {actual}, but the manifest says {}",
                         file.sha256
-                    );
+                    )));
                 }
                 downloaded += 1;
                 bytes
@@ -129,21 +139,21 @@ pub(crate) async fn sync(
     }
 
     let root = dir.to_path_buf();
-    let record = serde_json::to_vec_pretty(&manifest).context("cannot encode the assets record")?;
+    let record = serde_json::to_vec_pretty(&manifest).context(|| "cannot encode the assets record".into())?;
     let old = dir.join(format!("{OLD_PREFIX}{}", fsutil::random_suffix()));
     // The staging guard moves into the closure: if the swap fails there, it
     // is dropped there and the half-built tree goes with it.
     let moved_away = blocking(move || {
         let target = root.join(ASSETS_DIR);
         let moved = fsutil::replace_dir(staging.path(), &target, &old)
-            .with_context(|| format!("cannot move the new assets into {}", target.display()))?;
+            .context(|| format!("cannot move the new assets into {}", target.display()))?;
         staging.keep();
         // Recorded only after the swap: a crash in between leaves an old
         // record, which start-up verification rejects, so the next run
         // redelivers (reusing every file that already matches).
         let state = root.join(ASSETS_STATE);
         fsutil::write_atomically(&state, &record, fsutil::FILE_MODE)
-            .with_context(|| format!("cannot record the delivered assets in {}", state.display()))?;
+            .context(|| format!("cannot record the delivered assets in {}", state.display()))?;
         Ok(moved)
     })
     .await?;
@@ -162,26 +172,33 @@ pub(crate) async fn sync(
 /// unique paths; hashes that look like hashes; and a file list that adds up
 /// to the digest the heartbeat asked for (a template changed in between is
 /// picked up at the next heartbeat instead).
-fn validate<'a>(manifest: &'a AssetsManifest, desired: &str) -> anyhow::Result<Vec<(BundlePath, &'a AssetFile)>> {
+fn validate<'a>(
+    manifest: &'a AssetsManifest,
+    desired: &str,
+) -> Result<Vec<(BundlePath, &'a AssetFile)>, DeliveryError> {
     let mut files = Vec::with_capacity(manifest.files.len());
     let mut seen = BTreeSet::new();
     for file in &manifest.files {
-        let path = BundlePath::new(file.path.clone()).map_err(|e| anyhow!("the assets manifest is unusable: {e}"))?;
+        let path = BundlePath::new(file.path.clone())
+            .map_err(|e| DeliveryError::Refused(format!("the assets manifest is unusable: {e}")))?;
         if !is_sha256_hex(&file.sha256) {
-            bail!("the assets manifest gives asset {path} the sha256 {:?}, which is not a sha256", file.sha256);
+            return Err(DeliveryError::Refused(format!(
+                "the assets manifest gives asset {path} the sha256 {:?}, which is not a sha256",
+                file.sha256
+            )));
         }
         if !seen.insert(path.clone()) {
-            bail!("the assets manifest lists {path} twice");
+            return Err(DeliveryError::Refused(format!("the assets manifest lists {path} twice")));
         }
         files.push((path, file));
     }
     let computed = digest_of(&manifest.files);
     if computed != desired || manifest.digest != desired {
-        bail!(
+        return Err(DeliveryError::Refused(format!(
             "the assets manifest (digest {}, files adding up to {computed}) is not the desired {desired}; \
              the template probably changed, so the next heartbeat brings the new digest",
             manifest.digest
-        );
+        )));
     }
     Ok(files)
 }
@@ -215,15 +232,15 @@ fn read_if_matches(path: &Path, sha256: &str) -> Option<Vec<u8>> {
 }
 
 /// Writes a file into the staging tree, creating its directories.
-fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), DeliveryError> {
     use std::io::Write;
     if let Some(parent) = path.parent() {
-        fsutil::create_dirs(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        fsutil::create_dirs(parent).context(|| format!("cannot create {}", parent.display()))?;
     }
-    let mut file = fsutil::create_new_file(path, fsutil::FILE_MODE)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    file.sync_all().with_context(|| format!("cannot flush {}", path.display()))
+    let mut file =
+        fsutil::create_new_file(path, fsutil::FILE_MODE).context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes).context(|| format!("cannot write {}", path.display()))?;
+    file.sync_all().context(|| format!("cannot flush {}", path.display()))
 }
 
 #[cfg(test)]

@@ -34,12 +34,10 @@ pub const EXIT_LOCKED: u8 = 75;
 const OPERATOR_TOKEN_ENV: &str = "HEARTH_TOKEN";
 
 /// The exit code for an agent run ([`crate::run`]) that failed with `err`.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    let locked = err.chain().any(|cause| matches!(cause.downcast_ref(), Some(AgentError::Locked { .. })));
-    if locked {
-        EXIT_LOCKED
-    } else {
-        EXIT_FAILURE
+pub fn exit_code(err: &AgentError) -> u8 {
+    match err {
+        AgentError::Locked { .. } => EXIT_LOCKED,
+        _ => EXIT_FAILURE,
     }
 }
 
@@ -99,9 +97,17 @@ mod tests {
 
     #[test]
     fn only_a_held_lock_exits_with_the_locked_code() {
-        let locked = anyhow::Error::new(AgentError::Locked { dir: PathBuf::from("/a") }).context("cannot start");
-        assert_eq!(exit_code(&locked), EXIT_LOCKED);
-        assert_eq!(exit_code(&anyhow::anyhow!("anything else")), EXIT_FAILURE);
+        assert_eq!(exit_code(&AgentError::Locked { dir: PathBuf::from("/a") }), EXIT_LOCKED);
+        let workspace = WorkspaceId::new_random();
+        let others = [
+            AgentError::Config("anything else".into()),
+            AgentError::UnknownWorkspace { workspace, server: "http://h:1".into() },
+            AgentError::TokenRevoked { workspace, message: "revoked".into() },
+            AgentError::io("lock", "/a/agent.lock", io::Error::other("denied")),
+        ];
+        for err in others {
+            assert_eq!(exit_code(&err), EXIT_FAILURE, "{err}");
+        }
     }
 
     #[test]

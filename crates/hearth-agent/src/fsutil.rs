@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use hearth_core::WorkspaceId;
 
+use crate::error::DeliveryError;
+
 /// Mode of files the agent writes (assets); plugins get theirs from
 /// `hearth_archive::unpack`.
 pub(crate) const FILE_MODE: u32 = 0o644;
@@ -193,9 +195,9 @@ impl Drop for Staging {
 
 /// Runs blocking filesystem work off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(work).await.map_err(|err| anyhow::anyhow!("a filesystem task failed: {err}"))?
+    work: impl FnOnce() -> Result<T, DeliveryError> + Send + 'static,
+) -> Result<T, DeliveryError> {
+    tokio::task::spawn_blocking(work).await?
 }
 
 #[cfg(test)]

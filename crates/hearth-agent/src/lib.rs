@@ -25,8 +25,31 @@
 //! | `plugins/<name>/` | installed plugins |
 //! | `.assets.staging-*`, `.plugin-staging-*`, `.*.old-*` | in-flight work; removed on failure and at start |
 //!
+//! ## When it stops
+//!
+//! It exits 0 when its workspace is removed or it is asked to stop, and
+//! with an [`AgentError`] when retrying cannot help: another agent holds
+//! the directory ([`AgentError::Locked`], exit 75), the token is refused or
+//! revoked, the workspace does not exist, Hearth shares no protocol version
+//! with it, or its directory was removed or replaced under it
+//! ([`AgentError::LockLost`]: its lock no longer keeps a second agent out,
+//! so it stops before the next step; exit 1, and a supervisor starts a new
+//! one).
+//!
+//! It never gives up on an unreachable Hearth, not even one it has never
+//! reached: it retries with capped backoff (about twice a minute at worst),
+//! logging each failure with its cause, so a wrong URL shows at the first
+//! attempt and at every one after. Supervisors start agents while Hearth
+//! itself starts, a server can be away for long (an upgrade, a database
+//! outage), and an agent outliving a crashed server is how the next one
+//! adopts it; an agent that gave up after a deadline would turn such an
+//! outage into stopped runtimes, or, under a supervisor, only into
+//! restarts. A runtime left behind by a failed test is ended by the test
+//! (`crates/hearth/tests/support`), or else by [`AgentError::LockLost`]
+//! once the test's directory is removed.
+//!
 //! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = hearth_agent::AgentConfig::new(
 //!     "http://127.0.0.1:7878",
 //!     "5f0c8a8e-4c1e-4b8a-9d8e-0f6b1c2d3e4f".parse()?,
@@ -144,12 +167,12 @@ pub enum Exit {
 }
 
 /// Runs the agent until the workspace is removed, `shutdown` completes, or a
-/// failure that retrying cannot fix (the error is an [`AgentError`] inside
-/// the `anyhow::Error`, for callers that map kinds to exit codes, such as
-/// [`AgentError::Locked`]).
+/// failure that retrying cannot fix, whose kind
+/// ([`contract::exit_code`]: [`AgentError::Locked`] is not a crash) says
+/// how `hearth agent` exits.
 ///
 /// Fatal errors are returned, not logged: the caller reports them once.
-pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<Exit> {
+pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<Exit, AgentError> {
     let agent = Agent::new(config)?;
     agent.run(shutdown).await
 }

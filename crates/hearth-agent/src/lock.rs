@@ -11,7 +11,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::AgentError;
 use crate::LOCK_FILE;
@@ -19,7 +19,37 @@ use crate::LOCK_FILE;
 /// The held lock; released when dropped (or when the process exits).
 #[derive(Debug)]
 pub(crate) struct DirLock {
-    _file: File,
+    file: File,
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// Whether `<dir>/agent.lock` is still the file this lock holds. It is
+    /// not once the directory (or the file) was removed or replaced: then
+    /// the lock no longer keeps a second agent out of the directory, since
+    /// that agent locks the new file. A failure to look is an error, not an
+    /// answer.
+    pub(crate) fn is_current(&self) -> io::Result<bool> {
+        let on_disk = match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(err) => return Err(err),
+        };
+        let held = self.file.metadata()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok(on_disk.dev() == held.dev() && on_disk.ino() == held.ino())
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(on_disk.is_file() && held.is_file())
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// Takes the lock on `dir`, or fails at once with [`AgentError::Locked`].
@@ -39,7 +69,7 @@ pub(crate) fn acquire(dir: &Path) -> Result<DirLock, AgentError> {
     }
     file.set_len(0).map_err(|e| AgentError::io("write the pid into", &path, e))?;
     writeln!(file, "{}", std::process::id()).map_err(|e| AgentError::io("write the pid into", &path, e))?;
-    Ok(DirLock { _file: file })
+    Ok(DirLock { file, path })
 }
 
 /// The agent holding a directory's lock.
@@ -92,6 +122,18 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap(), pid, "the holder's pid is kept");
         drop(first);
         acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_lock_whose_file_was_removed_or_replaced_is_no_longer_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = acquire(dir.path()).unwrap();
+        assert!(held.is_current().unwrap());
+        std::fs::remove_file(dir.path().join(LOCK_FILE)).unwrap();
+        assert!(!held.is_current().unwrap(), "removed");
+        let second = acquire(dir.path()).expect("a new file is not locked");
+        assert!(!held.is_current().unwrap(), "replaced by another agent's");
+        assert!(second.is_current().unwrap());
     }
 
     #[test]

@@ -12,12 +12,12 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context};
 use hearth_archive::Limits;
 use hearth_core::digest::plugin_content_hash;
 use hearth_core::manifest::is_valid_plugin_name;
 use hearth_core::WorkspaceId;
 
+use crate::error::{Context, DeliveryError};
 use crate::fsutil::{self, Staging};
 use crate::PLUGINS_DIR;
 
@@ -89,33 +89,39 @@ pub(crate) struct Install<'a> {
 
 /// Unpacks, verifies and moves a plugin into `<dir>/plugins/<name>/`.
 /// Blocking; every error names the plugin and leaves no trace on disk.
-pub(crate) fn install(install: &Install<'_>, tarball: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn install(install: &Install<'_>, tarball: &[u8]) -> Result<(), DeliveryError> {
     let Install { workspace, dir, name, expected, served, limits } = *install;
     // The name becomes a directory name: refuse anything that is not a
     // plugin name before it is used in a path, whatever the server sent.
     if !is_valid_plugin_name(name) {
-        bail!("plugin {name:?}: not a valid plugin name, so it is not installed");
+        return Err(DeliveryError::Refused(format!(
+            "plugin {name:?}: not a valid plugin name, so it is not installed"
+        )));
     }
     if let Some(served) = served {
         if !served.eq_ignore_ascii_case(expected) {
-            bail!("plugin {name}: the server sent content hash {served}, but the expected hash is {expected}");
+            return Err(DeliveryError::Refused(format!(
+                "plugin {name}: the server sent content hash {served}, but the expected hash is {expected}"
+            )));
         }
     }
     let staging = Staging::new(dir.join(format!("{STAGING_PREFIX}{name}-{}", fsutil::random_suffix())), workspace);
     hearth_archive::unpack(tarball, staging.path(), limits)
-        .map_err(|e| anyhow!("plugin {name}: the archive was refused: {e}"))?;
+        .map_err(|e| DeliveryError::Refused(format!("plugin {name}: the archive was refused: {e}")))?;
     let actual = content_hash(staging.path())
-        .with_context(|| format!("plugin {name}: cannot hash the unpacked files in {}", staging.path().display()))?;
+        .context(|| format!("plugin {name}: cannot hash the unpacked files in {}", staging.path().display()))?;
     if !actual.eq_ignore_ascii_case(expected) {
-        bail!("plugin {name}: content hash {actual} does not match the expected {expected}");
+        return Err(DeliveryError::Refused(format!(
+            "plugin {name}: content hash {actual} does not match the expected {expected}"
+        )));
     }
 
     let plugins = dir.join(PLUGINS_DIR);
-    fsutil::create_dirs(&plugins).with_context(|| format!("plugin {name}: cannot create {}", plugins.display()))?;
+    fsutil::create_dirs(&plugins).context(|| format!("plugin {name}: cannot create {}", plugins.display()))?;
     let target = plugins.join(name);
     let old = dir.join(format!("{OLD_PREFIX}{name}-{}", fsutil::random_suffix()));
     let moved_away = fsutil::replace_dir(staging.path(), &target, &old)
-        .with_context(|| format!("plugin {name}: cannot move it into {}", target.display()))?;
+        .context(|| format!("plugin {name}: cannot move it into {}", target.display()))?;
     staging.keep();
     if let Some(old) = moved_away {
         remove_old(workspace, &old);
@@ -150,7 +156,13 @@ mod tests {
     /// The SDK vector from hearth-core for these files.
     const DEMO_HASH: &str = "9f14d6c05e90d8c0bfa6b88f9ae5f7ad5663e67e9019e54d0d1a1953de6bd99f";
 
-    fn run(dir: &Path, tarball: &[u8], expected: &str, served: Option<&str>, limits: &Limits) -> anyhow::Result<()> {
+    fn run(
+        dir: &Path,
+        tarball: &[u8],
+        expected: &str,
+        served: Option<&str>,
+        limits: &Limits,
+    ) -> Result<(), DeliveryError> {
         let request = Install { workspace: WorkspaceId::new_random(), dir, name: "demo", expected, served, limits };
         install(&request, tarball)
     }

@@ -331,50 +331,74 @@ fn scan(tarball: impl Read, limits: &Limits, sink: &mut dyn Sink) -> crate::Resu
                     });
                 };
                 record(&mut seen, &path, Kind::File, sink)?;
-                let remaining_total = limits.max_total_bytes.saturating_sub(total);
-                // Fail fast on what the header claims...
-                let claimed = entry.size();
-                if claimed > limits.max_file_bytes {
-                    return Err(ArchiveError::FileTooLarge { entry: label, limit: limits.max_file_bytes });
-                }
-                if claimed > remaining_total {
-                    return Err(ArchiveError::TotalTooLarge { entry: label, limit: limits.max_total_bytes });
-                }
-                // ...and enforce on what is actually read, one byte past the
-                // cap to detect overflow.
-                let cap = limits.max_file_bytes.min(remaining_total);
-                let mut tap = ReadTap { inner: (&mut entry).take(cap.saturating_add(1)), error: None };
-                let written = sink.file(&path, &mut tap);
-                if let Some(e) = tap.error {
-                    return Err(stream_error(e));
-                }
-                let written = written?;
-                if written > limits.max_file_bytes {
-                    return Err(ArchiveError::FileTooLarge { entry: label, limit: limits.max_file_bytes });
-                }
-                if written > remaining_total {
-                    return Err(ArchiveError::TotalTooLarge { entry: label, limit: limits.max_total_bytes });
-                }
+                let room = Room { file: limits.max_file_bytes, total: limits.max_total_bytes, used: total };
+                let written = read_file(&mut entry, &path, label, room, sink, &stream_error)?;
                 total += written;
                 files.push((path, written));
             }
-            EntryType::Symlink => {
-                let target = entry_label(&entry.link_name_bytes().unwrap_or_default());
-                return Err(ArchiveError::Symlink { entry: label, target });
-            }
-            EntryType::Link => {
-                let target = entry_label(&entry.link_name_bytes().unwrap_or_default());
-                return Err(ArchiveError::HardLink { entry: label, target });
-            }
-            EntryType::Char => return Err(ArchiveError::SpecialFile { entry: label, kind: "character device" }),
-            EntryType::Block => return Err(ArchiveError::SpecialFile { entry: label, kind: "block device" }),
-            EntryType::Fifo => return Err(ArchiveError::SpecialFile { entry: label, kind: "FIFO (named pipe)" }),
-            other => {
-                return Err(ArchiveError::UnsupportedType { entry: label, kind: describe(other) });
-            }
+            other => return Err(refusal(&entry, label, other)),
         }
     }
     Ok(files)
+}
+
+/// The caps a regular file is read under: its own, and the total's, of
+/// which `used` is taken by the files before it.
+#[derive(Clone, Copy)]
+struct Room {
+    file: u64,
+    total: u64,
+    used: u64,
+}
+
+/// Writes a regular file's entry to `sink` and returns its size, refusing
+/// it past the caps of `room`: at once on what its header claims, and on
+/// what is actually read (one byte past the cap, to see an overflow).
+fn read_file<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    path: &BundlePath,
+    label: String,
+    room: Room,
+    sink: &mut dyn Sink,
+    stream_error: &dyn Fn(io::Error) -> ArchiveError,
+) -> crate::Result<u64> {
+    let remaining_total = room.total.saturating_sub(room.used);
+    let refuse = |size: u64, label: String| {
+        if size > room.file {
+            Err(ArchiveError::FileTooLarge { entry: label, limit: room.file })
+        } else if size > remaining_total {
+            Err(ArchiveError::TotalTooLarge { entry: label, limit: room.total })
+        } else {
+            Ok(label)
+        }
+    };
+    // Fail fast on what the header claims...
+    let label = refuse(entry.size(), label)?;
+    // ...and enforce on what is actually read, one byte past the cap to
+    // detect overflow.
+    let cap = room.file.min(remaining_total);
+    let mut tap = ReadTap { inner: Read::take(&mut *entry, cap.saturating_add(1)), error: None };
+    let written = sink.file(path, &mut tap);
+    if let Some(e) = tap.error {
+        return Err(stream_error(e));
+    }
+    let written = written?;
+    refuse(written, label)?;
+    Ok(written)
+}
+
+/// Why an entry that is neither a directory nor a regular file is refused:
+/// links and special files name what they are (and a link its target).
+fn refusal<R: Read>(entry: &tar::Entry<'_, R>, label: String, kind: EntryType) -> ArchiveError {
+    let target = || entry_label(&entry.link_name_bytes().unwrap_or_default());
+    match kind {
+        EntryType::Symlink => ArchiveError::Symlink { entry: label, target: target() },
+        EntryType::Link => ArchiveError::HardLink { entry: label, target: target() },
+        EntryType::Char => ArchiveError::SpecialFile { entry: label, kind: "character device" },
+        EntryType::Block => ArchiveError::SpecialFile { entry: label, kind: "block device" },
+        EntryType::Fifo => ArchiveError::SpecialFile { entry: label, kind: "FIFO (named pipe)" },
+        other => ArchiveError::UnsupportedType { entry: label, kind: describe(other) },
+    }
 }
 
 /// Turns an entry name into a bundle path. `Ok(None)` is the root directory

@@ -1,6 +1,7 @@
 //! The Hearth server: HTTP API, auth, sweepers and the event stream.
 //!
-//! Entry points: [`serve`] and [`migrate`] (called by the `hearth` binary),
+//! Entry points: [`serve`] and [`migrate`] (called by the `hearth` binary,
+//! which prints what they return: the library prints nothing),
 //! [`startup::Application`] (used by tests to run the real app on
 //! `127.0.0.1:0`), [`routes::router`].
 
@@ -38,26 +39,48 @@ pub use config::{ProvisionerKind, Settings};
 pub use fast::HeartbeatAck;
 pub use startup::Application;
 
-/// Runs `hearth serve` until SIGTERM/SIGINT. Prints
-/// `hearth listening on http://ADDR` (`https://` with native TLS) to stdout
-/// once the socket is bound and migrations have run.
-pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+/// `hearth serve`, ready: migrations have run and the socket is bound. The
+/// binary announces [`Serving::url`], then calls [`Serving::run`].
+pub struct Serving {
+    app: Application,
+    addr: std::net::SocketAddr,
+}
+
+impl Serving {
+    /// `http://ADDR`, or `https://ADDR` with native TLS: what `hearth serve`
+    /// prints as `hearth listening on URL`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.app.scheme(), self.addr)
+    }
+
+    /// Serves until SIGTERM/SIGINT, then drains (see [`Application::run_until`]).
+    pub async fn run(self) -> anyhow::Result<()> {
+        self.app.run_until(startup::shutdown_signal()).await
+    }
+}
+
+/// Prepares `hearth serve`: connects and migrates the store, loads the
+/// credentials and binds the socket. Prints nothing; the binary says where
+/// it listens ([`Serving::url`]) and then runs it.
+pub async fn serve(settings: Settings) -> anyhow::Result<Serving> {
     let app = Application::build(settings).await?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, database = app.state().store.engine().as_str(), "hearth listening");
-    {
-        use std::io::Write;
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "hearth listening on {}://{addr}", app.scheme())?;
-        stdout.flush()?;
-    }
-    app.run_until(startup::shutdown_signal()).await
+    Ok(Serving { app, addr })
 }
 
-/// Runs `hearth migrate`: applies pending migrations and exits.
-pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
+/// What `hearth migrate` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    pub engine: hearth_store::Engine,
+    /// The newest migration now applied.
+    pub schema_version: i64,
+}
+
+/// Runs `hearth migrate`: applies pending migrations and says where the
+/// schema now is (the binary prints it).
+pub async fn migrate(settings: Settings) -> anyhow::Result<Migrated> {
     let store = startup::connect_store(&settings).await?;
-    let version = store.schema_version().await?;
-    println!("database migrated ({}, schema version {version})", store.engine().as_str());
-    Ok(())
+    let schema_version = store.schema_version().await?;
+    Ok(Migrated { engine: store.engine(), schema_version })
 }

@@ -24,7 +24,7 @@ async fn a_tiny_bench_with_queued_acknowledgements_passes_its_audit() {
 /// Runs the bench on 5 workspaces for 1 s per run with `extra` flags,
 /// checks what every run must show, and returns the JSON report.
 async fn tiny_bench(extra: &[&str]) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::TestDir::new();
     let mut command = hearth_command(dir.path());
     command
         .args(["bench", "heartbeat", "--workspaces", "5", "--concurrency", "2", "--seconds", "1", "--json"])

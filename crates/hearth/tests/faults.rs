@@ -19,7 +19,6 @@ use hearth_api::{CreateWorkspaceRequest, HeartbeatRequest, RegisterRequest};
 use hearth_client::Client;
 use hearth_core::{WorkspaceId, WorkspaceStatus};
 use support::ADMIN_TOKEN;
-use tokio::process::Child;
 
 /// `hearth serve` on a private Postgres cluster (which the test may stop,
 /// crash and start), and an admin client; `None` where the cluster cannot
@@ -36,13 +35,13 @@ async fn hearth_on_a_private_postgres() -> Option<(support::pg_cluster::PrivateC
     Some((cluster, server, admin))
 }
 
-async fn serve(dir: &std::path::Path, port: u16) -> Child {
+async fn serve(dir: &std::path::Path, port: u16) -> support::Serving {
     support::serve_on(dir, port, &["--liveness-ttl", "3600"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_under_load_loses_no_acknowledged_transition_heartbeat_or_event() {
-    let tmp = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
+    let tmp = support::TestDir::new();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
     let mut server = serve(tmp.path(), port).await;
@@ -363,7 +362,7 @@ async fn queued_acknowledgements_a_kill_cannot_take_more_than_a_second_of_heartb
 }
 
 async fn a_kill_takes_at_most_the_last_second_of_queued_heartbeats(engine: support::Engine) {
-    let tmp = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
+    let tmp = support::TestDir::new();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
     let database = match engine {

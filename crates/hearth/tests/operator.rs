@@ -133,7 +133,7 @@ async fn operator_commands_print_one_json_document_and_refusals_exit_1_on_postgr
 
 #[tokio::test]
 async fn pushing_a_directory_with_a_symbolic_link_is_refused_before_anything_is_sent() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::TestDir::new();
     std::fs::write(dir.path().join("config.yaml"), "name: x\n").unwrap();
     std::os::unix::fs::symlink("/etc/hostname", dir.path().join("hostname")).unwrap();
     // No server at all: the refusal happens before any request.

@@ -14,7 +14,7 @@ const EVENTS: u64 = 20;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_written_through_one_replica_reaches_the_other() {
     let database = hearth_store_pg::testing::create_database().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::TestDir::new();
     let mut command = hearth_command(dir.path());
     command
         .args(["bench", "propagation", "--events", &EVENTS.to_string(), "--rate", "100", "--json"])
@@ -51,7 +51,7 @@ async fn every_event_written_through_one_replica_reaches_the_other() {
 
 #[tokio::test]
 async fn without_postgres_the_bench_refuses_to_start() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::TestDir::new();
     let url = format!("sqlite://{}/hearth.db", dir.path().display());
     let mut command = hearth_command(dir.path());
     command.args(["bench", "propagation", "--events", "1", "--database-url", &url]);

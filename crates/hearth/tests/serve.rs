@@ -35,6 +35,49 @@ async fn serve_prints_its_address_once_ready_and_exits_0_on_sigterm_on_postgres(
     serve_prints_its_address_once_ready_and_exits_0_on_sigterm(Engine::Postgres).await;
 }
 
+/// The newest migration's version in `crates/<engine crate>/migrations`.
+fn newest_migration(engine_crate: &str) -> i64 {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(engine_crate).join("migrations");
+    let versions = std::fs::read_dir(&dir).unwrap().map(|entry| {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        name.split('_').next().unwrap().parse::<i64>().unwrap_or_else(|_| panic!("migration {name}"))
+    });
+    versions.max().unwrap_or_else(|| panic!("no migration in {}", dir.display()))
+}
+
+/// `hearth migrate` says, on one stdout line, which engine it migrated and
+/// the schema version it left (scripts read it).
+async fn migrate_prints_the_engine_and_the_schema_version(engine: Engine) {
+    let dir = support::TestDir::new();
+    let mut command = support::hearth_command(dir.path());
+    command.args(["migrate", "--data-dir"]).arg(dir.path().join("data"));
+    let database = match engine {
+        Engine::Sqlite => None,
+        Engine::Postgres => Some(hearth_store_pg::testing::create_database().await),
+    };
+    if let Some(database) = &database {
+        command.arg("--database-url").arg(&database.url);
+    }
+    let (name, engine_crate) = match engine {
+        Engine::Sqlite => ("sqlite", "hearth-store-sqlite"),
+        Engine::Postgres => ("postgres", "hearth-store-pg"),
+    };
+    let run = support::Run::of(command).await;
+    run.expect_code(0);
+    let expected = format!("database migrated ({name}, schema version {})\n", newest_migration(engine_crate));
+    assert_eq!(run.stdout, expected, "stderr: {}", run.stderr);
+}
+
+#[tokio::test]
+async fn migrate_prints_the_engine_and_the_schema_version_on_sqlite() {
+    migrate_prints_the_engine_and_the_schema_version(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn migrate_prints_the_engine_and_the_schema_version_on_postgres() {
+    migrate_prints_the_engine_and_the_schema_version(Engine::Postgres).await;
+}
+
 /// The process provisioner adopts an agent that already holds a
 /// directory's lock, and it knows that case by exit code 75 alone.
 #[tokio::test]
@@ -95,7 +138,7 @@ async fn a_second_agent_on_a_locked_directory_exits_75_naming_the_lock() {
 #[tokio::test]
 async fn up_loads_the_example_and_narrates_the_workspace_until_it_has_converged() {
     use tokio::io::AsyncBufReadExt;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::TestDir::new();
     let mut command = support::hearth_command(dir.path());
     command
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir", "data"])

@@ -123,7 +123,7 @@ async fn a_server_with_a_key_that_is_not_the_certificates_refuses_to_start() {
     let (_, cert, _) = write_pki(&pki(), keys.path());
     let other = keys.path().join("other.key");
     std::fs::write(&other, pki().key_pem).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::TestDir::new();
     let mut command = hearth_command(dir.path());
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -144,7 +144,7 @@ async fn postgres_over_tls_verifies_the_server_with_the_given_ca() {
     let Some(cluster) = PrivateCluster::start(Some(Ssl { cert: &pki.cert_pem, key: &pki.key_pem })) else { return };
     let keys = tempfile::tempdir().unwrap();
     let (ca, ..) = write_pki(&pki, keys.path());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::TestDir::new();
     let migrate = |url: String| {
         let mut command = hearth_command(dir.path());
         command.args(["migrate", "--data-dir"]).arg(dir.path().join("data")).arg("--database-url").arg(url);

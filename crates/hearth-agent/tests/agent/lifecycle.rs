@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use hearth_agent::{run, Agent, AgentError, Exit, StepOutcome, TOKEN_FILE};
+use hearth_agent::{contract, run, Agent, AgentError, Exit, StepOutcome, TOKEN_FILE};
 use hearth_core::WorkspaceStatus;
 
 use crate::harness::{config, entries, eventually, step_ok, Server};
@@ -61,7 +61,7 @@ async fn another_workspaces_token_is_refused_clearly() {
     drop(agent);
     let err =
         run(config(&server.url, mine.id, &dir, other.auth_token.as_deref()), std::future::pending()).await.unwrap_err();
-    assert!(matches!(err.downcast_ref::<AgentError>(), Some(AgentError::TokenRejected { .. })), "{err:#}");
+    assert!(matches!(err, AgentError::TokenRejected { .. }), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +98,7 @@ async fn a_second_agent_on_the_same_dir_fails_at_once() {
     assert!(err.to_string().starts_with(&format!("another agent is running for {}", dir.display())), "{err}");
     let started = Instant::now();
     let err = run(config("http://127.0.0.1:9", id, &dir, Some("t")), std::future::pending()).await.unwrap_err();
-    assert!(matches!(err.downcast_ref::<AgentError>(), Some(AgentError::Locked { .. })), "{err:#}");
+    assert!(matches!(err, AgentError::Locked { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(1), "fails at once, without retrying");
 
     drop(first);
@@ -229,4 +229,34 @@ async fn the_agent_heartbeats_at_the_pace_the_server_sets() {
     let exit = tokio::time::timeout(Duration::from_secs(5), run_task).await.expect("returns on shutdown").unwrap();
     assert_eq!(exit.unwrap(), Exit::Shutdown);
     assert!(kept_coming, "the agent followed the server's pace, not its own minute");
+}
+
+/// An agent whose directory is removed under it stops, instead of serving a
+/// directory that is gone while a second agent can lock the one made again
+/// (and so a runtime a failed test left behind ends once the test's temp
+/// dir is removed, like the report's orphan did not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_directory_is_removed_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server")).await;
+    let ws = server.create("plain", None, true).await;
+    let dir = tmp.path().join("agent");
+    let token = ws.auth_token.as_deref();
+    let run_task = tokio::spawn(run(config(&server.url, ws.id, &dir, token), std::future::pending()));
+    let online = eventually(Duration::from_secs(10), || async {
+        server.workspace(ws.id).await.status == WorkspaceStatus::Online
+    })
+    .await;
+    assert!(online, "the agent runs");
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    let second = Agent::new(config(&server.url, ws.id, &dir, token)).expect("the directory made again is free");
+    let ended = tokio::time::timeout(Duration::from_secs(10), run_task).await;
+    let err = ended.expect("the first agent stops").unwrap().unwrap_err();
+    assert!(matches!(err, AgentError::LockLost { .. }), "{err}");
+    assert!(err.to_string().contains(&dir.join("agent.lock").display().to_string()), "{err}");
+    assert!(!err.is_retryable());
+    // `hearth agent` exits 1: a supervisor restarts it, in a directory it makes again.
+    assert_eq!(contract::exit_code(&err), contract::EXIT_FAILURE);
+    drop(second);
 }

@@ -95,12 +95,16 @@ pub async fn run(args: AgentArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     match hearth_agent::run(config, hearth_server::startup::shutdown_signal()).await {
         // The library has said why it stopped, in its log.
         Ok(Exit::Removed | Exit::Shutdown) => Ok(()),
-        Err(err) => match contract::exit_code(&err) {
-            // The process provisioner relies on this code to adopt the
-            // agent that holds the lock instead of restarting this one.
-            EXIT_LOCKED => Err(ExitWith::new(EXIT_LOCKED, format!("{err:#}")).into()),
-            _ => Err(err),
-        },
+        Err(err) => {
+            let code = contract::exit_code(&err);
+            let err = anyhow::Error::new(err);
+            match code {
+                // The process provisioner relies on this code to adopt the
+                // agent that holds the lock instead of restarting this one.
+                EXIT_LOCKED => Err(ExitWith::new(EXIT_LOCKED, format!("{err:#}")).into()),
+                _ => Err(err),
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use hearth_server::{HeartbeatAck, ProvisionerKind, Settings};
 use secrecy::SecretString;
 
 use crate::cli::interval;
+use crate::output;
 use crate::telemetry;
 
 /// Where the database lives; shared by `serve` and `migrate`.
@@ -340,12 +341,22 @@ impl MigrateArgs {
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init()?;
-    hearth_server::serve(args.into_settings()).await
+    let serving = hearth_server::serve(args.into_settings()).await?;
+    // Scripts and tests wait for this line (CLI.md): once the socket is
+    // bound and migrations have run.
+    output::print(&format!("hearth listening on {}", serving.url()))?;
+    serving.run().await
 }
 
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     telemetry::init()?;
-    hearth_server::migrate(args.into_settings()).await
+    let migrated = hearth_server::migrate(args.into_settings()).await?;
+    output::print(&format!(
+        "database migrated ({}, schema version {})",
+        migrated.engine.as_str(),
+        migrated.schema_version
+    ))?;
+    Ok(())
 }
 
 #[cfg(test)]

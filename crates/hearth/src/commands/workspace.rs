@@ -341,81 +341,120 @@ pub async fn wait_until(
     target: &WaitFor,
     timeout: Duration,
 ) -> anyhow::Result<WaitResponse> {
-    let started = Instant::now();
-    let deadline = started + timeout;
-    let mut progress = output::Progress::on_terminal();
-    // What the latest answer said, for the progress line.
-    let mut status = String::new();
+    let mut wait = Waiting {
+        id,
+        target,
+        started: Instant::now(),
+        timeout,
+        progress: output::Progress::on_terminal(),
+        status: String::new(),
+    };
+    let deadline = wait.started + timeout;
     let mut unreachable: Option<ClientError> = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        // On a terminal, shorter polls keep the status on the progress line
-        // fresh while nothing happens; each still answers at the change.
-        let per_request = if progress.is_shown() { PROGRESS_WAIT_PER_REQUEST } else { MAX_WAIT_PER_REQUEST };
-        // Whole seconds, rounded up: a wait of 0 s for the last fraction of a
-        // second would be asked again and again until the deadline.
-        let chunk = (left.as_secs() + u64::from(left.subsec_nanos() > 0)).min(per_request);
-        let ask = op.client.wait_for(id, target, chunk);
-        tokio::pin!(ask);
-        let mut tick = tokio::time::interval(PROGRESS_TICK);
-        let result = loop {
-            tokio::select! {
-                result = &mut ask => break result,
-                _ = tick.tick() => {
-                    let now = if status.is_empty() { String::new() } else { format!(": it is {status}") };
-                    progress.show(&format!(
-                        "waiting for workspace {id} to have {target}{now} ({:.0}s of {}s)",
-                        started.elapsed().as_secs_f64(),
-                        timeout.as_secs()
-                    ));
-                }
-            }
-        };
-        match result {
+        match wait.ask(op, poll_seconds(left, wait.progress.is_shown())).await {
             Ok(answer) => {
                 unreachable = None;
-                status = answer.workspace.status.to_string();
-                match answer.outcome {
-                    WaitOutcome::Met => {
-                        progress.clear();
-                        let elapsed = started.elapsed().as_secs_f64();
-                        return Ok(WaitResponse {
-                            message: format!("{} (after {elapsed:.1}s)", answer.message),
-                            ..answer
-                        });
-                    }
-                    WaitOutcome::Impossible => {
-                        progress.clear();
-                        return Err(ExitWith::new(EXIT_IMPOSSIBLE, answer.message).into());
-                    }
-                    WaitOutcome::TimedOut => {}
+                wait.status = answer.workspace.status.to_string();
+                if let Some(ended) = wait.conclude(answer) {
+                    return ended;
                 }
             }
             // A server that restarts meanwhile is not a reason to give up.
             Err(err @ ClientError::Transport(_)) => {
                 if unreachable.is_none() {
-                    progress.clear();
+                    wait.progress.clear();
                     output::note(&format!("{err}; still trying"));
                 }
                 unreachable = Some(err);
                 tokio::time::sleep(RECONNECT_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
             }
             Err(err) => {
-                progress.clear();
+                wait.progress.clear();
                 return Err(err).with_context(|| format!("cannot wait for workspace {id}"));
             }
         }
         if Instant::now() >= deadline {
-            progress.clear();
-            let why = match &unreachable {
-                Some(err) => format!("the last attempt failed: {err}"),
-                None => format!("it is {status}"),
-            };
-            return Err(ExitWith::new(
-                EXIT_TIMED_OUT,
-                format!("workspace {id} did not have {target} within {}s ({why})", timeout.as_secs()),
-            )
-            .into());
+            wait.progress.clear();
+            return Err(wait.timed_out(unreachable.as_ref()));
         }
+    }
+}
+
+/// How long one long poll may take, in whole seconds: what is `left` of the
+/// wait, rounded up (a wait of 0 s for the last fraction of a second would
+/// be asked again and again until the deadline), at most a request's worth;
+/// on a terminal (`progress_shown`) shorter polls keep the status on the
+/// progress line fresh while nothing happens, each still answering at the
+/// change.
+fn poll_seconds(left: Duration, progress_shown: bool) -> u64 {
+    let per_request = if progress_shown { PROGRESS_WAIT_PER_REQUEST } else { MAX_WAIT_PER_REQUEST };
+    (left.as_secs() + u64::from(left.subsec_nanos() > 0)).min(per_request)
+}
+
+/// One `workspace wait` under way: what it waits for, since when, and what
+/// the latest answer said (for the progress line).
+struct Waiting<'a> {
+    id: WorkspaceId,
+    target: &'a WaitFor,
+    started: Instant,
+    timeout: Duration,
+    progress: output::Progress,
+    /// The workspace's status in the latest answer; empty before the first.
+    status: String,
+}
+
+impl Waiting<'_> {
+    /// One long poll of up to `seconds`, redrawing the progress line while
+    /// it is out.
+    async fn ask(&mut self, op: &Operator, seconds: u64) -> Result<WaitResponse, ClientError> {
+        let ask = op.client.wait_for(self.id, self.target, seconds);
+        tokio::pin!(ask);
+        let mut tick = tokio::time::interval(PROGRESS_TICK);
+        loop {
+            tokio::select! {
+                result = &mut ask => return result,
+                _ = tick.tick() => {
+                    let now = if self.status.is_empty() { String::new() } else { format!(": it is {}", self.status) };
+                    self.progress.show(&format!(
+                        "waiting for workspace {} to have {}{now} ({:.0}s of {}s)",
+                        self.id,
+                        self.target,
+                        self.started.elapsed().as_secs_f64(),
+                        self.timeout.as_secs()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The end of the wait an answer brings: met (the answer, saying how
+    /// long it took) or impossible (exit 3); `None` when the poll only timed
+    /// out.
+    fn conclude(&mut self, answer: WaitResponse) -> Option<anyhow::Result<WaitResponse>> {
+        match answer.outcome {
+            WaitOutcome::Met => {
+                self.progress.clear();
+                let elapsed = self.started.elapsed().as_secs_f64();
+                Some(Ok(WaitResponse { message: format!("{} (after {elapsed:.1}s)", answer.message), ..answer }))
+            }
+            WaitOutcome::Impossible => {
+                self.progress.clear();
+                Some(Err(ExitWith::new(EXIT_IMPOSSIBLE, answer.message).into()))
+            }
+            WaitOutcome::TimedOut => None,
+        }
+    }
+
+    /// Exit 1, saying what the workspace last was, or why it could not be
+    /// asked.
+    fn timed_out(&self, unreachable: Option<&ClientError>) -> anyhow::Error {
+        let why = match unreachable {
+            Some(err) => format!("the last attempt failed: {err}"),
+            None => format!("it is {}", self.status),
+        };
+        let (id, target, seconds) = (self.id, self.target, self.timeout.as_secs());
+        ExitWith::new(EXIT_TIMED_OUT, format!("workspace {id} did not have {target} within {seconds}s ({why})")).into()
     }
 }

@@ -1,12 +1,25 @@
 //! Running the real `hearth` binary: a server on `127.0.0.1:0` in a temp
 //! dir of its own (SQLite by default, or a fresh Postgres database), and
-//! CLI invocations against it. Every child is killed when its handle is
-//! dropped, and every wait is bounded, so a hung process fails the test
-//! instead of hanging it.
+//! CLI invocations against it. Every wait is bounded, so a hung process
+//! fails the test instead of hanging it.
+//!
+//! Nothing a test starts outlives it, pass or fail. Every process started
+//! through [`hearth_command`] carries its test's directory in
+//! `HEARTH_TEST_DIR`, and so does everything it starts in turn (the
+//! process provisioner's agents, the e2e harness's agent and `hearth up`'s
+//! inherit their parent's environment). A server is stopped when its handle
+//! is dropped (SIGTERM, so the provisioner stops its agents; SIGKILL after a
+//! few seconds), and when the test's [`TestDir`] is dropped, after every
+//! handle in it, whatever still carries its directory is killed: the
+//! runtime a `kill -9`ed server left for adoption, the agent of a CLI
+//! command killed on timeout. (A test process killed outright runs no
+//! destructor; nextest then kills its process group, which all of these
+//! are in.)
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 pub mod pg_cluster;
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -57,14 +70,114 @@ pub enum Engine {
     Postgres,
 }
 
-/// A `Command` for the hearth binary with a clean `HEARTH_*` environment.
+/// The variable that ties a process to the test directory it was started
+/// in (see the module's docs); Hearth itself never reads it.
+const TEST_DIR_VARIABLE: &str = "HEARTH_TEST_DIR";
+
+/// A `Command` for the hearth binary with a clean `HEARTH_*` environment,
+/// run in `dir` (a [`TestDir`], or a directory inside one) and tied to it:
+/// it and everything it starts end when that `TestDir` is dropped, at the
+/// latest.
 pub fn hearth_command(dir: &Path) -> Command {
     let mut command = Command::new(HEARTH);
     for variable in HEARTH_VARIABLES {
         command.env_remove(variable);
     }
-    command.current_dir(dir).stdin(Stdio::null()).kill_on_drop(true);
+    command.env(TEST_DIR_VARIABLE, dir).current_dir(dir).stdin(Stdio::null()).kill_on_drop(true);
     command
+}
+
+/// A test's temporary directory (`/tmp/hearth-test-*`), removed when dropped,
+/// and the scope of the processes the test starts in it: dropping it first
+/// kills every process still running whose `HEARTH_TEST_DIR` is in it
+/// ([`reap`]).
+pub struct TestDir(tempfile::TempDir);
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        TestDir(tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap())
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        reap(self.path());
+    }
+}
+
+/// Kills (SIGKILL) every process of this user still running with a
+/// `HEARTH_TEST_DIR` at or under `dir`, and waits until they are gone
+/// (bounded); returns their pids. Linux: reads `/proc/<pid>/environ`.
+pub fn reap(dir: &Path) -> Vec<u32> {
+    let pids = processes_started_in(dir);
+    if pids.is_empty() {
+        return pids;
+    }
+    let listed: Vec<String> = pids.iter().map(u32::to_string).collect();
+    // Some may end by themselves meanwhile; `kill` then fails for those.
+    let _ended_already_is_fine = std::process::Command::new("kill").arg("-KILL").args(&listed).status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|pid| is_running(*pid)) {
+        if std::time::Instant::now() >= deadline {
+            let left: Vec<u32> = pids.iter().copied().filter(|pid| is_running(*pid)).collect();
+            eprintln!("warning: processes of test dir {} still run after SIGKILL: {left:?}", dir.display());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pids
+}
+
+/// Pids of the running processes (not zombies) whose `HEARTH_TEST_DIR` is
+/// `dir` or a directory inside it, this process excluded.
+pub fn processes_started_in(dir: &Path) -> Vec<u32> {
+    let me = std::process::id();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        // Another user's process, or one that just ended: not ours to see.
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        let started_here = environ.split(|byte| *byte == 0).any(|variable| {
+            let Some(value) = variable.strip_prefix(format!("{TEST_DIR_VARIABLE}=").as_bytes()) else { return false };
+            Path::new(std::ffi::OsStr::from_bytes(value)).starts_with(dir)
+        });
+        if started_here && pid != me && is_running(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses, which may itself hold ')'.
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Ends a child the way a test's handle does when dropped: SIGTERM (a
+/// server then stops the runtimes it started), then SIGKILL if it has not
+/// exited within 5 s.
+fn terminate(child: &mut Child) {
+    if !matches!(child.try_wait(), Ok(None)) {
+        return;
+    }
+    if let Some(pid) = child.id() {
+        let _exited_meanwhile_is_fine = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        for _ in 0..100 {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let _exited_meanwhile_is_fine = child.start_kill();
 }
 
 /// A running `hearth serve`.
@@ -74,8 +187,9 @@ pub struct Server {
     /// The first line the server printed on stdout.
     pub first_line: String,
     pub data_dir: PathBuf,
-    /// The test's temp dir (the server's data dir is inside it).
-    pub dir: tempfile::TempDir,
+    /// The test's temp dir (the server's data dir is inside it); dropped
+    /// after the server is stopped, killing what is left ([`TestDir`]).
+    pub dir: TestDir,
     /// Kept open: the server may write more to stdout.
     _stdout: BufReader<ChildStdout>,
     log: PathBuf,
@@ -86,7 +200,7 @@ pub struct Server {
 impl Server {
     /// `hearth serve --listen 127.0.0.1:0 ARGS…` with `ENV`, on `engine`.
     pub async fn start(engine: Engine, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let dir = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
+        let dir = TestDir::new();
         let data_dir = dir.path().join("data");
         let database = match engine {
             Engine::Sqlite => None,
@@ -154,23 +268,11 @@ impl Server {
 }
 
 impl Drop for Server {
-    /// SIGTERM first, so a process provisioner stops the agents it started
-    /// (a SIGKILL would orphan them); SIGKILL (`kill_on_drop`) if that is
-    /// not enough within a few seconds.
+    /// SIGTERM first, so a process provisioner stops the agents it started;
+    /// SIGKILL if that is not enough within a few seconds. Whatever is left
+    /// (a SIGKILL orphans the agents) goes with `dir`, dropped next.
     fn drop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(None)) {
-            return;
-        }
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-            for _ in 0..100 {
-                if !matches!(self.child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = self.child.start_kill();
+        terminate(&mut self.child);
     }
 }
 
@@ -226,10 +328,36 @@ pub fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
+/// A `hearth serve` of [`serve_on`]: the child, stopped like [`Server`]'s
+/// when dropped (SIGTERM, then SIGKILL); what it leaves goes with its
+/// [`TestDir`].
+pub struct Serving(Child);
+
+impl std::ops::Deref for Serving {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Serving {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        terminate(&mut self.0);
+    }
+}
+
 /// `hearth serve ARGS… --listen 127.0.0.1:PORT --data-dir DIR/data`, for tests
 /// that stop and start a server on the same port and data (crash and
-/// restart); returns once it prints its address.
-pub async fn serve_on(dir: &Path, port: u16, args: &[&str]) -> Child {
+/// restart); returns once it prints its address. `dir` is the test's
+/// [`TestDir`] (or inside it).
+pub async fn serve_on(dir: &Path, port: u16, args: &[&str]) -> Serving {
     let mut command = hearth_command(dir);
     command
         .arg("serve")
@@ -247,5 +375,5 @@ pub async fn serve_on(dir: &Path, port: u16, args: &[&str]) -> Child {
     let mut line = String::new();
     tokio::time::timeout(START_TIMEOUT, stdout.read_line(&mut line)).await.unwrap().unwrap();
     assert!(line.starts_with("hearth listening on "), "{line}");
-    child
+    Serving(child)
 }
