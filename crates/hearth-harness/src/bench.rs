@@ -157,8 +157,9 @@ impl Bench {
         // A fleet in steady state has heartbeated within its interval, so
         // its tokens are cached (and renewed ahead of their TTL). The first
         // round and the baseline may take longer than a token stays cached
-        // unused (at 1M workspaces, 10 minutes against `TOKEN_CACHE_TTL`'s
-        // 5): one more round, not measured, right before the measured run,
+        // unused (`TOKEN_CACHE_TTL`; at 1M workspaces they do: see
+        // BENCHMARKS.md, "1M: tokens expired between the bench's rounds"):
+        // one more round, not measured, right before the measured run,
         // starts it from a fleet's steady state instead of from tokens
         // cached minutes before.
         progress.phase(Phase::new("second heartbeat of every workspace (not measured)", Some(count), "heartbeats"));

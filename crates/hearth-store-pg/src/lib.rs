@@ -385,8 +385,8 @@ pub fn connect_lazy(url: &str, settings: &PgSettings) -> StoreResult<PgStore> {
 /// off`) and plan once (see [`ASYNCHRONOUS_LIVENESS_COMMIT`]): a batch is
 /// visible to every reader and survives a crash of Hearth
 /// as soon as its commit returns, and Postgres's WAL writer flushes it to
-/// disk within 3 × `wal_writer_delay` — the issue's "durable within 1 s"
-/// for heartbeats that change nothing but liveness. Where the server's
+/// disk within 3 × `wal_writer_delay`: a heartbeat that changes nothing but
+/// liveness must be on disk within 1 s of its answer. Where the server's
 /// `wal_writer_delay` is above [`MAX_WAL_WRITER_DELAY_MS`] the connection
 /// keeps synchronous commit (and says so once per connection). Everything
 /// else (transitions, events, tokens) commits synchronously on the main pool.
@@ -433,10 +433,10 @@ pub const MAX_WAL_WRITER_DELAY_MS: i32 = 333;
 ///
 /// It also makes the connection plan its statements once
 /// (`plan_cache_mode = force_generic_plan`): a batch's `update … from
-/// unnest(…)` was otherwise planned anew for every batch, a quarter of
-/// Postgres's time under heartbeat load (`perf`, BENCHMARKS.md), and its
-/// generic plan is the right one at any fleet size (a nested loop over the
-/// batch, each row found by its primary key).
+/// unnest(…)` was otherwise planned anew for every batch, a large share of
+/// Postgres's time under heartbeat load (see BENCHMARKS.md, "Heartbeat
+/// ingest"), and its generic plan is the right one at any fleet size (a
+/// nested loop over the batch, each row found by its primary key).
 pub const ASYNCHRONOUS_LIVENESS_COMMIT: &str = "select setting::int4, set_config('synchronous_commit', \
     case when setting::int4 <= $1 then 'off' else 'on' end, false), \
     set_config('plan_cache_mode', 'force_generic_plan', false) from pg_settings where name = 'wal_writer_delay'";

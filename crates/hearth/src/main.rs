@@ -14,8 +14,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc, whose arena locks were 10 % of all
-/// CPU under heartbeat load (`perf`; BENCHMARKS.md).
+/// mimalloc instead of glibc's malloc, whose arena locks took a large share
+/// of the CPU under heartbeat load (figures: see BENCHMARKS.md, "Heartbeat
+/// ingest").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

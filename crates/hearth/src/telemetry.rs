@@ -38,8 +38,8 @@ fn init_at(default: LevelFilter) -> anyhow::Result<()> {
 /// the message bare, a space between), for logs that go to a file or a pipe.
 /// The default formatter styles every field name even with colours off, and
 /// every request's span is formatted when it is made, whether or not
-/// anything is logged in it: this one formats that span in ~5k instructions
-/// instead of ~7.6k (callgrind, BENCHMARKS.md round 6).
+/// anything is logged in it, so this one makes every request cheaper (see
+/// BENCHMARKS.md, "Per-request costs, and what bounds Postgres").
 fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
     use tracing_subscriber::field::MakeExt;
     tracing_subscriber::fmt::format::debug_fn(|writer, field, value| match field.name() {

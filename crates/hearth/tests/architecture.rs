@@ -141,7 +141,7 @@ fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .map(|(index, line)| (index + 1, line))
 }
 
-/// Invariant 18: libraries do not print; the binary decides what goes to
+/// Invariant 19: libraries do not print; the binary decides what goes to
 /// stdout and stderr. (The engines' `testing` modules, test support behind a
 /// feature, warn on stderr about a test database they could not drop.)
 #[test]
@@ -327,10 +327,9 @@ fn functions(text: &str) -> Vec<(String, usize, usize)> {
     found
 }
 
-/// The review's function-length scan, kept: a non-test function of 80
-/// lines or more is split into functions a reader can hold. The ones left
-/// are each another finding of issue 20 and go from this list with their
-/// split.
+/// No non-test function is 80 lines or longer: a long one is split into
+/// functions a reader can hold. The ones not yet split are listed, and go
+/// from the list with their split.
 #[test]
 fn no_function_is_80_lines_or_longer() {
     const LONGEST: usize = 79;

@@ -22,7 +22,8 @@ pub const MAX_PROBLEMS_SHOWN: usize = 20;
 pub const PROVISIONING: &str = "WORKSPACE_PROVISIONING";
 pub const ONLINE: &str = "WORKSPACE_ONLINE";
 /// An acknowledged heartbeat is in the database this long after its answer
-/// at the latest (the durability rule for plain heartbeats).
+/// at the latest: a plain heartbeat (one that changes nothing but liveness)
+/// must be durable within 1 s of its answer.
 pub const DURABLE_WITHIN: Duration = Duration::from_secs(1);
 
 /// Checks, for every workspace of the bench:
