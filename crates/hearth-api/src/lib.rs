@@ -362,6 +362,25 @@ pub struct Desired {
     pub plugins: Vec<DesiredPlugin>,
 }
 
+/// What a workspace must converge to, as a runtime reads it: the template's
+/// digest and each desired plugin with the version and hash stored now.
+impl From<&hearth_core::reconcile::DesiredState> for Desired {
+    fn from(desired: &hearth_core::reconcile::DesiredState) -> Self {
+        Desired {
+            assets_digest: desired.assets_digest.clone(),
+            plugins: desired
+                .plugins
+                .iter()
+                .map(|p| DesiredPlugin {
+                    name: p.name.clone(),
+                    version: p.stored.as_ref().map(|s| s.version.clone()),
+                    sha256: p.stored.as_ref().map(|s| s.sha256.clone()),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatResponse {
     pub status: String,

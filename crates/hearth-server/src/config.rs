@@ -47,7 +47,7 @@ pub struct Settings {
     pub max_heartbeat_rate: u32,
     /// When a plain heartbeat (one the batch writer writes) is answered:
     /// after its batch commits (default), or once queued (`fast.rs`).
-    pub heartbeat_ack: crate::fast::HeartbeatAck,
+    pub heartbeat_ack: HeartbeatAck,
     /// The `hearth` executable the process provisioner runs (`hearth agent …`);
     /// `None`: this process's own executable.
     pub agent_program: Option<PathBuf>,
@@ -131,7 +131,7 @@ impl Default for Settings {
             provisioner: ProvisionerKind::None,
             heartbeat_interval: Duration::from_secs(30),
             max_heartbeat_rate: 5000,
-            heartbeat_ack: crate::fast::HeartbeatAck::Committed,
+            heartbeat_ack: HeartbeatAck::Committed,
             agent_program: None,
             runtime_stop_grace: Duration::from_secs(10),
             liveness_ttl: Duration::from_secs(90),
@@ -189,5 +189,25 @@ mod tests {
         assert_eq!(hardened.bootstrap_cutoff(now), None, "--require-issued-tokens is a window of 0");
         let huge = Settings { bootstrap_window: Duration::from_secs(u64::MAX), ..Settings::default() };
         assert_eq!(huge.bootstrap_cutoff(now), Some(chrono::DateTime::<chrono::Utc>::MIN_UTC));
+    }
+}
+
+/// When a heartbeat the batch writer writes is answered (`heartbeat/mod.rs` says what each costs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeartbeatAck {
+    /// After its batch commits.
+    #[default]
+    Committed,
+    /// Once queued, while the writer keeps up.
+    Queued,
+}
+
+impl HeartbeatAck {
+    /// The name of the flag's value: `committed` or `queued`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeartbeatAck::Committed => "committed",
+            HeartbeatAck::Queued => "queued",
+        }
     }
 }

@@ -12,7 +12,7 @@
 //! route. A declared `Content-Length` over the route's body limit is a 413
 //! before the body is read. A 5xx answer is logged at `error` in the
 //! request's span, unless its error code says the client's request decided
-//! it ([`refusal_level`]: a `discover` of a target that is not online, a
+//! it ([`crate::error::refusal_level`]: a `discover` of a target that is not online, a
 //! full server), which is logged below `error`; every answer at `debug`
 //! (`RUST_LOG=hearth_server::edge=debug`). Every answer says
 //! `X-Content-Type-Options: nosniff`.
@@ -27,6 +27,8 @@ use axum::response::{IntoResponse, Response};
 use hearth_api::ErrorCode;
 use tracing::{Instrument, Level};
 
+use crate::auth::Presented;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The middleware (`routes::router` applies it to every route).
@@ -44,7 +46,7 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     if status.is_server_error() {
         let code = response.extensions().get::<ErrorCode>().copied();
-        match refusal_level(status, code) {
+        match crate::error::refusal_level(status, code) {
             Some(level) => log_at(level, status, latency_ms, "response refused"),
             None => tracing::error!(status = status.as_u16(), latency_ms, "response failed"),
         }
@@ -52,23 +54,6 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
         tracing::debug!(status = status.as_u16(), latency_ms, "response sent");
     }
     response
-}
-
-/// The level below `error` of a 5xx that the client's request decided, by
-/// its error code (`ApiError` puts it in the response's extensions): a
-/// `discover` of a target that is not online (`workspace_unavailable`,
-/// `info`: any workspace token can ask), a server full of long polls
-/// (`server_busy`, `warn`: the operator may want a larger cap). `None`: a
-/// real failure (database, internal), logged at `error`.
-pub fn refusal_level(status: StatusCode, code: Option<ErrorCode>) -> Option<Level> {
-    if !status.is_server_error() {
-        return None;
-    }
-    match code? {
-        ErrorCode::WorkspaceUnavailable => Some(Level::INFO),
-        ErrorCode::ServerBusy => Some(Level::WARN),
-        _ => None,
-    }
 }
 
 /// An answer's line at a level chosen at run time (tracing's macros take
@@ -101,31 +86,63 @@ fn span(state: &AppState, request: &Request, route: Option<&MatchedPath>) -> tra
     )
 }
 
-/// The checks, then the route.
-async fn checked(state: &AppState, request: Request, next: Next) -> Response {
-    let refusal = crate::limits::token_refusal(state, request.headers())
+/// The checks, then the route. The bearer token is read and hashed once
+/// here, for the rate limit and for the route's extractors.
+async fn checked(state: &AppState, mut request: Request, next: Next) -> Response {
+    let token = Presented::from_headers(request.headers());
+    let refusal = token_refusal(state, token.as_ref())
         .or_else(|| crate::extract::protocol_refusal(request.headers()))
         .or_else(|| crate::extract::nul_in_path(request.uri().path()))
-        .or_else(|| crate::limits::declared_too_large(state, &request));
-    match refusal {
-        Some(refusal) => refusal.into_response(),
-        None => next.run(request).await,
+        .or_else(|| declared_too_large(state, &request));
+    if let Some(refusal) = refusal {
+        return refusal.into_response();
     }
+    if let Some(token) = token {
+        request.extensions_mut().insert(token);
+    }
+    next.run(request).await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A 429 `too_many_requests` with `Retry-After` for a token over its rate
+/// (checked before the route).
+fn token_refusal(state: &AppState, token: Option<&Presented>) -> Option<ApiError> {
+    let wait = state.limits.check(&token?.hash).err()?;
+    metrics::counter!("hearth_rate_limited_total", "scope" => "token").increment(1);
+    Some(
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyRequests,
+            format!(
+                "this token sends more than {} requests per second; slow down",
+                state.settings.rate_limit_per_token
+            ),
+        )
+        .retry_after(wait),
+    )
+}
 
-    #[test]
-    fn only_client_decided_5xx_are_logged_below_error() {
-        let level = |status: u16, code| refusal_level(StatusCode::from_u16(status).unwrap(), code);
-        assert_eq!(level(503, Some(ErrorCode::WorkspaceUnavailable)), Some(Level::INFO));
-        assert_eq!(level(503, Some(ErrorCode::ServerBusy)), Some(Level::WARN));
-        assert_eq!(level(503, Some(ErrorCode::Unavailable)), None, "the database is down: an error");
-        assert_eq!(level(500, Some(ErrorCode::Internal)), None);
-        assert_eq!(level(500, Some(ErrorCode::SecretDecryptFailed)), None);
-        assert_eq!(level(500, None), None, "a panic or a bare 500");
-        assert_eq!(level(404, Some(ErrorCode::NotFound)), None, "not a 5xx");
-    }
+/// A 413 `body_too_large` for a request whose declared `Content-Length`
+/// is over its route's body limit (`--max-upload-bytes` on the upload
+/// routes, `--max-body-bytes` elsewhere), answered before the body is read:
+/// otherwise the request would wait for a body it may never send (408).
+fn declared_too_large(state: &AppState, request: &axum::extract::Request) -> Option<ApiError> {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())?;
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(axum::extract::MatchedPath::as_str);
+    let (limit, flag) = if route.is_some_and(|route| crate::uploads::is_upload_route(request.method(), route)) {
+        (state.settings.max_upload_bytes, "--max-upload-bytes")
+    } else {
+        (state.settings.max_body_bytes, "--max-body-bytes")
+    };
+    (declared > limit as u64).then(|| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BodyTooLarge,
+            format!("request body is too large: Content-Length {declared} is over the limit of {limit} bytes ({flag})"),
+        )
+    })
 }

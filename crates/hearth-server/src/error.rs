@@ -178,7 +178,7 @@ impl IntoResponse for ApiError {
             crate::metrics::database_error(operation);
         }
         let code = self.body.code;
-        if self.status.is_server_error() && crate::edge::refusal_level(self.status, Some(code)).is_none() {
+        if self.status.is_server_error() && refusal_level(self.status, Some(code)).is_none() {
             let cause = self.cause.as_deref().unwrap_or(&self.body.error);
             if self.status == StatusCode::SERVICE_UNAVAILABLE {
                 tracing::warn!(status = self.status.as_u16(), cause, "request failed: service unavailable");
@@ -198,11 +198,40 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The level below `error` of a 5xx that the client's request decided, by
+/// its error code (`ApiError` puts it in the response's extensions): a
+/// `discover` of a target that is not online (`workspace_unavailable`,
+/// `info`: any workspace token can ask), a server full of long polls
+/// (`server_busy`, `warn`: the operator may want a larger cap). `None`: a
+/// real failure (database, internal), logged at `error`.
+pub fn refusal_level(status: StatusCode, code: Option<ErrorCode>) -> Option<tracing::Level> {
+    if !status.is_server_error() {
+        return None;
+    }
+    match code? {
+        ErrorCode::WorkspaceUnavailable => Some(tracing::Level::INFO),
+        ErrorCode::ServerBusy => Some(tracing::Level::WARN),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use hearth_store::Conflict;
 
     use super::*;
+
+    #[test]
+    fn only_client_decided_5xx_are_logged_below_error() {
+        let level = |status: u16, code| refusal_level(StatusCode::from_u16(status).unwrap(), code);
+        assert_eq!(level(503, Some(ErrorCode::WorkspaceUnavailable)), Some(tracing::Level::INFO));
+        assert_eq!(level(503, Some(ErrorCode::ServerBusy)), Some(tracing::Level::WARN));
+        assert_eq!(level(503, Some(ErrorCode::Unavailable)), None, "the database is down: an error");
+        assert_eq!(level(500, Some(ErrorCode::Internal)), None);
+        assert_eq!(level(500, Some(ErrorCode::SecretDecryptFailed)), None);
+        assert_eq!(level(500, None), None, "a panic or a bare 500");
+        assert_eq!(level(404, Some(ErrorCode::NotFound)), None, "not a 5xx");
+    }
 
     /// A 409 says what conflicted in the store's words, the same on every
     /// engine, and never a table or constraint name.

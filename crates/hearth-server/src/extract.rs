@@ -11,6 +11,8 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use hearth_core::{TokenId, WorkspaceId};
+
 use crate::error::ApiError;
 
 /// A JSON body. The content type is not required (old runtimes omit it).
@@ -254,6 +256,76 @@ pub fn nul_in_path(path: &str) -> Option<ApiError> {
     contains_nul_escape(path).then(|| {
         ApiError::bad_request(ErrorCode::InvalidPath, "the request path contains a NUL character (%00)").field("path")
     })
+}
+
+/// A request's path parameters, parsed into their types before the
+/// handler runs: a malformed id is a 400 `invalid_id` that names it
+/// (`malformed workspace id: "x" is not a UUID`), never a plain-text
+/// rejection. `T` is one parameter or a pair ([`PathParams`]).
+pub struct ApiPath<T>(pub T);
+
+/// What a route's path holds, parsed from its raw segments in order.
+pub trait PathParams: Sized {
+    fn parse(raw: &[&str]) -> Result<Self, ApiError>;
+}
+
+/// One path segment's type.
+pub trait PathSegment: Sized {
+    fn parse_segment(raw: &str) -> Result<Self, ApiError>;
+}
+
+impl PathSegment for WorkspaceId {
+    fn parse_segment(raw: &str) -> Result<Self, ApiError> {
+        parse_id(raw, "workspace id")
+    }
+}
+
+impl PathSegment for TokenId {
+    fn parse_segment(raw: &str) -> Result<Self, ApiError> {
+        parse_id(raw, "token id")
+    }
+}
+
+/// A name or a file path: checked by the route, which knows its rules.
+impl PathSegment for String {
+    fn parse_segment(raw: &str) -> Result<Self, ApiError> {
+        Ok(raw.to_owned())
+    }
+}
+
+macro_rules! one_segment {
+    ($($t:ty),*) => {$(
+        impl PathParams for $t {
+            fn parse(raw: &[&str]) -> Result<Self, ApiError> {
+                match raw {
+                    [one] => <$t>::parse_segment(one),
+                    _ => Err(ApiError::internal("a route's path parameters do not match its handler")),
+                }
+            }
+        }
+    )*};
+}
+one_segment!(WorkspaceId, TokenId, String);
+
+impl<A: PathSegment, B: PathSegment> PathParams for (A, B) {
+    fn parse(raw: &[&str]) -> Result<Self, ApiError> {
+        match raw {
+            [a, b] => Ok((A::parse_segment(a)?, B::parse_segment(b)?)),
+            _ => Err(ApiError::internal("a route's path parameters do not match its handler")),
+        }
+    }
+}
+
+impl<T: PathParams, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::bad_request(ErrorCode::InvalidId, rejection.body_text()))?;
+        let segments: Vec<&str> = raw.iter().map(|(_, value)| value).collect();
+        T::parse(&segments).map(ApiPath)
+    }
 }
 
 /// Parses an id from a path segment or header: a malformed id is a 400.

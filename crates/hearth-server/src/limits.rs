@@ -11,8 +11,7 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -20,7 +19,6 @@ use hearth_api::ErrorCode;
 use hearth_core::WorkspaceId;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The limiter of a server, shared by its requests.
 #[derive(Clone)]
@@ -35,14 +33,14 @@ impl RateLimits {
         Self { limiter: keyed(per_second), admin_hash }
     }
 
-    /// `Err(seconds to wait)` when `token` is over its rate.
-    fn check(&self, token: &str) -> Result<(), u64> {
+    /// `Err(seconds to wait)` when the token with sha256 `key` is over its
+    /// rate.
+    pub fn check(&self, key: &[u8; 32]) -> Result<(), u64> {
         let Some(limiter) = &self.limiter else { return Ok(()) };
-        let key = crate::auth::hash_token(token);
         if bool::from(subtle::ConstantTimeEq::ct_eq(&key[..], &self.admin_hash[..])) {
             return Ok(());
         }
-        limiter.check_key(&key).map_err(wait_seconds)
+        limiter.check_key(key).map_err(wait_seconds)
     }
 
     /// Forgets tokens that have been quiet long enough to be full again, so
@@ -109,56 +107,6 @@ impl WorkspaceLimits {
             limiter.shrink_to_fit();
         }
     }
-}
-
-/// A 429 `too_many_requests` with `Retry-After` for a token over its rate
-/// (checked by [`crate::edge`] before the route).
-pub fn token_refusal(state: &AppState, headers: &HeaderMap) -> Option<ApiError> {
-    let token = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())?;
-    let wait = state.limits.check(token).err()?;
-    metrics::counter!("hearth_rate_limited_total", "scope" => "token").increment(1);
-    Some(
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::TooManyRequests,
-            format!(
-                "this token sends more than {} requests per second; slow down",
-                state.settings.rate_limit_per_token
-            ),
-        )
-        .retry_after(wait),
-    )
-}
-
-/// A 413 `body_too_large` for a request whose declared `Content-Length`
-/// is over its route's body limit (`--max-upload-bytes` on the upload
-/// routes, `--max-body-bytes` elsewhere), answered before the body is read:
-/// otherwise the request would wait for a body it may never send (408).
-pub fn declared_too_large(state: &AppState, request: &axum::extract::Request) -> Option<ApiError> {
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()
-        .and_then(|text| text.trim().parse::<u64>().ok())?;
-    let route = request.extensions().get::<axum::extract::MatchedPath>().map(axum::extract::MatchedPath::as_str);
-    let (limit, flag) = if route.is_some_and(|route| crate::uploads::is_upload_route(request.method(), route)) {
-        (state.settings.max_upload_bytes, "--max-upload-bytes")
-    } else {
-        (state.settings.max_body_bytes, "--max-body-bytes")
-    };
-    (declared > limit as u64).then(|| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::BodyTooLarge,
-            format!("request body is too large: Content-Length {declared} is over the limit of {limit} bytes ({flag})"),
-        )
-    })
 }
 
 /// A request not read and answered within `request_timeout` is a 408

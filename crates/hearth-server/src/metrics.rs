@@ -45,6 +45,14 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Counts a store error that a background loop handles (the HTTP edge
+/// counts its own when it answers).
+pub fn store_error(error: &hearth_store::StoreError) {
+    if let Some(operation) = error.operation() {
+        database_error(operation);
+    }
+}
+
 /// Counts a database error of a store operation (`hearth_database_errors_total`).
 pub fn database_error(operation: &'static str) {
     metrics::counter!("hearth_database_errors_total", "operation" => operation).increment(1);

@@ -19,7 +19,7 @@ pub async fn follow(state: AppState) {
             Ok(Some(feed)) => break feed,
             Ok(None) => return,
             Err(error) => {
-                crate::lifecycle::count_store_error(&error);
+                crate::metrics::store_error(&error);
                 tracing::warn!(%error, "cannot listen for other replicas' changes; retrying in 1 s");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
@@ -37,7 +37,7 @@ pub async fn follow(state: AppState) {
         match notice {
             Ok(notice) => apply(&state, notice),
             Err(error) => {
-                crate::lifecycle::count_store_error(&error);
+                crate::metrics::store_error(&error);
                 tracing::warn!(%error, "lost other replicas' changes; forgetting caches and retrying in 1 s");
                 apply(&state, Notice::Lost);
                 tokio::select! {
@@ -56,12 +56,12 @@ pub fn apply(state: &AppState, notice: Notice) {
         Notice::Events => state.bus.wake(),
         Notice::TokenRevoked(id) => state.auth.forget_token(id),
         Notice::WorkspaceTokens(id) => state.forget_workspace(id),
-        Notice::Template { org, name } => state.fast.desired.template_changed(org, &name),
-        Notice::Plugin { org, name } => state.fast.desired.plugin_changed(org, &name),
+        Notice::Template { org, name } => state.heartbeats.desired().template_changed(org, &name),
+        Notice::Plugin { org, name } => state.heartbeats.desired().plugin_changed(org, &name),
         Notice::Lost => {
             tracing::warn!("notices may have been missed; forgetting cached tokens and desired states");
             state.auth.forget_all();
-            state.fast.desired.forget_all();
+            state.heartbeats.desired().forget_all();
             state.bus.wake();
         }
     }

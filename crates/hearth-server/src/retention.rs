@@ -14,7 +14,7 @@ use chrono::Utc;
 use hearth_store::{Compaction, Retention, Store, StoreResult};
 
 use crate::config::Settings;
-use crate::lifecycle::count_store_error;
+use crate::metrics::store_error;
 use crate::state::AppState;
 
 /// Events judged by age per step (ten times as many by count): one step is
@@ -83,7 +83,7 @@ pub async fn run(state: AppState, interval: Duration) {
                 ),
                 Ok(_) => {}
                 Err(error) => {
-                    count_store_error(&error);
+                    store_error(&error);
                     metrics::counter!("hearth_retention_errors_total").increment(1);
                     tracing::warn!(%error, "cannot compact the event log; trying again next round");
                 }

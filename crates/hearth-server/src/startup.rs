@@ -2,10 +2,7 @@
 //! (admin token, secret key), the listener, the sweeper and graceful shutdown.
 
 use std::future::Future;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -19,7 +16,7 @@ use crate::auth::{generate_secret, Authenticator};
 use crate::bus::EventBus;
 use crate::config::{ProvisionerKind, Settings};
 use crate::crypto::SecretCipher;
-use crate::provisioner::ProcessProvisioner;
+use crate::provisioner::{ProcessProvisioner, Provisioner};
 use crate::state::AppState;
 use crate::sweeper::Sweeper;
 
@@ -53,45 +50,6 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>
     Ok(store)
 }
 
-/// Reads a secret file, or creates it with mode 0600 from `generate`.
-/// Returns the value and whether it was created.
-fn read_or_create_secret(path: &Path, generate: impl FnOnce() -> String) -> anyhow::Result<(String, bool)> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "secret file is readable by others; chmod 600 it");
-            }
-            let value = text.trim().to_owned();
-            if value.is_empty() {
-                bail!("{} is empty; delete it to generate a new one", path.display());
-            }
-            Ok((value, false))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            }
-            let value = generate();
-            write_secret_file(path, &value)?;
-            Ok((value, true))
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-/// Creates `path` (which must not exist) with mode 0600 — never readable by
-/// others, not even briefly — and writes `value` and a newline.
-pub fn write_secret_file(path: &Path, value: &str) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    writeln!(file, "{value}").with_context(|| format!("cannot write {}", path.display()))
-}
-
 /// The admin token in effect, generating `<data-dir>/admin-token` if needed.
 pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
     if let Some(token) = &settings.admin_token {
@@ -102,7 +60,7 @@ pub fn admin_token(settings: &Settings) -> anyhow::Result<String> {
         return Ok(token);
     }
     let path = settings.data_dir.join("admin-token");
-    let (token, created) = read_or_create_secret(&path, generate_secret)?;
+    let (token, created) = crate::secret_file::read_or_create_secret(&path, generate_secret)?;
     if created {
         tracing::info!(path = %path.display(), "generated an admin token");
     } else {
@@ -116,7 +74,7 @@ fn secret_cipher(settings: &Settings) -> anyhow::Result<SecretCipher> {
         return SecretCipher::from_text(key.expose_secret()).context("invalid --secret-key / HEARTH_SECRET_KEY");
     }
     let path = settings.data_dir.join("secret-key");
-    let (key, created) = read_or_create_secret(&path, SecretCipher::generate_key_text)?;
+    let (key, created) = crate::secret_file::read_or_create_secret(&path, SecretCipher::generate_key_text)?;
     if created {
         tracing::info!(path = %path.display(), "generated the key that encrypts secrets at rest; back it up");
     }
@@ -143,7 +101,6 @@ impl Application {
         let admin = admin_token(&settings)?;
         let workspace_limits = crate::limits::WorkspaceLimits::new(settings.rate_limit_per_workspace);
         let auth = Authenticator::new(&admin, settings.cache_entries, workspace_limits);
-        let fast = crate::fast::FastPath::start(store.clone(), settings.cache_entries, settings.heartbeat_ack);
         let limits = crate::limits::RateLimits::new(settings.rate_limit_per_token, crate::auth::hash_token(&admin));
         let cipher = secret_cipher(&settings)?;
         let tls = settings.tls.as_ref().map(crate::listener::tls_acceptor).transpose()?;
@@ -156,13 +113,17 @@ impl Application {
         let bus = EventBus::new(latest);
         let pace = crate::pace::Pace::new(settings.heartbeat_interval, settings.max_heartbeat_rate);
         pace.set_fleet(u64::try_from(fleet).unwrap_or(0));
+        let remembered = Arc::new(crate::heartbeat::Remembered::new(settings.cache_entries));
+        let transitions = crate::transitions::Transitions::new(store.clone(), bus.clone(), remembered.clone());
+        let heartbeats =
+            crate::heartbeat::Heartbeats::start(store.clone(), transitions.clone(), remembered, settings.heartbeat_ack);
         let state = AppState::new(crate::state::Shared {
-            lifecycle: crate::lifecycle::Lifecycle::new(store.clone(), bus.clone(), fast.clone()),
+            transitions,
             streams: crate::bus::StreamSlots::default(),
             waits: crate::bus::StreamSlots::default(),
             long_polls: crate::bus::LongPolls::default(),
             uploads: crate::uploads::UploadSlots::new(settings.max_concurrent_uploads),
-            fast,
+            heartbeats,
             pace: Arc::new(pace),
             limits,
             store,
@@ -194,7 +155,7 @@ impl Application {
     }
 
     /// The process provisioner, when `--provisioner process` is set.
-    fn provisioner(&self) -> anyhow::Result<Option<Arc<ProcessProvisioner>>> {
+    fn provisioner(&self) -> anyhow::Result<Option<Arc<dyn Provisioner>>> {
         if self.state.settings.provisioner != ProvisionerKind::Process {
             return Ok(None);
         }
@@ -228,12 +189,18 @@ impl Application {
         let sweeper =
             tokio::spawn(Sweeper::new(state.clone()).run(state.settings.sweep_interval, state.shutdown.clone()));
         let retention = tokio::spawn(crate::retention::run(state.clone(), state.settings.sweep_interval));
-        let provisioning = provisioner.clone().map(|p| tokio::spawn(provision_loop(p, state.clone())));
+        let provisioning = provisioner.clone().map(|p| {
+            tokio::spawn(crate::provisioner::run(p, state.store.clone(), state.bus.clone(), state.shutdown.clone()))
+        });
         let notices = tokio::spawn(crate::notices::follow(state.clone()));
-        let renewals = state.auth.take_renewals().map(|queue| tokio::spawn(crate::auth::renew(state.clone(), queue)));
+        let renewals = state.auth.take_renewals().map(|queue| {
+            tokio::spawn(crate::auth::renew(state.auth.clone(), state.store.clone(), queue, state.shutdown.clone()))
+        });
         let (stop_redo, redo_stopped) = tokio::sync::oneshot::channel();
-        let redo =
-            state.fast.take_redo().map(|queue| tokio::spawn(crate::fast::redo(state.clone(), queue, redo_stopped)));
+        let redo = state
+            .heartbeats
+            .take_redo()
+            .map(|queue| tokio::spawn(crate::heartbeat::redo(state.heartbeats.clone(), queue, redo_stopped)));
         let router = crate::routes::router(state.clone());
         let shutdown_for_signal = shutdown.clone();
         let header_timeout = state.settings.header_timeout;
@@ -245,7 +212,7 @@ impl Application {
         .await;
         // Queued heartbeats were answered: write them before stopping, and
         // redo those whose guard failed.
-        state.fast.flush().await;
+        state.heartbeats.flush().await;
         let _redo_already_gone = stop_redo.send(());
         if let Some(task) = redo {
             if let Err(e) = task.await {
@@ -281,45 +248,50 @@ impl Application {
     }
 }
 
-/// Runs provisioner passes at start, whenever events are published, and
-/// every two seconds, until shutdown. Each pass also reads the restarts
-/// the event log gained since the last one (an operator's restart must not
-/// be lost when the old runtime's heartbeat brings the workspace online
-/// again before the pass sees it provisioning).
-async fn provision_loop(provisioner: Arc<ProcessProvisioner>, state: AppState) {
-    let mut wake = state.bus.subscribe();
-    let mut shutdown = state.shutdown.clone();
-    let mut cursor = *wake.borrow();
-    // Restarts read but not yet reconciled (a failed pass keeps them).
-    let mut restarts = std::collections::HashMap::new();
-    loop {
-        wake.mark_unchanged();
-        match crate::provisioner::restarts_since(&*state.store, &mut cursor).await {
-            Ok(more) => restarts.extend(more),
-            Err(error) => {
-                crate::lifecycle::count_store_error(&error);
-                tracing::warn!(%error, "provisioner cannot read the event log; retrying");
-            }
-        }
-        match state.store.list_workspaces(None, true).await {
-            Ok(workspaces) => {
-                provisioner.reconcile(&workspaces, &restarts).await;
-                restarts.clear();
-            }
-            Err(error) => {
-                crate::lifecycle::count_store_error(&error);
-                tracing::warn!(%error, "provisioner cannot list workspaces; retrying");
-            }
-        }
-        tokio::select! {
-            _ = wake.changed() => {}
-            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
-            return;
-        }
+/// `hearth serve`, ready: migrations have run and the socket is bound. The
+/// binary announces [`Serving::url`], then calls [`Serving::run`].
+pub struct Serving {
+    app: Application,
+    addr: std::net::SocketAddr,
+}
+
+impl Serving {
+    /// `http://ADDR`, or `https://ADDR` with native TLS: what `hearth serve`
+    /// prints as `hearth listening on URL`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.app.scheme(), self.addr)
     }
+
+    /// Serves until SIGTERM/SIGINT, then drains (see [`Application::run_until`]).
+    pub async fn run(self) -> anyhow::Result<()> {
+        self.app.run_until(shutdown_signal()).await
+    }
+}
+
+/// Prepares `hearth serve`: connects and migrates the store, loads the
+/// credentials and binds the socket. Prints nothing; the binary says where
+/// it listens ([`Serving::url`]) and then runs it.
+pub async fn serve(settings: Settings) -> anyhow::Result<Serving> {
+    let app = Application::build(settings).await?;
+    let addr = app.local_addr()?;
+    tracing::info!(%addr, database = app.state().store.engine().as_str(), "hearth listening");
+    Ok(Serving { app, addr })
+}
+
+/// What `hearth migrate` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    pub engine: hearth_store::Engine,
+    /// The newest migration now applied.
+    pub schema_version: i64,
+}
+
+/// Runs `hearth migrate`: applies pending migrations and says where the
+/// schema now is (the binary prints it).
+pub async fn migrate(settings: Settings) -> anyhow::Result<Migrated> {
+    let store = connect_store(&settings).await?;
+    let schema_version = store.schema_version().await?;
+    Ok(Migrated { engine: store.engine(), schema_version })
 }
 
 /// Completes on SIGTERM or SIGINT.

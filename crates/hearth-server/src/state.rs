@@ -1,5 +1,5 @@
-//! Application state shared by every handler. Lifecycle changes go through
-//! [`Lifecycle`] (store → metrics → event bus).
+//! Application state shared by every handler. Transitions changes go through
+//! [`Transitions`] (store → metrics → event bus).
 
 use std::sync::Arc;
 
@@ -10,11 +10,12 @@ use crate::auth::Authenticator;
 use crate::bus::EventBus;
 use crate::config::Settings;
 use crate::crypto::SecretCipher;
-use crate::lifecycle::Lifecycle;
+use crate::transitions::Transitions;
 
 /// What every handler shares, behind one `Arc`: axum clones the state for
 /// each extractor of each request, and cloning (and dropping) a dozen
-/// `Arc`s per request was 3 % of all CPU under heartbeat load (`perf`).
+/// `Arc`s per request showed in `perf` under heartbeat load (see
+/// BENCHMARKS.md, "The per-request stack").
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
@@ -37,7 +38,7 @@ pub struct Shared {
     pub auth: Authenticator,
     pub bus: EventBus,
     /// Apply, delete, sweep: every lifecycle change.
-    pub lifecycle: Lifecycle,
+    pub transitions: Transitions,
     /// Requests per second per token (`rate_limit_per_token`).
     pub limits: crate::limits::RateLimits,
     /// Open event streams per token, capped (`max_streams_per_token`).
@@ -48,9 +49,9 @@ pub struct Shared {
     pub long_polls: crate::bus::LongPolls,
     /// Large uploads being read, capped (`max_concurrent_uploads`).
     pub uploads: crate::uploads::UploadSlots,
-    /// The heartbeat fast path: remembered workspaces, desired states, the
-    /// group-commit writer.
-    pub fast: Arc<crate::fast::FastPath>,
+    /// The heartbeat path: remembered workspaces, desired states, the
+    /// group-commit writer, the locked path.
+    pub heartbeats: Arc<crate::heartbeat::Heartbeats>,
     /// The fleet's heartbeat pace (and the liveness TTL that follows it).
     pub pace: Arc<crate::pace::Pace>,
     pub cipher: SecretCipher,
@@ -66,6 +67,6 @@ impl Shared {
     /// notices).
     pub fn forget_workspace(&self, workspace: hearth_core::WorkspaceId) {
         self.auth.forget_workspace(workspace);
-        self.fast.forget(workspace);
+        self.heartbeats.forget(workspace);
     }
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use hearth_store::Sweep;
 
-pub use crate::lifecycle::SweepReport;
-use crate::lifecycle::{count_store_error, sweep_label};
+use crate::metrics::store_error;
 use crate::state::AppState;
+use crate::transitions::sweep_label;
+pub use crate::transitions::SweepReport;
 
 /// Candidates handled per sweep and kind; the rest wait for the next tick.
 const BATCH: i64 = 500;
@@ -34,7 +35,7 @@ impl Sweeper {
         match self.state.store.count_workspaces().await {
             Ok(count) => self.state.pace.set_fleet(u64::try_from(count).unwrap_or(0)),
             Err(error) => {
-                count_store_error(&error);
+                store_error(&error);
                 tracing::warn!(%error, "cannot count the fleet; the heartbeat pace keeps the last count");
                 report.errors += 1;
             }
@@ -45,7 +46,7 @@ impl Sweeper {
             kinds.push((Sweep::Idle, idle));
         }
         for (kind, age) in kinds {
-            match self.state.lifecycle.sweep(kind, age, BATCH).await {
+            match self.state.transitions.sweep(kind, age, BATCH).await {
                 Ok(one) => {
                     report.offline += one.offline;
                     report.failed += one.failed;
@@ -53,7 +54,7 @@ impl Sweeper {
                     report.errors += one.errors;
                 }
                 Err(error) => {
-                    count_store_error(&error);
+                    store_error(&error);
                     tracing::warn!(sweep = sweep_label(kind), %error, "sweep could not list candidates");
                     report.errors += 1;
                 }

@@ -27,14 +27,14 @@ use base64::Engine as _;
 use futures_util::StreamExt;
 use hearth_api::ErrorCode;
 use hearth_core::bundle_path::BundlePath;
+use hearth_core::digest::sha256_hex;
+use hearth_store::NewFile;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::MAX_JSON_DEPTH;
-use crate::routes::bundles::MAX_FILES;
-use crate::state::AppState;
 
 /// An upload larger than this (declared or read so far) is large: it takes
 /// a place among `--max-concurrent-uploads`, and is spooled to a file.
@@ -117,8 +117,7 @@ fn spool_error(error: impl fmt::Display) -> ApiError {
 /// Reads an upload's body: refuses a declared length over the limit (413)
 /// or a large upload without a free place (429) before reading anything,
 /// then spools it.
-pub async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<Received> {
-    let limit = state.settings.max_upload_bytes;
+pub async fn receive(slots: &UploadSlots, limit: usize, headers: &HeaderMap, body: Body) -> ApiResult<Received> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -127,7 +126,7 @@ pub async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> ApiRe
         return Err(too_large(limit));
     }
     let mut place = match declared {
-        Some(length) if length > LARGE_UPLOAD_BYTES as u64 => Some(state.uploads.take()?),
+        Some(length) if length > LARGE_UPLOAD_BYTES as u64 => Some(slots.take()?),
         _ => None,
     };
     let mut memory: Vec<u8> = Vec::new();
@@ -150,7 +149,7 @@ pub async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> ApiRe
         memory.extend_from_slice(&chunk);
         if total > LARGE_UPLOAD_BYTES && place.is_none() {
             // Declared small (or not declared), and it is not.
-            place = Some(state.uploads.take()?);
+            place = Some(slots.take()?);
         }
         if total > LARGE_UPLOAD_BYTES && memory.len() >= SPOOL_CHUNK {
             let spool = match &mut file {
@@ -568,6 +567,18 @@ impl<'de> Visitor<'de> for Base64Seed<'_> {
             refuse(self.refusal, error)
         })
     }
+}
+
+/// Most files one template or plugin may hold.
+pub const MAX_FILES: usize = 10_000;
+
+/// Content-addressed files for the store (each file's bytes are moved, not
+/// copied: an upload holds one copy of its files).
+pub fn to_new_files(files: Vec<(BundlePath, Vec<u8>)>) -> Vec<NewFile> {
+    files
+        .into_iter()
+        .map(|(path, bytes)| NewFile { path: path.to_string(), sha256: sha256_hex(&bytes), content: bytes })
+        .collect()
 }
 
 #[cfg(test)]

@@ -536,6 +536,10 @@ where
         D::ENGINE
     }
 
+    fn liveness_writers(&self) -> usize {
+        self.liveness.options().get_max_connections() as usize
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query(sql::PING).execute(&self.writer).await.map_err(map_err::<D>("ping"))?;
         Ok(())

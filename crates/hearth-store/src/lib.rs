@@ -46,6 +46,11 @@ impl Engine {
 pub trait Store: Send + Sync + 'static {
     fn engine(&self) -> Engine;
 
+    /// Connections that batches of plain heartbeats are written on
+    /// ([`Store::write_liveness`]): the server runs one batch writer per
+    /// connection, so two batches never wait for one.
+    fn liveness_writers(&self) -> usize;
+
     /// One cheap round trip; `Err(Unavailable)` when the database is down.
     async fn ping(&self) -> StoreResult<()>;
 

@@ -41,7 +41,7 @@ impl LocalAgent {
         let dir = root.path().join("agent");
         let token_file = root.path().join("token");
         let log = root.path().join("agent.log");
-        hearth_server::startup::write_secret_file(&token_file, token)?;
+        hearth_server::secret_file::write_secret_file(&token_file, token)?;
         let log_file = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let launch = Launch {
             server: server.to_owned(),

@@ -1,23 +1,23 @@
 //! The assets channel: a workspace's template files, by manifest and by path.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hearth_api::{ApiErrorBody, AssetFile, AssetsManifest, ErrorCode};
 use hearth_core::bundle_path::BundlePath;
 use hearth_core::digest::assets_digest;
+use hearth_core::WorkspaceId;
 use hearth_store::Template;
 
 use crate::auth::{Bearer, IfRemoved};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::parse_id;
+use crate::extract::ApiPath;
 use crate::routes::workspaces::workspace_for_runtime_or_operator;
 use crate::state::AppState;
 
-async fn template_of(state: &AppState, bearer: &Bearer, raw: &str) -> ApiResult<Option<Template>> {
-    let workspace =
-        workspace_for_runtime_or_operator(state, bearer, parse_id(raw, "workspace id")?, IfRemoved::Refuse).await?;
+async fn template_of(state: &AppState, bearer: &Bearer, id: WorkspaceId) -> ApiResult<Option<Template>> {
+    let workspace = workspace_for_runtime_or_operator(state, bearer, id, IfRemoved::Refuse).await?;
     match &workspace.template {
         Some(name) => Ok(Some(state.store.get_template_by_name(workspace.org_id, name).await?)),
         None => Ok(None),
@@ -30,9 +30,9 @@ async fn template_of(state: &AppState, bearer: &Bearer, raw: &str) -> ApiResult<
 pub async fn assets_manifest(
     State(state): State<AppState>,
     bearer: Bearer,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
 ) -> ApiResult<Json<AssetsManifest>> {
-    Ok(Json(match template_of(&state, &bearer, &raw).await? {
+    Ok(Json(match template_of(&state, &bearer, id).await? {
         Some(t) => AssetsManifest {
             digest: t.assets_digest.clone(),
             files: t
@@ -55,11 +55,11 @@ pub async fn asset_file(
     State(state): State<AppState>,
     bearer: Bearer,
     headers: HeaderMap,
-    Path((raw, path)): Path<(String, String)>,
+    ApiPath((id, path)): ApiPath<(WorkspaceId, String)>,
 ) -> ApiResult<Response> {
     let path =
         BundlePath::new(path.clone()).map_err(|e| ApiError::bad_request(ErrorCode::InvalidPath, e.to_string()))?;
-    let template = template_of(&state, &bearer, &raw).await?;
+    let template = template_of(&state, &bearer, id).await?;
     let file = template
         .as_ref()
         .and_then(|t| t.files.iter().find(|f| f.path == path.as_str()))

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -26,8 +26,9 @@ use serde_json::Value;
 
 use crate::auth::{Bearer, IfRemoved, Operator};
 use crate::bus::{LongPollKind, LongPollSlot, POLL_INTERVAL};
+use crate::caller::OperatorToken;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_id, ApiQuery};
+use crate::extract::{parse_id, ApiPath, ApiQuery};
 use crate::routes::workspaces::workspace_for_runtime_or_operator;
 use crate::state::AppState;
 
@@ -313,24 +314,21 @@ async fn start_seq(state: &AppState, headers: &HeaderMap, since: Option<i64>) ->
         (status = 503, body = ApiErrorBody)))]
 pub async fn stream_events(
     State(state): State<AppState>,
-    operator: Operator,
-    bearer: Bearer,
+    OperatorToken { operator, token_hash }: OperatorToken,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let cursor = start_seq(&state, &headers, query.since).await?;
     let reader = LogReader::new(state.store.clone(), cursor, operator.scope(), None);
     reader.check().await?;
-    let slot = stream_slot(&state, &bearer)?;
+    let slot = stream_slot(&state, token_hash)?;
     Ok(sse(state, reader, Format::Hearth, slot))
 }
 
 /// A slot among the token's concurrent streams (else 429) and the server's
 /// long polls (else 503), both with `Retry-After`.
-fn stream_slot(state: &AppState, bearer: &Bearer) -> ApiResult<LongPollSlot> {
-    // Routes reach here only authenticated, so there is a token.
-    let key = crate::auth::hash_token(bearer.0.as_deref().unwrap_or_default());
-    crate::bus::long_poll_slot(state, LongPollKind::Stream, key).inspect_err(|_| {
+fn stream_slot(state: &AppState, key: [u8; 32]) -> ApiResult<LongPollSlot> {
+    crate::routes::long_polls::long_poll_slot(state, LongPollKind::Stream, key).inspect_err(|_| {
         metrics::counter!("hearth_event_streams_refused_total").increment(1);
     })
 }
@@ -342,15 +340,16 @@ pub async fn stream_workspace_events(
     State(state): State<AppState>,
     bearer: Bearer,
     headers: HeaderMap,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let id: WorkspaceId = parse_id(&raw, "workspace id")?;
     workspace_for_runtime_or_operator(&state, &bearer, id, IfRemoved::Refuse).await?;
+    // Authenticated above, so the request presented a token.
+    let token_hash = bearer.hash().ok_or_else(|| ApiError::unauthorized("missing workspace auth token"))?;
     let cursor = start_seq(&state, &headers, query.since).await?;
     let reader = LogReader::new(state.store.clone(), cursor, None, Some(id));
     reader.check().await?;
-    let slot = stream_slot(&state, &bearer)?;
+    let slot = stream_slot(&state, token_hash)?;
     Ok(sse(state, reader, Format::Compatible, slot))
 }
 

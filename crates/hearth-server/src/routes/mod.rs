@@ -3,9 +3,9 @@
 //! so a route cannot exist without being documented.
 
 pub mod assets;
-pub mod bundles;
 pub mod constraints;
 pub mod events;
+mod long_polls;
 pub mod plugins;
 pub mod registry;
 pub mod secrets;

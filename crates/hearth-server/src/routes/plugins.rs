@@ -1,7 +1,7 @@
 //! Plugins: the registry (push, list), the SDK-compatible download, install
 //! reports, and desired vs installed per workspace.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,12 +18,11 @@ use hearth_store::{NewPlugin, Plugin, StoreError, Workspace};
 use serde::Deserialize;
 
 use crate::auth::{Bearer, IfRemoved, Operator};
-use crate::desired::{desired_for, to_wire};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_id, ApiJson, ApiQuery};
-use crate::routes::bundles::{to_new_files, MAX_FILES};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::routes::workspaces::{visible_workspace, workspace_for_runtime_or_operator};
 use crate::state::AppState;
+use crate::uploads::{to_new_files, MAX_FILES};
 
 pub(crate) fn plugin_response(p: &Plugin) -> PluginResponse {
     PluginResponse {
@@ -55,7 +54,8 @@ pub async fn upload_plugin(
     request: axum::extract::Request,
 ) -> ApiResult<(StatusCode, Json<PluginResponse>)> {
     let (parts, body) = request.into_parts();
-    let received = crate::uploads::receive(&state, &parts.headers, body).await?;
+    let received =
+        crate::uploads::receive(&state.uploads, state.settings.max_upload_bytes, &parts.headers, body).await?;
     let upload = if received.is_gzip() {
         received.tarball(upload_limits(&state)).await?
     } else {
@@ -92,7 +92,7 @@ pub async fn upload_plugin(
             now: chrono::Utc::now(),
         })
         .await?;
-    state.fast.desired.plugin_changed(plugin.org_id, &plugin.name);
+    state.heartbeats.desired().plugin_changed(plugin.org_id, &plugin.name);
     tracing::info!(plugin = %plugin.name, version = %plugin.version, sha256 = %plugin.sha256, "plugin pushed");
     Ok((StatusCode::CREATED, Json(plugin_response(&plugin))))
 }
@@ -197,11 +197,11 @@ pub struct DownloadQuery {
 pub async fn download_plugin(
     State(state): State<AppState>,
     bearer: Bearer,
-    Path((raw, name)): Path<(String, String)>,
+    ApiPath((id, name)): ApiPath<(WorkspaceId, String)>,
     ApiQuery(query): ApiQuery<DownloadQuery>,
 ) -> ApiResult<Response> {
     let name = plugin_name(&name)?;
-    let (workspace, caller) = workspace_and_caller(&state, &bearer, parse_id(&raw, "workspace id")?).await?;
+    let (workspace, caller) = workspace_and_caller(&state, &bearer, id).await?;
     let source = format!("local://{name}");
     if let Some(asked) = &query.source {
         // Malformed (the document's pattern): 400. Well-formed but naming
@@ -223,7 +223,7 @@ pub async fn download_plugin(
         }
     }
     if caller == Caller::Runtime {
-        wanted(&desired_for(&state, workspace.id).await?, name)?;
+        wanted(&state.store.desired_state_for_workspace(workspace.id).await?, name)?;
     }
     let plugin = state.store.get_plugin(workspace.org_id, name).await?;
     let mut files = Vec::with_capacity(plugin.files.len());
@@ -265,12 +265,12 @@ pub async fn download_plugin(
 pub async fn record_install(
     State(state): State<AppState>,
     bearer: Bearer,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
     ApiJson(req): ApiJson<RecordInstallRequest>,
 ) -> ApiResult<Json<RecordInstallResponse>> {
-    let (workspace, caller) = workspace_and_caller(&state, &bearer, parse_id(&raw, "workspace id")?).await?;
+    let (workspace, caller) = workspace_and_caller(&state, &bearer, id).await?;
     let name = plugin_name(req.source.strip_prefix("local://").unwrap_or(&req.source))?.to_owned();
-    let desired = desired_for(&state, workspace.id).await?;
+    let desired = state.store.desired_state_for_workspace(workspace.id).await?;
     if caller == Caller::Runtime {
         wanted(&desired, &name)?;
     }
@@ -287,7 +287,7 @@ pub async fn record_install(
     }
     let input =
         Input::RecordInstall { name: name.clone(), sha256: Some(plugin.sha256.clone()), desired: Some(desired) };
-    state.lifecycle.apply(workspace.id, input).await?;
+    state.transitions.apply(workspace.id, input).await?;
     tracing::info!(workspace_id = %workspace.id, plugin = %name, "plugin install recorded");
     Ok(Json(RecordInstallResponse {
         status: "installed".into(),
@@ -302,17 +302,16 @@ pub async fn record_install(
 pub async fn workspace_plugins(
     State(state): State<AppState>,
     bearer: Bearer,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
 ) -> ApiResult<Json<WorkspacePluginsResponse>> {
-    let workspace =
-        workspace_for_runtime_or_operator(&state, &bearer, parse_id(&raw, "workspace id")?, IfRemoved::Refuse).await?;
+    let workspace = workspace_for_runtime_or_operator(&state, &bearer, id, IfRemoved::Refuse).await?;
     plugins_response(&state, &workspace).await
 }
 
 async fn plugins_response(state: &AppState, workspace: &Workspace) -> ApiResult<Json<WorkspacePluginsResponse>> {
-    let desired = desired_for(state, workspace.id).await?;
+    let desired = state.store.desired_state_for_workspace(workspace.id).await?;
     Ok(Json(WorkspacePluginsResponse {
-        desired: to_wire(&desired).plugins,
+        desired: hearth_api::Desired::from(&desired).plugins,
         installed: workspace
             .installed_plugins
             .iter()
@@ -334,10 +333,10 @@ async fn plugins_response(state: &AppState, workspace: &Workspace) -> ApiResult<
 pub async fn add_operator_plugin(
     State(state): State<AppState>,
     operator: Operator,
-    Path((raw, name)): Path<(String, String)>,
+    ApiPath((id, name)): ApiPath<(WorkspaceId, String)>,
 ) -> ApiResult<Json<WorkspacePluginsResponse>> {
     let name = plugin_name(&name)?.to_owned();
-    let workspace = visible_workspace(&state, operator, parse_id(&raw, "workspace id")?).await?;
+    let workspace = visible_workspace(&state, operator, id).await?;
     match state.store.get_plugin(workspace.org_id, &name).await {
         Ok(_) => {}
         Err(hearth_store::StoreError::NotFound(_)) => {
@@ -364,10 +363,10 @@ pub async fn add_operator_plugin(
 pub async fn remove_operator_plugin(
     State(state): State<AppState>,
     operator: Operator,
-    Path((raw, name)): Path<(String, String)>,
+    ApiPath((id, name)): ApiPath<(WorkspaceId, String)>,
 ) -> ApiResult<Json<WorkspacePluginsResponse>> {
     let name = plugin_name(&name)?.to_owned();
-    let workspace = visible_workspace(&state, operator, parse_id(&raw, "workspace id")?).await?;
+    let workspace = visible_workspace(&state, operator, id).await?;
     if !workspace.operator_plugins.contains(&name) {
         return Err(ApiError::not_found(format!("plugin {name} was not added to this workspace by an operator")));
     }
@@ -385,7 +384,7 @@ pub async fn remove_operator_plugin(
 pub async fn get_plugin(
     State(state): State<AppState>,
     operator: Operator,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<PluginDetailResponse>> {
     let name = plugin_name(&name)?;
     let plugin = match state.store.get_plugin(operator.org(), name).await {

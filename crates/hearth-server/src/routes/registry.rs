@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hearth_api::{
@@ -18,9 +18,8 @@ use serde::Deserialize;
 
 use crate::agent_url;
 use crate::auth::{self, Bearer, RequiredBearer};
-use crate::desired::to_wire;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_id, ApiJson, ApiQuery};
+use crate::extract::{parse_id, ApiJson, ApiPath, ApiQuery};
 use crate::paging;
 use crate::state::AppState;
 
@@ -46,7 +45,7 @@ pub async fn register(
     let agent_card = req.agent_card.unwrap_or(serde_json::json!({}));
     if bearer.0.is_some() {
         state.auth.workspace(&*state.store, &bearer, req.id).await?;
-        state.lifecycle.apply(req.id, Input::Register { url: req.url, agent_card }).await?;
+        state.transitions.apply(req.id, Input::Register { url: req.url, agent_card }).await?;
         tracing::info!(workspace_id = %req.id, "runtime registered");
         return Ok(Json(RegisterResponse { status: "registered".into(), auth_token: None }));
     }
@@ -59,7 +58,7 @@ pub async fn register(
     let minted = auth::mint(org, Some(req.id), Some("bootstrap".into()));
     let token_id = minted.record.id;
     let bootstrap = Bootstrap { url: req.url, agent_card, token: minted.record, created_after };
-    match state.lifecycle.register_minting(req.id, bootstrap).await {
+    match state.transitions.register_minting(req.id, bootstrap).await {
         Ok(_) => {
             metrics::counter!("hearth_bootstraps_total", "outcome" => "minted").increment(1);
             tracing::info!(workspace_id = %req.id, token_id = %token_id,
@@ -102,43 +101,14 @@ pub async fn heartbeat(
     let workspace_id = req.workspace_id;
     let heartbeat = Heartbeat::validate(RawHeartbeat::from(req))
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, e.to_string()).field(e.field()))?;
-    // The fast path (fast.rs): a heartbeat that decides like the last one
-    // is answered from memory once its batch has committed (or, with
-    // `--heartbeat-ack queued`, once it is queued).
-    let (status, desired) = match state.fast.try_heartbeat(workspace_id, heartbeat, Utc::now()).await {
-        Ok(answer) => (answer.status, answer.desired),
-        Err(heartbeat) => {
-            let (row, desired) = locked_heartbeat(&state, workspace_id, heartbeat, Utc::now()).await?;
-            (row.status, to_wire(&desired))
-        }
-    };
-    state.fast.record_duration(started.elapsed());
+    let (status, desired) = state.heartbeats.handle(workspace_id, heartbeat, Utc::now()).await?;
+    state.heartbeats.record_duration(started.elapsed());
     Ok(Json(HeartbeatResponse {
         status: "ok".into(),
         workspace_status: status,
         desired,
         next_heartbeat_seconds: Some(state.pace.next_heartbeat_seconds()),
     }))
-}
-
-/// A heartbeat on the locked path: the desired state is read (one query)
-/// before the transaction; a template change that lands in between is
-/// picked up by the next heartbeat (the epoch keeps it from being
-/// remembered). Afterwards the fast path remembers the row if it is a
-/// fixpoint for heartbeats like this one. `at`: when it was received.
-pub async fn locked_heartbeat(
-    state: &AppState,
-    id: WorkspaceId,
-    mut heartbeat: Heartbeat,
-    at: chrono::DateTime<Utc>,
-) -> hearth_store::StoreResult<(Workspace, hearth_core::reconcile::DesiredState)> {
-    let epoch = state.fast.desired.epoch();
-    let desired = state.store.desired_state_for_workspace(id).await?;
-    heartbeat.desired = Some(desired.clone());
-    let remembered = heartbeat.clone();
-    let applied = state.lifecycle.apply_at(id, Input::Heartbeat(heartbeat), at).await?;
-    state.fast.remember(&applied.workspace, remembered, &desired, epoch, Utc::now());
-    Ok((applied.workspace, desired))
 }
 
 /// Replace the agent card.
@@ -153,7 +123,7 @@ pub async fn update_card(
     state.auth.workspace(&*state.store, &bearer, req.workspace_id).await?;
     check_card(&req.agent_card)?;
     // An unchanged card writes no event, and is still what the runtime asked for.
-    state.lifecycle.update_agent_card(req.workspace_id, req.agent_card).await?;
+    state.transitions.update_agent_card(req.workspace_id, req.agent_card).await?;
     Ok(Json(StatusResponse { status: "updated".into() }))
 }
 
@@ -198,10 +168,9 @@ pub struct PeersQuery {
 pub async fn peers(
     State(state): State<AppState>,
     bearer: Bearer,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
     ApiQuery(query): ApiQuery<PeersQuery>,
 ) -> ApiResult<(HeaderMap, Json<Vec<Peer>>)> {
-    let id: WorkspaceId = parse_id(&raw, "workspace id")?;
     state.auth.workspace(&*state.store, &bearer, id).await?;
     let limit = paging::limit_or(query.limit, DEFAULT_PEERS_PAGE)?;
     let after = match query.cursor.as_deref() {
@@ -266,9 +235,8 @@ pub async fn discover(
     State(state): State<AppState>,
     RequiredBearer(bearer): RequiredBearer,
     headers: HeaderMap,
-    Path(raw): Path<String>,
+    ApiPath(target_id): ApiPath<WorkspaceId>,
 ) -> ApiResult<Json<DiscoverResponse>> {
-    let target_id: WorkspaceId = parse_id(&raw, "target workspace id")?;
     let caller_raw = headers
         .get("x-workspace-id")
         .and_then(|v| v.to_str().ok())

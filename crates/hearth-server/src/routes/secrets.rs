@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 use hearth_api::{ApiErrorBody, ErrorCode, StatusResponse};
@@ -10,7 +10,7 @@ use hearth_core::{OrgId, WorkspaceId};
 
 use crate::auth::{Bearer, IfRemoved, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_id, ApiJson};
+use crate::extract::{ApiJson, ApiPath};
 use crate::routes::workspaces::{visible_workspace, workspace_for_runtime_or_operator};
 use crate::state::AppState;
 
@@ -56,10 +56,9 @@ async fn put(
 pub async fn put_workspace_secrets(
     State(state): State<AppState>,
     operator: Operator,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
     ApiJson(secrets): ApiJson<BTreeMap<String, String>>,
 ) -> ApiResult<Json<StatusResponse>> {
-    let id = parse_id(&raw, "workspace id")?;
     let workspace = visible_workspace(&state, operator, id).await?;
     put(&state, workspace.org_id, Some(id), secrets).await?;
     Ok(Json(StatusResponse { status: "updated".into() }))
@@ -84,9 +83,8 @@ pub async fn put_org_secrets(
 pub async fn secret_values(
     State(state): State<AppState>,
     bearer: Bearer,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
 ) -> ApiResult<Json<BTreeMap<String, String>>> {
-    let id = parse_id(&raw, "workspace id")?;
     let workspace = workspace_for_runtime_or_operator(&state, &bearer, id, IfRemoved::Refuse).await?;
     let org = workspace.org_id;
     let mut values = BTreeMap::new();

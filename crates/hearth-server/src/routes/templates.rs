@@ -1,7 +1,7 @@
 //! Templates: a `config.yaml` (name, runtime, model, declared plugins,
 //! settings) plus prompts and other assets, stored content-addressed.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hearth_api::{ApiErrorBody, AssetFile, ErrorCode, ImportTemplateRequest, ImportTemplateResponse, TemplateResponse};
@@ -11,9 +11,10 @@ use hearth_store::{NewTemplate, StoreError, Template};
 
 use crate::auth::Operator;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiPath;
 use crate::extract::ApiQuery;
-use crate::routes::bundles::to_new_files;
 use crate::state::AppState;
+use crate::uploads::to_new_files;
 
 pub(crate) fn template_response(t: &Template) -> TemplateResponse {
     TemplateResponse {
@@ -47,8 +48,10 @@ pub async fn import_template(
     request: axum::extract::Request,
 ) -> ApiResult<(StatusCode, Json<ImportTemplateResponse>)> {
     let (parts, body) = request.into_parts();
-    let upload =
-        crate::uploads::receive(&state, &parts.headers, body).await?.json(crate::uploads::Name::Required).await?;
+    let upload = crate::uploads::receive(&state.uploads, state.settings.max_upload_bytes, &parts.headers, body)
+        .await?
+        .json(crate::uploads::Name::Required)
+        .await?;
     // The parse requires a name.
     let name = upload.name.unwrap_or_default();
     hearth_core::validate::name("name", &name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;
@@ -94,7 +97,7 @@ pub async fn import_template(
             now: chrono::Utc::now(),
         })
         .await?;
-    state.fast.desired.template_changed(template.org_id, &template.name);
+    state.heartbeats.desired().template_changed(template.org_id, &template.name);
     tracing::info!(template_id = %template.id, name = %template.name, digest = %template.assets_digest, files = template.files.len(), "template imported");
     Ok((
         StatusCode::CREATED,
@@ -146,7 +149,7 @@ pub async fn list_templates(
 pub async fn get_template(
     State(state): State<AppState>,
     operator: Operator,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> ApiResult<Json<TemplateResponse>> {
     let template = match key.parse::<uuid::Uuid>() {
         Ok(id) => state.store.get_template_by_id(id).await?,

@@ -1,6 +1,6 @@
 //! Org API tokens, and the tokens of one workspace (issue, rotate, list, revoke).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
@@ -12,7 +12,7 @@ use hearth_store::Token;
 
 use crate::auth::{self, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_id, parse_json};
+use crate::extract::{parse_json, ApiPath};
 use crate::routes::workspaces::visible_workspace;
 use crate::state::AppState;
 
@@ -80,9 +80,8 @@ pub async fn list_org_tokens(State(state): State<AppState>, operator: Operator) 
 pub async fn revoke_org_token(
     State(state): State<AppState>,
     operator: Operator,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<TokenId>,
 ) -> ApiResult<Json<StatusResponse>> {
-    let id: TokenId = parse_id(&raw, "token id")?;
     state.store.revoke_token(operator.org(), id, Utc::now()).await.map_err(|error| match error {
         hearth_store::StoreError::NotFound(_) => ApiError::not_found(
             "org token not found (a workspace's token is revoked with DELETE /workspaces/{id}/tokens/{token_id}, \
@@ -129,8 +128,7 @@ mod tests {
 }
 
 /// The workspace, if the operator may act on it and it is not removed.
-async fn live_workspace(state: &AppState, operator: Operator, raw: &str) -> ApiResult<hearth_store::Workspace> {
-    let id: WorkspaceId = parse_id(raw, "workspace id")?;
+async fn live_workspace(state: &AppState, operator: Operator, id: WorkspaceId) -> ApiResult<hearth_store::Workspace> {
     let workspace = visible_workspace(state, operator, id).await?;
     if workspace.status == WorkspaceStatus::Removed {
         return Err(hearth_core::Rejection::Removed.into());
@@ -148,7 +146,7 @@ async fn live_workspace(state: &AppState, operator: Operator, raw: &str) -> ApiR
 pub async fn create_workspace_token(
     State(state): State<AppState>,
     operator: Operator,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
     let request: CreateWorkspaceTokenRequest = optional_body(&body)?;
@@ -162,7 +160,7 @@ pub async fn create_workspace_token(
         )
         .field("revoke_previous_after_seconds"));
     }
-    let workspace = live_workspace(&state, operator, &raw).await?;
+    let workspace = live_workspace(&state, operator, id).await?;
     let minted =
         auth::mint(workspace.org_id, Some(workspace.id), Some(request.name.unwrap_or_else(|| "issued".into())));
     let revoke_others_at = request
@@ -194,9 +192,8 @@ pub async fn create_workspace_token(
 pub async fn list_workspace_tokens(
     State(state): State<AppState>,
     operator: Operator,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
 ) -> ApiResult<Json<Vec<TokenResponse>>> {
-    let id: WorkspaceId = parse_id(&raw, "workspace id")?;
     visible_workspace(&state, operator, id).await?;
     let tokens = state.store.list_workspace_tokens(id).await?;
     Ok(Json(tokens.iter().map(token_response).collect()))
@@ -210,10 +207,8 @@ pub async fn list_workspace_tokens(
 pub async fn revoke_workspace_token(
     State(state): State<AppState>,
     operator: Operator,
-    Path((raw, raw_token)): Path<(String, String)>,
+    ApiPath((id, token)): ApiPath<(WorkspaceId, TokenId)>,
 ) -> ApiResult<Json<StatusResponse>> {
-    let id: WorkspaceId = parse_id(&raw, "workspace id")?;
-    let token: TokenId = parse_id(&raw_token, "token id")?;
     visible_workspace(&state, operator, id).await?;
     state.store.revoke_workspace_token(id, token, Utc::now()).await?;
     state.auth.forget_token(token);

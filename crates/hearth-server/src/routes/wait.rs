@@ -8,16 +8,17 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hearth_api::{ApiErrorBody, ErrorCode, WaitFor, WaitOutcome, WaitResponse};
+use hearth_core::WorkspaceId;
 use serde::Deserialize;
 
-use crate::auth::Operator;
 use crate::bus::POLL_INTERVAL;
+use crate::caller::OperatorToken;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_id, ApiQuery};
+use crate::extract::{ApiPath, ApiQuery};
 use crate::routes::workspaces::{visible_workspace, workspace_response};
 use crate::state::AppState;
 
@@ -52,12 +53,10 @@ pub struct WaitQuery {
         (status = 503, body = ApiErrorBody)))]
 pub async fn wait_for(
     State(state): State<AppState>,
-    operator: Operator,
-    Path(raw): Path<String>,
-    bearer: crate::auth::Bearer,
+    OperatorToken { operator, token_hash }: OperatorToken,
+    ApiPath(id): ApiPath<WorkspaceId>,
     ApiQuery(query): ApiQuery<WaitQuery>,
 ) -> ApiResult<Json<WaitResponse>> {
-    let id = parse_id(&raw, "workspace id")?;
     let target: WaitFor =
         query.waited_for.parse().map_err(|m: String| ApiError::bad_request(ErrorCode::InvalidQuery, m).field("for"))?;
     let asked = query.timeout.unwrap_or(DEFAULT_WAIT_SECS);
@@ -68,9 +67,7 @@ pub async fn wait_for(
         )
         .field("timeout"));
     }
-    // Routes reach here only authenticated, so there is a token.
-    let key = crate::auth::hash_token(bearer.0.as_deref().unwrap_or_default());
-    let _slot = crate::bus::long_poll_slot(&state, crate::bus::LongPollKind::Wait, key)?;
+    let _slot = crate::routes::long_polls::long_poll_slot(&state, crate::bus::LongPollKind::Wait, token_hash)?;
     // Answer before the request deadline would cut this handler off.
     let budget = state.settings.request_timeout.saturating_sub(Duration::from_secs(1)).max(Duration::from_secs(1));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(asked).min(budget);
@@ -83,7 +80,7 @@ pub async fn wait_for(
         // Marked before reading: a change committed after this wakes us.
         wake.mark_unchanged();
         let workspace = visible_workspace(&state, operator, id).await?;
-        let desired = crate::desired::desired_for(&state, id).await?;
+        let desired = state.store.desired_state_for_workspace(id).await?;
         let current = workspace_response(&workspace, &desired);
         let answer = |outcome: WaitOutcome, message: String| {
             Ok(Json(WaitResponse { outcome, waited_for: target.to_string(), message, workspace: current.clone() }))

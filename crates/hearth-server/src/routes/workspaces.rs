@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::auth::{self, Bearer, IfRemoved, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_id, ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 
 /// Loads a workspace the operator may see; another org's is "not found".
@@ -91,7 +91,7 @@ pub(crate) fn workspace_response(w: &Workspace, desired: &DesiredState) -> Works
         runtime_state: w.runtime_state.clone(),
         runtime_metadata: w.runtime_metadata.clone(),
         conditions: conditions(w),
-        desired_plugins: crate::desired::to_wire(desired).plugins,
+        desired_plugins: hearth_api::Desired::from(desired).plugins,
         installed_plugins: w
             .installed_plugins
             .iter()
@@ -391,11 +391,10 @@ pub async fn list_workspaces(
 pub async fn get_workspace(
     State(state): State<AppState>,
     operator: Operator,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
 ) -> ApiResult<Json<WorkspaceResponse>> {
-    let id = parse_id(&raw, "workspace id")?;
     let workspace = visible_workspace(&state, operator, id).await?;
-    let desired = crate::desired::desired_for(&state, workspace.id).await?;
+    let desired = state.store.desired_state_for_workspace(workspace.id).await?;
     Ok(Json(workspace_response(&workspace, &desired)))
 }
 
@@ -405,21 +404,24 @@ pub async fn get_workspace(
 pub async fn delete_workspace(
     State(state): State<AppState>,
     operator: Operator,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
 ) -> ApiResult<Json<DeleteResponse>> {
-    let id = parse_id(&raw, "workspace id")?;
     visible_workspace(&state, operator, id).await?;
-    let deleted = state.lifecycle.delete(id).await?;
+    let deleted = state.transitions.delete(id).await?;
     for removed in &deleted.removed {
         state.forget_workspace(*removed);
     }
     Ok(Json(DeleteResponse { status: "removed".into(), cascade_deleted: deleted.cascade_deleted }))
 }
 
-async fn lifecycle(state: AppState, operator: Operator, raw: String, input: Input) -> ApiResult<Json<StatusResponse>> {
-    let id = parse_id(&raw, "workspace id")?;
+async fn lifecycle(
+    state: AppState,
+    operator: Operator,
+    id: WorkspaceId,
+    input: Input,
+) -> ApiResult<Json<StatusResponse>> {
     visible_workspace(&state, operator, id).await?;
-    let applied = state.lifecycle.apply(id, input).await?;
+    let applied = state.transitions.apply(id, input).await?;
     Ok(Json(StatusResponse { status: applied.workspace.status.as_str().into() }))
 }
 
@@ -428,9 +430,9 @@ async fn lifecycle(state: AppState, operator: Operator, raw: String, input: Inpu
 pub async fn pause(
     State(state): State<AppState>,
     operator: Operator,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
 ) -> ApiResult<Json<StatusResponse>> {
-    lifecycle(state, operator, raw, Input::Pause).await
+    lifecycle(state, operator, id, Input::Pause).await
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/resume", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
@@ -438,9 +440,9 @@ pub async fn pause(
 pub async fn resume(
     State(state): State<AppState>,
     operator: Operator,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
 ) -> ApiResult<Json<StatusResponse>> {
-    lifecycle(state, operator, raw, Input::Resume).await
+    lifecycle(state, operator, id, Input::Resume).await
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/restart", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
@@ -448,9 +450,9 @@ pub async fn resume(
 pub async fn restart(
     State(state): State<AppState>,
     operator: Operator,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
 ) -> ApiResult<Json<StatusResponse>> {
-    lifecycle(state, operator, raw, Input::Restart).await
+    lifecycle(state, operator, id, Input::Restart).await
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/hibernate", tag = "workspaces", params(("id" = uuid::Uuid, Path)),
@@ -458,9 +460,9 @@ pub async fn restart(
 pub async fn hibernate(
     State(state): State<AppState>,
     operator: Operator,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
 ) -> ApiResult<Json<StatusResponse>> {
-    lifecycle(state, operator, raw, Input::Hibernate).await
+    lifecycle(state, operator, id, Input::Hibernate).await
 }
 
 /// What the runtime should be doing. After delete: 404 with `deleted: true`,
@@ -470,9 +472,8 @@ pub async fn hibernate(
 pub async fn workspace_state(
     State(state): State<AppState>,
     bearer: Bearer,
-    Path(raw): Path<String>,
+    ApiPath(id): ApiPath<WorkspaceId>,
 ) -> ApiResult<(StatusCode, Json<StateResponse>)> {
-    let id = parse_id(&raw, "workspace id")?;
     let workspace = workspace_for_runtime_or_operator(&state, &bearer, id, IfRemoved::Answer).await?;
     let removed = workspace.status == WorkspaceStatus::Removed;
     let body = StateResponse {

@@ -19,7 +19,6 @@ crate::on_both_engines!(
     workspace_tokens_rotate_with_an_overlap_and_can_be_revoked,
     a_token_over_its_rate_gets_429_and_others_do_not,
     a_workspace_rotating_tokens_shares_one_rate,
-    a_token_in_steady_use_is_renewed_ahead_and_a_missed_revocation_ends_at_its_renewal,
 );
 
 async fn runtime_routes_refuse_missing_invalid_and_foreign_tokens(engine: Engine) {
@@ -355,46 +354,4 @@ async fn a_workspace_rotating_tokens_shares_one_rate(engine: Engine) {
     assert_eq!(body["code"], "too_many_requests", "{body}");
     assert!(body["error"].as_str().unwrap().contains("this workspace"), "{body}");
     other_runtime.heartbeat(&heartbeat(other)).await.expect("another workspace has its own rate");
-}
-
-async fn a_token_in_steady_use_is_renewed_ahead_and_a_missed_revocation_ends_at_its_renewal(engine: Engine) {
-    use hearth_server::auth::{Authenticator, Bearer, TOKEN_CACHE_TTL, TOKEN_RENEW_AFTER};
-    let app = TestApp::spawn(engine).await;
-    let (id, _runtime, secret) = app.create_registered("w").await;
-    let store = &*app.state.store;
-    // An authenticator of its own, on the server's store: no notice reaches
-    // it, as if every notice were lost.
-    let auth = Authenticator::new("this test's admin token", 100, hearth_server::limits::WorkspaceLimits::new(0));
-    let mut renewals = auth.take_renewals().expect("the renewal queue, once");
-    let bearer = Bearer(Some(secret.clone()));
-    auth.workspace(store, &bearer, id).await.unwrap();
-    assert!(auth.cached_age(&secret).expect("cached by its first use") < TOKEN_RENEW_AFTER);
-    auth.workspace(store, &bearer, id).await.unwrap();
-    assert_eq!(auth.renew_queued(store, &mut renewals).await, 0, "too young to renew");
-
-    // Used when old enough: answered from the cache, and renewed afterwards.
-    auth.backdate(&secret, TOKEN_RENEW_AFTER);
-    auth.workspace(store, &bearer, id).await.unwrap();
-    assert_eq!(auth.renew_queued(store, &mut renewals).await, 1);
-    assert!(auth.cached_age(&secret).unwrap() < TOKEN_RENEW_AFTER, "renewed");
-
-    // Revoked, and the notice lost: the cache answers until the renewal,
-    // which forgets the token, and the next use is refused.
-    let token_id = store.list_workspace_tokens(id).await.unwrap()[0].id;
-    store.revoke_workspace_token(id, token_id, chrono::Utc::now()).await.unwrap();
-    auth.backdate(&secret, TOKEN_RENEW_AFTER);
-    auth.workspace(store, &bearer, id).await.unwrap();
-    assert_eq!(auth.renew_queued(store, &mut renewals).await, 1);
-    assert!(auth.cached_age(&secret).is_none(), "forgotten by its renewal");
-    let refused = auth.workspace(store, &bearer, id).await.unwrap_err();
-    assert_eq!(refused.status.as_u16(), 401, "{refused:?}");
-
-    // A token not used for the whole TTL is looked up again, never renewed.
-    let (other, _, other_secret) = app.create_registered("other").await;
-    let other_bearer = Bearer(Some(other_secret.clone()));
-    auth.workspace(store, &other_bearer, other).await.unwrap();
-    auth.backdate(&other_secret, TOKEN_CACHE_TTL);
-    auth.workspace(store, &other_bearer, other).await.unwrap();
-    assert_eq!(auth.renew_queued(store, &mut renewals).await, 0, "expired: looked up, not renewed");
-    assert!(auth.cached_age(&other_secret).unwrap() < TOKEN_RENEW_AFTER, "cached afresh by the lookup");
 }

@@ -58,7 +58,7 @@ async fn a_steady_heartbeat_is_written_by_the_batch_and_durable_when_answered(en
         assert_eq!(row.uptime_seconds, uptime, "an answered heartbeat is in the database");
         assert_eq!(now_version, locked_version, "written by the batch writer, not under the lock");
     }
-    assert!(app.state.fast.remembered() >= 1);
+    assert!(app.state.heartbeats.remembered() >= 1);
     let names: Vec<String> = app.events_of(id).await.into_iter().map(|e| e.event).collect();
     assert_eq!(names, ["WORKSPACE_PROVISIONING", "WORKSPACE_ONLINE"], "steady heartbeats write no event");
 

@@ -1,20 +1,11 @@
-//! Provisioners start and stop workspace runtimes.
-//!
-//! `none`: runtimes are started elsewhere. `process`: Hearth runs one
-//! `hearth agent` per workspace as a child process. The process provisioner
-//! is level-triggered like everything else: each pass compares the
-//! workspaces that should run (not paused, hibernated or removed) with the
-//! runtimes it supervises, starts what is missing (restarting crashed ones
-//! with backoff), and stops what should not run. Passes run on a timer and
-//! whenever the event bus says something changed.
-//!
-//! Duplicates are impossible by construction: an agent holds an exclusive
-//! lock on `<dir>/agent.lock` for its lifetime, so a runtime left over from a
-//! previous server (after a crash) makes a new one exit with
-//! [`EXIT_LOCKED`]; the provisioner then *adopts* it — it watches the lock
-//! and starts a fresh agent only once the old one is gone — and stops it by
-//! the pid the agent writes into the lock file. The command line, the exit
-//! codes and the lock are the agent's runtime contract
+//! The process backend: one `hearth agent` per workspace, a child process
+//! of the server. Duplicates are impossible by construction: an agent holds
+//! an exclusive lock on `<dir>/agent.lock` for its lifetime, so a runtime
+//! left over from a previous server (after a crash) makes a new one exit
+//! with [`EXIT_LOCKED`]; the provisioner then *adopts* it — it watches the
+//! lock and starts a fresh agent only once the old one is gone — and stops
+//! it by the pid the agent writes into the lock file. The command line, the
+//! exit codes and the lock are the agent's runtime contract
 //! ([`hearth_agent::contract`], [`hearth_agent::lock`]); this module only
 //! uses them.
 
@@ -26,11 +17,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use hearth_agent::contract::{Launch, EXIT_LOCKED};
 use hearth_agent::lock::{self, Holder};
-use hearth_core::{EventKind, WorkspaceId, WorkspaceStatus};
-use hearth_store::{EventQuery, Store, StoreResult, Workspace};
+use hearth_core::{WorkspaceId, WorkspaceStatus};
+use hearth_store::{Store, Workspace};
 use tokio::process::Child;
 use tokio::sync::Mutex;
 
+use super::{Desired, Observed, Provisioner, RuntimeState};
 use crate::auth;
 
 /// Longest wait before restarting a runtime that keeps crashing.
@@ -64,10 +56,6 @@ pub struct ProcessProvisioner {
     runtimes: Mutex<HashMap<WorkspaceId, (Runtime, u32)>>,
 }
 
-fn should_run(status: WorkspaceStatus) -> bool {
-    !matches!(status, WorkspaceStatus::Paused | WorkspaceStatus::Hibernated | WorkspaceStatus::Removed)
-}
-
 /// True when the workspace entered `provisioning` after `runtime` started:
 /// a restart (resume stops the runtime first, creation precedes the start).
 /// An operator restarted `workspace` after `runtime` started: it is
@@ -85,29 +73,6 @@ fn restarted_since(workspace: &Workspace, runtime: &Runtime, restart: Option<&Da
     }
 }
 
-/// The restarts in the event log after `cursor` (advanced past what was
-/// read): the latest restart of each workspace.
-pub async fn restarts_since(store: &dyn Store, cursor: &mut i64) -> StoreResult<HashMap<WorkspaceId, DateTime<Utc>>> {
-    let mut restarts: HashMap<WorkspaceId, DateTime<Utc>> = HashMap::new();
-    loop {
-        let query = EventQuery::after(*cursor);
-        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        let page = store.list_events(query).await?;
-        for event in &page {
-            *cursor = (*cursor).max(event.seq);
-            let restart =
-                event.kind == EventKind::WorkspaceProvisioning && event.payload.get("restarted_from").is_some();
-            if let (true, Some(id)) = (restart, event.workspace_id) {
-                let at = restarts.entry(id).or_insert(event.timestamp);
-                *at = (*at).max(event.timestamp);
-            }
-        }
-        if page.len() < limit {
-            return Ok(restarts);
-        }
-    }
-}
-
 /// Gives a runtime its workspace's token in a 0600 file, so it never needs
 /// the bootstrap. Issued as a rotation with no overlap, under the
 /// workspace's row lock: a token someone got before the provisioner's first
@@ -121,7 +86,7 @@ async fn inject_token(store: &dyn Store, workspace: &Workspace, token_file: &std
         .issue_workspace_token(hearth_store::NewWorkspaceToken::new(workspace.id, minted.record), Some(now))
         .await
         .context("cannot store the runtime's token")?;
-    crate::startup::write_secret_file(token_file, &minted.secret)
+    crate::secret_file::write_secret_file(token_file, &minted.secret)
 }
 
 fn backoff(failures: u32) -> Duration {
@@ -154,14 +119,12 @@ impl ProcessProvisioner {
         self.data_dir.join("workspaces").join(id.to_string())
     }
 
-    /// One level-triggered pass over every workspace.
-    /// `restarts`: restarts in the event log since the last pass
-    /// ([`restarts_since`]).
-    pub async fn reconcile(&self, workspaces: &[Workspace], restarts: &HashMap<WorkspaceId, DateTime<Utc>>) {
+    /// One level-triggered pass over every workspace ([`Provisioner::reconcile`]).
+    async fn pass(&self, desired: &[Desired]) -> Vec<Observed> {
         let mut runtimes = self.runtimes.lock().await;
-        for workspace in workspaces {
+        for Desired { workspace, run, restarted_at } in desired {
             let id = workspace.id;
-            if !should_run(workspace.status) {
+            if !run {
                 if let Some((runtime, _)) = runtimes.remove(&id) {
                     self.stop(id, runtime).await;
                 }
@@ -185,7 +148,7 @@ impl ProcessProvisioner {
                 // An operator restart moved the workspace back to
                 // provisioning after this runtime started: replace it.
                 Some((running @ Runtime::Running { .. }, failures))
-                    if restarted_since(workspace, &running, restarts.get(&id)) =>
+                    if restarted_since(workspace, &running, restarted_at.as_ref()) =>
                 {
                     tracing::info!(workspace_id = %id, "workspace was restarted; replacing its runtime");
                     self.stop(id, running).await;
@@ -227,15 +190,24 @@ impl ProcessProvisioner {
             runtimes.insert(id, next);
         }
         // Runtimes of workspaces that no longer exist at all.
-        let known: std::collections::HashSet<WorkspaceId> = workspaces.iter().map(|w| w.id).collect();
+        let known: std::collections::HashSet<WorkspaceId> = desired.iter().map(|d| d.workspace.id).collect();
         let gone: Vec<WorkspaceId> = runtimes.keys().filter(|id| !known.contains(id)).copied().collect();
         for id in gone {
             if let Some((runtime, _)) = runtimes.remove(&id) {
                 self.stop(id, runtime).await;
             }
         }
-        metrics::gauge!("hearth_runtimes_running")
-            .set(runtimes.values().filter(|(r, _)| matches!(r, Runtime::Running { .. })).count() as f64);
+        runtimes
+            .iter()
+            .map(|(id, (runtime, failures))| Observed {
+                workspace: *id,
+                state: match runtime {
+                    Runtime::Running { .. } => RuntimeState::Running,
+                    Runtime::Backoff { .. } => RuntimeState::BackingOff { failures: *failures },
+                    Runtime::Adopted => RuntimeState::Adopted,
+                },
+            })
+            .collect()
     }
 
     async fn start(&self, workspace: &Workspace, failures: u32) -> (Runtime, u32) {
@@ -325,11 +297,26 @@ impl ProcessProvisioner {
     }
 
     /// Stops every supervised runtime (server shutdown).
-    pub async fn shutdown(&self) {
+    async fn stop_all(&self) {
         let mut runtimes = self.runtimes.lock().await;
         for (id, (runtime, _)) in runtimes.drain() {
             self.stop(id, runtime).await;
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl Provisioner for ProcessProvisioner {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    async fn reconcile(&self, desired: &[Desired]) -> Vec<Observed> {
+        self.pass(desired).await
+    }
+
+    async fn shutdown(&self) {
+        self.stop_all().await;
     }
 }
 
@@ -393,6 +380,7 @@ fn stop_adopted(dir: &Path, id: WorkspaceId) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{restarts_since, should_run};
     use super::*;
 
     /// A bootstrap that raced the provisioner's first pass (the ~2 s before

@@ -13,8 +13,7 @@ use hearth_store::{Applied, Bootstrap, Deleted, Event, Store, StoreError, StoreR
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::EventBus;
-use crate::fast::FastPath;
-use crate::writers::Writers;
+use crate::lanes::Lanes;
 
 /// What one sweep changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -26,30 +25,37 @@ pub struct SweepReport {
 }
 
 #[derive(Clone)]
-pub struct Lifecycle {
+pub struct Transitions {
     store: Arc<dyn Store>,
     bus: EventBus,
     /// The transition writers ([`apply_batches`]); a workspace always goes
     /// to the same one, so its inputs keep their order.
-    writers: Arc<Writers<Pending>>,
+    writers: Arc<Lanes<Pending>>,
     /// Forgets the workspaces a change other than a heartbeat touched, so
     /// this server's next heartbeat of each is decided on the new row.
-    fast: Arc<FastPath>,
+    forget: Arc<dyn Forget>,
+}
+
+/// What remembers workspaces between heartbeats (the heartbeat path's
+/// memory, `heartbeat/remembered.rs`): told of every change made under the
+/// lock other than a heartbeat.
+pub trait Forget: Send + Sync {
+    fn forget(&self, id: WorkspaceId);
 }
 
 /// Transition writers on Postgres, each with its own transaction at a
 /// time: a batch spends most of its time on round trips for its rows (lock,
 /// write) and holds the event counter only for its last statements, so
-/// several writers overlap (first heartbeats: 1,263/s with one, 1,787/s
-/// with four). SQLite has one writer connection: one writer, bigger batches
-/// (3,641/s; 2,573/s with four).
-const POSTGRES_WRITERS: usize = 4;
+/// several writers overlap. SQLite has one writer connection: one writer,
+/// bigger batches (four were slower there). See BENCHMARKS.md, "SQLite's
+/// writer, the release profile, and Postgres's share".
+const POSTGRES_TRANSITION_WRITERS: usize = 4;
 
 /// Inputs the transition writer applies in one transaction at most.
-const MAX_BATCH: usize = 256;
+const MAX_INPUTS: usize = 256;
 /// Inputs waiting for the transition writer at most; past it an input is
 /// applied in a transaction of its own (back-pressure, not a longer queue).
-const QUEUE: usize = 4 * MAX_BATCH;
+const INPUT_QUEUE: usize = 4 * MAX_INPUTS;
 
 /// An input waiting for the transition writer, and who waits for it.
 struct Pending {
@@ -59,16 +65,16 @@ struct Pending {
     done: oneshot::Sender<StoreResult<Applied>>,
 }
 
-impl Lifecycle {
+impl Transitions {
     /// Also starts the transition writers (they stop when the last
-    /// `Lifecycle` is dropped).
-    pub fn new(store: Arc<dyn Store>, bus: EventBus, fast: Arc<FastPath>) -> Self {
+    /// `Transitions` is dropped).
+    pub fn new(store: Arc<dyn Store>, bus: EventBus, forget: Arc<dyn Forget>) -> Self {
         let writers = match store.engine() {
-            hearth_store::Engine::Postgres => POSTGRES_WRITERS,
+            hearth_store::Engine::Postgres => POSTGRES_TRANSITION_WRITERS,
             hearth_store::Engine::Sqlite => 1,
         };
-        let writers = Arc::new(Writers::start(writers, QUEUE, |receiver| apply_batches(store.clone(), receiver)));
-        Self { store, bus, writers, fast }
+        let writers = Arc::new(Lanes::start(writers, INPUT_QUEUE, |receiver| apply_batches(store.clone(), receiver)));
+        Self { store, bus, writers, forget }
     }
 
     /// Applies a lifecycle input: the store decides and persists atomically;
@@ -91,9 +97,9 @@ impl Lifecycle {
         Ok(self.after(id, "register", false, applied))
     }
 
-    /// [`Lifecycle::apply`] decided at `now`: a
+    /// [`Transitions::apply`] decided at `now`: a
     /// heartbeat redone after it was answered is decided at the moment it
-    /// was received (`fast::redo`).
+    /// was received (`heartbeat::redo`).
     pub async fn apply_at(&self, id: WorkspaceId, input: Input, now: DateTime<Utc>) -> StoreResult<Applied> {
         let name = input.name();
         let heartbeat = matches!(input, Input::Heartbeat(_));
@@ -101,11 +107,11 @@ impl Lifecycle {
         Ok(self.after(id, name, heartbeat, applied))
     }
 
-    /// After a write: forget the workspace on the fast path (unless a
+    /// After a write: forget the workspace on the heartbeat path (unless a
     /// heartbeat wrote it), count and log a transition, wake subscribers.
     fn after(&self, id: WorkspaceId, input_name: &'static str, heartbeat: bool, applied: Applied) -> Applied {
         if !heartbeat {
-            self.fast.forget(id);
+            self.forget.forget(id);
         }
         if applied.previous != applied.workspace.status {
             let (from, to) = (applied.previous.as_str(), applied.workspace.status.as_str());
@@ -134,7 +140,7 @@ impl Lifecycle {
     pub async fn delete(&self, id: WorkspaceId) -> StoreResult<Deleted> {
         let deleted = self.store.delete_workspace(id, Utc::now()).await?;
         for removed in &deleted.removed {
-            self.fast.forget(*removed);
+            self.forget.forget(*removed);
             metrics::counter!("hearth_transitions_total", "from" => "any", "to" => "removed").increment(1);
             tracing::info!(workspace_id = %removed, "workspace removed");
         }
@@ -147,7 +153,7 @@ impl Lifecycle {
     pub async fn update_agent_card(&self, id: WorkspaceId, card: serde_json::Value) -> StoreResult<Option<Event>> {
         let event = self.store.update_agent_card(id, card, Utc::now()).await?;
         if let Some(event) = &event {
-            self.fast.forget(id);
+            self.forget.forget(id);
             self.bus.published(std::slice::from_ref(event));
         }
         Ok(event)
@@ -168,7 +174,7 @@ impl Lifecycle {
             let (from, to) = (one.previous.as_str(), one.workspace.status.as_str());
             metrics::counter!("hearth_transitions_total", "from" => from, "to" => to).increment(1);
             tracing::info!(workspace_id = %one.workspace.id, from, to, sweep = label, "workspace transition");
-            self.fast.forget(one.workspace.id);
+            self.forget.forget(one.workspace.id);
             self.bus.published(&one.events);
             match one.workspace.status {
                 WorkspaceStatus::Offline => report.offline += 1,
@@ -181,15 +187,15 @@ impl Lifecycle {
     }
 }
 
-/// The transition writer: takes what is queued (up to [`MAX_BATCH`]),
+/// The transition writer: takes what is queued (up to [`MAX_INPUTS`]),
 /// applies it in one transaction, answers each input, repeats. Batches form
 /// by themselves under load; an idle server applies a lone input at once.
 /// If a batch fails as a whole (a database error, a deadlock with another
 /// writer), each of its inputs is applied again on its own, so each gets
 /// its own outcome.
 async fn apply_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
-    let mut pending = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut pending, MAX_BATCH).await > 0 {
+    let mut pending = Vec::with_capacity(MAX_INPUTS);
+    while receiver.recv_many(&mut pending, MAX_INPUTS).await > 0 {
         metrics::histogram!("hearth_transition_batch_size").record(pending.len() as f64);
         let batch = pending.iter().map(|p| (p.id, p.input.clone(), p.now)).collect();
         match store.apply_batch(batch).await {
@@ -204,7 +210,7 @@ async fn apply_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pendi
                 }
             }
             Err(error) => {
-                count_store_error(&error);
+                crate::metrics::store_error(&error);
                 tracing::warn!(%error, batch = pending.len(), "transition batch failed; applying its inputs one by one");
                 for Pending { id, input, now, done } in pending.drain(..) {
                     answer(done, id, store.apply(id, input, now).await);
@@ -228,14 +234,6 @@ pub fn sweep_label(kind: Sweep) -> &'static str {
         Sweep::Liveness => "liveness",
         Sweep::ProvisionTimeout => "provision_timeout",
         Sweep::Idle => "idle",
-    }
-}
-
-/// Counts a store error that a background loop handles (the HTTP edge
-/// counts its own when it answers).
-pub fn count_store_error(error: &StoreError) {
-    if let Some(operation) = error.operation() {
-        crate::metrics::database_error(operation);
     }
 }
 

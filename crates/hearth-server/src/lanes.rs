@@ -11,11 +11,11 @@ use tokio::sync::mpsc;
 /// The queues of `count` writers, `capacity` places in all; each writer is
 /// `run` on its queue's receiving end, spawned now, and stops when its
 /// queue's last sender is dropped.
-pub struct Writers<T> {
+pub struct Lanes<T> {
     queues: Vec<mpsc::Sender<T>>,
 }
 
-impl<T: Send + 'static> Writers<T> {
+impl<T: Send + 'static> Lanes<T> {
     pub fn start<F, Fut>(count: usize, capacity: usize, run: F) -> Self
     where
         F: Fn(mpsc::Receiver<T>) -> Fut,

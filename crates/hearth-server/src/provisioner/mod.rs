@@ -1,0 +1,156 @@
+//! Provisioners start and stop workspace runtimes.
+//!
+//! `none`: runtimes are started elsewhere. `process`: Hearth runs one
+//! `hearth agent` per workspace as a child process (`process.rs`). Every
+//! backend sits behind [`Provisioner`]: the desired set of runtimes in,
+//! observations out, and no backend's type past it. Provisioning is
+//! level-triggered like everything else: [`run`] hands the backend every
+//! workspace with whether it should run (not paused, hibernated or
+//! removed) and when an operator last restarted it, at start, whenever the
+//! event bus says something changed, and every two seconds; the backend
+//! compares that with what it supervises, starts what is missing
+//! (restarting crashed runtimes with backoff), replaces restarted ones and
+//! stops what should not run.
+
+mod process;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use hearth_core::{EventKind, WorkspaceId, WorkspaceStatus};
+use hearth_store::{EventQuery, Store, StoreResult, Workspace};
+use tokio::sync::watch;
+
+pub use process::ProcessProvisioner;
+
+use crate::bus::EventBus;
+
+/// One workspace as a backend is handed it.
+pub struct Desired {
+    pub workspace: Workspace,
+    /// Whether its runtime should run now.
+    pub run: bool,
+    /// When an operator last restarted it, if the event log says so since
+    /// the last pass (the status may no longer show it: the old runtime's
+    /// heartbeat can bring it online again first).
+    pub restarted_at: Option<DateTime<Utc>>,
+}
+
+/// What a backend sees of one runtime it supervises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub workspace: WorkspaceId,
+    pub state: RuntimeState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeState {
+    Running,
+    /// Exited or failed to start; started again after a backoff.
+    BackingOff {
+        failures: u32,
+    },
+    /// Started by an earlier server and still running; watched, not owned.
+    Adopted,
+}
+
+/// A provisioner backend.
+#[async_trait::async_trait]
+pub trait Provisioner: Send + Sync {
+    /// The backend's name (`--provisioner`), for logs.
+    fn name(&self) -> &'static str;
+
+    /// One level-triggered pass: make the runtimes match `desired` (every
+    /// workspace the store holds), and say what each supervised runtime is
+    /// doing now.
+    async fn reconcile(&self, desired: &[Desired]) -> Vec<Observed>;
+
+    /// Stops every runtime it supervises (server shutdown).
+    async fn shutdown(&self);
+}
+
+pub(crate) fn should_run(status: WorkspaceStatus) -> bool {
+    !matches!(status, WorkspaceStatus::Paused | WorkspaceStatus::Hibernated | WorkspaceStatus::Removed)
+}
+
+/// The restarts in the event log after `cursor` (advanced past what was
+/// read): the latest restart of each workspace.
+pub(crate) async fn restarts_since(
+    store: &dyn Store,
+    cursor: &mut i64,
+) -> StoreResult<HashMap<WorkspaceId, DateTime<Utc>>> {
+    let mut restarts: HashMap<WorkspaceId, DateTime<Utc>> = HashMap::new();
+    loop {
+        let query = EventQuery::after(*cursor);
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let page = store.list_events(query).await?;
+        for event in &page {
+            *cursor = (*cursor).max(event.seq);
+            let restart =
+                event.kind == EventKind::WorkspaceProvisioning && event.payload.get("restarted_from").is_some();
+            if let (true, Some(id)) = (restart, event.workspace_id) {
+                let at = restarts.entry(id).or_insert(event.timestamp);
+                *at = (*at).max(event.timestamp);
+            }
+        }
+        if page.len() < limit {
+            return Ok(restarts);
+        }
+    }
+}
+
+/// Runs provisioner passes at start, whenever events are published, and
+/// every two seconds, until `shutdown`. Each pass also reads the restarts
+/// the event log gained since the last one (an operator's restart must not
+/// be lost when the old runtime's heartbeat brings the workspace online
+/// again before the pass sees it provisioning).
+pub async fn run(
+    provisioner: Arc<dyn Provisioner>,
+    store: Arc<dyn Store>,
+    bus: EventBus,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut wake = bus.subscribe();
+    let mut cursor = *wake.borrow();
+    // Restarts read but not yet reconciled (a failed pass keeps them).
+    let mut restarts = HashMap::new();
+    loop {
+        wake.mark_unchanged();
+        match restarts_since(&*store, &mut cursor).await {
+            Ok(more) => restarts.extend(more),
+            Err(error) => {
+                crate::metrics::store_error(&error);
+                tracing::warn!(%error, provisioner = provisioner.name(), "provisioner cannot read the event log; retrying");
+            }
+        }
+        match store.list_workspaces(None, true).await {
+            Ok(workspaces) => {
+                let desired: Vec<Desired> = workspaces
+                    .into_iter()
+                    .map(|workspace| Desired {
+                        run: should_run(workspace.status),
+                        restarted_at: restarts.get(&workspace.id).copied(),
+                        workspace,
+                    })
+                    .collect();
+                let observed = provisioner.reconcile(&desired).await;
+                let running = observed.iter().filter(|o| o.state == RuntimeState::Running).count();
+                metrics::gauge!("hearth_runtimes_running").set(running as f64);
+                restarts.clear();
+            }
+            Err(error) => {
+                crate::metrics::store_error(&error);
+                tracing::warn!(%error, provisioner = provisioner.name(), "provisioner cannot list workspaces; retrying");
+            }
+        }
+        tokio::select! {
+            _ = wake.changed() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
