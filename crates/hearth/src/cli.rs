@@ -112,6 +112,25 @@ pub fn interval(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| invalid())
 }
 
+/// `--heartbeat-ack` (`hearth serve` and `hearth bench`): when a heartbeat
+/// the batch writer writes is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum HeartbeatAckArg {
+    /// After its batch commits.
+    Committed,
+    /// Once queued, while the writer keeps up.
+    Queued,
+}
+
+impl From<HeartbeatAckArg> for hearth_server::HeartbeatAck {
+    fn from(ack: HeartbeatAckArg) -> Self {
+        match ack {
+            HeartbeatAckArg::Committed => hearth_server::HeartbeatAck::Committed,
+            HeartbeatAckArg::Queued => hearth_server::HeartbeatAck::Queued,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

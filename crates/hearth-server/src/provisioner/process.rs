@@ -130,63 +130,7 @@ impl ProcessProvisioner {
                 }
                 continue;
             }
-            let entry = runtimes.remove(&id);
-            let next = match entry {
-                // First sight (this server just started): an agent left by an
-                // earlier server holds the lock; adopt it rather than start a
-                // second one that would only find the lock taken.
-                None => match AgentLock::of(&self.workspace_dir(id), id) {
-                    AgentLock::Free => self.start(workspace, 0).await,
-                    AgentLock::Held(_) => {
-                        tracing::info!(workspace_id = %id, "an agent from an earlier server still runs; adopting it");
-                        (Runtime::Adopted, 0)
-                    }
-                    // Unknown (logged and counted): adopted, so that the
-                    // next pass looks again instead of doubling a runtime.
-                    AgentLock::Unknown => (Runtime::Adopted, 0),
-                },
-                // An operator restart moved the workspace back to
-                // provisioning after this runtime started: replace it.
-                Some((running @ Runtime::Running { .. }, failures))
-                    if restarted_since(workspace, &running, restarted_at.as_ref()) =>
-                {
-                    tracing::info!(workspace_id = %id, "workspace was restarted; replacing its runtime");
-                    self.stop(id, running).await;
-                    self.start(workspace, failures).await
-                }
-                Some((Runtime::Running { mut child, started, started_at }, failures)) => match child.try_wait() {
-                    Ok(None) => (Runtime::Running { child, started, started_at }, failures),
-                    Ok(Some(status)) if status.code() == Some(i32::from(EXIT_LOCKED)) => {
-                        tracing::info!(workspace_id = %id, "an agent from an earlier server still runs; adopting it");
-                        (Runtime::Adopted, failures)
-                    }
-                    Ok(Some(status)) => {
-                        // A run that lasted a while resets the backoff.
-                        let failures = if started.elapsed() > MAX_BACKOFF { 1 } else { failures + 1 };
-                        let wait = backoff(failures);
-                        metrics::counter!("hearth_runtime_restarts_total").increment(1);
-                        tracing::warn!(workspace_id = %id, %status, retry_in_secs = wait.as_secs(), "runtime exited; restarting with backoff");
-                        (Runtime::Backoff { until: Instant::now() + wait, failures }, failures)
-                    }
-                    Err(e) => {
-                        metrics::counter!("hearth_runtime_poll_failures_total").increment(1);
-                        tracing::error!(workspace_id = %id, error = %e, "cannot poll runtime process");
-                        (Runtime::Running { child, started, started_at }, failures)
-                    }
-                },
-                Some((Runtime::Backoff { until, failures }, _)) if Instant::now() >= until => {
-                    self.start(workspace, failures).await
-                }
-                Some((Runtime::Adopted, failures)) => match AgentLock::of(&self.workspace_dir(id), id) {
-                    AgentLock::Free => {
-                        tracing::info!(workspace_id = %id, "adopted runtime is gone; starting a new one");
-                        self.start(workspace, failures).await
-                    }
-                    // Unknown (logged and counted): look again next pass.
-                    AgentLock::Held(_) | AgentLock::Unknown => (Runtime::Adopted, failures),
-                },
-                Some(other) => other,
-            };
+            let next = self.step(workspace, runtimes.remove(&id), restarted_at.as_ref()).await;
             runtimes.insert(id, next);
         }
         // Runtimes of workspaces that no longer exist at all.
@@ -208,6 +152,73 @@ impl ProcessProvisioner {
                 },
             })
             .collect()
+    }
+
+    /// One workspace that should run: what its runtime becomes this pass.
+    /// `entry`: its runtime and failures so far, if this server has one.
+    async fn step(
+        &self,
+        workspace: &Workspace,
+        entry: Option<(Runtime, u32)>,
+        restarted_at: Option<&DateTime<Utc>>,
+    ) -> (Runtime, u32) {
+        let id = workspace.id;
+        match entry {
+            // First sight (this server just started): an agent left by an
+            // earlier server holds the lock; adopt it rather than start a
+            // second one that would only find the lock taken.
+            None => match AgentLock::of(&self.workspace_dir(id), id) {
+                AgentLock::Free => self.start(workspace, 0).await,
+                AgentLock::Held(_) => {
+                    tracing::info!(workspace_id = %id, "an agent from an earlier server still runs; adopting it");
+                    (Runtime::Adopted, 0)
+                }
+                // Unknown (logged and counted): adopted, so that the
+                // next pass looks again instead of doubling a runtime.
+                AgentLock::Unknown => (Runtime::Adopted, 0),
+            },
+            // An operator restart moved the workspace back to
+            // provisioning after this runtime started: replace it.
+            Some((running @ Runtime::Running { .. }, failures))
+                if restarted_since(workspace, &running, restarted_at) =>
+            {
+                tracing::info!(workspace_id = %id, "workspace was restarted; replacing its runtime");
+                self.stop(id, running).await;
+                self.start(workspace, failures).await
+            }
+            Some((Runtime::Running { mut child, started, started_at }, failures)) => match child.try_wait() {
+                Ok(None) => (Runtime::Running { child, started, started_at }, failures),
+                Ok(Some(status)) if status.code() == Some(i32::from(EXIT_LOCKED)) => {
+                    tracing::info!(workspace_id = %id, "an agent from an earlier server still runs; adopting it");
+                    (Runtime::Adopted, failures)
+                }
+                Ok(Some(status)) => {
+                    // A run that lasted a while resets the backoff.
+                    let failures = if started.elapsed() > MAX_BACKOFF { 1 } else { failures + 1 };
+                    let wait = backoff(failures);
+                    metrics::counter!("hearth_runtime_restarts_total").increment(1);
+                    tracing::warn!(workspace_id = %id, %status, retry_in_secs = wait.as_secs(), "runtime exited; restarting with backoff");
+                    (Runtime::Backoff { until: Instant::now() + wait, failures }, failures)
+                }
+                Err(e) => {
+                    metrics::counter!("hearth_runtime_poll_failures_total").increment(1);
+                    tracing::error!(workspace_id = %id, error = %e, "cannot poll runtime process");
+                    (Runtime::Running { child, started, started_at }, failures)
+                }
+            },
+            Some((Runtime::Backoff { until, failures }, _)) if Instant::now() >= until => {
+                self.start(workspace, failures).await
+            }
+            Some((Runtime::Adopted, failures)) => match AgentLock::of(&self.workspace_dir(id), id) {
+                AgentLock::Free => {
+                    tracing::info!(workspace_id = %id, "adopted runtime is gone; starting a new one");
+                    self.start(workspace, failures).await
+                }
+                // Unknown (logged and counted): look again next pass.
+                AgentLock::Held(_) | AgentLock::Unknown => (Runtime::Adopted, failures),
+            },
+            Some(other) => other,
+        }
     }
 
     async fn start(&self, workspace: &Workspace, failures: u32) -> (Runtime, u32) {

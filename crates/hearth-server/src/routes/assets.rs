@@ -15,6 +15,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiPath;
 use crate::routes::workspaces::workspace_for_runtime_or_operator;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, with their OpenAPI paths.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(assets_manifest)).routes(routes!(asset_file))
+}
 
 async fn template_of(state: &AppState, bearer: &Bearer, id: WorkspaceId) -> ApiResult<Option<Template>> {
     let workspace = workspace_for_runtime_or_operator(state, bearer, id, IfRemoved::Refuse).await?;

@@ -31,6 +31,16 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiPath, ApiQuery};
 use crate::routes::workspaces::workspace_for_runtime_or_operator;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, with their OpenAPI paths.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_events))
+        .routes(routes!(stream_events))
+        .routes(routes!(stream_workspace_events))
+}
 
 /// Events read from the log per query: a page is written as it is read,
 /// this many at a time, and a stream buffers at most this many.

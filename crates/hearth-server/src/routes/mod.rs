@@ -13,6 +13,7 @@ pub mod service;
 pub mod templates;
 pub mod tokens;
 pub mod wait;
+mod workspace_spec;
 pub mod workspaces;
 
 use hearth_api::ErrorCode;
@@ -26,7 +27,6 @@ use axum::{middleware, Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -52,53 +52,26 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The routes and their OpenAPI document.
+/// The routes and their OpenAPI document: each resource's routes come
+/// from its module.
 pub fn api(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     // Uploads get a larger body limit than the rest (the inner limit wins).
     let uploads = OpenApiRouter::new()
-        .routes(routes!(templates::import_template))
-        .routes(routes!(plugins::upload_plugin, plugins::list_plugins))
+        .merge(templates::upload_routes())
+        .merge(plugins::upload_routes())
         .layer(DefaultBodyLimit::max(max_upload_bytes));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(uploads)
-        .routes(routes!(templates::list_templates))
-        .routes(routes!(templates::get_template))
-        .routes(routes!(assets::assets_manifest))
-        .routes(routes!(assets::asset_file))
-        .routes(routes!(plugins::get_plugin))
-        .routes(routes!(plugins::download_plugin))
-        .routes(routes!(plugins::add_operator_plugin, plugins::remove_operator_plugin))
-        .routes(routes!(plugins::record_install, plugins::workspace_plugins))
-        .routes(routes!(registry::register))
-        .routes(routes!(registry::heartbeat))
-        .routes(routes!(registry::update_card))
-        .routes(routes!(registry::peers))
-        .routes(routes!(registry::discover))
-        .routes(routes!(workspaces::create_workspace, workspaces::list_workspaces))
-        .routes(routes!(workspaces::create_workspaces))
-        .routes(routes!(workspaces::workspace_counts))
-        .routes(routes!(workspaces::get_workspace, workspaces::delete_workspace))
-        .routes(routes!(wait::wait_for))
-        .routes(routes!(workspaces::pause))
-        .routes(routes!(workspaces::resume))
-        .routes(routes!(workspaces::restart))
-        .routes(routes!(workspaces::hibernate))
-        .routes(routes!(workspaces::workspace_state))
-        .routes(routes!(tokens::create_workspace_token, tokens::list_workspace_tokens))
-        .routes(routes!(tokens::revoke_workspace_token))
-        .routes(routes!(secrets::put_workspace_secrets))
-        .routes(routes!(secrets::put_org_secrets))
-        .routes(routes!(secrets::secret_values))
-        .routes(routes!(tokens::create_org_token, tokens::list_org_tokens))
-        .routes(routes!(tokens::revoke_org_token))
-        .routes(routes!(events::list_events))
-        .routes(routes!(events::stream_events))
-        .routes(routes!(events::stream_workspace_events))
-        .routes(routes!(service::health))
-        .routes(routes!(service::healthz))
-        .routes(routes!(service::readyz))
-        .routes(routes!(service::buildinfo))
-        .routes(routes!(service::metrics))
+        .merge(templates::routes())
+        .merge(plugins::routes())
+        .merge(assets::routes())
+        .merge(registry::routes())
+        .merge(workspaces::routes())
+        .merge(wait::routes())
+        .merge(tokens::routes())
+        .merge(secrets::routes())
+        .merge(events::routes())
+        .merge(service::routes())
         .split_for_parts();
     (router, openapi_paths(openapi))
 }

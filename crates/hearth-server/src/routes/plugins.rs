@@ -23,6 +23,23 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::routes::workspaces::{visible_workspace, workspace_for_runtime_or_operator};
 use crate::state::AppState;
 use crate::uploads::{to_new_files, MAX_FILES};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes (its uploads are in [`upload_routes`]).
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_plugin))
+        .routes(routes!(download_plugin))
+        .routes(routes!(add_operator_plugin, remove_operator_plugin))
+        .routes(routes!(record_install, workspace_plugins))
+}
+
+/// The routes that take an upload: the router gives them the larger body
+/// limit (`--max-upload-bytes`).
+pub(crate) fn upload_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upload_plugin, list_plugins))
+}
 
 pub(crate) fn plugin_response(p: &Plugin) -> PluginResponse {
     PluginResponse {

@@ -22,6 +22,18 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, ApiJson, ApiPath, ApiQuery};
 use crate::paging;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, with their OpenAPI paths.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(heartbeat))
+        .routes(routes!(update_card))
+        .routes(routes!(peers))
+        .routes(routes!(discover))
+}
 
 /// Register a runtime for a workspace. Without a bearer token this is the
 /// bootstrap, a one-time join that mints the workspace's first token: only

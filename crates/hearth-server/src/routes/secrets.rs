@@ -13,6 +13,16 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::routes::workspaces::{visible_workspace, workspace_for_runtime_or_operator};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, with their OpenAPI paths.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_workspace_secrets))
+        .routes(routes!(put_org_secrets))
+        .routes(routes!(secret_values))
+}
 
 fn validate_secrets(secrets: &BTreeMap<String, String>) -> ApiResult<()> {
     for key in secrets.keys() {

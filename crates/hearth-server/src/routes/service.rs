@@ -8,6 +8,18 @@ use hearth_api::{ApiErrorBody, BuildInfo, ErrorCode, StatusResponse};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, with their OpenAPI paths.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(buildinfo))
+        .routes(routes!(metrics))
+}
 
 /// Old platform's health check.
 #[utoipa::path(get, path = "/health", tag = "service", security(()), responses((status = 200, body = StatusResponse)))]

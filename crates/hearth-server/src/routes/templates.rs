@@ -15,6 +15,19 @@ use crate::extract::ApiPath;
 use crate::extract::ApiQuery;
 use crate::state::AppState;
 use crate::uploads::to_new_files;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes (its uploads are in [`upload_routes`]).
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_templates)).routes(routes!(get_template))
+}
+
+/// The routes that take an upload: the router gives them the larger body
+/// limit (`--max-upload-bytes`).
+pub(crate) fn upload_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(import_template))
+}
 
 pub(crate) fn template_response(t: &Template) -> TemplateResponse {
     TemplateResponse {

@@ -15,6 +15,17 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, ApiPath};
 use crate::routes::workspaces::visible_workspace;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, with their OpenAPI paths.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_workspace_token, list_workspace_tokens))
+        .routes(routes!(revoke_workspace_token))
+        .routes(routes!(create_org_token, list_org_tokens))
+        .routes(routes!(revoke_org_token))
+}
 
 pub(crate) fn token_response(t: &Token) -> TokenResponse {
     TokenResponse {

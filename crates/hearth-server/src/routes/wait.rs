@@ -21,6 +21,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::routes::workspaces::{visible_workspace, workspace_response};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, with their OpenAPI paths.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(wait_for))
+}
 
 /// The longest wait one request may ask for.
 pub const MAX_WAIT_SECS: u64 = 300;

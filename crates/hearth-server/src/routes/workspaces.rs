@@ -18,7 +18,24 @@ use serde::Deserialize;
 use crate::auth::{self, Bearer, IfRemoved, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::workspace_spec::WorkspaceSpec;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, with their OpenAPI paths.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_workspace, list_workspaces))
+        .routes(routes!(create_workspaces))
+        .routes(routes!(workspace_counts))
+        .routes(routes!(get_workspace, delete_workspace))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(restart))
+        .routes(routes!(hibernate))
+        .routes(routes!(workspace_state))
+}
 
 /// Loads a workspace the operator may see; another org's is "not found".
 pub(crate) async fn visible_workspace(state: &AppState, operator: Operator, id: WorkspaceId) -> ApiResult<Workspace> {
@@ -125,7 +142,7 @@ pub async fn create_workspace(
 }
 
 /// Workspaces a batch creates at most.
-pub const MAX_BATCH: usize = 1000;
+pub const MAX_CREATE_BATCH: usize = 1000;
 
 /// Create up to 1000 workspaces in one request, all or none (the bulk
 /// registration path: one transaction instead of one per workspace). Each
@@ -141,10 +158,10 @@ pub async fn create_workspaces(
     ApiJson(req): ApiJson<CreateWorkspacesRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateWorkspacesResponse>)> {
     let count = req.workspaces.len();
-    if !(1..=MAX_BATCH).contains(&count) {
+    if !(1..=MAX_CREATE_BATCH).contains(&count) {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidField,
-            format!("workspaces must hold 1 to {MAX_BATCH} workspaces, got {count}"),
+            format!("workspaces must hold 1 to {MAX_CREATE_BATCH} workspaces, got {count}"),
         )
         .field("workspaces"));
     }
@@ -184,7 +201,8 @@ struct Prepared {
     desired: DesiredState,
 }
 
-/// Checks `req` for `org` (fields, agent URL, template, parent) and mints
+/// Checks `req` for `org` (its fields, [`WorkspaceSpec::parse`]; then its
+/// template and parent in the store) and mints
 /// its token if it asks for one. `templates` remembers the desired states
 /// read so far in this request.
 async fn prepare(
@@ -193,40 +211,9 @@ async fn prepare(
     req: CreateWorkspaceRequest,
     templates: &mut HashMap<String, DesiredState>,
 ) -> ApiResult<Prepared> {
-    hearth_core::validate::name("name", &req.name)
-        .map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m).field("name"))?;
-    let tier = req.tier.unwrap_or(1);
-    if !(0..=100).contains(&tier) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidField,
-            format!("tier must be between 0 and 100, got {tier}"),
-        )
-        .field("tier"));
-    }
-    if let Some(role) = &req.role {
-        if role.chars().count() > 255 || role.chars().any(char::is_control) {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidField,
-                "role must be at most 255 characters, no control characters",
-            )
-            .field("role"));
-        }
-    }
-    for (field, value) in
-        [("max_concurrent_tasks", req.max_concurrent_tasks.map(i64::from)), ("budget_limit", req.budget_limit)]
-    {
-        if value.is_some_and(|n| n < 0) {
-            return Err(
-                ApiError::bad_request(ErrorCode::InvalidField, format!("{field} must not be negative")).field(field)
-            );
-        }
-    }
-    if let Some(url) = &req.url {
-        crate::agent_url::validate(url, state.settings.allow_private_agent_urls)
-            .map_err(|m| ApiError::bad_request(ErrorCode::InvalidUrl, m).field("url"))?;
-    }
+    let spec = WorkspaceSpec::parse(req, state.settings.allow_private_agent_urls)?;
     // The desired state doubles as the existence check of the template.
-    let desired = match &req.template {
+    let desired = match &spec.template {
         Some(name) => match templates.get(name) {
             Some(desired) => desired.clone(),
             None => {
@@ -243,7 +230,7 @@ async fn prepare(
         },
         None => DesiredState::default(),
     };
-    if let Some(parent) = req.parent_id {
+    if let Some(parent) = spec.parent_id {
         // Another org's or a removed workspace is no parent either.
         match state.store.get_workspace(parent).await {
             Ok(ws) if ws.org_id == org && ws.status != WorkspaceStatus::Removed => {}
@@ -260,20 +247,20 @@ async fn prepare(
     let new = NewWorkspace {
         id: WorkspaceId::new_random(),
         org_id: org,
-        name: req.name,
-        role: req.role,
-        tier,
-        parent_id: req.parent_id,
-        template: req.template,
-        runtime: req.runtime,
-        model: req.model,
-        max_concurrent_tasks: req.max_concurrent_tasks,
-        budget_limit: req.budget_limit,
-        external: req.external.unwrap_or(false),
-        url: req.url,
+        name: spec.name,
+        role: spec.role,
+        tier: spec.tier,
+        parent_id: spec.parent_id,
+        template: spec.template,
+        runtime: spec.runtime,
+        model: spec.model,
+        max_concurrent_tasks: spec.max_concurrent_tasks,
+        budget_limit: spec.budget_limit,
+        external: spec.external,
+        url: spec.url,
         now: Utc::now(),
     };
-    let minted = req.issue_token.unwrap_or(false).then(|| auth::mint(org, Some(new.id), Some("issued".into())));
+    let minted = spec.issue_token.then(|| auth::mint(org, Some(new.id), Some("issued".into())));
     let (secret, token) = match minted {
         Some(m) => (Some(m.secret), Some(m.record)),
         None => (None, None),

@@ -17,7 +17,7 @@ use hearth_harness::bench::{self, Bench, Latency, Phase, Progress, Report, DURAB
 use hearth_harness::propagation::{self, Propagation};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::commands::serve::HeartbeatAckArg;
+use crate::cli::HeartbeatAckArg;
 use crate::output::{self, Table};
 use crate::telemetry;
 

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, ValueEnum};
-use hearth_server::{HeartbeatAck, ProvisionerKind, Settings};
+use hearth_server::{ProvisionerKind, Settings};
 use secrecy::SecretString;
 
-use crate::cli::interval;
+use crate::cli::{interval, HeartbeatAckArg};
 use crate::output;
 use crate::telemetry;
 
@@ -195,23 +195,6 @@ enum Provisioner {
     None,
     /// Hearth starts `hearth agent` for each workspace.
     Process,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum HeartbeatAckArg {
-    /// After its batch commits.
-    Committed,
-    /// Once queued, while the writer keeps up.
-    Queued,
-}
-
-impl From<HeartbeatAckArg> for HeartbeatAck {
-    fn from(ack: HeartbeatAckArg) -> Self {
-        match ack {
-            HeartbeatAckArg::Committed => HeartbeatAck::Committed,
-            HeartbeatAckArg::Queued => HeartbeatAck::Queued,
-        }
-    }
 }
 
 /// `Settings::default().heartbeat_interval`, as text for clap (a test
@@ -481,10 +464,10 @@ mod tests {
     #[test]
     fn heartbeats_are_acknowledged_after_commit_unless_queued_is_asked() {
         if std::env::var_os("HEARTH_HEARTBEAT_ACK").is_none() {
-            assert_eq!(serve_settings(&[]).heartbeat_ack, HeartbeatAck::Committed);
+            assert_eq!(serve_settings(&[]).heartbeat_ack, hearth_server::HeartbeatAck::Committed);
             assert_eq!(serve_settings(&[]).heartbeat_ack, defaults().heartbeat_ack);
         }
-        assert_eq!(serve_settings(&["--heartbeat-ack=queued"]).heartbeat_ack, HeartbeatAck::Queued);
+        assert_eq!(serve_settings(&["--heartbeat-ack=queued"]).heartbeat_ack, hearth_server::HeartbeatAck::Queued);
         let err = Cli::try_parse_from(["hearth", "serve", "--heartbeat-ack", "later"]).err();
         assert_eq!(err.map(|err| err.exit_code()), Some(2));
     }
