@@ -1,5 +1,5 @@
-//! The in-memory caches sized by `--cache-entries`: tokens (`auth.rs`) and
-//! workspaces on the heartbeat fast path (`fast.rs`).
+//! The in-memory caches sized by `--cache-entries`: tokens (`auth/cache.rs`) and
+//! workspaces on the heartbeat fast path (`heartbeat/remembered.rs`).
 
 use std::hash::Hash;
 
@@ -10,8 +10,8 @@ use std::hash::Hash;
 /// "cold" section (3 % of the capacity). Heartbeats read each workspace once
 /// per round, so a fleet as large as the capacity thrashed: most heartbeats
 /// missed, authenticated through the database and took the locked path
-/// (`wrk` at 20k workspaces with `--cache-entries 20000`: 0.32 of
-/// `/health` instead of 0.61, BENCHMARKS.md round 6). So the cache has
+/// (see BENCHMARKS.md, "Per-request costs, and what bounds Postgres").
+/// So the cache has
 /// [`SHARDS`] shards (a fixed number, where quick_cache's default depends on
 /// the machine's cores, so the margin below holds on any machine) and a
 /// quarter more room than

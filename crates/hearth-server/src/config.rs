@@ -46,7 +46,7 @@ pub struct Settings {
     /// heartbeat more slowly. 0: no budget.
     pub max_heartbeat_rate: u32,
     /// When a plain heartbeat (one the batch writer writes) is answered:
-    /// after its batch commits (default), or once queued (`fast.rs`).
+    /// after its batch commits (default), or once queued (`heartbeat/mod.rs`).
     pub heartbeat_ack: HeartbeatAck,
     /// The `hearth` executable the process provisioner runs (`hearth agent …`);
     /// `None`: this process's own executable.

@@ -1,7 +1,8 @@
 //! Background writers fed by bounded queues, one workspace always on the
 //! same writer (so two batches in flight never touch the same row, and a
 //! workspace's inputs keep their order): the heartbeat batch writers
-//! (`fast.rs`) and the transition writers (`lifecycle.rs`).
+//! (`heartbeat/batch.rs`), the redo lanes (`heartbeat/redo.rs`) and the
+//! transition writers (`transitions.rs`).
 
 use std::future::Future;
 

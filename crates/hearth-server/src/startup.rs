@@ -117,7 +117,7 @@ impl Application {
         let transitions = crate::transitions::Transitions::new(store.clone(), bus.clone(), remembered.clone());
         let heartbeats =
             crate::heartbeat::Heartbeats::start(store.clone(), transitions.clone(), remembered, settings.heartbeat_ack);
-        let state = AppState::new(crate::state::Shared {
+        let state = AppState::new(crate::state::Services {
             transitions,
             streams: crate::bus::StreamSlots::default(),
             waits: crate::bus::StreamSlots::default(),

@@ -15,25 +15,25 @@ use crate::transitions::Transitions;
 /// What every handler shares, behind one `Arc`: axum clones the state for
 /// each extractor of each request, and cloning (and dropping) a dozen
 /// `Arc`s per request showed in `perf` under heartbeat load (see
-/// BENCHMARKS.md, "The per-request stack").
+/// BENCHMARKS.md, "Heartbeat ingest").
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<Services>);
 
 impl AppState {
-    pub fn new(shared: Shared) -> Self {
-        Self(Arc::new(shared))
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
     }
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
+    type Target = Services;
 
-    fn deref(&self) -> &Shared {
+    fn deref(&self) -> &Services {
         &self.0
     }
 }
 
-pub struct Shared {
+pub struct Services {
     pub store: Arc<dyn Store>,
     pub auth: Authenticator,
     pub bus: EventBus,
@@ -61,7 +61,7 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
 }
 
-impl Shared {
+impl Services {
     /// The tokens of `workspace` changed, or it was removed: this server's
     /// caches forget it at once (other replicas hear it from the store's
     /// notices).

@@ -421,7 +421,7 @@ pub fn liveness_pool(options: PgConnectOptions, settings: &PgSettings) -> PgPool
 }
 
 /// Connections of the liveness pool: as many as the server has batch
-/// writers on Postgres (`hearth-server`'s `fast.rs`, which says why one).
+/// writers on Postgres (`Store::liveness_writers`; `hearth-server`'s `heartbeat/mod.rs` says why one).
 pub const LIVENESS_CONNECTIONS: u32 = 1;
 /// Longest `wal_writer_delay` under which an asynchronous commit is on disk
 /// within 1 s (Postgres flushes within three of them).

@@ -157,7 +157,6 @@ where
     for<'r> WorkspaceDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> PageDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid, String, String, i64): FromRow<'r, <D::Db as Database>::Row>,
-    for<'q> Option<Uuid>: Encode<'q, D::Db>,
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64, i64, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64, DateTime<Utc>): FromRow<'r, <D::Db as Database>::Row>,
@@ -264,12 +263,14 @@ where
     ) -> StoreResult<i64> {
         let changed = Changed::between(current, next);
         let json = |on: bool, value: &Value| on.then(|| Json(value.clone()));
+        // Bound by position: each group's flag, then its columns, as
+        // UPDATE_GROUPS numbers them.
         let (version,) = sqlx::query_as(sql::UPDATE_GROUPS)
-            .bind(next.id.0)
-            .bind(changed.lifecycle)
+            .bind(next.id.0) // $1 workspace_id
+            .bind(changed.lifecycle) // $2 lifecycle: $3 status, $4 status_changed_at
             .bind(DbStatus::<D>::new(next.status))
             .bind(next.status_changed_at)
-            .bind(changed.liveness)
+            .bind(changed.liveness) // $5 liveness: $6 last_heartbeat_at … $14 last_active_at
             .bind(next.last_heartbeat_at)
             .bind(next.last_error_rate)
             .bind(&next.last_sample_error)
@@ -279,15 +280,15 @@ where
             .bind(next.monthly_spend)
             .bind(&next.runtime_state)
             .bind(next.last_active_at)
-            .bind(changed.runtime)
+            .bind(changed.runtime) // $15 runtime: $16 url, $17 agent_card, $18 runtime_metadata
             .bind(&next.url)
             .bind(next.agent_card.as_ref().and_then(|card| json(changed.runtime, card)))
             .bind(next.runtime_metadata.as_ref().and_then(|meta| json(changed.runtime, meta)))
-            .bind(changed.delivery)
+            .bind(changed.delivery) // $19 delivery: $20 digest, $21 plugins, $22 conditions
             .bind(&next.reported_assets_digest)
             .bind(changed.delivery.then(|| Json(next.installed_plugins.clone())))
             .bind(changed.delivery.then(|| Json(next.conditions.clone())))
-            .bind(next.updated_at)
+            .bind(next.updated_at) // $23 updated_at
             .fetch_one(&mut *conn)
             .await
             .map_err(map_err::<D>("update_workspace"))?;
@@ -522,7 +523,6 @@ where
     for<'r> WorkspaceDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> PageDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid, String, String, i64): FromRow<'r, <D::Db as Database>::Row>,
-    for<'q> Option<Uuid>: Encode<'q, D::Db>,
     for<'r> (String, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64, i64, i64): FromRow<'r, <D::Db as Database>::Row>,

@@ -279,7 +279,7 @@ async fn two_senders_racing_on_each_workspace_lose_no_queued_heartbeat(engine: E
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    // How often the race made a guard fail (18–37 of 2,980 here).
+    // How often the race made a guard fail (a few dozen in thousands, here).
     eprintln!(
         "redo {} queued {}",
         count("hearth_heartbeat_fast_path_total{outcome=\"redo\"}"),

@@ -133,61 +133,17 @@ pub fn evaluate(
     now: DateTime<Utc>,
 ) -> (Vec<ConditionRecord>, Vec<EventDraft>) {
     let mut events = Vec::new();
-
-    let (reason, message) = match (&desired.assets_digest, reported_digest) {
-        (None, _) => (ConditionReason::NoTemplate, "the workspace has no template, so no assets to deliver".to_owned()),
-        (Some(want), Some(have)) if want == have => {
-            (ConditionReason::Delivered, format!("the runtime holds assets {want}"))
-        }
-        (Some(want), Some(have)) => {
-            (ConditionReason::DigestMismatch, format!("the runtime holds assets {have}, the template's are {want}"))
-        }
-        (Some(want), None) => {
-            (ConditionReason::NotReported, format!("waiting for the runtime to report assets {want}"))
-        }
-    };
+    let (reason, message) = assets_verdict(desired.assets_digest.as_deref(), reported_digest);
     let assets = condition(previous, ConditionType::AssetsDelivered, reason, message, now);
     if assets.is_true() && changed(previous, &assets) && desired.assets_digest.is_some() {
         events.push(EventDraft::new(EventKind::AssetsDelivered, json!({"digest": desired.assets_digest})));
     }
-
-    for plugin in &desired.plugins {
-        if satisfied(plugin, installed) && !satisfied(plugin, previous_installed) {
-            events.push(EventDraft::new(
-                EventKind::PluginInstalled,
-                json!({
-                    "name": plugin.name,
-                    "version": plugin.stored.as_ref().map(|s| &s.version),
-                    "sha256": plugin.stored.as_ref().map(|s| &s.sha256),
-                }),
-            ));
-        }
-    }
+    events.extend(newly_installed(desired, previous_installed, installed));
     let failed: Vec<&PluginFailure> = failures
         .iter()
         .filter(|f| desired.plugins.iter().any(|p| p.name == f.name && !satisfied(p, installed)))
         .collect();
-    let unregistered: Vec<&str> =
-        desired.plugins.iter().filter(|p| p.stored.is_none()).map(|p| p.name.as_str()).collect();
-    let missing: Vec<&str> = desired
-        .plugins
-        .iter()
-        .filter(|p| p.stored.is_some() && !satisfied(p, installed) && !failed.iter().any(|f| f.name == p.name))
-        .map(|p| p.name.as_str())
-        .collect();
-    let (reason, message) = if !failed.is_empty() {
-        let what: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.name, f.error)).collect();
-        (ConditionReason::InstallFailed, format!("plugin install failed: {}", what.join("; ")))
-    } else if !unregistered.is_empty() {
-        (ConditionReason::NotInRegistry, format!("declared but not pushed to Hearth: {}", unregistered.join(", ")))
-    } else if !missing.is_empty() {
-        (ConditionReason::Pending, format!("waiting for the runtime to install: {}", missing.join(", ")))
-    } else if desired.plugins.is_empty() {
-        (ConditionReason::NoPlugins, "the template declares no plugins".to_owned())
-    } else {
-        let names: Vec<&str> = desired.plugins.iter().map(|p| p.name.as_str()).collect();
-        (ConditionReason::AllInstalled, format!("installed: {}", names.join(", ")))
-    };
+    let (reason, message) = plugins_verdict(desired, installed, &failed);
     let plugins = condition(previous, ConditionType::PluginsInstalled, reason, message, now);
     if plugins.reason == ConditionReason::InstallFailed && changed(previous, &plugins) {
         for failure in &failed {
@@ -211,6 +167,77 @@ pub fn evaluate(
         }
     }
     (conditions, events)
+}
+
+/// `AssetsDelivered`'s reason and message: the template's digest against
+/// the one the runtime reported.
+fn assets_verdict(want: Option<&str>, have: Option<&str>) -> (ConditionReason, String) {
+    match (want, have) {
+        (None, _) => (ConditionReason::NoTemplate, "the workspace has no template, so no assets to deliver".to_owned()),
+        (Some(want), Some(have)) if want == have => {
+            (ConditionReason::Delivered, format!("the runtime holds assets {want}"))
+        }
+        (Some(want), Some(have)) => {
+            (ConditionReason::DigestMismatch, format!("the runtime holds assets {have}, the template's are {want}"))
+        }
+        (Some(want), None) => {
+            (ConditionReason::NotReported, format!("waiting for the runtime to report assets {want}"))
+        }
+    }
+}
+
+/// A `PLUGIN_INSTALLED` event for each desired plugin this report holds
+/// and the previous one did not.
+fn newly_installed(
+    desired: &DesiredState,
+    previous_installed: &[InstalledPlugin],
+    installed: &[InstalledPlugin],
+) -> Vec<EventDraft> {
+    desired
+        .plugins
+        .iter()
+        .filter(|plugin| satisfied(plugin, installed) && !satisfied(plugin, previous_installed))
+        .map(|plugin| {
+            EventDraft::new(
+                EventKind::PluginInstalled,
+                json!({
+                    "name": plugin.name,
+                    "version": plugin.stored.as_ref().map(|s| &s.version),
+                    "sha256": plugin.stored.as_ref().map(|s| &s.sha256),
+                }),
+            )
+        })
+        .collect()
+}
+
+/// `PluginsInstalled`'s reason and message: a failed install first, then a
+/// plugin the registry does not hold, then one still missing.
+fn plugins_verdict(
+    desired: &DesiredState,
+    installed: &[InstalledPlugin],
+    failed: &[&PluginFailure],
+) -> (ConditionReason, String) {
+    let unregistered: Vec<&str> =
+        desired.plugins.iter().filter(|p| p.stored.is_none()).map(|p| p.name.as_str()).collect();
+    let missing: Vec<&str> = desired
+        .plugins
+        .iter()
+        .filter(|p| p.stored.is_some() && !satisfied(p, installed) && !failed.iter().any(|f| f.name == p.name))
+        .map(|p| p.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        let what: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.name, f.error)).collect();
+        (ConditionReason::InstallFailed, format!("plugin install failed: {}", what.join("; ")))
+    } else if !unregistered.is_empty() {
+        (ConditionReason::NotInRegistry, format!("declared but not pushed to Hearth: {}", unregistered.join(", ")))
+    } else if !missing.is_empty() {
+        (ConditionReason::Pending, format!("waiting for the runtime to install: {}", missing.join(", ")))
+    } else if desired.plugins.is_empty() {
+        (ConditionReason::NoPlugins, "the template declares no plugins".to_owned())
+    } else {
+        let names: Vec<&str> = desired.plugins.iter().map(|p| p.name.as_str()).collect();
+        (ConditionReason::AllInstalled, format!("installed: {}", names.join(", ")))
+    }
 }
 
 /// A condition with `last_transition_time` kept unless the status changed.
