@@ -307,6 +307,54 @@ pub struct HeartbeatRequest {
     /// Plugins the runtime tried and failed to install (Hearth).
     #[serde(default)]
     pub plugin_errors: Option<Vec<PluginError>>,
+    /// The program the runtime runs for its template's `command`; absent
+    /// when it runs none. Makes the `AgentRunning` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<ProgramStatus>,
+}
+
+/// What a runtime says of the program it runs for its template's `command`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ProgramStatus {
+    pub state: ProgramStateName,
+    /// The last exit's code, when it exited with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that ended the last run, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// How often the runtime restarted the program since it started it.
+    #[serde(default)]
+    pub restarts: u32,
+}
+
+/// Where the program is: `waiting` (delivery is not complete and
+/// verified yet), `running`, `exited` (started again after a backoff),
+/// `stopped` (the workspace is paused or hibernated).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgramStateName {
+    Waiting,
+    Running,
+    Exited,
+    Stopped,
+}
+
+impl From<&ProgramStatus> for hearth_core::reconcile::ProgramReport {
+    fn from(status: &ProgramStatus) -> Self {
+        use hearth_core::reconcile::ProgramState;
+        Self {
+            state: match status.state {
+                ProgramStateName::Waiting => ProgramState::Waiting,
+                ProgramStateName::Running => ProgramState::Running,
+                ProgramStateName::Exited => ProgramState::Exited,
+                ProgramStateName::Stopped => ProgramState::Stopped,
+            },
+            exit_code: status.exit_code,
+            signal: status.signal,
+            restarts: status.restarts,
+        }
+    }
 }
 
 /// The wire heartbeat as the state machine's input, before validation.
@@ -323,6 +371,7 @@ impl From<HeartbeatRequest> for hearth_core::heartbeat::RawHeartbeat {
                 .into_iter()
                 .map(|e| PluginFailure { name: e.name, error: e.error })
                 .collect(),
+            program: req.program.as_ref().map(|status| Box::new(status.into())),
         };
         Self {
             error_rate: req.error_rate,
@@ -828,8 +877,12 @@ pub enum WaitFor {
 }
 
 /// The condition types a workspace shows (`Live` is derived from its status).
-pub const CONDITION_TYPES: [&str; 3] =
-    ["Live", ConditionType::AssetsDelivered.as_str(), ConditionType::PluginsInstalled.as_str()];
+pub const CONDITION_TYPES: [&str; 4] = [
+    "Live",
+    ConditionType::AssetsDelivered.as_str(),
+    ConditionType::PluginsInstalled.as_str(),
+    ConditionType::AgentRunning.as_str(),
+];
 
 impl std::str::FromStr for WaitFor {
     type Err = String;

@@ -15,7 +15,8 @@ use crate::{
     NewWorkspace, NewWorkspaceToken, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep,
 };
 use hearth_core::reconcile::{
-    ConditionReason, ConditionStatus, ConditionType, DesiredPlugin, DesiredState, PluginFailure, Report,
+    ConditionReason, ConditionStatus, ConditionType, DesiredPlugin, DesiredState, PluginFailure, ProgramReport,
+    ProgramState, Report,
 };
 
 /// Generates one `#[tokio::test]` per scenario. `$make` is an async
@@ -935,6 +936,7 @@ pub async fn heartbeats_converge_to_the_desired_state_level_triggered(store: S) 
         assets_digest: Some("sha256:assets".into()),
         installed: Some(vec![("seo-all".into(), Some("h1".into()))]),
         failures: vec![],
+        program: None,
     };
     let converged = store.apply(id, reporting(holding.clone()), t(2)).await.unwrap();
     assert!(converged.workspace.conditions.iter().all(|c| c.status == ConditionStatus::True));
@@ -951,14 +953,25 @@ pub async fn heartbeats_converge_to_the_desired_state_level_triggered(store: S) 
         assets_digest: Some("sha256:assets".into()),
         installed: Some(vec![]),
         failures: vec![PluginFailure { name: "seo-all".into(), error: "sha256 mismatch".into() }],
+        program: None,
     };
     let failed = store.apply(id, reporting(lost), t(4)).await.unwrap();
     let plugins = failed.workspace.conditions.iter().find(|c| c.kind == ConditionType::PluginsInstalled).unwrap();
     assert_eq!(plugins.reason, ConditionReason::InstallFailed);
     assert!(plugins.message.contains("sha256 mismatch"));
     assert_eq!(failed.workspace.status, WorkspaceStatus::Online, "no status change");
-    let back = store.apply(id, reporting(holding), t(5)).await.unwrap();
+    let back = store.apply(id, reporting(holding.clone()), t(5)).await.unwrap();
     assert!(back.events.iter().any(|e| e.kind == EventKind::PluginInstalled));
+    // A runtime that runs the template's program: the program's exit is a
+    // stored condition, kept by an install report that says nothing of it.
+    let program = ProgramReport { state: ProgramState::Exited, exit_code: Some(3), signal: None, restarts: 4 };
+    let crashed = Report { program: Some(Box::new(program)), ..holding };
+    store.apply(id, reporting(crashed), t(6)).await.unwrap();
+    let input = Input::RecordInstall { name: "seo-all".into(), sha256: Some("h1".into()), desired: Some(desired()) };
+    store.apply(id, input, t(7)).await.unwrap();
+    let stored = store.get_workspace(id).await.unwrap();
+    let agent = stored.conditions.iter().find(|c| c.kind == ConditionType::AgentRunning).expect("AgentRunning");
+    assert_eq!((agent.reason, agent.message.as_str()), (ConditionReason::Exited, "exit 3, restarted 4 times"));
 }
 
 pub async fn install_reports_update_the_observed_plugins(store: S) {

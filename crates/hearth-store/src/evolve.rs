@@ -20,6 +20,7 @@ pub fn evolve(
     let mut next = current.clone();
     let mut desired: Option<&DesiredState> = None;
     let mut failures: &[reconcile::PluginFailure] = &[];
+    let mut program = reconcile::ProgramInput::Unchanged;
     if decision.next != current.status {
         next.status = decision.next;
         next.status_changed_at = now;
@@ -59,6 +60,10 @@ pub fn evolve(
             }
             desired = hb.desired.as_ref();
             failures = &hb.report.failures;
+            program = match &hb.report.program {
+                Some(report) => reconcile::ProgramInput::Reported(report),
+                None => reconcile::ProgramInput::NotReported,
+            };
         }
         Input::RecordInstall { name, sha256, desired: wanted } => {
             next.installed_plugins = reconcile::record_install(&current.installed_plugins, name, sha256.clone(), now);
@@ -72,15 +77,14 @@ pub fn evolve(
     }
     let mut events = Vec::new();
     if let Some(desired) = desired {
-        let (conditions, reconcile_events) = reconcile::evaluate(
-            desired,
-            next.reported_assets_digest.as_deref(),
-            &current.installed_plugins,
-            &next.installed_plugins,
+        let observed = reconcile::Observed {
+            reported_digest: next.reported_assets_digest.as_deref(),
+            previous_installed: &current.installed_plugins,
+            installed: &next.installed_plugins,
             failures,
-            &current.conditions,
-            now,
-        );
+            program,
+        };
+        let (conditions, reconcile_events) = reconcile::evaluate(desired, &observed, &current.conditions, now);
         next.conditions = conditions;
         events = reconcile_events;
     }

@@ -13,10 +13,15 @@
 
 mod name;
 mod parse;
+mod program;
 mod yaml_edit;
 
 pub use name::{is_valid_plugin_name, InvalidPluginName, PluginName, MAX_PLUGIN_NAME_BYTES, PLUGIN_NAME_PATTERN};
 pub use parse::{ManifestError, PluginManifest, TemplateConfig};
+pub use program::{
+    Command, MAX_COMMAND_ARGS, MAX_COMMAND_BYTES, MAX_ENV_ENTRIES, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES,
+    MAX_IMAGE_BYTES, RESERVED_ENV_NAMES, RESERVED_ENV_PREFIX,
+};
 pub use yaml_edit::plugin_yaml_with_sha256;
 
 /// File name of a template's manifest.

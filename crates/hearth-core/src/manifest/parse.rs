@@ -1,13 +1,14 @@
 //! Parsing `config.yaml` and `plugin.yaml` into [`TemplateConfig`] and
 //! [`PluginManifest`], with errors that name the file and the field.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map as JsonMap, Value as Json};
 use serde_norway::{Mapping, Value as Yaml};
 
 use super::name::{PluginName, PLUGIN_NAME_PATTERN};
+use super::program::{self, Command};
 use super::{quote, TEMPLATE_CONFIG};
 use crate::digest::PLUGIN_MANIFEST;
 use crate::validate::MAX_NAME_CHARS;
@@ -40,6 +41,8 @@ pub enum ManifestError {
     DuplicateKey { file: &'static str, field: String },
     #[error("{file}: the field `{field}` holds {value}, which JSON cannot represent")]
     NonFiniteNumber { file: &'static str, field: String, value: String },
+    #[error("{file}: the field `{field}` {reason}")]
+    InvalidValue { file: &'static str, field: String, reason: String },
     #[error("{file}: the field `{field}` holds a NUL character (\\0), which is not allowed in text")]
     NulCharacter { file: &'static str, field: String },
 }
@@ -56,6 +59,14 @@ pub struct TemplateConfig {
     pub model: Option<String>,
     /// Declared plugins, in file order, without duplicates.
     pub plugins: Vec<PluginName>,
+    /// The container image the workspace runs in (`image:`); `None`: the
+    /// image the operator maps `runtime` to.
+    pub image: Option<String>,
+    /// The program `hearth agent` runs once delivery is complete
+    /// (`command:`); `None`: the agent runs no program.
+    pub command: Option<Command>,
+    /// Plain settings for the program's environment (`env:`), by name.
+    pub env: BTreeMap<String, String>,
     /// Every other top-level field, converted to JSON: always an object.
     /// Kept so runtimes get the free-form settings without Hearth having to
     /// understand them.
@@ -89,6 +100,9 @@ impl TemplateConfig {
         let runtime = optional_string(file, "runtime", take(&mut top, "runtime"))?;
         let model = optional_string(file, "model", take(&mut top, "model"))?;
         let plugins = plugin_list(file, take(&mut top, "plugins"))?;
+        let image = program::image(file, take(&mut top, "image"))?;
+        let command = program::command(file, take(&mut top, "command"))?;
+        let env = program::env(file, take(&mut top, "env"))?;
 
         let mut settings = JsonMap::new();
         for (key, value) in top {
@@ -96,7 +110,7 @@ impl TemplateConfig {
             let converted = yaml_to_json(file, &key, value)?;
             settings.insert(key, converted);
         }
-        Ok(TemplateConfig { name, runtime, model, plugins, settings: Json::Object(settings) })
+        Ok(TemplateConfig { name, runtime, model, plugins, image, command, env, settings: Json::Object(settings) })
     }
 }
 
@@ -225,7 +239,7 @@ fn take(mapping: &mut Mapping, key: &str) -> Option<Yaml> {
 }
 
 /// A human name for a YAML value's kind, for "must be X, but it is Y".
-fn kind(value: &Yaml) -> &'static str {
+pub(super) fn kind(value: &Yaml) -> &'static str {
     match value {
         Yaml::Null => "null",
         Yaml::Bool(_) => "a boolean",

@@ -66,7 +66,7 @@ plugins:
   - notes.v2
 temperature: 0.2
 max_tokens: 4096
-env:
+extra:
   HOME: /srv
   flags: [a, b]
   1: one
@@ -83,7 +83,7 @@ env:
         json!({
             "temperature": 0.2,
             "max_tokens": 4096,
-            "env": {"HOME": "/srv", "flags": ["a", "b"], "1": "one", "true": "yes-key", "null": "null-key"},
+            "extra": {"HOME": "/srv", "flags": ["a", "b"], "1": "one", "true": "yes-key", "null": "null-key"},
         })
     );
 }
@@ -156,12 +156,12 @@ fn config_rejects_with_clear_messages() {
         ),
         ("name: x\nplugins: [a, b, a]\n", "config.yaml: the plugin \"a\" is listed more than once in `plugins`"),
         ("name: x\nf: .nan\n", "config.yaml: the field `f` holds .nan, which JSON cannot represent"),
-        ("name: x\nenv:\n  l: [1, -.inf]\n", "config.yaml: the field `env.l[1]` holds -.inf, which JSON cannot represent"),
+        ("name: x\nextra:\n  l: [1, -.inf]\n", "config.yaml: the field `extra.l[1]` holds -.inf, which JSON cannot represent"),
         (
-            "name: x\nenv:\n  ? [1, 2]\n  : v\n",
-            "config.yaml: the key at `env.?` must be a string, number, boolean or null, but it is a list",
+            "name: x\nextra:\n  ? [1, 2]\n  : v\n",
+            "config.yaml: the key at `extra.?` must be a string, number, boolean or null, but it is a list",
         ),
-        ("name: x\nenv:\n  1: a\n  '1': b\n", "config.yaml: the key `env.1` appears twice once keys are converted to strings"),
+        ("name: x\nextra:\n  1: a\n  '1': b\n", "config.yaml: the key `extra.1` appears twice once keys are converted to strings"),
     ];
     for (yaml, expected) in cases {
         let err = config(yaml).map(|_| ()).expect_err(yaml);
@@ -418,5 +418,55 @@ proptest::proptest! {
                 .collect()
         };
         proptest::prop_assert_eq!(kept(&edited), kept(&text));
+    }
+}
+
+/// `image:`, `command:` and `env:`: how the agent runs (RUNTIMES.md).
+#[test]
+fn program_fields_are_parsed_and_kept_out_of_the_settings() {
+    let parsed = config(
+        "name: t\nimage: ghcr.io/acme/agent:1.2\ncommand: [python, -m, agent, 3]\nenv:\n  MODE: fast\n  RETRIES: 3\n  DEBUG: true\n  EMPTY:\nother: 1\n",
+    )
+    .unwrap();
+    assert_eq!(parsed.image.as_deref(), Some("ghcr.io/acme/agent:1.2"));
+    assert_eq!(parsed.command, Some(Command::Argv(vec!["python".into(), "-m".into(), "agent".into(), "3".into()])));
+    let env: Vec<(&str, &str)> = parsed.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(env, [("DEBUG", "true"), ("EMPTY", ""), ("MODE", "fast"), ("RETRIES", "3")]);
+    assert_eq!(parsed.settings, json!({"other": 1}), "the program's fields are not settings");
+
+    let shell = config("name: t\ncommand: \"echo hi && sleep 1\"\n").unwrap();
+    assert_eq!(shell.command.as_ref().unwrap().argv(), ["/bin/sh", "-c", "echo hi && sleep 1"]);
+    let none = config("name: t\nimage: ''\ncommand:\n").unwrap();
+    assert_eq!((none.image, none.command, none.env.len()), (None, None, 0), "blank and null are absent");
+}
+
+#[test]
+fn program_fields_are_refused_naming_the_field() {
+    let many_args = format!("name: t\ncommand: [{}]\n", vec!["a"; MAX_COMMAND_ARGS + 1].join(", "));
+    let long_value = format!("name: t\nenv:\n  A: {}\n", "x".repeat(MAX_ENV_VALUE_BYTES + 1));
+    let long_image = format!("name: t\nimage: {}\n", "a".repeat(MAX_IMAGE_BYTES + 1));
+    let cases: Vec<(String, &str)> = vec![
+        ("name: t\nimage: [a]\n".into(), "`image` must be a string"),
+        ("name: t\nimage: 'acme/agent latest'\n".into(), "`image` holds ' '"),
+        (long_image, "`image` is 513 bytes"),
+        ("name: t\ncommand: []\n".into(), "`command` must name a program: the list is empty"),
+        ("name: t\ncommand: '  '\n".into(), "`command` must not be empty"),
+        ("name: t\ncommand: ['', x]\n".into(), "`command[0]` must name a program"),
+        ("name: t\ncommand: [run, {a: 1}]\n".into(), "`command[1]` must be a string, but it is a mapping"),
+        ("name: t\ncommand: {a: 1}\n".into(), "`command` must be a list of strings or a string"),
+        (many_args, "`command` has 257 arguments"),
+        ("name: t\ncommand: \"a\\0b\"\n".into(), "`command` holds a NUL character"),
+        ("name: t\nenv: [A]\n".into(), "`env` must be a mapping of names to values, but it is a list"),
+        ("name: t\nenv:\n  1A: x\n".into(), "`env.1A` is not a variable name"),
+        ("name: t\nenv:\n  A-B: x\n".into(), "`env.A-B` is not a variable name"),
+        ("name: t\nenv:\n  HEARTH_SERVER: x\n".into(), "`env.HEARTH_SERVER` is set by hearth agent itself"),
+        ("name: t\nenv:\n  WORKSPACE_ID: x\n".into(), "`env.WORKSPACE_ID` is set by hearth agent itself"),
+        ("name: t\nenv:\n  A: [1]\n".into(), "`env.A` must be a string, number or boolean, but it is a list"),
+        (long_value, "`env.A` is 32769 bytes"),
+    ];
+    for (yaml, expected) in cases {
+        let error = config(&yaml).expect_err(&yaml).to_string();
+        assert!(error.starts_with("config.yaml: "), "{error}");
+        assert!(error.contains(expected), "{yaml:?}: {error}");
     }
 }

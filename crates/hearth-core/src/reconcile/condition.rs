@@ -46,7 +46,7 @@ macro_rules! condition_enum {
 }
 
 condition_enum! {
-    /// What a condition is about. Both are evaluated by
+    /// What a condition is about. All are evaluated by
     /// [`super::evaluate`]; the API adds a `Live` condition derived from the
     /// workspace status, which is never stored.
     ConditionType {
@@ -54,6 +54,9 @@ condition_enum! {
         AssetsDelivered,
         /// The runtime holds every plugin it should.
         PluginsInstalled,
+        /// The runtime runs its template's program (only for a runtime that
+        /// reports one).
+        AgentRunning,
     }
 }
 
@@ -87,6 +90,15 @@ condition_enum! {
         NoPlugins,
         /// `PluginsInstalled=True`: every plugin is installed.
         AllInstalled,
+        /// `AgentRunning=True`: the program runs.
+        Running,
+        /// `AgentRunning=False`: the program exited (and is restarted after
+        /// a backoff).
+        Exited,
+        /// `AgentRunning=False`: delivery is not complete yet.
+        WaitingForDelivery,
+        /// `AgentRunning=False`: the workspace is paused or hibernated.
+        Stopped,
     }
 }
 
@@ -98,12 +110,16 @@ impl ConditionReason {
             ConditionReason::NoTemplate
             | ConditionReason::Delivered
             | ConditionReason::NoPlugins
-            | ConditionReason::AllInstalled => ConditionStatus::True,
+            | ConditionReason::AllInstalled
+            | ConditionReason::Running => ConditionStatus::True,
             ConditionReason::DigestMismatch
             | ConditionReason::NotReported
             | ConditionReason::InstallFailed
             | ConditionReason::NotInRegistry
-            | ConditionReason::Pending => ConditionStatus::False,
+            | ConditionReason::Pending
+            | ConditionReason::Exited
+            | ConditionReason::WaitingForDelivery
+            | ConditionReason::Stopped => ConditionStatus::False,
         }
     }
 }

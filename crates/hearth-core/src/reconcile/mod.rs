@@ -70,6 +70,60 @@ pub struct Report {
     /// `None`: not reported (keep what is stored); `Some`: the full set.
     pub installed: Option<Vec<(String, Option<String>)>>,
     pub failures: Vec<PluginFailure>,
+    /// The program the runtime runs for its template's `command`; `None`
+    /// when it runs none (or is a runtime that does not say).
+    pub program: Option<Box<ProgramReport>>,
+}
+
+/// What a runtime says of the program it runs (the template's `command`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramReport {
+    pub state: ProgramState,
+    /// The last exit's code, when it exited with one.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the last run, when one did.
+    pub signal: Option<i32>,
+    /// How often the runtime restarted the program since it started it.
+    pub restarts: u32,
+}
+
+/// Where the program is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgramState {
+    /// Not started yet: delivery is not complete and verified.
+    Waiting,
+    Running,
+    /// It exited; the runtime starts it again after a backoff.
+    Exited,
+    /// Stopped because the workspace is paused or hibernated.
+    Stopped,
+}
+
+/// The observed side [`evaluate`] compares with the desired one.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// The latest digest the runtime reported (or the stored one when this
+    /// report had none).
+    pub reported_digest: Option<&'a str>,
+    /// The runtime's installed set before this report.
+    pub previous_installed: &'a [InstalledPlugin],
+    /// The runtime's installed set after it.
+    pub installed: &'a [InstalledPlugin],
+    pub failures: &'a [PluginFailure],
+    pub program: ProgramInput<'a>,
+}
+
+/// What an input says about the program, for [`evaluate`].
+#[derive(Debug, Clone, Copy)]
+pub enum ProgramInput<'a> {
+    /// A heartbeat that reports a program.
+    Reported(&'a ProgramReport),
+    /// A heartbeat that reports none: no `AgentRunning` condition.
+    NotReported,
+    /// An input that does not speak of it (an install record): the
+    /// condition stays as it is.
+    Unchanged,
 }
 
 /// The observed side after a report: the installed set it leaves behind.
@@ -120,18 +174,13 @@ fn satisfied(desired: &DesiredPlugin, installed: &[InstalledPlugin]) -> bool {
 
 /// Computes the conditions and the events of their changes.
 ///
-/// `previous_installed`/`installed` are the runtime's set before and after
-/// this report; `reported_digest` is the latest digest it reported (or the
-/// stored one when this report had none).
 pub fn evaluate(
     desired: &DesiredState,
-    reported_digest: Option<&str>,
-    previous_installed: &[InstalledPlugin],
-    installed: &[InstalledPlugin],
-    failures: &[PluginFailure],
+    observed: &Observed<'_>,
     previous: &[ConditionRecord],
     now: DateTime<Utc>,
 ) -> (Vec<ConditionRecord>, Vec<EventDraft>) {
+    let Observed { reported_digest, previous_installed, installed, failures, program } = *observed;
     let mut events = Vec::new();
     let (reason, message) = assets_verdict(desired.assets_digest.as_deref(), reported_digest);
     let assets = condition(previous, ConditionType::AssetsDelivered, reason, message, now);
@@ -154,7 +203,17 @@ pub fn evaluate(
         }
     }
 
-    let conditions = vec![assets, plugins];
+    let mut conditions = vec![assets, plugins];
+    match program {
+        ProgramInput::Reported(report) => {
+            let (reason, message) = program_verdict(report);
+            conditions.push(condition(previous, ConditionType::AgentRunning, reason, message, now));
+        }
+        ProgramInput::NotReported => {}
+        ProgramInput::Unchanged => {
+            conditions.extend(previous.iter().find(|c| c.kind == ConditionType::AgentRunning).cloned());
+        }
+    }
     for c in &conditions {
         // A condition's first evaluation is recorded silently: there is
         // nothing it changed from.
@@ -167,6 +226,28 @@ pub fn evaluate(
         }
     }
     (conditions, events)
+}
+
+/// `AgentRunning`'s reason and message: `exit 3, restarted 4 times`.
+fn program_verdict(report: &ProgramReport) -> (ConditionReason, String) {
+    let restarts = match report.restarts {
+        0 => String::new(),
+        1 => ", restarted once".to_owned(),
+        n => format!(", restarted {n} times"),
+    };
+    let ended = match (report.exit_code, report.signal) {
+        (_, Some(signal)) => format!("killed by signal {signal}"),
+        (Some(code), None) => format!("exit {code}"),
+        (None, None) => "ended".to_owned(),
+    };
+    match report.state {
+        ProgramState::Running => (ConditionReason::Running, format!("the program runs{restarts}")),
+        ProgramState::Exited => (ConditionReason::Exited, format!("{ended}{restarts}")),
+        ProgramState::Waiting => {
+            (ConditionReason::WaitingForDelivery, "the program starts once delivery is complete".to_owned())
+        }
+        ProgramState::Stopped => (ConditionReason::Stopped, "the program is stopped while the workspace is".to_owned()),
+    }
 }
 
 /// `AssetsDelivered`'s reason and message: the template's digest against

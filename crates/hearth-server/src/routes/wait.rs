@@ -38,7 +38,8 @@ pub const DEFAULT_WAIT_SECS: u64 = 30;
 #[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// `status=STATUS` (such as `status=online`) or `condition=TYPE` (that
-    /// condition `True`: `Live`, `AssetsDelivered`, `PluginsInstalled`).
+    /// condition `True`: `Live`, `AssetsDelivered`, `PluginsInstalled`,
+    /// `AgentRunning`).
     #[serde(rename = "for")]
     #[param(rename = "for")]
     waited_for: String,
