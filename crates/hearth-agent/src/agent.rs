@@ -20,7 +20,8 @@ use crate::backoff::{self, Backoff};
 use crate::error::{describe, AgentError, Context, DeliveryError};
 use crate::lock::{self, DirLock};
 use crate::plugins::{self, LocalPlugin};
-use crate::{assets, fsutil, token, AgentConfig, Exit, TOKEN_FILE};
+use crate::program::{Place, ProgramSpec, Supervisor};
+use crate::{assets, fsutil, token, AgentConfig, Exit, ASSETS_DIR, TOKEN_FILE};
 
 /// After a step that changed something on disk, the next heartbeat goes out
 /// this soon, so Hearth learns of the delivery without waiting an interval.
@@ -28,6 +29,10 @@ const PROMPT_HEARTBEAT: Duration = Duration::from_millis(100);
 /// The longest pause a server may ask for between heartbeats (a bad answer
 /// cannot silence the runtime for longer).
 const MAX_SERVER_PACE: Duration = Duration::from_secs(3600);
+
+/// How long the secrets a program was started with are trusted before the
+/// agent reads them again (and restarts the program if they changed).
+const SECRETS_RECHECK: Duration = Duration::from_secs(300);
 
 /// Mode of the agent directory when the agent creates it: it may hold the
 /// token, so it is private to the agent's user.
@@ -82,6 +87,12 @@ pub struct Agent {
     /// When the server last said to send the next heartbeat (it sets the
     /// fleet's pace); `None` until it says, or from an older server.
     server_pace: Option<Duration>,
+    /// The template's program, when it declares one.
+    program: Supervisor,
+    /// The delivered `config.yaml`, parsed, by the assets digest it came with.
+    template: Option<(String, Option<hearth_core::manifest::TemplateConfig>)>,
+    /// The workspace's secrets as last read, and when.
+    secrets: Option<(Instant, std::collections::BTreeMap<String, String>)>,
     lock: DirLock,
 }
 
@@ -113,7 +124,11 @@ impl Agent {
                 None
             }
         };
+        let program = Supervisor::new(workspace, config.dir.clone(), config.stop_grace);
         Ok(Self {
+            program,
+            template: None,
+            secrets: None,
             config,
             client,
             has_token,
@@ -167,13 +182,99 @@ impl Agent {
                     "the workspace is {status}: work is stopped; heartbeating until it resumes");
                 self.stopped = Some(status);
             }
+            self.program.stop().await;
             return Ok(StepOutcome::Stopped { status });
         }
         if let Some(previous) = self.stopped.take() {
             tracing::info!(workspace_id = %id, %status, %previous, "the workspace runs again; resuming work");
         }
         let converge = self.converge(&response.desired, &observed).await;
+        self.supervise(&response.desired, &converge).await;
         Ok(StepOutcome::Running { status, converge })
+    }
+
+    /// Runs the template's program once delivery is complete and verified
+    /// (the assets' digest is the desired one, every desired plugin is
+    /// installed), with what was delivered; keeps what runs running while a
+    /// new delivery is under way.
+    async fn supervise(&mut self, desired: &Desired, converge: &Converge) {
+        let id = self.workspace();
+        let Some(digest) = desired.assets_digest.clone() else {
+            self.program.none_wanted().await;
+            return;
+        };
+        let complete = converge.errors.is_empty()
+            && self.assets.as_ref().is_some_and(|m| m.digest == digest)
+            && desired.plugins.iter().all(|p| p.sha256.is_some());
+        if !complete {
+            self.program.waiting();
+            return;
+        }
+        let Some(config) = self.template_config(&digest) else {
+            self.program.none_wanted().await;
+            return;
+        };
+        if config.command.is_none() {
+            self.program.none_wanted().await;
+            return;
+        }
+        let secrets = match self.secrets().await {
+            Ok(secrets) => secrets,
+            Err(error) => {
+                tracing::warn!(workspace_id = %id, %error,
+                    "cannot read the workspace's secrets; the program starts (or restarts) once they are read");
+                self.program.waiting();
+                return;
+            }
+        };
+        let plugins: Vec<String> =
+            desired.plugins.iter().map(|p| format!("{}={}", p.name, p.sha256.as_deref().unwrap_or(""))).collect();
+        let delivered = format!("{digest} {}", plugins.join(" "));
+        let place = Place { workspace: id, server: &self.config.server, dir: &self.config.dir };
+        if let Some(spec) = ProgramSpec::new(&config, &secrets, &place, delivered) {
+            self.program.want(spec).await;
+        }
+    }
+
+    /// The delivered `config.yaml`, parsed once per assets digest; `None`
+    /// (logged) when it is missing or refused.
+    fn template_config(&mut self, digest: &str) -> Option<hearth_core::manifest::TemplateConfig> {
+        if let Some((read_for, config)) = &self.template {
+            if read_for == digest {
+                return config.clone();
+            }
+        }
+        let path = self.config.dir.join(ASSETS_DIR).join(hearth_core::manifest::TEMPLATE_CONFIG);
+        let config = match fs::read_to_string(&path) {
+            Ok(text) => match hearth_core::manifest::TemplateConfig::parse(&text) {
+                Ok(config) => Some(config),
+                Err(error) => {
+                    tracing::warn!(workspace_id = %self.workspace(), %error, "the delivered config.yaml is refused; no program runs");
+                    None
+                }
+            },
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => {
+                tracing::warn!(workspace_id = %self.workspace(), path = %path.display(), %error,
+                    "cannot read the delivered config.yaml; no program runs");
+                None
+            }
+        };
+        self.template = Some((digest.to_owned(), config.clone()));
+        config
+    }
+
+    /// The workspace's secrets (org scope overlaid by workspace scope),
+    /// read again after [`SECRETS_RECHECK`].
+    async fn secrets(&mut self) -> Result<std::collections::BTreeMap<String, String>, ClientError> {
+        if let Some((read_at, secrets)) = &self.secrets {
+            if read_at.elapsed() < SECRETS_RECHECK {
+                return Ok(secrets.clone());
+            }
+        }
+        let secrets = self.client.secret_values(self.workspace()).await?;
+        self.secrets = Some((Instant::now(), secrets.clone()));
+        Ok(secrets)
     }
 
     /// Steps until the workspace is removed, `shutdown` completes, or a
@@ -181,6 +282,13 @@ impl Agent {
     /// (promptly after a step that changed something) and retries
     /// retryable failures with capped exponential backoff and full jitter.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<Exit, AgentError> {
+        let result = self.rounds(shutdown).await;
+        // However the agent ends, the program does not outlive it.
+        self.program.stop().await;
+        result
+    }
+
+    async fn rounds(&mut self, shutdown: impl Future<Output = ()>) -> Result<Exit, AgentError> {
         tokio::pin!(shutdown);
         let id = self.workspace();
         let interval = self.config.heartbeat_interval;
@@ -197,6 +305,7 @@ impl Agent {
                 () = std::future::ready(()) => {}
             }
             self.check_lock()?;
+            self.program.tick().await;
             let delay = match self.step().await {
                 Ok(StepOutcome::Removed) => {
                     tracing::info!(workspace_id = %id, "the workspace was removed; the agent exits");
@@ -223,10 +332,13 @@ impl Agent {
                 }
                 Err(err) => return Err(err),
             };
+            // The program's exit (or its due restart) ends the wait early,
+            // so the next heartbeat reports it at once.
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(delay) => {}
+                () = self.program.wake() => {}
             }
         }
         tracing::info!(workspace_id = %id, "shutting down");
@@ -369,6 +481,7 @@ impl Agent {
             assets_digest: self.assets.as_ref().map(|m| m.digest.clone()),
             installed_plugins: installed,
             plugin_errors: (!self.plugin_errors.is_empty()).then(|| self.plugin_errors.clone()),
+            program: self.program.status(),
             ..HeartbeatRequest::default()
         }
     }

@@ -48,6 +48,15 @@ impl Backoff {
         Duration::from_nanos(rand::thread_rng().gen_range(0..=nanos))
     }
 
+    /// Records a failure and returns the ceiling itself, without jitter:
+    /// `min(cap, base * 2^failures)` (a program's restarts, which one
+    /// agent makes alone, need no spreading).
+    pub(crate) fn next_ceiling(&mut self) -> Duration {
+        let ceiling = self.ceiling();
+        self.failures = self.failures.saturating_add(1);
+        ceiling
+    }
+
     /// Called after a success: the next failure starts from the base again.
     pub(crate) fn reset(&mut self) {
         self.failures = 0;

@@ -52,11 +52,16 @@ pub struct Launch {
     /// The file holding the workspace token (`--token-file`).
     pub token_file: PathBuf,
     pub heartbeat_interval: Duration,
+    /// How long the template's program has to stop (`--stop-grace`): less
+    /// than the supervisor gives the agent itself, so the agent stops its
+    /// program before the supervisor's SIGKILL could orphan it.
+    pub stop_grace: Duration,
 }
 
 impl Launch {
     /// The arguments after the program: `agent --server … --workspace …
-    /// --dir … --token-file … --heartbeat-interval <seconds>`.
+    /// --dir … --token-file … --stop-grace <seconds> --heartbeat-interval
+    /// <seconds>`.
     pub fn args(&self) -> Vec<OsString> {
         vec![
             "agent".into(),
@@ -68,6 +73,8 @@ impl Launch {
             self.dir.clone().into(),
             "--token-file".into(),
             self.token_file.clone().into(),
+            "--stop-grace".into(),
+            self.stop_grace.as_secs_f64().to_string().into(),
             "--heartbeat-interval".into(),
             self.heartbeat_interval.as_secs_f64().to_string().into(),
         ]
@@ -118,6 +125,7 @@ mod tests {
             dir: PathBuf::from("/d"),
             token_file: PathBuf::from("/d/.auth_token"),
             heartbeat_interval: Duration::from_millis(500),
+            stop_grace: Duration::from_secs(5),
         };
         assert_eq!(launch.args().last().map(|arg| arg.to_string_lossy().into_owned()).as_deref(), Some("0.5"));
         let whole = Launch { heartbeat_interval: Duration::from_secs(30), ..launch };

@@ -23,7 +23,17 @@
 //! | `assets/` | the delivered template files |
 //! | `assets.manifest.json` | the manifest `assets/` was delivered from |
 //! | `plugins/<name>/` | installed plugins |
+//! | anything else | the template's program's own files (it runs here) |
 //! | `.assets.staging-*`, `.plugin-staging-*`, `.*.old-*` | in-flight work; removed on failure and at start |
+//!
+//! ## The template's program
+//!
+//! When the template's `config.yaml` has a `command:`, the agent runs it
+//! once delivery is complete and verified, restarts it when it exits (with
+//! backoff) or when what it was started with changes, stops it while the
+//! workspace is paused or hibernated, and stops it before it exits itself;
+//! its heartbeats report it (`program`), which makes the workspace's
+//! `AgentRunning` condition. See `program.rs`.
 //!
 //! ## When it stops
 //!
@@ -71,6 +81,7 @@ mod error;
 mod fsutil;
 pub mod lock;
 mod plugins;
+mod program;
 mod token;
 
 use std::fmt;
@@ -99,6 +110,9 @@ pub const PLUGINS_DIR: &str = "plugins";
 pub const NO_INBOUND_URL: &str = "remote://no-inbound";
 /// The heartbeat interval when none is given.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+/// How long the template's program has to exit after SIGTERM before it is
+/// killed, when none is given.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Everything `hearth agent` is told on its command line.
 #[derive(Clone)]
@@ -120,6 +134,9 @@ pub struct AgentConfig {
     pub url: String,
     /// Caps applied when unpacking plugin tarballs.
     pub limits: Limits,
+    /// How long the template's program has to exit after SIGTERM
+    /// (`--stop-grace`).
+    pub stop_grace: Duration,
 }
 
 impl AgentConfig {
@@ -136,6 +153,7 @@ impl AgentConfig {
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             url: NO_INBOUND_URL.to_owned(),
             limits: Limits::default(),
+            stop_grace: DEFAULT_STOP_GRACE,
         }
     }
 }
@@ -153,6 +171,7 @@ impl fmt::Debug for AgentConfig {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("url", &self.url)
             .field("limits", &self.limits)
+            .field("stop_grace", &self.stop_grace)
             .finish()
     }
 }

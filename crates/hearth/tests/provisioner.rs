@@ -206,3 +206,40 @@ async fn a_failing_test_leaves_no_runtime_of_a_crashed_server_running() {
     fail_holding((server, tmp)).await;
     assert_eq!(agent_pids(&id), Vec::<u32>::new(), "no runtime left after the failed test");
 }
+
+/// The process provisioner's runtime runs the template's program in the
+/// workspace's directory: `AgentRunning` turns True, and a pause stops the
+/// program with its agent.
+#[tokio::test]
+async fn a_provisioned_runtime_runs_the_templates_program_and_pause_stops_it() {
+    let tmp = TestDir::new();
+    let dir = tmp.path();
+    let port = free_port();
+    let _server = serve(dir, port).await;
+    let template = dir.join("runner");
+    std::fs::create_dir_all(&template).unwrap();
+    std::fs::write(
+        template.join("config.yaml"),
+        "name: runner\ncommand: \"echo $$ > pid.txt; echo $HEARTH_WORKSPACE_ID > id.txt; exec sleep 1000\"\n",
+    )
+    .unwrap();
+    cli(dir, port, &["template", "push", template.to_str().unwrap(), "--name", "runner"]).await.expect_code(0);
+    let created = cli(dir, port, &["workspace", "create", "w", "--template", "runner", "--json"]).await;
+    created.expect_code(0);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    cli(dir, port, &["workspace", "wait", &id, "--for", "condition=AgentRunning", "--timeout", "60"])
+        .await
+        .expect_code(0);
+    let workspace_dir = dir.join("data").join("workspaces").join(&id);
+    let read = |name: &str| std::fs::read_to_string(workspace_dir.join(name)).unwrap_or_default().trim().to_owned();
+    assert_eq!(read("id.txt"), id, "the program ran in the workspace's directory with its id");
+    let pid: u32 = read("pid.txt").parse().unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+    };
+    assert!(alive(pid));
+    cli(dir, port, &["workspace", "pause", &id]).await.expect_code(0);
+    wait_for("the program to stop on pause", Duration::from_secs(30), || !alive(pid)).await;
+    wait_for("the runtime to stop on pause", Duration::from_secs(20), || agent_pids(&id).is_empty()).await;
+}

@@ -4,3 +4,4 @@
 mod delivery;
 mod harness;
 mod lifecycle;
+mod program;

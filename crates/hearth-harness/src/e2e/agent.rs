@@ -49,6 +49,7 @@ impl LocalAgent {
             dir: dir.clone(),
             token_file,
             heartbeat_interval: LOCAL_AGENT_HEARTBEAT,
+            stop_grace: hearth_agent::DEFAULT_STOP_GRACE,
         };
         let child = launch
             .command(program, log_file)

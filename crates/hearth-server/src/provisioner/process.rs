@@ -259,6 +259,9 @@ impl ProcessProvisioner {
             dir,
             token_file,
             heartbeat_interval: self.heartbeat_interval,
+            // Half of the agent's own grace: the agent stops its program
+            // before this provisioner would kill the agent.
+            stop_grace: self.stop_grace / 2,
         };
         let child = launch
             .command(&self.program, log)

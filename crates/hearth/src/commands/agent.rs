@@ -45,6 +45,10 @@ pub struct AgentArgs {
     /// Refuse a plugin archive larger than this unpacked, in bytes [default: 64 MiB]
     #[arg(long, env = "HEARTH_AGENT_MAX_PLUGIN_BYTES", value_name = "BYTES")]
     max_plugin_bytes: Option<u64>,
+    /// Seconds the template's program has to exit after SIGTERM (on pause,
+    /// hibernate, delete or the agent's own stop) before it is killed.
+    #[arg(long, env = "HEARTH_AGENT_STOP_GRACE", value_name = "SECS", value_parser = interval, default_value = "10")]
+    stop_grace: Duration,
 }
 
 impl AgentArgs {
@@ -85,6 +89,7 @@ impl AgentArgs {
                     ..defaults
                 }
             },
+            stop_grace: self.stop_grace,
         })
     }
 }
@@ -142,6 +147,7 @@ mod tests {
             dir: PathBuf::from("/var/lib/a"),
             token_file: PathBuf::from("/var/lib/a/.auth_token"),
             heartbeat_interval: Duration::from_millis(500),
+            stop_grace: Duration::from_millis(2500),
         };
         let argv = std::iter::once("hearth".into()).chain(launch.args());
         let cli = Cli::try_parse_from(argv).unwrap_or_else(|err| panic!("{err}"));
@@ -152,6 +158,7 @@ mod tests {
         assert_eq!(config.dir, launch.dir);
         assert_eq!(config.token_file.as_ref(), Some(&launch.token_file));
         assert_eq!(config.heartbeat_interval, launch.heartbeat_interval);
+        assert_eq!(config.stop_grace, launch.stop_grace);
     }
 
     #[test]

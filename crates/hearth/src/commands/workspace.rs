@@ -107,7 +107,7 @@ pub struct WaitArgs {
     id: WorkspaceId,
     /// What to wait for: status=STATUS (provisioning, online, offline,
     /// degraded, failed, removed, paused, hibernated) or condition=TYPE
-    /// (Live, AssetsDelivered, PluginsInstalled; waits for True).
+    /// (Live, AssetsDelivered, PluginsInstalled, AgentRunning; waits for True).
     #[arg(long = "for", value_name = "WHAT", value_parser = parse_wait_for, conflicts_with = "status")]
     target: Option<WaitFor>,
     /// The same as --for status=STATUS (the older spelling).
