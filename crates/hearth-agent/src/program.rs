@@ -324,7 +324,7 @@ async fn relay(workspace: WorkspaceId, stream: &'static str, output: impl AsyncR
             Ok(_) => {
                 let text = String::from_utf8_lossy(&line);
                 tracing::info!(target: "hearth_agent::program", workspace_id = %workspace, stream,
-                    "{}", text.trim_end_matches(['\n', '\r']));
+                    "[{stream}] {}", text.trim_end_matches(['\n', '\r']));
             }
             Err(error) => {
                 tracing::warn!(workspace_id = %workspace, stream, %error, "cannot read the program's output");

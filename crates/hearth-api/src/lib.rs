@@ -68,6 +68,9 @@ pub enum ErrorCode {
     /// 409: a cap on what an org may hold (its live org tokens,
     /// `--max-org-tokens`) is reached; the message names it. Revoke one first.
     LimitReached,
+    /// 409: this server starts no runtimes (`--provisioner none`), so it
+    /// holds no runtime logs; read them where the runtime runs.
+    NoProvisioner,
     // 422: well-formed, but refers to something missing or inconsistent.
     InvalidConfig,
     InvalidManifest,
@@ -129,6 +132,7 @@ impl ErrorCode {
         ErrorCode::WorkspaceRemoved,
         ErrorCode::EventsCompacted,
         ErrorCode::LimitReached,
+        ErrorCode::NoProvisioner,
         ErrorCode::InvalidConfig,
         ErrorCode::InvalidManifest,
         ErrorCode::MissingConfig,
@@ -178,6 +182,7 @@ impl ErrorCode {
             ErrorCode::WorkspaceRemoved => "workspace_removed",
             ErrorCode::EventsCompacted => "events_compacted",
             ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::NoProvisioner => "no_provisioner",
             ErrorCode::InvalidConfig => "invalid_config",
             ErrorCode::InvalidManifest => "invalid_manifest",
             ErrorCode::MissingConfig => "missing_config",

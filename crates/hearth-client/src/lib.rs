@@ -536,6 +536,31 @@ impl Client {
         Ok((body, sha256))
     }
 
+    /// `GET /workspaces/{id}/logs`: the runtime's log, its last `tail` lines
+    /// (the server's default when `None`), and with `follow` what it writes
+    /// next. The answer is read as it comes: `next_chunk` on the returned
+    /// [`LogReader`] yields each piece; `None` once the server ends it.
+    pub async fn workspace_logs(
+        &self,
+        id: WorkspaceId,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> Result<LogReader, ClientError> {
+        let mut path = format!("/workspaces/{id}/logs?follow={follow}");
+        if let Some(tail) = tail {
+            path.push_str(&format!("&tail={tail}"));
+        }
+        let timeout = (!follow).then_some(DOWNLOAD_TIMEOUT);
+        let response = self.open(Method::GET, &path, timeout, |request| request).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body =
+                response.text().await.map_err(|err| ClientError::transport(&Method::GET, &self.url(&path), &err))?;
+            return Err(ClientError::from_body(status, &body));
+        }
+        Ok(LogReader { response, url: self.url(&path) })
+    }
+
     /// `POST /workspaces/{id}/plugins`: reports that the runtime installed a
     /// plugin (`source` is `local://<name>`; a `sha256` that is not the
     /// plugin's is a 422).
@@ -749,6 +774,19 @@ fn normalize_base_url(base_url: &str) -> Result<String, ClientError> {
         return Err(invalid("it must not have a query or a fragment".into()));
     }
     Ok(base_url.trim_end_matches('/').to_owned())
+}
+
+/// A runtime's log as it arrives ([`Client::workspace_logs`]).
+pub struct LogReader {
+    response: Response,
+    url: String,
+}
+
+impl LogReader {
+    /// The next piece of the log; `None` once the server ends the answer.
+    pub async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, ClientError> {
+        self.response.chunk().await.map_err(|err| ClientError::transport(&Method::GET, &self.url, &err))
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,38 @@ fn secret_cipher(settings: &Settings) -> anyhow::Result<SecretCipher> {
     SecretCipher::from_text(&key).with_context(|| format!("invalid secret key in {}", path.display()))
 }
 
+/// The provisioner `--provisioner` asks for, reaching this server at
+/// `addr` (`scheme`): `None` for `none`.
+fn provisioner(
+    settings: &Settings,
+    scheme: &str,
+    mut addr: SocketAddr,
+    store: &Arc<dyn Store>,
+    auth: &Authenticator,
+) -> anyhow::Result<Option<Arc<dyn Provisioner>>> {
+    if settings.provisioner != ProvisionerKind::Process {
+        return Ok(None);
+    }
+    let program = match &settings.agent_program {
+        Some(program) => program.clone(),
+        None => std::env::current_exe().context("cannot find the hearth executable for the process provisioner")?,
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Ok(Some(Arc::new(ProcessProvisioner::new(
+        program,
+        // Provisioned agents inherit this process's environment, so
+        // HEARTH_CA_CERT reaches them with the https URL.
+        format!("{scheme}://{addr}"),
+        settings.data_dir.clone(),
+        settings.heartbeat_interval,
+        settings.runtime_stop_grace,
+        store.clone(),
+        auth.clone(),
+    ))))
+}
+
 pub struct Application {
     listener: TcpListener,
     /// Native TLS, when `--tls-cert`/`--tls-key` are set.
@@ -117,7 +149,10 @@ impl Application {
         let transitions = crate::transitions::Transitions::new(store.clone(), bus.clone(), remembered.clone());
         let heartbeats =
             crate::heartbeat::Heartbeats::start(store.clone(), transitions.clone(), remembered, settings.heartbeat_ack);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let provisioner = provisioner(&settings, scheme, listener.local_addr()?, &store, &auth)?;
         let state = AppState::new(crate::state::Services {
+            provisioner,
             transitions,
             streams: crate::bus::StreamSlots::default(),
             waits: crate::bus::StreamSlots::default(),
@@ -154,38 +189,12 @@ impl Application {
         &self.state
     }
 
-    /// The process provisioner, when `--provisioner process` is set.
-    fn provisioner(&self) -> anyhow::Result<Option<Arc<dyn Provisioner>>> {
-        if self.state.settings.provisioner != ProvisionerKind::Process {
-            return Ok(None);
-        }
-        let program = match &self.state.settings.agent_program {
-            Some(program) => program.clone(),
-            None => std::env::current_exe().context("cannot find the hearth executable for the process provisioner")?,
-        };
-        let mut addr = self.local_addr()?;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        Ok(Some(Arc::new(ProcessProvisioner::new(
-            program,
-            // Provisioned agents inherit this process's environment, so
-            // HEARTH_CA_CERT reaches them with the https URL.
-            format!("{}://{addr}", self.scheme()),
-            self.state.settings.data_dir.clone(),
-            self.state.settings.heartbeat_interval,
-            self.state.settings.runtime_stop_grace,
-            self.state.store.clone(),
-            self.state.auth.clone(),
-        ))))
-    }
-
     /// Serves until `signal` completes, then stops accepting, ends event
     /// streams, lets in-flight requests finish and stops the sweeper (and the
     /// runtimes the process provisioner started).
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let provisioner = self.provisioner()?;
         let Application { listener, tls, state, shutdown } = self;
+        let provisioner = state.provisioner.clone();
         let sweeper =
             tokio::spawn(Sweeper::new(state.clone()).run(state.settings.sweep_interval, state.shutdown.clone()));
         let retention = tokio::spawn(crate::retention::run(state.clone(), state.settings.sweep_interval));

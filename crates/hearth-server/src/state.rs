@@ -52,6 +52,9 @@ pub struct Services {
     /// The heartbeat path: remembered workspaces, desired states, the
     /// group-commit writer, the locked path.
     pub heartbeats: Arc<crate::heartbeat::Heartbeats>,
+    /// What starts and stops runtimes (`--provisioner`), and reads their
+    /// logs; `None` for `none`.
+    pub provisioner: Option<Arc<dyn crate::provisioner::Provisioner>>,
     /// The fleet's heartbeat pace (and the liveness TTL that follows it).
     pub pace: Arc<crate::pace::Pace>,
     pub cipher: SecretCipher,

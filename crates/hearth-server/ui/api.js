@@ -83,6 +83,29 @@ export function apiUrl(apiPath, query) {
   return url;
 }
 
+// A GET whose answer is text (a runtime's log); failures as api() throws them.
+export async function apiText(apiPath, query) {
+  const response = await fetch(apiUrl(apiPath, query), {
+    method: "GET",
+    headers: requestHeaders("text/plain"),
+    cache: "no-store",
+    credentials: "omit",
+  });
+  const text = await response.text();
+  if (!response.ok) {
+    let body = null;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+    const message = body && typeof body.error === "string" ? body.error : `HTTP ${response.status}`;
+    if (response.status === 401) unauthorized(message);
+    throw new ApiError(response.status, message, body);
+  }
+  return text;
+}
+
 export async function api(method, apiPath, query) {
   const response = await fetch(apiUrl(apiPath, query), {
     method,

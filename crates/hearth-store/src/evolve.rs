@@ -27,31 +27,7 @@ pub fn evolve(
     }
     match input {
         Input::Heartbeat(hb) => {
-            next.last_heartbeat_at = Some(now);
-            next.last_error_rate = hb.error_rate;
-            if hb.sample_error.is_some() {
-                next.last_sample_error = hb.sample_error.clone();
-            }
-            if let Some(active) = hb.active_tasks {
-                next.active_tasks = active;
-            }
-            if let Some(uptime) = hb.uptime_seconds {
-                next.uptime_seconds = uptime;
-            }
-            if let Some(task) = &hb.current_task {
-                next.current_task = Some(task.clone());
-            }
-            if let Some(spend) = hb.monthly_spend {
-                next.monthly_spend = spend;
-            }
-            next.runtime_state = hb.runtime_state.clone();
-            if hb.runtime_metadata.is_some() {
-                next.runtime_metadata = hb.runtime_metadata.clone();
-            }
-            let busy = next.active_tasks > 0 || !next.current_task.as_deref().unwrap_or("").is_empty();
-            if busy {
-                next.last_active_at = Some(now);
-            }
+            report_liveness(&mut next, hb, now);
             if hb.report.assets_digest.is_some() {
                 next.reported_assets_digest = hb.report.assets_digest.clone();
             }
@@ -92,6 +68,35 @@ pub fn evolve(
         next.updated_at = now;
     }
     (next, events)
+}
+
+/// The liveness columns a heartbeat reports (what every heartbeat writes).
+fn report_liveness(next: &mut Workspace, hb: &hearth_core::Heartbeat, now: DateTime<Utc>) {
+    next.last_heartbeat_at = Some(now);
+    next.last_error_rate = hb.error_rate;
+    if hb.sample_error.is_some() {
+        next.last_sample_error = hb.sample_error.clone();
+    }
+    if let Some(active) = hb.active_tasks {
+        next.active_tasks = active;
+    }
+    if let Some(uptime) = hb.uptime_seconds {
+        next.uptime_seconds = uptime;
+    }
+    if let Some(task) = &hb.current_task {
+        next.current_task = Some(task.clone());
+    }
+    if let Some(spend) = hb.monthly_spend {
+        next.monthly_spend = spend;
+    }
+    next.runtime_state = hb.runtime_state.clone();
+    if hb.runtime_metadata.is_some() {
+        next.runtime_metadata = hb.runtime_metadata.clone();
+    }
+    let busy = next.active_tasks > 0 || !next.current_task.as_deref().unwrap_or("").is_empty();
+    if busy {
+        next.last_active_at = Some(now);
+    }
 }
 
 /// Which groups of a workspace row's columns an accepted input changed,

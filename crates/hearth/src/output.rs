@@ -67,6 +67,13 @@ pub fn print(text: &str) -> io::Result<()> {
     stdout.flush()
 }
 
+/// Writes `bytes` to stdout as they are (a runtime's log), flushed.
+pub fn write_raw(bytes: &[u8]) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(bytes)?;
+    stdout.flush()
+}
+
 /// Prints one pretty JSON document on stdout.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(print(&serde_json::to_string_pretty(value)?)?)

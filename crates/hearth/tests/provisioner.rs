@@ -220,7 +220,7 @@ async fn a_provisioned_runtime_runs_the_templates_program_and_pause_stops_it() {
     std::fs::create_dir_all(&template).unwrap();
     std::fs::write(
         template.join("config.yaml"),
-        "name: runner\ncommand: \"echo $$ > pid.txt; echo $HEARTH_WORKSPACE_ID > id.txt; exec sleep 1000\"\n",
+        "name: runner\ncommand: \"echo $$ > pid.txt; echo $HEARTH_WORKSPACE_ID > id.txt; echo hello from the program; exec sleep 1000\"\n",
     )
     .unwrap();
     cli(dir, port, &["template", "push", template.to_str().unwrap(), "--name", "runner"]).await.expect_code(0);
@@ -239,7 +239,61 @@ async fn a_provisioned_runtime_runs_the_templates_program_and_pause_stops_it() {
             .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
     };
     assert!(alive(pid));
+    // Its output is in the runtime's log, one command away.
+    wait_for("the program's line in the runtime's log", Duration::from_secs(20), || {
+        std::fs::read_to_string(workspace_dir.join("agent.log")).is_ok_and(|log| log.contains("hello from the program"))
+    })
+    .await;
+    let logs = cli(dir, port, &["workspace", "logs", &id, "--tail", "50"]).await;
+    logs.expect_code(0);
+    assert!(logs.stdout.contains("[stdout] hello from the program"), "marked with its stream:\n{}", logs.stdout);
     cli(dir, port, &["workspace", "pause", &id]).await.expect_code(0);
     wait_for("the program to stop on pause", Duration::from_secs(30), || !alive(pid)).await;
     wait_for("the runtime to stop on pause", Duration::from_secs(20), || agent_pids(&id).is_empty()).await;
+}
+
+/// `hearth workspace logs -f` prints what the runtime writes after it
+/// started, not only what was there.
+#[tokio::test]
+async fn following_a_runtimes_log_prints_its_new_lines() {
+    use tokio::io::AsyncBufReadExt;
+    let tmp = TestDir::new();
+    let dir = tmp.path();
+    let port = free_port();
+    let _server = serve(dir, port).await;
+    let template = dir.join("ticker");
+    std::fs::create_dir_all(&template).unwrap();
+    std::fs::write(
+        template.join("config.yaml"),
+        "name: ticker\ncommand: \"i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.3; done\"\n",
+    )
+    .unwrap();
+    cli(dir, port, &["template", "push", template.to_str().unwrap(), "--name", "ticker"]).await.expect_code(0);
+    let created = cli(dir, port, &["workspace", "create", "w", "--template", "ticker", "--json"]).await;
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    cli(dir, port, &["workspace", "wait", &id, "--for", "condition=AgentRunning", "--timeout", "60"])
+        .await
+        .expect_code(0);
+    let mut follow = hearth_command(dir);
+    follow
+        .args(["workspace", "logs", &id, "--follow", "--tail", "1"])
+        .env("HEARTH_SERVER", format!("http://127.0.0.1:{port}"))
+        .env("HEARTH_TOKEN", ADMIN_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = follow.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut ticks = std::collections::BTreeSet::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(at) = line.find("tick-") {
+                ticks.insert(line[at..].split_whitespace().next().unwrap().to_owned());
+                if ticks.len() >= 3 {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read).await.expect("new lines arrive while following");
+    child.kill().await.unwrap();
 }

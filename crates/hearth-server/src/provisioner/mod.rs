@@ -12,6 +12,7 @@
 //! (restarting crashed runtimes with backoff), replaces restarted ones and
 //! stops what should not run.
 
+mod log_file;
 mod process;
 
 use std::collections::HashMap;
@@ -68,7 +69,16 @@ pub trait Provisioner: Send + Sync {
 
     /// Stops every runtime it supervises (server shutdown).
     async fn shutdown(&self);
+
+    /// The log of `workspace`'s runtime: its last `tail` lines, then, with
+    /// `follow`, what it writes next, until the stream is dropped. `None`
+    /// when this backend has no log of it (it never started one). A
+    /// crashed runtime's log stays readable.
+    async fn logs(&self, workspace: WorkspaceId, tail: usize, follow: bool) -> std::io::Result<Option<LogStream>>;
 }
+
+/// A runtime's log, as bytes, in order.
+pub type LogStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send>>;
 
 pub(crate) fn should_run(status: WorkspaceStatus) -> bool {
     !matches!(status, WorkspaceStatus::Paused | WorkspaceStatus::Hibernated | WorkspaceStatus::Removed)

@@ -25,6 +25,10 @@ use tokio::sync::Mutex;
 use super::{Desired, Observed, Provisioner, RuntimeState};
 use crate::auth;
 
+/// The runtime's log (the agent's output, its program's lines included),
+/// appended to across restarts.
+const AGENT_LOG: &str = "agent.log";
+
 /// Longest wait before restarting a runtime that keeps crashing.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -247,7 +251,7 @@ impl ProcessProvisioner {
             inject_token(&*self.store, workspace, &token_file).await?;
             self.auth.forget_workspace(workspace.id);
         }
-        let log_path = dir.join("agent.log");
+        let log_path = dir.join(AGENT_LOG);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -331,6 +335,15 @@ impl Provisioner for ProcessProvisioner {
 
     async fn shutdown(&self) {
         self.stop_all().await;
+    }
+
+    async fn logs(
+        &self,
+        workspace: WorkspaceId,
+        tail: usize,
+        follow: bool,
+    ) -> std::io::Result<Option<super::LogStream>> {
+        super::log_file::read(self.workspace_dir(workspace).join(AGENT_LOG), tail, follow).await
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod constraints;
 pub mod events;
+mod logs;
 mod long_polls;
 pub mod plugins;
 pub mod registry;
@@ -71,6 +72,7 @@ pub fn api(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .merge(tokens::routes())
         .merge(secrets::routes())
         .merge(events::routes())
+        .merge(logs::routes())
         .merge(service::routes())
         .split_for_parts();
     (router, openapi_paths(openapi))

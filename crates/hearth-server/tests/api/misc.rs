@@ -13,7 +13,35 @@ crate::on_both_engines!(
     workspace_lists_are_paged_with_a_cursor,
     runtimes_name_their_protocol_version_and_unknown_ones_are_refused,
     batches_create_every_workspace_with_its_token_or_none,
+    runtime_logs_need_a_provisioner_and_a_sane_tail,
 );
+
+/// `GET /workspaces/{id}/logs` on a server that starts no runtimes: a 409
+/// that says so, after the usual checks (auth, a sane `tail`). The logs of
+/// provisioned runtimes are tested with the process provisioner
+/// (`crates/hearth/tests/provisioner.rs`).
+async fn runtime_logs_need_a_provisioner_and_a_sane_tail(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, runtime, _) = app.create_registered("w").await;
+    let logs = |tail: &str| {
+        app.raw().get(format!("{}/workspaces/{id}/logs?tail={tail}", app.url)).bearer_auth(&app.admin_token).send()
+    };
+    let answer = logs("50").await.unwrap();
+    assert_eq!(answer.status(), 409);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["code"], "no_provisioner", "{body}");
+    assert!(body["error"].as_str().unwrap().contains("--provisioner none"), "{body}");
+    for bad in ["0", "10001"] {
+        let answer = logs(bad).await.unwrap();
+        assert_eq!(answer.status(), 400, "tail={bad}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["field"], "tail", "{body}");
+    }
+    let refused = runtime.workspace_logs(hearth_core::WorkspaceId::new_random(), None, false).await.err().unwrap();
+    assert_eq!(refused.status(), Some(401), "another workspace's log is not this token's: {refused}");
+    let own = runtime.workspace_logs(id, Some(10), false).await.err().unwrap();
+    assert_eq!(own.status(), Some(409), "its own: the same 409 as an operator's");
+}
 
 async fn service_endpoints_describe_the_running_server(engine: Engine) {
     let app = TestApp::spawn(engine).await;

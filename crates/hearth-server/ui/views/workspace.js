@@ -2,10 +2,13 @@
 // installed), its assets, the operator's actions (each confirmed first) and
 // its lifecycle timeline, kept current by the event feed.
 
-import { api, ApiError, path } from "../api.js";
+import { api, apiText, ApiError, path } from "../api.js";
 import { feed } from "../feed.js";
 import { ageCell, conditionOf, digestCode, failure, fields, fileTree, fill, focusHeading, h, money, statusBadge, throttle } from "../dom.js";
 import { addressable, link } from "../links.js";
+
+// Lines of the runtime's log the page shows (the last ones).
+const LOG_LINES = 200;
 
 // How much of a workspace's event log its timeline reads: at most this
 // many pages of at most this many events (the API's largest page).
@@ -42,9 +45,11 @@ export function workspaceView(main, id) {
   const assets = h("section", { "aria-labelledby": "assets-title" });
   const runtime = h("section", { "aria-labelledby": "runtime-title" });
   const card = h("section", { "aria-labelledby": "card-title" });
+  const logText = h("pre", { class: "log", id: "runtime-log" });
+  const logs = h("section", { "aria-labelledby": "log-title" });
   const timelineList = h("ol", { class: "timeline", id: "timeline", reversed: true });
   const timeline = h("section", { "aria-labelledby": "timeline-title" }, h("h2", { id: "timeline-title" }, "Lifecycle timeline"), timelineList);
-  main.append(h("p", {}, h("a", { href: "#/" }, "← Fleet")), heading, actions, actionResult, h("div", { class: "grid" }, overview, conditions), plugins, assets, h("div", { class: "grid" }, runtime, card), timeline);
+  main.append(h("p", {}, h("a", { href: "#/" }, "← Fleet")), heading, actions, actionResult, h("div", { class: "grid" }, overview, conditions), plugins, assets, h("div", { class: "grid" }, runtime, card), logs, timeline);
   let workspace = null;
   let lastSeq = 0;
 
@@ -189,6 +194,20 @@ export function workspaceView(main, id) {
     }
   }
 
+  // The runtime's log, from the provisioner that runs it (the last lines;
+  // Refresh reads them again).
+  async function loadLogs() {
+    const refresh = h("button", { type: "button", onclick: () => loadLogs() }, "Refresh");
+    const title = h("h2", { id: "log-title" }, "Runtime log ", refresh);
+    try {
+      const text = await apiText(path`/workspaces/${id}/logs`, { tail: LOG_LINES });
+      logText.textContent = text || "(empty)";
+      fill(logs, title, h("p", { class: "muted" }, `The last ${LOG_LINES} lines; the program's own lines are marked [stdout] or [stderr].`), logText);
+    } catch (error) {
+      fill(logs, title, failure(error));
+    }
+  }
+
   function timelineItem(e) {
     const payload = e.payload && Object.keys(e.payload).length ? JSON.stringify(e.payload) : "";
     return h("li", { "data-seq": e.seq, "data-event": e.event }, h("span", {}, ageCell(e.timestamp)), h("code", {}, e.event), h("span", { class: "mono muted" }, payload));
@@ -296,6 +315,7 @@ export function workspaceView(main, id) {
     await loadWorkspace();
     focusHeading(main);
     await loadAssets();
+    await loadLogs();
     await loadTimeline().catch((error) => fill(timelineList, h("li", {}, failure(error))));
   })();
   return { dispose: unsubscribe };

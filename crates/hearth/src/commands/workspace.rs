@@ -67,6 +67,17 @@ pub enum WorkspaceCommand {
         #[arg(value_name = "ID", value_parser = cli::workspace_id)]
         id: WorkspaceId,
     },
+    /// Print the workspace runtime's log (from the provisioner that runs it).
+    Logs {
+        #[arg(value_name = "ID", value_parser = cli::workspace_id)]
+        id: WorkspaceId,
+        /// Keep printing what the runtime writes next, until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the last lines to print first (1 to 10000) [default: 100].
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+    },
     /// Wait until a workspace reaches a status or a condition, with the
     /// server's long poll (a progress line on stderr when it is a terminal).
     #[command(after_help = "Exit codes: 0 met; 1 timed out (or the request failed); 3 can no longer happen \
@@ -168,6 +179,19 @@ pub async fn run(command: WorkspaceCommand, op: &Operator) -> anyhow::Result<()>
             Ok(output::print(&text)?)
         }
         WorkspaceCommand::Wait(args) => wait(args, op).await,
+        WorkspaceCommand::Logs { id, follow, tail } => {
+            let mut log = op
+                .client
+                .workspace_logs(id, tail, follow)
+                .await
+                .with_context(|| format!("cannot read the log of workspace {id}"))?;
+            while let Some(chunk) =
+                log.next_chunk().await.with_context(|| format!("reading the log of workspace {id}"))?
+            {
+                output::write_raw(&chunk)?;
+            }
+            Ok(())
+        }
     }
 }
 
