@@ -207,6 +207,23 @@ async fn a_failing_test_leaves_no_runtime_of_a_crashed_server_running() {
     assert_eq!(agent_pids(&id), Vec::<u32>::new(), "no runtime left after the failed test");
 }
 
+/// Pushes a template `name` whose `config.yaml` is `config`, creates a
+/// workspace from it and waits until its runtime runs the program; returns
+/// the workspace's id.
+async fn running_program(dir: &Path, port: u16, name: &str, config: &str) -> String {
+    let template = dir.join(name);
+    std::fs::create_dir_all(&template).unwrap();
+    std::fs::write(template.join("config.yaml"), config).unwrap();
+    cli(dir, port, &["template", "push", template.to_str().unwrap(), "--name", name]).await.expect_code(0);
+    let created = cli(dir, port, &["workspace", "create", "w", "--template", name, "--json"]).await;
+    created.expect_code(0);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    cli(dir, port, &["workspace", "wait", &id, "--for", "condition=AgentRunning", "--timeout", "60"])
+        .await
+        .expect_code(0);
+    id
+}
+
 /// The process provisioner's runtime runs the template's program in the
 /// workspace's directory: `AgentRunning` turns True, and a pause stops the
 /// program with its agent.
@@ -216,20 +233,8 @@ async fn a_provisioned_runtime_runs_the_templates_program_and_pause_stops_it() {
     let dir = tmp.path();
     let port = free_port();
     let _server = serve(dir, port).await;
-    let template = dir.join("runner");
-    std::fs::create_dir_all(&template).unwrap();
-    std::fs::write(
-        template.join("config.yaml"),
-        "name: runner\ncommand: \"echo $$ > pid.txt; echo $HEARTH_WORKSPACE_ID > id.txt; echo hello from the program; exec sleep 1000\"\n",
-    )
-    .unwrap();
-    cli(dir, port, &["template", "push", template.to_str().unwrap(), "--name", "runner"]).await.expect_code(0);
-    let created = cli(dir, port, &["workspace", "create", "w", "--template", "runner", "--json"]).await;
-    created.expect_code(0);
-    let id = created.json()["id"].as_str().unwrap().to_owned();
-    cli(dir, port, &["workspace", "wait", &id, "--for", "condition=AgentRunning", "--timeout", "60"])
-        .await
-        .expect_code(0);
+    let config = "name: runner\ncommand: \"echo $$ > pid.txt; echo $HEARTH_WORKSPACE_ID > id.txt; echo hello from the program; exec sleep 1000\"\n";
+    let id = running_program(dir, port, "runner", config).await;
     let workspace_dir = dir.join("data").join("workspaces").join(&id);
     let read = |name: &str| std::fs::read_to_string(workspace_dir.join(name)).unwrap_or_default().trim().to_owned();
     assert_eq!(read("id.txt"), id, "the program ran in the workspace's directory with its id");
@@ -261,19 +266,8 @@ async fn following_a_runtimes_log_prints_its_new_lines() {
     let dir = tmp.path();
     let port = free_port();
     let _server = serve(dir, port).await;
-    let template = dir.join("ticker");
-    std::fs::create_dir_all(&template).unwrap();
-    std::fs::write(
-        template.join("config.yaml"),
-        "name: ticker\ncommand: \"i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.3; done\"\n",
-    )
-    .unwrap();
-    cli(dir, port, &["template", "push", template.to_str().unwrap(), "--name", "ticker"]).await.expect_code(0);
-    let created = cli(dir, port, &["workspace", "create", "w", "--template", "ticker", "--json"]).await;
-    let id = created.json()["id"].as_str().unwrap().to_owned();
-    cli(dir, port, &["workspace", "wait", &id, "--for", "condition=AgentRunning", "--timeout", "60"])
-        .await
-        .expect_code(0);
+    let config = "name: ticker\ncommand: \"i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.3; done\"\n";
+    let id = running_program(dir, port, "ticker", config).await;
     let mut follow = hearth_command(dir);
     follow
         .args(["workspace", "logs", &id, "--follow", "--tail", "1"])

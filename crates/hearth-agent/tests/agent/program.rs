@@ -58,6 +58,17 @@ impl Running {
     }
 }
 
+/// A server with the fixture plugin and a template `name` holding
+/// `config`, a workspace of it, and its agent running with `grace`.
+async fn agent_for(tmp: &Path, name: &str, config: &str, grace: Duration) -> (Server, WorkspaceId, Running) {
+    let server = Server::start(&tmp.join("server")).await;
+    server.push_fixture().await;
+    server.import_template(name, config).await;
+    let ws = server.create(name, Some(name), true).await;
+    let agent = Running::start(&server, ws.id, ws.auth_token.as_deref(), &tmp.join("agent"), grace);
+    (server, ws.id, agent)
+}
+
 /// A process that exists and is not a zombie.
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -129,50 +140,31 @@ async fn the_program_runs_after_delivery_restarts_on_a_new_template_and_stops_wh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_that_keeps_exiting_is_restarted_with_backoff_and_its_exit_reported() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("server")).await;
-    server.push_fixture().await;
-    server
-        .import_template(
-            "crasher",
-            "name: crasher\nplugins: [seo-all]\ncommand: [/bin/sh, -c, 'echo run >> runs.txt; exit 3']\n",
-        )
-        .await;
-    let ws = server.create("crasher", Some("crasher"), true).await;
-    let dir = tmp.path().join("agent");
-    let agent = Running::start(&server, ws.id, ws.auth_token.as_deref(), &dir, Duration::from_secs(5));
-
+    let config = "name: crasher\nplugins: [seo-all]\ncommand: [/bin/sh, -c, 'echo run >> runs.txt; exit 3']\n";
+    let (server, id, agent) = agent_for(tmp.path(), "crasher", config, Duration::from_secs(5)).await;
     // Restarts wait 1 s, then 2 s: three runs take about three seconds.
     assert!(eventually(Duration::from_secs(20), || async { agent.runs() >= 3 }).await, "restarted");
     assert!(
         eventually(Duration::from_secs(10), || async {
-            let (status, reason, message) = server.condition(ws.id, "AgentRunning").await;
+            let (status, reason, message) = server.condition(id, "AgentRunning").await;
             status == "False" && reason == "Exited" && message.starts_with("exit 3, restarted")
         })
         .await,
         "{:?}",
-        server.condition(ws.id, "AgentRunning").await
+        server.condition(id, "AgentRunning").await
     );
     let runs = agent.runs();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(agent.runs() <= runs + 1, "backing off, not spinning: {} then {}", runs, agent.runs());
-    assert!(server.events(ws.id).await.contains(&"CONDITION_CHANGED".to_owned()));
+    assert!(server.events(id).await.contains(&"CONDITION_CHANGED".to_owned()));
     agent.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_that_ignores_sigterm_is_killed_after_the_grace() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("server")).await;
-    server.push_fixture().await;
-    server
-        .import_template(
-            "stubborn",
-            "name: stubborn\nplugins: [seo-all]\ncommand: \"trap '' TERM; echo $$ > pid.txt; while true; do sleep 1; done\"\n",
-        )
-        .await;
-    let ws = server.create("stubborn", Some("stubborn"), true).await;
-    let dir = tmp.path().join("agent");
-    let agent = Running::start(&server, ws.id, ws.auth_token.as_deref(), &dir, Duration::from_millis(300));
+    let config = "name: stubborn\nplugins: [seo-all]\ncommand: \"trap '' TERM; echo $$ > pid.txt; while true; do sleep 1; done\"\n";
+    let (_server, _id, agent) = agent_for(tmp.path(), "stubborn", config, Duration::from_millis(300)).await;
     assert!(eventually(Duration::from_secs(20), || async { agent.pid().is_some_and(alive) }).await);
     let pid = agent.pid().unwrap();
     agent.shutdown().await;

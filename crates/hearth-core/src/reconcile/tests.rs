@@ -20,6 +20,16 @@ fn installed(items: &[(&str, Option<&str>)]) -> Vec<InstalledPlugin> {
         .collect()
 }
 
+/// What a runtime that runs no program reports.
+fn observed<'a>(
+    reported_digest: Option<&'a str>,
+    previous_installed: &'a [InstalledPlugin],
+    installed: &'a [InstalledPlugin],
+    failures: &'a [PluginFailure],
+) -> Observed<'a> {
+    Observed { reported_digest, previous_installed, installed, failures, program: ProgramInput::NotReported }
+}
+
 fn kinds(events: &[EventDraft]) -> Vec<EventKind> {
     events.iter().map(|e| e.kind()).collect()
 }
@@ -30,18 +40,7 @@ fn get(conditions: &[ConditionRecord], kind: ConditionType) -> &ConditionRecord 
 
 #[test]
 fn nothing_reported_yet_is_pending_on_both_conditions() {
-    let (c, events) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: None,
-            previous_installed: &[],
-            installed: &[],
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &[],
-        t(1),
-    );
+    let (c, events) = evaluate(&desired(), &observed(None, &[], &[], &[]), &[], t(1));
     assert_eq!(get(&c, ConditionType::AssetsDelivered).status, ConditionStatus::False);
     assert_eq!(get(&c, ConditionType::AssetsDelivered).reason, ConditionReason::NotReported);
     let plugins = get(&c, ConditionType::PluginsInstalled);
@@ -52,31 +51,9 @@ fn nothing_reported_yet_is_pending_on_both_conditions() {
 
 #[test]
 fn converging_emits_delivered_and_installed_once() {
-    let (c1, _) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: None,
-            previous_installed: &[],
-            installed: &[],
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &[],
-        t(1),
-    );
+    let (c1, _) = evaluate(&desired(), &observed(None, &[], &[], &[]), &[], t(1));
     let all = installed(&[("search", Some("h2")), ("seo-all", Some("h1"))]);
-    let (c2, events) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: Some("sha256:aaa"),
-            previous_installed: &[],
-            installed: &all,
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &c1,
-        t(2),
-    );
+    let (c2, events) = evaluate(&desired(), &observed(Some("sha256:aaa"), &[], &all, &[]), &c1, t(2));
     assert_eq!(get(&c2, ConditionType::AssetsDelivered).status, ConditionStatus::True);
     assert_eq!(get(&c2, ConditionType::PluginsInstalled).status, ConditionStatus::True);
     assert_eq!(get(&c2, ConditionType::PluginsInstalled).last_transition_time, t(2));
@@ -85,18 +62,7 @@ fn converging_emits_delivered_and_installed_once() {
     assert_eq!(k.iter().filter(|k| **k == EventKind::PluginInstalled).count(), 2);
     assert_eq!(k.iter().filter(|k| **k == EventKind::ConditionChanged).count(), 2);
     // The same report again: level-triggered, nothing new to say.
-    let (c3, events) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: Some("sha256:aaa"),
-            previous_installed: &all,
-            installed: &all,
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &c2,
-        t(3),
-    );
+    let (c3, events) = evaluate(&desired(), &observed(Some("sha256:aaa"), &all, &all, &[]), &c2, t(3));
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(c3, c2, "transition times kept");
 }
@@ -104,47 +70,14 @@ fn converging_emits_delivered_and_installed_once() {
 #[test]
 fn a_lost_plugin_is_pending_again_and_comes_back() {
     let all = installed(&[("search", Some("h2")), ("seo-all", Some("h1"))]);
-    let (c1, _) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: Some("sha256:aaa"),
-            previous_installed: &[],
-            installed: &all,
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &[],
-        t(1),
-    );
+    let (c1, _) = evaluate(&desired(), &observed(Some("sha256:aaa"), &[], &all, &[]), &[], t(1));
     let lost = installed(&[("search", Some("h2"))]);
-    let (c2, events) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: Some("sha256:aaa"),
-            previous_installed: &all,
-            installed: &lost,
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &c1,
-        t(2),
-    );
+    let (c2, events) = evaluate(&desired(), &observed(Some("sha256:aaa"), &all, &lost, &[]), &c1, t(2));
     let plugins = get(&c2, ConditionType::PluginsInstalled);
     assert_eq!((plugins.status, plugins.reason), (ConditionStatus::False, ConditionReason::Pending));
     assert!(plugins.message.contains("seo-all"));
     assert_eq!(kinds(&events), [EventKind::ConditionChanged]);
-    let (c3, events) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: Some("sha256:aaa"),
-            previous_installed: &lost,
-            installed: &all,
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &c2,
-        t(3),
-    );
+    let (c3, events) = evaluate(&desired(), &observed(Some("sha256:aaa"), &lost, &all, &[]), &c2, t(3));
     assert_eq!(get(&c3, ConditionType::PluginsInstalled).status, ConditionStatus::True);
     assert_eq!(kinds(&events), [EventKind::PluginInstalled, EventKind::ConditionChanged]);
 }
@@ -152,66 +85,23 @@ fn a_lost_plugin_is_pending_again_and_comes_back() {
 #[test]
 fn wrong_hash_does_not_count_and_a_failure_says_why() {
     let wrong = installed(&[("search", Some("h2")), ("seo-all", Some("bad"))]);
-    let (c, _) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: Some("sha256:aaa"),
-            previous_installed: &[],
-            installed: &wrong,
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &[],
-        t(1),
-    );
+    let (c, _) = evaluate(&desired(), &observed(Some("sha256:aaa"), &[], &wrong, &[]), &[], t(1));
     assert_eq!(get(&c, ConditionType::PluginsInstalled).reason, ConditionReason::Pending);
     let failure = PluginFailure { name: "seo-all".into(), error: "sha256 mismatch: got x, want h1".into() };
-    let (c2, events) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: Some("sha256:aaa"),
-            previous_installed: &wrong,
-            installed: &wrong,
-            failures: std::slice::from_ref(&failure),
-            program: ProgramInput::NotReported,
-        },
-        &c,
-        t(2),
-    );
+    let (c2, events) =
+        evaluate(&desired(), &observed(Some("sha256:aaa"), &wrong, &wrong, std::slice::from_ref(&failure)), &c, t(2));
     let plugins = get(&c2, ConditionType::PluginsInstalled);
     assert_eq!(plugins.reason, ConditionReason::InstallFailed);
     assert!(plugins.message.contains("sha256 mismatch"), "{}", plugins.message);
     assert_eq!(kinds(&events), [EventKind::PluginInstallFailed, EventKind::ConditionChanged]);
     // Reported again: no duplicate failure event.
-    let (_, events) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: Some("sha256:aaa"),
-            previous_installed: &wrong,
-            installed: &wrong,
-            failures: &[failure],
-            program: ProgramInput::NotReported,
-        },
-        &c2,
-        t(3),
-    );
+    let (_, events) = evaluate(&desired(), &observed(Some("sha256:aaa"), &wrong, &wrong, &[failure]), &c2, t(3));
     assert!(events.is_empty());
 }
 
 #[test]
 fn a_digest_mismatch_names_both_digests() {
-    let (c, _) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: Some("sha256:old"),
-            previous_installed: &[],
-            installed: &[],
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &[],
-        t(1),
-    );
+    let (c, _) = evaluate(&desired(), &observed(Some("sha256:old"), &[], &[], &[]), &[], t(1));
     let assets = get(&c, ConditionType::AssetsDelivered);
     assert_eq!(assets.reason, ConditionReason::DigestMismatch);
     assert!(assets.message.contains("sha256:old") && assets.message.contains("sha256:aaa"));
@@ -219,18 +109,7 @@ fn a_digest_mismatch_names_both_digests() {
 
 #[test]
 fn no_template_means_nothing_to_deliver() {
-    let (c, events) = evaluate(
-        &DesiredState::default(),
-        &Observed {
-            reported_digest: None,
-            previous_installed: &[],
-            installed: &[],
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &[],
-        t(1),
-    );
+    let (c, events) = evaluate(&DesiredState::default(), &observed(None, &[], &[], &[]), &[], t(1));
     assert_eq!(get(&c, ConditionType::AssetsDelivered).reason, ConditionReason::NoTemplate);
     assert_eq!(get(&c, ConditionType::PluginsInstalled).reason, ConditionReason::NoPlugins);
     assert!(!kinds(&events).contains(&EventKind::AssetsDelivered));
@@ -239,18 +118,7 @@ fn no_template_means_nothing_to_deliver() {
 #[test]
 fn an_old_sdk_that_reports_no_hash_still_counts() {
     let plain = installed(&[("search", None), ("seo-all", None)]);
-    let (c, _) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: Some("sha256:aaa"),
-            previous_installed: &[],
-            installed: &plain,
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &[],
-        t(1),
-    );
+    let (c, _) = evaluate(&desired(), &observed(Some("sha256:aaa"), &[], &plain, &[]), &[], t(1));
     assert_eq!(get(&c, ConditionType::PluginsInstalled).status, ConditionStatus::True);
 }
 
@@ -272,18 +140,7 @@ fn a_plugin_the_registry_does_not_hold_is_never_satisfied_and_says_so() {
     want.plugins.push(DesiredPlugin { name: "ghost".into(), stored: None });
     // Even a runtime that claims it (without a hash) does not satisfy it.
     let have = installed(&[("seo-all", Some("h1")), ("search", Some("h2")), ("ghost", None)]);
-    let (c, events) = evaluate(
-        &want,
-        &Observed {
-            reported_digest: Some("sha256:aaa"),
-            previous_installed: &[],
-            installed: &have,
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &[],
-        t(1),
-    );
+    let (c, events) = evaluate(&want, &observed(Some("sha256:aaa"), &[], &have, &[]), &[], t(1));
     let plugins = get(&c, ConditionType::PluginsInstalled);
     assert_eq!((plugins.status, plugins.reason), (ConditionStatus::False, ConditionReason::NotInRegistry));
     assert!(plugins.message.contains("ghost"), "{}", plugins.message);
@@ -382,18 +239,7 @@ fn the_stored_json_of_every_reason_round_trips_byte_for_byte() {
 
 #[test]
 fn a_condition_record_serializes_to_exactly_the_text_it_always_had() {
-    let (conditions, _) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: None,
-            previous_installed: &[],
-            installed: &[],
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &[],
-        t(5),
-    );
+    let (conditions, _) = evaluate(&desired(), &observed(None, &[], &[], &[]), &[], t(5));
     assert_eq!(
         serde_json::to_string(&conditions).unwrap(),
         concat!(
@@ -417,30 +263,8 @@ fn a_stored_value_that_names_no_variant_is_an_error_not_a_default() {
 
 #[test]
 fn the_condition_changed_event_names_type_status_and_reason_as_before() {
-    let (c1, _) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: None,
-            previous_installed: &[],
-            installed: &[],
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &[],
-        t(1),
-    );
-    let (_, events) = evaluate(
-        &desired(),
-        &Observed {
-            reported_digest: Some("sha256:old"),
-            previous_installed: &[],
-            installed: &[],
-            failures: &[],
-            program: ProgramInput::NotReported,
-        },
-        &c1,
-        t(2),
-    );
+    let (c1, _) = evaluate(&desired(), &observed(None, &[], &[], &[]), &[], t(1));
+    let (_, events) = evaluate(&desired(), &observed(Some("sha256:old"), &[], &[], &[]), &c1, t(2));
     let changed: Vec<&EventDraft> = events.iter().filter(|e| e.kind() == EventKind::ConditionChanged).collect();
     assert_eq!(changed.len(), 1, "{events:?}");
     assert_eq!(
