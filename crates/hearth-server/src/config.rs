@@ -15,6 +15,26 @@ pub enum ProvisionerKind {
     None,
     /// Hearth spawns `hearth agent` for each workspace.
     Process,
+    /// Hearth runs each workspace as a Docker container whose entrypoint is
+    /// `hearth agent` (`provisioner/docker.rs`).
+    Docker,
+}
+
+/// The Docker provisioner's settings.
+#[derive(Debug, Clone, Default)]
+pub struct DockerSettings {
+    /// The server URL containers are given (`--container-server-url`);
+    /// `None`: `http(s)://127.0.0.1:<port>` (containers run on the host
+    /// network).
+    pub server_url: Option<String>,
+    /// Images by the template's `runtime:` (`--runtime-image NAME=IMAGE`).
+    pub runtime_images: std::collections::BTreeMap<String, String>,
+    /// The image of a workspace whose template names none and whose runtime
+    /// has none (`--default-image`); `None`: such a workspace does not run.
+    pub default_image: Option<String>,
+    /// Names this Hearth's containers apart from another's on the same
+    /// daemon (`--docker-instance`); `None`: kept in `<data_dir>/instance-id`.
+    pub instance: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +74,8 @@ pub struct Settings {
     /// How long the process provisioner waits after SIGTERM for a runtime to
     /// finish its current step and exit, before SIGKILL.
     pub runtime_stop_grace: Duration,
+    /// `--provisioner docker`'s settings.
+    pub docker: DockerSettings,
     pub liveness_ttl: Duration,
     pub provision_timeout: Duration,
     pub sweep_interval: Duration,
@@ -134,6 +156,7 @@ impl Default for Settings {
             heartbeat_ack: HeartbeatAck::Committed,
             agent_program: None,
             runtime_stop_grace: Duration::from_secs(10),
+            docker: DockerSettings::default(),
             liveness_ttl: Duration::from_secs(90),
             provision_timeout: Duration::from_secs(600),
             sweep_interval: Duration::from_secs(5),

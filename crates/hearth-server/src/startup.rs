@@ -83,22 +83,49 @@ fn secret_cipher(settings: &Settings) -> anyhow::Result<SecretCipher> {
 
 /// The provisioner `--provisioner` asks for, reaching this server at
 /// `addr` (`scheme`): `None` for `none`.
-fn provisioner(
+async fn provisioner(
     settings: &Settings,
     scheme: &str,
     mut addr: SocketAddr,
     store: &Arc<dyn Store>,
     auth: &Authenticator,
 ) -> anyhow::Result<Option<Arc<dyn Provisioner>>> {
-    if settings.provisioner != ProvisionerKind::Process {
+    if settings.provisioner == ProvisionerKind::None {
         return Ok(None);
     }
     let program = match &settings.agent_program {
         Some(program) => program.clone(),
-        None => std::env::current_exe().context("cannot find the hearth executable for the process provisioner")?,
+        None => std::env::current_exe().context("cannot find the hearth executable for the provisioner")?,
     };
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    if settings.provisioner == ProvisionerKind::Docker {
+        let docker = &settings.docker;
+        let instance = match &docker.instance {
+            Some(instance) => instance.clone(),
+            None => {
+                let path = settings.data_dir.join("instance-id");
+                let generate = || hex::encode(rand::random::<[u8; 4]>());
+                crate::secret_file::read_or_create_secret(&path, generate)?.0
+            }
+        };
+        let config = crate::provisioner::DockerConfig {
+            instance,
+            agent_binary: program,
+            server_url: docker.server_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}")),
+            heartbeat_interval: settings.heartbeat_interval,
+            stop_grace: settings.runtime_stop_grace,
+            images: crate::provisioner::Images {
+                by_runtime: docker.runtime_images.clone(),
+                default: docker.default_image.clone(),
+            },
+        };
+        let provisioner =
+            crate::provisioner::DockerProvisioner::connect(config, store.clone(), auth.clone()).await.context(
+                "--provisioner docker: cannot reach the Docker daemon (is dockerd running? see scripts/ensure-docker)",
+            )?;
+        return Ok(Some(Arc::new(provisioner)));
     }
     Ok(Some(Arc::new(ProcessProvisioner::new(
         program,
@@ -150,7 +177,7 @@ impl Application {
         let heartbeats =
             crate::heartbeat::Heartbeats::start(store.clone(), transitions.clone(), remembered, settings.heartbeat_ack);
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let provisioner = provisioner(&settings, scheme, listener.local_addr()?, &store, &auth)?;
+        let provisioner = provisioner(&settings, scheme, listener.local_addr()?, &store, &auth).await?;
         let state = AppState::new(crate::state::Services {
             provisioner,
             transitions,

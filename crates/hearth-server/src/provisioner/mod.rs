@@ -1,7 +1,9 @@
 //! Provisioners start and stop workspace runtimes.
 //!
 //! `none`: runtimes are started elsewhere. `process`: Hearth runs one
-//! `hearth agent` per workspace as a child process (`process.rs`). Every
+//! `hearth agent` per workspace as a child process (`process.rs`).
+//! `docker`: one container per workspace whose entrypoint is `hearth agent`
+//! (`docker.rs`). Every
 //! backend sits behind [`Provisioner`]: the desired set of runtimes in,
 //! observations out, and no backend's type past it. Provisioning is
 //! level-triggered like everything else: [`run`] hands the backend every
@@ -12,6 +14,7 @@
 //! (restarting crashed runtimes with backoff), replaces restarted ones and
 //! stops what should not run.
 
+mod docker;
 mod log_file;
 mod process;
 
@@ -23,6 +26,7 @@ use hearth_core::{EventKind, WorkspaceId, WorkspaceStatus};
 use hearth_store::{EventQuery, Store, StoreResult, Workspace};
 use tokio::sync::watch;
 
+pub use docker::{DockerConfig, DockerProvisioner, Images};
 pub use process::ProcessProvisioner;
 
 use crate::bus::EventBus;
@@ -54,6 +58,11 @@ pub enum RuntimeState {
     },
     /// Started by an earlier server and still running; watched, not owned.
     Adopted,
+    /// No image to run it in, or the image is not on the daemon.
+    ImageMissing,
+    /// The backend (the Docker daemon) does not answer: nothing is changed
+    /// until it does.
+    BackendUnavailable,
 }
 
 /// A provisioner backend.

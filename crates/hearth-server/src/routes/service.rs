@@ -65,6 +65,7 @@ pub async fn buildinfo(State(state): State<AppState>) -> ApiResult<Json<BuildInf
         provisioner: match state.settings.provisioner {
             crate::config::ProvisionerKind::None => "none",
             crate::config::ProvisionerKind::Process => "process",
+            crate::config::ProvisionerKind::Docker => "docker",
         }
         .into(),
         protocol_versions: (hearth_api::MIN_PROTOCOL_VERSION..=hearth_api::PROTOCOL_VERSION).collect(),

@@ -75,6 +75,22 @@ pub struct ServeArgs {
     #[arg(long, env = "HEARTH_RUNTIME_STOP_GRACE", value_name = "SECS", value_parser = interval,
           default_value = DEFAULT_RUNTIME_STOP_GRACE)]
     runtime_stop_grace: Duration,
+    /// The server URL Docker containers reach this server at [default:
+    /// http(s)://127.0.0.1:<port of --listen>; containers run on the host network]
+    #[arg(long, env = "HEARTH_CONTAINER_SERVER_URL", value_name = "URL")]
+    container_server_url: Option<String>,
+    /// The image of workspaces whose template's runtime is NAME (repeatable;
+    /// a template's own `image:` wins)
+    #[arg(long = "runtime-image", value_name = "NAME=IMAGE", value_parser = runtime_image)]
+    runtime_images: Vec<(String, String)>,
+    /// The image of workspaces whose template names none and whose runtime
+    /// has none [default: none, such a workspace does not run]
+    #[arg(long, env = "HEARTH_DEFAULT_IMAGE", value_name = "IMAGE")]
+    default_image: Option<String>,
+    /// Names this Hearth's containers apart from another Hearth's on the
+    /// same daemon [default: kept in <data-dir>/instance-id]
+    #[arg(long, env = "HEARTH_DOCKER_INSTANCE", value_name = "ID")]
+    docker_instance: Option<String>,
     /// A workspace with no heartbeat for this long goes offline.
     #[arg(long, env = "HEARTH_LIVENESS_TTL", value_name = "SECS", value_parser = seconds,
           default_value_t = defaults().liveness_ttl.as_secs())]
@@ -195,6 +211,8 @@ enum Provisioner {
     None,
     /// Hearth starts `hearth agent` for each workspace.
     Process,
+    /// Hearth runs each workspace as a Docker container running `hearth agent`.
+    Docker,
 }
 
 /// `Settings::default().heartbeat_interval`, as text for clap (a test
@@ -255,6 +273,16 @@ fn bytes(text: &str) -> Result<usize, String> {
     positive(text).map_err(|_| "expected a whole number of bytes, at least 1".to_owned())
 }
 
+/// `NAME=IMAGE` of `--runtime-image`.
+fn runtime_image(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, image)) if !name.trim().is_empty() && !image.trim().is_empty() => {
+            Ok((name.trim().to_owned(), image.trim().to_owned()))
+        }
+        _ => Err(format!("expected NAME=IMAGE (such as claude-code=acme/claude-agent:1), got {text:?}")),
+    }
+}
+
 fn positive<T: std::str::FromStr + PartialOrd + From<u8>>(text: &str) -> Result<T, ()> {
     text.trim().parse::<T>().ok().filter(|value| *value >= T::from(1)).ok_or(())
 }
@@ -264,6 +292,7 @@ impl From<Provisioner> for ProvisionerKind {
         match provisioner {
             Provisioner::None => ProvisionerKind::None,
             Provisioner::Process => ProvisionerKind::Process,
+            Provisioner::Docker => ProvisionerKind::Docker,
         }
     }
 }
@@ -286,6 +315,12 @@ impl ServeArgs {
             heartbeat_ack: self.heartbeat_ack.into(),
             agent_program: self.agent_program,
             runtime_stop_grace: self.runtime_stop_grace,
+            docker: hearth_server::DockerSettings {
+                server_url: self.container_server_url,
+                runtime_images: self.runtime_images.into_iter().collect(),
+                default_image: self.default_image,
+                instance: self.docker_instance,
+            },
             liveness_ttl: Duration::from_secs(self.liveness_ttl),
             provision_timeout: Duration::from_secs(self.provision_timeout),
             sweep_interval: Duration::from_secs(self.sweep_interval),

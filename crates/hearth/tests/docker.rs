@@ -1,0 +1,219 @@
+//! The Docker provisioner against a real dockerd (scripts/ensure-docker
+//! makes sure one runs; without one these tests fail, never skip). No
+//! registry is reachable: the image is built here from the host's files
+//! (`/bin/sh`, `cat`, `sleep` and the C library the mounted `hearth`
+//! binary links). Each test has an instance of its own, and its guard
+//! removes every container, volume and image it made, pass or fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command as Std;
+use std::time::{Duration, Instant};
+
+use support::{Serving, TestDir, ADMIN_TOKEN, HEARTH};
+
+/// Runs the docker CLI; its stdout, or a panic with its stderr.
+fn docker(args: &[&str]) -> String {
+    let output = Std::new("docker").args(args).output().expect("the docker CLI runs");
+    assert!(output.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Like [`docker`], but a failure is `None` (for what may not exist).
+fn docker_maybe(args: &[&str]) -> Option<String> {
+    let output = Std::new("docker").args(args).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// One test's Docker world: an instance id, an image, and what they leave.
+struct World {
+    instance: String,
+    image: String,
+}
+
+impl World {
+    /// Builds the runtime image from the host's files.
+    fn new(tmp: &Path) -> Self {
+        let tag = hex_id();
+        let root = tmp.join("rootfs");
+        let mut files: Vec<String> = vec!["/bin/sh".into(), "/bin/cat".into(), "/bin/sleep".into()];
+        for binary in [HEARTH, "/bin/sh", "/bin/cat", "/bin/sleep"] {
+            let ldd = Std::new("ldd").arg(binary).output().unwrap();
+            for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+                if let Some(path) = line.split_whitespace().find(|word| word.starts_with('/')) {
+                    files.push(path.to_owned());
+                }
+            }
+        }
+        for file in files {
+            let real = std::fs::canonicalize(&file).unwrap();
+            let target = root.join(file.trim_start_matches('/'));
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(real, &target).unwrap();
+        }
+        for dir in ["tmp", "workspace", "opt/hearth", "etc"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        let image = format!("hearth-test-runtime:{tag}");
+        let status = Std::new("sh")
+            .arg("-c")
+            .arg(format!("tar -C '{}' -c . | docker import - {image} >/dev/null", root.display()))
+            .status()
+            .unwrap();
+        assert!(status.success(), "the test image is built");
+        World { instance: format!("t{tag}"), image }
+    }
+
+    fn label(&self) -> String {
+        format!("label=dev.hearth.instance={}", self.instance)
+    }
+
+    /// Ids of this instance's containers (all states).
+    fn containers(&self) -> Vec<String> {
+        let out = docker(&["ps", "-aq", "--filter", &self.label()]);
+        out.lines().map(str::to_owned).filter(|line| !line.is_empty()).collect()
+    }
+
+    fn container_of(&self, workspace: &str) -> String {
+        format!("hearth-{}-{workspace}", self.instance)
+    }
+
+    fn running(&self, workspace: &str) -> Option<bool> {
+        docker_maybe(&["inspect", "-f", "{{.State.Running}}", &self.container_of(workspace)]).map(|out| out == "true")
+    }
+
+    fn volume_exists(&self, workspace: &str) -> bool {
+        docker_maybe(&["volume", "inspect", &self.container_of(workspace)]).is_some()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for container in docker_maybe(&["ps", "-aq", "--filter", &self.label()]).unwrap_or_default().lines() {
+            let _ = docker_maybe(&["rm", "-f", container]);
+        }
+        for volume in docker_maybe(&["volume", "ls", "-q", "--filter", &self.label()]).unwrap_or_default().lines() {
+            let _ = docker_maybe(&["volume", "rm", "-f", volume]);
+        }
+        let _ = docker_maybe(&["rmi", "-f", &self.image]);
+    }
+}
+
+fn hex_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{:08x}{:04x}", nanos, std::process::id() & 0xffff)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn serve(dir: &Path, port: u16, world: &World) -> Serving {
+    let args = [
+        "--provisioner",
+        "docker",
+        "--default-image",
+        &world.image,
+        "--docker-instance",
+        &world.instance,
+        "--agent-heartbeat-interval",
+        "1",
+        "--sweep-interval",
+        "1",
+        "--runtime-stop-grace",
+        "4",
+    ];
+    support::serve_on(dir, port, &args).await
+}
+
+async fn cli(dir: &Path, port: u16, args: &[&str]) -> support::Run {
+    let mut command = support::hearth_command(dir);
+    command.args(args).env("HEARTH_SERVER", format!("http://127.0.0.1:{port}")).env("HEARTH_TOKEN", ADMIN_TOKEN);
+    support::Run::of(command).await
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Create → a labelled container goes online, its token only in a 0600
+/// file; pause keeps container and volume, resume finds the volume's data;
+/// a crashed server's successor adopts the container (no second one);
+/// delete removes container and volume; an orphan of an unknown workspace
+/// is reaped and a foreign container left alone.
+#[tokio::test]
+async fn workspaces_run_as_containers_from_create_to_delete() {
+    let tmp = TestDir::new();
+    let dir = tmp.path();
+    let world = World::new(dir);
+    let port = free_port();
+    let mut server = serve(dir, port, &world).await;
+
+    let created = cli(dir, port, &["workspace", "create", "w", "--json"]).await;
+    created.expect_code(0);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    cli(dir, port, &["workspace", "wait", &id, "--status", "online", "--timeout", "60"]).await.expect_code(0);
+    assert_eq!(world.containers().len(), 1, "one container for the workspace");
+    let container = world.container_of(&id);
+    let first = docker(&["inspect", "-f", "{{.Id}}", &container]);
+    let token = docker(&["exec", &container, "/bin/cat", "/workspace/.auth_token"]);
+    assert_eq!(token.len(), 43, "the agent's token file holds a token");
+    let inspect = docker(&["inspect", &container]);
+    assert!(!inspect.contains(&token), "docker inspect does not show the token");
+    assert!(inspect.contains(&format!("\"dev.hearth.workspace\": \"{id}\"")), "labelled with its workspace");
+    assert!(inspect.contains("\"NetworkMode\": \"host\"") && inspect.contains("\"Privileged\": false"));
+
+    // Pause: the container stops and stays, with its volume.
+    docker(&["exec", &container, "/bin/sh", "-c", "echo kept > /workspace/kept.txt"]);
+    cli(dir, port, &["workspace", "pause", &id]).await.expect_code(0);
+    wait_for("the container to stop on pause", Duration::from_secs(30), || world.running(&id) == Some(false)).await;
+    assert!(world.volume_exists(&id));
+    cli(dir, port, &["workspace", "resume", &id]).await.expect_code(0);
+    cli(dir, port, &["workspace", "wait", &id, "--status", "online", "--timeout", "60"]).await.expect_code(0);
+    assert_eq!(
+        docker(&["exec", &container, "/bin/cat", "/workspace/kept.txt"]),
+        "kept",
+        "the volume survived the pause"
+    );
+
+    // A crashed server's successor adopts the container: no second one.
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+    let _successor = serve(dir, port, &world).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(world.containers().len(), 1, "adopted, never duplicated");
+    assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &container]), first, "the same container");
+
+    // An orphan of an unknown workspace is reaped; a foreign container stays.
+    let unknown = "00000000-0000-4000-8000-000000000001";
+    let orphan = docker(&[
+        "create",
+        "--label",
+        "dev.hearth.managed-by=hearth",
+        "--label",
+        &format!("dev.hearth.instance={}", world.instance),
+        "--label",
+        &format!("dev.hearth.workspace={unknown}"),
+        &world.image,
+        "/bin/sleep",
+        "1000",
+    ]);
+    let foreign = docker(&["create", &world.image, "/bin/sleep", "1000"]);
+    wait_for("the orphan to be reaped", Duration::from_secs(20), || docker_maybe(&["inspect", &orphan]).is_none())
+        .await;
+    assert!(docker_maybe(&["inspect", &foreign]).is_some(), "a container Hearth did not create is left alone");
+    docker(&["rm", "-f", &foreign]);
+
+    // Delete: container and volume gone.
+    cli(dir, port, &["workspace", "delete", &id]).await.expect_code(0);
+    wait_for("container and volume to go on delete", Duration::from_secs(30), || {
+        world.running(&id).is_none() && !world.volume_exists(&id)
+    })
+    .await;
+}
