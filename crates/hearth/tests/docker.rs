@@ -27,6 +27,12 @@ fn docker_maybe(args: &[&str]) -> Option<String> {
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
+/// `docker logs`: the container's stdout and stderr together.
+fn docker_logs(container: &str) -> String {
+    let output = Std::new("docker").args(["logs", container]).output().expect("the docker CLI runs");
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
 /// One test's Docker world: an instance id, an image, and what they leave.
 struct World {
     instance: String,
@@ -98,6 +104,7 @@ impl Drop for World {
             let _ = docker_maybe(&["volume", "rm", "-f", volume]);
         }
         let _ = docker_maybe(&["rmi", "-f", &self.image]);
+        let _ = docker_maybe(&["rmi", "-f", &format!("{}-v2", self.image)]);
     }
 }
 
@@ -216,4 +223,78 @@ async fn workspaces_run_as_containers_from_create_to_delete() {
         world.running(&id).is_none() && !world.volume_exists(&id)
     })
     .await;
+}
+
+/// Pushes template `name` with `config` (its `config.yaml`).
+async fn push_template(dir: &Path, port: u16, name: &str, config: &str) {
+    let template = dir.join(format!("template-{name}"));
+    std::fs::create_dir_all(&template).unwrap();
+    std::fs::write(template.join("config.yaml"), config).unwrap();
+    cli(dir, port, &["template", "push", template.to_str().unwrap(), "--name", name]).await.expect_code(0);
+}
+
+/// A template's program runs inside the container; its
+/// output is one `hearth workspace logs` away; a container that dies is
+/// started again; a new image is a new container on the same volume; a
+/// missing image starts nothing.
+#[tokio::test]
+async fn a_templates_program_runs_in_its_container_and_the_container_follows_the_template() {
+    let tmp = TestDir::new();
+    let dir = tmp.path();
+    let world = World::new(dir);
+    let port = free_port();
+    let _server = serve(dir, port, &world).await;
+    let program = "command: \"echo $HEARTH_WORKSPACE_ID > /workspace/seen.txt; echo hello from the container; exec sleep 1000\"\n";
+    push_template(dir, port, "boxed", &format!("name: boxed\n{program}")).await;
+    let created = cli(dir, port, &["workspace", "create", "w", "--template", "boxed", "--json"]).await;
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    cli(dir, port, &["workspace", "wait", &id, "--for", "condition=AgentRunning", "--timeout", "60"])
+        .await
+        .expect_code(0);
+    let container = world.container_of(&id);
+    assert_eq!(
+        docker_maybe(&["exec", &container, "/bin/cat", "/workspace/seen.txt"]).as_deref(),
+        Some(id.as_str()),
+        "the program ran inside, with its workspace's id"
+    );
+    wait_for("the program's line in the container's log", Duration::from_secs(20), || {
+        docker_logs(&container).contains("[stdout] hello from the container")
+    })
+    .await;
+    let logs = cli(dir, port, &["workspace", "logs", &id, "--tail", "200"]).await;
+    logs.expect_code(0);
+    assert!(logs.stdout.contains("[stdout] hello from the container"), "{}", logs.stdout);
+
+    // The container dies: Hearth starts it again (restart policy no).
+    let first = docker(&["inspect", "-f", "{{.State.StartedAt}}", &container]);
+    docker(&["kill", &container]);
+    wait_for("the dead container to be started again", Duration::from_secs(30), || {
+        world.running(&id) == Some(true)
+            && docker_maybe(&["inspect", "-f", "{{.State.StartedAt}}", &container]).is_some_and(|at| at != first)
+    })
+    .await;
+
+    // A new image in the template: a new container, the same volume.
+    docker(&["exec", &container, "/bin/sh", "-c", "echo kept > /workspace/kept.txt"]);
+    let old = docker(&["inspect", "-f", "{{.Id}}", &container]);
+    docker(&["tag", &world.image, &format!("{}-v2", world.image)]);
+    let v2 = format!("{}-v2", world.image);
+    push_template(dir, port, "boxed", &format!("name: boxed\nimage: {v2}\n{program}")).await;
+    wait_for("a container of the new image", Duration::from_secs(30), || {
+        docker_maybe(&["inspect", "-f", "{{.Config.Image}} {{.State.Running}}", &container])
+            .is_some_and(|out| out == format!("{v2} true"))
+    })
+    .await;
+    assert_ne!(docker(&["inspect", "-f", "{{.Id}}", &container]), old, "recreated");
+    wait_for("the recreated container's agent", Duration::from_secs(20), || {
+        docker_maybe(&["exec", &container, "/bin/cat", "/workspace/kept.txt"]).is_some_and(|kept| kept == "kept")
+    })
+    .await;
+
+    // A template whose image is not on the daemon starts nothing.
+    push_template(dir, port, "missing", "name: missing\nimage: hearth-test-no-such-image:1\n").await;
+    let created = cli(dir, port, &["workspace", "create", "m", "--template", "missing", "--json"]).await;
+    let missing = created.json()["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(world.running(&missing).is_none(), "no container without its image");
 }
