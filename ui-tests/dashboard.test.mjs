@@ -341,13 +341,17 @@ async function craftedLinks(page, workspaceId) {
   await page.goto(`${url}/#/workspaces/${workspaceId.toUpperCase()}`);
   await page.getByRole("heading", { name: /ui-agent/ }).waitFor({ timeout: WAIT });
   await page.locator('#timeline [data-event="WORKSPACE_ONLINE"]').waitFor({ timeout: WAIT });
-  const expected = [`GET /workspaces/${workspaceId}`, `GET /workspaces/${workspaceId}/assets`];
+  const expected = [`GET /workspaces/${workspaceId}`, `GET /workspaces/${workspaceId}/assets`, `GET /workspaces/${workspaceId}/logs?tail=200`];
   const made = seen.slice(from);
   assert.ok(made.length >= 3, `the workspace view made its calls: ${made.join(", ")}`);
   for (const request of made) {
     const events = request.startsWith("GET /events?") && new URLSearchParams(request.slice(request.indexOf("?"))).get("workspace_id") === workspaceId;
     assert.ok(expected.includes(request) || events, `only the workspace's own calls (${request})`);
   }
+  // The runtime log panel: this server starts no runtimes, and the panel
+  // says so in the server's words.
+  const logPanel = page.locator('section[aria-labelledby="log-title"]');
+  await logPanel.getByText("--provisioner none").waitFor({ timeout: WAIT });
   page.off("request", record);
   // Back where the test was, for the steps that follow.
   await page.goto(`${url}/#/plugins`);
