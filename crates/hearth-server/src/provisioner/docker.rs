@@ -130,6 +130,9 @@ pub struct DockerProvisioner {
     store: Arc<dyn Store>,
     auth: auth::Authenticator,
     memory: Mutex<Memory>,
+    /// Told by the daemon's event stream that one of this instance's
+    /// containers started, died or was removed ([`watch_events`]).
+    events: Arc<tokio::sync::Notify>,
 }
 
 /// The parts of [`DockerProvisioner`] that are settings.
@@ -158,7 +161,10 @@ impl DockerProvisioner {
         auth: auth::Authenticator,
     ) -> Result<Self, bollard::errors::Error> {
         let docker = Docker::connect_with_local_defaults()?.negotiate_version().await?;
+        let events = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(watch_events(docker.clone(), config.instance.clone(), Arc::downgrade(&events)));
         Ok(Self {
+            events,
             docker,
             instance: config.instance,
             agent_binary: config.agent_binary,
@@ -481,6 +487,39 @@ fn token_archive(secret: &str) -> std::io::Result<Vec<u8>> {
     archive.into_inner()
 }
 
+/// Follows the daemon's event stream for this instance's containers and
+/// wakes the provisioner on each (a container that dies is seen within a
+/// second, not at the next timed pass). Reconnects after a second when the
+/// stream ends (a daemon restart); the periodic list stays the truth, so a
+/// missed event is a late pass, never a lost workspace. Ends when the
+/// provisioner is dropped.
+async fn watch_events(docker: Docker, instance: String, wake: std::sync::Weak<tokio::sync::Notify>) {
+    let filters = HashMap::from([
+        ("type".to_owned(), vec!["container".to_owned()]),
+        ("label".to_owned(), vec![format!("{LABEL_INSTANCE}={instance}")]),
+        ("event".to_owned(), vec!["die".to_owned(), "oom".to_owned(), "destroy".to_owned()]),
+    ]);
+    loop {
+        let options = bollard::query_parameters::EventsOptionsBuilder::default().filters(&filters).build();
+        let mut stream = docker.events(Some(options));
+        while let Some(event) = stream.next().await {
+            let Some(wake) = wake.upgrade() else { return };
+            match event {
+                Ok(_) => wake.notify_one(),
+                Err(error) => {
+                    tracing::debug!(%error, "the Docker event stream broke; reconnecting");
+                    break;
+                }
+            }
+        }
+        let Some(wake) = wake.upgrade() else { return };
+        // The stream ended (the daemon went away): a pass relists.
+        wake.notify_one();
+        drop(wake);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.min(6)).min(MAX_BACKOFF)
 }
@@ -539,6 +578,10 @@ impl Provisioner for DockerProvisioner {
             self.remove_all(id, Some(&container.id)).await;
         }
         observed
+    }
+
+    async fn changed(&self) {
+        self.events.notified().await;
     }
 
     async fn shutdown(&self) {

@@ -79,6 +79,12 @@ pub trait Provisioner: Send + Sync {
     /// Stops every runtime it supervises (server shutdown).
     async fn shutdown(&self);
 
+    /// Completes when the backend saw something that deserves a pass now
+    /// (a container died); never, for a backend that cannot tell.
+    async fn changed(&self) {
+        std::future::pending::<()>().await;
+    }
+
     /// The log of `workspace`'s runtime: its last `tail` lines, then, with
     /// `follow`, what it writes next, until the stream is dropped. `None`
     /// when this backend has no log of it (it never started one). A
@@ -119,8 +125,9 @@ pub(crate) async fn restarts_since(
     }
 }
 
-/// Runs provisioner passes at start, whenever events are published, and
-/// every two seconds, until `shutdown`. Each pass also reads the restarts
+/// Runs provisioner passes at start, whenever events are published or the
+/// backend saw a change ([`Provisioner::changed`]), and every two seconds,
+/// until `shutdown`. Each pass also reads the restarts
 /// the event log gained since the last one (an operator's restart must not
 /// be lost when the old runtime's heartbeat brings the workspace online
 /// again before the pass sees it provisioning).
@@ -165,6 +172,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = wake.changed() => {}
+            () = provisioner.changed() => {}
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
             _ = shutdown.changed() => return,
         }
