@@ -298,3 +298,20 @@ async fn a_templates_program_runs_in_its_container_and_the_container_follows_the
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(world.running(&missing).is_none(), "no container without its image");
 }
+
+/// `hearth e2e template-delivery` (steps A–E) passes against a server whose
+/// runtimes are containers.
+#[tokio::test]
+async fn template_delivery_passes_with_the_docker_provisioner() {
+    let tmp = TestDir::new();
+    let dir = tmp.path();
+    let world = World::new(dir);
+    let port = free_port();
+    let _server = serve(dir, port, &world).await;
+    let run = cli(dir, port, &["e2e", "template-delivery", "--timeout", "60", "--json"]).await;
+    run.expect_code(0);
+    let report = run.json();
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["runtime"], "server", "the runtime was the server's container: {report}");
+    assert!(world.containers().len() <= 1, "at most the e2e workspace's container is left (its cleanup removes it)");
+}
