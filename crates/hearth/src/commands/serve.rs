@@ -515,8 +515,30 @@ mod tests {
 
     #[test]
     fn an_unknown_provisioner_is_a_usage_error() {
-        let err = Cli::try_parse_from(["hearth", "serve", "--provisioner", "docker"]).err().unwrap();
+        let err = Cli::try_parse_from(["hearth", "serve", "--provisioner", "kubernetes"]).err().unwrap();
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn the_docker_provisioner_takes_its_images_and_instance() {
+        let settings = serve_settings(&[
+            "--provisioner=docker",
+            "--runtime-image",
+            "claude-code=acme/claude:1",
+            "--runtime-image=codex=acme/codex:2",
+            "--default-image=acme/base:3",
+            "--docker-instance=blue",
+            "--container-server-url=http://10.0.0.1:7878",
+        ]);
+        assert_eq!(settings.provisioner, ProvisionerKind::Docker);
+        let images: Vec<(&str, &str)> =
+            settings.docker.runtime_images.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(images, [("claude-code", "acme/claude:1"), ("codex", "acme/codex:2")]);
+        assert_eq!(settings.docker.default_image.as_deref(), Some("acme/base:3"));
+        assert_eq!(settings.docker.instance.as_deref(), Some("blue"));
+        assert_eq!(settings.docker.server_url.as_deref(), Some("http://10.0.0.1:7878"));
+        let err = Cli::try_parse_from(["hearth", "serve", "--runtime-image", "no-equals"]).err().unwrap();
+        assert!(err.to_string().contains("expected NAME=IMAGE"), "{err}");
     }
 
     #[test]
