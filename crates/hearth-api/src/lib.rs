@@ -882,11 +882,12 @@ pub enum WaitFor {
 }
 
 /// The condition types a workspace shows (`Live` is derived from its status).
-pub const CONDITION_TYPES: [&str; 4] = [
+pub const CONDITION_TYPES: [&str; 5] = [
     "Live",
     ConditionType::AssetsDelivered.as_str(),
     ConditionType::PluginsInstalled.as_str(),
     ConditionType::AgentRunning.as_str(),
+    ConditionType::RuntimeRunning.as_str(),
 ];
 
 impl std::str::FromStr for WaitFor {

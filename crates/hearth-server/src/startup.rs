@@ -226,7 +226,8 @@ impl Application {
             tokio::spawn(Sweeper::new(state.clone()).run(state.settings.sweep_interval, state.shutdown.clone()));
         let retention = tokio::spawn(crate::retention::run(state.clone(), state.settings.sweep_interval));
         let provisioning = provisioner.clone().map(|p| {
-            tokio::spawn(crate::provisioner::run(p, state.store.clone(), state.bus.clone(), state.shutdown.clone()))
+            let (store, transitions, bus) = (state.store.clone(), state.transitions.clone(), state.bus.clone());
+            tokio::spawn(crate::provisioner::run(p, store, transitions, bus, state.shutdown.clone()))
         });
         let notices = tokio::spawn(crate::notices::follow(state.clone()));
         let renewals = state.auth.take_renewals().map(|queue| {

@@ -51,6 +51,14 @@ pub fn evolve(
         }
         _ => {}
     }
+    if let Input::RuntimeObserved(observation) = input {
+        let (conditions, events) = reconcile::runtime_condition(observation, &current.conditions, now);
+        next.conditions = conditions;
+        if next != *current {
+            next.updated_at = now;
+        }
+        return (next, events);
+    }
     let mut events = Vec::new();
     if let Some(desired) = desired {
         let observed = reconcile::Observed {

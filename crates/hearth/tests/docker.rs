@@ -295,8 +295,30 @@ async fn a_templates_program_runs_in_its_container_and_the_container_follows_the
     push_template(dir, port, "missing", "name: missing\nimage: hearth-test-no-such-image:1\n").await;
     let created = cli(dir, port, &["workspace", "create", "m", "--template", "missing", "--json"]).await;
     let missing = created.json()["id"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let condition = |id: String| async move {
+        let got = cli(dir, port, &["workspace", "get", &id, "--json"]).await;
+        let conditions = got.json()["conditions"].as_array().cloned().unwrap_or_default();
+        conditions.into_iter().find(|c| c["type"] == "RuntimeRunning").unwrap_or_default()
+    };
+    wait_for("RuntimeRunning to say the image is missing", Duration::from_secs(20), || {
+        let got = std::process::Command::new(HEARTH)
+            .args(["workspace", "get", &missing, "--json"])
+            .env("HEARTH_SERVER", format!("http://127.0.0.1:{port}"))
+            .env("HEARTH_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&got.stdout).contains("\"ImageMissing\"")
+    })
+    .await;
     assert!(world.running(&missing).is_none(), "no container without its image");
+    let missing_condition = condition(missing.clone()).await;
+    assert_eq!(missing_condition["status"], "False", "{missing_condition}");
+    assert!(
+        missing_condition["message"].as_str().unwrap().contains("hearth-test-no-such-image:1"),
+        "{missing_condition}"
+    );
+    let running = condition(id.clone()).await;
+    assert_eq!((running["status"].as_str(), running["reason"].as_str()), (Some("True"), Some("Running")), "{running}");
 }
 
 /// `hearth e2e template-delivery` (steps A–E) passes against a server whose

@@ -67,6 +67,9 @@ pub enum Input {
     IdleCheck {
         threshold: Duration,
     },
+    /// A provisioner saw the workspace's runtime (its container or
+    /// process): the `RuntimeRunning` condition; never a status change.
+    RuntimeObserved(crate::reconcile::RuntimeObservation),
 }
 
 impl Input {
@@ -84,6 +87,7 @@ impl Input {
             Input::LivenessCheck { .. } => "liveness_check",
             Input::ProvisionCheck { .. } => "provision_check",
             Input::IdleCheck { .. } => "idle_check",
+            Input::RuntimeObserved(_) => "runtime_observed",
         }
     }
 
@@ -122,13 +126,13 @@ pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<
             // Deleting a removed workspace is idempotent.
             Input::Delete => Ok(stay(current)),
             _ if input.is_from_runtime() => Err(Rejection::Removed),
-            _ if input_is_sweep(input) => Ok(stay(current)),
+            _ if input_is_sweep(input) || matches!(input, Input::RuntimeObserved(_)) => Ok(stay(current)),
             _ => Err(not_allowed(input, current)),
         };
     }
     match input {
         Input::Heartbeat(hb) => Ok(on_heartbeat(snapshot, hb)),
-        Input::RecordInstall { .. } => Ok(stay(current)),
+        Input::RecordInstall { .. } | Input::RuntimeObserved(_) => Ok(stay(current)),
         Input::Register { .. } => match current {
             Paused | Hibernated => Err(Rejection::Stopped(current)),
             Provisioning | Failed | Offline => Ok(go_online(current)),

@@ -277,6 +277,7 @@ fn any_input() -> impl Strategy<Value = Input> {
         secs.clone().prop_map(|s| Input::LivenessCheck { ttl: Duration::seconds(s) }),
         secs.clone().prop_map(|s| Input::ProvisionCheck { timeout: Duration::seconds(s) }),
         secs.prop_map(|s| Input::IdleCheck { threshold: Duration::seconds(s) }),
+        Just(Input::RuntimeObserved(crate::reconcile::RuntimeObservation::Running)),
     ]
 }
 
@@ -319,6 +320,22 @@ proptest! {
                     }
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn runtime_observations_never_move_a_workspace_not_even_a_removed_one() {
+    use crate::reconcile::RuntimeObservation;
+    let observations = [
+        RuntimeObservation::Running,
+        RuntimeObservation::Exited { exit_code: Some(137), oom_killed: true, restarts: 2 },
+        RuntimeObservation::BackendUnavailable,
+    ];
+    for status in WorkspaceStatus::ALL {
+        for observation in &observations {
+            let input = Input::RuntimeObserved(observation.clone());
+            check(status, &input, later(1), Expect::Stay);
         }
     }
 }

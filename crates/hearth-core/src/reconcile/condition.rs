@@ -57,6 +57,9 @@ condition_enum! {
         /// The runtime runs its template's program (only for a runtime that
         /// reports one).
         AgentRunning,
+        /// The provisioner's runtime (a container or process) runs (only
+        /// for a workspace a provisioner runs).
+        RuntimeRunning,
     }
 }
 
@@ -97,8 +100,18 @@ condition_enum! {
         Exited,
         /// `AgentRunning=False`: delivery is not complete yet.
         WaitingForDelivery,
-        /// `AgentRunning=False`: the workspace is paused or hibernated.
+        /// `AgentRunning=False`, `RuntimeRunning=False`: the workspace is
+        /// paused or hibernated.
         Stopped,
+        /// `RuntimeRunning=False`: the container was killed for using more
+        /// memory than its tier allows.
+        OOMKilled,
+        /// `RuntimeRunning=False`: no image to run it in, or the image is
+        /// not on the daemon.
+        ImageMissing,
+        /// `RuntimeRunning=Unknown`: the provisioner's backend (the Docker
+        /// daemon) does not answer; nothing is known, nothing is changed.
+        BackendUnavailable,
     }
 }
 
@@ -119,7 +132,10 @@ impl ConditionReason {
             | ConditionReason::Pending
             | ConditionReason::Exited
             | ConditionReason::WaitingForDelivery
-            | ConditionReason::Stopped => ConditionStatus::False,
+            | ConditionReason::Stopped
+            | ConditionReason::OOMKilled
+            | ConditionReason::ImageMissing => ConditionStatus::False,
+            ConditionReason::BackendUnavailable => ConditionStatus::Unknown,
         }
     }
 }

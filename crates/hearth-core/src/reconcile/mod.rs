@@ -114,6 +114,96 @@ pub struct Observed<'a> {
     pub program: ProgramInput<'a>,
 }
 
+/// What a provisioner saw of a workspace's runtime (its container or
+/// process): the `RuntimeRunning` condition ([`runtime_condition`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RuntimeObservation {
+    Running,
+    /// It exited (and is started again after a backoff).
+    Exited {
+        exit_code: Option<i64>,
+        oom_killed: bool,
+        restarts: u32,
+    },
+    /// Stopped because the workspace is paused or hibernated.
+    Stopped,
+    /// No image to run it in, or the image is not there.
+    ImageMissing {
+        image: Option<String>,
+    },
+    /// The backend does not answer.
+    BackendUnavailable,
+}
+
+impl RuntimeObservation {
+    /// The condition's reason and message.
+    pub fn verdict(&self) -> (ConditionReason, String) {
+        match self {
+            RuntimeObservation::Running => (ConditionReason::Running, "the runtime runs".to_owned()),
+            RuntimeObservation::Exited { exit_code, oom_killed, restarts } => {
+                let ended = match exit_code {
+                    Some(code) => format!("exit {code}"),
+                    None => "ended".to_owned(),
+                };
+                let restarted = match restarts {
+                    0 => String::new(),
+                    1 => ", restarted once".to_owned(),
+                    n => format!(", restarted {n} times"),
+                };
+                if *oom_killed {
+                    (
+                        ConditionReason::OOMKilled,
+                        format!("killed for using more memory than its tier allows ({ended}){restarted}"),
+                    )
+                } else {
+                    (ConditionReason::Exited, format!("{ended}{restarted}"))
+                }
+            }
+            RuntimeObservation::Stopped => {
+                (ConditionReason::Stopped, "the runtime is stopped while the workspace is".to_owned())
+            }
+            RuntimeObservation::ImageMissing { image } => (
+                ConditionReason::ImageMissing,
+                match image {
+                    Some(image) => format!("image {image} is not there; build or load it"),
+                    None => {
+                        "no image: the template names none and no --runtime-image or --default-image applies".to_owned()
+                    }
+                },
+            ),
+            RuntimeObservation::BackendUnavailable => {
+                (ConditionReason::BackendUnavailable, "the provisioner's backend does not answer".to_owned())
+            }
+        }
+    }
+}
+
+/// The conditions after a provisioner's observation: `RuntimeRunning` set
+/// from it (its transition time kept unless its status changed), the others
+/// as they were; a `CONDITION_CHANGED` event when its status or reason
+/// changed (its first observation is recorded silently).
+pub fn runtime_condition(
+    observation: &RuntimeObservation,
+    previous: &[ConditionRecord],
+    now: DateTime<Utc>,
+) -> (Vec<ConditionRecord>, Vec<EventDraft>) {
+    let (reason, message) = observation.verdict();
+    let runtime = condition(previous, ConditionType::RuntimeRunning, reason, message, now);
+    let existed = previous.iter().any(|p| p.kind == ConditionType::RuntimeRunning);
+    let events = if existed && changed(previous, &runtime) {
+        vec![EventDraft::new(
+            EventKind::ConditionChanged,
+            json!({"type": runtime.kind, "status": runtime.status, "reason": runtime.reason, "message": runtime.message}),
+        )]
+    } else {
+        Vec::new()
+    };
+    let mut conditions: Vec<ConditionRecord> =
+        previous.iter().filter(|c| c.kind != ConditionType::RuntimeRunning).cloned().collect();
+    conditions.push(runtime);
+    (conditions, events)
+}
+
 /// What an input says about the program, for [`evaluate`].
 #[derive(Debug, Clone, Copy)]
 pub enum ProgramInput<'a> {
@@ -214,6 +304,8 @@ pub fn evaluate(
             conditions.extend(previous.iter().find(|c| c.kind == ConditionType::AgentRunning).cloned());
         }
     }
+    // What the provisioner said of the runtime is not the runtime's to say.
+    conditions.extend(previous.iter().find(|c| c.kind == ConditionType::RuntimeRunning).cloned());
     for c in &conditions {
         // A condition's first evaluation is recorded silently: there is
         // nothing it changed from.

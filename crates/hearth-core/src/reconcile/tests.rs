@@ -166,6 +166,9 @@ fn each_reason_stands_for_the_status_evaluate_gives_it() {
         (ConditionReason::Exited, ConditionStatus::False),
         (ConditionReason::WaitingForDelivery, ConditionStatus::False),
         (ConditionReason::Stopped, ConditionStatus::False),
+        (ConditionReason::OOMKilled, ConditionStatus::False),
+        (ConditionReason::ImageMissing, ConditionStatus::False),
+        (ConditionReason::BackendUnavailable, ConditionStatus::Unknown),
     ];
     assert_eq!(expected.map(|(reason, _)| reason).as_slice(), ConditionReason::ALL, "every reason, in order");
     for (reason, status) in expected {
@@ -178,7 +181,7 @@ fn each_reason_stands_for_the_status_evaluate_gives_it() {
 #[test]
 fn every_value_is_spelled_as_the_strings_were() {
     let types: Vec<&str> = ConditionType::ALL.iter().map(|kind| kind.as_str()).collect();
-    assert_eq!(types, ["AssetsDelivered", "PluginsInstalled", "AgentRunning"]);
+    assert_eq!(types, ["AssetsDelivered", "PluginsInstalled", "AgentRunning", "RuntimeRunning"]);
     let statuses: Vec<&str> = ConditionStatus::ALL.iter().map(|status| status.as_str()).collect();
     assert_eq!(statuses, ["True", "False", "Unknown"]);
     let reasons: Vec<&str> = ConditionReason::ALL.iter().map(|reason| reason.as_str()).collect();
@@ -197,7 +200,10 @@ fn every_value_is_spelled_as_the_strings_were() {
             "Running",
             "Exited",
             "WaitingForDelivery",
-            "Stopped"
+            "Stopped",
+            "OOMKilled",
+            "ImageMissing",
+            "BackendUnavailable"
         ]
     );
     for kind in ConditionType::ALL {
@@ -324,4 +330,27 @@ fn agent_running_follows_the_reported_program() {
 
     let (c5, _) = eval(ProgramInput::Unchanged, &c4, 5);
     assert_eq!(get(&c5, ConditionType::AgentRunning), get(&c4, ConditionType::AgentRunning), "kept as it was");
+}
+
+/// `RuntimeRunning` is the provisioner's word: set from its observation,
+/// announced when its reason changes, and kept by the runtime's heartbeats.
+#[test]
+fn runtime_running_follows_the_provisioner_and_survives_heartbeats() {
+    let (c1, events) = runtime_condition(&RuntimeObservation::Running, &[], t(1));
+    assert!(events.is_empty(), "a first observation is recorded silently");
+    let running = get(&c1, ConditionType::RuntimeRunning);
+    assert_eq!((running.status, running.reason), (ConditionStatus::True, ConditionReason::Running));
+
+    let oom = RuntimeObservation::Exited { exit_code: Some(137), oom_killed: true, restarts: 1 };
+    let (c2, events) = runtime_condition(&oom, &c1, t(2));
+    let killed = get(&c2, ConditionType::RuntimeRunning);
+    assert_eq!((killed.status, killed.reason), (ConditionStatus::False, ConditionReason::OOMKilled));
+    assert!(killed.message.contains("exit 137") && killed.message.contains("restarted once"), "{}", killed.message);
+    assert_eq!(kinds(&events), [EventKind::ConditionChanged]);
+
+    let (c3, _) = runtime_condition(&RuntimeObservation::BackendUnavailable, &c2, t(3));
+    assert_eq!(get(&c3, ConditionType::RuntimeRunning).status, ConditionStatus::Unknown, "neither dead nor running");
+
+    let (after_heartbeat, _) = evaluate(&desired(), &observed(None, &[], &[], &[]), &c3, t(4));
+    assert_eq!(get(&after_heartbeat, ConditionType::RuntimeRunning), get(&c3, ConditionType::RuntimeRunning));
 }

@@ -269,7 +269,7 @@ impl DockerProvisioner {
                 tracing::warn!(workspace_id = %id, template = ?workspace.template, runtime = ?workspace.runtime,
                     "no image for this workspace: its template names none, and no --runtime-image or --default-image applies");
             }
-            return RuntimeState::ImageMissing;
+            return RuntimeState::ImageMissing { image: None };
         };
         memory.no_image.remove(&id);
         let spec = self.spec(workspace, image);
@@ -291,7 +291,8 @@ impl DockerProvisioner {
             Some(found) => {
                 if let Some((until, failures)) = memory.backoff.get(&id).copied() {
                     if Instant::now() < until {
-                        return RuntimeState::BackingOff { failures };
+                        let (exit_code, oom_killed) = self.last_exit(&found.id).await;
+                        return RuntimeState::BackingOff { failures, exit_code, oom_killed };
                     }
                 }
                 self.start(workspace, &found.id, memory).await
@@ -302,7 +303,7 @@ impl DockerProvisioner {
                     if memory.no_image.insert(id) {
                         tracing::warn!(workspace_id = %id, image, "the workspace's image is not on this Docker daemon; build or load it");
                     }
-                    RuntimeState::ImageMissing
+                    RuntimeState::ImageMissing { image: Some(image) }
                 }
                 Err(CreateError::Docker(error)) => {
                     metrics::counter!("hearth_provisioner_errors_total", "reason" => "docker_create").increment(1);
@@ -340,7 +341,22 @@ impl DockerProvisioner {
     fn back_off(&self, id: WorkspaceId, memory: &mut Memory) -> RuntimeState {
         let failures = memory.backoff.get(&id).map_or(0, |(_, failures)| *failures) + 1;
         memory.backoff.insert(id, (Instant::now() + backoff(failures), failures));
-        RuntimeState::BackingOff { failures }
+        RuntimeState::BackingOff { failures, exit_code: None, oom_killed: false }
+    }
+
+    /// How a stopped container's last run ended: its exit code, and
+    /// whether the kernel killed it for its memory limit.
+    async fn last_exit(&self, container: &str) -> (Option<i64>, bool) {
+        match self.docker.inspect_container(container, None).await {
+            Ok(inspect) => {
+                let state = inspect.state.unwrap_or_default();
+                (state.exit_code, state.oom_killed.unwrap_or(false))
+            }
+            Err(error) => {
+                tracing::debug!(container, %error, "cannot inspect a stopped container");
+                (None, false)
+            }
+        }
     }
 
     async fn create(&self, workspace: &Workspace, spec: &Spec, hash: &str) -> Result<String, CreateError> {
@@ -567,6 +583,7 @@ impl Provisioner for DockerProvisioner {
                     self.stop_container(id, &container.id).await;
                 }
                 memory.backoff.remove(&id);
+                observed.push(Observed { workspace: id, state: RuntimeState::Stopped });
                 continue;
             }
             let state = self.run_one(d, container, &mut memory).await;

@@ -55,11 +55,19 @@ pub enum RuntimeState {
     /// Exited or failed to start; started again after a backoff.
     BackingOff {
         failures: u32,
+        /// How the last run ended, when it exited with a code.
+        exit_code: Option<i64>,
+        /// The kernel killed it for its memory limit.
+        oom_killed: bool,
     },
+    /// Not running because the workspace is paused or hibernated.
+    Stopped,
     /// Started by an earlier server and still running; watched, not owned.
     Adopted,
-    /// No image to run it in, or the image is not on the daemon.
-    ImageMissing,
+    /// No image to run it in (`None`), or the image is not on the daemon.
+    ImageMissing {
+        image: Option<String>,
+    },
     /// The backend (the Docker daemon) does not answer: nothing is changed
     /// until it does.
     BackendUnavailable,
@@ -125,6 +133,42 @@ pub(crate) async fn restarts_since(
     }
 }
 
+/// What a pass saw of each runtime, as the workspace's `RuntimeRunning`
+/// condition: written (through the lifecycle, with its event) only where
+/// it differs from the stored one, so a steady fleet writes nothing. A
+/// workspace that should not run and that the backend says nothing of is
+/// `Stopped`.
+async fn report(transitions: &crate::transitions::Transitions, desired: &[Desired], observed: &[Observed]) {
+    use hearth_core::reconcile::{ConditionType, RuntimeObservation};
+    let seen: HashMap<WorkspaceId, &RuntimeState> = observed.iter().map(|o| (o.workspace, &o.state)).collect();
+    for d in desired {
+        let workspace = &d.workspace;
+        if workspace.status == WorkspaceStatus::Removed {
+            continue;
+        }
+        let observation = match seen.get(&workspace.id) {
+            Some(RuntimeState::Running | RuntimeState::Adopted) => RuntimeObservation::Running,
+            Some(RuntimeState::BackingOff { failures, exit_code, oom_killed }) => {
+                RuntimeObservation::Exited { exit_code: *exit_code, oom_killed: *oom_killed, restarts: *failures }
+            }
+            Some(RuntimeState::Stopped) => RuntimeObservation::Stopped,
+            Some(RuntimeState::ImageMissing { image }) => RuntimeObservation::ImageMissing { image: image.clone() },
+            Some(RuntimeState::BackendUnavailable) => RuntimeObservation::BackendUnavailable,
+            None if !d.run => RuntimeObservation::Stopped,
+            None => continue,
+        };
+        let (reason, message) = observation.verdict();
+        let stored = workspace.conditions.iter().find(|c| c.kind == ConditionType::RuntimeRunning);
+        if stored.is_some_and(|c| c.reason == reason && c.message == message) {
+            continue;
+        }
+        if let Err(error) = transitions.apply(workspace.id, hearth_core::Input::RuntimeObserved(observation)).await {
+            crate::metrics::store_error(&error);
+            tracing::warn!(workspace_id = %workspace.id, %error, "cannot record what the provisioner saw of the runtime");
+        }
+    }
+}
+
 /// Runs provisioner passes at start, whenever events are published or the
 /// backend saw a change ([`Provisioner::changed`]), and every two seconds,
 /// until `shutdown`. Each pass also reads the restarts
@@ -134,6 +178,7 @@ pub(crate) async fn restarts_since(
 pub async fn run(
     provisioner: Arc<dyn Provisioner>,
     store: Arc<dyn Store>,
+    transitions: crate::transitions::Transitions,
     bus: EventBus,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -163,6 +208,7 @@ pub async fn run(
                 let observed = provisioner.reconcile(&desired).await;
                 let running = observed.iter().filter(|o| o.state == RuntimeState::Running).count();
                 metrics::gauge!("hearth_runtimes_running").set(running as f64);
+                report(&transitions, &desired, &observed).await;
                 restarts.clear();
             }
             Err(error) => {

@@ -42,6 +42,8 @@ enum Runtime {
     Backoff {
         until: Instant,
         failures: u32,
+        /// How the last run ended, when it ran and exited with a code.
+        exit_code: Option<i64>,
     },
     /// Another process (an agent from a previous server) holds the lock.
     Adopted,
@@ -151,7 +153,9 @@ impl ProcessProvisioner {
                 workspace: *id,
                 state: match runtime {
                     Runtime::Running { .. } => RuntimeState::Running,
-                    Runtime::Backoff { .. } => RuntimeState::BackingOff { failures: *failures },
+                    Runtime::Backoff { exit_code, .. } => {
+                        RuntimeState::BackingOff { failures: *failures, exit_code: *exit_code, oom_killed: false }
+                    }
                     Runtime::Adopted => RuntimeState::Adopted,
                 },
             })
@@ -202,7 +206,8 @@ impl ProcessProvisioner {
                     let wait = backoff(failures);
                     metrics::counter!("hearth_runtime_restarts_total").increment(1);
                     tracing::warn!(workspace_id = %id, %status, retry_in_secs = wait.as_secs(), "runtime exited; restarting with backoff");
-                    (Runtime::Backoff { until: Instant::now() + wait, failures }, failures)
+                    let exit_code = status.code().map(i64::from);
+                    (Runtime::Backoff { until: Instant::now() + wait, failures, exit_code }, failures)
                 }
                 Err(e) => {
                     metrics::counter!("hearth_runtime_poll_failures_total").increment(1);
@@ -210,7 +215,7 @@ impl ProcessProvisioner {
                     (Runtime::Running { child, started, started_at }, failures)
                 }
             },
-            Some((Runtime::Backoff { until, failures }, _)) if Instant::now() >= until => {
+            Some((Runtime::Backoff { until, failures, .. }, _)) if Instant::now() >= until => {
                 self.start(workspace, failures).await
             }
             Some((Runtime::Adopted, failures)) => match AgentLock::of(&self.workspace_dir(id), id) {
@@ -237,7 +242,7 @@ impl ProcessProvisioner {
                 let wait = backoff(failures);
                 metrics::counter!("hearth_runtime_start_failures_total").increment(1);
                 tracing::error!(workspace_id = %id, error = format!("{error:#}"), retry_in_secs = wait.as_secs(), "cannot start runtime");
-                (Runtime::Backoff { until: Instant::now() + wait, failures }, failures)
+                (Runtime::Backoff { until: Instant::now() + wait, failures, exit_code: None }, failures)
             }
         }
     }
