@@ -202,12 +202,12 @@ impl Heartbeats {
         mut heartbeat: Heartbeat,
         at: DateTime<Utc>,
     ) -> StoreResult<(Workspace, DesiredState)> {
-        let epoch = self.remembered.desired.epoch();
+        let epochs = self.remembered.epochs();
         let desired = self.store.desired_state_for_workspace(id).await?;
         heartbeat.desired = Some(desired.clone());
         let remembered = heartbeat.clone();
         let applied = self.transitions.apply_at(id, Input::Heartbeat(heartbeat), at).await?;
-        self.remembered.remember(&applied.workspace, remembered, &desired, epoch, Utc::now());
+        self.remembered.remember(&applied.workspace, remembered, &desired, epochs, Utc::now());
         Ok((applied.workspace, desired))
     }
 

@@ -122,17 +122,28 @@ pub(super) struct Hot {
     pub(super) desired: Arc<DesiredEntry>,
 }
 
+/// What a locked heartbeat read before its row ([`Remembered::epochs`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Epochs {
+    desired: u64,
+    forgets: u64,
+}
+
 /// The workspaces remembered (up to the cache's capacity; the rest take the
 /// locked path) and the desired states they share.
 pub struct Remembered {
     hot: quick_cache::sync::Cache<WorkspaceId, Hot>,
     pub desired: DesiredCache,
+    /// Bumped by every forget: a row read under the lock before a forget
+    /// (a redo racing an operator's change) is never remembered after it,
+    /// where it would answer a `queued` heartbeat from the old row.
+    forgets: AtomicU64,
 }
 
 impl Remembered {
     /// `capacity`: workspaces remembered at most.
     pub fn new(capacity: usize) -> Self {
-        Self { hot: crate::caches::holding(capacity), desired: DesiredCache::default() }
+        Self { hot: crate::caches::holding(capacity), desired: DesiredCache::default(), forgets: AtomicU64::new(0) }
     }
 
     pub(super) fn get(&self, id: &WorkspaceId) -> Option<Hot> {
@@ -141,15 +152,18 @@ impl Remembered {
 
     /// After a locked heartbeat: remembers the workspace if its row is a
     /// fixpoint for heartbeats like `hb` (the module docs of `heartbeat`
-    /// say why). `desired` was read at `epoch` ([`DesiredCache::epoch`]).
+    /// say why). `row` and `desired` were read after `epochs`
+    /// ([`Remembered::epochs`]): a forget or an invalidation since then
+    /// keeps the row from being remembered.
     pub(super) fn remember(
         &self,
         row: &Workspace,
         hb: Heartbeat,
         desired: &DesiredState,
-        epoch: u64,
+        epochs: Epochs,
         now: DateTime<Utc>,
     ) {
+        let Epochs { desired: epoch, forgets } = epochs;
         let key = hb.decision_key();
         let input = Input::Heartbeat(hb);
         let steady = match decide(&row.snapshot(), &input, now) {
@@ -167,6 +181,16 @@ impl Remembered {
         let desired = self.desired.entry(row, desired, epoch);
         let has_task = !row.current_task.as_deref().unwrap_or("").is_empty();
         self.hot.insert(row.id, Hot { version: row.version, has_task, status: row.status, key, desired });
+        // Insert first, then check: a forget that came since the row was
+        // read may have missed this entry, so it goes again.
+        if self.forgets.load(Ordering::Acquire) != forgets {
+            self.hot.remove(&row.id);
+        }
+    }
+
+    /// Read before a locked heartbeat reads its row and desired state.
+    pub(super) fn epochs(&self) -> Epochs {
+        Epochs { desired: self.desired.epoch(), forgets: self.forgets.load(Ordering::Acquire) }
     }
 
     /// Workspaces remembered now.
@@ -183,6 +207,42 @@ impl Remembered {
 /// the version guard would catch it too, one failed write later.
 impl crate::transitions::Forget for Remembered {
     fn forget(&self, id: WorkspaceId) {
+        self.forgets.fetch_add(1, Ordering::AcqRel);
         self.hot.remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test: a failed step should panic
+
+    use hearth_core::heartbeat::RawHeartbeat;
+    use hearth_store::Store;
+
+    use super::*;
+    use crate::transitions::Forget;
+
+    /// The race a CI run hit with `--heartbeat-ack queued`: a redo read the
+    /// paused row under the lock, an operator resumed the workspace (which
+    /// forgot it), and the redo then remembered the paused row, so the next
+    /// queued heartbeat was answered "paused". A row read before a forget
+    /// is never remembered after it.
+    #[tokio::test]
+    async fn a_row_read_before_a_forget_is_not_remembered_after_it() {
+        let (store, _db) = hearth_store_sqlite::testing::fresh_store().await;
+        let id = hearth_store::conformance::create(&store, "w").await;
+        let heartbeat = || Heartbeat::validate(RawHeartbeat::default()).unwrap();
+        let row = store.apply(id, Input::Heartbeat(heartbeat()), Utc::now()).await.unwrap().workspace;
+        let remembered = Remembered::new(16);
+        let desired = DesiredState::default();
+        remembered.remember(&row, heartbeat(), &desired, remembered.epochs(), Utc::now());
+        assert_eq!(remembered.len(), 1, "a steady row is remembered");
+
+        let before = remembered.epochs();
+        remembered.forget(id);
+        remembered.remember(&row, heartbeat(), &desired, before, Utc::now());
+        assert_eq!(remembered.len(), 0, "read before the forget: not remembered after it");
+        remembered.remember(&row, heartbeat(), &desired, remembered.epochs(), Utc::now());
+        assert_eq!(remembered.len(), 1, "read after it: remembered");
     }
 }
