@@ -63,7 +63,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What one workspace's container is made of; its hash is a label, so a
 /// change is seen by comparing labels.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Spec {
     image: String,
     tier: i32,
@@ -73,8 +73,9 @@ struct Spec {
 
 impl Spec {
     fn hash(&self) -> String {
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&json)[..8])
+        let Spec { image, tier, server, agent } = self;
+        let text = format!("{image}\n{tier}\n{server}\n{agent}");
+        hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())[..8])
     }
 }
 
