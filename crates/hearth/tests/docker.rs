@@ -217,6 +217,24 @@ async fn workspaces_run_as_containers_from_create_to_delete() {
     assert!(docker_maybe(&["inspect", &foreign]).is_some(), "a container Hearth did not create is left alone");
     docker(&["rm", "-f", &foreign]);
 
+    // A volume left by a container removed by hand (of an unknown
+    // workspace) is reaped too.
+    docker(&[
+        "volume",
+        "create",
+        "--label",
+        "dev.hearth.managed-by=hearth",
+        "--label",
+        &format!("dev.hearth.instance={}", world.instance),
+        "--label",
+        &format!("dev.hearth.workspace={unknown}"),
+        "hearth-left-behind",
+    ]);
+    wait_for("the left-behind volume to be reaped", Duration::from_secs(20), || {
+        docker_maybe(&["volume", "inspect", "hearth-left-behind"]).is_none()
+    })
+    .await;
+
     // Delete: container and volume gone.
     cli(dir, port, &["workspace", "delete", &id]).await.expect_code(0);
     wait_for("container and volume to go on delete", Duration::from_secs(30), || {

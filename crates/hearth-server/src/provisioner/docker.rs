@@ -476,6 +476,42 @@ impl DockerProvisioner {
     }
 }
 
+impl DockerProvisioner {
+    /// Removes this instance's volumes whose workspace is removed or
+    /// unknown (a container removed by hand left its volume behind).
+    async fn reap_volumes(&self, desired: &[Desired]) {
+        let live: std::collections::HashSet<String> = desired
+            .iter()
+            .filter(|d| d.workspace.status != WorkspaceStatus::Removed)
+            .map(|d| d.workspace.id.to_string())
+            .collect();
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_MANAGER}=hearth"), format!("{LABEL_INSTANCE}={}", self.instance)],
+        )]);
+        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default().filters(&filters).build();
+        let volumes = match self.docker.list_volumes(Some(options)).await {
+            Ok(list) => list.volumes.unwrap_or_default(),
+            Err(error) => {
+                tracing::debug!(%error, "cannot list this instance's volumes; looking again next pass");
+                return;
+            }
+        };
+        for volume in volumes {
+            let Some(workspace) = volume.labels.get(LABEL_WORKSPACE) else { continue };
+            if live.contains(workspace) {
+                continue;
+            }
+            let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+            match self.docker.remove_volume(&volume.name, Some(options)).await {
+                Ok(()) => tracing::info!(volume = %volume.name, "volume of a removed or unknown workspace removed"),
+                // In use by a container not yet removed: the next pass.
+                Err(error) => tracing::debug!(volume = %volume.name, %error, "cannot remove a volume yet"),
+            }
+        }
+    }
+}
+
 enum CreateError {
     ImageMissing(String),
     Docker(bollard::errors::Error),
@@ -595,6 +631,7 @@ impl Provisioner for DockerProvisioner {
             tracing::info!(workspace_id = %id, container = %container.id, "reaping the container of an unknown workspace");
             self.remove_all(id, Some(&container.id)).await;
         }
+        self.reap_volumes(desired).await;
         observed
     }
 
