@@ -175,6 +175,9 @@ async fn workspaces_run_as_containers_from_create_to_delete() {
     assert!(!inspect.contains(&token), "docker inspect does not show the token");
     assert!(inspect.contains(&format!("\"dev.hearth.workspace\": \"{id}\"")), "labelled with its workspace");
     assert!(inspect.contains("\"NetworkMode\": \"host\"") && inspect.contains("\"Privileged\": false"));
+    let limits =
+        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.ReadonlyRootfs}}";
+    assert_eq!(docker(&["inspect", "-f", limits, &container]), "536870912 1000000000 256 false", "tier 1's limits");
 
     // Pause: the container stops and stays, with its volume.
     docker(&["exec", &container, "/bin/sh", "-c", "echo kept > /workspace/kept.txt"]);
