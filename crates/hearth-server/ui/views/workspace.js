@@ -52,6 +52,10 @@ export function workspaceView(main, id) {
   main.append(h("p", {}, h("a", { href: "#/" }, "← Fleet")), heading, actions, actionResult, h("div", { class: "grid" }, overview, conditions), plugins, assets, h("div", { class: "grid" }, runtime, card), logs, timeline);
   let workspace = null;
   let lastSeq = 0;
+  // Events the feed added to the timeline, newest last: a timeline read
+  // that started before they came keeps them (two reads can overlap, and
+  // the slower one must not drop what the feed showed meanwhile).
+  let streamed = [];
 
   for (const { action, label, explain } of ACTIONS) {
     const button = h("button", { type: "button", "data-action": action, class: action === "delete" ? "danger" : null }, label);
@@ -243,8 +247,11 @@ export function workspaceView(main, id) {
       since = body[body.length - 1].seq;
     }
     if (!complete) complete = !(await morePast(since));
-    lastSeq = all.length ? all[all.length - 1].seq : lastSeq;
-    fill(timelineList, complete ? null : truncatedNotice(since, pages, all), ...all.reverse().map(timelineItem));
+    const readUpTo = all.length ? all[all.length - 1].seq : 0;
+    streamed = streamed.filter((e) => e.seq > readUpTo);
+    lastSeq = Math.max(lastSeq, readUpTo);
+    const newer = [...streamed].reverse().map(timelineItem);
+    fill(timelineList, ...newer, complete ? null : truncatedNotice(since, pages, all), ...all.reverse().map(timelineItem));
   }
 
   // Whether the log has an event after `since`.
@@ -306,6 +313,8 @@ export function workspaceView(main, id) {
     if (e.workspace_id !== id) return;
     if (e.seq > lastSeq) {
       lastSeq = e.seq;
+      streamed.push(e);
+      if (streamed.length > TIMELINE_PAGE_EVENTS) streamed.shift();
       timelineList.prepend(timelineItem(e));
     }
     refresh();
