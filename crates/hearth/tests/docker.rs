@@ -72,6 +72,17 @@ impl World {
         World { instance: format!("t{tag}"), image }
     }
 
+    /// `--label` arguments that mark something as this instance's, for
+    /// `workspace`: what Hearth puts on its own containers and volumes.
+    fn labels_of(&self, workspace: &str) -> Vec<String> {
+        let marks = [
+            "dev.hearth.managed-by=hearth".to_owned(),
+            format!("dev.hearth.instance={}", self.instance),
+            format!("dev.hearth.workspace={workspace}"),
+        ];
+        marks.into_iter().flat_map(|mark| ["--label".to_owned(), mark]).collect()
+    }
+
     fn label(&self) -> String {
         format!("label=dev.hearth.instance={}", self.instance)
     }
@@ -202,18 +213,9 @@ async fn workspaces_run_as_containers_from_create_to_delete() {
 
     // An orphan of an unknown workspace is reaped; a foreign container stays.
     let unknown = "00000000-0000-4000-8000-000000000001";
-    let orphan = docker(&[
-        "create",
-        "--label",
-        "dev.hearth.managed-by=hearth",
-        "--label",
-        &format!("dev.hearth.instance={}", world.instance),
-        "--label",
-        &format!("dev.hearth.workspace={unknown}"),
-        &world.image,
-        "/bin/sleep",
-        "1000",
-    ]);
+    let labels = world.labels_of(unknown);
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let orphan = docker(&[&["create"], labels.as_slice(), &[&world.image, "/bin/sleep", "1000"]].concat());
     let foreign = docker(&["create", &world.image, "/bin/sleep", "1000"]);
     wait_for("the orphan to be reaped", Duration::from_secs(20), || docker_maybe(&["inspect", &orphan]).is_none())
         .await;
@@ -222,17 +224,7 @@ async fn workspaces_run_as_containers_from_create_to_delete() {
 
     // A volume left by a container removed by hand (of an unknown
     // workspace) is reaped too.
-    docker(&[
-        "volume",
-        "create",
-        "--label",
-        "dev.hearth.managed-by=hearth",
-        "--label",
-        &format!("dev.hearth.instance={}", world.instance),
-        "--label",
-        &format!("dev.hearth.workspace={unknown}"),
-        "hearth-left-behind",
-    ]);
+    docker(&[&["volume", "create"], labels.as_slice(), &["hearth-left-behind"]].concat());
     wait_for("the left-behind volume to be reaped", Duration::from_secs(20), || {
         docker_maybe(&["volume", "inspect", "hearth-left-behind"]).is_none()
     })

@@ -35,17 +35,20 @@ impl Running {
         let agent = Agent::new(config).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(agent.run(async move {
+            // A dropped sender (the test ended) is a stop too.
             let _ = stopped.await;
         }));
         Self { stop: Some(stop), task, dir: dir.to_path_buf() }
     }
 
     async fn shutdown(mut self) -> Exit {
+        // The agent may have ended already; the join below says how.
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(Duration::from_secs(30), &mut self.task).await.expect("the agent stops").unwrap().unwrap()
     }
 
     fn read(&self, name: &str) -> String {
+        // Not written yet reads as empty: the callers poll until it is.
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
 
