@@ -96,6 +96,8 @@ struct Running {
     child: Child,
     spec: ProgramSpec,
     started: Instant,
+    /// The cgroup's OOM kills when it started ([`oom_kills`]).
+    oom_kills: Option<u64>,
 }
 
 /// Runs at most one program at a time and says where it is.
@@ -111,6 +113,8 @@ pub struct Supervisor {
     backoff: Backoff,
     restarts: u32,
     last_exit: Option<ExitStatus>,
+    /// The kernel killed the last run for its memory limit.
+    oom_killed: bool,
     state: Option<ProgramStateName>,
 }
 
@@ -126,6 +130,7 @@ impl Supervisor {
             backoff: Backoff::new(RESTART_BASE, RESTART_CAP),
             restarts: 0,
             last_exit: None,
+            oom_killed: false,
             state: None,
         }
     }
@@ -140,6 +145,7 @@ impl Supervisor {
             exit_code: exit.and_then(|status| status.code()),
             signal: exit.and_then(|status| std::os::unix::process::ExitStatusExt::signal(&status)),
             restarts: self.restarts,
+            oom_killed: exit.is_some() && self.oom_killed,
         })
     }
 
@@ -204,7 +210,7 @@ impl Supervisor {
             Ok(child) => {
                 tracing::info!(workspace_id = %self.workspace, pid = child.id(), program = %spec.argv[0],
                     restarts = self.restarts, "program started");
-                self.running = Some(Running { child, spec, started: Instant::now() });
+                self.running = Some(Running { child, spec, started: Instant::now(), oom_kills: oom_kills() });
                 self.state = Some(ProgramStateName::Running);
             }
             Err(error) => {
@@ -225,7 +231,13 @@ impl Supervisor {
             (Some(running), _) => {
                 let status = running.child.wait().await;
                 let ran = running.started.elapsed();
+                let before = running.oom_kills;
                 self.running = None;
+                // Killed (SIGKILL) while the cgroup's OOM-kill count rose:
+                // the kernel took it for its memory limit.
+                let killed = status.as_ref().ok().and_then(std::os::unix::process::ExitStatusExt::signal);
+                self.oom_killed = killed == Some(Signal::SIGKILL as i32)
+                    && oom_kills().zip(before).is_some_and(|(now, then)| now > then);
                 self.exited(status, ran);
             }
             (None, Some(at)) => tokio::time::sleep_until(at).await,
@@ -313,6 +325,50 @@ impl Supervisor {
     }
 }
 
+/// How many processes the kernel's OOM killer has killed in this
+/// process's memory cgroup (and so its program's): `oom_kill` of
+/// `memory.events` (cgroup v2) or `memory.oom_control` (v1). `None` where
+/// neither can be read (no memory controller, or not Linux): then no exit
+/// is called an OOM kill.
+fn oom_kills() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let (v2, v1) = cgroup_paths(&own);
+    let candidates = [
+        v2.map(|path| format!("/sys/fs/cgroup{path}/memory.events")),
+        v1.map(|path| format!("/sys/fs/cgroup/memory{path}/memory.oom_control")),
+        // Inside a container the cgroup file system is mounted at the
+        // container's own cgroup, whatever /proc/self/cgroup says.
+        Some("/sys/fs/cgroup/memory.events".to_owned()),
+        Some("/sys/fs/cgroup/memory/memory.oom_control".to_owned()),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(|file| std::fs::read_to_string(file).ok().and_then(|text| oom_kill_count(&text)))
+}
+
+/// The memory cgroup paths in `/proc/self/cgroup`: v2's (`0::PATH`) and
+/// v1's memory controller's (`N:memory:PATH`, or among others).
+fn cgroup_paths(text: &str) -> (Option<&str>, Option<&str>) {
+    let mut v2 = None;
+    let mut v1 = None;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        if id == "0" && controllers.is_empty() {
+            v2 = Some(path.trim_end_matches('/'));
+        } else if controllers.split(',').any(|c| c == "memory") {
+            v1 = Some(path.trim_end_matches('/'));
+        }
+    }
+    (v2, v1)
+}
+
+/// `oom_kill N` of a cgroup's memory events.
+fn oom_kill_count(text: &str) -> Option<u64> {
+    text.lines().find_map(|line| line.strip_prefix("oom_kill ")).and_then(|n| n.trim().parse().ok())
+}
+
 /// Logs the program's output line by line, marked with its stream.
 async fn relay(workspace: WorkspaceId, stream: &'static str, output: impl AsyncRead + Unpin) {
     let mut reader = BufReader::new(output);
@@ -331,5 +387,30 @@ async fn relay(workspace: WorkspaceId, stream: &'static str, output: impl AsyncR
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_cgroup_is_found_on_either_version() {
+        let v2 = "0::/system.slice/hearth.service\n";
+        assert_eq!(cgroup_paths(v2), (Some("/system.slice/hearth.service"), None));
+        let v1 = "12:pids:/docker/abc\n9:memory:/docker/abc\n1:name=systemd:/docker/abc\n";
+        assert_eq!(cgroup_paths(v1), (None, Some("/docker/abc")));
+        let joined = "4:cpu,memory:/\n0::/\n";
+        assert_eq!(cgroup_paths(joined), (Some(""), Some("")));
+        assert_eq!(cgroup_paths("garbage\n"), (None, None));
+    }
+
+    #[test]
+    fn the_oom_kill_count_is_read_from_both_files() {
+        let v2 = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!(oom_kill_count(v2), Some(2));
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 7\n";
+        assert_eq!(oom_kill_count(v1), Some(7));
+        assert_eq!(oom_kill_count("oom_kill_disable 0\nunder_oom 0\n"), None, "an old kernel without the count");
     }
 }

@@ -331,6 +331,10 @@ pub struct ProgramStatus {
     /// How often the runtime restarted the program since it started it.
     #[serde(default)]
     pub restarts: u32,
+    /// The kernel killed the last run for using more memory than its
+    /// limit allows (`AgentRunning` says `OOMKilled`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 /// Where the program is: `waiting` (delivery is not complete and
@@ -358,6 +362,7 @@ impl From<&ProgramStatus> for hearth_core::reconcile::ProgramReport {
             exit_code: status.exit_code,
             signal: status.signal,
             restarts: status.restarts,
+            oom_killed: status.oom_killed,
         }
     }
 }

@@ -964,7 +964,8 @@ pub async fn heartbeats_converge_to_the_desired_state_level_triggered(store: S) 
     assert!(back.events.iter().any(|e| e.kind == EventKind::PluginInstalled));
     // A runtime that runs the template's program: the program's exit is a
     // stored condition, kept by an install report that says nothing of it.
-    let program = ProgramReport { state: ProgramState::Exited, exit_code: Some(3), signal: None, restarts: 4 };
+    let program =
+        ProgramReport { state: ProgramState::Exited, exit_code: Some(3), signal: None, restarts: 4, oom_killed: false };
     let crashed = Report { program: Some(Box::new(program)), ..holding };
     store.apply(id, reporting(crashed), t(6)).await.unwrap();
     let input = Input::RecordInstall { name: "seo-all".into(), sha256: Some("h1".into()), desired: Some(desired()) };

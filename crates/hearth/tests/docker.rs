@@ -129,6 +129,11 @@ fn free_port() -> u16 {
 }
 
 async fn serve(dir: &Path, port: u16, world: &World) -> Serving {
+    serve_with(dir, port, world, &[]).await
+}
+
+/// [`serve`] with `env` (a `DOCKER_HOST`) for the server.
+async fn serve_with(dir: &Path, port: u16, world: &World, env: &[(&str, &str)]) -> Serving {
     let args = [
         "--provisioner",
         "docker",
@@ -143,7 +148,7 @@ async fn serve(dir: &Path, port: u16, world: &World) -> Serving {
         "--runtime-stop-grace",
         "4",
     ];
-    support::serve_on(dir, port, &args).await
+    support::serve_on_with(dir, port, &args, env).await
 }
 
 async fn cli(dir: &Path, port: u16, args: &[&str]) -> support::Run {
@@ -308,30 +313,62 @@ async fn a_templates_program_runs_in_its_container_and_the_container_follows_the
     push_template(dir, port, "missing", "name: missing\nimage: hearth-test-no-such-image:1\n").await;
     let created = cli(dir, port, &["workspace", "create", "m", "--template", "missing", "--json"]).await;
     let missing = created.json()["id"].as_str().unwrap().to_owned();
-    let condition = |id: String| async move {
-        let got = cli(dir, port, &["workspace", "get", &id, "--json"]).await;
-        let conditions = got.json()["conditions"].as_array().cloned().unwrap_or_default();
-        conditions.into_iter().find(|c| c["type"] == "RuntimeRunning").unwrap_or_default()
-    };
     wait_for("RuntimeRunning to say the image is missing", Duration::from_secs(20), || {
-        let got = std::process::Command::new(HEARTH)
-            .args(["workspace", "get", &missing, "--json"])
-            .env("HEARTH_SERVER", format!("http://127.0.0.1:{port}"))
-            .env("HEARTH_TOKEN", ADMIN_TOKEN)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&got.stdout).contains("\"ImageMissing\"")
+        condition(port, &missing, "RuntimeRunning")["reason"] == "ImageMissing"
     })
     .await;
     assert!(world.running(&missing).is_none(), "no container without its image");
-    let missing_condition = condition(missing.clone()).await;
+    let missing_condition = condition(port, &missing, "RuntimeRunning");
     assert_eq!(missing_condition["status"], "False", "{missing_condition}");
     assert!(
         missing_condition["message"].as_str().unwrap().contains("hearth-test-no-such-image:1"),
         "{missing_condition}"
     );
-    let running = condition(id.clone()).await;
+    let running = condition(port, &id, "RuntimeRunning");
     assert_eq!((running["status"].as_str(), running["reason"].as_str()), (Some("True"), Some("Running")), "{running}");
+}
+
+/// Workspace `id`'s condition `kind` (`null` while it has none), read with
+/// `hearth workspace get`.
+fn condition(port: u16, id: &str, kind: &str) -> serde_json::Value {
+    let got = Std::new(HEARTH)
+        .args(["workspace", "get", id, "--json"])
+        .env("HEARTH_SERVER", format!("http://127.0.0.1:{port}"))
+        .env("HEARTH_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    let workspace: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap_or_default();
+    let conditions = workspace["conditions"].as_array().cloned().unwrap_or_default();
+    conditions.into_iter().find(|c| c["type"] == kind).unwrap_or_default()
+}
+
+/// A program that grows past its tier's memory limit is killed by the
+/// kernel, and Hearth says so (`AgentRunning=False reason=OOMKilled`); the
+/// container and its agent live on and start the program again.
+#[tokio::test]
+async fn a_program_over_its_memory_limit_is_reported_oom_killed() {
+    let tmp = TestDir::new();
+    let dir = tmp.path();
+    let world = World::new(dir);
+    let port = free_port();
+    let _server = serve(dir, port, &world).await;
+    // Doubles a string until the kernel kills the shell (tier 1: 512 MiB).
+    let hog = "command: \"a=0123456789abcdef; while :; do a=$a$a; done\"\n";
+    push_template(dir, port, "hog", &format!("name: hog\n{hog}")).await;
+    let created = cli(dir, port, &["workspace", "create", "w", "--template", "hog", "--json"]).await;
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    wait_for("AgentRunning to say the program was OOM-killed", Duration::from_secs(60), || {
+        condition(port, &id, "AgentRunning")["reason"] == "OOMKilled"
+    })
+    .await;
+    let agent = condition(port, &id, "AgentRunning");
+    assert_eq!(agent["status"], "False", "{agent}");
+    assert!(agent["message"].as_str().unwrap().contains("more memory than its limit allows"), "{agent}");
+    let container = world.container_of(&id);
+    assert_eq!(docker(&["inspect", "-f", "{{.HostConfig.Memory}}", &container]), "536870912", "tier 1's limit");
+    assert_eq!(world.running(&id), Some(true), "the agent (the container's first process) lives on");
+    let runtime = condition(port, &id, "RuntimeRunning");
+    assert_eq!(runtime["reason"], "Running", "the container runs: {runtime}");
 }
 
 /// `hearth e2e template-delivery` (steps A–E) passes against a server whose
@@ -349,4 +386,181 @@ async fn template_delivery_passes_with_the_docker_provisioner() {
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["runtime"], "server", "the runtime was the server's container: {report}");
     assert!(world.containers().len() <= 1, "at most the e2e workspace's container is left (its cleanup removes it)");
+}
+
+/// A dockerd of the test's own, for what must not be done to the shared
+/// one: stopping it. Its socket, data and state live in the test's
+/// directory; dropping it stops it and removes all of that.
+struct Daemon {
+    root: std::path::PathBuf,
+    process: Option<std::process::Child>,
+}
+
+impl Daemon {
+    fn start(root: &Path) -> Self {
+        std::fs::create_dir_all(root).unwrap();
+        let mut daemon = Daemon { root: root.to_owned(), process: None };
+        daemon.restart();
+        daemon
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.root.join("s.sock").display())
+    }
+
+    /// Starts it (again), on the same data, and waits until it answers.
+    fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.root.join("dockerd.log")).unwrap();
+        let process = Std::new("dockerd")
+            .arg("--data-root")
+            .arg(self.root.join("data"))
+            .arg("--exec-root")
+            .arg(self.root.join("x"))
+            .arg("--pidfile")
+            .arg(self.root.join("dockerd.pid"))
+            .args(["-H", &self.host(), "--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd starts (scripts/ensure-docker installs it)");
+        self.process = Some(process);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.docker(&["version"]).is_none() {
+            assert!(Instant::now() < deadline, "the test's dockerd answers: {}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops it as an operator would (SIGTERM: it stops its containers).
+    fn stop(&mut self) {
+        let Some(mut process) = self.process.take() else { return };
+        // It may have died already; then the wait below says so at once.
+        let _ = Std::new("kill").args(["-TERM", &process.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while process.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = process.kill(); // ends it at last; the wait below reaps it
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = process.wait(); // reaped; how it ended does not matter here
+    }
+
+    /// The docker CLI against this daemon: its stdout, `None` on failure.
+    fn docker(&self, args: &[&str]) -> Option<String> {
+        let output = Std::new("docker").args(["-H", &self.host()]).args(args).output().ok()?;
+        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("dockerd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.process.is_some() {
+            for container in self.docker(&["ps", "-aq"]).unwrap_or_default().lines() {
+                let _ = self.docker(&["rm", "-f", container]); // best effort: the data goes below
+            }
+        }
+        self.stop();
+        // What dockerd leaves mounted under its roots (its network
+        // namespace, a layer) goes before its files.
+        let root = self.root.display().to_string();
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let mut points: Vec<&str> =
+            mounts.lines().filter_map(|line| line.split(' ').nth(1)).filter(|point| point.starts_with(&root)).collect();
+        points.reverse();
+        for point in points {
+            let _ = Std::new("umount").args(["-l", point]).status(); // a failure shows in the removal below
+        }
+        if let Err(error) = std::fs::remove_dir_all(&self.root) {
+            eprintln!("cannot remove the test dockerd's files at {root}: {error}");
+        }
+    }
+}
+
+/// The Docker daemon stops and comes back: meanwhile every workspace says
+/// `RuntimeRunning=Unknown reason=BackendUnavailable` and nothing is
+/// created or removed; afterwards each container is started once (no
+/// restart storm) and its workspace runs again on the same container.
+#[tokio::test]
+async fn a_docker_daemon_that_restarts_is_waited_for_then_converged_on() {
+    let tmp = TestDir::new();
+    let dir = tmp.path();
+    let world = World::new(dir);
+    let mut daemon = Daemon::start(&dir.join("d"));
+    let status = Std::new("sh")
+        .arg("-c")
+        .arg(format!("docker save {} | docker -H {} load >/dev/null", world.image, daemon.host()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "the image is loaded into the test's daemon");
+    let port = free_port();
+    let host = daemon.host();
+    let _server = serve_with(dir, port, &world, &[("DOCKER_HOST", &host)]).await;
+
+    let mut ids = Vec::new();
+    for name in ["a", "b"] {
+        let created = cli(dir, port, &["workspace", "create", name, "--json"]).await;
+        ids.push(created.json()["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        cli(dir, port, &["workspace", "wait", id, "--status", "online", "--timeout", "60"]).await.expect_code(0);
+    }
+    let container_ids = |daemon: &Daemon| -> Vec<String> {
+        let all = daemon.docker(&["ps", "-aq", "--no-trunc", "--filter", &world.label()]).unwrap_or_default();
+        let mut all: Vec<String> = all.lines().map(str::to_owned).collect();
+        all.sort();
+        all
+    };
+    let before = container_ids(&daemon);
+    assert_eq!(before.len(), 2, "a container per workspace");
+
+    daemon.stop();
+    for id in &ids {
+        wait_for("RuntimeRunning to say the backend is unavailable", Duration::from_secs(30), || {
+            let runtime = condition(port, id, "RuntimeRunning");
+            runtime["reason"] == "BackendUnavailable" && runtime["status"] == "Unknown"
+        })
+        .await;
+    }
+    // Several passes while it is away change nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let back = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    daemon.restart();
+    for id in &ids {
+        wait_for("the workspace's container to run again", Duration::from_secs(60), || {
+            condition(port, id, "RuntimeRunning")["reason"] == "Running"
+                && daemon.docker(&["inspect", "-f", "{{.State.Running}}", &world.container_of(id)]).as_deref()
+                    == Some("true")
+        })
+        .await;
+        cli(dir, port, &["workspace", "wait", id, "--status", "online", "--timeout", "60"]).await.expect_code(0);
+    }
+    // Passes go on; nothing more is started or created.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(container_ids(&daemon), before, "the same containers, adopted: none created, none removed");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1;
+    let starts = daemon
+        .docker(&[
+            "events",
+            "--since",
+            &back.saturating_sub(1).to_string(),
+            "--until",
+            &now.to_string(),
+            "--filter",
+            "event=start",
+            "--filter",
+            &world.label(),
+            "--format",
+            "{{.Actor.ID}}",
+        ])
+        .unwrap();
+    let mut started: Vec<&str> = starts.lines().collect();
+    started.sort_unstable();
+    assert_eq!(started, before.iter().map(String::as_str).collect::<Vec<_>>(), "each container started once");
 }

@@ -85,6 +85,10 @@ pub struct ProgramReport {
     pub signal: Option<i32>,
     /// How often the runtime restarted the program since it started it.
     pub restarts: u32,
+    /// The kernel killed the last run for using more memory than its
+    /// limit allows (the runtime saw its cgroup's OOM-kill count rise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 /// Where the program is.
@@ -334,6 +338,10 @@ fn program_verdict(report: &ProgramReport) -> (ConditionReason, String) {
     };
     match report.state {
         ProgramState::Running => (ConditionReason::Running, format!("the program runs{restarts}")),
+        ProgramState::Exited if report.oom_killed => (
+            ConditionReason::OOMKilled,
+            format!("killed by the kernel for using more memory than its limit allows{restarts}"),
+        ),
         ProgramState::Exited => (ConditionReason::Exited, format!("{ended}{restarts}")),
         ProgramState::Waiting => {
             (ConditionReason::WaitingForDelivery, "the program starts once delivery is complete".to_owned())

@@ -284,7 +284,8 @@ fn the_condition_changed_event_names_type_status_and_reason_as_before() {
 /// and an input that does not speak of the program keeps the condition.
 #[test]
 fn agent_running_follows_the_reported_program() {
-    let report = |state, exit_code, signal, restarts| ProgramReport { state, exit_code, signal, restarts };
+    let report =
+        |state, exit_code, signal, restarts| ProgramReport { state, exit_code, signal, restarts, oom_killed: false };
     let eval = |program, previous: &[ConditionRecord], at| {
         evaluate(
             &desired(),
@@ -330,6 +331,13 @@ fn agent_running_follows_the_reported_program() {
 
     let (c5, _) = eval(ProgramInput::Unchanged, &c4, 5);
     assert_eq!(get(&c5, ConditionType::AgentRunning), get(&c4, ConditionType::AgentRunning), "kept as it was");
+
+    let oom = ProgramReport { oom_killed: true, ..report(ProgramState::Exited, None, Some(9), 2) };
+    let (c6, events) = eval(ProgramInput::Reported(&oom), &c5, 6);
+    let agent = get(&c6, ConditionType::AgentRunning);
+    assert_eq!((agent.status, agent.reason), (ConditionStatus::False, ConditionReason::OOMKilled));
+    assert_eq!(agent.message, "killed by the kernel for using more memory than its limit allows, restarted 2 times");
+    assert_eq!(kinds(&events), [EventKind::ConditionChanged], "a new reason is an event");
 }
 
 /// `RuntimeRunning` is the provisioner's word: set from its observation,

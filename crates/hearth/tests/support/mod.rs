@@ -358,8 +358,14 @@ impl Drop for Serving {
 /// restart); returns once it prints its address. `dir` is the test's
 /// [`TestDir`] (or inside it).
 pub async fn serve_on(dir: &Path, port: u16, args: &[&str]) -> Serving {
+    serve_on_with(dir, port, args, &[]).await
+}
+
+/// [`serve_on`] with `env` set for the server (e.g. `DOCKER_HOST`).
+pub async fn serve_on_with(dir: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> Serving {
     let mut command = hearth_command(dir);
     command
+        .envs(env.iter().copied())
         .arg("serve")
         .args(args)
         .arg("--listen")
