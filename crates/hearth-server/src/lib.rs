@@ -39,6 +39,7 @@ pub(crate) mod ui;
 pub(crate) mod uploads;
 
 pub use config::{DockerSettings, HeartbeatAck, ProvisionerKind, Settings};
+pub use provisioner::local_image;
 pub use startup::{migrate, serve, Application, Migrated, Serving};
 
 #[cfg(test)]

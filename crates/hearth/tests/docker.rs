@@ -116,6 +116,7 @@ impl Drop for World {
         }
         let _ = docker_maybe(&["rmi", "-f", &self.image]);
         let _ = docker_maybe(&["rmi", "-f", &format!("{}-v2", self.image)]);
+        let _ = docker_maybe(&["rmi", "-f", &format!("{}-up", self.image)]);
     }
 }
 
@@ -563,4 +564,57 @@ async fn a_docker_daemon_that_restarts_is_waited_for_then_converged_on() {
     let mut started: Vec<&str> = starts.lines().collect();
     started.sort_unstable();
     assert_eq!(started, before.iter().map(String::as_str).collect::<Vec<_>>(), "each container started once");
+}
+
+/// `hearth up --provisioner docker`: builds its runtime image from this
+/// machine's files (no registry), and narrates the example workspace,
+/// running in a container, until it has converged.
+#[tokio::test]
+async fn up_runs_the_example_in_a_container_from_an_image_it_builds() {
+    use tokio::io::AsyncBufReadExt;
+    let tmp = TestDir::new();
+    let dir = tmp.path();
+    let world = World::new(dir);
+    // This test's instance, so that the world's guard removes what up made.
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/instance-id"), &world.instance).unwrap();
+    let local = format!("{}-up", world.image);
+    let mut command = support::hearth_command(dir);
+    command
+        .args(["up", "--provisioner", "docker", "--local-image", &local])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--data-dir", "data"])
+        .env("HEARTH_AGENT_HEARTBEAT_INTERVAL", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("up.log")).unwrap());
+    let mut child = command.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut said = Vec::new();
+    let read_until_ctrl_c = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("Ctrl-C stops it");
+            said.push(line);
+            if done {
+                return;
+            }
+        }
+    };
+    let read = tokio::time::timeout(Duration::from_secs(90), read_until_ctrl_c).await;
+    let text = said.join("\n");
+    assert!(read.is_ok(), "up did not finish its walkthrough; it said:\n{text}");
+    let built = format!("Built the runtime image {local}");
+    for expected in [
+        built.as_str(),
+        "runs every workspace as a Docker container",
+        "in a Docker container labelled dev.hearth.workspace=",
+        "/workspace/assets inside its container",
+        "Workspace seo-agent has converged",
+        "Its containers keep running",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert_eq!(world.containers().len(), 1, "the example workspace's container");
+    assert_eq!(docker(&["inspect", "-f", "{{.Config.Image}}", &world.containers()[0]]), local);
+    Std::new("kill").args(["-TERM", &child.id().unwrap().to_string()]).status().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
 }

@@ -15,6 +15,7 @@
 //! stops what should not run.
 
 mod docker;
+pub mod local_image;
 mod log_file;
 mod process;
 

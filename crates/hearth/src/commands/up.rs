@@ -1,5 +1,7 @@
 //! `hearth up`: the fastest way to see Hearth work. Serves on the embedded
-//! default (SQLite in the data dir) with the process provisioner on, loads
+//! default (SQLite in the data dir) with the process provisioner on (or,
+//! with `--provisioner docker`, a container per workspace from an image
+//! built here from this machine's files when none is named), loads
 //! the example plugin and template, creates one workspace from it and
 //! narrates, in plain sentences on stdout, what happens to it until its
 //! runtime holds everything the template declares. Then it says where
@@ -14,7 +16,7 @@ use clap::Args;
 use hearth_api::{CreateWorkspaceRequest, WorkspaceResponse};
 use hearth_client::Client;
 use hearth_core::reconcile::{ConditionReason, ConditionType};
-use hearth_core::WorkspaceStatus;
+use hearth_core::{WorkspaceId, WorkspaceStatus};
 use hearth_harness::examples;
 use hearth_server::{Application, ProvisionerKind, Settings};
 use tokio::sync::watch;
@@ -46,14 +48,40 @@ pub struct UpArgs {
     #[arg(long, env = "HEARTH_AGENT_HEARTBEAT_INTERVAL", value_name = "SECS", value_parser = interval,
           default_value = DEFAULT_UP_HEARTBEAT)]
     heartbeat_interval: Duration,
+    /// How the example's runtime runs: `process` (a child process of
+    /// Hearth) or `docker` (a container; see README "Workspaces in containers").
+    #[arg(long, value_enum, default_value_t = UpProvisioner::Process)]
+    provisioner: UpProvisioner,
+    /// With `--provisioner docker`: the image workspaces run [default: one
+    /// built here from this machine's files, tagged `--local-image`].
+    #[arg(long, value_name = "IMAGE")]
+    default_image: Option<String>,
+    /// With `--provisioner docker` and no `--default-image`: the tag of the
+    /// image built here (no registry needed), reused when already there.
+    #[arg(long, value_name = "TAG", default_value = LOCAL_IMAGE)]
+    local_image: String,
+}
+
+/// The tag of the image `hearth up --provisioner docker` builds.
+const LOCAL_IMAGE: &str = concat!("hearth-local-runtime:", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum UpProvisioner {
+    Process,
+    Docker,
 }
 
 impl UpArgs {
     fn into_settings(self) -> Settings {
+        let docker = self.provisioner == UpProvisioner::Docker;
         Settings {
             listen: self.listen,
             data_dir: self.data_dir,
-            provisioner: ProvisionerKind::Process,
+            provisioner: if docker { ProvisionerKind::Docker } else { ProvisionerKind::Process },
+            docker: hearth_server::DockerSettings {
+                default_image: docker.then(|| self.default_image.unwrap_or(self.local_image)),
+                ..Default::default()
+            },
             heartbeat_interval: self.heartbeat_interval,
             // The default database (`sqlite://<data-dir>/hearth.db`), even
             // when HEARTH_DATABASE_URL is set for something else.
@@ -65,7 +93,22 @@ impl UpArgs {
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     telemetry::init_quiet()?;
+    let build_image =
+        (args.provisioner == UpProvisioner::Docker && args.default_image.is_none()).then(|| args.local_image.clone());
     let settings = args.into_settings();
+    let in_containers = settings.provisioner == ProvisionerKind::Docker;
+    if let Some(tag) = build_image {
+        let exe = std::env::current_exe().context("cannot find the hearth executable")?;
+        let built = hearth_server::local_image::ensure(&tag, &exe).await.with_context(|| {
+            format!("cannot build the runtime image {tag} (is dockerd running? see scripts/ensure-docker)")
+        })?;
+        if built {
+            say(&format!(
+                "Built the runtime image {tag} from this machine's files (/bin/sh, a few tools and the C library; \
+                 no registry needed). The hearth binary is mounted into each container, not copied."
+            ));
+        }
+    }
     let data_dir = settings.data_dir.clone();
     let interval = settings.heartbeat_interval;
     let database = hearth_server::startup::database_url(&settings);
@@ -79,15 +122,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let mut server = tokio::spawn(app.run_until(wait_for(stopped)));
     let database = database.strip_prefix("sqlite://").unwrap_or(&database);
-    say(&format!(
-        "Hearth is running at {url}. Its database is the SQLite file {database}, and it starts a runtime \
-         (`hearth agent`) for every workspace itself (the process provisioner)."
-    ));
+    let how = if in_containers {
+        "runs every workspace as a Docker container whose entrypoint is its runtime (`hearth agent`; the Docker provisioner)"
+    } else {
+        "starts a runtime (`hearth agent`) for every workspace itself (the process provisioner)"
+    };
+    say(&format!("Hearth is running at {url}. Its database is the SQLite file {database}, and it {how}."));
 
     let client = Client::new(&url, Some(token))?;
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("hearth"));
     let hearth = cli_command(hearth_on_path(), std::env::var_os("CARGO").is_some(), &exe);
-    let guide = Guide { client, url, data_dir, interval, hearth };
+    let guide = Guide { client, url, data_dir, interval, hearth, in_containers };
     let signal = hearth_server::startup::shutdown_signal();
     tokio::pin!(signal);
     let mut interrupted = false;
@@ -108,7 +153,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             ended = &mut server => return server_ended(ended),
         }
     }
-    say("Stopping: Hearth finishes in-flight requests and stops the runtimes it started.");
+    if in_containers {
+        say("Stopping: Hearth finishes in-flight requests; the containers keep running for the next Hearth to adopt.");
+    } else {
+        say("Stopping: Hearth finishes in-flight requests and stops the runtimes it started.");
+    }
     stop.send_replace(true);
     server_ended(server.await)?;
     say("Stopped.");
@@ -141,6 +190,8 @@ struct Guide {
     interval: Duration,
     /// How to run the CLI from here (`cli_command`).
     hearth: String,
+    /// Runtimes run in Docker containers, not as child processes.
+    in_containers: bool,
 }
 
 /// What the narration has already said about the workspace.
@@ -216,7 +267,6 @@ impl Guide {
     /// template declares (or patience runs out).
     async fn follow(&self, workspace: &WorkspaceResponse) -> anyhow::Result<()> {
         let id = workspace.id;
-        let dir = self.data_dir.join("workspaces").join(id.to_string());
         let mut told = Told::default();
         let started = Instant::now();
         loop {
@@ -228,7 +278,7 @@ impl Guide {
                 }
                 Err(err) => return Err(err).with_context(|| format!("cannot follow workspace {id}")),
             };
-            let (said, converged) = self.narrate(&workspace, &dir, &mut told);
+            let (said, converged) = self.narrate(&workspace, &mut told);
             for text in &said {
                 say(text);
             }
@@ -244,11 +294,11 @@ impl Guide {
             if started.elapsed() > CONVERGE_PATIENCE {
                 say(&format!(
                     "Workspace {} has not converged after {}s. See `{} workspace get {id}` for its conditions \
-                     and {} for its runtime's log.",
+                     and `{} workspace logs {id}` for its runtime's log.",
                     workspace.name,
-                    self.hearth,
                     CONVERGE_PATIENCE.as_secs(),
-                    dir.join("agent.log").display()
+                    self.hearth,
+                    self.hearth,
                 ));
                 return Ok(());
             }
@@ -258,16 +308,33 @@ impl Guide {
 
     /// What changed since the last look, as sentences to say; true once
     /// converged.
-    fn narrate(&self, workspace: &WorkspaceResponse, dir: &Path, told: &mut Told) -> (Vec<String>, bool) {
+    /// Where `path` (of the agent directory) of workspace `id` is, in words.
+    fn place(&self, id: WorkspaceId, path: &str) -> String {
+        let dir = self.data_dir.join("workspaces").join(id.to_string());
+        match (self.in_containers, path) {
+            (true, _) => format!("/workspace/{path} inside its container"),
+            (false, "") => dir.display().to_string(),
+            (false, _) => dir.join(path).display().to_string(),
+        }
+    }
+
+    fn narrate(&self, workspace: &WorkspaceResponse, told: &mut Told) -> (Vec<String>, bool) {
         let mut said = Vec::new();
         let name = &workspace.name;
+        let id = workspace.id;
         if told.status != Some(workspace.status) {
             told.status = Some(workspace.status);
             let text = match workspace.status {
+                WorkspaceStatus::Provisioning if self.in_containers => format!(
+                    "Workspace {name} is provisioning: Hearth runs its runtime (hearth agent) in a Docker container \
+                     labelled dev.hearth.workspace={id}, with a volume for /workspace; `{} workspace logs {id}` \
+                     shows its log. It has not checked in yet.",
+                    self.hearth
+                ),
                 WorkspaceStatus::Provisioning => format!(
                     "Workspace {name} is provisioning: Hearth started its runtime (hearth agent) as a child process \
                      in {}; its log is agent.log there. It has not checked in yet.",
-                    dir.display()
+                    self.place(id, "")
                 ),
                 WorkspaceStatus::Online => format!(
                     "Workspace {name} is online: its runtime registered and heartbeats every {}s. Each heartbeat \
@@ -292,7 +359,7 @@ impl Guide {
                     "Assets delivered (digest {}): config.yaml, prompts and the model file are in {}, each \
                      verified against its sha256.",
                     short_digest(&digest),
-                    dir.join("assets").display()
+                    self.place(id, "assets")
                 ));
                 told.assets = Some(digest);
             }
@@ -308,7 +375,7 @@ impl Guide {
                      reported back to Hearth.",
                     plugin.name,
                     plugin.version.as_deref().unwrap_or_default(),
-                    dir.join("plugins").join(&plugin.name).display()
+                    self.place(id, &format!("plugins/{}", plugin.name))
                 ));
                 told.installed.push(plugin.name.clone());
             }
@@ -360,7 +427,14 @@ impl Guide {
             text.push_str("  install:      cargo install --path crates/hearth   (puts `hearth` on your PATH)\n");
         }
         text.push('\n');
-        text.push_str("Hearth keeps serving; Ctrl-C stops it (and the runtime it started).");
+        if self.in_containers {
+            text.push_str(
+                "Hearth keeps serving; Ctrl-C stops it. Its containers keep running for the next Hearth on this data \
+                 dir to adopt; deleting a workspace removes its container and volume.",
+            );
+        } else {
+            text.push_str("Hearth keeps serving; Ctrl-C stops it (and the runtime it started).");
+        }
         say(&text);
     }
 }
@@ -406,6 +480,25 @@ mod tests {
         assert!(settings.database_url.is_none());
         assert_eq!(settings.data_dir, PathBuf::from("/tmp/d"));
         assert_eq!(hearth_server::startup::database_url(&settings), "sqlite:///tmp/d/hearth.db");
+        assert_eq!(settings.docker.default_image, None, "no image without containers");
+    }
+
+    #[test]
+    fn up_in_containers_runs_the_image_it_builds_unless_one_is_named() {
+        let settings = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["hearth", "up", "--provisioner", "docker"], args].concat())
+                .unwrap_or_else(|err| panic!("{err}"));
+            let Command::Up(args) = cli.command else { panic!("not up") };
+            args.into_settings()
+        };
+        let built = settings(&[]);
+        assert_eq!(built.provisioner, ProvisionerKind::Docker);
+        assert_eq!(built.docker.default_image.as_deref(), Some(LOCAL_IMAGE));
+        assert!(LOCAL_IMAGE.starts_with("hearth-local-runtime:"), "{LOCAL_IMAGE}");
+        let tagged = settings(&["--local-image", "mine:1"]);
+        assert_eq!(tagged.docker.default_image.as_deref(), Some("mine:1"));
+        let named = settings(&["--default-image", "debian:12", "--local-image", "mine:1"]);
+        assert_eq!(named.docker.default_image.as_deref(), Some("debian:12"), "a named image wins");
     }
 
     #[test]
@@ -437,6 +530,7 @@ mod tests {
             data_dir: PathBuf::from("/tmp/d"),
             interval: Duration::from_secs(2),
             hearth: "hearth".into(),
+            in_containers: false,
         }
     }
 
@@ -455,13 +549,12 @@ mod tests {
             condition("PluginsInstalled", "True", "NoPlugins", "the template declares no plugins"),
         ]);
         let mut told = Told::default();
-        let (said, converged) =
-            guide().narrate(&workspace(conditions.clone(), Some(&digest)), Path::new("/tmp/w"), &mut told);
+        let (said, converged) = guide().narrate(&workspace(conditions.clone(), Some(&digest)), &mut told);
         let line = said.iter().find(|line| line.starts_with("Assets delivered")).unwrap_or_else(|| panic!("{said:?}"));
         assert!(line.starts_with(&format!("Assets delivered (digest {}):", short_digest(&digest))), "{line}");
         assert!(converged);
         // Said once: the same digest again is no news.
-        let (again, _) = guide().narrate(&workspace(conditions, Some(&digest)), Path::new("/tmp/w"), &mut told);
+        let (again, _) = guide().narrate(&workspace(conditions, Some(&digest)), &mut told);
         assert!(!again.iter().any(|line| line.starts_with("Assets delivered")), "{again:?}");
     }
 
@@ -477,7 +570,7 @@ mod tests {
             condition("PluginsInstalled", "False", "InstallFailed", "plugin install failed: seo-all: sha256 mismatch"),
         ]);
         let mut told = Told::default();
-        let (said, converged) = guide().narrate(&workspace(conditions.clone(), None), Path::new("/tmp/w"), &mut told);
+        let (said, converged) = guide().narrate(&workspace(conditions.clone(), None), &mut told);
         assert!(!converged);
         let failed = |said: &[String]| said.iter().any(|line| line.starts_with("A plugin failed to install ("));
         assert!(
@@ -485,11 +578,11 @@ mod tests {
             "{said:?}"
         );
         assert!(!said.iter().any(|line| line.starts_with("Assets delivered")), "no template, no digest: {said:?}");
-        let (again, _) = guide().narrate(&workspace(conditions.clone(), None), Path::new("/tmp/w"), &mut told);
+        let (again, _) = guide().narrate(&workspace(conditions.clone(), None), &mut told);
         assert!(!failed(&again), "said once while it stays failed: {again:?}");
         let pending = serde_json::json!([condition("PluginsInstalled", "False", "Pending", "waiting")]);
-        guide().narrate(&workspace(pending, None), Path::new("/tmp/w"), &mut told);
-        let (anew, _) = guide().narrate(&workspace(conditions, None), Path::new("/tmp/w"), &mut told);
+        guide().narrate(&workspace(pending, None), &mut told);
+        let (anew, _) = guide().narrate(&workspace(conditions, None), &mut told);
         assert!(failed(&anew), "a new failure after a retry is said again: {anew:?}");
     }
 
