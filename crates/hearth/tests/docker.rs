@@ -252,18 +252,23 @@ async fn push_template(dir: &Path, port: u16, name: &str, config: &str) {
     cli(dir, port, &["template", "push", template.to_str().unwrap(), "--name", name]).await.expect_code(0);
 }
 
-/// A template's program runs inside the container; its
-/// output is one `hearth workspace logs` away; a container that dies is
-/// started again; a new image is a new container on the same volume; a
-/// missing image starts nothing.
+/// A template's program runs inside the container with its secrets and
+/// assets; its output is one `hearth workspace logs` away (and followed);
+/// a container that dies is started again, and one that keeps dying is
+/// held back and reported with its exit code; a new image is a new
+/// container on the same volume; a missing image starts nothing.
 #[tokio::test]
 async fn a_templates_program_runs_in_its_container_and_the_container_follows_the_template() {
+    use tokio::io::AsyncBufReadExt;
     let tmp = TestDir::new();
     let dir = tmp.path();
     let world = World::new(dir);
     let port = free_port();
     let _server = serve(dir, port, &world).await;
-    let program = "command: \"echo $HEARTH_WORKSPACE_ID > /workspace/seen.txt; echo hello from the container; exec sleep 1000\"\n";
+    let admin = hearth_client::Client::new(format!("http://127.0.0.1:{port}"), Some(ADMIN_TOKEN.to_owned())).unwrap();
+    let secrets = std::collections::BTreeMap::from([("ORG_KEY".to_owned(), "org-value".to_owned())]);
+    admin.put_org_secrets(&secrets).await.unwrap();
+    let program = "command: \"test -f $HEARTH_ASSETS_DIR/config.yaml && echo \\\"$HEARTH_WORKSPACE_ID $ORG_KEY\\\" > /workspace/seen.txt; echo hello from the container; while :; do echo tick; sleep 0.5; done\"\n";
     push_template(dir, port, "boxed", &format!("name: boxed\n{program}")).await;
     let created = cli(dir, port, &["workspace", "create", "w", "--template", "boxed", "--json"]).await;
     let id = created.json()["id"].as_str().unwrap().to_owned();
@@ -272,9 +277,9 @@ async fn a_templates_program_runs_in_its_container_and_the_container_follows_the
         .expect_code(0);
     let container = world.container_of(&id);
     assert_eq!(
-        docker_maybe(&["exec", &container, "/bin/cat", "/workspace/seen.txt"]).as_deref(),
-        Some(id.as_str()),
-        "the program ran inside, with its workspace's id"
+        docker_maybe(&["exec", &container, "/bin/cat", "/workspace/seen.txt"]),
+        Some(format!("{id} org-value")),
+        "the program ran inside, after its assets, with its workspace's id and its org's secret"
     );
     wait_for("the program's line in the container's log", Duration::from_secs(20), || {
         docker_logs(&container).contains("[stdout] hello from the container")
@@ -283,6 +288,27 @@ async fn a_templates_program_runs_in_its_container_and_the_container_follows_the
     let logs = cli(dir, port, &["workspace", "logs", &id, "--tail", "200"]).await;
     logs.expect_code(0);
     assert!(logs.stdout.contains("[stdout] hello from the container"), "{}", logs.stdout);
+    let mut follow = support::hearth_command(dir);
+    follow
+        .args(["workspace", "logs", &id, "--follow", "--tail", "1"])
+        .env("HEARTH_SERVER", format!("http://127.0.0.1:{port}"))
+        .env("HEARTH_TOKEN", ADMIN_TOKEN)
+        .stdout(std::process::Stdio::piped());
+    let mut following = follow.spawn().unwrap();
+    let mut followed = tokio::io::BufReader::new(following.stdout.take().unwrap()).lines();
+    let ticks = async {
+        let mut ticks = 0;
+        while let Some(line) = followed.next_line().await.unwrap() {
+            ticks += usize::from(line.contains("[stdout] tick"));
+            if ticks == 3 {
+                return true;
+            }
+        }
+        false
+    };
+    let followed = tokio::time::timeout(Duration::from_secs(30), ticks).await;
+    assert_eq!(followed, Ok(true), "new lines arrive while following");
+    following.kill().await.unwrap();
 
     // The container dies: Hearth starts it again (restart policy no).
     let first = docker(&["inspect", "-f", "{{.State.StartedAt}}", &container]);
@@ -290,6 +316,22 @@ async fn a_templates_program_runs_in_its_container_and_the_container_follows_the
     wait_for("the dead container to be started again", Duration::from_secs(30), || {
         world.running(&id) == Some(true)
             && docker_maybe(&["inspect", "-f", "{{.State.StartedAt}}", &container]).is_some_and(|at| at != first)
+    })
+    .await;
+
+    // It dies again at once: held back by the backoff, reported with its
+    // exit code and restarts, then started again.
+    docker(&["kill", &container]);
+    wait_for("RuntimeRunning to say the container exited", Duration::from_secs(20), || {
+        let runtime = condition(port, &id, "RuntimeRunning");
+        runtime["reason"] == "Exited" && runtime["message"].as_str().is_some_and(|m| m.contains("exit 137"))
+    })
+    .await;
+    let runtime = condition(port, &id, "RuntimeRunning");
+    assert_eq!(runtime["status"], "False", "{runtime}");
+    assert!(runtime["message"].as_str().unwrap().contains("restarted"), "{runtime}");
+    wait_for("the crashed container to be started after its backoff", Duration::from_secs(30), || {
+        world.running(&id) == Some(true)
     })
     .await;
 

@@ -21,8 +21,9 @@
 //! - **Limits by tier** (memory, CPU, pids; tier 0 a read-only root file
 //!   system), never privileged, no new privileges, no Docker socket.
 //! - **Restart policy `no`**: a container that exits is started again by
-//!   the next pass after a backoff; a changed spec (image, tier) is a new
-//!   container on the same volume.
+//!   the next pass, after a backoff while it keeps exiting soon after its
+//!   starts ([`Restarts`]); a changed spec (image, tier) is a new container
+//!   on the same volume.
 //! - **An unreachable daemon is its own state**: the pass changes nothing
 //!   and says so once, so a daemon restart is no restart storm.
 
@@ -60,6 +61,26 @@ const AGENT_IN_CONTAINER: &str = "/opt/hearth/hearth";
 const DIR_IN_CONTAINER: &str = "/workspace";
 /// Longest wait before starting again a container that keeps exiting.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A container that ran this long since its start is healthy again: its
+/// next exit is restarted at once (and not held back by earlier ones).
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+/// A workspace's run of unhealthy starts: when its container may start
+/// again after it exits, how often in a row it was started (or failed to
+/// be) without running [`HEALTHY_RUN`], and when it was last started.
+#[derive(Debug, Clone, Copy)]
+struct Restarts {
+    until: Instant,
+    failures: u32,
+    started: Option<Instant>,
+}
+
+impl Restarts {
+    /// The container ran long enough since its last start.
+    fn healthy(&self) -> bool {
+        self.started.is_some_and(|started| started.elapsed() >= HEALTHY_RUN)
+    }
+}
 
 /// What one workspace's container is made of; its hash is a label, so a
 /// change is seen by comparing labels.
@@ -109,9 +130,8 @@ pub struct Images {
 /// listed each pass).
 #[derive(Default)]
 struct Memory {
-    /// Containers that exited: when each may start again, and how often it
-    /// failed in a row.
-    backoff: HashMap<WorkspaceId, (Instant, u32)>,
+    /// Containers started or failed recently ([`Restarts`]).
+    backoff: HashMap<WorkspaceId, Restarts>,
     /// Parsed `config.yaml` by template assets digest.
     templates: HashMap<String, Option<TemplateConfig>>,
     /// The daemon did not answer the last pass (said once).
@@ -286,14 +306,22 @@ impl DockerProvisioner {
         };
         match found {
             Some(found) if found.state == ContainerSummaryStateEnum::RUNNING => {
-                memory.backoff.remove(&id);
+                match memory.backoff.get_mut(&id) {
+                    Some(restarts) if restarts.healthy() => {
+                        memory.backoff.remove(&id);
+                    }
+                    // Running although its start failed (the daemon did
+                    // start it): it counts as started now.
+                    Some(restarts) if restarts.started.is_none() => restarts.started = Some(Instant::now()),
+                    _ => {}
+                }
                 RuntimeState::Running
             }
             Some(found) => {
-                if let Some((until, failures)) = memory.backoff.get(&id).copied() {
-                    if Instant::now() < until {
+                if let Some(restarts) = memory.backoff.get(&id).filter(|r| !r.healthy()).copied() {
+                    if Instant::now() < restarts.until {
                         let (exit_code, oom_killed) = self.last_exit(&found.id).await;
-                        return RuntimeState::BackingOff { failures, exit_code, oom_killed };
+                        return RuntimeState::BackingOff { failures: restarts.failures, exit_code, oom_killed };
                     }
                 }
                 self.start(workspace, &found.id, memory).await
@@ -326,9 +354,10 @@ impl DockerProvisioner {
         match started.await {
             Ok(()) => {
                 tracing::info!(workspace_id = %id, container, "container started");
-                let failures = memory.backoff.get(&id).map_or(0, |(_, failures)| *failures);
-                // Counted as a failure until a pass sees it still running.
-                memory.backoff.insert(id, (Instant::now() + backoff(failures + 1), failures + 1));
+                // Counted as a failure until it has run HEALTHY_RUN.
+                let failures = memory.backoff.get(&id).filter(|r| !r.healthy()).map_or(0, |r| r.failures) + 1;
+                let now = Instant::now();
+                memory.backoff.insert(id, Restarts { until: now + backoff(failures), failures, started: Some(now) });
                 RuntimeState::Running
             }
             Err(error) => {
@@ -340,8 +369,8 @@ impl DockerProvisioner {
     }
 
     fn back_off(&self, id: WorkspaceId, memory: &mut Memory) -> RuntimeState {
-        let failures = memory.backoff.get(&id).map_or(0, |(_, failures)| *failures) + 1;
-        memory.backoff.insert(id, (Instant::now() + backoff(failures), failures));
+        let failures = memory.backoff.get(&id).map_or(0, |r| r.failures) + 1;
+        memory.backoff.insert(id, Restarts { until: Instant::now() + backoff(failures), failures, started: None });
         RuntimeState::BackingOff { failures, exit_code: None, oom_killed: false }
     }
 
