@@ -167,7 +167,8 @@ async fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
 }
 
 /// Create → a labelled container goes online, its token only in a 0600
-/// file; pause keeps container and volume, resume finds the volume's data;
+/// file; pause and hibernate keep container and volume, resume finds the
+/// volume's data;
 /// a crashed server's successor adopts the container (no second one);
 /// delete removes container and volume; an orphan of an unknown workspace
 /// is reaped and a foreign container left alone.
@@ -208,6 +209,12 @@ async fn workspaces_run_as_containers_from_create_to_delete() {
         "kept",
         "the volume survived the pause"
     );
+    // Hibernate: the same, the agent and its program stopped within the grace.
+    cli(dir, port, &["workspace", "hibernate", &id]).await.expect_code(0);
+    wait_for("the container to stop on hibernate", Duration::from_secs(30), || world.running(&id) == Some(false)).await;
+    assert_eq!(docker(&["inspect", "-f", "{{.State.ExitCode}}", &container]), "0", "the agent stopped cleanly");
+    cli(dir, port, &["workspace", "resume", &id]).await.expect_code(0);
+    cli(dir, port, &["workspace", "wait", &id, "--status", "online", "--timeout", "60"]).await.expect_code(0);
 
     // A crashed server's successor adopts the container: no second one.
     server.start_kill().unwrap();
