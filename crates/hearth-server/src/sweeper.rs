@@ -4,8 +4,11 @@
 //! nothing, and several replicas may sweep at once because each candidate is
 //! re-decided under its row lock (a second sweeper finds nothing to do).
 
+use std::sync::Mutex;
 use std::time::Duration;
 
+use chrono::Utc;
+use hearth_core::Outage;
 use hearth_store::Sweep;
 
 use crate::metrics::store_error;
@@ -15,14 +18,26 @@ pub use crate::transitions::SweepReport;
 
 /// Candidates handled per sweep and kind; the rest wait for the next tick.
 const BATCH: i64 = 500;
+/// The shortest gap in the control plane's own liveness that is an outage
+/// (with short sweep intervals; otherwise three intervals).
+const MIN_OUTAGE_GAP: Duration = Duration::from_secs(3);
 
 pub struct Sweeper {
     state: AppState,
+    /// The latest outage this process has said it saw (said once each).
+    told: Mutex<Option<Outage>>,
+}
+
+/// How long the control plane may go unrecorded before it counts as an
+/// outage: three sweep intervals (a sweep may run late; three in a row
+/// missed is every replica down or the database unreachable).
+pub fn outage_gap(sweep_interval: Duration) -> Duration {
+    sweep_interval.saturating_mul(3).max(MIN_OUTAGE_GAP)
 }
 
 impl Sweeper {
     pub fn new(state: AppState) -> Self {
-        Self { state }
+        Self { state, told: Mutex::new(None) }
     }
 
     /// One pass of every sweep. Errors are logged with the workspace id,
@@ -41,12 +56,22 @@ impl Sweeper {
             }
         }
         let ttl = self.state.pace.liveness_ttl(settings.liveness_ttl);
+        let heard = self.control_plane_alive(ttl, &mut report).await;
         let mut kinds = vec![(Sweep::Liveness, ttl), (Sweep::ProvisionTimeout, settings.provision_timeout)];
         if let Some(idle) = settings.hibernate_after {
             kinds.push((Sweep::Idle, idle));
         }
         for (kind, age) in kinds {
-            match self.state.transitions.sweep(kind, age, BATCH).await {
+            let outage = match (kind, heard) {
+                // Unknown whether the control plane was down: no runtime
+                // is judged silent this pass.
+                (Sweep::Liveness, None) => continue,
+                // Within a TTL of an outage's end nobody is due yet.
+                (Sweep::Liveness, Some(Some(outage))) if within(outage, ttl) => continue,
+                (Sweep::Liveness, Some(outage)) => outage,
+                _ => None,
+            };
+            match self.state.transitions.sweep(kind, age, BATCH, outage).await {
                 Ok(one) => {
                     report.offline += one.offline;
                     report.failed += one.failed;
@@ -61,6 +86,41 @@ impl Sweeper {
             }
         }
         report
+    }
+
+    /// Records that the control plane is alive now and reads its latest
+    /// outage (`Some(None)`: none ever); `None` when the store cannot say.
+    /// A new outage is logged once per process and counted.
+    async fn control_plane_alive(&self, ttl: Duration, report: &mut SweepReport) -> Option<Option<Outage>> {
+        let gap =
+            chrono::Duration::from_std(outage_gap(self.state.settings.sweep_interval)).unwrap_or(chrono::Duration::MAX);
+        let outage = match self.state.store.control_plane_alive(Utc::now(), gap).await {
+            Ok(outage) => outage,
+            Err(error) => {
+                store_error(&error);
+                tracing::warn!(%error, "cannot record the control plane alive; no workspace goes offline until it can");
+                report.errors += 1;
+                return None;
+            }
+        };
+        let held = outage.is_some_and(|outage| within(outage, ttl));
+        metrics::gauge!("hearth_liveness_held").set(if held { 1.0 } else { 0.0 });
+        let mut told = self.told.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(outage) = outage.filter(|outage| *told != Some(*outage)) {
+            if told.is_some() || held {
+                metrics::counter!("hearth_control_plane_outages_total").increment(1);
+                let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+                tracing::warn!(
+                    started_at = %outage.started_at, ended_at = %outage.ended_at,
+                    unheard_seconds = (outage.ended_at - outage.started_at).num_seconds(),
+                    offline_not_before = %(outage.ended_at + ttl),
+                    "the control plane could not hear runtimes (every replica was down, or the database did not answer); \
+                     that time does not count against any workspace, so none goes offline before a full TTL after it"
+                );
+            }
+            *told = Some(outage);
+        }
+        Some(outage)
     }
 
     /// Runs `run_once` every `interval` until shutdown.
@@ -83,4 +143,10 @@ impl Sweeper {
             }
         }
     }
+}
+
+/// Now is within a TTL of `outage`'s end.
+fn within(outage: Outage, ttl: Duration) -> bool {
+    let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+    Utc::now() < outage.ended_at + ttl
 }

@@ -164,11 +164,17 @@ impl Transitions {
     /// transitions and events in one transaction ([`Store::sweep`]). Rows
     /// another replica is sweeping are skipped, so replicas may sweep at
     /// once and never double a transition.
-    pub async fn sweep(&self, kind: Sweep, age: Duration, limit: i64) -> StoreResult<SweepReport> {
+    pub async fn sweep(
+        &self,
+        kind: Sweep,
+        age: Duration,
+        limit: i64,
+        outage: Option<hearth_core::Outage>,
+    ) -> StoreResult<SweepReport> {
         let label = sweep_label(kind);
         metrics::counter!("hearth_sweeps_total", "sweep" => label).increment(1);
         let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
-        let applied = self.store.sweep(kind, age, Utc::now(), limit).await?;
+        let applied = self.store.sweep(kind, age, Utc::now(), limit, outage).await?;
         let mut report = SweepReport::default();
         for one in applied {
             let (from, to) = (one.previous.as_str(), one.workspace.status.as_str());

@@ -268,6 +268,8 @@ impl Dialect for Pg {
             pg_peer_match!("$3")
         ),
         lock_org: "select org_id from orgs where org_id = $1 for update",
+        lock_control_plane: "select alive_at, outage_started_at, outage_ended_at from control_plane \
+            where control_plane_id = 1 for update",
     };
 
     fn migrator() -> &'static Migrator {

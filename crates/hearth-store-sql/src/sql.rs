@@ -231,6 +231,10 @@ statement_set! {
         /// serializes writers): what counting an org's live tokens and
         /// inserting one more holds, so two creates cannot both pass the cap.
         lock_org,
+        /// The control plane's liveness row (alive_at, outage_started_at,
+        /// outage_ended_at), locked for the rest of the transaction
+        /// (Postgres `for update`; SQLite's writer holds the lock).
+        lock_control_plane,
     }
 }
 
@@ -391,6 +395,9 @@ shared! {
         values ($1, $2, $3, $4, $5, $5)";
     SELECT_PLUGIN_BY_NAME = concat!("select ", plugin_columns!(), " from plugins where org_id = $1 and name = $2");
     SELECT_PLUGIN_BY_ID = concat!("select ", plugin_columns!(), " from plugins where plugin_id = $1");
+    /// `$1` alive_at, `$2` outage_started_at, `$3` outage_ended_at.
+    UPDATE_CONTROL_PLANE = "update control_plane set alive_at = $1, outage_started_at = $2, outage_ended_at = $3 \
+        where control_plane_id = 1";
 }
 
 /// (name, sql) of every statement an engine runs: the shared ones and its

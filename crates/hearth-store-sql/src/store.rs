@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hearth_core::reconcile::{ConditionRecord, DesiredState, InstalledPlugin};
 use hearth_core::{
-    decide, Decision, EventDraft, EventId, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus,
+    decide, Decision, EventDraft, EventId, Input, OrgId, Outage, Rejection, TokenId, WorkspaceId, WorkspaceStatus,
 };
 use hearth_store::{
     evolve, Applied, Bootstrap, Changed, Compaction, Conflict, Deleted, Engine, Event, EventQuery, LivenessWrite,
@@ -527,6 +527,7 @@ where
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64, i64, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64, DateTime<Utc>): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (bool,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid,): FromRow<'r, <D::Db as Database>::Row>,
@@ -925,9 +926,10 @@ where
         age: chrono::Duration,
         now: DateTime<Utc>,
         limit: i64,
+        outage: Option<Outage>,
     ) -> StoreResult<Vec<Applied>> {
         let (statement, input) = match sweep {
-            Sweep::Liveness => (D::SQL.sweep_liveness_rows, Input::LivenessCheck { ttl: age }),
+            Sweep::Liveness => (D::SQL.sweep_liveness_rows, Input::LivenessCheck { ttl: age, outage }),
             Sweep::ProvisionTimeout => (D::SQL.sweep_provision_timeout_rows, Input::ProvisionCheck { timeout: age }),
             Sweep::Idle => (D::SQL.sweep_idle_rows, Input::IdleCheck { threshold: age }),
         };
@@ -954,6 +956,35 @@ where
         let applied = Self::append_last(&mut tx, transitions).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         Ok(applied)
+    }
+
+    async fn control_plane_alive(&self, now: DateTime<Utc>, gap: chrono::Duration) -> StoreResult<Option<Outage>> {
+        type Row = (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+        let mut tx = self.begin().await?;
+        let row: Option<Row> = sqlx::query_as(D::SQL.lock_control_plane)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err::<D>("lock_control_plane"))?;
+        let Some((alive_at, started_at, ended_at)) = row else {
+            return Err(StoreError::Corrupt {
+                operation: "control_plane_alive",
+                message: "no control_plane row".into(),
+            });
+        };
+        let mut outage = started_at.zip(ended_at).map(|(started_at, ended_at)| Outage { started_at, ended_at });
+        if now - alive_at > gap {
+            outage = Some(Outage { started_at: alive_at, ended_at: now });
+        }
+        // A replica whose clock lags never moves the record back.
+        sqlx::query(sql::UPDATE_CONTROL_PLANE)
+            .bind(alive_at.max(now))
+            .bind(outage.map(|o| o.started_at))
+            .bind(outage.map(|o| o.ended_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err::<D>("update_control_plane"))?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        Ok(outage)
     }
 
     async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hearth_core::heartbeat::RawHeartbeat;
-use hearth_core::{EventKind, Heartbeat, Input, OrgId, Rejection, TokenId, WorkspaceId, WorkspaceStatus};
+use hearth_core::{EventKind, Heartbeat, Input, OrgId, Outage, Rejection, TokenId, WorkspaceId, WorkspaceStatus};
 use serde_json::json;
 
 use crate::{
@@ -30,6 +30,7 @@ macro_rules! conformance_tests {
             error_rate_degrades_and_recovers_with_hysteresis,
             task_updated_is_written_once_per_change,
             liveness_sweep_finds_silent_workspaces_and_a_heartbeat_brings_them_back,
+            the_control_planes_outage_is_recorded_and_not_counted_by_the_liveness_sweep,
             provision_timeout_fails_and_a_later_heartbeat_recovers,
             paused_workspaces_are_not_revived_by_their_runtime,
             refused_transitions_write_nothing,
@@ -230,13 +231,13 @@ pub async fn liveness_sweep_finds_silent_workspaces_and_a_heartbeat_brings_them_
     store.apply(chatty, heartbeat(0.0), t(95)).await.unwrap();
     let ttl = Duration::seconds(90);
     let now = t(101);
-    let swept = store.sweep(Sweep::Liveness, ttl, now, 100).await.unwrap();
+    let swept = store.sweep(Sweep::Liveness, ttl, now, 100, None).await.unwrap();
     let ids: Vec<WorkspaceId> = swept.iter().map(|a| a.workspace.id).collect();
     assert_eq!(ids, vec![silent], "only the silent online workspace goes");
     assert_eq!(swept[0].workspace.status, WorkspaceStatus::Offline);
     // A second sweep (another replica) finds nothing and changes nothing.
-    assert!(store.sweep(Sweep::Liveness, ttl, now, 100).await.unwrap().is_empty());
-    let again = store.apply(silent, Input::LivenessCheck { ttl }, now).await.unwrap();
+    assert!(store.sweep(Sweep::Liveness, ttl, now, 100, None).await.unwrap().is_empty());
+    let again = store.apply(silent, Input::LivenessCheck { ttl, outage: None }, now).await.unwrap();
     assert!(again.events.is_empty());
     let back = store.apply(silent, heartbeat(0.0), t(120)).await.unwrap();
     assert_eq!(back.workspace.status, WorkspaceStatus::Online);
@@ -244,11 +245,44 @@ pub async fn liveness_sweep_finds_silent_workspaces_and_a_heartbeat_brings_them_
     assert_eq!(store.get_workspace(never).await.unwrap().status, WorkspaceStatus::Provisioning);
 }
 
+/// The control plane's own liveness row: a beat within the gap records no
+/// outage, a later one records the gap (and keeps it, the latest, until a
+/// new one), a lagging clock never moves it back; the liveness sweep does
+/// not count the outage and says when it decided after one.
+pub async fn the_control_planes_outage_is_recorded_and_not_counted_by_the_liveness_sweep(store: S) {
+    let gap = Duration::seconds(15);
+    // A fresh database: alive since its migration, no outage. (Whole
+    // microseconds: what Postgres keeps.)
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    assert_eq!(store.control_plane_alive(now, gap).await.unwrap(), None);
+    assert_eq!(store.control_plane_alive(now + Duration::seconds(5), gap).await.unwrap(), None, "5 s: within the gap");
+    let back = now + Duration::seconds(305);
+    let outage = Outage { started_at: now + Duration::seconds(5), ended_at: back };
+    assert_eq!(store.control_plane_alive(back, gap).await.unwrap(), Some(outage), "300 s unheard: an outage");
+    let later = back + Duration::seconds(5);
+    assert_eq!(store.control_plane_alive(later, gap).await.unwrap(), Some(outage), "kept: the latest");
+    // A replica whose clock is a minute behind: alive_at stays at `later`.
+    assert_eq!(store.control_plane_alive(later - Duration::seconds(60), gap).await.unwrap(), Some(outage));
+    assert_eq!(store.control_plane_alive(later + Duration::seconds(10), gap).await.unwrap(), Some(outage));
+
+    // The sweep: heard before the outage, measured from its end.
+    let silent = create(&*store, "silent").await;
+    store.apply(silent, heartbeat(0.0), now).await.unwrap();
+    let ttl = Duration::seconds(90);
+    let within = back + Duration::seconds(60);
+    assert!(store.sweep(Sweep::Liveness, ttl, within, 100, Some(outage)).await.unwrap().is_empty());
+    let after = back + Duration::seconds(91);
+    let swept = store.sweep(Sweep::Liveness, ttl, after, 100, Some(outage)).await.unwrap();
+    assert_eq!(swept.len(), 1);
+    let payload = &swept[0].events[0].payload;
+    assert_eq!(payload["after_outage"]["ended_at"], serde_json::json!(back), "{payload}");
+}
+
 pub async fn provision_timeout_fails_and_a_later_heartbeat_recovers(store: S) {
     let id = create(&*store, "slow").await;
     let timeout = Duration::seconds(600);
-    assert!(store.sweep(Sweep::ProvisionTimeout, timeout, t(599), 10).await.unwrap().is_empty());
-    let mut swept = store.sweep(Sweep::ProvisionTimeout, timeout, t(601), 10).await.unwrap();
+    assert!(store.sweep(Sweep::ProvisionTimeout, timeout, t(599), 10, None).await.unwrap().is_empty());
+    let mut swept = store.sweep(Sweep::ProvisionTimeout, timeout, t(601), 10, None).await.unwrap();
     assert_eq!(swept.len(), 1);
     let failed = swept.remove(0);
     assert_eq!(failed.workspace.id, id);
@@ -494,13 +528,13 @@ pub async fn bootstrap_is_refused_outside_provisioning(store: S) {
     // Offline: online, then silent past the liveness TTL.
     let offline = create(&*store, "offline").await;
     store.apply(offline, heartbeat(0.0), t(1)).await.unwrap();
-    store.apply(offline, Input::LivenessCheck { ttl: Duration::seconds(90) }, t(200)).await.unwrap();
+    store.apply(offline, Input::LivenessCheck { ttl: Duration::seconds(90), outage: None }, t(200)).await.unwrap();
     assert_eq!(store.get_workspace(offline).await.unwrap().status, WorkspaceStatus::Offline);
     let refused = bootstrap(&store, offline, t(201), "offline-secret").await;
     assert_refused(&store, refused, "offline-secret").await;
     // Failed: never registered within the provision timeout.
     let failed = create(&*store, "failed").await;
-    let swept = store.sweep(Sweep::ProvisionTimeout, Duration::seconds(60), t(61), 10).await.unwrap();
+    let swept = store.sweep(Sweep::ProvisionTimeout, Duration::seconds(60), t(61), 10, None).await.unwrap();
     assert!(swept.iter().any(|a| a.workspace.id == failed && a.workspace.status == WorkspaceStatus::Failed));
     let refused = bootstrap(&store, failed, t(62), "failed-secret").await;
     assert_refused(&store, refused, "failed-secret").await;
@@ -1254,11 +1288,11 @@ pub async fn a_sweep_batch_transitions_every_due_workspace_once(store: S) {
     let fresh = create(&*store, "fresh").await;
     store.apply(fresh, heartbeat(0.0), t(95)).await.unwrap();
     let stuck = create(&*store, "stuck").await;
-    let applied = store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 3).await.unwrap();
+    let applied = store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 3, None).await.unwrap();
     assert_eq!(applied.len(), 3, "at most the limit");
-    let rest = store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 100).await.unwrap();
+    let rest = store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 100, None).await.unwrap();
     assert_eq!(rest.len(), 2, "the rest, once");
-    assert!(store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 100).await.unwrap().is_empty());
+    assert!(store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 100, None).await.unwrap().is_empty());
     for one in applied.iter().chain(&rest) {
         assert_eq!(one.previous, WorkspaceStatus::Online);
         assert_eq!(one.workspace.status, WorkspaceStatus::Offline);
@@ -1267,7 +1301,7 @@ pub async fn a_sweep_batch_transitions_every_due_workspace_once(store: S) {
         assert_eq!(store.get_workspace(one.workspace.id).await.unwrap().status, WorkspaceStatus::Offline);
     }
     assert_eq!(store.get_workspace(fresh).await.unwrap().status, WorkspaceStatus::Online);
-    let timed_out = store.sweep(Sweep::ProvisionTimeout, Duration::seconds(600), t(1000), 100).await.unwrap();
+    let timed_out = store.sweep(Sweep::ProvisionTimeout, Duration::seconds(600), t(1000), 100, None).await.unwrap();
     assert_eq!(timed_out.iter().map(|a| a.workspace.id).collect::<Vec<_>>(), vec![stuck]);
     assert_eq!(timed_out[0].workspace.status, WorkspaceStatus::Failed);
 }

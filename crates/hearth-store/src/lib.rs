@@ -15,7 +15,7 @@ pub mod conformance;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use hearth_core::{Input, OrgId, TokenId, WorkspaceId};
+use hearth_core::{Input, OrgId, Outage, TokenId, WorkspaceId};
 
 pub use error::{Conflict, StoreError, StoreResult};
 pub use evolve::{evolve, Changed, LivenessWrite};
@@ -191,14 +191,25 @@ pub trait Store: Send + Sync + 'static {
     /// of `sweep` whose reference time is before `now - age` (at most
     /// `limit`; on Postgres rows another replica holds are skipped, not
     /// waited for), each re-decided by the state machine on its locked row,
-    /// with their transitions and events. Returns what changed.
+    /// with their transitions and events. `outage`: the control plane's
+    /// latest ([`Store::control_plane_alive`]), which the liveness sweep
+    /// does not count. Returns what changed.
     async fn sweep(
         &self,
         sweep: Sweep,
         age: chrono::Duration,
         now: DateTime<Utc>,
         limit: i64,
+        outage: Option<Outage>,
     ) -> StoreResult<Vec<Applied>>;
+
+    /// The control plane's own liveness, advanced by every sweep of every
+    /// replica: records that it is alive at `now`, and when it was last
+    /// recorded alive more than `gap` before (every replica was down, or
+    /// the database did not answer), that window as its latest outage. One
+    /// transaction on one row, so replicas agree. Returns the latest outage
+    /// ever recorded.
+    async fn control_plane_alive(&self, now: DateTime<Utc>, gap: chrono::Duration) -> StoreResult<Option<Outage>>;
 
     // --- tokens -----------------------------------------------------------
 

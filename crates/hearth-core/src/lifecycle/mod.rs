@@ -55,9 +55,13 @@ pub enum Input {
     /// Operator hibernate.
     Hibernate,
     Delete,
-    /// Liveness sweep: offline if no heartbeat for `ttl`.
+    /// Liveness sweep: offline if not heard for `ttl` of the time the
+    /// control plane could hear it. `outage`: the latest window in which it
+    /// could not (every replica down, or the database unreachable); a
+    /// runtime last heard before its end is measured from its end.
     LivenessCheck {
         ttl: Duration,
+        outage: Option<Outage>,
     },
     /// Provision-timeout sweep: failed if still provisioning after `timeout`.
     ProvisionCheck {
@@ -94,6 +98,17 @@ impl Input {
     fn is_from_runtime(&self) -> bool {
         matches!(self, Input::Heartbeat(_) | Input::Register { .. } | Input::RecordInstall { .. })
     }
+}
+
+/// A window in which the control plane could not hear runtimes: every
+/// replica was down, or the database did not answer. Its time does not
+/// count against a workspace's liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Outage {
+    /// The control plane was last heard of (its last sweep) here.
+    pub started_at: DateTime<Utc>,
+    /// It was heard again (its first sweep after the gap) here.
+    pub ended_at: DateTime<Utc>,
 }
 
 /// The outcome of an accepted input. `next == current` means no transition;
@@ -158,14 +173,18 @@ pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<
             _ => Err(not_allowed(input, current)),
         },
         Input::Delete => Ok(to(Removed, EventKind::WorkspaceRemoved, json!({"from": current}))),
-        Input::LivenessCheck { ttl } => {
+        Input::LivenessCheck { ttl, outage } => {
             let last_seen = snapshot.last_heartbeat_at.unwrap_or(snapshot.status_changed_at);
-            if matches!(current, Online | Degraded) && now - last_seen >= *ttl {
-                Ok(to(
-                    Offline,
-                    EventKind::WorkspaceOffline,
-                    json!({"from": current, "last_heartbeat_at": snapshot.last_heartbeat_at}),
-                ))
+            // Last heard before the outage ended: its silence is measured
+            // from the end, and the event says the offline came after it.
+            let after_outage = outage.filter(|outage| outage.ended_at > last_seen);
+            let since = after_outage.map_or(last_seen, |outage| outage.ended_at);
+            if matches!(current, Online | Degraded) && now - since >= *ttl {
+                let mut payload = json!({"from": current, "last_heartbeat_at": snapshot.last_heartbeat_at});
+                if let Some(outage) = after_outage {
+                    payload["after_outage"] = json!({"started_at": outage.started_at, "ended_at": outage.ended_at});
+                }
+                Ok(to(Offline, EventKind::WorkspaceOffline, payload))
             } else {
                 Ok(stay(current))
             }

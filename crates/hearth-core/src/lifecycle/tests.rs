@@ -165,7 +165,7 @@ fn operator_actions_from_every_status() {
 #[test]
 fn liveness_check_takes_online_and_degraded_offline_only_after_the_ttl() {
     let ttl = Duration::seconds(90);
-    let input = Input::LivenessCheck { ttl };
+    let input = Input::LivenessCheck { ttl, outage: None };
     for status in WorkspaceStatus::ALL {
         check(status, &input, later(89), Expect::Stay);
         let expect = match status {
@@ -180,9 +180,38 @@ fn liveness_check_takes_online_and_degraded_offline_only_after_the_ttl() {
 fn liveness_check_uses_the_status_change_when_there_was_never_a_heartbeat() {
     let mut snap = snapshot(Online);
     snap.last_heartbeat_at = None;
-    let input = Input::LivenessCheck { ttl: Duration::seconds(90) };
+    let input = Input::LivenessCheck { ttl: Duration::seconds(90), outage: None };
     assert_eq!(decide(&snap, &input, later(10)).unwrap().next, Online);
     assert_eq!(decide(&snap, &input, later(100)).unwrap().next, Offline);
+}
+
+/// The control plane's downtime does not count: a runtime last heard before
+/// an outage ended gets a full TTL from its end, and an offline decided
+/// then says so; one heard after it is measured as ever.
+#[test]
+fn liveness_check_does_not_count_the_control_planes_outage() {
+    let ttl = Duration::seconds(90);
+    let outage = Outage { started_at: later(10), ended_at: later(300) };
+    let input = Input::LivenessCheck { ttl, outage: Some(outage) };
+    for status in [Online, Degraded] {
+        let snap = snapshot(status); // last heard at 0, before the outage
+        assert_eq!(decide(&snap, &input, later(389)).unwrap().next, status, "within a TTL of the outage's end");
+        let decision = decide(&snap, &input, later(390)).unwrap();
+        assert_eq!(decision.next, Offline, "a TTL after the outage's end");
+        let payload = &decision.events[0].payload();
+        assert_eq!(payload["after_outage"]["started_at"], serde_json::json!(later(10)));
+        assert_eq!(payload["after_outage"]["ended_at"], serde_json::json!(later(300)));
+    }
+    // Heard after the outage ended: the outage plays no part.
+    let mut heard = snapshot(Online);
+    heard.last_heartbeat_at = Some(later(320));
+    assert_eq!(decide(&heard, &input, later(409)).unwrap().next, Online);
+    let decision = decide(&heard, &input, later(410)).unwrap();
+    assert_eq!(decision.next, Offline);
+    assert!(decision.events[0].payload().get("after_outage").is_none(), "{:?}", decision.events[0].payload());
+    // Without an outage the payload has no such field either.
+    let plain = decide(&snapshot(Online), &Input::LivenessCheck { ttl, outage: None }, later(90)).unwrap();
+    assert!(plain.events[0].payload().get("after_outage").is_none());
 }
 
 #[test]
@@ -274,7 +303,7 @@ fn any_input() -> impl Strategy<Value = Input> {
         Just(Input::Restart),
         Just(Input::Hibernate),
         Just(Input::Delete),
-        secs.clone().prop_map(|s| Input::LivenessCheck { ttl: Duration::seconds(s) }),
+        secs.clone().prop_map(|s| Input::LivenessCheck { ttl: Duration::seconds(s), outage: None }),
         secs.clone().prop_map(|s| Input::ProvisionCheck { timeout: Duration::seconds(s) }),
         secs.prop_map(|s| Input::IdleCheck { threshold: Duration::seconds(s) }),
         Just(Input::RuntimeObserved(crate::reconcile::RuntimeObservation::Running)),

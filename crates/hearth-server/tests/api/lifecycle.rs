@@ -195,7 +195,11 @@ async fn refused_transitions_are_409_naming_the_current_status(engine: Engine) {
     // Take it offline directly through the store's state machine (as the sweep would).
     app.state
         .store
-        .apply(offline_id, hearth_core::Input::LivenessCheck { ttl: chrono::Duration::zero() }, chrono::Utc::now())
+        .apply(
+            offline_id,
+            hearth_core::Input::LivenessCheck { ttl: chrono::Duration::zero(), outage: None },
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let err = app.admin.resume(offline_id).await.unwrap_err();

@@ -13,7 +13,7 @@ use crate::harness::{eventually, heartbeat, test_settings, TestApp};
 
 /// Forwards connections to the test Postgres while open; while cut, drops
 /// every open connection and every new one.
-struct Proxy {
+pub(crate) struct Proxy {
     port: u16,
     open: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -44,16 +44,32 @@ impl Proxy {
         Proxy { port, open, connections }
     }
 
-    fn cut(&self) {
+    /// A proxy to the test Postgres server.
+    pub(crate) async fn to_test_postgres() -> Self {
+        Self::start(test_postgres_host_port()).await
+    }
+
+    /// `url` (of a test database) through this proxy.
+    pub(crate) fn url_of(&self, url: &str) -> String {
+        url.replacen(&test_postgres_host_port(), &format!("127.0.0.1:{}", self.port), 1)
+    }
+
+    pub(crate) fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
         for task in self.connections.lock().unwrap().drain(..) {
             task.abort();
         }
     }
 
-    fn restore(&self) {
+    pub(crate) fn restore(&self) {
         self.open.store(true, Ordering::SeqCst);
     }
+}
+
+/// `host:port` of the test Postgres server.
+fn test_postgres_host_port() -> String {
+    let admin_url = hearth_store_pg::testing::admin_url();
+    admin_url.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
