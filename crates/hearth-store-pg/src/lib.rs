@@ -345,8 +345,14 @@ impl Dialect for Pg {
         if code == "22021" || code == "22P05" {
             // character_not_in_repertoire (a NUL in text), untranslatable_character (\u0000 in jsonb)
             Some(Failure::InvalidInput)
-        } else if code.starts_with("08") || code.starts_with("57P") || code == "53300" {
-            // connection exceptions, admin shutdown / cannot connect now, too many connections
+        } else if code.starts_with("08")
+            || code.starts_with("57P")
+            || matches!(code.as_ref(), "53300" | "55P03" | "25006")
+        {
+            // connection exceptions, admin shutdown / cannot connect now, too
+            // many connections, a lock not granted within `lock_timeout`, and
+            // a read-only database (a failover's old primary, a standby): all
+            // pass, so a client is told to retry, never that Hearth broke.
             Some(Failure::Unavailable)
         } else {
             None
