@@ -21,5 +21,5 @@ pub mod validate;
 pub use event::{EventDraft, EventKind};
 pub use heartbeat::{Heartbeat, HeartbeatError};
 pub use ids::{EventId, OrgId, TokenId, WorkspaceId};
-pub use lifecycle::{decide, Decision, Input, Outage, Rejection, Snapshot};
+pub use lifecycle::{decide, Decision, Input, MassSilence, Outage, Rejection, Snapshot, SweepContext};
 pub use status::WorkspaceStatus;

@@ -20,6 +20,71 @@ pub enum ProvisionerKind {
     Docker,
 }
 
+/// A mass silence: more than `share` of the live fleet, and more than
+/// `min` workspaces, due offline at once while the control plane is up.
+/// It is more likely the network between the runtimes and Hearth than
+/// that many deaths together, so the liveness sweep marks them offline at
+/// `rate` per second (per replica) instead of all at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MassSilenceGuard {
+    /// `1.0` (or more) turns the guard off.
+    pub share: f64,
+    pub min: u64,
+    pub rate: f64,
+}
+
+impl Default for MassSilenceGuard {
+    fn default() -> Self {
+        Self { share: 0.5, min: 100, rate: 10.0 }
+    }
+}
+
+impl MassSilenceGuard {
+    /// `due` of `live` workspaces silent at once is a mass silence.
+    pub fn is_mass(&self, due: u64, live: u64) -> bool {
+        self.share < 1.0 && due > self.min && (due as f64) > self.share * (live as f64)
+    }
+
+    /// Offline decisions one pass makes before it has counted the fleet.
+    pub fn uncounted_limit(&self, batch: i64) -> i64 {
+        if self.share < 1.0 {
+            batch.min(i64::try_from(self.min).unwrap_or(i64::MAX).max(1))
+        } else {
+            batch
+        }
+    }
+
+    /// Offline decisions one pass makes in a mass silence, passes
+    /// `interval` apart: at least one, so a death is only ever late.
+    pub fn limited(&self, interval: Duration) -> i64 {
+        let per_pass = (self.rate * interval.as_secs_f64()).ceil();
+        if per_pass.is_finite() && per_pass >= 1.0 {
+            per_pass.min(i64::MAX as f64) as i64
+        } else {
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod mass_silence_tests {
+    use super::*;
+
+    #[test]
+    fn a_mass_silence_is_more_than_the_share_and_the_minimum() {
+        let guard = MassSilenceGuard { share: 0.5, min: 100, rate: 10.0 };
+        assert!(guard.is_mass(600, 1000));
+        assert!(!guard.is_mass(500, 1000), "half is not more than half");
+        assert!(!guard.is_mass(100, 150), "not more than the minimum");
+        assert!(guard.is_mass(101, 150));
+        assert!(!MassSilenceGuard { share: 1.0, ..guard }.is_mass(1000, 1000), "share 1 turns it off");
+        assert_eq!(guard.uncounted_limit(500), 100);
+        assert_eq!(MassSilenceGuard { share: 1.0, ..guard }.uncounted_limit(500), 500);
+        assert_eq!(guard.limited(Duration::from_secs(5)), 50);
+        assert_eq!(MassSilenceGuard { rate: 0.01, ..guard }.limited(Duration::from_secs(5)), 1, "never none");
+    }
+}
+
 /// The Docker provisioner's settings.
 #[derive(Debug, Clone, Default)]
 pub struct DockerSettings {
@@ -79,6 +144,8 @@ pub struct Settings {
     pub liveness_ttl: Duration,
     pub provision_timeout: Duration,
     pub sweep_interval: Duration,
+    /// When a silence of much of the fleet is held back (README "Outages").
+    pub mass_silence: MassSilenceGuard,
     /// Hibernate online workspaces idle this long; `None` (default) disables it.
     pub hibernate_after: Option<Duration>,
     pub allow_private_agent_urls: bool,
@@ -160,6 +227,7 @@ impl Default for Settings {
             liveness_ttl: Duration::from_secs(90),
             provision_timeout: Duration::from_secs(600),
             sweep_interval: Duration::from_secs(5),
+            mass_silence: MassSilenceGuard::default(),
             hibernate_after: None,
             allow_private_agent_urls: false,
             require_issued_tokens: false,

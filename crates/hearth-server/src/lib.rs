@@ -38,7 +38,7 @@ pub(crate) mod transitions;
 pub(crate) mod ui;
 pub(crate) mod uploads;
 
-pub use config::{DockerSettings, HeartbeatAck, ProvisionerKind, Settings};
+pub use config::{DockerSettings, HeartbeatAck, MassSilenceGuard, ProvisionerKind, Settings};
 pub use provisioner::local_image;
 pub use startup::{migrate, serve, Application, Migrated, Serving};
 

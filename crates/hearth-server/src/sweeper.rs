@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
-use hearth_core::Outage;
+use hearth_core::{MassSilence, Outage, SweepContext};
 use hearth_store::Sweep;
 
 use crate::metrics::store_error;
@@ -24,8 +24,19 @@ const MIN_OUTAGE_GAP: Duration = Duration::from_secs(3);
 
 pub struct Sweeper {
     state: AppState,
+    memory: Mutex<Memory>,
+}
+
+/// What one process's sweeper carries from pass to pass.
+#[derive(Default)]
+struct Memory {
     /// The latest outage this process has said it saw (said once each).
-    told: Mutex<Option<Outage>>,
+    told: Option<Outage>,
+    /// The last liveness pass decided as many offline as it was allowed:
+    /// the next one counts the fleet before it decides.
+    full: bool,
+    /// A mass silence is being held back (said once each time it begins).
+    mass: bool,
 }
 
 /// How long the control plane may go unrecorded before it counts as an
@@ -37,7 +48,7 @@ pub fn outage_gap(sweep_interval: Duration) -> Duration {
 
 impl Sweeper {
     pub fn new(state: AppState) -> Self {
-        Self { state, told: Mutex::new(None) }
+        Self { state, memory: Mutex::new(Memory::default()) }
     }
 
     /// One pass of every sweep. Errors are logged with the workspace id,
@@ -62,17 +73,20 @@ impl Sweeper {
             kinds.push((Sweep::Idle, idle));
         }
         for (kind, age) in kinds {
-            let outage = match (kind, heard) {
+            let (limit, context) = match (kind, heard) {
                 // Unknown whether the control plane was down: no runtime
                 // is judged silent this pass.
                 (Sweep::Liveness, None) => continue,
                 // Within a TTL of an outage's end nobody is due yet.
                 (Sweep::Liveness, Some(Some(outage))) if within(outage, ttl) => continue,
-                (Sweep::Liveness, Some(outage)) => outage,
-                _ => None,
+                (Sweep::Liveness, Some(outage)) => self.liveness_limit(ttl, outage, &mut report).await,
+                _ => (BATCH, SweepContext::default()),
             };
-            match self.state.transitions.sweep(kind, age, BATCH, outage).await {
+            match self.state.transitions.sweep(kind, age, limit, context).await {
                 Ok(one) => {
+                    if kind == Sweep::Liveness {
+                        self.memory().full = i64::try_from(one.offline).unwrap_or(i64::MAX) >= limit;
+                    }
                     report.offline += one.offline;
                     report.failed += one.failed;
                     report.hibernated += one.hibernated;
@@ -86,6 +100,57 @@ impl Sweeper {
             }
         }
         report
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many the liveness sweep may take offline this pass, and what it
+    /// says in their events. A pass decides at most the guard's minimum
+    /// before it has counted the fleet; after a full pass it counts, and in
+    /// a mass silence (much of the live fleet silent at once while the
+    /// control plane is up) it marks them at the guard's rate.
+    async fn liveness_limit(
+        &self,
+        ttl: Duration,
+        outage: Option<Outage>,
+        report: &mut SweepReport,
+    ) -> (i64, SweepContext) {
+        let guard = self.state.settings.mass_silence;
+        let mut context = SweepContext { outage, mass_silence: None };
+        let uncounted = guard.uncounted_limit(BATCH);
+        if uncounted == BATCH || !self.memory().full {
+            return (uncounted, context);
+        }
+        let cutoff = Utc::now() - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let (due, live) = match self.state.store.count_liveness(cutoff).await {
+            Ok(counts) => counts,
+            Err(error) => {
+                store_error(&error);
+                tracing::warn!(%error, "cannot count the silent workspaces; this pass decides as few as before a count");
+                report.errors += 1;
+                return (uncounted, context);
+            }
+        };
+        let mass = guard.is_mass(due, live);
+        metrics::gauge!("hearth_mass_silence_due").set(if mass { due as f64 } else { 0.0 });
+        let mut memory = self.memory();
+        if mass && !memory.mass {
+            metrics::counter!("hearth_mass_silences_total").increment(1);
+            tracing::warn!(due, live, rate_per_second = guard.rate,
+                "a mass silence: more of the live fleet than --mass-silence-share is silent at once while the control plane is up \
+                 (more likely the network between the runtimes and Hearth than so many deaths); marking them offline at \
+                 --mass-silence-rate per second, not all at once");
+        } else if !mass && memory.mass {
+            tracing::info!(due, live, "the mass silence is over; the liveness sweep decides at its full pace again");
+        }
+        memory.mass = mass;
+        if !mass {
+            return (BATCH, context);
+        }
+        context.mass_silence = Some(MassSilence { due, live });
+        (guard.limited(self.state.settings.sweep_interval), context)
     }
 
     /// Records that the control plane is alive now and reads its latest
@@ -105,7 +170,8 @@ impl Sweeper {
         };
         let held = outage.is_some_and(|outage| within(outage, ttl));
         metrics::gauge!("hearth_liveness_held").set(if held { 1.0 } else { 0.0 });
-        let mut told = self.told.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut memory = self.memory();
+        let told = &mut memory.told;
         if let Some(outage) = outage.filter(|outage| *told != Some(*outage)) {
             if told.is_some() || held {
                 metrics::counter!("hearth_control_plane_outages_total").increment(1);

@@ -169,12 +169,12 @@ impl Transitions {
         kind: Sweep,
         age: Duration,
         limit: i64,
-        outage: Option<hearth_core::Outage>,
+        context: hearth_core::SweepContext,
     ) -> StoreResult<SweepReport> {
         let label = sweep_label(kind);
         metrics::counter!("hearth_sweeps_total", "sweep" => label).increment(1);
         let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
-        let applied = self.store.sweep(kind, age, Utc::now(), limit, outage).await?;
+        let applied = self.store.sweep(kind, age, Utc::now(), limit, context).await?;
         let mut report = SweepReport::default();
         for one in applied {
             let (from, to) = (one.previous.as_str(), one.workspace.status.as_str());

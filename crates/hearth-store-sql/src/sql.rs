@@ -395,6 +395,10 @@ shared! {
         values ($1, $2, $3, $4, $5, $5)";
     SELECT_PLUGIN_BY_NAME = concat!("select ", plugin_columns!(), " from plugins where org_id = $1 and name = $2");
     SELECT_PLUGIN_BY_ID = concat!("select ", plugin_columns!(), " from plugins where plugin_id = $1");
+    /// Of the live workspaces: those due at cutoff `$1` (as
+    /// `sweep_liveness_rows` sees them), and all.
+    COUNT_LIVENESS = "select count(*) filter (where coalesce(last_heartbeat_at, status_changed_at) < $1), count(*) \
+        from workspaces where status in ('online', 'degraded')";
     /// `$1` alive_at, `$2` outage_started_at, `$3` outage_ended_at.
     UPDATE_CONTROL_PLANE = "update control_plane set alive_at = $1, outage_started_at = $2, outage_ended_at = $3 \
         where control_plane_id = 1";

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hearth_core::reconcile::{ConditionRecord, DesiredState, InstalledPlugin};
 use hearth_core::{
-    decide, Decision, EventDraft, EventId, Input, OrgId, Outage, Rejection, TokenId, WorkspaceId, WorkspaceStatus,
+    decide, Decision, EventDraft, EventId, Input, OrgId, Outage, Rejection, SweepContext, TokenId, WorkspaceId,
+    WorkspaceStatus,
 };
 use hearth_store::{
     evolve, Applied, Bootstrap, Changed, Compaction, Conflict, Deleted, Engine, Event, EventQuery, LivenessWrite,
@@ -528,6 +529,7 @@ where
     for<'r> (i64, i64, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64, DateTime<Utc>): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (i64, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (bool,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid,): FromRow<'r, <D::Db as Database>::Row>,
@@ -926,10 +928,11 @@ where
         age: chrono::Duration,
         now: DateTime<Utc>,
         limit: i64,
-        outage: Option<Outage>,
+        context: SweepContext,
     ) -> StoreResult<Vec<Applied>> {
+        let SweepContext { outage, mass_silence } = context;
         let (statement, input) = match sweep {
-            Sweep::Liveness => (D::SQL.sweep_liveness_rows, Input::LivenessCheck { ttl: age, outage }),
+            Sweep::Liveness => (D::SQL.sweep_liveness_rows, Input::LivenessCheck { ttl: age, outage, mass_silence }),
             Sweep::ProvisionTimeout => (D::SQL.sweep_provision_timeout_rows, Input::ProvisionCheck { timeout: age }),
             Sweep::Idle => (D::SQL.sweep_idle_rows, Input::IdleCheck { threshold: age }),
         };
@@ -956,6 +959,15 @@ where
         let applied = Self::append_last(&mut tx, transitions).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         Ok(applied)
+    }
+
+    async fn count_liveness(&self, cutoff: DateTime<Utc>) -> StoreResult<(u64, u64)> {
+        let (due, live): (i64, i64) = sqlx::query_as(sql::COUNT_LIVENESS)
+            .bind(cutoff)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err::<D>("count_liveness"))?;
+        Ok((u64::try_from(due).unwrap_or(0), u64::try_from(live).unwrap_or(0)))
     }
 
     async fn control_plane_alive(&self, now: DateTime<Utc>, gap: chrono::Duration) -> StoreResult<Option<Outage>> {

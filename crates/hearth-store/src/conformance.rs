@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hearth_core::heartbeat::RawHeartbeat;
-use hearth_core::{EventKind, Heartbeat, Input, OrgId, Outage, Rejection, TokenId, WorkspaceId, WorkspaceStatus};
+use hearth_core::{
+    EventKind, Heartbeat, Input, OrgId, Outage, Rejection, SweepContext, TokenId, WorkspaceId, WorkspaceStatus,
+};
 use serde_json::json;
 
 use crate::{
@@ -31,6 +33,7 @@ macro_rules! conformance_tests {
             task_updated_is_written_once_per_change,
             liveness_sweep_finds_silent_workspaces_and_a_heartbeat_brings_them_back,
             the_control_planes_outage_is_recorded_and_not_counted_by_the_liveness_sweep,
+            the_live_and_the_due_are_counted_and_a_mass_silence_is_said,
             provision_timeout_fails_and_a_later_heartbeat_recovers,
             paused_workspaces_are_not_revived_by_their_runtime,
             refused_transitions_write_nothing,
@@ -231,13 +234,13 @@ pub async fn liveness_sweep_finds_silent_workspaces_and_a_heartbeat_brings_them_
     store.apply(chatty, heartbeat(0.0), t(95)).await.unwrap();
     let ttl = Duration::seconds(90);
     let now = t(101);
-    let swept = store.sweep(Sweep::Liveness, ttl, now, 100, None).await.unwrap();
+    let swept = store.sweep(Sweep::Liveness, ttl, now, 100, SweepContext::default()).await.unwrap();
     let ids: Vec<WorkspaceId> = swept.iter().map(|a| a.workspace.id).collect();
     assert_eq!(ids, vec![silent], "only the silent online workspace goes");
     assert_eq!(swept[0].workspace.status, WorkspaceStatus::Offline);
     // A second sweep (another replica) finds nothing and changes nothing.
-    assert!(store.sweep(Sweep::Liveness, ttl, now, 100, None).await.unwrap().is_empty());
-    let again = store.apply(silent, Input::LivenessCheck { ttl, outage: None }, now).await.unwrap();
+    assert!(store.sweep(Sweep::Liveness, ttl, now, 100, SweepContext::default()).await.unwrap().is_empty());
+    let again = store.apply(silent, Input::LivenessCheck { ttl, outage: None, mass_silence: None }, now).await.unwrap();
     assert!(again.events.is_empty());
     let back = store.apply(silent, heartbeat(0.0), t(120)).await.unwrap();
     assert_eq!(back.workspace.status, WorkspaceStatus::Online);
@@ -270,19 +273,49 @@ pub async fn the_control_planes_outage_is_recorded_and_not_counted_by_the_livene
     store.apply(silent, heartbeat(0.0), now).await.unwrap();
     let ttl = Duration::seconds(90);
     let within = back + Duration::seconds(60);
-    assert!(store.sweep(Sweep::Liveness, ttl, within, 100, Some(outage)).await.unwrap().is_empty());
+    assert!(store
+        .sweep(Sweep::Liveness, ttl, within, 100, SweepContext { outage: Some(outage), mass_silence: None })
+        .await
+        .unwrap()
+        .is_empty());
     let after = back + Duration::seconds(91);
-    let swept = store.sweep(Sweep::Liveness, ttl, after, 100, Some(outage)).await.unwrap();
+    let swept = store
+        .sweep(Sweep::Liveness, ttl, after, 100, SweepContext { outage: Some(outage), mass_silence: None })
+        .await
+        .unwrap();
     assert_eq!(swept.len(), 1);
     let payload = &swept[0].events[0].payload;
     assert_eq!(payload["after_outage"]["ended_at"], serde_json::json!(back), "{payload}");
 }
 
+/// `count_liveness` counts the live workspaces and those due at a cutoff
+/// as the liveness sweep sees them; an offline decided in a mass silence
+/// says so in its event.
+pub async fn the_live_and_the_due_are_counted_and_a_mass_silence_is_said(store: S) {
+    let (a, b, c) = (create(&*store, "a").await, create(&*store, "b").await, create(&*store, "c").await);
+    create(&*store, "never").await; // provisioning: not live
+    store.apply(a, heartbeat(0.0), t(10)).await.unwrap();
+    store.apply(b, heartbeat(0.0), t(10)).await.unwrap();
+    store.apply(c, heartbeat(0.0), t(95)).await.unwrap();
+    assert_eq!(store.count_liveness(t(11)).await.unwrap(), (2, 3), "a and b were last heard before 11");
+    assert_eq!(store.count_liveness(t(10)).await.unwrap(), (0, 3));
+    let silence = hearth_core::MassSilence { due: 2, live: 3 };
+    let context = SweepContext { outage: None, mass_silence: Some(silence) };
+    let swept = store.sweep(Sweep::Liveness, Duration::seconds(90), t(101), 1, context).await.unwrap();
+    assert_eq!(swept.len(), 1, "the limit holds");
+    assert_eq!(swept[0].events[0].payload["mass_silence"], json!({"due": 2, "live": 3}));
+    assert_eq!(store.count_liveness(t(11)).await.unwrap(), (1, 2));
+}
+
 pub async fn provision_timeout_fails_and_a_later_heartbeat_recovers(store: S) {
     let id = create(&*store, "slow").await;
     let timeout = Duration::seconds(600);
-    assert!(store.sweep(Sweep::ProvisionTimeout, timeout, t(599), 10, None).await.unwrap().is_empty());
-    let mut swept = store.sweep(Sweep::ProvisionTimeout, timeout, t(601), 10, None).await.unwrap();
+    assert!(store
+        .sweep(Sweep::ProvisionTimeout, timeout, t(599), 10, SweepContext::default())
+        .await
+        .unwrap()
+        .is_empty());
+    let mut swept = store.sweep(Sweep::ProvisionTimeout, timeout, t(601), 10, SweepContext::default()).await.unwrap();
     assert_eq!(swept.len(), 1);
     let failed = swept.remove(0);
     assert_eq!(failed.workspace.id, id);
@@ -528,13 +561,17 @@ pub async fn bootstrap_is_refused_outside_provisioning(store: S) {
     // Offline: online, then silent past the liveness TTL.
     let offline = create(&*store, "offline").await;
     store.apply(offline, heartbeat(0.0), t(1)).await.unwrap();
-    store.apply(offline, Input::LivenessCheck { ttl: Duration::seconds(90), outage: None }, t(200)).await.unwrap();
+    store
+        .apply(offline, Input::LivenessCheck { ttl: Duration::seconds(90), outage: None, mass_silence: None }, t(200))
+        .await
+        .unwrap();
     assert_eq!(store.get_workspace(offline).await.unwrap().status, WorkspaceStatus::Offline);
     let refused = bootstrap(&store, offline, t(201), "offline-secret").await;
     assert_refused(&store, refused, "offline-secret").await;
     // Failed: never registered within the provision timeout.
     let failed = create(&*store, "failed").await;
-    let swept = store.sweep(Sweep::ProvisionTimeout, Duration::seconds(60), t(61), 10, None).await.unwrap();
+    let swept =
+        store.sweep(Sweep::ProvisionTimeout, Duration::seconds(60), t(61), 10, SweepContext::default()).await.unwrap();
     assert!(swept.iter().any(|a| a.workspace.id == failed && a.workspace.status == WorkspaceStatus::Failed));
     let refused = bootstrap(&store, failed, t(62), "failed-secret").await;
     assert_refused(&store, refused, "failed-secret").await;
@@ -1288,11 +1325,16 @@ pub async fn a_sweep_batch_transitions_every_due_workspace_once(store: S) {
     let fresh = create(&*store, "fresh").await;
     store.apply(fresh, heartbeat(0.0), t(95)).await.unwrap();
     let stuck = create(&*store, "stuck").await;
-    let applied = store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 3, None).await.unwrap();
+    let applied =
+        store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 3, SweepContext::default()).await.unwrap();
     assert_eq!(applied.len(), 3, "at most the limit");
-    let rest = store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 100, None).await.unwrap();
+    let rest = store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 100, SweepContext::default()).await.unwrap();
     assert_eq!(rest.len(), 2, "the rest, once");
-    assert!(store.sweep(Sweep::Liveness, Duration::seconds(90), t(100), 100, None).await.unwrap().is_empty());
+    assert!(store
+        .sweep(Sweep::Liveness, Duration::seconds(90), t(100), 100, SweepContext::default())
+        .await
+        .unwrap()
+        .is_empty());
     for one in applied.iter().chain(&rest) {
         assert_eq!(one.previous, WorkspaceStatus::Online);
         assert_eq!(one.workspace.status, WorkspaceStatus::Offline);
@@ -1301,7 +1343,10 @@ pub async fn a_sweep_batch_transitions_every_due_workspace_once(store: S) {
         assert_eq!(store.get_workspace(one.workspace.id).await.unwrap().status, WorkspaceStatus::Offline);
     }
     assert_eq!(store.get_workspace(fresh).await.unwrap().status, WorkspaceStatus::Online);
-    let timed_out = store.sweep(Sweep::ProvisionTimeout, Duration::seconds(600), t(1000), 100, None).await.unwrap();
+    let timed_out = store
+        .sweep(Sweep::ProvisionTimeout, Duration::seconds(600), t(1000), 100, SweepContext::default())
+        .await
+        .unwrap();
     assert_eq!(timed_out.iter().map(|a| a.workspace.id).collect::<Vec<_>>(), vec![stuck]);
     assert_eq!(timed_out[0].workspace.status, WorkspaceStatus::Failed);
 }

@@ -15,7 +15,7 @@ pub mod conformance;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use hearth_core::{Input, OrgId, Outage, TokenId, WorkspaceId};
+use hearth_core::{Input, OrgId, Outage, SweepContext, TokenId, WorkspaceId};
 
 pub use error::{Conflict, StoreError, StoreResult};
 pub use evolve::{evolve, Changed, LivenessWrite};
@@ -191,17 +191,23 @@ pub trait Store: Send + Sync + 'static {
     /// of `sweep` whose reference time is before `now - age` (at most
     /// `limit`; on Postgres rows another replica holds are skipped, not
     /// waited for), each re-decided by the state machine on its locked row,
-    /// with their transitions and events. `outage`: the control plane's
-    /// latest ([`Store::control_plane_alive`]), which the liveness sweep
-    /// does not count. Returns what changed.
+    /// with their transitions and events. `context`: the control plane's
+    /// latest outage ([`Store::control_plane_alive`]), which the liveness
+    /// sweep does not count, and a mass silence it says in its events.
+    /// Returns what changed.
     async fn sweep(
         &self,
         sweep: Sweep,
         age: chrono::Duration,
         now: DateTime<Utc>,
         limit: i64,
-        outage: Option<Outage>,
+        context: SweepContext,
     ) -> StoreResult<Vec<Applied>>;
+
+    /// Of the live (online or degraded) workspaces: how many were last
+    /// heard (or changed status) before `cutoff`, and how many there are.
+    /// One scan of the live rows.
+    async fn count_liveness(&self, cutoff: DateTime<Utc>) -> StoreResult<(u64, u64)>;
 
     /// The control plane's own liveness, advanced by every sweep of every
     /// replica: records that it is alive at `now`, and when it was last

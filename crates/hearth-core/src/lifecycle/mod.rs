@@ -62,6 +62,10 @@ pub enum Input {
     LivenessCheck {
         ttl: Duration,
         outage: Option<Outage>,
+        /// A large share of the live fleet is silent at once while the
+        /// control plane is up (the sweep marks them at a limited rate);
+        /// an offline decided meanwhile says so.
+        mass_silence: Option<MassSilence>,
     },
     /// Provision-timeout sweep: failed if still provisioning after `timeout`.
     ProvisionCheck {
@@ -109,6 +113,22 @@ pub struct Outage {
     pub started_at: DateTime<Utc>,
     /// It was heard again (its first sweep after the gap) here.
     pub ended_at: DateTime<Utc>,
+}
+
+/// How many of the live (online or degraded) workspaces were due offline
+/// when the sweep found a mass silence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MassSilence {
+    pub due: u64,
+    pub live: u64,
+}
+
+/// What a liveness sweep knows beyond the clock: the control plane's latest
+/// outage and whether the fleet is silent en masse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepContext {
+    pub outage: Option<Outage>,
+    pub mass_silence: Option<MassSilence>,
 }
 
 /// The outcome of an accepted input. `next == current` means no transition;
@@ -173,7 +193,7 @@ pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<
             _ => Err(not_allowed(input, current)),
         },
         Input::Delete => Ok(to(Removed, EventKind::WorkspaceRemoved, json!({"from": current}))),
-        Input::LivenessCheck { ttl, outage } => {
+        Input::LivenessCheck { ttl, outage, mass_silence } => {
             let last_seen = snapshot.last_heartbeat_at.unwrap_or(snapshot.status_changed_at);
             // Last heard before the outage ended: its silence is measured
             // from the end, and the event says the offline came after it.
@@ -183,6 +203,9 @@ pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<
                 let mut payload = json!({"from": current, "last_heartbeat_at": snapshot.last_heartbeat_at});
                 if let Some(outage) = after_outage {
                     payload["after_outage"] = json!({"started_at": outage.started_at, "ended_at": outage.ended_at});
+                }
+                if let Some(MassSilence { due, live }) = mass_silence {
+                    payload["mass_silence"] = json!({"due": due, "live": live});
                 }
                 Ok(to(Offline, EventKind::WorkspaceOffline, payload))
             } else {

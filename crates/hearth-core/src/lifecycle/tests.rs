@@ -165,7 +165,7 @@ fn operator_actions_from_every_status() {
 #[test]
 fn liveness_check_takes_online_and_degraded_offline_only_after_the_ttl() {
     let ttl = Duration::seconds(90);
-    let input = Input::LivenessCheck { ttl, outage: None };
+    let input = Input::LivenessCheck { ttl, outage: None, mass_silence: None };
     for status in WorkspaceStatus::ALL {
         check(status, &input, later(89), Expect::Stay);
         let expect = match status {
@@ -180,7 +180,7 @@ fn liveness_check_takes_online_and_degraded_offline_only_after_the_ttl() {
 fn liveness_check_uses_the_status_change_when_there_was_never_a_heartbeat() {
     let mut snap = snapshot(Online);
     snap.last_heartbeat_at = None;
-    let input = Input::LivenessCheck { ttl: Duration::seconds(90), outage: None };
+    let input = Input::LivenessCheck { ttl: Duration::seconds(90), outage: None, mass_silence: None };
     assert_eq!(decide(&snap, &input, later(10)).unwrap().next, Online);
     assert_eq!(decide(&snap, &input, later(100)).unwrap().next, Offline);
 }
@@ -192,7 +192,7 @@ fn liveness_check_uses_the_status_change_when_there_was_never_a_heartbeat() {
 fn liveness_check_does_not_count_the_control_planes_outage() {
     let ttl = Duration::seconds(90);
     let outage = Outage { started_at: later(10), ended_at: later(300) };
-    let input = Input::LivenessCheck { ttl, outage: Some(outage) };
+    let input = Input::LivenessCheck { ttl, outage: Some(outage), mass_silence: None };
     for status in [Online, Degraded] {
         let snap = snapshot(status); // last heard at 0, before the outage
         assert_eq!(decide(&snap, &input, later(389)).unwrap().next, status, "within a TTL of the outage's end");
@@ -210,7 +210,8 @@ fn liveness_check_does_not_count_the_control_planes_outage() {
     assert_eq!(decision.next, Offline);
     assert!(decision.events[0].payload().get("after_outage").is_none(), "{:?}", decision.events[0].payload());
     // Without an outage the payload has no such field either.
-    let plain = decide(&snapshot(Online), &Input::LivenessCheck { ttl, outage: None }, later(90)).unwrap();
+    let plain =
+        decide(&snapshot(Online), &Input::LivenessCheck { ttl, outage: None, mass_silence: None }, later(90)).unwrap();
     assert!(plain.events[0].payload().get("after_outage").is_none());
 }
 
@@ -303,7 +304,7 @@ fn any_input() -> impl Strategy<Value = Input> {
         Just(Input::Restart),
         Just(Input::Hibernate),
         Just(Input::Delete),
-        secs.clone().prop_map(|s| Input::LivenessCheck { ttl: Duration::seconds(s), outage: None }),
+        secs.clone().prop_map(|s| Input::LivenessCheck { ttl: Duration::seconds(s), outage: None, mass_silence: None }),
         secs.clone().prop_map(|s| Input::ProvisionCheck { timeout: Duration::seconds(s) }),
         secs.prop_map(|s| Input::IdleCheck { threshold: Duration::seconds(s) }),
         Just(Input::RuntimeObserved(crate::reconcile::RuntimeObservation::Running)),

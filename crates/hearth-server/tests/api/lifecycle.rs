@@ -197,7 +197,7 @@ async fn refused_transitions_are_409_naming_the_current_status(engine: Engine) {
         .store
         .apply(
             offline_id,
-            hearth_core::Input::LivenessCheck { ttl: chrono::Duration::zero(), outage: None },
+            hearth_core::Input::LivenessCheck { ttl: chrono::Duration::zero(), outage: None, mass_silence: None },
             chrono::Utc::now(),
         )
         .await

@@ -16,7 +16,10 @@ use hearth_core::{WorkspaceId, WorkspaceStatus};
 use crate::harness::{eventually, heartbeat, test_settings, Engine, TestApp};
 use crate::unavailable::Proxy;
 
-crate::on_both_engines!(a_control_plane_down_longer_than_the_ttl_flaps_no_live_workspace,);
+crate::on_both_engines!(
+    a_control_plane_down_longer_than_the_ttl_flaps_no_live_workspace,
+    a_mass_silence_while_the_control_plane_is_up_is_marked_offline_at_a_limited_rate,
+);
 
 /// The liveness TTL of these tests, and the runtimes' own pace (a third of
 /// it, as a real fleet: 30 s pace, 90 s TTL).
@@ -47,6 +50,11 @@ struct Runtime {
 
 impl Runtime {
     fn start(url: &str, id: WorkspaceId, token: &str, phase: Duration) -> Self {
+        Self::start_at(url, id, token, phase, PACE)
+    }
+
+    /// [`Runtime::start`] at a pace of its own.
+    fn start_at(url: &str, id: WorkspaceId, token: &str, phase: Duration, pace: Duration) -> Self {
         let client = Client::new(url, Some(token.to_owned())).unwrap();
         let alive = Arc::new(AtomicBool::new(true));
         let beating = alive.clone();
@@ -55,7 +63,7 @@ impl Runtime {
             while beating.load(Ordering::SeqCst) {
                 // While the control plane is away this fails: the point.
                 let _ = client.heartbeat(&heartbeat(id)).await;
-                tokio::time::sleep(PACE).await;
+                tokio::time::sleep(pace).await;
             }
         });
         Runtime { id, alive, task }
@@ -198,4 +206,74 @@ async fn one_replica_down_while_another_runs_is_no_outage() {
     first.stop().await;
     drop(second);
     drop(db);
+}
+
+/// Most of the live fleet goes silent at once while Hearth is up (more
+/// likely the network than so many deaths): the first pass takes at most
+/// the guard's minimum offline, the next ones count the fleet and take one
+/// each (the guard's rate), saying `mass_silence` in their events and
+/// `hearth_mass_silence_due` in the metrics, until what is left is no mass
+/// silence; every silent workspace does go offline, only later, and the
+/// live ones stay online.
+async fn a_mass_silence_while_the_control_plane_is_up_is_marked_offline_at_a_limited_rate(engine: Engine) {
+    // Sweeps are driven by hand (the loop's interval is an hour), one pass
+    // at a time; at the guard's rate a pass that hour apart takes one.
+    let app = TestApp::spawn_with(engine, |s| {
+        s.liveness_ttl = Duration::from_secs(1);
+        s.mass_silence = hearth_server::MassSilenceGuard { share: 0.5, min: 3, rate: 0.0001 };
+    })
+    .await;
+    let mut runtimes = Vec::new();
+    for i in 0..10 {
+        let (id, _, token) = app.create_registered(&format!("w{i}")).await;
+        runtimes.push((id, token));
+    }
+    // Two keep heartbeating; the other eight fall silent.
+    let live: Vec<Runtime> = runtimes[..2]
+        .iter()
+        .map(|(id, token)| Runtime::start_at(&app.url, *id, token, Duration::ZERO, Duration::from_millis(200)))
+        .collect();
+    let silent: Vec<WorkspaceId> = runtimes[2..].iter().map(|(id, _)| *id).collect();
+    for (id, token) in &runtimes[2..] {
+        app.client(Some(token)).heartbeat(&heartbeat(*id)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // all eight are due
+    let sweeper = hearth_server::sweeper::Sweeper::new(app.state.clone());
+    let mut taken = Vec::new();
+    for _ in 0..4 {
+        taken.push(sweeper.run_once().await.offline);
+    }
+    assert_eq!(taken, [3, 1, 1, 3], "the minimum before a count, one a pass in the mass silence, then the rest");
+    let mut offline = 0;
+    for id in &silent {
+        offline += usize::from(app.admin.get_workspace(*id).await.unwrap().status == WorkspaceStatus::Offline);
+    }
+    assert_eq!(offline, silent.len(), "every silent workspace went offline, only later");
+    let mut events = Vec::new();
+    for id in &silent {
+        let mut offline = app.events_of(*id).await.into_iter().filter(|e| e.event == "WORKSPACE_OFFLINE").collect();
+        events.append(&mut offline);
+    }
+    events.sort_by_key(|e| e.seq);
+    let said: Vec<serde_json::Value> = events.iter().map(|e| e.payload["mass_silence"].clone()).collect();
+    let null = serde_json::Value::Null;
+    let expected = [
+        // Pass 1, before any count: the guard's minimum, 3.
+        null.clone(),
+        null.clone(),
+        null.clone(),
+        // Passes 2 and 3: 5 of 7, then 4 of 6 silent: one each.
+        serde_json::json!({"due": 5, "live": 7}),
+        serde_json::json!({"due": 4, "live": 6}),
+        // Pass 4: 3 of 5 is not more than the minimum: the rest at once.
+        null.clone(),
+        null.clone(),
+        null,
+    ];
+    assert_eq!(said, expected, "{events:#?}");
+    let metrics = app.raw().get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("hearth_mass_silences_total 1"), "{metrics}");
+    for runtime in &live {
+        assert!(offline_events(&app, runtime.id).await.is_empty(), "a live workspace went offline");
+    }
 }

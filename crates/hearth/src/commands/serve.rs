@@ -103,6 +103,20 @@ pub struct ServeArgs {
     #[arg(long, env = "HEARTH_SWEEP_INTERVAL", value_name = "SECS", value_parser = seconds,
           default_value_t = defaults().sweep_interval.as_secs())]
     sweep_interval: u64,
+    /// A mass silence is more than this share of the live fleet silent at
+    /// once (and more than --mass-silence-min): marked offline at
+    /// --mass-silence-rate, not all at once. 1 turns the guard off.
+    #[arg(long, env = "HEARTH_MASS_SILENCE_SHARE", value_name = "SHARE", value_parser = share,
+          default_value_t = defaults().mass_silence.share)]
+    mass_silence_share: f64,
+    /// Fewer silent workspaces than this are never a mass silence.
+    #[arg(long, env = "HEARTH_MASS_SILENCE_MIN", value_name = "N",
+          default_value_t = defaults().mass_silence.min)]
+    mass_silence_min: u64,
+    /// Workspaces per second (per replica) a mass silence takes offline.
+    #[arg(long, env = "HEARTH_MASS_SILENCE_RATE", value_name = "PER_SEC", value_parser = rate,
+          default_value_t = defaults().mass_silence.rate)]
+    mass_silence_rate: f64,
     /// Hibernate online workspaces idle this long [default: never]
     #[arg(long, env = "HEARTH_HIBERNATE_AFTER", value_name = "SECS", value_parser = seconds)]
     hibernate_after: Option<u64>,
@@ -238,6 +252,22 @@ fn seconds(text: &str) -> Result<u64, String> {
     positive(text).map_err(|_| "expected a whole number of seconds, at least 1".to_owned())
 }
 
+/// A share of the fleet: a number from 0 to 1.
+fn share(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err("expected a share from 0 to 1, such as 0.5".to_owned()),
+    }
+}
+
+/// A rate per second: a number above 0.
+fn rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err("expected a number of workspaces per second above 0, such as 10".to_owned()),
+    }
+}
+
 /// A duration of at least one second: whole seconds, or a whole number
 /// with a unit `s`, `m`, `h` or `d`.
 fn age(text: &str) -> Result<Duration, String> {
@@ -324,6 +354,11 @@ impl ServeArgs {
             liveness_ttl: Duration::from_secs(self.liveness_ttl),
             provision_timeout: Duration::from_secs(self.provision_timeout),
             sweep_interval: Duration::from_secs(self.sweep_interval),
+            mass_silence: hearth_server::MassSilenceGuard {
+                share: self.mass_silence_share,
+                min: self.mass_silence_min,
+                rate: self.mass_silence_rate,
+            },
             hibernate_after: self.hibernate_after.map(Duration::from_secs),
             allow_private_agent_urls: self.allow_private_agent_urls,
             require_issued_tokens: self.require_issued_tokens,
@@ -424,6 +459,9 @@ mod tests {
             "--max-long-polls=12",
             "--max-org-tokens=13",
             "--max-concurrent-uploads=14",
+            "--mass-silence-share=0.25",
+            "--mass-silence-min=15",
+            "--mass-silence-rate=16.5",
         ]);
         assert_eq!(settings.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(settings.database_url.unwrap().expose_secret(), "sqlite::memory:");
@@ -433,6 +471,11 @@ mod tests {
         assert_eq!(settings.heartbeat_interval, Duration::from_secs(2));
         assert_eq!(settings.agent_program, Some(PathBuf::from("/bin/hearth")));
         assert_eq!(settings.liveness_ttl, Duration::from_secs(7));
+        assert_eq!(
+            settings.mass_silence,
+            hearth_server::MassSilenceGuard { share: 0.25, min: 15, rate: 16.5 },
+            "the mass-silence guard"
+        );
         assert_eq!(settings.provision_timeout, Duration::from_secs(8));
         assert_eq!(settings.sweep_interval, Duration::from_secs(9));
         assert_eq!(settings.hibernate_after, Some(Duration::from_secs(10)));
