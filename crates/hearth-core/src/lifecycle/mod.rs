@@ -194,23 +194,7 @@ pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<
         },
         Input::Delete => Ok(to(Removed, EventKind::WorkspaceRemoved, json!({"from": current}))),
         Input::LivenessCheck { ttl, outage, mass_silence } => {
-            let last_seen = snapshot.last_heartbeat_at.unwrap_or(snapshot.status_changed_at);
-            // Last heard before the outage ended: its silence is measured
-            // from the end, and the event says the offline came after it.
-            let after_outage = outage.filter(|outage| outage.ended_at > last_seen);
-            let since = after_outage.map_or(last_seen, |outage| outage.ended_at);
-            if matches!(current, Online | Degraded) && now - since >= *ttl {
-                let mut payload = json!({"from": current, "last_heartbeat_at": snapshot.last_heartbeat_at});
-                if let Some(outage) = after_outage {
-                    payload["after_outage"] = json!({"started_at": outage.started_at, "ended_at": outage.ended_at});
-                }
-                if let Some(MassSilence { due, live }) = mass_silence {
-                    payload["mass_silence"] = json!({"due": due, "live": live});
-                }
-                Ok(to(Offline, EventKind::WorkspaceOffline, payload))
-            } else {
-                Ok(stay(current))
-            }
+            Ok(liveness_check(snapshot, *ttl, *outage, *mass_silence, now))
         }
         Input::ProvisionCheck { timeout } => {
             if current == Provisioning && now - snapshot.status_changed_at >= *timeout {
@@ -234,6 +218,34 @@ pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<
             }
         }
     }
+}
+
+/// The liveness sweep's decision: offline once not heard for `ttl` of the
+/// time the control plane could hear it (a runtime last heard before an
+/// outage ended is measured from its end), saying in the event whether it
+/// came after an outage or in a mass silence.
+fn liveness_check(
+    snapshot: &Snapshot,
+    ttl: Duration,
+    outage: Option<Outage>,
+    mass_silence: Option<MassSilence>,
+    now: DateTime<Utc>,
+) -> Decision {
+    let current = snapshot.status;
+    let last_seen = snapshot.last_heartbeat_at.unwrap_or(snapshot.status_changed_at);
+    let after_outage = outage.filter(|outage| outage.ended_at > last_seen);
+    let since = after_outage.map_or(last_seen, |outage| outage.ended_at);
+    if !(matches!(current, Online | Degraded) && now - since >= ttl) {
+        return stay(current);
+    }
+    let mut payload = json!({"from": current, "last_heartbeat_at": snapshot.last_heartbeat_at});
+    if let Some(outage) = after_outage {
+        payload["after_outage"] = json!({"started_at": outage.started_at, "ended_at": outage.ended_at});
+    }
+    if let Some(MassSilence { due, live }) = mass_silence {
+        payload["mass_silence"] = json!({"due": due, "live": live});
+    }
+    to(Offline, EventKind::WorkspaceOffline, payload)
 }
 
 fn input_is_sweep(input: &Input) -> bool {
