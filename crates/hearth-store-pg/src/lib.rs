@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use hearth_store::Event;
-use hearth_store::{Engine, LivenessWrite, Notice, NoticeFeed, StoreError, StoreResult};
+use hearth_store::{Changed, Engine, LivenessWrite, Notice, NoticeFeed, StoreError, StoreResult, Workspace};
 use hearth_store_sql::rows::WorkspaceRow;
 use hearth_store_sql::sql::Statements;
 use hearth_store_sql::{
@@ -82,6 +82,39 @@ const LOCK_WORKSPACES: &str = concat!(
     " from workspaces where workspace_id = any($1::uuid[]) order by workspace_id for update"
 );
 
+/// [`Dialect::WRITE_WORKSPACES`]: `UPDATE_GROUPS` for a batch's rows in
+/// one statement, each row's groups flagged as there, bound as arrays
+/// (`$1` ids, then each group's flag and columns, `$23` updated_at).
+const WRITE_WORKSPACES: &str = "update workspaces w set \
+    status = case when b.lifecycle then b.status::workspace_status else w.status end, \
+    status_changed_at = case when b.lifecycle then b.status_changed_at else w.status_changed_at end, \
+    last_heartbeat_at = case when b.liveness then b.last_heartbeat_at else w.last_heartbeat_at end, \
+    last_error_rate = case when b.liveness then b.last_error_rate else w.last_error_rate end, \
+    last_sample_error = case when b.liveness then b.last_sample_error else w.last_sample_error end, \
+    active_tasks = case when b.liveness then b.active_tasks else w.active_tasks end, \
+    uptime_seconds = case when b.liveness then b.uptime_seconds else w.uptime_seconds end, \
+    current_task = case when b.liveness then b.current_task else w.current_task end, \
+    monthly_spend = case when b.liveness then b.monthly_spend else w.monthly_spend end, \
+    runtime_state = case when b.liveness then b.runtime_state else w.runtime_state end, \
+    last_active_at = case when b.liveness then b.last_active_at else w.last_active_at end, \
+    url = case when b.runtime then b.url else w.url end, \
+    agent_card = case when b.runtime then b.agent_card else w.agent_card end, \
+    runtime_metadata = case when b.runtime then b.runtime_metadata else w.runtime_metadata end, \
+    reported_assets_digest = case when b.delivery then b.reported_assets_digest else w.reported_assets_digest end, \
+    installed_plugins = case when b.delivery then b.installed_plugins else w.installed_plugins end, \
+    conditions = case when b.delivery then b.conditions else w.conditions end, \
+    updated_at = b.updated_at, version = w.version + 1 \
+    from unnest($1::uuid[], $2::bool[], $3::text[], $4::timestamptz[], $5::bool[], $6::timestamptz[], \
+        $7::float8[], $8::text[], $9::int8[], $10::int8[], $11::text[], $12::int8[], $13::text[], \
+        $14::timestamptz[], $15::bool[], $16::text[], $17::jsonb[], $18::jsonb[], $19::bool[], $20::text[], \
+        $21::jsonb[], $22::jsonb[], $23::timestamptz[]) \
+    as b(workspace_id, lifecycle, status, status_changed_at, liveness, last_heartbeat_at, last_error_rate, \
+        last_sample_error, active_tasks, uptime_seconds, current_task, monthly_spend, runtime_state, \
+        last_active_at, runtime, url, agent_card, runtime_metadata, delivery, reported_assets_digest, \
+        installed_plugins, conditions, updated_at) \
+    where w.workspace_id = b.workspace_id \
+    returning w.workspace_id, w.version";
+
 /// The Postgres dialect.
 #[derive(Debug, Clone, Copy)]
 pub struct Pg;
@@ -96,6 +129,8 @@ impl Dialect for Pg {
     const APPEND_EVENTS: Option<&'static str> = Some(APPEND_EVENTS);
 
     const LOCK_WORKSPACES: Option<&'static str> = Some(LOCK_WORKSPACES);
+
+    const WRITE_WORKSPACES: Option<&'static str> = Some(WRITE_WORKSPACES);
 
     const SQL: Statements = Statements {
         select_workspace_for_update: concat!(
@@ -328,6 +363,60 @@ impl Dialect for Pg {
                 .ok_or_else(|| sqlx::Error::Protocol(format!("event {} was not appended", event.id.0)))?;
         }
         Ok(())
+    }
+
+    async fn write_workspaces(
+        conn: &mut PgConnection,
+        rows: &[(&Workspace, &Workspace)],
+    ) -> Result<Option<Vec<i64>>, sqlx::Error> {
+        let changed: Vec<Changed> = rows.iter().map(|(current, next)| Changed::between(current, next)).collect();
+        let next = || rows.iter().map(|(_, next)| *next);
+        let flags = |f: fn(&Changed) -> bool| changed.iter().map(f).collect::<Vec<bool>>();
+        // A group that did not change is bound as null (its columns kept):
+        // its JSON is not even serialized.
+        let runtime = |value: fn(&Workspace) -> Option<&sqlx::types::JsonValue>| {
+            changed.iter().zip(next()).map(|(c, w)| value(w).filter(|_| c.runtime).map(Json)).collect::<Vec<_>>()
+        };
+        let plugins: Vec<_> =
+            changed.iter().zip(next()).map(|(c, w)| c.delivery.then_some(Json(&w.installed_plugins))).collect();
+        let conditions: Vec<_> =
+            changed.iter().zip(next()).map(|(c, w)| c.delivery.then_some(Json(&w.conditions))).collect();
+        let versions: Vec<(Uuid, i64)> = sqlx::query_as(WRITE_WORKSPACES)
+            .bind(next().map(|w| w.id.0).collect::<Vec<_>>())
+            .bind(flags(|c| c.lifecycle))
+            .bind(next().map(|w| w.status.as_str()).collect::<Vec<_>>())
+            .bind(next().map(|w| w.status_changed_at).collect::<Vec<_>>())
+            .bind(flags(|c| c.liveness))
+            .bind(next().map(|w| w.last_heartbeat_at).collect::<Vec<_>>())
+            .bind(next().map(|w| w.last_error_rate).collect::<Vec<_>>())
+            .bind(next().map(|w| w.last_sample_error.clone()).collect::<Vec<_>>())
+            .bind(next().map(|w| w.active_tasks).collect::<Vec<_>>())
+            .bind(next().map(|w| w.uptime_seconds).collect::<Vec<_>>())
+            .bind(next().map(|w| w.current_task.clone()).collect::<Vec<_>>())
+            .bind(next().map(|w| w.monthly_spend).collect::<Vec<_>>())
+            .bind(next().map(|w| w.runtime_state.clone()).collect::<Vec<_>>())
+            .bind(next().map(|w| w.last_active_at).collect::<Vec<_>>())
+            .bind(flags(|c| c.runtime))
+            .bind(next().map(|w| w.url.clone()).collect::<Vec<_>>())
+            .bind(runtime(|w| w.agent_card.as_ref()))
+            .bind(runtime(|w| w.runtime_metadata.as_ref()))
+            .bind(flags(|c| c.delivery))
+            .bind(next().map(|w| w.reported_assets_digest.clone()).collect::<Vec<_>>())
+            .bind(plugins)
+            .bind(conditions)
+            .bind(next().map(|w| w.updated_at).collect::<Vec<_>>())
+            .fetch_all(&mut *conn)
+            .await?;
+        let versions: std::collections::HashMap<Uuid, i64> = versions.into_iter().collect();
+        let ordered = next()
+            .map(|w| {
+                versions
+                    .get(&w.id.0)
+                    .copied()
+                    .ok_or_else(|| sqlx::Error::Protocol(format!("workspace {} was not written", w.id.0)))
+            })
+            .collect::<Result<Vec<i64>, sqlx::Error>>()?;
+        Ok(Some(ordered))
     }
 
     async fn lock_workspaces(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<WorkspaceRow<Self>>, sqlx::Error> {

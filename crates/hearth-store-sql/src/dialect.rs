@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use hearth_store::{Engine, Event, LivenessWrite, NoticeFeed};
+use hearth_store::{Engine, Event, LivenessWrite, NoticeFeed, Workspace};
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::{Database, Pool, Transaction};
@@ -43,6 +43,12 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// [`Statements::select_workspace_for_update`] per row (SQLite, whose
     /// writer holds the database lock already).
     const LOCK_WORKSPACES: Option<&'static str>;
+
+    /// Writes the changed column groups of many rows in one statement
+    /// (`update … from unnest(…)`), as [`crate::sql::UPDATE_GROUPS`] does for
+    /// one. `None`: one `UPDATE_GROUPS` per row (SQLite, where a statement
+    /// is no network round trip).
+    const WRITE_WORKSPACES: Option<&'static str>;
 
     /// Statements of the engine's own beyond [`Statements`] (name, sql),
     /// prepared by the every-statement test like the rest.
@@ -89,6 +95,15 @@ pub trait Dialect: Send + Sync + Sized + 'static {
         conn: &'c mut <Self::Db as Database>::Connection,
         ids: &'c [uuid::Uuid],
     ) -> impl Future<Output = Result<Vec<WorkspaceRow<Self>>, sqlx::Error>> + Send + 'c;
+
+    /// Writes each `(current, next)` pair's changed column groups with
+    /// [`Dialect::WRITE_WORKSPACES`] and returns each row's new version,
+    /// in order; `None` when the engine has no such statement (the caller
+    /// writes the rows one by one).
+    fn write_workspaces<'c>(
+        conn: &'c mut <Self::Db as Database>::Connection,
+        rows: &'c [(&'c Workspace, &'c Workspace)],
+    ) -> impl Future<Output = Result<Option<Vec<i64>>, sqlx::Error>> + Send + 'c;
 
     /// A feed of the notices on [`hearth_store::CHANNEL`], on a connection
     /// of its own (`None` when [`Dialect::NOTIFY`] is).

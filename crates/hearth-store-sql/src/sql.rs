@@ -410,6 +410,7 @@ pub fn all_statements<D: crate::Dialect>() -> Vec<(&'static str, &'static str)> 
     let notify = D::NOTIFY.map(|sql| ("notify", sql));
     let append_events = D::APPEND_EVENTS.map(|sql| ("append_events", sql));
     let lock_workspaces = D::LOCK_WORKSPACES.map(|sql| ("lock_workspaces", sql));
+    let write_workspaces = D::WRITE_WORKSPACES.map(|sql| ("write_workspaces", sql));
     SHARED
         .iter()
         .copied()
@@ -417,6 +418,7 @@ pub fn all_statements<D: crate::Dialect>() -> Vec<(&'static str, &'static str)> 
         .chain(notify)
         .chain(append_events)
         .chain(lock_workspaces)
+        .chain(write_workspaces)
         .chain(D::MORE_STATEMENTS.iter().copied())
         .collect()
 }

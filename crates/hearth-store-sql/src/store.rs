@@ -407,6 +407,39 @@ where
         Ok(Written { previous: current.status, workspace: next, drafts, now })
     }
 
+    /// Writes the rows of a batch decided together: `written[k]`'s
+    /// workspace was `currents[k]`; the rows that changed are written in one
+    /// statement where the engine has one ([`Dialect::write_workspaces`]),
+    /// else one by one, and each gets its new version.
+    async fn write_rows(
+        conn: &mut <D::Db as Database>::Connection,
+        currents: &[Workspace],
+        written: &mut [Written],
+    ) -> StoreResult<()> {
+        let changed: Vec<usize> = (0..written.len()).filter(|&k| written[k].workspace != currents[k]).collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let pairs: Vec<(&Workspace, &Workspace)> =
+            changed.iter().map(|&k| (&currents[k], &written[k].workspace)).collect();
+        let versions = D::write_workspaces(conn, &pairs).await.map_err(map_err::<D>("write_workspaces"))?;
+        drop(pairs);
+        match versions {
+            Some(versions) => {
+                for (&k, version) in changed.iter().zip(versions) {
+                    written[k].workspace.version = version;
+                }
+            }
+            None => {
+                for &k in &changed {
+                    written[k].workspace.version =
+                        Self::write_workspace(conn, &currents[k], &written[k].workspace).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Appends the events of the rows this transaction wrote, with one
     /// notice, after every row is written: appending takes the event
     /// counter's lock until commit.
@@ -790,6 +823,11 @@ where
             })
             .collect();
         let (mut written, mut positions) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
+        // Each workspace once in the batch (the usual case): decided row by
+        // row, written together. A workspace twice: each input decided on
+        // what the one before wrote, so each is written as it is decided.
+        let set_wise = ids.len() == batch.len();
+        let mut currents: Vec<Workspace> = Vec::new();
         for (k, &i) in order.iter().enumerate() {
             let (id, input, now) = &batch[i];
             // A workspace's inputs are next to each other in `order`: the
@@ -807,12 +845,24 @@ where
                     continue;
                 }
             };
-            let done = Self::write_decided(&mut tx, current, input, decision, *now).await?;
+            let done = if set_wise {
+                // Written below, with the rest of the batch.
+                let (next, reconcile_events) = evolve(&current, input, &decision, *now);
+                let mut drafts = decision.events;
+                drafts.extend(reconcile_events);
+                currents.push(current);
+                Written { previous: currents[currents.len() - 1].status, workspace: next, drafts, now: *now }
+            } else {
+                Self::write_decided(&mut tx, current, input, decision, *now).await?
+            };
             if more {
                 rows.insert(*id, done.workspace.clone());
             }
             written.push(done);
             positions.push(i);
+        }
+        if set_wise {
+            Self::write_rows(&mut tx, &currents, &mut written).await?;
         }
         for (i, applied) in positions.into_iter().zip(Self::append_last(&mut tx, written).await?) {
             outcomes[i] = Some(Ok(applied));
@@ -943,7 +993,7 @@ where
             .fetch_all(&mut *tx)
             .await
             .map_err(map_err::<D>("sweep_rows"))?;
-        let mut transitions = Vec::new();
+        let (mut currents, mut transitions) = (Vec::new(), Vec::new());
         for row in rows {
             let current: Workspace = row.into();
             // The candidate query and the state machine agree on who is
@@ -952,10 +1002,11 @@ where
             if decision.next == current.status {
                 continue;
             }
-            let (mut next, _) = evolve(&current, &input, &decision, now);
-            next.version = Self::write_workspace(&mut tx, &current, &next).await?;
+            let (next, _) = evolve(&current, &input, &decision, now);
             transitions.push(Written { previous: current.status, workspace: next, drafts: decision.events, now });
+            currents.push(current);
         }
+        Self::write_rows(&mut tx, &currents, &mut transitions).await?;
         let applied = Self::append_last(&mut tx, transitions).await?;
         tx.commit().await.map_err(map_err::<D>("commit"))?;
         Ok(applied)

@@ -169,6 +169,8 @@ impl Dialect for Sqlite {
     /// more (each is a round trip to sqlx's worker thread, though).
     const LOCK_WORKSPACES: Option<&'static str> = None;
 
+    const WRITE_WORKSPACES: Option<&'static str> = None;
+
     /// The smaller shapes of the liveness statement.
     const MORE_STATEMENTS: &'static [(&'static str, &'static str)] = &[
         ("write_liveness_16", WRITE_LIVENESS_SHAPES[1].1),
@@ -400,6 +402,13 @@ impl Dialect for Sqlite {
                 .await?;
         }
         Ok(())
+    }
+
+    async fn write_workspaces(
+        _conn: &mut SqliteConnection,
+        _rows: &[(&hearth_store::Workspace, &hearth_store::Workspace)],
+    ) -> Result<Option<Vec<i64>>, sqlx::Error> {
+        Ok(None)
     }
 
     async fn lock_workspaces(
