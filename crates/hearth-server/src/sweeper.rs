@@ -16,8 +16,12 @@ use crate::state::AppState;
 use crate::transitions::sweep_label;
 pub use crate::transitions::SweepReport;
 
-/// Candidates handled per sweep and kind; the rest wait for the next tick.
+/// Candidates handled per batch of the provision-timeout and idle sweeps;
+/// the rest wait for the next tick.
 const BATCH: i64 = 500;
+/// Candidates per batch of the liveness sweep once it has counted the fleet
+/// (it goes on batch after batch while they are full).
+const LIVENESS_BATCH: i64 = 2000;
 /// The shortest gap in the control plane's own liveness that is an outage
 /// (with short sweep intervals; otherwise three intervals).
 const MIN_OUTAGE_GAP: Duration = Duration::from_secs(3);
@@ -68,38 +72,66 @@ impl Sweeper {
         }
         let ttl = self.state.pace.liveness_ttl(settings.liveness_ttl);
         let heard = self.control_plane_alive(ttl, &mut report).await;
-        let mut kinds = vec![(Sweep::Liveness, ttl), (Sweep::ProvisionTimeout, settings.provision_timeout)];
+        match heard {
+            // Unknown whether the control plane was down: no runtime is
+            // judged silent this pass.
+            None => {}
+            // Within a TTL of an outage's end nobody is due yet.
+            Some(Some(outage)) if within(outage, ttl) => {}
+            Some(outage) => self.sweep_liveness(ttl, outage, &mut report).await,
+        }
+        let mut kinds = vec![(Sweep::ProvisionTimeout, settings.provision_timeout)];
         if let Some(idle) = settings.hibernate_after {
             kinds.push((Sweep::Idle, idle));
         }
         for (kind, age) in kinds {
-            let (limit, context) = match (kind, heard) {
-                // Unknown whether the control plane was down: no runtime
-                // is judged silent this pass.
-                (Sweep::Liveness, None) => continue,
-                // Within a TTL of an outage's end nobody is due yet.
-                (Sweep::Liveness, Some(Some(outage))) if within(outage, ttl) => continue,
-                (Sweep::Liveness, Some(outage)) => self.liveness_limit(ttl, outage, &mut report).await,
-                _ => (BATCH, SweepContext::default()),
-            };
-            match self.state.transitions.sweep(kind, age, limit, context).await {
-                Ok(one) => {
-                    if kind == Sweep::Liveness {
-                        self.memory().full = i64::try_from(one.offline).unwrap_or(i64::MAX) >= limit;
-                    }
-                    report.offline += one.offline;
-                    report.failed += one.failed;
-                    report.hibernated += one.hibernated;
-                    report.errors += one.errors;
-                }
-                Err(error) => {
-                    store_error(&error);
-                    tracing::warn!(sweep = sweep_label(kind), %error, "sweep could not list candidates");
-                    report.errors += 1;
-                }
-            }
+            self.sweep(kind, age, BATCH, SweepContext::default(), &mut report).await;
         }
         report
+    }
+
+    /// The liveness sweep: batch after batch while each takes its whole
+    /// allowance (a fleet silent together goes offline in one tick, not a
+    /// batch a tick), for at most one sweep interval, unless a mass silence
+    /// holds it back ([`Sweeper::liveness_limit`]).
+    async fn sweep_liveness(&self, ttl: Duration, outage: Option<Outage>, report: &mut SweepReport) {
+        let started = std::time::Instant::now();
+        loop {
+            let (limit, context) = self.liveness_limit(ttl, outage, report).await;
+            let Some(offline) = self.sweep(Sweep::Liveness, ttl, limit, context, report).await else { return };
+            let full = i64::try_from(offline).unwrap_or(i64::MAX) >= limit;
+            self.memory().full = full;
+            if !full || context.mass_silence.is_some() || started.elapsed() >= self.state.settings.sweep_interval {
+                return;
+            }
+        }
+    }
+
+    /// One batch of one sweep, added to `report`; how many it took offline,
+    /// `None` when it failed (logged and counted).
+    async fn sweep(
+        &self,
+        kind: Sweep,
+        age: Duration,
+        limit: i64,
+        context: SweepContext,
+        report: &mut SweepReport,
+    ) -> Option<usize> {
+        match self.state.transitions.sweep(kind, age, limit, context).await {
+            Ok(one) => {
+                report.offline += one.offline;
+                report.failed += one.failed;
+                report.hibernated += one.hibernated;
+                report.errors += one.errors;
+                Some(one.offline)
+            }
+            Err(error) => {
+                store_error(&error);
+                tracing::warn!(sweep = sweep_label(kind), %error, "sweep could not list candidates");
+                report.errors += 1;
+                None
+            }
+        }
     }
 
     fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
@@ -119,8 +151,8 @@ impl Sweeper {
     ) -> (i64, SweepContext) {
         let guard = self.state.settings.mass_silence;
         let mut context = SweepContext { outage, mass_silence: None };
-        let uncounted = guard.uncounted_limit(BATCH);
-        if uncounted == BATCH || !self.memory().full {
+        let uncounted = guard.uncounted_limit(LIVENESS_BATCH);
+        if uncounted == LIVENESS_BATCH || !self.memory().full {
             return (uncounted, context);
         }
         let cutoff = Utc::now() - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
@@ -147,7 +179,7 @@ impl Sweeper {
         }
         memory.mass = mass;
         if !mass {
-            return (BATCH, context);
+            return (LIVENESS_BATCH, context);
         }
         context.mass_silence = Some(MassSilence { due, live });
         (guard.limited(self.state.settings.sweep_interval), context)
