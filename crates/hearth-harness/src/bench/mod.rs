@@ -22,6 +22,7 @@
 mod audit;
 mod baseline;
 mod load;
+pub mod recovery;
 mod report;
 mod workspaces;
 

@@ -30,6 +30,24 @@ pub enum BenchCommand {
     /// Postgres database; events written through replica A, timed to a
     /// subscriber of replica B's event stream and of A's own.
     Propagation(PropagationArgs),
+    /// Fleet recovery: a whole fleet online together (first heartbeats),
+    /// offline together (the liveness sweep) and online again, in
+    /// transitions per second and time to all of it.
+    Recovery(RecoveryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecoveryArgs {
+    /// Workspaces in the fleet.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    workspaces: u32,
+    /// Concurrent senders of the heartbeat phases, each with its own HTTP connection.
+    #[arg(long, value_name = "C", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+    /// The server's database (postgres://… or sqlite:…); the bench's
+    /// workspaces stay in it, so use a fresh one [default: SQLite in a temp dir]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -71,7 +89,44 @@ pub async fn run(command: BenchCommand, json: bool) -> anyhow::Result<()> {
     match command {
         BenchCommand::Heartbeat(args) => heartbeat(args, json).await,
         BenchCommand::Propagation(args) => propagation(args, json).await,
+        BenchCommand::Recovery(args) => recovery(args, json).await,
     }
+}
+
+async fn recovery(args: RecoveryArgs, json: bool) -> anyhow::Result<()> {
+    telemetry::init_quiet()?;
+    let options = bench::recovery::Options {
+        workspaces: args.workspaces,
+        concurrency: args.concurrency,
+        database_url: args.database_url,
+    };
+    let bars = Bars::default();
+    let report = tokio::select! {
+        report = bench::recovery::run(options, &bars) => report?,
+        () = hearth_server::startup::shutdown_signal() => return Err(anyhow!("interrupted")),
+    };
+    if json {
+        output::print_json(&report)?;
+    } else {
+        let line = |name: &str, t: &bench::recovery::Transitions| {
+            format!(
+                "  {name:<12} {:>9} workspaces in {:>8.2} s = {:>9.0} transitions/s{}\n",
+                t.workspaces,
+                t.seconds,
+                t.per_second,
+                if t.errors > 0 { format!(" ({} errors)", t.errors) } else { String::new() }
+            )
+        };
+        let mut text = format!(
+            "fleet recovery, {} workspaces on {}, {} senders\n",
+            report.workspaces, report.engine, report.concurrency
+        );
+        text.push_str(&line("online", &report.online));
+        text.push_str(&line("offline", &report.offline));
+        text.push_str(&line("back online", &report.back_online));
+        output::print(text.trim_end())?;
+    }
+    report.check()
 }
 
 async fn heartbeat(args: HeartbeatArgs, json: bool) -> anyhow::Result<()> {
