@@ -43,16 +43,16 @@ pub trait Forget: Send + Sync {
     fn forget(&self, id: WorkspaceId);
 }
 
-/// Transition writers on Postgres, each with its own transaction at a
-/// time: a batch spends most of its time on round trips for its rows (lock,
-/// write) and holds the event counter only for its last statements, so
-/// several writers overlap. SQLite has one writer connection: one writer,
-/// bigger batches (four were slower there). See BENCHMARKS.md, "SQLite's
-/// writer, the release profile, and Postgres's share".
-const POSTGRES_TRANSITION_WRITERS: usize = 4;
+/// Transition writers on Postgres. A batch is a handful of statements
+/// whatever its size (its rows locked, written and their events appended
+/// set-wise), and every batch holds the event counter from its append to
+/// its commit (the WAL flush included), so writers would only queue on
+/// it: one writer, and batches as big as what waits (BENCHMARKS.md, "Fleet
+/// recovery"). SQLite has one writer connection anyway.
+const POSTGRES_TRANSITION_WRITERS: usize = 1;
 
 /// Inputs the transition writer applies in one transaction at most.
-const MAX_INPUTS: usize = 256;
+const MAX_INPUTS: usize = 1024;
 /// Inputs waiting for the transition writer at most; past it an input is
 /// applied in a transaction of its own (back-pressure, not a longer queue).
 const INPUT_QUEUE: usize = 4 * MAX_INPUTS;
