@@ -331,6 +331,8 @@ impl Supervisor {
 /// neither can be read (no memory controller, or not Linux): then no exit
 /// is called an OOM kill.
 fn oom_kills() -> Option<u64> {
+    // Unreadable (not Linux, or no /proc): no path of its own; the mount
+    // points below are tried all the same, and none found means None.
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let (v2, v1) = cgroup_paths(&own);
     let candidates = [

@@ -620,7 +620,6 @@ async fn a_docker_daemon_that_restarts_is_waited_for_then_converged_on() {
 /// running in a container, until it has converged.
 #[tokio::test]
 async fn up_runs_the_example_in_a_container_from_an_image_it_builds() {
-    use tokio::io::AsyncBufReadExt;
     let tmp = TestDir::new();
     let dir = tmp.path();
     let world = World::new(dir);
@@ -636,20 +635,8 @@ async fn up_runs_the_example_in_a_container_from_an_image_it_builds() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(dir.join("up.log")).unwrap());
     let mut child = command.spawn().unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut said = Vec::new();
-    let read_until_ctrl_c = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let done = line.contains("Ctrl-C stops it");
-            said.push(line);
-            if done {
-                return;
-            }
-        }
-    };
-    let read = tokio::time::timeout(Duration::from_secs(90), read_until_ctrl_c).await;
-    let text = said.join("\n");
-    assert!(read.is_ok(), "up did not finish its walkthrough; it said:\n{text}");
+    let (text, finished) = support::up_walkthrough(&mut child, Duration::from_secs(90)).await;
+    assert!(finished, "up did not finish its walkthrough; it said:\n{text}");
     let built = format!("Built the runtime image {local}");
     for expected in [
         built.as_str(),

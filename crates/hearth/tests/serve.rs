@@ -137,7 +137,6 @@ async fn a_second_agent_on_a_locked_directory_exits_75_naming_the_lock() {
 /// workspace has converged, then keeps serving until SIGTERM.
 #[tokio::test]
 async fn up_loads_the_example_and_narrates_the_workspace_until_it_has_converged() {
-    use tokio::io::AsyncBufReadExt;
     let dir = support::TestDir::new();
     let mut command = support::hearth_command(dir.path());
     command
@@ -149,20 +148,8 @@ async fn up_loads_the_example_and_narrates_the_workspace_until_it_has_converged(
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap());
     let mut child = command.spawn().unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut said = Vec::new();
-    let read_until_ctrl_c = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let done = line.contains("Ctrl-C stops it");
-            said.push(line);
-            if done {
-                return;
-            }
-        }
-    };
-    let read = tokio::time::timeout(std::time::Duration::from_secs(60), read_until_ctrl_c).await;
-    let text = said.join("\n");
-    assert!(read.is_ok(), "up did not finish its walkthrough; it said:\n{text}");
+    let (text, finished) = support::up_walkthrough(&mut child, std::time::Duration::from_secs(60)).await;
+    assert!(finished, "up did not finish its walkthrough; it said:\n{text}");
     for expected in [
         "Hearth is running at http://127.0.0.1:",
         "Loaded the example plugin seo-all 1.0.0",

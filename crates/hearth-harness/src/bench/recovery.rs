@@ -102,9 +102,12 @@ pub async fn run(options: Options, progress: &dyn Progress) -> anyhow::Result<Re
     let state = app.state().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
+        // Told to stop, or the sender is gone: stop either way.
         stopped.await.unwrap_or_default();
     }));
     let measured = phases(&options, &url, &admin_token, &state, progress).await;
+    // The server may have ended on its own already (then nothing receives
+    // this); `finish` says how it ended either way.
     stop.send(()).unwrap_or_default();
     let ended = super::finish("the server", server).await;
     let removed = dir.close().context("cannot remove the bench's temp dir");

@@ -383,3 +383,22 @@ pub async fn serve_on_with(dir: &Path, port: u16, args: &[&str], env: &[(&str, &
     assert!(line.starts_with("hearth listening on "), "{line}");
     Serving(child)
 }
+
+/// Reads `hearth up`'s narration from `child`'s stdout until it says
+/// "Ctrl-C stops it" (its walkthrough is over) or `patience` runs out:
+/// what it said, and whether it got there.
+pub async fn up_walkthrough(child: &mut Child, patience: std::time::Duration) -> (String, bool) {
+    let mut lines = BufReader::new(child.stdout.take().expect("up's stdout is piped")).lines();
+    let mut said = Vec::new();
+    let read_until_ctrl_c = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("Ctrl-C stops it");
+            said.push(line);
+            if done {
+                return;
+            }
+        }
+    };
+    let finished = tokio::time::timeout(patience, read_until_ctrl_c).await.is_ok();
+    (said.join("\n"), finished)
+}
