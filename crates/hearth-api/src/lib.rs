@@ -323,13 +323,13 @@ pub struct HeartbeatRequest {
 pub struct ProgramStatus {
     pub state: ProgramStateName,
     /// The last exit's code, when it exited with one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer::option")]
     pub exit_code: Option<i32>,
     /// The signal that ended the last run, when one did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer::option")]
     pub signal: Option<i32>,
     /// How often the runtime restarted the program since it started it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer::required")]
     pub restarts: u32,
     /// The kernel killed the last run for using more memory than its
     /// limit allows (`AgentRunning` says `OOMKilled`).
@@ -975,6 +975,21 @@ pub struct WaitResponse {
 #[allow(clippy::unwrap_used)] // test: a failed step should panic
 mod tests {
     use super::*;
+
+    /// The program report's integers are integers as JSON Schema counts
+    /// them: `-9.0` is -9 (schemathesis sent such a heartbeat and got a
+    /// 400 for a schema-valid body), `2.5` is refused.
+    #[test]
+    fn the_program_reports_integers_may_be_written_with_a_zero_fraction() {
+        let report: ProgramStatus =
+            serde_json::from_str(r#"{"state": "exited", "exit_code": 1.0, "signal": -131073.0, "restarts": 2.0}"#)
+                .unwrap();
+        assert_eq!((report.exit_code, report.signal, report.restarts), (Some(1), Some(-131073), 2));
+        let bare: ProgramStatus = serde_json::from_str(r#"{"state": "running"}"#).unwrap();
+        assert_eq!((bare.exit_code, bare.signal, bare.restarts, bare.oom_killed), (None, None, 0, false));
+        assert!(serde_json::from_str::<ProgramStatus>(r#"{"state": "exited", "signal": 2.5}"#).is_err());
+        assert!(serde_json::from_str::<ProgramStatus>(r#"{"state": "exited", "restarts": -1}"#).is_err());
+    }
 
     #[test]
     fn error_codes_read_and_write_as_their_wire_names() {
