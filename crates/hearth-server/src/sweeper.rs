@@ -74,18 +74,18 @@ impl Sweeper {
         let heard = self.control_plane_alive(ttl, &mut report).await;
         match heard {
             // Unknown whether the control plane was down: no runtime is
-            // judged silent this pass.
+            // judged silent, nor a provisioning one timed out, this pass.
             None => {}
             // Within a TTL of an outage's end nobody is due yet.
             Some(Some(outage)) if within(outage, ttl) => {}
             Some(outage) => self.sweep_liveness(ttl, outage, &mut report).await,
         }
-        let mut kinds = vec![(Sweep::ProvisionTimeout, settings.provision_timeout)];
-        if let Some(idle) = settings.hibernate_after {
-            kinds.push((Sweep::Idle, idle));
+        if let Some(outage) = heard {
+            let context = SweepContext { outage, mass_silence: None };
+            self.sweep(Sweep::ProvisionTimeout, settings.provision_timeout, BATCH, context, &mut report).await;
         }
-        for (kind, age) in kinds {
-            self.sweep(kind, age, BATCH, SweepContext::default(), &mut report).await;
+        if let Some(idle) = settings.hibernate_after {
+            self.sweep(Sweep::Idle, idle, BATCH, SweepContext::default(), &mut report).await;
         }
         report
     }

@@ -983,7 +983,9 @@ where
         let SweepContext { outage, mass_silence } = context;
         let (statement, input) = match sweep {
             Sweep::Liveness => (D::SQL.sweep_liveness_rows, Input::LivenessCheck { ttl: age, outage, mass_silence }),
-            Sweep::ProvisionTimeout => (D::SQL.sweep_provision_timeout_rows, Input::ProvisionCheck { timeout: age }),
+            Sweep::ProvisionTimeout => {
+                (D::SQL.sweep_provision_timeout_rows, Input::ProvisionCheck { timeout: age, outage })
+            }
             Sweep::Idle => (D::SQL.sweep_idle_rows, Input::IdleCheck { threshold: age }),
         };
         let mut tx = self.begin().await?;

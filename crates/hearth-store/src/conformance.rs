@@ -286,6 +286,18 @@ pub async fn the_control_planes_outage_is_recorded_and_not_counted_by_the_livene
     assert_eq!(swept.len(), 1);
     let payload = &swept[0].events[0].payload;
     assert_eq!(payload["after_outage"]["ended_at"], serde_json::json!(back), "{payload}");
+
+    // The provision timeout, likewise: measured from the outage's end.
+    create(&*store, "provisioning").await;
+    let context = SweepContext { outage: Some(outage), mass_silence: None };
+    let timeout = Duration::seconds(600);
+    let early =
+        store.sweep(Sweep::ProvisionTimeout, timeout, back + Duration::seconds(599), 10, context).await.unwrap();
+    assert!(early.is_empty(), "within the timeout of the outage's end");
+    let failed =
+        store.sweep(Sweep::ProvisionTimeout, timeout, back + Duration::seconds(600), 10, context).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].events[0].payload["after_outage"]["ended_at"], serde_json::json!(back));
 }
 
 /// `count_liveness` counts the live workspaces and those due at a cutoff

@@ -70,6 +70,9 @@ pub enum Input {
     /// Provision-timeout sweep: failed if still provisioning after `timeout`.
     ProvisionCheck {
         timeout: Duration,
+        /// As for liveness: a workspace provisioning when the control
+        /// plane's latest outage ended is given its timeout from that end.
+        outage: Option<Outage>,
     },
     /// Hibernation sweep (opt-in): hibernate an online workspace idle for `threshold`.
     IdleCheck {
@@ -196,13 +199,15 @@ pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<
         Input::LivenessCheck { ttl, outage, mass_silence } => {
             Ok(liveness_check(snapshot, *ttl, *outage, *mass_silence, now))
         }
-        Input::ProvisionCheck { timeout } => {
-            if current == Provisioning && now - snapshot.status_changed_at >= *timeout {
-                Ok(to(
-                    Failed,
-                    EventKind::WorkspaceProvisionFailed,
-                    json!({"reason": "no heartbeat within the provision timeout", "timeout_seconds": timeout.num_seconds()}),
-                ))
+        Input::ProvisionCheck { timeout, outage } => {
+            let after_outage = outage.filter(|outage| outage.ended_at > snapshot.status_changed_at);
+            let since = after_outage.map_or(snapshot.status_changed_at, |outage| outage.ended_at);
+            if current == Provisioning && now - since >= *timeout {
+                let mut payload = json!({"reason": "no heartbeat within the provision timeout", "timeout_seconds": timeout.num_seconds()});
+                if let Some(outage) = after_outage {
+                    payload["after_outage"] = json!({"started_at": outage.started_at, "ended_at": outage.ended_at});
+                }
+                Ok(to(Failed, EventKind::WorkspaceProvisionFailed, payload))
             } else {
                 Ok(stay(current))
             }

@@ -217,7 +217,7 @@ fn liveness_check_does_not_count_the_control_planes_outage() {
 
 #[test]
 fn provision_check_fails_only_provisioning_workspaces_after_the_timeout() {
-    let input = Input::ProvisionCheck { timeout: Duration::seconds(600) };
+    let input = Input::ProvisionCheck { timeout: Duration::seconds(600), outage: None };
     for status in WorkspaceStatus::ALL {
         check(status, &input, later(599), Expect::Stay);
         let expect = match status {
@@ -226,6 +226,24 @@ fn provision_check_fails_only_provisioning_workspaces_after_the_timeout() {
         };
         check(status, &input, later(600), expect);
     }
+}
+
+/// An outage does not count against the provision timeout either: a
+/// workspace provisioning when it ended gets its whole timeout from its end.
+#[test]
+fn provision_check_does_not_count_the_control_planes_outage() {
+    let outage = Outage { started_at: later(100), ended_at: later(900) };
+    let input = Input::ProvisionCheck { timeout: Duration::seconds(600), outage: Some(outage) };
+    let snap = snapshot(Provisioning); // provisioning since 0
+    assert_eq!(decide(&snap, &input, later(1499)).unwrap().next, Provisioning, "within the timeout of the end");
+    let decision = decide(&snap, &input, later(1500)).unwrap();
+    assert_eq!(decision.next, Failed);
+    assert_eq!(decision.events[0].payload()["after_outage"]["ended_at"], serde_json::json!(later(900)));
+    // Provisioning since after the outage: the outage plays no part.
+    let mut since = snapshot(Provisioning);
+    since.status_changed_at = later(1000);
+    assert_eq!(decide(&since, &input, later(1600)).unwrap().next, Failed);
+    assert!(decide(&since, &input, later(1600)).unwrap().events[0].payload().get("after_outage").is_none());
 }
 
 #[test]
@@ -305,7 +323,7 @@ fn any_input() -> impl Strategy<Value = Input> {
         Just(Input::Hibernate),
         Just(Input::Delete),
         secs.clone().prop_map(|s| Input::LivenessCheck { ttl: Duration::seconds(s), outage: None, mass_silence: None }),
-        secs.clone().prop_map(|s| Input::ProvisionCheck { timeout: Duration::seconds(s) }),
+        secs.clone().prop_map(|s| Input::ProvisionCheck { timeout: Duration::seconds(s), outage: None }),
         secs.prop_map(|s| Input::IdleCheck { threshold: Duration::seconds(s) }),
         Just(Input::RuntimeObserved(crate::reconcile::RuntimeObservation::Running)),
     ]
