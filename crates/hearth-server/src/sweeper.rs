@@ -155,7 +155,7 @@ impl Sweeper {
         if uncounted == LIVENESS_BATCH || !self.memory().full {
             return (uncounted, context);
         }
-        let cutoff = Utc::now() - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let cutoff = Utc::now().checked_sub_signed(signed(ttl)).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
         let (due, live) = match self.state.store.count_liveness(cutoff).await {
             Ok(counts) => counts,
             Err(error) => {
@@ -189,8 +189,7 @@ impl Sweeper {
     /// outage (`Some(None)`: none ever); `None` when the store cannot say.
     /// A new outage is logged once per process and counted.
     async fn control_plane_alive(&self, ttl: Duration, report: &mut SweepReport) -> Option<Option<Outage>> {
-        let gap =
-            chrono::Duration::from_std(outage_gap(self.state.settings.sweep_interval)).unwrap_or(chrono::Duration::MAX);
+        let gap = signed(outage_gap(self.state.settings.sweep_interval));
         let outage = match self.state.store.control_plane_alive(Utc::now(), gap).await {
             Ok(outage) => outage,
             Err(error) => {
@@ -207,11 +206,10 @@ impl Sweeper {
         if let Some(outage) = outage.filter(|outage| *told != Some(*outage)) {
             if told.is_some() || held {
                 metrics::counter!("hearth_control_plane_outages_total").increment(1);
-                let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
                 tracing::warn!(
                     started_at = %outage.started_at, ended_at = %outage.ended_at,
                     unheard_seconds = (outage.ended_at - outage.started_at).num_seconds(),
-                    offline_not_before = %(outage.ended_at + ttl),
+                    offline_not_before = ?outage.ended_at.checked_add_signed(signed(ttl)),
                     "the control plane could not hear runtimes (every replica was down, or the database did not answer); \
                      that time does not count against any workspace, so none goes offline before a full TTL after it"
                 );
@@ -243,8 +241,14 @@ impl Sweeper {
     }
 }
 
-/// Now is within a TTL of `outage`'s end.
+/// Now is within a TTL of `outage`'s end (a TTL past the calendar's end:
+/// always).
 fn within(outage: Outage, ttl: Duration) -> bool {
-    let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-    Utc::now() < outage.ended_at + ttl
+    outage.ended_at.checked_add_signed(signed(ttl)).is_none_or(|until| Utc::now() < until)
+}
+
+/// `duration` for date arithmetic (one too long for it: the longest there
+/// is, which every checked sum then refuses).
+fn signed(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }

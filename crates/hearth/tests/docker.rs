@@ -114,6 +114,7 @@ impl Drop for World {
         for volume in docker_maybe(&["volume", "ls", "-q", "--filter", &self.label()]).unwrap_or_default().lines() {
             let _ = docker_maybe(&["volume", "rm", "-f", volume]);
         }
+        // Best effort: an image a test never made (`-v2`, `-up`) is no error.
         let _ = docker_maybe(&["rmi", "-f", &self.image]);
         let _ = docker_maybe(&["rmi", "-f", &format!("{}-v2", self.image)]);
         let _ = docker_maybe(&["rmi", "-f", &format!("{}-up", self.image)]);
@@ -387,6 +388,8 @@ fn condition(port: u16, id: &str, kind: &str) -> serde_json::Value {
         .env("HEARTH_TOKEN", ADMIN_TOKEN)
         .output()
         .unwrap();
+    // Not JSON (the server not up yet): no conditions, so a wait_for on it
+    // goes on waiting and times out naming what it waited for.
     let workspace: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap_or_default();
     let conditions = workspace["conditions"].as_array().cloned().unwrap_or_default();
     conditions.into_iter().find(|c| c["type"] == kind).unwrap_or_default()

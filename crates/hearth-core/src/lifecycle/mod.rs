@@ -118,6 +118,25 @@ pub struct Outage {
     pub ended_at: DateTime<Utc>,
 }
 
+impl Outage {
+    /// Where a timer that started at `started` (a runtime last heard, a
+    /// workspace provisioning) runs from: the end of `outage` when it came
+    /// later (the outage's time does not count), and that outage then.
+    fn since(outage: Option<Outage>, started: DateTime<Utc>) -> (DateTime<Utc>, Option<Outage>) {
+        match outage.filter(|outage| outage.ended_at > started) {
+            Some(outage) => (outage.ended_at, Some(outage)),
+            None => (started, None),
+        }
+    }
+
+    /// An event decided after `outage` says so (`after_outage`).
+    fn say(outage: Option<Outage>, payload: &mut serde_json::Value) {
+        if let Some(outage) = outage {
+            payload["after_outage"] = json!({"started_at": outage.started_at, "ended_at": outage.ended_at});
+        }
+    }
+}
+
 /// How many of the live (online or degraded) workspaces were due offline
 /// when the sweep found a mass silence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -200,13 +219,10 @@ pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<
             Ok(liveness_check(snapshot, *ttl, *outage, *mass_silence, now))
         }
         Input::ProvisionCheck { timeout, outage } => {
-            let after_outage = outage.filter(|outage| outage.ended_at > snapshot.status_changed_at);
-            let since = after_outage.map_or(snapshot.status_changed_at, |outage| outage.ended_at);
+            let (since, after_outage) = Outage::since(*outage, snapshot.status_changed_at);
             if current == Provisioning && now - since >= *timeout {
                 let mut payload = json!({"reason": "no heartbeat within the provision timeout", "timeout_seconds": timeout.num_seconds()});
-                if let Some(outage) = after_outage {
-                    payload["after_outage"] = json!({"started_at": outage.started_at, "ended_at": outage.ended_at});
-                }
+                Outage::say(after_outage, &mut payload);
                 Ok(to(Failed, EventKind::WorkspaceProvisionFailed, payload))
             } else {
                 Ok(stay(current))
@@ -238,15 +254,12 @@ fn liveness_check(
 ) -> Decision {
     let current = snapshot.status;
     let last_seen = snapshot.last_heartbeat_at.unwrap_or(snapshot.status_changed_at);
-    let after_outage = outage.filter(|outage| outage.ended_at > last_seen);
-    let since = after_outage.map_or(last_seen, |outage| outage.ended_at);
+    let (since, after_outage) = Outage::since(outage, last_seen);
     if !(matches!(current, Online | Degraded) && now - since >= ttl) {
         return stay(current);
     }
     let mut payload = json!({"from": current, "last_heartbeat_at": snapshot.last_heartbeat_at});
-    if let Some(outage) = after_outage {
-        payload["after_outage"] = json!({"started_at": outage.started_at, "ended_at": outage.ended_at});
-    }
+    Outage::say(after_outage, &mut payload);
     if let Some(MassSilence { due, live }) = mass_silence {
         payload["mass_silence"] = json!({"due": due, "live": live});
     }
