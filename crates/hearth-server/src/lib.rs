@@ -19,6 +19,7 @@ pub(crate) mod edge;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub mod forwarded;
+pub(crate) mod grouped;
 pub(crate) mod heartbeat;
 pub(crate) mod lanes;
 pub mod limits;

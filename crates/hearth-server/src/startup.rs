@@ -160,6 +160,7 @@ impl Application {
         let admin = admin_token(&settings)?;
         let workspace_limits = crate::limits::WorkspaceLimits::new(settings.rate_limit_per_workspace);
         let auth = Authenticator::new(&admin, settings.cache_entries, workspace_limits);
+        auth.group_lookups(store.clone());
         let limits = crate::limits::RateLimits::new(settings.rate_limit_per_token, crate::auth::hash_token(&admin));
         let cipher = secret_cipher(&settings)?;
         let tls = settings.tls.as_ref().map(crate::listener::tls_acceptor).transpose()?;

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::StreamExt;
 use hearth_core::{MassSilence, Outage, SweepContext};
 use hearth_store::Sweep;
 
@@ -22,6 +23,10 @@ const BATCH: i64 = 500;
 /// Candidates per batch of the liveness sweep once it has counted the fleet
 /// (it goes on batch after batch while they are full).
 const LIVENESS_BATCH: i64 = 2000;
+/// Due workspaces the liveness sweep reads at once at its full pace.
+const DUE_PAGE: i64 = 100_000;
+/// Liveness sweep batches in flight at once at its full pace.
+const SWEEPS_AT_ONCE: usize = 3;
 /// The shortest gap in the control plane's own liveness that is an outage
 /// (with short sweep intervals; otherwise three intervals).
 const MIN_OUTAGE_GAP: Duration = Duration::from_secs(3);
@@ -93,18 +98,94 @@ impl Sweeper {
     /// The liveness sweep: batch after batch while each takes its whole
     /// allowance (a fleet silent together goes offline in one tick, not a
     /// batch a tick), for at most one sweep interval, unless a mass silence
-    /// holds it back ([`Sweeper::liveness_limit`]).
+    /// holds it back ([`Sweeper::liveness_limit`]). At its full pace it
+    /// reads the due workspaces once and takes them offline batch by batch
+    /// ([`Sweeper::sweep_due`]).
     async fn sweep_liveness(&self, ttl: Duration, outage: Option<Outage>, report: &mut SweepReport) {
         let started = std::time::Instant::now();
         loop {
             let (limit, context) = self.liveness_limit(ttl, outage, report).await;
-            let Some(offline) = self.sweep(Sweep::Liveness, ttl, limit, context, report).await else { return };
-            let full = i64::try_from(offline).unwrap_or(i64::MAX) >= limit;
+            let pass = if limit == LIVENESS_BATCH && context.mass_silence.is_none() {
+                self.sweep_due(ttl, context, started, report).await
+            } else {
+                let offline = self.sweep(Sweep::Liveness, ttl, limit, context, report).await;
+                offline.map(|offline| i64::try_from(offline).unwrap_or(i64::MAX) >= limit)
+            };
+            let Some(full) = pass else { return };
             self.memory().full = full;
             if !full || context.mass_silence.is_some() || started.elapsed() >= self.state.settings.sweep_interval {
                 return;
             }
         }
+    }
+
+    /// The liveness sweep at its full pace: the ids of the due workspaces
+    /// read once (at most [`DUE_PAGE`], oldest first), then taken offline
+    /// [`LIVENESS_BATCH`] at a time ([`SWEEPS_AT_ONCE`] batches in flight),
+    /// each batch re-decided under its row locks. At 1M workspaces the
+    /// candidate query is a scan of the live rows: one scan now feeds many
+    /// batches (BENCHMARKS.md, "Fleet recovery"). Stops at the tick's
+    /// time. Whether more may be due;
+    /// `None` when the due workspaces cannot be read (logged and counted).
+    async fn sweep_due(
+        &self,
+        ttl: Duration,
+        context: SweepContext,
+        started: std::time::Instant,
+        report: &mut SweepReport,
+    ) -> Option<bool> {
+        let cutoff = Utc::now().checked_sub_signed(signed(ttl)).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        let due = match self.state.store.liveness_due(cutoff, DUE_PAGE).await {
+            Ok(due) => due,
+            Err(error) => {
+                store_error(&error);
+                tracing::warn!(%error, "liveness sweep could not list the due workspaces");
+                report.errors += 1;
+                return None;
+            }
+        };
+        // A few batches at once, as the transition writers: one locks and
+        // writes its rows while another appends its events and commits.
+        let mut batches = due.chunks(LIVENESS_BATCH as usize);
+        let mut outcomes = futures_util::stream::FuturesUnordered::new();
+        let mut more = false;
+        loop {
+            while outcomes.len() < SWEEPS_AT_ONCE {
+                let Some(batch) = batches.next() else { break };
+                outcomes.push(self.sweep_batch(batch, ttl, context, started));
+            }
+            let Some(outcome) = outcomes.next().await else { break };
+            match outcome {
+                None => more = true,
+                Some((_, Ok(one))) => {
+                    report.offline += one.offline;
+                    report.errors += one.errors;
+                }
+                Some((workspaces, Err(error))) => {
+                    store_error(&error);
+                    tracing::warn!(%error, workspaces, "liveness sweep batch failed; its workspaces are due again next tick");
+                    report.errors += 1;
+                    more = true;
+                }
+            }
+        }
+        Some(more || i64::try_from(due.len()).unwrap_or(i64::MAX) >= DUE_PAGE)
+    }
+
+    /// One batch of [`Sweeper::sweep_due`] (with how many it held), or
+    /// `None` once the tick's time is up (its workspaces are due again
+    /// next tick).
+    async fn sweep_batch(
+        &self,
+        batch: &[hearth_core::WorkspaceId],
+        ttl: Duration,
+        context: SweepContext,
+        started: std::time::Instant,
+    ) -> Option<(usize, hearth_store::StoreResult<SweepReport>)> {
+        if started.elapsed() >= self.state.settings.sweep_interval {
+            return None;
+        }
+        Some((batch.len(), self.state.transitions.sweep_these(Sweep::Liveness, batch, ttl, context).await))
     }
 
     /// One batch of one sweep, added to `report`; how many it took offline,

@@ -236,6 +236,19 @@ impl Dialect for Pg {
             cross join lateral jsonb_array_elements_text(w.operator_plugins) with ordinality as d(name, ord) \
             left join plugins p on p.org_id = w.org_id and p.name = d.name where w.workspace_id = $1 \
             order by 5",
+        desired_states_for_workspaces: "with page as (select workspace_id, org_id, template, operator_plugins \
+                from workspaces where workspace_id in (select h::uuid from json_array_elements_text($1::json) as h)) \
+            select p.workspace_id, t.assets_digest, d.name as plugin_name, pl.version, pl.sha256, d.ord as ord \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            left join lateral jsonb_array_elements_text(case when t.template_id is null then '[]'::jsonb \
+                else t.plugins end) with ordinality as d(name, ord) on true \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.name \
+            union all \
+            select p.workspace_id, t.assets_digest, d.name, pl.version, pl.sha256, 1000000 + d.ord \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            cross join lateral jsonb_array_elements_text(p.operator_plugins) with ordinality as d(name, ord) \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.name \
+            order by 1, 6",
         list_events: concat!(
             "select ",
             event_columns!(),
@@ -250,6 +263,12 @@ impl Dialect for Pg {
             " from workspaces where status in ('online', 'degraded') \
             and coalesce(last_heartbeat_at, status_changed_at) < $1 \
             order by coalesce(last_heartbeat_at, status_changed_at) limit $2 for update skip locked"
+        ),
+        lock_sweep_ids: concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where workspace_id in (select h::uuid from json_array_elements_text($1::json) as h) \
+            for update skip locked"
         ),
         sweep_provision_timeout_rows: concat!(
             "select ",

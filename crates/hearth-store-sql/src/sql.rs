@@ -190,6 +190,11 @@ statement_set! {
         /// the first branch always yields a row, so an existing workspace is
         /// never empty: (digest, plugin name, version, sha256, ord).
         desired_state_for_workspace,
+        /// `desired_state_for_workspace` for every workspace of `$1`, a JSON
+        /// array of their ids as 32 hex digits: (workspace_id, digest,
+        /// plugin name, version, sha256, ord), by workspace then ord; an
+        /// existing workspace has at least one row, an unknown one none.
+        desired_states_for_workspaces,
         /// `$1`: after seq; `$2`: org or null; `$3`: workspace or null; `$4`: limit.
         list_events,
         /// The retention's row (compacted_through, aged_through,
@@ -203,6 +208,10 @@ statement_set! {
         sweep_liveness_rows,
         sweep_provision_timeout_rows,
         sweep_idle_rows,
+        /// The rows of the workspaces `$1` (a JSON array of ids as 32 hex
+        /// digits; found by `LIVENESS_DUE`) as whole rows, locked for a
+        /// sweep batch's transaction (Postgres: `for update skip locked`).
+        lock_sweep_ids,
         /// The group-commit writer's guarded liveness write
         /// (`hearth_store::LivenessWrite`), where `version` still matches:
         /// one statement over arrays on Postgres, returning the ids written;
@@ -399,6 +408,12 @@ shared! {
     /// `sweep_liveness_rows` sees them), and all.
     COUNT_LIVENESS = "select count(*) filter (where coalesce(last_heartbeat_at, status_changed_at) < $1), count(*) \
         from workspaces where status in ('online', 'degraded')";
+    /// The ids of the live workspaces due at cutoff `$1` (as
+    /// `sweep_liveness_rows` sees them), oldest first, at most `$2`: read
+    /// without locks, once for many sweep batches (`lock_sweep_ids`).
+    LIVENESS_DUE = "select workspace_id from workspaces where status in ('online', 'degraded') \
+        and coalesce(last_heartbeat_at, status_changed_at) < $1 \
+        order by coalesce(last_heartbeat_at, status_changed_at) limit $2";
     /// `$1` alive_at, `$2` outage_started_at, `$3` outage_ended_at.
     UPDATE_CONTROL_PLANE = "update control_plane set alive_at = $1, outage_started_at = $2, outage_ended_at = $3 \
         where control_plane_id = 1";

@@ -407,6 +407,33 @@ where
         Ok(Written { previous: current.status, workspace: next, drafts, now })
     }
 
+    /// A sweep batch's locked `rows`: each re-decided on `input` (the
+    /// candidate query and the state machine agree on who is due; the
+    /// machine has the last word), the changed ones written and their
+    /// events appended, and the transaction committed.
+    async fn sweep_rows(
+        mut tx: sqlx::Transaction<'static, D::Db>,
+        rows: Vec<WorkspaceRow<D>>,
+        input: &Input,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Applied>> {
+        let (mut currents, mut transitions) = (Vec::new(), Vec::new());
+        for row in rows {
+            let current: Workspace = row.into();
+            let decision = decide(&current.snapshot(), input, now)?;
+            if decision.next == current.status {
+                continue;
+            }
+            let (next, _) = evolve(&current, input, &decision, now);
+            transitions.push(Written { previous: current.status, workspace: next, drafts: decision.events, now });
+            currents.push(current);
+        }
+        Self::write_rows(&mut tx, &currents, &mut transitions).await?;
+        let applied = Self::append_last(&mut tx, transitions).await?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        Ok(applied)
+    }
+
     /// Writes the rows of a batch decided together: `written[k]`'s
     /// workspace was `currents[k]`; the rows that changed are written in one
     /// statement where the engine has one ([`Dialect::write_workspaces`]),
@@ -980,13 +1007,10 @@ where
         limit: i64,
         context: SweepContext,
     ) -> StoreResult<Vec<Applied>> {
-        let SweepContext { outage, mass_silence } = context;
-        let (statement, input) = match sweep {
-            Sweep::Liveness => (D::SQL.sweep_liveness_rows, Input::LivenessCheck { ttl: age, outage, mass_silence }),
-            Sweep::ProvisionTimeout => {
-                (D::SQL.sweep_provision_timeout_rows, Input::ProvisionCheck { timeout: age, outage })
-            }
-            Sweep::Idle => (D::SQL.sweep_idle_rows, Input::IdleCheck { threshold: age }),
+        let statement = match sweep {
+            Sweep::Liveness => D::SQL.sweep_liveness_rows,
+            Sweep::ProvisionTimeout => D::SQL.sweep_provision_timeout_rows,
+            Sweep::Idle => D::SQL.sweep_idle_rows,
         };
         let mut tx = self.begin().await?;
         let rows: Vec<WorkspaceRow<D>> = sqlx::query_as(statement)
@@ -995,23 +1019,38 @@ where
             .fetch_all(&mut *tx)
             .await
             .map_err(map_err::<D>("sweep_rows"))?;
-        let (mut currents, mut transitions) = (Vec::new(), Vec::new());
-        for row in rows {
-            let current: Workspace = row.into();
-            // The candidate query and the state machine agree on who is
-            // due; the machine has the last word.
-            let decision = decide(&current.snapshot(), &input, now)?;
-            if decision.next == current.status {
-                continue;
-            }
-            let (next, _) = evolve(&current, &input, &decision, now);
-            transitions.push(Written { previous: current.status, workspace: next, drafts: decision.events, now });
-            currents.push(current);
+        Self::sweep_rows(tx, rows, &sweep_input(sweep, age, context), now).await
+    }
+
+    async fn liveness_due(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<Vec<WorkspaceId>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(sql::LIVENESS_DUE)
+            .bind(cutoff)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("liveness_due"))?;
+        Ok(ids.into_iter().map(WorkspaceId).collect())
+    }
+
+    async fn sweep_these(
+        &self,
+        sweep: Sweep,
+        ids: &[WorkspaceId],
+        age: chrono::Duration,
+        now: DateTime<Utc>,
+        context: SweepContext,
+    ) -> StoreResult<Vec<Applied>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Self::write_rows(&mut tx, &currents, &mut transitions).await?;
-        let applied = Self::append_last(&mut tx, transitions).await?;
-        tx.commit().await.map_err(map_err::<D>("commit"))?;
-        Ok(applied)
+        let hex: Vec<Vec<u8>> = ids.iter().map(|id| id.0.as_bytes().to_vec()).collect();
+        let mut tx = self.begin().await?;
+        let rows: Vec<WorkspaceRow<D>> = sqlx::query_as(D::SQL.lock_sweep_ids)
+            .bind(hex_array(&hex))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err::<D>("lock_sweep_ids"))?;
+        Self::sweep_rows(tx, rows, &sweep_input(sweep, age, context), now).await
     }
 
     async fn count_liveness(&self, cutoff: DateTime<Utc>) -> StoreResult<(u64, u64)> {
@@ -1356,6 +1395,22 @@ where
         rows::desired_state_for_workspace(rows).ok_or(StoreError::NotFound("workspace"))
     }
 
+    async fn desired_states_for_workspaces(
+        &self,
+        ids: &[WorkspaceId],
+    ) -> StoreResult<HashMap<WorkspaceId, DesiredState>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let hex: Vec<Vec<u8>> = ids.iter().map(|id| id.0.as_bytes().to_vec()).collect();
+        let rows: Vec<PageDesiredRow> = sqlx::query_as(D::SQL.desired_states_for_workspaces)
+            .bind(hex_array(&hex))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err::<D>("desired_states_for_workspaces"))?;
+        Ok(rows::desired_state_by_workspace(rows).into_iter().map(|(id, desired)| (WorkspaceId(id), desired)).collect())
+    }
+
     async fn get_blob(&self, sha256: &str) -> StoreResult<Vec<u8>> {
         let content: Option<Vec<u8>> = sqlx::query_scalar(sql::SELECT_BLOB)
             .bind(sha256)
@@ -1579,4 +1634,14 @@ fn hex_array(hashes: &[Vec<u8>]) -> String {
     }
     json.push(']');
     json
+}
+
+/// The input a sweep of `kind` decides on each of its rows.
+fn sweep_input(kind: Sweep, age: chrono::Duration, context: SweepContext) -> Input {
+    let SweepContext { outage, mass_silence } = context;
+    match kind {
+        Sweep::Liveness => Input::LivenessCheck { ttl: age, outage, mass_silence },
+        Sweep::ProvisionTimeout => Input::ProvisionCheck { timeout: age, outage },
+        Sweep::Idle => Input::IdleCheck { threshold: age },
+    }
 }

@@ -280,6 +280,18 @@ impl Dialect for Sqlite {
             join json_each(w.operator_plugins) d \
             left join plugins p on p.org_id = w.org_id and p.name = d.value where w.workspace_id = $1 \
             order by 5",
+        desired_states_for_workspaces: "with page as (select workspace_id, org_id, template, operator_plugins \
+                from workspaces where workspace_id in (select unhex(value) from json_each($1))) \
+            select p.workspace_id, t.assets_digest, d.value as plugin_name, pl.version, pl.sha256, d.key as ord \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            left join json_each(case when t.template_id is null then '[]' else t.plugins end) d \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
+            union all \
+            select p.workspace_id, t.assets_digest, d.value, pl.version, pl.sha256, 1000000 + d.key \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            join json_each(p.operator_plugins) d \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
+            order by 1, 6",
         list_events: concat!(
             "select ",
             event_columns!(),
@@ -293,6 +305,11 @@ impl Dialect for Sqlite {
             " from workspaces where status in ('online', 'degraded') \
             and coalesce(last_heartbeat_at, status_changed_at) < $1 \
             order by coalesce(last_heartbeat_at, status_changed_at) limit $2"
+        ),
+        lock_sweep_ids: concat!(
+            "select ",
+            workspace_columns!(),
+            " from workspaces where workspace_id in (select unhex(value) from json_each($1))"
         ),
         sweep_provision_timeout_rows: concat!(
             "select ",

@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
             liveness_batches_write_what_evolve_writes_where_the_guard_holds,
             a_large_liveness_batch_writes_every_row_whose_guard_holds,
             a_sweep_batch_transitions_every_due_workspace_once,
+            the_due_are_read_oldest_first_and_swept_by_id_each_once,
             filtered_pages_keep_only_matches_and_counts_group_by_status,
             bulk_creation_writes_every_workspace_token_and_event_or_nothing,
             a_batch_of_inputs_does_what_applying_them_one_by_one_does,
@@ -1130,6 +1131,17 @@ pub async fn desired_state_of_a_workspace_joins_template_and_operator_plugins(st
         store.desired_state_for_workspace(WorkspaceId::new_random()).await,
         Err(StoreError::NotFound("workspace"))
     ));
+
+    // Many at once: each exactly as read alone; an unknown id is left out.
+    let unknown = WorkspaceId::new_random();
+    let plain = create(&*store, "plain").await;
+    let many = store.desired_states_for_workspaces(&[id, bare, unknown, plain]).await.unwrap();
+    assert_eq!(many.len(), 3, "{many:?}");
+    for one in [id, bare, plain] {
+        assert_eq!(many[&one], store.desired_state_for_workspace(one).await.unwrap());
+    }
+    assert_eq!(many[&plain], hearth_core::reconcile::DesiredState::default());
+    assert!(store.desired_states_for_workspaces(&[]).await.unwrap().is_empty());
 }
 
 pub async fn workspaces_page_in_creation_order_with_their_desired_state(store: S) {
@@ -1361,6 +1373,51 @@ pub async fn a_sweep_batch_transitions_every_due_workspace_once(store: S) {
         .unwrap();
     assert_eq!(timed_out.iter().map(|a| a.workspace.id).collect::<Vec<_>>(), vec![stuck]);
     assert_eq!(timed_out[0].workspace.status, WorkspaceStatus::Failed);
+}
+
+/// The two-step liveness sweep: the due ids read without locks, oldest
+/// first, up to a limit; swept by id, each re-decided on its locked row: one
+/// heard since it was read stays online, one already offline is not swept
+/// twice (another replica's batch), an unknown id is ignored.
+pub async fn the_due_are_read_oldest_first_and_swept_by_id_each_once(store: S) {
+    let mut silent = Vec::new();
+    for i in 0..4 {
+        let id = create(&*store, &format!("silent-{i}")).await;
+        store.apply(id, heartbeat(0.0), t(4 - i)).await.unwrap();
+        silent.push(id);
+    }
+    let fresh = create(&*store, "fresh").await;
+    store.apply(fresh, heartbeat(0.0), t(95)).await.unwrap();
+    create(&*store, "provisioning").await;
+    let ttl = Duration::seconds(90);
+    let cutoff = t(100) - ttl;
+    let oldest_first: Vec<WorkspaceId> = silent.iter().rev().copied().collect();
+    assert_eq!(store.liveness_due(cutoff, 100).await.unwrap(), oldest_first);
+    assert_eq!(store.liveness_due(cutoff, 2).await.unwrap(), oldest_first[..2]);
+
+    // silent-0 is heard after it was read; silent-1 goes offline in
+    // another replica's batch first.
+    let due = store.liveness_due(cutoff, 100).await.unwrap();
+    store.apply(silent[0], heartbeat(0.0), t(99)).await.unwrap();
+    let other = store.sweep_these(Sweep::Liveness, &[silent[1]], ttl, t(100), SweepContext::default()).await.unwrap();
+    assert_eq!(other.len(), 1);
+    let mut asked = due.clone();
+    asked.extend([fresh, WorkspaceId::new_random()]);
+    let swept = store.sweep_these(Sweep::Liveness, &asked, ttl, t(100), SweepContext::default()).await.unwrap();
+    let mut ids: Vec<WorkspaceId> = swept.iter().map(|a| a.workspace.id).collect();
+    ids.sort();
+    let mut expected = vec![silent[2], silent[3]];
+    expected.sort();
+    assert_eq!(ids, expected, "the due ones not heard nor swept since they were read");
+    for one in &swept {
+        assert_eq!((one.previous, one.workspace.status), (WorkspaceStatus::Online, WorkspaceStatus::Offline));
+        assert_eq!(one.events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::WorkspaceOffline]);
+    }
+    for (id, status) in [(silent[0], WorkspaceStatus::Online), (fresh, WorkspaceStatus::Online)] {
+        assert_eq!(store.get_workspace(id).await.unwrap().status, status);
+    }
+    assert!(store.liveness_due(cutoff, 100).await.unwrap().is_empty());
+    assert!(store.sweep_these(Sweep::Liveness, &[], ttl, t(100), SweepContext::default()).await.unwrap().is_empty());
 }
 
 pub async fn filtered_pages_keep_only_matches_and_counts_group_by_status(store: S) {

@@ -204,6 +204,26 @@ pub trait Store: Send + Sync + 'static {
         context: SweepContext,
     ) -> StoreResult<Vec<Applied>>;
 
+    /// The live workspaces the liveness sweep would take at `cutoff`
+    /// (last heard, or changed status, before it), oldest first, at most
+    /// `limit`: read without locks, so that one scan of the fleet feeds
+    /// many [`Store::sweep_these`] batches (a fleet silent together).
+    async fn liveness_due(&self, cutoff: DateTime<Utc>, limit: i64) -> StoreResult<Vec<WorkspaceId>>;
+
+    /// [`Store::sweep`] of the workspaces `ids` rather than the oldest
+    /// candidates: each row locked (on Postgres skipped when another
+    /// replica holds it), re-decided by the state machine (one no longer
+    /// due is left as it is), written and its events appended, in one
+    /// transaction.
+    async fn sweep_these(
+        &self,
+        sweep: Sweep,
+        ids: &[WorkspaceId],
+        age: chrono::Duration,
+        now: DateTime<Utc>,
+        context: SweepContext,
+    ) -> StoreResult<Vec<Applied>>;
+
     /// Of the live (online or degraded) workspaces: how many were last
     /// heard (or changed status) before `cutoff`, and how many there are.
     /// One scan of the live rows.
@@ -327,6 +347,14 @@ pub trait Store: Send + Sync + 'static {
     /// (each plugin once, with its stored version and hash; empty strings
     /// for one not in the registry). NotFound for an unknown workspace.
     async fn desired_state_for_workspace(&self, id: WorkspaceId) -> StoreResult<hearth_core::reconcile::DesiredState>;
+
+    /// [`Store::desired_state_for_workspace`] of many workspaces in one
+    /// query (the heartbeat path groups the reads of its locked
+    /// heartbeats); an unknown workspace is missing from the answer.
+    async fn desired_states_for_workspaces(
+        &self,
+        ids: &[WorkspaceId],
+    ) -> StoreResult<std::collections::HashMap<WorkspaceId, hearth_core::reconcile::DesiredState>>;
 
     /// The content of a stored file.
     async fn get_blob(&self, sha256: &str) -> StoreResult<Vec<u8>>;

@@ -11,11 +11,11 @@ mod cache;
 mod token;
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, OnceLock, PoisonError};
 
 use chrono::Utc;
 use hearth_core::{OrgId, TokenId, WorkspaceId};
-use hearth_store::{Store, Workspace};
+use hearth_store::{Store, Token, Workspace};
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, watch};
 
@@ -23,6 +23,7 @@ pub use cache::{system_clock, Clock, TokenCache, TOKEN_CACHE_TTL, TOKEN_RENEW_AF
 pub use token::{generate_secret, hash_token, mint, Bearer, Minted, Presented, RequiredBearer};
 
 use crate::error::{ApiError, ApiResult};
+use crate::grouped::{Grouped, Read};
 
 /// An authenticated operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,9 @@ pub struct Authenticator {
     tokens: Arc<TokenCache>,
     /// Requests per second per workspace, whichever token it uses.
     workspace_limits: crate::limits::WorkspaceLimits,
+    /// Tokens not cached, looked up many per query once
+    /// [`Authenticator::group_lookups`] started it (one query each before).
+    lookups: Arc<OnceLock<Grouped<[u8; 32], Token>>>,
 }
 
 /// What a bearer token turned out to be.
@@ -104,7 +108,39 @@ impl Authenticator {
             admin_hash: hash_token(admin_token),
             tokens: Arc::new(TokenCache::new(cache_capacity, clock)),
             workspace_limits,
+            lookups: Arc::default(),
         }
+    }
+
+    /// Looks up tokens that are not cached many per query from now on
+    /// ([`crate::grouped`]): a fleet's first requests, each with a token
+    /// no replica has cached yet, cost a query per group instead of one
+    /// each. Once; the server calls it when it starts.
+    pub fn group_lookups(&self, store: Arc<dyn Store>) {
+        self.lookups.get_or_init(|| {
+            Grouped::start("token", move |hashes: Vec<[u8; 32]>| {
+                let store = store.clone();
+                async move {
+                    let wanted: Vec<Vec<u8>> = hashes.iter().map(|hash| hash.to_vec()).collect();
+                    let found = store.find_tokens_by_hashes(&wanted, Utc::now()).await?;
+                    Ok(found
+                        .into_iter()
+                        .filter_map(|(hash, token)| Some((<[u8; 32]>::try_from(hash).ok()?, token)))
+                        .collect())
+                }
+            })
+        });
+    }
+
+    /// The live token with sha256 `hash`: grouped with other lookups when
+    /// [`Authenticator::group_lookups`] started them, alone otherwise.
+    async fn look_up(&self, store: &dyn Store, hash: &[u8; 32]) -> ApiResult<Option<Token>> {
+        if let Some(lookups) = self.lookups.get() {
+            if let Read::Found(token) = lookups.get(*hash).await {
+                return Ok(token);
+            }
+        }
+        Ok(store.find_token_by_hash(hash, Utc::now()).await?)
     }
 
     /// Forgets idle workspaces' rate-limit state (sweeper tick).
@@ -122,7 +158,7 @@ impl Authenticator {
             return self.admit(credential(token.workspace, token.org, token.removed));
         }
         let epoch = self.tokens.epoch.load(Ordering::Acquire);
-        Ok(match store.find_token_by_hash(&hash, now).await? {
+        Ok(match self.look_up(store, &hash).await? {
             Some(token) => {
                 self.tokens.insert(hash, &token, epoch);
                 self.admit(credential(token.workspace_id, token.org_id, token.workspace_removed))?

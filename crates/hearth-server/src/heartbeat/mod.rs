@@ -66,6 +66,7 @@ use hearth_store::{LivenessWrite, Store, StoreResult, Workspace};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::HeartbeatAck;
+use crate::grouped::{Grouped, Read};
 use crate::lanes::Lanes;
 use crate::transitions::{Forget, Transitions};
 use batch::{Job, Outcome, Reply, HEARTBEAT_QUEUE, MAX_HEARTBEATS};
@@ -98,6 +99,10 @@ pub struct Heartbeats {
     redo_queue: mpsc::Sender<Box<Redo>>,
     /// The receiving end of the redo queue, until [`Heartbeats::take_redo`].
     redo: Mutex<Option<mpsc::Receiver<Box<Redo>>>>,
+    /// The desired states of locked heartbeats, many per query
+    /// ([`crate::grouped`]): a fleet coming online together reads them
+    /// per batch, not per request.
+    desired_reads: Grouped<WorkspaceId, DesiredState>,
     metrics: HeartbeatMetrics,
 }
 
@@ -153,8 +158,16 @@ impl Heartbeats {
                 batch::write_batches(store.clone(), receiver, healthy.clone(), redo_queue.clone())
             })
         };
+        let desired_reads = {
+            let store = store.clone();
+            Grouped::start("desired_state", move |ids: Vec<WorkspaceId>| {
+                let store = store.clone();
+                async move { store.desired_states_for_workspaces(&ids).await }
+            })
+        };
         Arc::new(Self {
             store,
+            desired_reads,
             transitions,
             remembered,
             writers,
@@ -191,7 +204,8 @@ impl Heartbeats {
     }
 
     /// A heartbeat on the locked path: the desired state is read (one
-    /// query) before the transaction; a template change that lands in
+    /// query, shared with the other locked heartbeats waiting for one)
+    /// before the transaction; a template change that lands in
     /// between is picked up by the next heartbeat (the epoch keeps it from
     /// being remembered). Afterwards the workspace is remembered if its row
     /// is a fixpoint for heartbeats like this one. `at`: when it was
@@ -203,7 +217,11 @@ impl Heartbeats {
         at: DateTime<Utc>,
     ) -> StoreResult<(Workspace, DesiredState)> {
         let epochs = self.remembered.epochs();
-        let desired = self.store.desired_state_for_workspace(id).await?;
+        let desired = match self.desired_reads.get(id).await {
+            Read::Found(Some(desired)) => desired,
+            Read::Found(None) => return Err(hearth_store::StoreError::NotFound("workspace")),
+            Read::Alone => self.store.desired_state_for_workspace(id).await?,
+        };
         heartbeat.desired = Some(desired.clone());
         let remembered = heartbeat.clone();
         let applied = self.transitions.apply_at(id, Input::Heartbeat(heartbeat), at).await?;
