@@ -52,6 +52,9 @@ pub enum ErrorCode {
     ProtocolTooNew,
     // 401, 404, 405, 408, 413
     Unauthorized,
+    /// 403: the token is valid but may not do this (an org token on an
+    /// admin route); the sentence names the token that may.
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     /// 408: the request (its body, say) did not arrive in time.
@@ -122,6 +125,7 @@ impl ErrorCode {
         ErrorCode::ProtocolTooOld,
         ErrorCode::ProtocolTooNew,
         ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::RequestTimeout,
@@ -172,6 +176,7 @@ impl ErrorCode {
             ErrorCode::ProtocolTooOld => "protocol_too_old",
             ErrorCode::ProtocolTooNew => "protocol_too_new",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::RequestTimeout => "request_timeout",
@@ -653,6 +658,28 @@ impl WorkspaceResponse {
 pub struct DeleteResponse {
     pub status: String,
     pub cascade_deleted: u64,
+}
+
+// --- orgs ------------------------------------------------------------------
+
+/// `POST /orgs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateOrgRequest {
+    /// Unique; as a workspace's name: 1 to 255 characters, not blank, no
+    /// control characters.
+    #[schema(min_length = 1, max_length = 255)]
+    pub name: String,
+}
+
+/// An organisation. `workspaces` is given by `GET /orgs/{id}` only.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct OrgResponse {
+    #[schema(value_type = Uuid)]
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspaces: Option<WorkspaceCounts>,
 }
 
 // --- tokens ----------------------------------------------------------------

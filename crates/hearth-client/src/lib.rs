@@ -371,12 +371,45 @@ impl Client {
     /// `POST /org/tokens`: a new org API token (the secret is in
     /// `auth_token`, returned only here).
     pub async fn create_org_token(&self, request: &CreateTokenRequest) -> Result<TokenResponse, ClientError> {
-        self.send_json(Method::POST, "/org/tokens", request).await
+        self.create_org_token_in(None, request).await
+    }
+
+    /// `POST /org/tokens?org=ORG`: [`Client::create_org_token`] in `org`
+    /// (the admin's choice; `None`: the caller's org, the default org for
+    /// the admin).
+    pub async fn create_org_token_in(
+        &self,
+        org: Option<Uuid>,
+        request: &CreateTokenRequest,
+    ) -> Result<TokenResponse, ClientError> {
+        self.send_json(Method::POST, &in_org("/org/tokens", org), request).await
     }
 
     /// `GET /org/tokens`.
     pub async fn list_org_tokens(&self) -> Result<Vec<TokenResponse>, ClientError> {
-        self.get("/org/tokens").await
+        self.list_org_tokens_in(None).await
+    }
+
+    /// `GET /org/tokens?org=ORG`.
+    pub async fn list_org_tokens_in(&self, org: Option<Uuid>) -> Result<Vec<TokenResponse>, ClientError> {
+        self.get(&in_org("/org/tokens", org)).await
+    }
+
+    // --- orgs (admin) ---------------------------------------------------------
+
+    /// `POST /orgs`.
+    pub async fn create_org(&self, name: &str) -> Result<hearth_api::OrgResponse, ClientError> {
+        self.send_json(Method::POST, "/orgs", &hearth_api::CreateOrgRequest { name: name.to_owned() }).await
+    }
+
+    /// `GET /orgs`.
+    pub async fn list_orgs(&self) -> Result<Vec<hearth_api::OrgResponse>, ClientError> {
+        self.get("/orgs").await
+    }
+
+    /// `GET /orgs/{id}`: the org with its workspaces counted by status.
+    pub async fn get_org(&self, id: Uuid) -> Result<hearth_api::OrgResponse, ClientError> {
+        self.get(&format!("/orgs/{id}")).await
     }
 
     /// `DELETE /org/tokens/{id}`.
@@ -786,6 +819,14 @@ impl LogReader {
     /// The next piece of the log; `None` once the server ends the answer.
     pub async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, ClientError> {
         self.response.chunk().await.map_err(|err| ClientError::transport(&Method::GET, &self.url, &err))
+    }
+}
+
+/// `path` with `?org=ORG` when an org is named.
+fn in_org(path: &str, org: Option<Uuid>) -> String {
+    match org {
+        Some(org) => format!("{path}?org={org}"),
+        None => path.to_owned(),
     }
 }
 

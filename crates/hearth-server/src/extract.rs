@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use hearth_core::{TokenId, WorkspaceId};
+use hearth_core::{OrgId, TokenId, WorkspaceId};
 
 use crate::error::ApiError;
 
@@ -286,6 +286,12 @@ impl PathSegment for TokenId {
     }
 }
 
+impl PathSegment for OrgId {
+    fn parse_segment(raw: &str) -> Result<Self, ApiError> {
+        parse_id(raw, "org id")
+    }
+}
+
 /// A name or a file path: checked by the route, which knows its rules.
 impl PathSegment for String {
     fn parse_segment(raw: &str) -> Result<Self, ApiError> {
@@ -305,7 +311,7 @@ macro_rules! one_segment {
         }
     )*};
 }
-one_segment!(WorkspaceId, TokenId, String);
+one_segment!(WorkspaceId, TokenId, OrgId, String);
 
 impl<A: PathSegment, B: PathSegment> PathParams for (A, B) {
     fn parse(raw: &[&str]) -> Result<Self, ApiError> {

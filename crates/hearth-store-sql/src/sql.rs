@@ -305,6 +305,11 @@ shared! {
         where workspace_id = $1 returning version";
     UPDATE_AGENT_CARD = "update workspaces set agent_card = $2, updated_at = $3, version = version + 1 \
         where workspace_id = $1";
+    /// `$1` id, `$2` name (unique: `orgs_name_idx`), `$3` now.
+    INSERT_ORG = "insert into orgs (org_id, name, created_at, updated_at) values ($1, $2, $3, $3)";
+    /// Every org (the store orders them by name: collations differ by engine).
+    LIST_ORGS = "select org_id, name, created_at from orgs";
+    SELECT_ORG = "select org_id, name, created_at from orgs where org_id = $1";
     /// The live org tokens (no workspace; not revoked at `$2`) of org `$1`.
     COUNT_LIVE_ORG_TOKENS = "select count(*) from tokens where org_id = $1 and workspace_id is null \
         and (revoked_at is null or revoked_at > $2)";
@@ -333,9 +338,10 @@ shared! {
         where org_id = $1 and workspace_id is null order by created_at desc, token_id";
     /// Org tokens only (a workspace's token is revoked through its
     /// workspace); a later end is brought forward, as for workspace tokens.
+    /// `$2`: the token's org, or null for any (the admin).
     REVOKE_TOKEN = "update tokens set revoked_at = case when revoked_at is not null and revoked_at <= $3 \
         then revoked_at else $3 end, updated_at = $3 \
-        where token_id = $1 and org_id = $2 and workspace_id is null returning token_id";
+        where token_id = $1 and ($2 is null or org_id = $2) and workspace_id is null returning token_id";
     /// A removed workspace's secrets go with it (in the delete's transaction).
     DELETE_WORKSPACE_SECRETS = "delete from secrets where workspace_id = $1";
     DELETE_SECRET = "delete from secrets where org_id = $1 and workspace_id is not distinct from $2 and key = $3";

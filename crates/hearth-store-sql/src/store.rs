@@ -18,7 +18,7 @@ use hearth_core::{
 };
 use hearth_store::{
     evolve, Applied, Bootstrap, Changed, Compaction, Conflict, Deleted, Engine, Event, EventQuery, LivenessWrite,
-    NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace, NewWorkspaceToken, Notice, NoticeFeed, PeerGroup,
+    NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace, NewWorkspaceToken, Notice, NoticeFeed, Org, PeerGroup,
     PeersPage, Plugin, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace,
     WorkspaceCursor, WorkspaceFilter, WorkspacePage,
 };
@@ -372,7 +372,7 @@ where
         &self,
         (statement, operation): (&'static str, &'static str),
         id: TokenId,
-        owner: Uuid,
+        owner: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
@@ -587,6 +587,7 @@ where
     for<'r> (String, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64, i64, i64): FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (Uuid, String, DateTime<Utc>): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64, DateTime<Utc>): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64, i64): FromRow<'r, <D::Db as Database>::Row>,
@@ -1091,6 +1092,33 @@ where
         Ok(outage)
     }
 
+    async fn create_org(&self, id: OrgId, name: &str, now: DateTime<Utc>) -> StoreResult<Org> {
+        let mut conn = self.writer.acquire().await.map_err(map_err::<D>("acquire"))?;
+        sqlx::query(sql::INSERT_ORG).bind(id.0).bind(name).bind(now).execute(&mut *conn).await.map_err(
+            map_write_err::<D>("create_org", Violations { unique: Some(Conflict::OrgExists), foreign_key: None }),
+        )?;
+        Ok(Org { id, name: name.to_owned(), created_at: now })
+    }
+
+    async fn list_orgs(&self) -> StoreResult<Vec<Org>> {
+        let rows: Vec<(Uuid, String, DateTime<Utc>)> =
+            sqlx::query_as(sql::LIST_ORGS).fetch_all(&self.reader).await.map_err(map_err::<D>("list_orgs"))?;
+        let mut orgs: Vec<Org> =
+            rows.into_iter().map(|(id, name, created_at)| Org { id: OrgId(id), name, created_at }).collect();
+        orgs.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        Ok(orgs)
+    }
+
+    async fn get_org(&self, id: OrgId) -> StoreResult<Org> {
+        let row: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(sql::SELECT_ORG)
+            .bind(id.0)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err::<D>("get_org"))?;
+        let (id, name, created_at) = row.ok_or(StoreError::NotFound("org"))?;
+        Ok(Org { id: OrgId(id), name, created_at })
+    }
+
     async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
         let mut conn = self.writer.acquire().await.map_err(map_err::<D>("acquire"))?;
         Self::insert_token_on(&mut conn, &token).await?;
@@ -1159,7 +1187,7 @@ where
     }
 
     async fn revoke_workspace_token(&self, workspace: WorkspaceId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
-        self.revoke((sql::REVOKE_WORKSPACE_TOKEN, "revoke_workspace_token"), id, workspace.0, now).await
+        self.revoke((sql::REVOKE_WORKSPACE_TOKEN, "revoke_workspace_token"), id, Some(workspace.0), now).await
     }
 
     async fn find_token_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Token>> {
@@ -1198,8 +1226,8 @@ where
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn revoke_token(&self, org: OrgId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
-        self.revoke((sql::REVOKE_TOKEN, "revoke_token"), id, org.0, now).await
+    async fn revoke_token(&self, org: Option<OrgId>, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
+        self.revoke((sql::REVOKE_TOKEN, "revoke_token"), id, org.map(|o| o.0), now).await
     }
 
     async fn put_secrets(

@@ -81,6 +81,7 @@ macro_rules! conformance_tests {
             peers_are_siblings_then_children_then_the_parent_page_by_page,
             ancestry_is_found_up_the_parent_links_within_the_bound,
             live_org_tokens_are_capped_per_org_even_when_created_at_once,
+            orgs_are_created_by_a_unique_name_and_hold_their_own_workspaces,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -660,15 +661,15 @@ pub async fn tokens_are_found_by_hash_and_revoked(store: S) {
     let ws_token = store.insert_token(token(Some(id), "ws-secret")).await.unwrap();
     // The org revocation knows org tokens only: a workspace token's id is
     // not found there, and the token stays live.
-    let not_org = store.revoke_token(OrgId::DEFAULT, ws_token.id, t(5)).await;
+    let not_org = store.revoke_token(Some(OrgId::DEFAULT), ws_token.id, t(5)).await;
     assert!(matches!(not_org, Err(StoreError::NotFound("token"))), "{not_org:?}");
     assert!(store.find_token_by_hash(b"ws-secret", t(100)).await.unwrap().is_some(), "still live");
     let listed = store.list_org_tokens(OrgId::DEFAULT).await.unwrap();
     assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), [org_token.id], "workspace tokens are not listed");
-    store.revoke_token(OrgId::DEFAULT, org_token.id, t(9)).await.unwrap();
+    store.revoke_token(Some(OrgId::DEFAULT), org_token.id, t(9)).await.unwrap();
     assert!(store.find_token_by_hash(b"org-secret-1", t(100)).await.unwrap().is_none());
     assert_eq!(store.list_org_tokens(OrgId::DEFAULT).await.unwrap()[0].revoked_at, Some(t(9)));
-    let wrong_org = store.revoke_token(OrgId::new_random(), org_token.id, t(9)).await;
+    let wrong_org = store.revoke_token(Some(OrgId::new_random()), org_token.id, t(9)).await;
     assert!(matches!(wrong_org, Err(StoreError::NotFound(_))));
     let duplicate = store.insert_token(token(None, "ws-secret")).await;
     assert!(matches!(duplicate, Err(StoreError::Conflict { .. })), "{duplicate:?}");
@@ -687,7 +688,7 @@ pub async fn live_org_tokens_are_capped_per_org_even_when_created_at_once(store:
     assert!(store.find_token_by_hash(b"cap-4", t(2)).await.unwrap().is_none(), "nothing written");
     // A revoked token frees its place from its revocation on.
     let first = store.list_org_tokens(OrgId::DEFAULT).await.unwrap().into_iter().find(|t| t.prefix == "cap-1");
-    store.revoke_token(OrgId::DEFAULT, first.unwrap().id, t(9)).await.unwrap();
+    store.revoke_token(Some(OrgId::DEFAULT), first.unwrap().id, t(9)).await.unwrap();
     let early = store.insert_org_token(at("cap-5", 8), 3).await;
     assert!(matches!(early, Err(StoreError::LimitReached { .. })), "still live at 8 s: {early:?}");
     store.insert_org_token(at("cap-6", 10), 3).await.unwrap();
@@ -1951,4 +1952,38 @@ pub async fn ancestry_is_found_up_the_parent_links_within_the_bound(store: S) {
     for (a, b) in [(aside, chain[2]), (chain[3], aside), (chain[2], chain[2]), (chain[0], WorkspaceId::new_random())] {
         assert!(!related(a, b, 1000).await, "not one line: {a} {b}");
     }
+}
+
+/// Orgs: the default one is there from the migration; a new one is
+/// created by a name no other org has, listed by name, read by id, and
+/// holds its own workspaces.
+pub async fn orgs_are_created_by_a_unique_name_and_hold_their_own_workspaces(store: S) {
+    let default = store.get_org(OrgId::DEFAULT).await.unwrap();
+    assert_eq!(default.name, "default");
+    let acme = store.create_org(OrgId::new_random(), "acme", t(1)).await.unwrap();
+    assert_eq!(store.get_org(acme.id).await.unwrap(), acme);
+    let again = store.create_org(OrgId::new_random(), "acme", t(2)).await;
+    assert!(matches!(again, Err(StoreError::Conflict { what: Conflict::OrgExists })), "{again:?}");
+    store.create_org(OrgId::new_random(), "Zeta", t(3)).await.unwrap();
+    let names: Vec<String> = store.list_orgs().await.unwrap().into_iter().map(|o| o.name).collect();
+    assert_eq!(names, ["Zeta", "acme", "default"], "by name, byte order");
+    assert!(matches!(store.get_org(OrgId::new_random()).await, Err(StoreError::NotFound("org"))));
+
+    let id = store.create_workspace(NewWorkspace::named(acme.id, "w", t(4)), None).await.unwrap().id;
+    assert_eq!(store.get_workspace(id).await.unwrap().org_id, acme.id);
+    assert_eq!(store.list_workspaces(Some(acme.id), true).await.unwrap().len(), 1);
+    assert!(store.list_workspaces(Some(OrgId::DEFAULT), true).await.unwrap().is_empty());
+
+    // Its org tokens: revoked by their org, or in whatever org (`None`,
+    // the admin), never by another org.
+    let org_token = |secret: &str| NewToken { org_id: acme.id, ..token(None, secret) };
+    let first = store.insert_token(org_token("acme-1")).await.unwrap();
+    let wrong = store.revoke_token(Some(OrgId::DEFAULT), first.id, t(5)).await;
+    assert!(matches!(wrong, Err(StoreError::NotFound("token"))), "{wrong:?}");
+    store.revoke_token(None, first.id, t(5)).await.unwrap();
+    assert!(store.find_token_by_hash(b"acme-1", t(6)).await.unwrap().is_none());
+    let second = store.insert_token(org_token("acme-2")).await.unwrap();
+    store.revoke_token(Some(acme.id), second.id, t(5)).await.unwrap();
+    assert_eq!(store.list_org_tokens(acme.id).await.unwrap().len(), 2);
+    assert!(store.list_org_tokens(OrgId::DEFAULT).await.unwrap().is_empty());
 }

@@ -59,6 +59,8 @@ pub enum Conflict {
     OrgMissing,
     #[error("a token with this secret already exists")]
     TokenExists,
+    #[error("an org with this name already exists")]
+    OrgExists,
     #[error("the token's workspace does not exist")]
     TokenWorkspaceMissing,
     #[error("two files have the same path")]

@@ -65,6 +65,17 @@ pub trait Store: Send + Sync + 'static {
     /// server's own calls are all there is to hear.
     async fn listen(&self) -> StoreResult<Option<Box<dyn NoticeFeed>>>;
 
+    // --- orgs -------------------------------------------------------------
+
+    /// Creates an org named `name` (unique: `Conflict { OrgExists }`).
+    async fn create_org(&self, id: OrgId, name: &str, now: DateTime<Utc>) -> StoreResult<Org>;
+
+    /// Every org, by name (byte order).
+    async fn list_orgs(&self) -> StoreResult<Vec<Org>>;
+
+    /// The org `id`; NotFound("org") when there is none.
+    async fn get_org(&self, id: OrgId) -> StoreResult<Org>;
+
     // --- workspaces -------------------------------------------------------
 
     /// Inserts a workspace in `provisioning` with its `WORKSPACE_PROVISIONING`
@@ -282,10 +293,11 @@ pub trait Store: Send + Sync + 'static {
     /// Org tokens of `org` (workspace tokens excluded), newest first.
     async fn list_org_tokens(&self, org: OrgId) -> StoreResult<Vec<Token>>;
 
-    /// Revokes an org token (not a workspace's) of `org` at `now`, or at
-    /// once if a later end was set. NotFound when `org` has no org token
-    /// with that id.
-    async fn revoke_token(&self, org: OrgId, id: TokenId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Revokes an org token (not a workspace's) of `org` (`None`: of any
+    /// org, for the admin; the token's id determines its org) at `now`, or
+    /// at once if a later end was set. NotFound when there is no such org
+    /// token.
+    async fn revoke_token(&self, org: Option<OrgId>, id: TokenId, now: DateTime<Utc>) -> StoreResult<()>;
 
     // --- secrets ----------------------------------------------------------
 

@@ -284,6 +284,15 @@ pub enum Sweep {
     Idle,
 }
 
+/// An organisation: the tenant that owns workspaces, templates, plugins,
+/// secrets and org tokens. Its name is unique.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    pub id: OrgId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
 /// A token as stored: never the secret, only its sha256 and a display prefix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Token {

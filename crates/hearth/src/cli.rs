@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use hearth_core::WorkspaceId;
 use uuid::Uuid;
 
-use crate::commands::{agent, bench, e2e, events, plugin, serve, template, token, up, workspace};
+use crate::commands::{agent, bench, e2e, events, org, plugin, serve, template, token, up, workspace};
 
 /// Hearth: the control plane where AI-agent workspaces check in.
 #[derive(Debug, Parser)]
@@ -62,6 +62,9 @@ pub enum Command {
     /// Create, list and revoke org API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Create, list and inspect organisations (the admin token).
+    #[command(subcommand)]
+    Org(org::OrgCommand),
     /// Show the event log, or follow it live.
     Events(events::EventsArgs),
     /// Push, list and inspect templates.

@@ -131,6 +131,56 @@ async fn operator_commands_print_one_json_document_and_refusals_exit_1_on_postgr
     operator_commands_print_one_json_document_and_refusals_exit_1(Engine::Postgres).await;
 }
 
+/// `hearth org` and `hearth token … --org`: an org is created, listed and
+/// read by id or by name; a token made in it with `--org` sees only it; a
+/// taken name and an unknown org are refusals that exit 1.
+async fn orgs_are_created_and_their_tokens_made_by_name(engine: Engine) {
+    let server = Server::start(engine, &[], &[]).await;
+    let created = server.hearth(&["org", "create", "team-a"]).await;
+    created.expect_code(0);
+    let id = created.stdout.trim().to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "the id alone on stdout: {:?}", created.stdout);
+    let listed = server.hearth(&["org", "list", "--json"]).await;
+    listed.expect_code(0);
+    let orgs = listed.json();
+    let names: Vec<&str> = orgs.as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["default", "team-a"]);
+    let by_name = server.hearth(&["org", "get", "team-a", "--json"]).await;
+    by_name.expect_code(0);
+    assert_eq!(by_name.json()["id"], id.as_str());
+    assert_eq!(by_name.json()["workspaces"]["total"], 0);
+    let taken = server.hearth(&["org", "create", "team-a"]).await;
+    taken.expect_code(1);
+    assert!(taken.stderr.contains("an org with this name already exists"), "{}", taken.stderr);
+    let unknown = server.hearth(&["org", "get", "nobody"]).await;
+    unknown.expect_code(1);
+    assert!(unknown.stderr.contains("no org named \"nobody\""), "{}", unknown.stderr);
+
+    let token = server.hearth(&["token", "create", "--org", "team-a", "--name", "team-a-ops"]).await;
+    token.expect_code(0);
+    let secret = token.stdout.trim().to_owned();
+    let in_org = server.hearth(&["token", "list", "--org", &id, "--json"]).await;
+    in_org.expect_code(0);
+    assert_eq!(in_org.json()[0]["name"], "team-a-ops");
+    assert_eq!(server.hearth(&["token", "list", "--json"]).await.json(), serde_json::json!([]), "not in default");
+    let team = hearth_client::Client::new(&server.url, Some(secret)).unwrap();
+    let request = hearth_api::CreateWorkspaceRequest { name: "w".into(), ..Default::default() };
+    let workspace = team.create_workspace(&request).await.unwrap();
+    assert_eq!(workspace.org_id.to_string(), id, "created in team-a");
+    let counted = server.hearth(&["org", "get", &id, "--json"]).await;
+    assert_eq!(counted.json()["workspaces"]["total"], 1);
+}
+
+#[tokio::test]
+async fn orgs_are_created_and_their_tokens_made_by_name_on_sqlite() {
+    orgs_are_created_and_their_tokens_made_by_name(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn orgs_are_created_and_their_tokens_made_by_name_on_postgres() {
+    orgs_are_created_and_their_tokens_made_by_name(Engine::Postgres).await;
+}
+
 #[tokio::test]
 async fn pushing_a_directory_with_a_symbolic_link_is_refused_before_anything_is_sent() {
     let dir = support::TestDir::new();

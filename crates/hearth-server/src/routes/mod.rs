@@ -7,6 +7,7 @@ pub mod constraints;
 pub mod events;
 mod logs;
 mod long_polls;
+pub mod orgs;
 pub mod plugins;
 pub mod registry;
 pub mod secrets;
@@ -70,6 +71,7 @@ pub fn api(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .merge(workspaces::routes())
         .merge(wait::routes())
         .merge(tokens::routes())
+        .merge(orgs::routes())
         .merge(secrets::routes())
         .merge(events::routes())
         .merge(logs::routes())

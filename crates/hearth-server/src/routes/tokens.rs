@@ -12,7 +12,8 @@ use hearth_store::Token;
 
 use crate::auth::{self, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_json, ApiPath};
+use crate::extract::{parse_json, ApiPath, ApiQuery};
+use crate::routes::orgs::{acting_org, OrgQuery};
 use crate::routes::workspaces::visible_workspace;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -39,15 +40,17 @@ pub(crate) fn token_response(t: &Token) -> TokenResponse {
     }
 }
 
-/// Create an org API token (the secret is returned once). An org holds at
+/// Create an org API token (the secret is returned once), in the caller's
+/// org (the admin: `?org=ID`, default the default org). An org holds at
 /// most `--max-org-tokens` live ones (revoked ones do not count): one more
 /// is a 409 `limit_reached`.
-#[utoipa::path(post, path = "/org/tokens", tag = "tokens", request_body = Option<CreateTokenRequest>,
+#[utoipa::path(post, path = "/org/tokens", tag = "tokens", request_body = Option<CreateTokenRequest>, params(OrgQuery),
     responses((status = 201, body = TokenResponse), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody),
-        (status = 409, body = ApiErrorBody)))]
+        (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
 pub async fn create_org_token(
     State(state): State<AppState>,
     operator: Operator,
+    ApiQuery(query): ApiQuery<OrgQuery>,
     body: bytes::Bytes,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
     // The body is optional: an empty one means "no name".
@@ -56,7 +59,8 @@ pub async fn create_org_token(
     if let Some(name) = &name {
         hearth_core::validate::name("name", name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;
     }
-    let minted = auth::mint(operator.org(), None, name);
+    let org = acting_org(&state, operator, &query).await?;
+    let minted = auth::mint(org, None, name);
     let max = state.settings.max_org_tokens;
     let token = match state.store.insert_org_token(minted.record, max as u64).await {
         Ok(token) => token,
@@ -76,15 +80,24 @@ pub async fn create_org_token(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[utoipa::path(get, path = "/org/tokens", tag = "tokens",
-    responses((status = 200, body = Vec<TokenResponse>), (status = 401, body = ApiErrorBody)))]
-pub async fn list_org_tokens(State(state): State<AppState>, operator: Operator) -> ApiResult<Json<Vec<TokenResponse>>> {
-    let tokens = state.store.list_org_tokens(operator.org()).await?;
+/// The org tokens of the caller's org (the admin: `?org=ID`, default the
+/// default org), newest first.
+#[utoipa::path(get, path = "/org/tokens", tag = "tokens", params(OrgQuery),
+    responses((status = 200, body = Vec<TokenResponse>), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub async fn list_org_tokens(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiQuery(query): ApiQuery<OrgQuery>,
+) -> ApiResult<Json<Vec<TokenResponse>>> {
+    let org = acting_org(&state, operator, &query).await?;
+    let tokens = state.store.list_org_tokens(org).await?;
     Ok(Json(tokens.iter().map(token_response).collect()))
 }
 
-/// Revoke an org API token, at once. A workspace's token is not one: its id
-/// is 404 here, as an unknown id is (`DELETE /workspaces/{id}/tokens/{token_id}`
+/// Revoke an org API token, at once: one of the caller's org, or of any org
+/// for the admin (a leaked token is revoked by its id alone). A workspace's
+/// token is not one: its id is 404 here, as an unknown id is (`DELETE /workspaces/{id}/tokens/{token_id}`
 /// revokes it).
 #[utoipa::path(delete, path = "/org/tokens/{id}", tag = "tokens", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = StatusResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 400, body = ApiErrorBody)))]
@@ -93,7 +106,7 @@ pub async fn revoke_org_token(
     operator: Operator,
     ApiPath(id): ApiPath<TokenId>,
 ) -> ApiResult<Json<StatusResponse>> {
-    state.store.revoke_token(operator.org(), id, Utc::now()).await.map_err(|error| match error {
+    state.store.revoke_token(operator.scope(), id, Utc::now()).await.map_err(|error| match error {
         hearth_store::StoreError::NotFound(_) => ApiError::not_found(
             "org token not found (a workspace's token is revoked with DELETE /workspaces/{id}/tokens/{token_id}, \
              or `hearth token revoke TOKEN_ID --workspace ID`)",

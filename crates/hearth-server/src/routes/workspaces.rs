@@ -480,6 +480,12 @@ pub async fn workspace_state(
     responses((status = 200, body = WorkspaceCounts), (status = 401, body = ApiErrorBody)))]
 pub async fn workspace_counts(State(state): State<AppState>, operator: Operator) -> ApiResult<Json<WorkspaceCounts>> {
     let counted = state.store.count_workspaces_by_status(operator.scope()).await?;
+    Ok(Json(counts(counted)))
+}
+
+/// [`WorkspaceCounts`] from the store's counts (every status, zero
+/// included; removed ones not in the total).
+pub(crate) fn counts(counted: Vec<(WorkspaceStatus, i64)>) -> WorkspaceCounts {
     let mut by_status: std::collections::BTreeMap<String, i64> =
         WorkspaceStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
     let mut total = 0;
@@ -489,5 +495,5 @@ pub async fn workspace_counts(State(state): State<AppState>, operator: Operator)
             total += count;
         }
     }
-    Ok(Json(WorkspaceCounts { total, by_status }))
+    WorkspaceCounts { total, by_status }
 }

@@ -15,6 +15,7 @@ mod fast;
 mod lifecycle;
 mod limits;
 mod misc;
+mod orgs;
 mod outages;
 mod peers;
 mod plugin_access;

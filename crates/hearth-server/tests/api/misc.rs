@@ -76,6 +76,8 @@ async fn service_endpoints_describe_the_running_server(engine: Engine) {
         "/workspaces/{id}/pause",
         "/workspaces/{id}/secrets/values",
         "/org/tokens",
+        "/orgs",
+        "/orgs/{id}",
         "/events",
         "/events/stream",
         "/buildinfo",

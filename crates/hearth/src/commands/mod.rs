@@ -8,6 +8,7 @@ pub mod agent;
 pub mod bench;
 pub mod e2e;
 pub mod events;
+pub mod org;
 pub mod plugin;
 pub mod serve;
 pub mod template;
@@ -25,6 +26,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Workspace(command) => {
             let operator = Operator::new(&cli.global)?;
             operator.explain(workspace::run(command, &operator).await)
+        }
+        Command::Org(command) => {
+            let operator = Operator::new(&cli.global)?;
+            operator.explain(org::run(command, &operator).await)
         }
         Command::Token(command) => {
             let operator = Operator::new(&cli.global)?;

@@ -19,8 +19,12 @@ pub enum TokenCommand {
         #[arg(long, value_name = "N")]
         name: Option<String>,
         /// Issue a token of this workspace instead of an org token.
-        #[arg(long, value_name = "ID", value_parser = crate::cli::workspace_id)]
+        #[arg(long, value_name = "ID", value_parser = crate::cli::workspace_id, conflicts_with = "org")]
         workspace: Option<WorkspaceId>,
+        /// The org of the new org token, by id or name (the admin token;
+        /// default: the caller's org, the default org for the admin).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
         /// Rotate: the workspace's other tokens stop working after this many
         /// seconds (0: at once), time for its runtime to switch.
         #[arg(long, value_name = "SECS", requires = "workspace")]
@@ -29,10 +33,14 @@ pub enum TokenCommand {
     /// List org API tokens, or with --workspace that workspace's tokens
     /// (never their secrets).
     List {
-        #[arg(long, value_name = "ID", value_parser = crate::cli::workspace_id)]
+        #[arg(long, value_name = "ID", value_parser = crate::cli::workspace_id, conflicts_with = "org")]
         workspace: Option<WorkspaceId>,
+        /// The org whose org tokens to list, by id or name (the admin token).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
     },
-    /// Revoke an org API token, or with --workspace one of that workspace's.
+    /// Revoke an org API token (the admin token: of any org), or with
+    /// --workspace one of that workspace's.
     Revoke {
         #[arg(value_name = "ID", value_parser = crate::cli::uuid)]
         id: Uuid,
@@ -43,7 +51,8 @@ pub enum TokenCommand {
 
 pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create { name, workspace, revoke_previous_after } => {
+        TokenCommand::Create { name, workspace, org, revoke_previous_after } => {
+            let org = in_org(op, org.as_deref()).await?;
             let token = match workspace {
                 Some(id) => {
                     let request =
@@ -53,9 +62,11 @@ pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
                         .await
                         .with_context(|| format!("cannot issue a token for workspace {id}"))?
                 }
-                None => {
-                    op.client.create_org_token(&CreateTokenRequest { name }).await.context("cannot create a token")?
-                }
+                None => op
+                    .client
+                    .create_org_token_in(org, &CreateTokenRequest { name })
+                    .await
+                    .context("cannot create a token")?,
             };
             if op.json {
                 return output::print_json(&token);
@@ -73,14 +84,15 @@ pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
             ));
             Ok(output::print(secret)?)
         }
-        TokenCommand::List { workspace } => {
+        TokenCommand::List { workspace, org } => {
+            let org = in_org(op, org.as_deref()).await?;
             let tokens = match workspace {
                 Some(id) => op
                     .client
                     .list_workspace_tokens(id)
                     .await
                     .with_context(|| format!("cannot list workspace {id}'s tokens"))?,
-                None => op.client.list_org_tokens().await.context("cannot list tokens")?,
+                None => op.client.list_org_tokens_in(org).await.context("cannot list tokens")?,
             };
             if op.json {
                 return output::print_json(&tokens);
@@ -114,5 +126,13 @@ pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
                 Ok(output::print(&format!("token {id} revoked"))?)
             }
         }
+    }
+}
+
+/// `--org ORG` as an id (a name is looked up).
+async fn in_org(op: &Operator, org: Option<&str>) -> anyhow::Result<Option<Uuid>> {
+    match org {
+        Some(org) => Ok(Some(super::org::resolve(op, org).await?)),
+        None => Ok(None),
     }
 }

@@ -1,0 +1,106 @@
+//! Organisations: the admin creates, lists and reads them (issue 23's
+//! first step; roles, quotas and deletion come next). An org token may not
+//! use these routes: 403 `forbidden`, since the token is valid.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use hearth_api::{ApiErrorBody, CreateOrgRequest, ErrorCode, OrgResponse};
+use hearth_core::OrgId;
+use hearth_store::Org;
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Operator;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_id, ApiJson, ApiPath};
+use crate::state::AppState;
+
+/// This resource's routes, with their OpenAPI paths.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_org, list_orgs)).routes(routes!(get_org))
+}
+
+/// The admin token, or 403 naming it.
+pub(crate) fn admin_only(operator: Operator) -> ApiResult<()> {
+    match operator {
+        Operator::Admin => Ok(()),
+        Operator::Org(_) => Err(ApiError::forbidden("this route needs the admin token; an org token may not use it")),
+    }
+}
+
+/// `?org=ID`: the org a request acts in.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrgQuery {
+    /// The org to act in: the admin token's choice (default: the default
+    /// org); an org token acts in its own org, and naming another is 404.
+    org: Option<String>,
+}
+
+/// The org a request acts in: the admin's `?org=` (which must exist: 404
+/// otherwise) or the default org; an org token's own, where naming another
+/// org is the same 404 as anything of another org (no existence leak).
+pub(crate) async fn acting_org(state: &AppState, operator: Operator, query: &OrgQuery) -> ApiResult<OrgId> {
+    let asked = match query.org.as_deref() {
+        Some(raw) => Some(parse_id::<OrgId>(raw, "org id").map_err(|e| e.field("org"))?),
+        None => None,
+    };
+    match (operator, asked) {
+        (Operator::Admin, None) => Ok(OrgId::DEFAULT),
+        (Operator::Admin, Some(org)) => Ok(state.store.get_org(org).await?.id),
+        (Operator::Org(own), None) => Ok(own),
+        (Operator::Org(own), Some(org)) if org == own => Ok(own),
+        (Operator::Org(_), Some(_)) => Err(ApiError::not_found("org not found")),
+    }
+}
+
+fn org_response(org: Org) -> OrgResponse {
+    OrgResponse { id: org.id.0, name: org.name, created_at: org.created_at, workspaces: None }
+}
+
+/// Create an organisation (admin). Its name is unique and follows the
+/// naming rules of a workspace's name. It starts empty: create an org token
+/// in it (`POST /org/tokens?org=ID`) for its operators.
+#[utoipa::path(post, path = "/orgs", tag = "orgs", request_body = CreateOrgRequest,
+    responses((status = 201, body = OrgResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+pub async fn create_org(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiJson(request): ApiJson<CreateOrgRequest>,
+) -> ApiResult<(StatusCode, Json<OrgResponse>)> {
+    admin_only(operator)?;
+    hearth_core::validate::name("name", &request.name)
+        .map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m).field("name"))?;
+    let org = state.store.create_org(OrgId::new_random(), &request.name, Utc::now()).await?;
+    tracing::info!(org_id = %org.id, name = %org.name, "org created");
+    Ok((StatusCode::CREATED, Json(org_response(org))))
+}
+
+/// Every organisation, by name (admin).
+#[utoipa::path(get, path = "/orgs", tag = "orgs",
+    responses((status = 200, body = Vec<OrgResponse>), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
+pub async fn list_orgs(State(state): State<AppState>, operator: Operator) -> ApiResult<Json<Vec<OrgResponse>>> {
+    admin_only(operator)?;
+    Ok(Json(state.store.list_orgs().await?.into_iter().map(org_response).collect()))
+}
+
+/// One organisation with its workspaces counted by status (admin).
+#[utoipa::path(get, path = "/orgs/{id}", tag = "orgs", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = OrgResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub async fn get_org(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiPath(id): ApiPath<OrgId>,
+) -> ApiResult<Json<OrgResponse>> {
+    admin_only(operator)?;
+    let org = state.store.get_org(id).await?;
+    let counted = state.store.count_workspaces_by_status(Some(org.id)).await?;
+    let mut response = org_response(org);
+    response.workspaces = Some(crate::routes::workspaces::counts(counted));
+    Ok(Json(response))
+}
