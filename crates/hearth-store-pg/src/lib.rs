@@ -115,6 +115,25 @@ const WRITE_WORKSPACES: &str = "update workspaces w set \
     where w.workspace_id = b.workspace_id \
     returning w.workspace_id, w.version";
 
+/// The desired-state rows (`desired_state_for_page`'s columns and order) of
+/// the workspaces in the CTE `page` (workspace_id, org_id, template,
+/// operator_plugins) that precedes it.
+macro_rules! desired_of_page {
+    () => {
+        "select p.workspace_id, t.assets_digest, d.name as plugin_name, pl.version, pl.sha256, d.ord as ord \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            left join lateral jsonb_array_elements_text(case when t.template_id is null then '[]'::jsonb \
+                else t.plugins end) with ordinality as d(name, ord) on true \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.name \
+            union all \
+            select p.workspace_id, t.assets_digest, d.name, pl.version, pl.sha256, 1000000 + d.ord \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            cross join lateral jsonb_array_elements_text(p.operator_plugins) with ordinality as d(name, ord) \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.name \
+            order by 1, 6"
+    };
+}
+
 /// The Postgres dialect.
 #[derive(Debug, Clone, Copy)]
 pub struct Pg;
@@ -177,20 +196,12 @@ impl Dialect for Pg {
         ),
         count_workspaces_by_status: "select status::text, count(*) from workspaces \
             where ($1::uuid is null or org_id = $1) group by status order by status",
-        desired_state_for_page: "with page as (select workspace_id, org_id, template, operator_plugins, created_at \
-                from workspaces where (created_at, workspace_id) >= ($1, $2) and (created_at, workspace_id) <= ($3, $4) \
-                and ($5::uuid is null or org_id = $5)) \
-            select p.workspace_id, t.assets_digest, d.name as plugin_name, pl.version, pl.sha256, d.ord as ord \
-            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
-            left join lateral jsonb_array_elements_text(case when t.template_id is null then '[]'::jsonb \
-                else t.plugins end) with ordinality as d(name, ord) on true \
-            left join plugins pl on pl.org_id = p.org_id and pl.name = d.name \
-            union all \
-            select p.workspace_id, t.assets_digest, d.name, pl.version, pl.sha256, 1000000 + d.ord \
-            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
-            cross join lateral jsonb_array_elements_text(p.operator_plugins) with ordinality as d(name, ord) \
-            left join plugins pl on pl.org_id = p.org_id and pl.name = d.name \
-            order by 1, 6",
+        desired_state_for_page: concat!(
+            "with page as (select workspace_id, org_id, template, operator_plugins, created_at \
+                    from workspaces where (created_at, workspace_id) >= ($1, $2) and (created_at, workspace_id) <= ($3, $4) \
+                    and ($5::uuid is null or org_id = $5)) ",
+            desired_of_page!()
+        ),
         list_templates: concat!(
             "select ",
             template_columns!(),
@@ -236,19 +247,11 @@ impl Dialect for Pg {
             cross join lateral jsonb_array_elements_text(w.operator_plugins) with ordinality as d(name, ord) \
             left join plugins p on p.org_id = w.org_id and p.name = d.name where w.workspace_id = $1 \
             order by 5",
-        desired_states_for_workspaces: "with page as (select workspace_id, org_id, template, operator_plugins \
-                from workspaces where workspace_id in (select h::uuid from json_array_elements_text($1::json) as h)) \
-            select p.workspace_id, t.assets_digest, d.name as plugin_name, pl.version, pl.sha256, d.ord as ord \
-            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
-            left join lateral jsonb_array_elements_text(case when t.template_id is null then '[]'::jsonb \
-                else t.plugins end) with ordinality as d(name, ord) on true \
-            left join plugins pl on pl.org_id = p.org_id and pl.name = d.name \
-            union all \
-            select p.workspace_id, t.assets_digest, d.name, pl.version, pl.sha256, 1000000 + d.ord \
-            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
-            cross join lateral jsonb_array_elements_text(p.operator_plugins) with ordinality as d(name, ord) \
-            left join plugins pl on pl.org_id = p.org_id and pl.name = d.name \
-            order by 1, 6",
+        desired_states_for_workspaces: concat!(
+            "with page as (select workspace_id, org_id, template, operator_plugins \
+                    from workspaces where workspace_id in (select h::uuid from json_array_elements_text($1::json) as h)) ",
+            desired_of_page!()
+        ),
         list_events: concat!(
             "select ",
             event_columns!(),
@@ -270,6 +273,9 @@ impl Dialect for Pg {
             " from workspaces where workspace_id in (select h::uuid from json_array_elements_text($1::json) as h) \
             for update skip locked"
         ),
+        revoke_org_token: "update tokens set revoked_at = case when revoked_at is not null and revoked_at <= $3 \
+            then revoked_at else $3 end, updated_at = $3 \
+            where token_id = $1 and ($2::uuid is null or org_id = $2) and workspace_id is null returning token_id",
         sweep_provision_timeout_rows: concat!(
             "select ",
             workspace_columns!(),

@@ -212,6 +212,11 @@ statement_set! {
         /// digits; found by `LIVENESS_DUE`) as whole rows, locked for a
         /// sweep batch's transaction (Postgres: `for update skip locked`).
         lock_sweep_ids,
+        /// Org tokens only (a workspace's token is revoked through its
+        /// workspace); a later end is brought forward, as for workspace
+        /// tokens. `$1` token, `$2` its org or null for any (the admin),
+        /// `$3` now; returns the token's id.
+        revoke_org_token,
         /// The group-commit writer's guarded liveness write
         /// (`hearth_store::LivenessWrite`), where `version` still matches:
         /// one statement over arrays on Postgres, returning the ids written;
@@ -336,12 +341,6 @@ shared! {
     LIST_ORG_TOKENS = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at, \
         false as workspace_removed from tokens \
         where org_id = $1 and workspace_id is null order by created_at desc, token_id";
-    /// Org tokens only (a workspace's token is revoked through its
-    /// workspace); a later end is brought forward, as for workspace tokens.
-    /// `$2`: the token's org, or null for any (the admin).
-    REVOKE_TOKEN = "update tokens set revoked_at = case when revoked_at is not null and revoked_at <= $3 \
-        then revoked_at else $3 end, updated_at = $3 \
-        where token_id = $1 and ($2 is null or org_id = $2) and workspace_id is null returning token_id";
     /// A removed workspace's secrets go with it (in the delete's transaction).
     DELETE_WORKSPACE_SECRETS = "delete from secrets where workspace_id = $1";
     DELETE_SECRET = "delete from secrets where org_id = $1 and workspace_id is not distinct from $2 and key = $3";

@@ -1227,7 +1227,7 @@ where
     }
 
     async fn revoke_token(&self, org: Option<OrgId>, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
-        self.revoke((sql::REVOKE_TOKEN, "revoke_token"), id, org.map(|o| o.0), now).await
+        self.revoke((D::SQL.revoke_org_token, "revoke_token"), id, org.map(|o| o.0), now).await
     }
 
     async fn put_secrets(

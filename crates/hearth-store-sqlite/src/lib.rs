@@ -147,6 +147,24 @@ fn bind_liveness<'q>(
     query
 }
 
+/// The desired-state rows (`desired_state_for_page`'s columns and order) of
+/// the workspaces in the CTE `page` (workspace_id, org_id, template,
+/// operator_plugins) that precedes it.
+macro_rules! desired_of_page {
+    () => {
+        "select p.workspace_id, t.assets_digest, d.value as plugin_name, pl.version, pl.sha256, d.key as ord \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            left join json_each(case when t.template_id is null then '[]' else t.plugins end) d \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
+            union all \
+            select p.workspace_id, t.assets_digest, d.value, pl.version, pl.sha256, 1000000 + d.key \
+            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
+            join json_each(p.operator_plugins) d \
+            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
+            order by 1, 6"
+    };
+}
+
 /// The SQLite dialect.
 #[derive(Debug, Clone, Copy)]
 pub struct Sqlite;
@@ -227,19 +245,12 @@ impl Dialect for Sqlite {
         ),
         count_workspaces_by_status: "select status, count(*) from workspaces \
             where ($1 is null or org_id = $1) group by status order by status",
-        desired_state_for_page: "with page as (select workspace_id, org_id, template, operator_plugins, created_at \
-                from workspaces where (created_at, workspace_id) >= ($1, $2) and (created_at, workspace_id) <= ($3, $4) \
-                and ($5 is null or org_id = $5)) \
-            select p.workspace_id, t.assets_digest, d.value as plugin_name, pl.version, pl.sha256, d.key as ord \
-            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
-            left join json_each(case when t.template_id is null then '[]' else t.plugins end) d \
-            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
-            union all \
-            select p.workspace_id, t.assets_digest, d.value, pl.version, pl.sha256, 1000000 + d.key \
-            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
-            join json_each(p.operator_plugins) d \
-            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
-            order by 1, 6",
+        desired_state_for_page: concat!(
+            "with page as (select workspace_id, org_id, template, operator_plugins, created_at \
+                    from workspaces where (created_at, workspace_id) >= ($1, $2) and (created_at, workspace_id) <= ($3, $4) \
+                    and ($5 is null or org_id = $5)) ",
+            desired_of_page!()
+        ),
         list_templates: concat!(
             "select ",
             template_columns!(),
@@ -280,18 +291,11 @@ impl Dialect for Sqlite {
             join json_each(w.operator_plugins) d \
             left join plugins p on p.org_id = w.org_id and p.name = d.value where w.workspace_id = $1 \
             order by 5",
-        desired_states_for_workspaces: "with page as (select workspace_id, org_id, template, operator_plugins \
-                from workspaces where workspace_id in (select unhex(value) from json_each($1))) \
-            select p.workspace_id, t.assets_digest, d.value as plugin_name, pl.version, pl.sha256, d.key as ord \
-            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
-            left join json_each(case when t.template_id is null then '[]' else t.plugins end) d \
-            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
-            union all \
-            select p.workspace_id, t.assets_digest, d.value, pl.version, pl.sha256, 1000000 + d.key \
-            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
-            join json_each(p.operator_plugins) d \
-            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
-            order by 1, 6",
+        desired_states_for_workspaces: concat!(
+            "with page as (select workspace_id, org_id, template, operator_plugins \
+                    from workspaces where workspace_id in (select unhex(value) from json_each($1))) ",
+            desired_of_page!()
+        ),
         list_events: concat!(
             "select ",
             event_columns!(),
@@ -311,6 +315,9 @@ impl Dialect for Sqlite {
             workspace_columns!(),
             " from workspaces where workspace_id in (select unhex(value) from json_each($1))"
         ),
+        revoke_org_token: "update tokens set revoked_at = case when revoked_at is not null and revoked_at <= $3 \
+            then revoked_at else $3 end, updated_at = $3 \
+            where token_id = $1 and ($2 is null or org_id = $2) and workspace_id is null returning token_id",
         sweep_provision_timeout_rows: concat!(
             "select ",
             workspace_columns!(),

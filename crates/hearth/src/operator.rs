@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use hearth_client::{Client, ClientError};
 
 use crate::cli::GlobalArgs;
@@ -30,6 +31,19 @@ enum TokenSource {
 }
 
 impl Operator {
+    /// An org named by its id, or by its name (looked up in `GET /orgs`):
+    /// `hearth org get ORG`, `--org ORG`.
+    pub async fn org_id(&self, org: &str) -> anyhow::Result<uuid::Uuid> {
+        if let Ok(id) = uuid::Uuid::parse_str(org.trim()) {
+            return Ok(id);
+        }
+        let orgs = self.client.list_orgs().await.context("cannot list orgs to find the org by name")?;
+        match orgs.iter().find(|o| o.name == org) {
+            Some(found) => Ok(found.id),
+            None => anyhow::bail!("no org named {org:?} (hearth org list shows them)"),
+        }
+    }
+
     pub fn new(global: &GlobalArgs) -> anyhow::Result<Self> {
         let given = global.token.as_deref().map(str::trim).filter(|token| !token.is_empty());
         let (token, token_source) = match given {

@@ -1,10 +1,8 @@
 //! `hearth org …`: organisations (the admin token only): create, list, get.
 //! An org is named by its id or its name wherever the CLI takes one.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Subcommand;
-use hearth_api::OrgResponse;
-use uuid::Uuid;
 
 use crate::operator::Operator;
 use crate::output::{self, timestamp, Table};
@@ -49,7 +47,7 @@ pub async fn run(command: OrgCommand, op: &Operator) -> anyhow::Result<()> {
             Ok(output::print(&table.render())?)
         }
         OrgCommand::Get { org } => {
-            let id = resolve(op, &org).await?;
+            let id = op.org_id(&org).await?;
             let org = op.client.get_org(id).await.with_context(|| format!("cannot read org {org}"))?;
             if op.json {
                 return output::print_json(&org);
@@ -64,17 +62,5 @@ pub async fn run(command: OrgCommand, op: &Operator) -> anyhow::Result<()> {
             }
             Ok(output::print(&lines.join("\n"))?)
         }
-    }
-}
-
-/// An org named by its id, or by its name (looked up in `GET /orgs`).
-pub async fn resolve(op: &Operator, org: &str) -> anyhow::Result<Uuid> {
-    if let Ok(id) = Uuid::parse_str(org.trim()) {
-        return Ok(id);
-    }
-    let orgs: Vec<OrgResponse> = op.client.list_orgs().await.context("cannot list orgs to find the org by name")?;
-    match orgs.iter().find(|o| o.name == org) {
-        Some(found) => Ok(found.id),
-        None => bail!("no org named {org:?} (hearth org list shows them)"),
     }
 }

@@ -132,7 +132,7 @@ pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
 /// `--org ORG` as an id (a name is looked up).
 async fn in_org(op: &Operator, org: Option<&str>) -> anyhow::Result<Option<Uuid>> {
     match org {
-        Some(org) => Ok(Some(super::org::resolve(op, org).await?)),
+        Some(org) => Ok(Some(op.org_id(org).await?)),
         None => Ok(None),
     }
 }
