@@ -35,14 +35,6 @@ pub enum Operator {
 }
 
 impl Operator {
-    /// The org new resources of this operator belong to.
-    pub fn org(self) -> OrgId {
-        match self {
-            Operator::Admin => OrgId::DEFAULT,
-            Operator::Org(org) => org,
-        }
-    }
-
     /// `None` for the admin (no filter), the org otherwise.
     pub fn scope(self) -> Option<OrgId> {
         match self {

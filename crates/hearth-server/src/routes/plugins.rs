@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::auth::{Bearer, IfRemoved, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::orgs::{acting_org, OrgQuery};
 use crate::routes::workspaces::{visible_workspace, workspace_for_runtime_or_operator};
 use crate::state::AppState;
 use crate::uploads::{to_new_files, MAX_FILES};
@@ -61,15 +62,18 @@ fn upload_limits(state: &AppState) -> Limits {
 /// A body over 1 MiB waits for none: without a free place among
 /// `--max-concurrent-uploads` it is a 429 with `Retry-After` at once.
 #[utoipa::path(post, path = "/plugins", tag = "plugins", request_body(content = UploadPluginRequest,
-        description = "JSON, or an application/gzip tarball"),
+        description = "JSON, or an application/gzip tarball"), params(OrgQuery),
     responses((status = 201, body = PluginResponse), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody),
         (status = 429, body = ApiErrorBody)))]
 pub async fn upload_plugin(
     State(state): State<AppState>,
     operator: Operator,
+    ApiQuery(in_org): ApiQuery<OrgQuery>,
     request: axum::extract::Request,
 ) -> ApiResult<(StatusCode, Json<PluginResponse>)> {
+    // The org first: an unknown one is a 404 before the upload is read.
+    let org = acting_org(&state, operator, &in_org).await?;
     let (parts, body) = request.into_parts();
     let received =
         crate::uploads::receive(&state.uploads, state.settings.max_upload_bytes, &parts.headers, body).await?;
@@ -100,7 +104,7 @@ pub async fn upload_plugin(
     let plugin = state
         .store
         .put_plugin(NewPlugin {
-            org_id: operator.org(),
+            org_id: org,
             name: manifest.name.as_str().to_owned(),
             version: manifest.version,
             description: manifest.description.unwrap_or_default(),
@@ -395,16 +399,18 @@ pub async fn remove_operator_plugin(
 
 /// One plugin of the caller's org and its files (path, sha256, size): what
 /// the dashboard shows as its contents.
-#[utoipa::path(get, path = "/plugins/{name}", tag = "plugins", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/plugins/{name}", tag = "plugins", params(("name" = String, Path), OrgQuery),
     responses((status = 200, body = PluginDetailResponse), (status = 400, body = ApiErrorBody),
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn get_plugin(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(name): ApiPath<String>,
+    ApiQuery(in_org): ApiQuery<OrgQuery>,
 ) -> ApiResult<Json<PluginDetailResponse>> {
     let name = plugin_name(&name)?;
-    let plugin = match state.store.get_plugin(operator.org(), name).await {
+    let org = acting_org(&state, operator, &in_org).await?;
+    let plugin = match state.store.get_plugin(org, name).await {
         Ok(plugin) => plugin,
         Err(hearth_store::StoreError::NotFound(_)) => {
             return Err(ApiError::not_found(format!("plugin {name:?} not found; push it first")))

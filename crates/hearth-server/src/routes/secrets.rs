@@ -10,7 +10,8 @@ use hearth_core::{OrgId, WorkspaceId};
 
 use crate::auth::{Bearer, IfRemoved, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::orgs::{acting_org, OrgQuery};
 use crate::routes::workspaces::{visible_workspace, workspace_for_runtime_or_operator};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -75,14 +76,17 @@ pub async fn put_workspace_secrets(
 }
 
 /// Set org secrets (merged by name).
-#[utoipa::path(put, path = "/org/secrets", tag = "secrets", request_body = BTreeMap<String, String>,
-    responses((status = 200, body = StatusResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
+#[utoipa::path(put, path = "/org/secrets", tag = "secrets", request_body = BTreeMap<String, String>, params(OrgQuery),
+    responses((status = 200, body = StatusResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
 pub async fn put_org_secrets(
     State(state): State<AppState>,
     operator: Operator,
+    ApiQuery(in_org): ApiQuery<OrgQuery>,
     ApiJson(secrets): ApiJson<BTreeMap<String, String>>,
 ) -> ApiResult<Json<StatusResponse>> {
-    put(&state, operator.org(), None, secrets).await?;
+    let org = acting_org(&state, operator, &in_org).await?;
+    put(&state, org, None, secrets).await?;
     Ok(Json(StatusResponse { status: "updated".into() }))
 }
 

@@ -13,6 +13,7 @@ use crate::auth::Operator;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiPath;
 use crate::extract::ApiQuery;
+use crate::routes::orgs::{acting_org, OrgQuery};
 use crate::state::AppState;
 use crate::uploads::to_new_files;
 use utoipa_axum::router::OpenApiRouter;
@@ -51,15 +52,18 @@ pub(crate) fn template_response(t: &Template) -> TemplateResponse {
 /// plugin it declares must already be pushed.
 /// A body over 1 MiB waits for none: without a free place among
 /// `--max-concurrent-uploads` it is a 429 with `Retry-After` at once.
-#[utoipa::path(post, path = "/templates/import", tag = "templates", request_body = ImportTemplateRequest,
+#[utoipa::path(post, path = "/templates/import", tag = "templates", request_body = ImportTemplateRequest, params(OrgQuery),
     responses((status = 201, body = ImportTemplateResponse), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody),
         (status = 429, body = ApiErrorBody)))]
 pub async fn import_template(
     State(state): State<AppState>,
     operator: Operator,
+    ApiQuery(in_org): ApiQuery<OrgQuery>,
     request: axum::extract::Request,
 ) -> ApiResult<(StatusCode, Json<ImportTemplateResponse>)> {
+    // The org first: an unknown one is a 404 before the upload is read.
+    let org = acting_org(&state, operator, &in_org).await?;
     let (parts, body) = request.into_parts();
     let upload = crate::uploads::receive(&state.uploads, state.settings.max_upload_bytes, &parts.headers, body)
         .await?
@@ -77,7 +81,6 @@ pub async fn import_template(
         .map_err(|_| ApiError::unprocessable(ErrorCode::InvalidConfig, "config.yaml is not UTF-8 text"))?;
     let config = TemplateConfig::parse(config_text)
         .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidConfig, e.to_string()))?;
-    let org = operator.org();
     let mut missing = Vec::new();
     for plugin in &config.plugins {
         match state.store.get_plugin(org, plugin.as_str()).await {
@@ -157,16 +160,17 @@ pub async fn list_templates(
 }
 
 /// A template by id, or by name.
-#[utoipa::path(get, path = "/templates/{id}", tag = "templates", params(("id" = String, Path, description = "id or name")),
+#[utoipa::path(get, path = "/templates/{id}", tag = "templates", params(("id" = String, Path, description = "id or name"), OrgQuery),
     responses((status = 200, body = TemplateResponse), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 400, body = ApiErrorBody)))]
 pub async fn get_template(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(key): ApiPath<String>,
+    ApiQuery(in_org): ApiQuery<OrgQuery>,
 ) -> ApiResult<Json<TemplateResponse>> {
     let template = match key.parse::<uuid::Uuid>() {
         Ok(id) => state.store.get_template_by_id(id).await?,
-        Err(_) => state.store.get_template_by_name(operator.org(), &key).await?,
+        Err(_) => state.store.get_template_by_name(acting_org(&state, operator, &in_org).await?, &key).await?,
     };
     if operator.scope().is_some_and(|org| org != template.org_id) {
         return Err(ApiError::not_found("template not found"));

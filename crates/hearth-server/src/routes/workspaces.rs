@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::auth::{self, Bearer, IfRemoved, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::orgs::{acting_org, OrgQuery};
 use crate::routes::workspace_spec::WorkspaceSpec;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -123,16 +124,18 @@ pub(crate) fn workspace_response(w: &Workspace, desired: &DesiredState) -> Works
 }
 
 /// Create a workspace; it starts in `provisioning`.
-#[utoipa::path(post, path = "/workspaces", tag = "workspaces", request_body = CreateWorkspaceRequest,
+#[utoipa::path(post, path = "/workspaces", tag = "workspaces", request_body = CreateWorkspaceRequest, params(OrgQuery),
     responses((status = 201, body = WorkspaceResponse), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn create_workspace(
     State(state): State<AppState>,
     operator: Operator,
+    ApiQuery(in_org): ApiQuery<OrgQuery>,
     ApiJson(req): ApiJson<CreateWorkspaceRequest>,
 ) -> ApiResult<(StatusCode, Json<WorkspaceResponse>)> {
     let mut templates = HashMap::new();
-    let prepared = prepare(&state, operator.org(), req, &mut templates).await?;
+    let org = acting_org(&state, operator, &in_org).await?;
+    let prepared = prepare(&state, org, req, &mut templates).await?;
     let created = state.store.create_workspace(prepared.new, prepared.token).await?;
     state.bus.wake();
     tracing::info!(workspace_id = %created.id, name = %created.name, "workspace created");
@@ -149,12 +152,13 @@ pub const MAX_CREATE_BATCH: usize = 1000;
 /// item is checked like `POST /workspaces`; a refusal names the item
 /// (`workspaces[3].tier`) and nothing is created. A `parent_id` must name a
 /// workspace that exists before the batch.
-#[utoipa::path(post, path = "/workspaces/batch", tag = "workspaces", request_body = CreateWorkspacesRequest,
+#[utoipa::path(post, path = "/workspaces/batch", tag = "workspaces", request_body = CreateWorkspacesRequest, params(OrgQuery),
     responses((status = 201, body = CreateWorkspacesResponse), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 409, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn create_workspaces(
     State(state): State<AppState>,
     operator: Operator,
+    ApiQuery(in_org): ApiQuery<OrgQuery>,
     ApiJson(req): ApiJson<CreateWorkspacesRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateWorkspacesResponse>)> {
     let count = req.workspaces.len();
@@ -165,7 +169,7 @@ pub async fn create_workspaces(
         )
         .field("workspaces"));
     }
-    let org = operator.org();
+    let org = acting_org(&state, operator, &in_org).await?;
     let mut templates = HashMap::new();
     let mut prepared = Vec::with_capacity(count);
     for (index, item) in req.workspaces.into_iter().enumerate() {

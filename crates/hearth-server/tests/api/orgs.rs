@@ -4,12 +4,14 @@
 //! an org token stays in its own org (another org's is 404).
 
 use hearth_api::{CreateTokenRequest, CreateWorkspaceRequest, ErrorCode};
+use serde_json::{json, Value};
 
 use crate::harness::{Engine, TestApp};
 
 crate::on_both_engines!(
     the_admin_creates_lists_and_reads_orgs_and_an_org_token_may_not,
     the_admin_manages_another_orgs_tokens_and_an_org_token_only_its_own,
+    the_admin_creates_and_reads_in_a_named_org_and_an_org_token_stays_in_its_own,
 );
 
 async fn the_admin_creates_lists_and_reads_orgs_and_an_org_token_may_not(engine: Engine) {
@@ -105,4 +107,110 @@ async fn the_admin_manages_another_orgs_tokens_and_an_org_token_only_its_own(eng
     assert_eq!(after.status(), Some(401), "revoked at once: {after}");
     let default_ops = app.client(in_default.auth_token.as_deref());
     assert_eq!(default_ops.list_org_tokens().await.unwrap().len(), 1, "the default org's token still works");
+}
+
+/// A request of the admin's (or of `token`'s) with `?org=` when `org` is
+/// given; the status and the JSON body.
+async fn send(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    org: Option<uuid::Uuid>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = match org {
+        Some(org) => format!("{}{path}?org={org}", app.url),
+        None => format!("{}{path}", app.url),
+    };
+    let mut request = app.raw().request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The admin pushes a plugin and a template, sets org secrets and creates
+/// workspaces in a named org (`?org=`), and reads that org's plugin and
+/// template by name, where the default org has its own of the same names.
+/// An org token reads and creates in its own org, and naming another is a
+/// 404 that creates nothing.
+async fn the_admin_creates_and_reads_in_a_named_org_and_an_org_token_stays_in_its_own(engine: Engine) {
+    use reqwest::Method;
+    let app = TestApp::spawn(engine).await;
+    let admin = app.admin_token.clone();
+    let acme = app.admin.create_org("acme").await.unwrap();
+    let default = app.admin.list_orgs().await.unwrap().into_iter().find(|o| o.name == "default").unwrap();
+    let plugin = |version: &str| json!({"files": {"plugin.yaml": format!("name: seo-all\nversion: {version}\n"), "skills/a.md": "# a\n"}});
+    let template = |prompt: &str| json!({"name": "seo", "files": {"config.yaml": "name: seo\nplugins:\n  - seo-all\n", "prompts/system.md": prompt}});
+    for (org, version, prompt) in [(Some(acme.id), "2.0.0", "acme's"), (None, "1.0.0", "default's")] {
+        let (status, body) = send(&app, &admin, Method::POST, "/plugins", org, Some(plugin(version))).await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = send(&app, &admin, Method::POST, "/templates/import", org, Some(template(prompt))).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (_, in_acme) = send(&app, &admin, Method::GET, "/plugins/seo-all", Some(acme.id), None).await;
+    let (_, in_default) = send(&app, &admin, Method::GET, "/plugins/seo-all", None, None).await;
+    assert_eq!((in_acme["version"].as_str(), in_default["version"].as_str()), (Some("2.0.0"), Some("1.0.0")));
+    let (_, acme_seo) = send(&app, &admin, Method::GET, "/templates/seo", Some(acme.id), None).await;
+    let (_, default_seo) = send(&app, &admin, Method::GET, "/templates/seo", None, None).await;
+    assert_ne!(acme_seo["assets_digest"], default_seo["assets_digest"], "each org's own template");
+    assert_eq!(acme_seo["id"], send(&app, &admin, Method::GET, "/templates/seo", Some(acme.id), None).await.1["id"]);
+
+    // A workspace in acme, on acme's template: acme's plugin version, and
+    // acme's org secrets.
+    let spec = json!({"name": "w", "template": "seo"});
+    let (status, created) = send(&app, &admin, Method::POST, "/workspaces", Some(acme.id), Some(spec.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["org_id"], json!(acme.id));
+    assert_eq!(created["desired_plugins"][0]["version"], "2.0.0", "{created}");
+    let secrets = json!({"API_KEY": "acme-key"});
+    let (status, body) = send(&app, &admin, Method::PUT, "/org/secrets", Some(acme.id), Some(secrets)).await;
+    assert_eq!(status, 200, "{body}");
+    let id: hearth_core::WorkspaceId = serde_json::from_value(created["id"].clone()).unwrap();
+    assert_eq!(app.admin.secret_values(id).await.unwrap()["API_KEY"], "acme-key");
+    let here = app.admin.create_workspace(&CreateWorkspaceRequest { name: "d".into(), ..Default::default() }).await;
+    assert!(!app.admin.secret_values(here.unwrap().id).await.unwrap().contains_key("API_KEY"), "not in default");
+    let batch = json!({"workspaces": [{"name": "b1"}, {"name": "b2"}]});
+    let (status, body) = send(&app, &admin, Method::POST, "/workspaces/batch", Some(acme.id), Some(batch)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(app.admin.get_org(acme.id).await.unwrap().workspaces.unwrap().total, 3);
+
+    // An org that does not exist: 404, nothing created anywhere.
+    let nowhere = Some(uuid::Uuid::new_v4());
+    let (status, _) = send(&app, &admin, Method::POST, "/workspaces", nowhere, Some(spec.clone())).await;
+    assert_eq!(status, 404);
+    let (status, _) = send(&app, &admin, Method::POST, "/plugins", nowhere, Some(plugin("3.0.0"))).await;
+    assert_eq!(status, 404);
+
+    // acme's own token: its org without naming it, or naming it; never the
+    // default org, for reads and writes alike.
+    let secret = app
+        .admin
+        .create_org_token_in(Some(acme.id), &CreateTokenRequest { name: None })
+        .await
+        .unwrap()
+        .auth_token
+        .unwrap();
+    let (_, own) = send(&app, &secret, Method::GET, "/plugins/seo-all", None, None).await;
+    assert_eq!(own["version"], "2.0.0");
+    let (status, _) = send(&app, &secret, Method::GET, "/plugins/seo-all", Some(acme.id), None).await;
+    assert_eq!(status, 200);
+    let before = app.admin.get_org(default.id).await.unwrap().workspaces.unwrap().total;
+    for (method, path, body) in [
+        (Method::GET, "/plugins/seo-all", None),
+        (Method::GET, "/templates/seo", None),
+        (Method::POST, "/workspaces", Some(spec.clone())),
+        (Method::POST, "/plugins", Some(plugin("9.0.0"))),
+        (Method::PUT, "/org/secrets", Some(json!({"API_KEY": "stolen"}))),
+    ] {
+        let (status, body) = send(&app, &secret, method.clone(), path, Some(default.id), body).await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+        assert_eq!(body["code"], "not_found");
+    }
+    assert_eq!(app.admin.get_org(default.id).await.unwrap().workspaces.unwrap().total, before, "nothing created");
+    let (_, still) = send(&app, &admin, Method::GET, "/plugins/seo-all", None, None).await;
+    assert_eq!(still["version"], "1.0.0", "the default org's plugin is untouched");
 }
