@@ -259,7 +259,17 @@ impl Client {
     /// `POST /workspaces`. With `issue_token: true` the answer carries the
     /// workspace token (shown once).
     pub async fn create_workspace(&self, request: &CreateWorkspaceRequest) -> Result<WorkspaceResponse, ClientError> {
-        self.send_json(Method::POST, "/workspaces", request).await
+        self.create_workspace_in(None, request).await
+    }
+
+    /// `POST /workspaces?org=ORG`: [`Client::create_workspace`] in `org`
+    /// (the admin's choice; `None`: the caller's org).
+    pub async fn create_workspace_in(
+        &self,
+        org: Option<Uuid>,
+        request: &CreateWorkspaceRequest,
+    ) -> Result<WorkspaceResponse, ClientError> {
+        self.send_json(Method::POST, &in_org("/workspaces", org), request).await
     }
 
     /// `POST /workspaces/batch`: up to 1000 workspaces, all created or none;
@@ -424,7 +434,16 @@ impl Client {
         &self,
         request: &hearth_api::ImportTemplateRequest,
     ) -> Result<hearth_api::ImportTemplateResponse, ClientError> {
-        self.send_json(Method::POST, "/templates/import", request).await
+        self.import_template_in(None, request).await
+    }
+
+    /// `POST /templates/import?org=ORG`.
+    pub async fn import_template_in(
+        &self,
+        org: Option<Uuid>,
+        request: &hearth_api::ImportTemplateRequest,
+    ) -> Result<hearth_api::ImportTemplateResponse, ClientError> {
+        self.send_json(Method::POST, &in_org("/templates/import", org), request).await
     }
 
     /// `GET /templates`.
@@ -453,13 +472,31 @@ impl Client {
         &self,
         request: &hearth_api::UploadPluginRequest,
     ) -> Result<hearth_api::PluginResponse, ClientError> {
-        self.send_json(Method::POST, "/plugins", request).await
+        self.push_plugin_json_in(None, request).await
+    }
+
+    /// `POST /plugins?org=ORG` with a JSON body.
+    pub async fn push_plugin_json_in(
+        &self,
+        org: Option<Uuid>,
+        request: &hearth_api::UploadPluginRequest,
+    ) -> Result<hearth_api::PluginResponse, ClientError> {
+        self.send_json(Method::POST, &in_org("/plugins", org), request).await
     }
 
     /// `POST /plugins` with a gzip tarball body (entries relative to the
     /// plugin root).
     pub async fn push_plugin_tarball(&self, tarball: Vec<u8>) -> Result<hearth_api::PluginResponse, ClientError> {
-        self.call(Method::POST, "/plugins", |request| {
+        self.push_plugin_tarball_in(None, tarball).await
+    }
+
+    /// `POST /plugins?org=ORG` with a gzip tarball body.
+    pub async fn push_plugin_tarball_in(
+        &self,
+        org: Option<Uuid>,
+        tarball: Vec<u8>,
+    ) -> Result<hearth_api::PluginResponse, ClientError> {
+        self.call(Method::POST, &in_org("/plugins", org), |request| {
             request.header(reqwest::header::CONTENT_TYPE, "application/gzip").body(tarball)
         })
         .await

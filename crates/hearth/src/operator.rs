@@ -44,6 +44,14 @@ impl Operator {
         }
     }
 
+    /// `--org ORG` as an id (a name is looked up); `None` without one.
+    pub async fn in_org(&self, org: Option<&str>) -> anyhow::Result<Option<uuid::Uuid>> {
+        match org {
+            Some(org) => Ok(Some(self.org_id(org).await?)),
+            None => Ok(None),
+        }
+    }
+
     pub fn new(global: &GlobalArgs) -> anyhow::Result<Self> {
         let given = global.token.as_deref().map(str::trim).filter(|token| !token.is_empty());
         let (token, token_source) = match given {

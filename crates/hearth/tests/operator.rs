@@ -169,6 +169,24 @@ async fn orgs_are_created_and_their_tokens_made_by_name(engine: Engine) {
     assert_eq!(workspace.org_id.to_string(), id, "created in team-a");
     let counted = server.hearth(&["org", "get", &id, "--json"]).await;
     assert_eq!(counted.json()["workspaces"]["total"], 1);
+
+    // The admin pushes to team-a and creates in it, by name.
+    let plugin_dir = examples_dir().join("plugins/seo-all");
+    server.hearth(&["plugin", "push", plugin_dir.to_str().unwrap(), "--org", "team-a"]).await.expect_code(0);
+    let template_dir = examples_dir().join("templates/seo-agent");
+    let dir = template_dir.to_str().unwrap();
+    server.hearth(&["template", "push", dir, "--name", "seo", "--org", "team-a"]).await.expect_code(0);
+    let made = server.hearth(&["workspace", "create", "t", "--template", "seo", "--org", "team-a", "--json"]).await;
+    made.expect_code(0);
+    assert_eq!(made.json()["org_id"], id.as_str());
+    assert_eq!(made.json()["desired_plugins"][0]["name"], "seo-all");
+    let templates = team.list_templates().await.unwrap();
+    assert_eq!(templates.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["seo"], "in team-a");
+    let elsewhere = server.hearth(&["workspace", "create", "x", "--template", "seo"]).await;
+    elsewhere.expect_code(1); // the default org has no template seo
+    let nowhere = server.hearth(&["workspace", "create", "x", "--org", "nobody"]).await;
+    nowhere.expect_code(1);
+    assert!(nowhere.stderr.contains("no org named"), "{}", nowhere.stderr);
 }
 
 #[tokio::test]

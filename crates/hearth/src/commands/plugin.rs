@@ -20,6 +20,10 @@ pub enum PluginCommand {
         /// gzip tarball whose entries are relative to the plugin root.
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The org to push to, by id or name (the admin token; default: the
+        /// caller's org, the default org for the admin).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
     },
     /// List plugins.
     List,
@@ -27,22 +31,23 @@ pub enum PluginCommand {
 
 pub async fn run(command: PluginCommand, op: &Operator) -> anyhow::Result<()> {
     match command {
-        PluginCommand::Push { dir } => push(dir, op).await,
+        PluginCommand::Push { dir, org } => push(dir, org, op).await,
         PluginCommand::List => list(op).await,
     }
 }
 
-async fn push(path: PathBuf, op: &Operator) -> anyhow::Result<()> {
+async fn push(path: PathBuf, org: Option<String>, op: &Operator) -> anyhow::Result<()> {
+    let org = op.in_org(org.as_deref()).await?;
     let meta = std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let pushed = if meta.is_file() {
         let tarball = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         if !tarball.starts_with(&[0x1f, 0x8b]) {
             anyhow::bail!("{} is neither a directory nor a gzip tarball", path.display());
         }
-        op.client.push_plugin_tarball(tarball).await
+        op.client.push_plugin_tarball_in(org, tarball).await
     } else {
         let files = bundle::read_dir(&path)?;
-        op.client.push_plugin_json(&UploadPluginRequest { name: None, files: FileContent::files(files) }).await
+        op.client.push_plugin_json_in(org, &UploadPluginRequest { name: None, files: FileContent::files(files) }).await
     };
     let plugin = pushed.with_context(|| format!("cannot push the plugin in {}", path.display()))?;
     if op.json {

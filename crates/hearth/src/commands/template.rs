@@ -23,6 +23,10 @@ pub enum TemplateCommand {
         /// Template name [default: the directory's name]
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        /// The org to push to, by id or name (the admin token; default: the
+        /// caller's org, the default org for the admin).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
     },
     /// List templates.
     List,
@@ -36,7 +40,7 @@ pub enum TemplateCommand {
 
 pub async fn run(command: TemplateCommand, op: &Operator) -> anyhow::Result<()> {
     match command {
-        TemplateCommand::Push { dir, name } => push(dir, name, op).await,
+        TemplateCommand::Push { dir, name, org } => push(dir, name, org, op).await,
         TemplateCommand::List => list(op).await,
         TemplateCommand::Get { id } => {
             let template = op.client.get_template(&id).await.with_context(|| format!("cannot get template {id:?}"))?;
@@ -49,7 +53,8 @@ pub async fn run(command: TemplateCommand, op: &Operator) -> anyhow::Result<()> 
     }
 }
 
-async fn push(dir: PathBuf, name: Option<String>, op: &Operator) -> anyhow::Result<()> {
+async fn push(dir: PathBuf, name: Option<String>, org: Option<String>, op: &Operator) -> anyhow::Result<()> {
+    let org = op.in_org(org.as_deref()).await?;
     let name = match name {
         Some(name) => name,
         None => bundle::dir_name(&dir)?,
@@ -59,7 +64,7 @@ async fn push(dir: PathBuf, name: Option<String>, op: &Operator) -> anyhow::Resu
     let request = ImportTemplateRequest { name, files: FileContent::files(files) };
     let imported = op
         .client
-        .import_template(&request)
+        .import_template_in(org, &request)
         .await
         .with_context(|| format!("cannot push template {:?} from {}", request.name, dir.display()))?;
     if op.json {

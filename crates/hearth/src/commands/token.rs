@@ -52,7 +52,7 @@ pub enum TokenCommand {
 pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create { name, workspace, org, revoke_previous_after } => {
-            let org = in_org(op, org.as_deref()).await?;
+            let org = op.in_org(org.as_deref()).await?;
             let token = match workspace {
                 Some(id) => {
                     let request =
@@ -85,7 +85,7 @@ pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
             Ok(output::print(secret)?)
         }
         TokenCommand::List { workspace, org } => {
-            let org = in_org(op, org.as_deref()).await?;
+            let org = op.in_org(org.as_deref()).await?;
             let tokens = match workspace {
                 Some(id) => op
                     .client
@@ -126,13 +126,5 @@ pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
                 Ok(output::print(&format!("token {id} revoked"))?)
             }
         }
-    }
-}
-
-/// `--org ORG` as an id (a name is looked up).
-async fn in_org(op: &Operator, org: Option<&str>) -> anyhow::Result<Option<Uuid>> {
-    match org {
-        Some(org) => Ok(Some(op.org_id(org).await?)),
-        None => Ok(None),
     }
 }

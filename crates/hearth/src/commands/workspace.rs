@@ -101,6 +101,10 @@ pub struct CreateArgs {
     /// Parent workspace.
     #[arg(long, value_name = "ID", value_parser = cli::workspace_id)]
     parent: Option<WorkspaceId>,
+    /// The org to create it in, by id or name (the admin token; default:
+    /// the caller's org, the default org for the admin).
+    #[arg(long, value_name = "ORG")]
+    org: Option<String>,
     /// Also issue a workspace token (printed once).
     #[arg(long)]
     issue_token: bool,
@@ -213,9 +217,10 @@ async fn create(args: CreateArgs, op: &Operator) -> anyhow::Result<()> {
         issue_token: args.issue_token.then_some(true),
         ..CreateWorkspaceRequest::default()
     };
+    let org = op.in_org(args.org.as_deref()).await?;
     let workspace = op
         .client
-        .create_workspace(&request)
+        .create_workspace_in(org, &request)
         .await
         .with_context(|| format!("cannot create workspace {:?}", request.name))?;
     if op.json {
