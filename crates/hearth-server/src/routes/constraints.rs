@@ -6,7 +6,7 @@
 //! - no NUL character in any string or object key (`extract::scan`), and
 //!   free-form JSON (`agent_card`, `runtime_metadata`, unknown fields) is
 //!   JSON without NUL (`JsonValue`);
-//! - names (workspace, token, template): 1–255 characters, not blank, no
+//! - names (workspace, token, template, org): 1–255 characters, not blank, no
 //!   control characters (`hearth_core::validate::name`); a workspace's role:
 //!   no control characters;
 //! - secret names `[A-Za-z_][A-Za-z0-9_]*` (at most 255), plugin names
@@ -73,6 +73,7 @@ pub fn document(openapi: &utoipa::openapi::OpenApi) -> Value {
             ("CreateTokenRequest", "name"),
             ("CreateWorkspaceTokenRequest", "name"),
             ("ImportTemplateRequest", "name"),
+            ("CreateOrgRequest", "name"),
         ] {
             if let Some(property) = schemas.get_mut(schema).and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
             {
@@ -134,7 +135,7 @@ fn operation_constraints(path: &str, operation: &mut Value) {
                 }
                 ("query", "since") => set(schema, "minimum", json!(0)),
                 ("query", "source") if path.ends_with("/download") => set(schema, "pattern", json!(PLUGIN_SOURCE)),
-                ("query", "workspace_id") => {
+                ("query", "workspace_id" | "org") => {
                     set(schema, "format", json!("uuid"));
                     set(schema, "pattern", json!(UUID));
                 }
