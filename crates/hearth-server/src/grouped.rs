@@ -4,7 +4,8 @@
 //! group-commit writer does for writes. A fleet coming online together
 //! (first heartbeats after a creation or a partition) costs a query per
 //! batch instead of two per request (BENCHMARKS.md, "Fleet recovery").
-//! An idle server reads a lone key at once.
+//! An idle server reads a lone key at once, and up to [`IN_FLIGHT`] groups
+//! are read at a time.
 //!
 //! A grouped read that fails, or a full queue, answers "read it alone":
 //! each request then makes its own query and gets its own error, so a
@@ -21,6 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 pub const MAX_KEYS: usize = 1000;
 /// Requests waiting at most; past it a request reads alone.
 const QUEUE: usize = 8 * MAX_KEYS;
+/// Group reads at once: a request waits for a free one, not for the read
+/// in flight to end, so few requests at once read about as soon as they
+/// would alone, and many form groups (BENCHMARKS.md, "Fleet recovery").
+const IN_FLIGHT: usize = 4;
 
 /// The queue of one kind of grouped read.
 pub struct Grouped<K, V> {
@@ -83,26 +88,43 @@ where
     F: Fn(Vec<K>) -> Fut,
     Fut: Future<Output = StoreResult<HashMap<K, V>>>,
 {
+    let mut in_flight = futures_util::stream::FuturesUnordered::new();
     let mut asks = Vec::with_capacity(MAX_KEYS);
-    while receiver.recv_many(&mut asks, MAX_KEYS).await > 0 {
-        let mut keys: Vec<K> = asks.iter().map(|ask| ask.key.clone()).collect();
-        let mut seen = std::collections::HashSet::with_capacity(keys.len());
-        keys.retain(|key| seen.insert(key.clone()));
-        match read(keys).await {
-            Ok(found) => {
-                for Ask { key, answer } in asks.drain(..) {
-                    // A request that is gone needs no answer.
-                    let _gone = answer.send(found.get(&key).cloned());
+    loop {
+        tokio::select! {
+            taken = receiver.recv_many(&mut asks, MAX_KEYS), if in_flight.len() < IN_FLIGHT => {
+                if taken == 0 {
+                    break;
                 }
+                let group = std::mem::replace(&mut asks, Vec::with_capacity(MAX_KEYS));
+                let mut keys: Vec<K> = group.iter().map(|ask| ask.key.clone()).collect();
+                let mut seen = std::collections::HashSet::with_capacity(keys.len());
+                keys.retain(|key| seen.insert(key.clone()));
+                let reading = read(keys);
+                in_flight.push(async move { answer(what, group, reading.await) });
             }
-            Err(error) => {
-                crate::metrics::store_error(&error);
-                metrics::counter!("hearth_grouped_read_errors_total", "read" => what).increment(1);
-                tracing::warn!(%error, read = what, requests = asks.len(),
-                    "grouped read failed; each request reads alone");
-                // Dropping the answers tells each request to read alone.
-                asks.clear();
+            Some(()) = futures_util::StreamExt::next(&mut in_flight), if !in_flight.is_empty() => {}
+        }
+    }
+    // The queue is closed: finish what is being read.
+    while futures_util::StreamExt::next(&mut in_flight).await.is_some() {}
+}
+
+/// Answers a group's requests from what its read found, or (it failed)
+/// tells each to read alone.
+fn answer<K: Eq + Hash, V: Clone>(what: &'static str, group: Vec<Ask<K, V>>, read: StoreResult<HashMap<K, V>>) {
+    match read {
+        Ok(found) => {
+            for Ask { key, answer } in group {
+                // A request that is gone needs no answer.
+                let _gone = answer.send(found.get(&key).cloned());
             }
+        }
+        Err(error) => {
+            crate::metrics::store_error(&error);
+            metrics::counter!("hearth_grouped_read_errors_total", "read" => what).increment(1);
+            tracing::warn!(%error, read = what, requests = group.len(), "grouped read failed; each request reads alone");
+            // Dropping the answers tells each request to read alone.
         }
     }
 }
@@ -118,7 +140,8 @@ mod tests {
     use super::*;
 
     /// Requests that wait together are read in one call, each key once;
-    /// a key the read does not find is answered `Found(None)`.
+    /// a key the read does not find is answered `Found(None)`. A group
+    /// forms only while every read slot is taken.
     #[tokio::test]
     async fn waiting_requests_are_read_together_each_key_once() {
         let calls: Arc<Mutex<Vec<Vec<u32>>>> = Arc::default();
@@ -132,26 +155,28 @@ mod tests {
                 Ok(keys.into_iter().filter(|k| k % 2 == 0).map(|k| (k, k * 10)).collect())
             }
         }));
-        // The first read holds the task; the next five requests queue.
-        let first = tokio::spawn({
+        let ask = |key: u32| {
             let grouped = grouped.clone();
-            async move { grouped.get(0).await }
-        });
-        while calls.lock().unwrap().is_empty() {
-            tokio::task::yield_now().await;
+            tokio::spawn(async move { grouped.get(key).await })
+        };
+        // One request at a time is read at once, alone: these take every
+        // slot and hold it.
+        let mut first = Vec::new();
+        for key in 0..IN_FLIGHT as u32 {
+            first.push(ask(100 + key));
+            while calls.lock().unwrap().len() <= key as usize {
+                tokio::task::yield_now().await;
+            }
         }
-        let waiting: Vec<_> = [1, 2, 2, 3, 4]
-            .into_iter()
-            .map(|key| {
-                let grouped = grouped.clone();
-                tokio::spawn(async move { grouped.get(key).await })
-            })
-            .collect();
+        // The next five wait together.
+        let waiting: Vec<_> = [1, 2, 2, 3, 4].into_iter().map(ask).collect();
         while grouped.queue.capacity() > QUEUE - 5 {
             tokio::task::yield_now().await;
         }
         release.send(true).unwrap();
-        assert_eq!(first.await.unwrap(), Read::Found(Some(0)));
+        for (key, one) in (100..).zip(first) {
+            assert_eq!(one.await.unwrap(), Read::Found((key % 2 == 0).then_some(key * 10)));
+        }
         let mut answers = Vec::new();
         for one in waiting {
             answers.push(one.await.unwrap());
@@ -160,7 +185,9 @@ mod tests {
             answers,
             [Read::Found(None), Read::Found(Some(20)), Read::Found(Some(20)), Read::Found(None), Read::Found(Some(40))]
         );
-        assert_eq!(*calls.lock().unwrap(), [vec![0], vec![1, 2, 3, 4]], "one read for the five waiting, 2 once");
+        let calls = calls.lock().unwrap();
+        assert_eq!(calls.len(), IN_FLIGHT + 1, "{calls:?}");
+        assert_eq!(calls[IN_FLIGHT], [1, 2, 3, 4], "one read for the five waiting, 2 once");
     }
 
     /// A failed group is not an answer: every request of it is told to

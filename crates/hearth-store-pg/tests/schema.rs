@@ -239,3 +239,54 @@ async fn explain(conn: &mut sqlx::PgConnection, mode: &str, statement: &str, par
     };
     lines.join("\n")
 }
+
+/// The tokens of a grouped lookup (`find_tokens_by_hashes`: a fleet's first
+/// requests, and the cache's renewals) are found in `tokens_token_hash_key`,
+/// never by a scan of every token: with `in (select …)` over the JSON the
+/// planner chose a hash join over a sequential scan (4.4 ms per lookup at
+/// 20,000 tokens, the grouped lookup's whole gain lost; BENCHMARKS.md,
+/// "Fleet recovery"). Custom and generic plans, as above.
+#[tokio::test]
+async fn the_grouped_token_lookup_reads_the_hash_index_never_a_scan() {
+    use hearth_store_sql::Dialect;
+
+    let (store, _db) = hearth_store_pg::testing::fresh_store().await;
+    let pool = store.writer();
+    sqlx::query(
+        "insert into tokens (token_id, org_id, name, prefix, token_hash, created_at, updated_at) \
+         select gen_random_uuid(), $1, 't' || i, 'prefix', sha256(i::text::bytea), now(), now() \
+         from generate_series(1, 20000) as i",
+    )
+    .bind(hearth_core::OrgId::DEFAULT.0)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("analyze tokens").execute(pool).await.unwrap();
+    let hashes: Vec<String> =
+        sqlx::query_scalar("select encode(sha256(i::text::bytea), 'hex') from generate_series(1, 50) i")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let statement = hearth_store_pg::Pg::SQL.find_tokens_by_hashes;
+    let quoted: Vec<String> = hashes.iter().map(|h| format!("\"{h}\"")).collect();
+    let json = format!("[{}]", quoted.join(","));
+    let mut conn = pool.acquire().await.unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        conn.execute(format!("set plan_cache_mode = {mode}").as_str()).await.unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(&format!("explain {statement}"))
+            .bind(&json)
+            .bind(chrono::Utc::now())
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(!plan.contains("Seq Scan on tokens"), "{mode}:\n{plan}");
+        assert!(plan.contains("tokens_token_hash_key"), "{mode}:\n{plan}");
+    }
+    // And it finds them.
+    let wanted: Vec<Vec<u8>> = sqlx::query_scalar("select sha256(i::text::bytea) from generate_series(1, 50) i")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(store.find_tokens_by_hashes(&wanted, chrono::Utc::now()).await.unwrap().len(), 50);
+}
