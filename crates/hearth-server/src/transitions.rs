@@ -45,16 +45,15 @@ pub trait Forget: Send + Sync {
 
 /// Transition writers on Postgres. A batch is a handful of statements
 /// whatever its size (its rows locked, written and their events appended
-/// set-wise), and holds the event counter only from its append to its
-/// commit: while one writer appends and commits, another locks and writes
-/// its rows. Measured with a fleet coming online together
-/// (BENCHMARKS.md, "Fleet recovery"): one writer was busy all the time
-/// (its rows' `UPDATE` 40 % of it, its commit's WAL flush and its own
-/// decisions most of the rest); three overlap those and beat one, two and
-/// four at 64, 256 and 512 concurrent runtimes. More only split the
-/// batches and queue on the counter. SQLite has one writer connection
-/// anyway.
-const POSTGRES_TRANSITION_WRITERS: usize = 3;
+/// set-wise), and holds the event counter from its append to its commit.
+/// Measured with a fleet coming online together (BENCHMARKS.md, "Fleet
+/// recovery", round two): three writers overlapped one batch's commit with
+/// another's writes and won at 256–512 concurrent runtimes while the
+/// grouped token lookup was slow, but cost a third at 32 (1,767/s against
+/// 2,515/s with one: three commits for one's work); with the lookup fixed,
+/// one and two were within the noise at 512. One, then: never worse than
+/// before for a small fleet. SQLite has one writer connection anyway.
+const POSTGRES_TRANSITION_WRITERS: usize = 1;
 
 /// Inputs the transition writer applies in one transaction at most.
 const MAX_INPUTS: usize = 1024;
