@@ -182,17 +182,8 @@ impl Dialect for Pg {
         desired_state_for_filtered_page: concat!(
             "with page as (select workspace_id, org_id, template, operator_plugins, created_at from workspaces w where ",
             pg_filter!(),
-            ") select p.workspace_id, t.assets_digest, d.name as plugin_name, pl.version, pl.sha256, d.ord as ord \
-            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
-            left join lateral jsonb_array_elements_text(case when t.template_id is null then '[]'::jsonb \
-                else t.plugins end) with ordinality as d(name, ord) on true \
-            left join plugins pl on pl.org_id = p.org_id and pl.name = d.name \
-            union all \
-            select p.workspace_id, t.assets_digest, d.name, pl.version, pl.sha256, 1000000 + d.ord \
-            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
-            cross join lateral jsonb_array_elements_text(p.operator_plugins) with ordinality as d(name, ord) \
-            left join plugins pl on pl.org_id = p.org_id and pl.name = d.name \
-            order by 1, 6"
+            ") ",
+            desired_of_page!()
         ),
         count_workspaces_by_status: "select status::text, count(*) from workspaces \
             where ($1::uuid is null or org_id = $1) group by status order by status",

@@ -232,16 +232,8 @@ impl Dialect for Sqlite {
         desired_state_for_filtered_page: concat!(
             "with page as (select workspace_id, org_id, template, operator_plugins, created_at from workspaces w where ",
             sqlite_filter!(),
-            ") select p.workspace_id, t.assets_digest, d.value as plugin_name, pl.version, pl.sha256, d.key as ord \
-            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
-            left join json_each(case when t.template_id is null then '[]' else t.plugins end) d \
-            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
-            union all \
-            select p.workspace_id, t.assets_digest, d.value, pl.version, pl.sha256, 1000000 + d.key \
-            from page p left join templates t on t.org_id = p.org_id and t.name = p.template \
-            join json_each(p.operator_plugins) d \
-            left join plugins pl on pl.org_id = p.org_id and pl.name = d.value \
-            order by 1, 6"
+            ") ",
+            desired_of_page!()
         ),
         count_workspaces_by_status: "select status, count(*) from workspaces \
             where ($1 is null or org_id = $1) group by status order by status",
