@@ -193,6 +193,10 @@ async function main() {
   await page.getByRole("heading", { name: /ui-agent/ }).getByText("paused", { exact: true }).waitFor();
   const viaCli = JSON.parse(await cli("--json", "workspace", "get", created.id));
   assert.equal(viaCli.status, "paused", "hearth workspace get agrees");
+  const pausedBy = page.locator('#timeline [data-event="WORKSPACE_PAUSED"] [data-actor="operator"]');
+  await pausedBy.waitFor({ timeout: WAIT });
+  assert.equal((await pausedBy.textContent()).trim(), "by admin", "the timeline says who paused it");
+  assert.equal((await page.locator("#whoami").textContent()).trim(), "admin (every org)", "the header says who is signed in");
 
   step("a refused action shows the API's message verbatim");
   await page.locator('button[data-action="pause"]').click();
@@ -217,6 +221,7 @@ async function main() {
   await page.locator(".used-by").getByRole("link", { name: "ui-agent" }).waitFor({ timeout: WAIT });
 
   await craftedLinks(page, created.id);
+  await viewerSession(context, created.id);
 
   step("losing the server shows; the page reconnects by itself and resumes");
   await page.getByRole("link", { name: "Fleet" }).click();
@@ -242,6 +247,31 @@ async function main() {
 
   await browser.close();
   step(`OK; screenshots: ${join(shots, "fleet.png")}, ${join(shots, "workspace.png")}, ${join(shots, "invalid-link.png")}, ${join(shots, "timeline-truncated.png")}`);
+}
+
+// A viewer's token: the header says so, the workspace view offers no
+// action (the server would refuse them: 403), the timeline still reads.
+async function viewerSession(context, workspaceId) {
+  step("a viewer sees its role and no action");
+  const made = await fetch(`${url}/org/tokens`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ name: "ui-viewer", role: "viewer" }),
+  });
+  assert.equal(made.status, 201, "POST /org/tokens (viewer)");
+  const viewer = await made.json();
+  const tab = await context.newPage();
+  await tab.goto(`${url}/#/workspaces/${workspaceId}`);
+  await tab.getByLabel("Admin or org token").fill(viewer.auth_token);
+  await tab.getByRole("button", { name: "Sign in" }).click();
+  await tab.getByRole("heading", { name: /ui-agent/ }).waitFor({ timeout: WAIT });
+  await tab.locator('#timeline [data-event="WORKSPACE_ONLINE"]').waitFor({ timeout: WAIT });
+  assert.match((await tab.locator("#whoami").textContent()).trim(), /^viewer of org [0-9a-f]{8}$/);
+  assert.equal(await tab.locator("button[data-action]").count(), 0, "no action is offered to a viewer");
+  const refused = await fetch(`${url}/workspaces/${workspaceId}/pause`, { method: "POST", headers: { Authorization: `Bearer ${viewer.auth_token}` } });
+  assert.equal(refused.status, 403, "and the server refuses one anyway");
+  await tab.screenshot({ path: join(shots, "viewer.png"), fullPage: true });
+  await tab.close();
 }
 
 // Org tokens as the API lists them, for comparing before and after.

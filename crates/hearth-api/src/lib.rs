@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use hearth_core::reconcile::{ConditionReason, ConditionRecord, ConditionStatus, ConditionType};
-use hearth_core::{WorkspaceId, WorkspaceStatus};
+use hearth_core::{Role, WorkspaceId, WorkspaceStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -684,10 +684,38 @@ pub struct OrgResponse {
 
 // --- tokens ----------------------------------------------------------------
 
+/// `POST /org/tokens`. Without `role` the token is its org's `owner`
+/// (what every org token was before roles).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct CreateTokenRequest {
     #[serde(default)]
     pub name: Option<String>,
+    /// `owner`, `operator` or `viewer` (README, "Tenancy").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = org_role_schema)]
+    pub role: Option<Role>,
+}
+
+/// The roles an org token may have, as an OpenAPI enum.
+fn org_role_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(Role::ORG.map(Role::as_str)))
+        .build()
+}
+
+/// `GET /whoami`: what the presented token is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct WhoamiResponse {
+    /// `admin`, `owner`, `operator` or `viewer`.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// The token's org; null for the admin (every org).
+    #[schema(value_type = Option<Uuid>)]
+    pub org_id: Option<Uuid>,
+    /// The token's id; null for the admin token (configured, not stored).
+    #[schema(value_type = Option<Uuid>)]
+    pub token_id: Option<Uuid>,
 }
 
 /// `POST /workspaces/{id}/tokens`. Without `revoke_previous_after_seconds`
@@ -713,6 +741,10 @@ pub struct TokenResponse {
     pub prefix: String,
     #[schema(value_type = Option<Uuid>)]
     pub workspace_id: Option<WorkspaceId>,
+    /// An org token's role; absent for a workspace's own token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub role: Option<Role>,
     pub created_at: DateTime<Utc>,
     /// When the token stops (or stopped) working; a rotation sets a future
     /// time on the tokens it replaces. Null: until revoked.

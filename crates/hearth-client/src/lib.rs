@@ -417,6 +417,11 @@ impl Client {
         self.get("/orgs").await
     }
 
+    /// `GET /whoami`: the presented token's role, org and id.
+    pub async fn whoami(&self) -> Result<hearth_api::WhoamiResponse, ClientError> {
+        self.get("/whoami").await
+    }
+
     /// `GET /orgs/{id}`: the org with its workspaces counted by status.
     pub async fn get_org(&self, id: Uuid) -> Result<hearth_api::OrgResponse, ClientError> {
         self.get(&format!("/orgs/{id}")).await

@@ -150,6 +150,23 @@ impl EventDraft {
         self.kind
     }
 
+    /// This event as caused by `actor`: its payload's `actor` field
+    /// ([`crate::Actor::to_json`]). Every payload is an object; one that
+    /// is not keeps its value under `value`.
+    pub fn by(mut self, actor: crate::Actor) -> Self {
+        let actor = actor.to_json();
+        match &mut self.payload {
+            Value::Object(fields) => {
+                fields.insert("actor".into(), actor);
+            }
+            other => {
+                let value = std::mem::take(other);
+                self.payload = serde_json::json!({"value": value, "actor": actor});
+            }
+        }
+        self
+    }
+
     pub fn payload(&self) -> &Value {
         &self.payload
     }

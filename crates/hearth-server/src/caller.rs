@@ -1,11 +1,13 @@
 //! Who calls: the extractors that read a request's bearer token (read and
 //! hashed once by the edge) and authenticate it before the body is read,
 //! so an unauthenticated request is a 401 whatever its body. The decisions
-//! are `auth`'s; this module hands them the server's store.
+//! are `auth`'s; this module hands them the server's store and the route's
+//! access rule (`access.rs`).
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 
+use crate::access;
 use crate::auth::{Bearer, Operator, Presented, RequiredBearer};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -18,7 +20,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let presented =
             parts.extensions.get::<Presented>().cloned().or_else(|| Presented::from_headers(&parts.headers));
-        Ok(Bearer(presented))
+        let access =
+            parts.extensions.get::<MatchedPath>().and_then(|route| access::rule(&parts.method, route.as_str()));
+        Ok(Bearer::new(presented, access))
     }
 }
 

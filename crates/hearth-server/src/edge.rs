@@ -1,6 +1,6 @@
 //! What every request passes before its route, as one middleware: its
-//! span (request id, method, route, client, scheme: every log line of the
-//! request carries them), its count and duration (`metrics.rs`), its
+//! span (request id, method, route, client, scheme, and the token id once
+//! authenticated: every log line of the request carries them), its count and duration (`metrics.rs`), its
 //! deadline, the per-token rate limit (`limits.rs`), the protocol version
 //! and a NUL in the path (`extract.rs`). One layer on each route where
 //! there were seven: each `Router::layer` wraps every route once more, and
@@ -82,7 +82,10 @@ fn span(state: &AppState, request: &Request, route: Option<&MatchedPath>) -> tra
         method = %request.method(),
         route = route.map_or("", MatchedPath::as_str),
         client = %crate::forwarded::Client(origin.client),
-        scheme = origin.scheme
+        scheme = origin.scheme,
+        // The id of the token that authenticated (never the token), or
+        // `admin`: recorded by `auth` once the token is resolved.
+        token_id = tracing::field::Empty,
     )
 }
 

@@ -7,6 +7,7 @@
 //! uses are `pub(crate)`; ARCHITECTURE.md has the map, and `module_graph.rs`
 //! keeps their imports acyclic.
 
+pub mod access;
 pub(crate) mod agent_url;
 pub mod auth;
 pub(crate) mod buildinfo;

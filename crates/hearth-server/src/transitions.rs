@@ -140,9 +140,9 @@ impl Transitions {
         })
     }
 
-    /// Deletes a workspace and its descendants (idempotent).
-    pub async fn delete(&self, id: WorkspaceId) -> StoreResult<Deleted> {
-        let deleted = self.store.delete_workspace(id, Utc::now()).await?;
+    /// Deletes a workspace and its descendants (idempotent), as `by`.
+    pub async fn delete(&self, id: WorkspaceId, by: hearth_core::By) -> StoreResult<Deleted> {
+        let deleted = self.store.delete_workspace(id, by, Utc::now()).await?;
         for removed in &deleted.removed {
             self.forget.forget(*removed);
             metrics::counter!("hearth_transitions_total", "from" => "any", "to" => "removed").increment(1);

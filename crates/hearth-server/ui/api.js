@@ -16,7 +16,25 @@ export class ApiError extends Error {
 }
 
 let token = null;
+let identity = null;
 let unauthorizedHandler = () => {};
+
+// What the signed-in token is (GET /whoami: {role, org_id, token_id}), or
+// null before it is known. The views hide what its role may not do; the
+// server refuses it anyway.
+export function setIdentity(value) {
+  identity = value;
+}
+
+export function getIdentity() {
+  return identity;
+}
+
+// Whether the signed-in role includes `needed` (viewer < operator < owner < admin).
+export function mayAct(needed) {
+  const order = ["viewer", "operator", "owner", "admin"];
+  return identity !== null && order.indexOf(identity.role) >= order.indexOf(needed);
+}
 
 // The token every call sends (null: signed out).
 export function setToken(value) {

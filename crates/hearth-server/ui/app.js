@@ -14,7 +14,7 @@
 // path is built by `path` (one encoder), and every id or name taken from
 // the URL fragment is checked before a view may use it (see parseRoute).
 
-import { api, getToken, onUnauthorized, path, setToken } from "./api.js";
+import { api, getToken, onUnauthorized, path, setIdentity, setToken } from "./api.js";
 import { feed, setConnection } from "./feed.js";
 import { fill, focusHeading, h } from "./dom.js";
 import { parseRoute } from "./links.js";
@@ -28,6 +28,7 @@ const TOKEN_KEY = "hearth.token";
 
 function signOut(message) {
   setToken(null);
+  setIdentity(null);
   sessionStorage.removeItem(TOKEN_KEY);
   feed.stop();
   showSignIn(message);
@@ -36,6 +37,7 @@ function signOut(message) {
 function showSignIn(message) {
   document.getElementById("nav").hidden = true;
   document.getElementById("sign-out").hidden = true;
+  document.getElementById("whoami").hidden = true;
   document.getElementById("connection").hidden = true;
   const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true, spellcheck: "false" });
   const error = message ? h("p", { class: "error", role: "alert" }, message) : null;
@@ -53,7 +55,7 @@ function showSignIn(message) {
     e.preventDefault();
     setToken(input.value.trim());
     try {
-      await api("GET", path`/workspaces/counts`);
+      await api("GET", path`/whoami`);
     } catch (err) {
       setToken(null);
       showSignIn(err.message);
@@ -67,10 +69,23 @@ function showSignIn(message) {
   input.focus();
 }
 
-function startSession() {
+// The signed-in role, shown in the header; the views read it (mayAct) to
+// hide what it may not do. Routing waits for it.
+async function startSession() {
   document.getElementById("nav").hidden = false;
   document.getElementById("sign-out").hidden = false;
   setConnection("reconnecting", "Connecting…");
+  try {
+    const me = (await api("GET", path`/whoami`)).body;
+    setIdentity(me);
+    const badge = document.getElementById("whoami");
+    badge.textContent = me.role === "admin" ? "admin (every org)" : `${me.role} of org ${me.org_id.slice(0, 8)}`;
+    badge.dataset.role = me.role;
+    badge.hidden = false;
+  } catch (err) {
+    if (!getToken()) return; // signed out by a 401
+    setIdentity(null);
+  }
   feed.start();
   route();
 }

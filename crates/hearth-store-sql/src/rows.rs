@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 use hearth_core::reconcile::{ConditionRecord, InstalledPlugin};
-use hearth_core::{EventKind, WorkspaceStatus};
+use hearth_core::{EventKind, Role, WorkspaceStatus};
 use hearth_store::{Event, FileRef, Plugin, SealedSecret, StoreError, Template, Token, Workspace};
 use serde_json::Value;
 use sqlx::encode::IsNull;
@@ -136,6 +136,8 @@ pub struct TokenRow {
     token_id: Uuid,
     org_id: Uuid,
     workspace_id: Option<Uuid>,
+    #[sqlx(try_from = "Option<String>")]
+    role: RoleColumn,
     name: Option<String>,
     prefix: String,
     created_at: DateTime<Utc>,
@@ -149,12 +151,25 @@ impl From<TokenRow> for Token {
             id: row.token_id.into(),
             org_id: row.org_id.into(),
             workspace_id: row.workspace_id.map(Into::into),
+            role: row.role.0,
             name: row.name,
             prefix: row.prefix,
             created_at: row.created_at,
             revoked_at: row.revoked_at,
             workspace_removed: row.workspace_removed,
         }
+    }
+}
+
+/// A token's role column: null for a workspace's own token; a value that
+/// is not a role is an error, never a default.
+pub struct RoleColumn(Option<Role>);
+
+impl TryFrom<Option<String>> for RoleColumn {
+    type Error = hearth_core::role::UnknownRole;
+
+    fn try_from(text: Option<String>) -> Result<Self, Self::Error> {
+        text.map(|text| text.parse()).transpose().map(RoleColumn)
     }
 }
 

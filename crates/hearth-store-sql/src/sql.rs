@@ -58,7 +58,7 @@ macro_rules! liveness_update {
 #[macro_export]
 macro_rules! live_token_columns {
     () => {
-        "t.token_id, t.org_id, t.workspace_id, t.name, t.prefix, t.created_at, t.revoked_at, \
+        "t.token_id, t.org_id, t.workspace_id, t.role, t.name, t.prefix, t.created_at, t.revoked_at, \
          exists (select 1 from workspaces w where w.workspace_id = t.workspace_id and w.status = 'removed') \
          as workspace_removed"
     };
@@ -318,15 +318,15 @@ shared! {
     /// The live org tokens (no workspace; not revoked at `$2`) of org `$1`.
     COUNT_LIVE_ORG_TOKENS = "select count(*) from tokens where org_id = $1 and workspace_id is null \
         and (revoked_at is null or revoked_at > $2)";
-    INSERT_TOKEN = "insert into tokens (token_id, org_id, workspace_id, name, prefix, token_hash, created_at, updated_at) \
-        values ($1, $2, $3, $4, $5, $6, $7, $7)";
+    INSERT_TOKEN = "insert into tokens (token_id, org_id, workspace_id, role, name, prefix, token_hash, created_at, \
+        updated_at) values ($1, $2, $3, $8, $4, $5, $6, $7, $7)";
     /// Whether the workspace ever had a token, revoked or not: only one that
     /// never had one may bootstrap (`tokens_workspace_idx`).
     WORKSPACE_HAS_HAD_TOKEN = "select exists (select 1 from tokens where workspace_id = $1)";
     /// Rotation: the workspace's other tokens stop at `$2` (an earlier stop stays).
     REVOKE_OTHER_WORKSPACE_TOKENS = "update tokens set revoked_at = $2, updated_at = $3 \
         where workspace_id = $1 and token_id <> $4 and (revoked_at is null or revoked_at > $2)";
-    LIST_WORKSPACE_TOKENS = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at, \
+    LIST_WORKSPACE_TOKENS = "select token_id, org_id, workspace_id, role, name, prefix, created_at, revoked_at, \
         false as workspace_removed from tokens where workspace_id = $1 order by created_at desc, token_id";
     REVOKE_WORKSPACE_TOKEN = "update tokens set revoked_at = case when revoked_at is not null and revoked_at <= $3 \
         then revoked_at else $3 end, updated_at = $3 where token_id = $1 and workspace_id = $2 returning token_id";
@@ -338,7 +338,7 @@ shared! {
         live_token_columns!(),
         " from tokens t where t.token_hash = $1 and (t.revoked_at is null or t.revoked_at > $2)"
     );
-    LIST_ORG_TOKENS = "select token_id, org_id, workspace_id, name, prefix, created_at, revoked_at, \
+    LIST_ORG_TOKENS = "select token_id, org_id, workspace_id, role, name, prefix, created_at, revoked_at, \
         false as workspace_removed from tokens \
         where org_id = $1 and workspace_id is null order by created_at desc, token_id";
     /// A removed workspace's secrets go with it (in the delete's transaction).

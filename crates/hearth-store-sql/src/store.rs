@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hearth_core::reconcile::{ConditionRecord, DesiredState, InstalledPlugin};
 use hearth_core::{
-    decide, Decision, EventDraft, EventId, Input, OrgId, Outage, Rejection, SweepContext, TokenId, WorkspaceId,
-    WorkspaceStatus,
+    decide, Actor, By, Decision, EventDraft, EventId, Input, OrgId, Outage, Rejection, Role, SweepContext, TokenId,
+    WorkspaceId, WorkspaceStatus,
 };
 use hearth_store::{
     evolve, Applied, Bootstrap, Changed, Compaction, Conflict, Deleted, Engine, Event, EventQuery, LivenessWrite,
@@ -520,6 +520,16 @@ where
     }
 
     async fn insert_token_on(conn: &mut <D::Db as Database>::Connection, token: &NewToken) -> StoreResult<()> {
+        match (token.workspace_id, token.role) {
+            (Some(_), None) | (None, Some(Role::Owner | Role::Operator | Role::Viewer)) => {}
+            (Some(_), Some(_)) => return Err(StoreError::InvalidInput("a workspace's token has no role".into())),
+            (None, None) => return Err(StoreError::InvalidInput("an org token needs a role".into())),
+            (None, Some(Role::Admin)) => {
+                return Err(StoreError::InvalidInput(
+                    "no org token is the admin (the admin token is configured)".into(),
+                ))
+            }
+        }
         sqlx::query(sql::INSERT_TOKEN)
             .bind(token.id.0)
             .bind(token.org_id.0)
@@ -528,6 +538,7 @@ where
             .bind(&token.prefix)
             .bind(&token.hash)
             .bind(token.now)
+            .bind(token.role.map(|role| role.as_str().to_owned()))
             .execute(&mut *conn)
             .await
             .map_err(map_write_err::<D>(
@@ -624,6 +635,7 @@ where
     async fn create_workspaces(&self, batch: Vec<(NewWorkspace, Option<NewToken>)>) -> StoreResult<Vec<Workspace>> {
         let mut tx = self.begin().await?;
         let mut created = Vec::with_capacity(batch.len());
+        let creators: Vec<By> = batch.iter().map(|(new, _)| new.by).collect();
         for (new, token) in batch {
             sqlx::query(sql::INSERT_WORKSPACE)
                 .bind(new.id.0)
@@ -668,11 +680,12 @@ where
         }
         // The events last: appending takes the event counter's lock until
         // commit (every other writer of events waits for it).
-        for workspace in &created {
+        for (workspace, by) in created.iter().zip(creators) {
             let draft = EventDraft::new(
                 hearth_core::EventKind::WorkspaceProvisioning,
                 serde_json::json!({"name": workspace.name, "template": workspace.template}),
-            );
+            )
+            .by(Actor::Operator(by));
             Self::append_events(&mut tx, workspace.org_id, Some(workspace.id), vec![draft], workspace.created_at)
                 .await?;
         }
@@ -914,7 +927,7 @@ where
         Ok(written.into_iter().map(Into::into).collect())
     }
 
-    async fn delete_workspace(&self, id: WorkspaceId, now: DateTime<Utc>) -> StoreResult<Deleted> {
+    async fn delete_workspace(&self, id: WorkspaceId, by: By, now: DateTime<Utc>) -> StoreResult<Deleted> {
         let mut tx = self.begin().await?;
         let rows: Vec<WorkspaceRow<D>> = sqlx::query_as(D::SQL.select_subtree_for_update)
             .bind(id.0)
@@ -927,11 +940,11 @@ where
         let mut deleted = Deleted { cascade_deleted: 0, removed: Vec::new(), events: Vec::new() };
         for row in rows {
             let current: Workspace = row.into();
-            let decision = decide(&current.snapshot(), &Input::Delete, now)?;
+            let decision = decide(&current.snapshot(), &Input::Delete(by), now)?;
             if decision.next == current.status {
                 continue;
             }
-            let (next, _) = evolve(&current, &Input::Delete, &decision, now);
+            let (next, _) = evolve(&current, &Input::Delete(by), &decision, now);
             Self::write_workspace(&mut tx, &current, &next).await?;
             let events =
                 Self::append_and_notify(&mut tx, current.org_id, Some(current.id), decision.events, now).await?;
@@ -985,6 +998,7 @@ where
         let Some(draft) = hearth_core::agent_card::update_event(current.agent_card.as_ref(), &agent_card) else {
             return Ok(None);
         };
+        let draft = draft.by(Actor::Runtime);
         sqlx::query(sql::UPDATE_AGENT_CARD)
             .bind(id.0)
             .bind(Json(agent_card))
@@ -1614,6 +1628,7 @@ fn issued(token: NewToken) -> Token {
         id: token.id,
         org_id: token.org_id,
         workspace_id: token.workspace_id,
+        role: token.role,
         name: token.name,
         prefix: token.prefix,
         created_at: token.now,

@@ -128,6 +128,7 @@ fn token(workspace: Option<WorkspaceId>, secret: &str) -> NewToken {
         id: TokenId::new_random(),
         org_id: OrgId::DEFAULT,
         workspace_id: workspace,
+        role: workspace.is_none().then_some(hearth_core::Role::Owner),
         name: Some("t".into()),
         prefix: secret.chars().take(8).collect(),
         hash: secret.as_bytes().to_vec(),
@@ -343,30 +344,33 @@ pub async fn provision_timeout_fails_and_a_later_heartbeat_recovers(store: S) {
 pub async fn paused_workspaces_are_not_revived_by_their_runtime(store: S) {
     let id = create(&*store, "w").await;
     store.apply(id, heartbeat(0.0), t(1)).await.unwrap();
-    store.apply(id, Input::Pause, t(2)).await.unwrap();
+    store.apply(id, Input::Pause(hearth_core::By::ADMIN), t(2)).await.unwrap();
     let hb = store.apply(id, heartbeat(0.0), t(3)).await.unwrap();
     assert_eq!(hb.workspace.status, WorkspaceStatus::Paused);
     assert!(hb.events.is_empty());
     let err = store.apply(id, register(), t(4)).await.unwrap_err();
     assert!(matches!(err, StoreError::Rejected(Rejection::Stopped(WorkspaceStatus::Paused))), "{err:?}");
     assert_eq!(store.get_workspace(id).await.unwrap().status, WorkspaceStatus::Paused);
-    let resumed = store.apply(id, Input::Resume, t(5)).await.unwrap();
+    let resumed = store.apply(id, Input::Resume(hearth_core::By::ADMIN), t(5)).await.unwrap();
     assert_eq!(resumed.workspace.status, WorkspaceStatus::Provisioning);
-    store.apply(id, Input::Hibernate, t(6)).await.unwrap_err();
+    store.apply(id, Input::Hibernate(hearth_core::By::ADMIN), t(6)).await.unwrap_err();
     store.apply(id, heartbeat(0.0), t(7)).await.unwrap();
-    let hibernated = store.apply(id, Input::Hibernate, t(8)).await.unwrap();
+    let hibernated = store.apply(id, Input::Hibernate(hearth_core::By::ADMIN), t(8)).await.unwrap();
     assert_eq!(hibernated.workspace.status, WorkspaceStatus::Hibernated);
     assert_eq!(store.apply(id, heartbeat(0.0), t(9)).await.unwrap().workspace.status, WorkspaceStatus::Hibernated);
-    assert_eq!(store.apply(id, Input::Resume, t(10)).await.unwrap().workspace.status, WorkspaceStatus::Provisioning);
+    assert_eq!(
+        store.apply(id, Input::Resume(hearth_core::By::ADMIN), t(10)).await.unwrap().workspace.status,
+        WorkspaceStatus::Provisioning
+    );
 }
 
 pub async fn refused_transitions_write_nothing(store: S) {
     let id = create(&*store, "w").await;
     store.apply(id, heartbeat(0.0), t(1)).await.unwrap();
-    store.apply(id, Input::Pause, t(2)).await.unwrap();
+    store.apply(id, Input::Pause(hearth_core::By::ADMIN), t(2)).await.unwrap();
     let before = store.get_workspace(id).await.unwrap();
     let events_before = events_of(&*store, id).await.len();
-    let err = store.apply(id, Input::Pause, t(3)).await.unwrap_err();
+    let err = store.apply(id, Input::Pause(hearth_core::By::ADMIN), t(3)).await.unwrap_err();
     assert!(
         matches!(err, StoreError::Rejected(Rejection::NotAllowed { current: WorkspaceStatus::Paused, .. })),
         "{err:?}"
@@ -377,12 +381,12 @@ pub async fn refused_transitions_write_nothing(store: S) {
 
 pub async fn removed_workspaces_reject_runtimes_and_stay_removed(store: S) {
     let id = create(&*store, "w").await;
-    store.delete_workspace(id, t(1)).await.unwrap();
+    store.delete_workspace(id, hearth_core::By::ADMIN, t(1)).await.unwrap();
     for input in [heartbeat(0.0), register()] {
         let err = store.apply(id, input, t(2)).await.unwrap_err();
         assert!(matches!(err, StoreError::Rejected(Rejection::Removed)), "{err:?}");
     }
-    let err = store.apply(id, Input::Restart, t(3)).await.unwrap_err();
+    let err = store.apply(id, Input::Restart(hearth_core::By::ADMIN), t(3)).await.unwrap_err();
     assert!(matches!(err, StoreError::Rejected(Rejection::NotAllowed { current: WorkspaceStatus::Removed, .. })));
     let err = store.update_agent_card(id, json!({}), t(4)).await.unwrap_err();
     assert!(matches!(err, StoreError::Rejected(Rejection::Removed)), "{err:?}");
@@ -398,7 +402,7 @@ pub async fn delete_cascades_to_descendants_and_is_idempotent(store: S) {
     grandchild.parent_id = Some(child);
     let grandchild = store.create_workspace(grandchild, None).await.unwrap().id;
     let other = create(&*store, "other").await;
-    let deleted = store.delete_workspace(root, t(3)).await.unwrap();
+    let deleted = store.delete_workspace(root, hearth_core::By::ADMIN, t(3)).await.unwrap();
     assert_eq!(deleted.cascade_deleted, 2);
     assert_eq!(deleted.removed, vec![root, child, grandchild]);
     assert_eq!(deleted.events.len(), 3);
@@ -406,10 +410,13 @@ pub async fn delete_cascades_to_descendants_and_is_idempotent(store: S) {
         assert_eq!(store.get_workspace(id).await.unwrap().status, WorkspaceStatus::Removed);
     }
     assert_eq!(store.get_workspace(other).await.unwrap().status, WorkspaceStatus::Provisioning);
-    let again = store.delete_workspace(root, t(4)).await.unwrap();
+    let again = store.delete_workspace(root, hearth_core::By::ADMIN, t(4)).await.unwrap();
     assert_eq!(again.cascade_deleted, 0);
     assert!(again.events.is_empty());
-    assert!(matches!(store.delete_workspace(WorkspaceId::new_random(), t(5)).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.delete_workspace(WorkspaceId::new_random(), hearth_core::By::ADMIN, t(5)).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub async fn concurrent_heartbeats_write_exactly_one_transition(store: S) {
@@ -447,7 +454,7 @@ pub async fn event_seq_is_strictly_increasing_and_gap_free_under_concurrency(sto
             tokio::spawn(async move {
                 store.apply(id, heartbeat(0.0), t(1)).await.unwrap();
                 store.apply(id, heartbeat(0.9), t(2)).await.unwrap();
-                store.apply(id, Input::Pause, t(3)).await.unwrap();
+                store.apply(id, Input::Pause(hearth_core::By::ADMIN), t(3)).await.unwrap();
             })
         })
         .collect();
@@ -506,7 +513,7 @@ pub async fn bootstrap_register_mints_once_and_never_for_removed(store: S) {
     let second = bootstrap(&store, id, t(2), "second-secret").await;
     assert_refused(&store, second, "second-secret").await;
     let gone = create(&*store, "gone").await;
-    store.delete_workspace(gone, t(3)).await.unwrap();
+    store.delete_workspace(gone, hearth_core::By::ADMIN, t(3)).await.unwrap();
     let err = bootstrap(&store, gone, t(4), "third-secret").await.unwrap_err();
     assert!(matches!(err, StoreError::Rejected(Rejection::Removed)), "{err:?}");
     assert!(
@@ -516,7 +523,7 @@ pub async fn bootstrap_register_mints_once_and_never_for_removed(store: S) {
     // A paused workspace answers as it does to a runtime with a token (409).
     let paused = create(&*store, "paused").await;
     store.apply(paused, heartbeat(0.0), t(5)).await.unwrap();
-    store.apply(paused, Input::Pause, t(6)).await.unwrap();
+    store.apply(paused, Input::Pause(hearth_core::By::ADMIN), t(6)).await.unwrap();
     let err = bootstrap(&store, paused, t(7), "fourth-secret").await.unwrap_err();
     assert!(matches!(err, StoreError::Rejected(Rejection::Stopped(WorkspaceStatus::Paused))), "{err:?}");
     assert!(store.find_token_by_hash(b"fourth-secret", t(100)).await.unwrap().is_none());
@@ -538,7 +545,7 @@ pub async fn a_workspace_that_ever_had_a_token_never_bootstraps(store: S) {
     // Created with a token (`issue_token`), which was later revoked.
     let issued = token(None, "created-secret");
     let new = NewWorkspace::named(OrgId::DEFAULT, "issued", t(0));
-    let issued = NewToken { workspace_id: Some(new.id), ..issued };
+    let issued = NewToken { workspace_id: Some(new.id), role: None, ..issued };
     let created = store.create_workspace(new, Some(issued.clone())).await.unwrap().id;
     store.revoke_workspace_token(created, issued.id, t(1)).await.unwrap();
     let refused = bootstrap(&store, created, t(2), "other-secret").await;
@@ -645,7 +652,7 @@ pub async fn workspace_tokens_rotate_after_an_overlap_and_revoke_at_once(store: 
     let foreign = store.revoke_workspace_token(other, old.id, t(30)).await;
     assert!(matches!(foreign, Err(StoreError::NotFound("token"))), "{foreign:?}");
     // A removed workspace gets no token.
-    store.delete_workspace(id, t(40)).await.unwrap();
+    store.delete_workspace(id, hearth_core::By::ADMIN, t(40)).await.unwrap();
     let refused = store.issue_workspace_token(workspace_token(id, "too-late", 0), None).await;
     assert!(matches!(refused, Err(StoreError::Rejected(Rejection::Removed))), "{refused:?}");
     assert!(store.find_token_by_hash(b"too-late", t(41)).await.unwrap().is_none());
@@ -723,7 +730,7 @@ pub async fn many_tokens_are_found_at_once_with_their_hashes(store: S) {
     store.revoke_workspace_token(id, revoked.id, t(9)).await.unwrap();
     let gone = create(&*store, "gone").await;
     store.insert_token(token(Some(gone), "ws-of-removed")).await.unwrap();
-    store.delete_workspace(gone, t(10)).await.unwrap();
+    store.delete_workspace(gone, hearth_core::By::ADMIN, t(10)).await.unwrap();
     // Bytes of every value survive the hex encoding, leading zeros too.
     let mut binary = token(Some(id), "binary");
     binary.hash = (0..=255u8).rev().chain([0, 0x0f, 0xf0]).collect();
@@ -765,7 +772,7 @@ pub async fn list_hides_removed_unless_asked(store: S) {
     assert_eq!(store.count_workspaces().await.unwrap(), 0);
     let keep = create(&*store, "keep").await;
     let gone = create(&*store, "gone").await;
-    store.delete_workspace(gone, t(1)).await.unwrap();
+    store.delete_workspace(gone, hearth_core::By::ADMIN, t(1)).await.unwrap();
     let visible: Vec<_> =
         store.list_workspaces(Some(OrgId::DEFAULT), false).await.unwrap().into_iter().map(|w| w.id).collect();
     assert_eq!(visible, vec![keep]);
@@ -1053,7 +1060,8 @@ pub async fn heartbeats_converge_to_the_desired_state_level_triggered(store: S) 
         ProgramReport { state: ProgramState::Exited, exit_code: Some(3), signal: None, restarts: 4, oom_killed: false };
     let crashed = Report { program: Some(Box::new(program)), ..holding };
     store.apply(id, reporting(crashed), t(6)).await.unwrap();
-    let input = Input::RecordInstall { name: "seo-all".into(), sha256: Some("h1".into()), desired: Some(desired()) };
+    let input =
+        Input::RecordInstall { name: "seo-all".into(), sha256: Some("h1".into()), desired: Some(desired()), by: None };
     store.apply(id, input, t(7)).await.unwrap();
     let stored = store.get_workspace(id).await.unwrap();
     let agent = stored.conditions.iter().find(|c| c.kind == ConditionType::AgentRunning).expect("AgentRunning");
@@ -1062,13 +1070,14 @@ pub async fn heartbeats_converge_to_the_desired_state_level_triggered(store: S) 
 
 pub async fn install_reports_update_the_observed_plugins(store: S) {
     let id = create(&*store, "w").await;
-    let input = Input::RecordInstall { name: "seo-all".into(), sha256: Some("h1".into()), desired: Some(desired()) };
+    let input =
+        Input::RecordInstall { name: "seo-all".into(), sha256: Some("h1".into()), desired: Some(desired()), by: None };
     let applied = store.apply(id, input, t(1)).await.unwrap();
     assert_eq!(applied.workspace.installed_plugins[0].name, "seo-all");
     assert_eq!(applied.workspace.status, WorkspaceStatus::Provisioning, "an install report is not a heartbeat");
     assert!(applied.events.iter().any(|e| e.kind == EventKind::PluginInstalled));
-    store.delete_workspace(id, t(2)).await.unwrap();
-    let input = Input::RecordInstall { name: "x".into(), sha256: None, desired: None };
+    store.delete_workspace(id, hearth_core::By::ADMIN, t(2)).await.unwrap();
+    let input = Input::RecordInstall { name: "x".into(), sha256: None, desired: None, by: None };
     assert!(matches!(store.apply(id, input, t(3)).await, Err(StoreError::Rejected(Rejection::Removed))));
 }
 
@@ -1081,7 +1090,7 @@ pub async fn operator_plugins_are_stored_and_survive_heartbeats(store: S) {
     assert_eq!(store.get_workspace(id).await.unwrap().operator_plugins, ["extra"]);
     store.set_operator_plugins(id, vec![], t(3)).await.unwrap();
     assert!(store.get_workspace(id).await.unwrap().operator_plugins.is_empty());
-    store.delete_workspace(id, t(4)).await.unwrap();
+    store.delete_workspace(id, hearth_core::By::ADMIN, t(4)).await.unwrap();
     let gone = store.set_operator_plugins(id, vec!["x".into()], t(5)).await;
     assert!(matches!(gone, Err(StoreError::Rejected(Rejection::Removed))), "{gone:?}");
     let unknown = store.set_operator_plugins(WorkspaceId::new_random(), vec![], t(5)).await;
@@ -1158,7 +1167,7 @@ pub async fn workspaces_page_in_creation_order_with_their_desired_state(store: S
         ids.push(store.create_workspace(new, None).await.unwrap().id);
     }
     store.set_operator_plugins(ids[1], vec!["ghost".into(), "seo-all".into()], t(10)).await.unwrap();
-    store.delete_workspace(ids[6], t(11)).await.unwrap();
+    store.delete_workspace(ids[6], hearth_core::By::ADMIN, t(11)).await.unwrap();
 
     let walk = |org: Option<OrgId>, include_removed: bool| {
         let store = store.clone();
@@ -1221,9 +1230,9 @@ pub async fn every_locked_write_bumps_the_row_version(store: S) {
     store.update_agent_card(id, json!({"a": 1}), t(4)).await.unwrap();
     let carded = store.get_workspace(id).await.unwrap();
     assert!(carded.version > plugins.version);
-    let paused = store.apply(id, Input::Pause, t(5)).await.unwrap();
+    let paused = store.apply(id, Input::Pause(hearth_core::By::ADMIN), t(5)).await.unwrap();
     assert!(paused.workspace.version > carded.version);
-    store.delete_workspace(id, t(6)).await.unwrap();
+    store.delete_workspace(id, hearth_core::By::ADMIN, t(6)).await.unwrap();
     assert!(store.get_workspace(id).await.unwrap().version > paused.workspace.version);
 }
 
@@ -1249,7 +1258,7 @@ pub async fn liveness_batches_write_what_evolve_writes_where_the_guard_holds(sto
     let before_b = store.get_workspace(b).await.unwrap();
     let before_stale = store.get_workspace(stale).await.unwrap();
     // The stale one changes under the lock after its write was decided.
-    store.apply(stale, Input::Pause, t(2)).await.unwrap();
+    store.apply(stale, Input::Pause(hearth_core::By::ADMIN), t(2)).await.unwrap();
 
     let full = Heartbeat::validate(RawHeartbeat {
         error_rate: Some(0.1),
@@ -1318,7 +1327,7 @@ pub async fn a_large_liveness_batch_writes_every_row_whose_guard_holds(store: S)
         writes.push(LivenessWrite::from_heartbeat(id, row.version, false, &hb, t(5)).unwrap());
         if i % 7 == 3 {
             // Changed under the lock after its write was decided.
-            store.apply(id, Input::Pause, t(2)).await.unwrap();
+            store.apply(id, Input::Pause(hearth_core::By::ADMIN), t(2)).await.unwrap();
         } else {
             expected.push(id);
         }
@@ -1436,7 +1445,7 @@ pub async fn filtered_pages_keep_only_matches_and_counts_group_by_status(store: 
     store.apply(ids[3], register(), t(20)).await.unwrap();
     store.apply(ids[3], heartbeat(0.0), t(21)).await.unwrap();
     store.set_operator_plugins(ids[5], vec!["seo-all".into()], t(22)).await.unwrap();
-    store.delete_workspace(ids[7], t(23)).await.unwrap();
+    store.delete_workspace(ids[7], hearth_core::By::ADMIN, t(23)).await.unwrap();
 
     let walk = |org: Option<OrgId>, include_removed: bool, filter: crate::WorkspaceFilter| {
         let store = store.clone();
@@ -1580,12 +1589,12 @@ pub async fn a_batch_of_inputs_does_what_applying_them_one_by_one_does(store: S)
     let script: Vec<(Option<usize>, Input, DateTime<Utc>)> = vec![
         (Some(1), heartbeat(0.0), t(1)),
         (Some(0), heartbeat(0.0), t(1)),
-        (Some(1), Input::Pause, t(2)),
-        (Some(2), Input::Hibernate, t(1)), // refused: provisioning
-        (None, heartbeat(0.0), t(1)),      // no such workspace
-        (Some(1), Input::Pause, t(3)),     // refused: already paused
-        (Some(1), heartbeat(0.0), t(4)),   // stays paused
-        (Some(0), heartbeat(0.9), t(5)),   // degraded
+        (Some(1), Input::Pause(hearth_core::By::ADMIN), t(2)),
+        (Some(2), Input::Hibernate(hearth_core::By::ADMIN), t(1)), // refused: provisioning
+        (None, heartbeat(0.0), t(1)),                              // no such workspace
+        (Some(1), Input::Pause(hearth_core::By::ADMIN), t(3)),     // refused: already paused
+        (Some(1), heartbeat(0.0), t(4)),                           // stays paused
+        (Some(0), heartbeat(0.9), t(5)),                           // degraded
     ];
     let pick = |set: &[WorkspaceId], which: Option<usize>| which.map_or(unknown, |i| set[i]);
     let mut expected = Vec::new();
@@ -1638,9 +1647,9 @@ fn inputs_by_groups() -> Vec<(Input, &'static str)> {
         (register(), "register: lifecycle and runtime"),
         (heartbeat_with(report.clone()), "a report: liveness, runtime and delivery"),
         (heartbeat(0.0), "a plain heartbeat: liveness only"),
-        (Input::Pause, "pause: lifecycle only"),
+        (Input::Pause(hearth_core::By::ADMIN), "pause: lifecycle only"),
         (heartbeat_with(report), "a heartbeat while paused"),
-        (Input::Resume, "resume"),
+        (Input::Resume(hearth_core::By::ADMIN), "resume"),
         (heartbeat(0.9), "a failing heartbeat: lifecycle and liveness"),
     ]
 }
@@ -1709,6 +1718,7 @@ pub async fn agent_card_events_are_small_and_only_for_a_change(store: S) {
             "sha256": hearth_core::agent_card::sha256(&card),
             "bytes": hearth_core::event::json_len(&card),
             "changed_keys": ["name", "notes", "skills"],
+            "actor": {"kind": "runtime"},
         })
     );
     let version = store.get_workspace(id).await.unwrap().version;
@@ -1805,7 +1815,7 @@ pub async fn retention_removes_old_events_but_each_workspaces_latest_status(stor
     // New events stay; a newer status event supersedes the kept one.
     let raw = RawHeartbeat { current_task: Some("fresh".into()), ..Default::default() };
     store.apply(a, heartbeat_with(raw), t(960)).await.unwrap(); // seq 8
-    store.apply(a, Input::Pause, t(970)).await.unwrap(); // seq 9: PAUSED
+    store.apply(a, Input::Pause(hearth_core::By::ADMIN), t(970)).await.unwrap(); // seq 9: PAUSED
     let later = compact_all(&*store, retention, t(1000)).await;
     assert_eq!((later.by_age, later.superseded), (0, 1));
     let events = store.list_events(EventQuery::after(0)).await.unwrap();
@@ -1892,7 +1902,7 @@ pub async fn peers_are_siblings_then_children_then_the_parent_page_by_page(store
     create_under(&store, "k2", "kid", Some(me), 7).await;
     create_under(&store, "cousin", "peer", Some(s1), 8).await;
     let gone = create_under(&store, "gone", "peer", Some(root), 9).await;
-    store.delete_workspace(gone, t(10)).await.unwrap();
+    store.delete_workspace(gone, hearth_core::By::ADMIN, t(10)).await.unwrap();
     let (first, second) = if s2.0 < s3.0 { ("s2", "s3") } else { ("s3", "s2") };
     let expected = vec![
         (Siblings, "s1".to_owned()),

@@ -10,8 +10,20 @@ use crate::Workspace;
 
 /// The workspace after `input` was accepted with `decision` at `now`, and
 /// the reconcile events (conditions, deliveries, installs) to append after
-/// the decision's own.
+/// the decision's own, each saying who caused it ([`Input::actor`], as
+/// the decision's do).
 pub fn evolve(
+    current: &Workspace,
+    input: &Input,
+    decision: &Decision,
+    now: DateTime<Utc>,
+) -> (Workspace, Vec<EventDraft>) {
+    let (next, events) = evolved(current, input, decision, now);
+    let actor = input.actor();
+    (next, events.into_iter().map(|event| event.by(actor)).collect())
+}
+
+fn evolved(
     current: &Workspace,
     input: &Input,
     decision: &Decision,
@@ -41,7 +53,7 @@ pub fn evolve(
                 None => reconcile::ProgramInput::NotReported,
             };
         }
-        Input::RecordInstall { name, sha256, desired: wanted } => {
+        Input::RecordInstall { name, sha256, desired: wanted, .. } => {
             next.installed_plugins = reconcile::record_install(&current.installed_plugins, name, sha256.clone(), now);
             desired = wanted.as_ref();
         }
@@ -357,7 +369,7 @@ mod tests {
         let changed = apply(&online(), register, at(5));
         assert!(changed.runtime && !changed.liveness && !changed.delivery, "{changed:?}");
 
-        let changed = apply(&online(), Input::Pause, at(5));
+        let changed = apply(&online(), Input::Pause(hearth_core::By::ADMIN), at(5));
         assert_eq!(changed, Changed { lifecycle: true, ..Changed::default() });
     }
 

@@ -177,7 +177,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes a workspace and all its descendants (each gets its own
     /// `WORKSPACE_REMOVED`), in one transaction. Idempotent.
-    async fn delete_workspace(&self, id: WorkspaceId, now: DateTime<Utc>) -> StoreResult<Deleted>;
+    async fn delete_workspace(&self, id: WorkspaceId, by: hearth_core::By, now: DateTime<Utc>) -> StoreResult<Deleted>;
 
     /// Replaces the plugins an operator added to a workspace (desired state
     /// beyond the template's). Refused for a removed workspace.

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use hearth_core::reconcile::{ConditionRecord, InstalledPlugin};
-use hearth_core::{EventId, EventKind, OrgId, Snapshot, TokenId, WorkspaceId, WorkspaceStatus};
+use hearth_core::{EventId, EventKind, OrgId, Role, Snapshot, TokenId, WorkspaceId, WorkspaceStatus};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -84,6 +84,9 @@ pub struct NewWorkspace {
     pub external: bool,
     pub url: Option<String>,
     pub now: DateTime<Utc>,
+    /// The operator who creates it (its `WORKSPACE_PROVISIONING` event's
+    /// actor).
+    pub by: hearth_core::By,
 }
 
 impl NewWorkspace {
@@ -104,6 +107,7 @@ impl NewWorkspace {
             external: false,
             url: None,
             now,
+            by: hearth_core::By::ADMIN,
         }
     }
 }
@@ -300,6 +304,8 @@ pub struct Token {
     pub org_id: OrgId,
     /// Set for workspace tokens; `None` for org API tokens.
     pub workspace_id: Option<WorkspaceId>,
+    /// An org token's role in its org; `None` for a workspace's own token.
+    pub role: Option<Role>,
     pub name: Option<String>,
     pub prefix: String,
     pub created_at: DateTime<Utc>,
@@ -314,6 +320,8 @@ pub struct NewToken {
     pub id: TokenId,
     pub org_id: OrgId,
     pub workspace_id: Option<WorkspaceId>,
+    /// An org token's role; `None` for a workspace's token.
+    pub role: Option<Role>,
     pub name: Option<String>,
     pub prefix: String,
     pub hash: Vec<u8>,
@@ -332,7 +340,7 @@ pub struct NewWorkspaceToken {
 impl NewWorkspaceToken {
     /// `token` as a token of `workspace_id` (which its `workspace_id` becomes).
     pub fn new(workspace_id: WorkspaceId, token: NewToken) -> Self {
-        Self { workspace_id, token: NewToken { workspace_id: Some(workspace_id), ..token } }
+        Self { workspace_id, token: NewToken { workspace_id: Some(workspace_id), role: None, ..token } }
     }
 
     pub fn workspace_id(&self) -> WorkspaceId {

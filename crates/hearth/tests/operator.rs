@@ -163,12 +163,20 @@ async fn orgs_are_created_and_their_tokens_made_by_name(engine: Engine) {
     in_org.expect_code(0);
     assert_eq!(in_org.json()[0]["name"], "team-a-ops");
     assert_eq!(server.hearth(&["token", "list", "--json"]).await.json(), serde_json::json!([]), "not in default");
-    let team = hearth_client::Client::new(&server.url, Some(secret)).unwrap();
+    let team = hearth_client::Client::new(&server.url, Some(secret.clone())).unwrap();
     let request = hearth_api::CreateWorkspaceRequest { name: "w".into(), ..Default::default() };
     let workspace = team.create_workspace(&request).await.unwrap();
     assert_eq!(workspace.org_id.to_string(), id, "created in team-a");
     let counted = server.hearth(&["org", "get", &id, "--json"]).await;
     assert_eq!(counted.json()["workspaces"]["total"], 1);
+    // The request's log line names the token by its id, never the token.
+    let token_id = in_org.json()[0]["id"].as_str().unwrap().to_owned();
+    let log = server.log();
+    assert!(
+        log.lines().any(|line| line.contains("workspace created") && line.contains(&format!("token_id={token_id}"))),
+        "{log}"
+    );
+    assert!(!log.contains(&secret), "the secret is never logged");
 
     // The admin pushes to team-a and creates in it, by name.
     let plugin_dir = examples_dir().join("plugins/seo-all");
@@ -187,6 +195,24 @@ async fn orgs_are_created_and_their_tokens_made_by_name(engine: Engine) {
     let nowhere = server.hearth(&["workspace", "create", "x", "--org", "nobody"]).await;
     nowhere.expect_code(1);
     assert!(nowhere.stderr.contains("no org named"), "{}", nowhere.stderr);
+
+    // A viewer's token, by role: it reads team-a, and is told what it may not do.
+    let viewer = server.hearth(&["token", "create", "--org", "team-a", "--name", "eyes", "--role", "viewer"]).await;
+    viewer.expect_code(0);
+    assert!(viewer.stderr.contains("role viewer"), "{}", viewer.stderr);
+    let table = server.hearth(&["token", "list", "--org", "team-a"]).await;
+    table.expect_code(0);
+    assert!(table.stdout.lines().any(|line| line.contains("eyes") && line.contains("viewer")), "{}", table.stdout);
+    assert!(table.stdout.lines().any(|line| line.contains("team-a-ops") && line.contains("owner")), "{}", table.stdout);
+    let eyes = viewer.stdout.trim();
+    let read = server.hearth(&["--token", eyes, "workspace", "list", "--json"]).await;
+    read.expect_code(0);
+    assert_eq!(read.json().as_array().map(Vec::len), Some(2), "team-a's two workspaces");
+    let refused = server.hearth(&["--token", eyes, "workspace", "create", "nope"]).await;
+    refused.expect_code(1);
+    assert!(refused.stderr.contains("needs the `operator` role"), "{}", refused.stderr);
+    let bad_role = server.hearth(&["token", "create", "--role", "admin"]).await;
+    bad_role.expect_code(2); // clap: not one of owner, operator, viewer
 }
 
 #[tokio::test]

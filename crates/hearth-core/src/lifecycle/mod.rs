@@ -9,6 +9,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
+use crate::actor::{Actor, By, Reason};
 use crate::event::{EventDraft, EventKind};
 use crate::heartbeat::Heartbeat;
 use crate::status::WorkspaceStatus::{self, *};
@@ -42,19 +43,22 @@ pub enum Input {
         name: String,
         sha256: Option<String>,
         desired: Option<crate::reconcile::DesiredState>,
+        /// The operator who reported it; `None`: the runtime.
+        by: Option<By>,
     },
     /// A runtime (re-)registered, saying where it can be reached.
     Register {
         url: String,
         agent_card: serde_json::Value,
     },
-    Pause,
-    Resume,
+    /// Operator pause (each operator input names who acted, for its events).
+    Pause(By),
+    Resume(By),
     /// Operator restart: back to `provisioning` so the runtime is started anew.
-    Restart,
+    Restart(By),
     /// Operator hibernate.
-    Hibernate,
-    Delete,
+    Hibernate(By),
+    Delete(By),
     /// Liveness sweep: offline if not heard for `ttl` of the time the
     /// control plane could hear it. `outage`: the latest window in which it
     /// could not (every replica down, or the database unreachable); a
@@ -90,11 +94,11 @@ impl Input {
             Input::Heartbeat(_) => "heartbeat",
             Input::Register { .. } => "register",
             Input::RecordInstall { .. } => "record_install",
-            Input::Pause => "pause",
-            Input::Resume => "resume",
-            Input::Restart => "restart",
-            Input::Hibernate => "hibernate",
-            Input::Delete => "delete",
+            Input::Pause(_) => "pause",
+            Input::Resume(_) => "resume",
+            Input::Restart(_) => "restart",
+            Input::Hibernate(_) => "hibernate",
+            Input::Delete(_) => "delete",
             Input::LivenessCheck { .. } => "liveness_check",
             Input::ProvisionCheck { .. } => "provision_check",
             Input::IdleCheck { .. } => "idle_check",
@@ -104,6 +108,23 @@ impl Input {
 
     fn is_from_runtime(&self) -> bool {
         matches!(self, Input::Heartbeat(_) | Input::Register { .. } | Input::RecordInstall { .. })
+    }
+
+    /// Who causes what this input decides: its events say so.
+    pub fn actor(&self) -> Actor {
+        match self {
+            Input::Heartbeat(_) | Input::Register { .. } | Input::RecordInstall { by: None, .. } => Actor::Runtime,
+            Input::RecordInstall { by: Some(by), .. }
+            | Input::Pause(by)
+            | Input::Resume(by)
+            | Input::Restart(by)
+            | Input::Hibernate(by)
+            | Input::Delete(by) => Actor::Operator(*by),
+            Input::LivenessCheck { .. } => Actor::System(Reason::Sweep),
+            Input::ProvisionCheck { .. } => Actor::System(Reason::ProvisionTimeout),
+            Input::IdleCheck { .. } => Actor::System(Reason::Idle),
+            Input::RuntimeObserved(_) => Actor::System(Reason::Provisioner),
+        }
     }
 }
 
@@ -176,12 +197,20 @@ pub enum Rejection {
 }
 
 /// Decides what `input` does to a workspace in state `snapshot` at `now`.
+/// Every event it asks for says who caused it ([`Input::actor`]).
 pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<Decision, Rejection> {
+    let mut decision = decided(snapshot, input, now)?;
+    let actor = input.actor();
+    decision.events = decision.events.into_iter().map(|event| event.by(actor)).collect();
+    Ok(decision)
+}
+
+fn decided(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<Decision, Rejection> {
     let current = snapshot.status;
     if current == Removed {
         return match input {
             // Deleting a removed workspace is idempotent.
-            Input::Delete => Ok(stay(current)),
+            Input::Delete(_) => Ok(stay(current)),
             _ if input.is_from_runtime() => Err(Rejection::Removed),
             _ if input_is_sweep(input) || matches!(input, Input::RuntimeObserved(_)) => Ok(stay(current)),
             _ => Err(not_allowed(input, current)),
@@ -196,25 +225,25 @@ pub fn decide(snapshot: &Snapshot, input: &Input, now: DateTime<Utc>) -> Result<
             Online | Degraded => Ok(stay(current)),
             Removed => unreachable!("handled above"),
         },
-        Input::Pause => match current {
+        Input::Pause(_) => match current {
             Online | Degraded | Offline => Ok(to(Paused, EventKind::WorkspacePaused, json!({"from": current}))),
             _ => Err(not_allowed(input, current)),
         },
-        Input::Hibernate => match current {
+        Input::Hibernate(_) => match current {
             Online | Degraded | Offline => Ok(to(Hibernated, EventKind::WorkspaceHibernated, json!({"from": current}))),
             _ => Err(not_allowed(input, current)),
         },
-        Input::Resume => match current {
+        Input::Resume(_) => match current {
             Paused | Hibernated => Ok(to(Provisioning, EventKind::WorkspaceResumed, json!({"from": current}))),
             _ => Err(not_allowed(input, current)),
         },
-        Input::Restart => match current {
+        Input::Restart(_) => match current {
             Provisioning | Online | Degraded | Offline | Failed => {
                 Ok(to(Provisioning, EventKind::WorkspaceProvisioning, json!({"restarted_from": current})))
             }
             _ => Err(not_allowed(input, current)),
         },
-        Input::Delete => Ok(to(Removed, EventKind::WorkspaceRemoved, json!({"from": current}))),
+        Input::Delete(_) => Ok(to(Removed, EventKind::WorkspaceRemoved, json!({"from": current}))),
         Input::LivenessCheck { ttl, outage, mass_silence } => {
             Ok(liveness_check(snapshot, *ttl, *outage, *mass_silence, now))
         }

@@ -155,7 +155,13 @@ fn operator_actions_from_every_status() {
         (Hibernated,   [Refused,  Refused,      resumed(), Refused,     removed()]),
     ];
     for (status, expects) in table {
-        let inputs = [Input::Pause, Input::Hibernate, Input::Resume, Input::Restart, Input::Delete];
+        let inputs = [
+            Input::Pause(By::ADMIN),
+            Input::Hibernate(By::ADMIN),
+            Input::Resume(By::ADMIN),
+            Input::Restart(By::ADMIN),
+            Input::Delete(By::ADMIN),
+        ];
         for (input, expect) in inputs.iter().zip(expects) {
             check(status, input, later(1), expect);
         }
@@ -317,11 +323,15 @@ fn any_input() -> impl Strategy<Value = Input> {
     prop_oneof![
         heartbeat,
         Just(register()),
-        Just(Input::Pause),
-        Just(Input::Resume),
-        Just(Input::Restart),
-        Just(Input::Hibernate),
-        Just(Input::Delete),
+        Just(Input::Pause(By::ADMIN)),
+        Just(Input::Pause(By {
+            token_id: Some(crate::TokenId(uuid::Uuid::from_u128(9))),
+            role: crate::Role::Operator
+        })),
+        Just(Input::Resume(By::ADMIN)),
+        Just(Input::Restart(By::ADMIN)),
+        Just(Input::Hibernate(By::ADMIN)),
+        Just(Input::Delete(By::ADMIN)),
         secs.clone().prop_map(|s| Input::LivenessCheck { ttl: Duration::seconds(s), outage: None, mass_silence: None }),
         secs.clone().prop_map(|s| Input::ProvisionCheck { timeout: Duration::seconds(s), outage: None }),
         secs.prop_map(|s| Input::IdleCheck { threshold: Duration::seconds(s) }),
@@ -348,6 +358,15 @@ proptest! {
     }
 
     #[test]
+    fn every_event_says_who_caused_it(status in any_status(), input in any_input(), secs in 0i64..5000) {
+        if let Ok(d) = decide(&snapshot(status), &input, later(secs)) {
+            for event in &d.events {
+                prop_assert_eq!(&event.payload()["actor"], &input.actor().to_json(), "{:?}", event);
+            }
+        }
+    }
+
+    #[test]
     fn runtimes_never_move_paused_or_hibernated_workspaces(status in prop::sample::select(vec![Paused, Hibernated]), input in any_input()) {
         if matches!(input, Input::Heartbeat(_) | Input::Register { .. }) {
             match decide(&snapshot(status), &input, later(1)) {
@@ -360,7 +379,7 @@ proptest! {
     #[test]
     fn deciding_twice_on_the_result_is_stable_for_operator_actions(status in any_status(), input in any_input()) {
         // Applying an accepted operator action a second time never emits the same transition again.
-        if matches!(input, Input::Pause | Input::Hibernate | Input::Resume | Input::Delete) {
+        if matches!(input, Input::Pause(_) | Input::Hibernate(_) | Input::Resume(_) | Input::Delete(_)) {
             if let Ok(first) = decide(&snapshot(status), &input, later(1)) {
                 if first.next != status {
                     if let Ok(second) = decide(&snapshot(first.next), &input, later(2)) {
@@ -390,9 +409,42 @@ fn runtime_observations_never_move_a_workspace_not_even_a_removed_one() {
 
 #[test]
 fn install_reports_never_move_a_workspace_and_are_refused_once_removed() {
-    let input = Input::RecordInstall { name: "p".into(), sha256: None, desired: None };
+    let input = Input::RecordInstall { name: "p".into(), sha256: None, desired: None, by: None };
     for status in WorkspaceStatus::ALL {
         let expect = if status == Removed { Expect::Gone } else { Expect::Stay };
         check(status, &input, later(1), expect);
     }
+}
+
+/// Who caused each kind of input, as its events say.
+#[test]
+fn each_input_names_its_actor() {
+    let owner = By { token_id: Some(crate::TokenId(uuid::Uuid::from_u128(1))), role: crate::Role::Owner };
+    let install = |by| Input::RecordInstall { name: "p".into(), sha256: None, desired: None, by };
+    let cases = [
+        (register(), Actor::Runtime),
+        (install(None), Actor::Runtime),
+        (install(Some(owner)), Actor::Operator(owner)),
+        (Input::Pause(owner), Actor::Operator(owner)),
+        (Input::Delete(By::ADMIN), Actor::Operator(By::ADMIN)),
+        (
+            Input::LivenessCheck { ttl: Duration::seconds(1), outage: None, mass_silence: None },
+            Actor::System(Reason::Sweep),
+        ),
+        (
+            Input::ProvisionCheck { timeout: Duration::seconds(1), outage: None },
+            Actor::System(Reason::ProvisionTimeout),
+        ),
+        (Input::IdleCheck { threshold: Duration::seconds(1) }, Actor::System(Reason::Idle)),
+        (Input::RuntimeObserved(crate::reconcile::RuntimeObservation::Running), Actor::System(Reason::Provisioner)),
+    ];
+    for (input, actor) in cases {
+        assert_eq!(input.actor(), actor, "{}", input.name());
+    }
+    // An operator's pause says which token paused it.
+    let paused = decide(&snapshot(Online), &Input::Pause(owner), later(1)).unwrap();
+    assert_eq!(
+        paused.events[0].payload()["actor"],
+        serde_json::json!({"kind": "operator", "token_id": owner.token_id.unwrap().0, "role": "owner"})
+    );
 }

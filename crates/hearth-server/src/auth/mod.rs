@@ -14,14 +14,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, PoisonError};
 
 use chrono::Utc;
-use hearth_core::{OrgId, TokenId, WorkspaceId};
+use hearth_core::{By, OrgId, Role, TokenId, WorkspaceId};
 use hearth_store::{Store, Token, Workspace};
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, watch};
 
 pub use cache::{system_clock, Clock, TokenCache, TOKEN_CACHE_TTL, TOKEN_RENEW_AFTER};
-pub use token::{generate_secret, hash_token, mint, Bearer, Minted, Presented, RequiredBearer};
+pub use token::{generate_secret, hash_token, mint, mint_org, Bearer, Minted, Presented, RequiredBearer};
 
+use crate::access::Access;
 use crate::error::{ApiError, ApiResult};
 use crate::grouped::{Grouped, Read};
 
@@ -30,8 +31,8 @@ use crate::grouped::{Grouped, Read};
 pub enum Operator {
     /// The admin token: every org.
     Admin,
-    /// An org API token: that org only.
-    Org(OrgId),
+    /// An org API token: its org only, as far as its role reaches.
+    Org { org: OrgId, role: Role, token: TokenId },
 }
 
 impl Operator {
@@ -39,7 +40,27 @@ impl Operator {
     pub fn scope(self) -> Option<OrgId> {
         match self {
             Operator::Admin => None,
-            Operator::Org(org) => Some(org),
+            Operator::Org { org, .. } => Some(org),
+        }
+    }
+
+    pub fn role(self) -> Role {
+        match self {
+            Operator::Admin => Role::Admin,
+            Operator::Org { role, .. } => role,
+        }
+    }
+
+    /// This operator as its events record it.
+    pub fn by(self) -> By {
+        By { token_id: self.token_id(), role: self.role() }
+    }
+
+    /// The stored token's id; `None` for the admin token (configured).
+    pub fn token_id(self) -> Option<TokenId> {
+        match self {
+            Operator::Admin => None,
+            Operator::Org { token, .. } => Some(token),
         }
     }
 
@@ -143,17 +164,20 @@ impl Authenticator {
     async fn resolve(&self, store: &dyn Store, presented: &Presented) -> ApiResult<Credential> {
         let hash = presented.hash;
         if bool::from(hash.ct_eq(&self.admin_hash)) {
+            tracing::Span::current().record("token_id", "admin");
             return Ok(Credential::Operator(Operator::Admin));
         }
         let now = Utc::now();
         if let Some(token) = self.tokens.get(&hash, now) {
-            return self.admit(credential(token.workspace, token.org, token.removed));
+            tracing::Span::current().record("token_id", tracing::field::display(token.id));
+            return self.admit(credential(token.id, token.workspace, token.org, token.role, token.removed));
         }
         let epoch = self.tokens.epoch.load(Ordering::Acquire);
         Ok(match self.look_up(store, &hash).await? {
             Some(token) => {
+                tracing::Span::current().record("token_id", tracing::field::display(token.id));
                 self.tokens.insert(hash, &token, epoch);
-                self.admit(credential(token.workspace_id, token.org_id, token.workspace_removed))?
+                self.admit(credential(token.id, token.workspace_id, token.org_id, token.role, token.workspace_removed))?
             }
             None => Credential::Invalid,
         })
@@ -204,11 +228,12 @@ impl Authenticator {
         asked
     }
 
-    /// An operator route: the admin token or an org token.
+    /// An operator route: the admin token or an org token whose role the
+    /// route's rule admits (403 naming the role needed otherwise).
     pub async fn operator(&self, store: &dyn Store, bearer: &Bearer) -> ApiResult<Operator> {
-        let Some(presented) = &bearer.0 else { return Err(ApiError::unauthorized("admin auth required")) };
+        let Some(presented) = &bearer.presented else { return Err(ApiError::unauthorized("admin auth required")) };
         match self.resolve(store, presented).await? {
-            Credential::Operator(operator) => Ok(operator),
+            Credential::Operator(operator) => authorize(operator, bearer.access),
             _ => Err(ApiError::unauthorized("admin auth required")),
         }
     }
@@ -216,7 +241,9 @@ impl Authenticator {
     /// A runtime route: the token of exactly this workspace, which must not
     /// be removed (410 otherwise).
     pub async fn workspace(&self, store: &dyn Store, bearer: &Bearer, id: WorkspaceId) -> ApiResult<()> {
-        let Some(presented) = &bearer.0 else { return Err(ApiError::unauthorized("missing workspace auth token")) };
+        let Some(presented) = &bearer.presented else {
+            return Err(ApiError::unauthorized("missing workspace auth token"));
+        };
         match self.resolve(store, presented).await? {
             Credential::Workspace { id: owner, removed } if owner == id => refuse_removed(removed),
             _ => Err(ApiError::unauthorized("invalid workspace auth token")),
@@ -235,13 +262,15 @@ impl Authenticator {
         id: WorkspaceId,
         if_removed: IfRemoved,
     ) -> ApiResult<Option<Operator>> {
-        let Some(presented) = &bearer.0 else { return Err(ApiError::unauthorized("missing workspace auth token")) };
+        let Some(presented) = &bearer.presented else {
+            return Err(ApiError::unauthorized("missing workspace auth token"));
+        };
         match self.resolve(store, presented).await? {
             Credential::Workspace { id: owner, removed } if owner == id => {
                 refuse_removed(removed && if_removed == IfRemoved::Refuse)?;
                 Ok(None)
             }
-            Credential::Operator(operator) => Ok(Some(operator)),
+            Credential::Operator(operator) => authorize(operator, bearer.access).map(Some),
             _ => Err(ApiError::unauthorized("invalid workspace auth token")),
         }
     }
@@ -278,11 +307,45 @@ fn take_queued(queue: &mut mpsc::Receiver<[u8; 32]>, hashes: &mut Vec<[u8; 32]>)
     }
 }
 
-fn credential(workspace: Option<WorkspaceId>, org: OrgId, removed: bool) -> Credential {
-    match workspace {
-        Some(id) => Credential::Workspace { id, removed },
-        None => Credential::Operator(Operator::Org(org)),
+fn credential(
+    token: TokenId,
+    workspace: Option<WorkspaceId>,
+    org: OrgId,
+    role: Option<Role>,
+    removed: bool,
+) -> Credential {
+    match (workspace, role) {
+        (Some(id), _) => Credential::Workspace { id, removed },
+        (None, Some(role)) => Credential::Operator(Operator::Org { org, role, token }),
+        // The store refuses to write an org token without a role: one read
+        // back is a hand-edited row, refused and said.
+        (None, None) => {
+            tracing::error!(token_id = %token, "an org token without a role is refused");
+            Credential::Invalid
+        }
     }
+}
+
+/// The one check of a role: `operator` may call a route whose rule is
+/// `access` ([`crate::access`]) when its role includes the rule's; 403
+/// `forbidden` naming the role needed otherwise. A route without a rule,
+/// or whose rule admits no operator, refuses every operator (fail closed).
+fn authorize(operator: Operator, access: Option<Access>) -> ApiResult<Operator> {
+    let Some(access) = access else {
+        tracing::error!("a route without an access rule refused an operator (add it to access::RULES)");
+        return Err(ApiError::forbidden("this route has no access rule; no operator token may call it"));
+    };
+    let Some(needed) = access.operator_role() else {
+        return Err(ApiError::unauthorized("this route takes a workspace's own token, not an operator token"));
+    };
+    if operator.role().includes(needed) {
+        return Ok(operator);
+    }
+    let needs = match needed {
+        Role::Admin => "the `admin` role (the admin token)".to_owned(),
+        role => format!("the `{role}` role or above"),
+    };
+    Err(ApiError::forbidden(format!("this route needs {needs}; this token's role is `{}`", operator.role())))
 }
 
 fn refuse_removed(removed: bool) -> ApiResult<()> {
@@ -315,7 +378,7 @@ mod tests {
 
     async fn workspace_with_token(store: &dyn Store, name: &str) -> (WorkspaceId, Presented) {
         let id = hearth_store::conformance::create(store, name).await;
-        let minted = mint(OrgId::DEFAULT, Some(id), Some("test".into()));
+        let minted = mint(OrgId::DEFAULT, id, Some("test".into()));
         store.issue_workspace_token(NewWorkspaceToken::new(id, minted.record), None).await.unwrap();
         (id, Presented::new(minted.secret))
     }
@@ -334,7 +397,7 @@ mod tests {
             Authenticator::with_clock("this test's admin token", 100, crate::limits::WorkspaceLimits::new(0), clock);
         let mut renewals = auth.take_renewals().expect("the renewal queue, once");
         let (id, presented) = workspace_with_token(store, "w").await;
-        let bearer = Bearer(Some(presented.clone()));
+        let bearer = Bearer::new(Some(presented.clone()), None);
         let age = |auth: &Authenticator| auth.tokens.age(&presented.hash);
 
         auth.workspace(store, &bearer, id).await.unwrap();
@@ -361,7 +424,7 @@ mod tests {
 
         // A token not used for the whole TTL is looked up again, never renewed.
         let (other, other_presented) = workspace_with_token(store, "other").await;
-        let other_bearer = Bearer(Some(other_presented.clone()));
+        let other_bearer = Bearer::new(Some(other_presented.clone()), None);
         auth.workspace(store, &other_bearer, other).await.unwrap();
         advance(TOKEN_CACHE_TTL);
         auth.workspace(store, &other_bearer, other).await.unwrap();

@@ -7,8 +7,10 @@ use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::Utc;
-use hearth_core::{OrgId, TokenId, WorkspaceId};
+use hearth_core::{OrgId, Role, TokenId, WorkspaceId};
 use hearth_store::NewToken;
+
+use crate::access::Access;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -36,13 +38,23 @@ pub fn hash_token(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// Mints a token for an org (`workspace == None`) or a workspace.
-pub fn mint(org_id: OrgId, workspace_id: Option<WorkspaceId>, name: Option<String>) -> Minted {
+/// Mints a token of workspace `workspace_id` (its runtime's; no role).
+pub fn mint(org_id: OrgId, workspace_id: WorkspaceId, name: Option<String>) -> Minted {
+    minted(org_id, Some(workspace_id), None, name)
+}
+
+/// Mints an org token with `role` in its org.
+pub fn mint_org(org_id: OrgId, role: Role, name: Option<String>) -> Minted {
+    minted(org_id, None, Some(role), name)
+}
+
+fn minted(org_id: OrgId, workspace_id: Option<WorkspaceId>, role: Option<Role>, name: Option<String>) -> Minted {
     let secret = generate_secret();
     let record = NewToken {
         id: TokenId::new_random(),
         org_id,
         workspace_id,
+        role,
         name,
         prefix: secret.chars().take(8).collect(),
         hash: hash_token(&secret).to_vec(),
@@ -81,18 +93,28 @@ impl Presented {
 }
 
 /// The bearer token of a request, if any (read from the request by the
-/// extractor in `extract.rs`, hashed once by the edge).
+/// extractor in `caller.rs`, hashed once by the edge), and the access rule
+/// of the route it was presented to ([`crate::access`]), which
+/// [`super::Authenticator`] enforces.
 #[derive(Clone, Default)]
-pub struct Bearer(pub Option<Presented>);
+pub struct Bearer {
+    pub presented: Option<Presented>,
+    pub access: Option<Access>,
+}
 
 impl Bearer {
+    /// A token presented to a route whose rule is `access`.
+    pub fn new(presented: Option<Presented>, access: Option<Access>) -> Self {
+        Self { presented, access }
+    }
+
     pub fn is_present(&self) -> bool {
-        self.0.is_some()
+        self.presented.is_some()
     }
 
     /// The token's sha256, when there is one.
     pub fn hash(&self) -> Option<[u8; 32]> {
-        self.0.as_ref().map(|presented| presented.hash)
+        self.presented.as_ref().map(|presented| presented.hash)
     }
 }
 
@@ -145,7 +167,7 @@ mod tests {
 
     #[test]
     fn minted_tokens_store_only_the_hash_and_a_prefix() {
-        let minted = mint(OrgId::DEFAULT, None, None);
+        let minted = mint_org(OrgId::DEFAULT, Role::Owner, None);
         assert_eq!(minted.record.hash, hash_token(&minted.secret).to_vec());
         assert_eq!(minted.record.prefix, &minted.secret[..8]);
         assert_ne!(minted.record.hash, minted.secret.as_bytes());

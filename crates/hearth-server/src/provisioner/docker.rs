@@ -446,7 +446,7 @@ impl DockerProvisioner {
     }
 
     async fn upload_token(&self, workspace: &Workspace, container: &str) -> Result<(), StartError> {
-        let minted = auth::mint(workspace.org_id, Some(workspace.id), Some("docker-provisioner".into()));
+        let minted = auth::mint(workspace.org_id, workspace.id, Some("docker-provisioner".into()));
         let now = minted.record.now;
         self.store
             .issue_workspace_token(hearth_store::NewWorkspaceToken::new(workspace.id, minted.record), Some(now))

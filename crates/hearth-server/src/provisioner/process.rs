@@ -86,7 +86,7 @@ fn restarted_since(workspace: &Workspace, runtime: &Runtime, restart: Option<&Da
 /// is refused (the workspace has had a token).
 async fn inject_token(store: &dyn Store, workspace: &Workspace, token_file: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
-    let minted = auth::mint(workspace.org_id, Some(workspace.id), Some("process-provisioner".into()));
+    let minted = auth::mint(workspace.org_id, workspace.id, Some("process-provisioner".into()));
     let now = minted.record.now;
     store
         .issue_workspace_token(hearth_store::NewWorkspaceToken::new(workspace.id, minted.record), Some(now))
@@ -427,7 +427,7 @@ mod tests {
         let bootstrap = |secret: &str| hearth_store::Bootstrap {
             url: "http://localhost:9000".into(),
             agent_card: serde_json::json!({}),
-            token: auth::mint(workspace.org_id, Some(id), Some(secret.into())).record,
+            token: auth::mint(workspace.org_id, id, Some(secret.into())).record,
             created_after: workspace.created_at - chrono::Duration::seconds(1),
         };
         let thief = bootstrap("thief");
@@ -471,7 +471,7 @@ mod tests {
         let child = tokio::process::Command::new("true").spawn().unwrap();
         let running = Runtime::Running { child, started: Instant::now(), started_at: Utc::now() };
         let later = || Utc::now() + chrono::Duration::milliseconds(5);
-        store.apply(id, Input::Restart, later()).await.unwrap();
+        store.apply(id, Input::Restart(hearth_core::By::ADMIN), later()).await.unwrap();
         let heartbeat = Heartbeat::validate(RawHeartbeat::default()).unwrap();
         store.apply(id, Input::Heartbeat(heartbeat), later()).await.unwrap();
         let row = store.get_workspace(id).await.unwrap();

@@ -41,8 +41,9 @@ use crate::state::AppState;
 )]
 struct ApiDoc;
 
-/// Every credential is a bearer token (admin, org or workspace; which one a
-/// route accepts is in its description and its 401 answer).
+/// Every credential is a bearer token (admin, org or workspace; which ones
+/// a route accepts, and the least role, are in its description and its
+/// `x-hearth-access` extension: `access.rs`).
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
@@ -77,7 +78,9 @@ pub fn api(max_upload_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenA
         .merge(logs::routes())
         .merge(service::routes())
         .split_for_parts();
-    (router, openapi_paths(openapi))
+    let mut openapi = openapi_paths(openapi);
+    crate::access::document(&mut openapi);
+    (router, openapi)
 }
 
 /// The document's paths in OpenAPI's template syntax: axum's catch-all

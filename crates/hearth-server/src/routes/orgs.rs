@@ -1,6 +1,6 @@
-//! Organisations: the admin creates, lists and reads them (issue 23's
-//! first step; roles, quotas and deletion come next). An org token may not
-//! use these routes: 403 `forbidden`, since the token is valid.
+//! Organisations: the admin creates, lists and reads them. An org token
+//! may not use these routes: 403 `forbidden` (`access.rs`), since the
+//! token is valid.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,14 +23,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_org, list_orgs)).routes(routes!(get_org))
 }
 
-/// The admin token, or 403 naming it.
-pub(crate) fn admin_only(operator: Operator) -> ApiResult<()> {
-    match operator {
-        Operator::Admin => Ok(()),
-        Operator::Org(_) => Err(ApiError::forbidden("this route needs the admin token; an org token may not use it")),
-    }
-}
-
 /// `?org=ID`: the org a request acts in.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -51,9 +43,9 @@ pub(crate) async fn acting_org(state: &AppState, operator: Operator, query: &Org
     match (operator, asked) {
         (Operator::Admin, None) => Ok(OrgId::DEFAULT),
         (Operator::Admin, Some(org)) => Ok(state.store.get_org(org).await?.id),
-        (Operator::Org(own), None) => Ok(own),
-        (Operator::Org(own), Some(org)) if org == own => Ok(own),
-        (Operator::Org(_), Some(_)) => Err(ApiError::not_found("org not found")),
+        (Operator::Org { org: own, .. }, None) => Ok(own),
+        (Operator::Org { org: own, .. }, Some(org)) if org == own => Ok(own),
+        (Operator::Org { .. }, Some(_)) => Err(ApiError::not_found("org not found")),
     }
 }
 
@@ -69,10 +61,9 @@ fn org_response(org: Org) -> OrgResponse {
         (status = 403, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
 pub async fn create_org(
     State(state): State<AppState>,
-    operator: Operator,
+    _admin: Operator,
     ApiJson(request): ApiJson<CreateOrgRequest>,
 ) -> ApiResult<(StatusCode, Json<OrgResponse>)> {
-    admin_only(operator)?;
     hearth_core::validate::name("name", &request.name)
         .map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m).field("name"))?;
     let org = state.store.create_org(OrgId::new_random(), &request.name, Utc::now()).await?;
@@ -83,8 +74,7 @@ pub async fn create_org(
 /// Every organisation, by name (admin).
 #[utoipa::path(get, path = "/orgs", tag = "orgs",
     responses((status = 200, body = Vec<OrgResponse>), (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody)))]
-pub async fn list_orgs(State(state): State<AppState>, operator: Operator) -> ApiResult<Json<Vec<OrgResponse>>> {
-    admin_only(operator)?;
+pub async fn list_orgs(State(state): State<AppState>, _admin: Operator) -> ApiResult<Json<Vec<OrgResponse>>> {
     Ok(Json(state.store.list_orgs().await?.into_iter().map(org_response).collect()))
 }
 
@@ -94,10 +84,9 @@ pub async fn list_orgs(State(state): State<AppState>, operator: Operator) -> Api
         (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn get_org(
     State(state): State<AppState>,
-    operator: Operator,
+    _admin: Operator,
     ApiPath(id): ApiPath<OrgId>,
 ) -> ApiResult<Json<OrgResponse>> {
-    admin_only(operator)?;
     let org = state.store.get_org(id).await?;
     let counted = state.store.count_workspaces_by_status(Some(org.id)).await?;
     let mut response = org_response(org);

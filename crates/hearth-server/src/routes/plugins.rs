@@ -168,13 +168,13 @@ enum Caller {
     /// The workspace's own token.
     Runtime,
     /// An admin or org token that may see the workspace.
-    Operator,
+    Operator(hearth_core::By),
 }
 
 /// The workspace of the path (removed ones refused, 410) and who asks.
 async fn workspace_and_caller(state: &AppState, bearer: &Bearer, id: WorkspaceId) -> ApiResult<(Workspace, Caller)> {
     match state.auth.workspace_or_operator(&*state.store, bearer, id, IfRemoved::Refuse).await? {
-        Some(operator) => Ok((visible_workspace(state, operator, id).await?, Caller::Operator)),
+        Some(operator) => Ok((visible_workspace(state, operator, id).await?, Caller::Operator(operator.by()))),
         None => {
             let workspace = state.store.get_workspace(id).await?;
             if workspace.status == hearth_core::WorkspaceStatus::Removed {
@@ -306,8 +306,12 @@ pub async fn record_install(
             .field("sha256"));
         }
     }
+    let by = match caller {
+        Caller::Runtime => None,
+        Caller::Operator(by) => Some(by),
+    };
     let input =
-        Input::RecordInstall { name: name.clone(), sha256: Some(plugin.sha256.clone()), desired: Some(desired) };
+        Input::RecordInstall { name: name.clone(), sha256: Some(plugin.sha256.clone()), desired: Some(desired), by };
     state.transitions.apply(workspace.id, input).await?;
     tracing::info!(workspace_id = %workspace.id, plugin = %name, "plugin install recorded");
     Ok(Json(RecordInstallResponse {

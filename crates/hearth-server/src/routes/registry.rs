@@ -55,7 +55,7 @@ pub async fn register(
         check_card(card)?;
     }
     let agent_card = req.agent_card.unwrap_or(serde_json::json!({}));
-    if bearer.0.is_some() {
+    if bearer.is_present() {
         state.auth.workspace(&*state.store, &bearer, req.id).await?;
         state.transitions.apply(req.id, Input::Register { url: req.url, agent_card }).await?;
         tracing::info!(workspace_id = %req.id, "runtime registered");
@@ -67,7 +67,7 @@ pub async fn register(
         return Err(bootstrap_refused(req.id));
     };
     let org = state.store.get_workspace(req.id).await?.org_id;
-    let minted = auth::mint(org, Some(req.id), Some("bootstrap".into()));
+    let minted = auth::mint(org, req.id, Some("bootstrap".into()));
     let token_id = minted.record.id;
     let bootstrap = Bootstrap { url: req.url, agent_card, token: minted.record, created_after };
     match state.transitions.register_minting(req.id, bootstrap).await {

@@ -6,8 +6,9 @@ use axum::Json;
 use chrono::Utc;
 use hearth_api::{
     ApiErrorBody, CreateTokenRequest, CreateWorkspaceTokenRequest, ErrorCode, StatusResponse, TokenResponse,
+    WhoamiResponse,
 };
-use hearth_core::{TokenId, WorkspaceId, WorkspaceStatus};
+use hearth_core::{Role, TokenId, WorkspaceId, WorkspaceStatus};
 use hearth_store::Token;
 
 use crate::auth::{self, Operator};
@@ -26,6 +27,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_workspace_token))
         .routes(routes!(create_org_token, list_org_tokens))
         .routes(routes!(revoke_org_token))
+        .routes(routes!(whoami))
 }
 
 pub(crate) fn token_response(t: &Token) -> TokenResponse {
@@ -34,10 +36,23 @@ pub(crate) fn token_response(t: &Token) -> TokenResponse {
         name: t.name.clone(),
         prefix: t.prefix.clone(),
         workspace_id: t.workspace_id,
+        role: t.role,
         created_at: t.created_at,
         revoked_at: t.revoked_at,
         auth_token: None,
     }
+}
+
+/// What the presented token is: its role, its org and its id (the
+/// dashboard shows the signed-in role; scripts check a token before use).
+#[utoipa::path(get, path = "/whoami", tag = "tokens",
+    responses((status = 200, body = WhoamiResponse), (status = 401, body = ApiErrorBody)))]
+pub async fn whoami(operator: Operator) -> Json<WhoamiResponse> {
+    Json(WhoamiResponse {
+        role: operator.role(),
+        org_id: operator.scope().map(|org| org.0),
+        token_id: operator.token_id().map(|token| token.0),
+    })
 }
 
 /// Create an org API token (the secret is returned once), in the caller's
@@ -55,12 +70,19 @@ pub async fn create_org_token(
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
     // The body is optional: an empty one means "no name".
     let request: CreateTokenRequest = optional_body(&body)?;
-    let name = request.name;
+    let CreateTokenRequest { name, role } = request;
+    let role = role.unwrap_or(Role::Owner);
+    if role == Role::Admin {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidField,
+            "role: an org token is an owner, operator or viewer; the admin token is configured, not created",
+        ));
+    }
     if let Some(name) = &name {
         hearth_core::validate::name("name", name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidField, m))?;
     }
     let org = acting_org(&state, operator, &query).await?;
-    let minted = auth::mint(org, None, name);
+    let minted = auth::mint_org(org, role, name);
     let max = state.settings.max_org_tokens;
     let token = match state.store.insert_org_token(minted.record, max as u64).await {
         Ok(token) => token,
@@ -74,7 +96,7 @@ pub async fn create_org_token(
         }
         Err(other) => return Err(other.into()),
     };
-    tracing::info!(token_id = %token.id, org_id = %token.org_id, "org token created");
+    tracing::info!(token_id = %token.id, org_id = %token.org_id, %role, "org token created");
     let mut body = token_response(&token);
     body.auth_token = Some(minted.secret);
     Ok((StatusCode::CREATED, Json(body)))
@@ -185,8 +207,7 @@ pub async fn create_workspace_token(
         .field("revoke_previous_after_seconds"));
     }
     let workspace = live_workspace(&state, operator, id).await?;
-    let minted =
-        auth::mint(workspace.org_id, Some(workspace.id), Some(request.name.unwrap_or_else(|| "issued".into())));
+    let minted = auth::mint(workspace.org_id, workspace.id, Some(request.name.unwrap_or_else(|| "issued".into())));
     let revoke_others_at = request
         .revoke_previous_after_seconds
         .map(|seconds| minted.record.now + chrono::Duration::seconds(i64::from(seconds)));

@@ -11,7 +11,7 @@ use hearth_api::{
     ErrorCode, StateResponse, StatusResponse, WorkspaceCounts, WorkspaceResponse,
 };
 use hearth_core::reconcile::{ConditionStatus, DesiredState};
-use hearth_core::{Input, OrgId, WorkspaceId, WorkspaceStatus};
+use hearth_core::{By, Input, OrgId, WorkspaceId, WorkspaceStatus};
 use hearth_store::{NewToken, NewWorkspace, StoreError, Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage};
 use serde::Deserialize;
 
@@ -135,7 +135,7 @@ pub async fn create_workspace(
 ) -> ApiResult<(StatusCode, Json<WorkspaceResponse>)> {
     let mut templates = HashMap::new();
     let org = acting_org(&state, operator, &in_org).await?;
-    let prepared = prepare(&state, org, req, &mut templates).await?;
+    let prepared = prepare(&state, (org, operator.by()), req, &mut templates).await?;
     let created = state.store.create_workspace(prepared.new, prepared.token).await?;
     state.bus.wake();
     tracing::info!(workspace_id = %created.id, name = %created.name, "workspace created");
@@ -173,8 +173,8 @@ pub async fn create_workspaces(
     let mut templates = HashMap::new();
     let mut prepared = Vec::with_capacity(count);
     for (index, item) in req.workspaces.into_iter().enumerate() {
-        prepared
-            .push(prepare(&state, org, item, &mut templates).await.map_err(|error| error.item("workspaces", index))?);
+        let one = prepare(&state, (org, operator.by()), item, &mut templates).await;
+        prepared.push(one.map_err(|error| error.item("workspaces", index))?);
     }
     let (batch, answers): (Vec<_>, Vec<_>) =
         prepared.into_iter().map(|p| ((p.new, p.token), (p.secret, p.desired))).unzip();
@@ -211,7 +211,7 @@ struct Prepared {
 /// read so far in this request.
 async fn prepare(
     state: &AppState,
-    org: OrgId,
+    (org, by): (OrgId, By),
     req: CreateWorkspaceRequest,
     templates: &mut HashMap<String, DesiredState>,
 ) -> ApiResult<Prepared> {
@@ -263,8 +263,9 @@ async fn prepare(
         external: spec.external,
         url: spec.url,
         now: Utc::now(),
+        by,
     };
-    let minted = spec.issue_token.then(|| auth::mint(org, Some(new.id), Some("issued".into())));
+    let minted = spec.issue_token.then(|| auth::mint(org, new.id, Some("issued".into())));
     let (secret, token) = match minted {
         Some(m) => (Some(m.secret), Some(m.record)),
         None => (None, None),
@@ -398,21 +399,23 @@ pub async fn delete_workspace(
     ApiPath(id): ApiPath<WorkspaceId>,
 ) -> ApiResult<Json<DeleteResponse>> {
     visible_workspace(&state, operator, id).await?;
-    let deleted = state.transitions.delete(id).await?;
+    let deleted = state.transitions.delete(id, operator.by()).await?;
     for removed in &deleted.removed {
         state.forget_workspace(*removed);
     }
     Ok(Json(DeleteResponse { status: "removed".into(), cascade_deleted: deleted.cascade_deleted }))
 }
 
+/// An operator's lifecycle action (`action` names the operator in the input,
+/// so its events say who acted).
 async fn lifecycle(
     state: AppState,
     operator: Operator,
     id: WorkspaceId,
-    input: Input,
+    action: fn(By) -> Input,
 ) -> ApiResult<Json<StatusResponse>> {
     visible_workspace(&state, operator, id).await?;
-    let applied = state.transitions.apply(id, input).await?;
+    let applied = state.transitions.apply(id, action(operator.by())).await?;
     Ok(Json(StatusResponse { status: applied.workspace.status.as_str().into() }))
 }
 

@@ -137,8 +137,11 @@ async fn tokens_are_stored_as_sha256_only(engine: Engine) {
 
 async fn org_tokens_work_until_revoked(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let created =
-        app.admin.create_org_token(&hearth_api::CreateTokenRequest { name: Some("ci".into()) }).await.unwrap();
+    let created = app
+        .admin
+        .create_org_token(&hearth_api::CreateTokenRequest { name: Some("ci".into()), role: None })
+        .await
+        .unwrap();
     let secret = created.auth_token.clone().expect("secret shown once");
     let org_client = app.client(Some(&secret));
     let ws = org_client

@@ -206,7 +206,7 @@ async fn the_org_route_revokes_only_org_tokens_and_every_revocation_ends_an_over
     assert!(end <= chrono::Utc::now(), "revoked_at is the revocation's time, not the overlap's end");
     app.client(rotated.auth_token.as_deref()).heartbeat(&heartbeat(id)).await.expect("the new token works");
     // An org token revoked through the org route stops at once too.
-    let org = app.admin.create_org_token(&CreateTokenRequest { name: Some("ci".into()) }).await.unwrap();
+    let org = app.admin.create_org_token(&CreateTokenRequest { name: Some("ci".into()), role: None }).await.unwrap();
     let org_client = app.client(org.auth_token.as_deref());
     org_client.list_workspaces(false).await.expect("the org token works");
     app.admin.revoke_org_token(org.id).await.unwrap();

@@ -35,7 +35,7 @@ pub(crate) async fn other_org_token(app: &TestApp) -> String {
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
         sqlx::query(insert).bind(org.0).bind("other").execute(&mut conn).await.unwrap();
     }
-    let minted = hearth_server::auth::mint(org, None, Some("other".into()));
+    let minted = hearth_server::auth::mint_org(org, hearth_core::Role::Owner, Some("other".into()));
     app.state.store.insert_token(minted.record).await.unwrap();
     minted.secret
 }

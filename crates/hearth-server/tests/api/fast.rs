@@ -206,7 +206,7 @@ async fn a_queued_heartbeat_whose_guard_fails_is_redone_under_the_lock(engine: E
     }
     let written = eventually(Duration::from_secs(5), || async { version(&app, id).await.1.uptime_seconds == 3 }).await;
     assert!(written, "the third heartbeat is written");
-    app.state.store.apply(id, hearth_core::Input::Pause, chrono::Utc::now()).await.unwrap();
+    app.state.store.apply(id, hearth_core::Input::Pause(hearth_core::By::ADMIN), chrono::Utc::now()).await.unwrap();
     let answer = runtime.heartbeat(&steady(id, 4)).await.unwrap();
     assert_eq!(answer.workspace_status, WorkspaceStatus::Online, "answered from memory, before the guard");
     let redone = eventually(Duration::from_secs(5), || async { version(&app, id).await.1.uptime_seconds == 4 }).await;

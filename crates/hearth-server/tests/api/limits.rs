@@ -121,7 +121,7 @@ async fn open_wait(app: &TestApp, token: &str, id: hearth_core::WorkspaceId) -> 
 /// Waits are long polls like streams: a token holds a bounded number.
 async fn a_token_holds_a_bounded_number_of_waits(engine: Engine) {
     let app = TestApp::spawn_with(engine, |s| s.max_waits_per_token = 2).await;
-    let org = app.admin.create_org_token(&hearth_api::CreateTokenRequest { name: None }).await.unwrap();
+    let org = app.admin.create_org_token(&hearth_api::CreateTokenRequest { name: None, role: None }).await.unwrap();
     let org_token = org.auth_token.unwrap();
     let (id, _runtime, _) = app.create_registered("w").await;
     let waits: Vec<_> = (0..2)
@@ -167,7 +167,7 @@ async fn the_server_holds_a_bounded_number_of_streams_and_waits(engine: Engine) 
     });
     let full = crate::harness::eventually(Duration::from_secs(10), || async { app.state.long_polls.open() == 3 }).await;
     assert!(full, "two streams and a wait are open");
-    let org = app.admin.create_org_token(&hearth_api::CreateTokenRequest { name: None }).await.unwrap();
+    let org = app.admin.create_org_token(&hearth_api::CreateTokenRequest { name: None, role: None }).await.unwrap();
     let fresh = org.auth_token.unwrap();
     for refused in [stream(&fresh, "/events/stream".into()).await.unwrap(), open_wait(&app, &fresh, id).await] {
         assert_eq!(refused.status(), 503, "a token with its own allowance left, on a full server");
@@ -189,7 +189,7 @@ async fn the_server_holds_a_bounded_number_of_streams_and_waits(engine: Engine) 
 /// Revoked tokens do not count; the refusal names the cap.
 async fn an_org_holds_a_bounded_number_of_live_org_tokens(engine: Engine) {
     let app = TestApp::spawn_with(engine, |s| s.max_org_tokens = 3).await;
-    let request = hearth_api::CreateTokenRequest { name: None };
+    let request = hearth_api::CreateTokenRequest { name: None, role: None };
     let first = app.admin.create_org_token(&request).await.unwrap();
     // An org token mints org tokens too: the cap is the org's, whoever asks.
     let org = app.client(first.auth_token.as_deref());

@@ -21,5 +21,6 @@ mod peers;
 mod plugin_access;
 mod removed;
 mod retention;
+mod roles;
 mod schema;
 mod unavailable;

@@ -38,7 +38,7 @@ async fn the_admin_creates_lists_and_reads_orgs_and_an_org_token_may_not(engine:
     // Its workspaces, counted by status: one created by its own org token.
     let secret = app
         .admin
-        .create_org_token_in(Some(acme.id), &CreateTokenRequest { name: Some("acme-ops".into()) })
+        .create_org_token_in(Some(acme.id), &CreateTokenRequest { name: Some("acme-ops".into()), role: None })
         .await
         .unwrap()
         .auth_token
@@ -71,7 +71,7 @@ async fn the_admin_creates_lists_and_reads_orgs_and_an_org_token_may_not(engine:
 async fn the_admin_manages_another_orgs_tokens_and_an_org_token_only_its_own(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let acme = app.admin.create_org("acme").await.unwrap();
-    let named = |name: &str| CreateTokenRequest { name: Some(name.into()) };
+    let named = |name: &str| CreateTokenRequest { name: Some(name.into()), role: None };
     let in_acme = app.admin.create_org_token_in(Some(acme.id), &named("acme-ops")).await.unwrap();
     let in_default = app.admin.create_org_token(&named("default-ops")).await.unwrap();
 
@@ -189,7 +189,7 @@ async fn the_admin_creates_and_reads_in_a_named_org_and_an_org_token_stays_in_it
     // default org, for reads and writes alike.
     let secret = app
         .admin
-        .create_org_token_in(Some(acme.id), &CreateTokenRequest { name: None })
+        .create_org_token_in(Some(acme.id), &CreateTokenRequest { name: None, role: None })
         .await
         .unwrap()
         .auth_token

@@ -88,7 +88,7 @@ async fn a_workspace_token_downloads_only_the_plugins_its_workspace_wants(engine
     assert_eq!(unknown.unwrap()["code"], "not_found");
 
     // Operators (admin, org token) read any plugin of their org there.
-    let org = app.admin.create_org_token(&CreateTokenRequest { name: Some("ops".into()) }).await.unwrap();
+    let org = app.admin.create_org_token(&CreateTokenRequest { name: Some("ops".into()), role: None }).await.unwrap();
     for operator in [app.admin_token.as_str(), org.auth_token.as_deref().unwrap()] {
         for name in ["seo-all", "extra", "secret-sauce"] {
             assert_eq!(download(&app, operator, id, name).await.0, 200, "{name}");

@@ -2,7 +2,7 @@
 // installed), its assets, the operator's actions (each confirmed first) and
 // its lifecycle timeline, kept current by the event feed.
 
-import { api, apiText, ApiError, path } from "../api.js";
+import { api, apiText, ApiError, mayAct, path } from "../api.js";
 import { feed } from "../feed.js";
 import { ageCell, conditionOf, digestCode, failure, fields, fileTree, fill, focusHeading, h, money, statusBadge, throttle } from "../dom.js";
 import { addressable, link } from "../links.js";
@@ -35,6 +35,15 @@ function confirmAction(text, okLabel) {
   });
 }
 
+// Who caused an event, in a few words: "operator owner 1a2b3c4d", "runtime",
+// "system sweep"; nothing for an event written before actors were.
+function actorText(actor) {
+  if (!actor) return "";
+  if (actor.kind === "operator") return `by ${actor.role}${actor.token_id ? ` ${actor.token_id.slice(0, 8)}` : ""}`;
+  if (actor.kind === "system") return `by Hearth (${actor.reason})`;
+  return `by ${actor.kind}`;
+}
+
 export function workspaceView(main, id) {
   const heading = h("h1", {}, "Workspace");
   const actionResult = h("div", { id: "action-result", "aria-live": "assertive" });
@@ -57,7 +66,8 @@ export function workspaceView(main, id) {
   // the slower one must not drop what the feed showed meanwhile).
   let streamed = [];
 
-  for (const { action, label, explain } of ACTIONS) {
+  // A viewer is shown no action (the server refuses them anyway).
+  for (const { action, label, explain } of mayAct("operator") ? ACTIONS : []) {
     const button = h("button", { type: "button", "data-action": action, class: action === "delete" ? "danger" : null }, label);
     button.addEventListener("click", async () => {
       const name = workspace ? workspace.name : id;
@@ -213,8 +223,9 @@ export function workspaceView(main, id) {
   }
 
   function timelineItem(e) {
-    const payload = e.payload && Object.keys(e.payload).length ? JSON.stringify(e.payload) : "";
-    return h("li", { "data-seq": e.seq, "data-event": e.event }, h("span", {}, ageCell(e.timestamp)), h("code", {}, e.event), h("span", { class: "mono muted" }, payload));
+    const { actor, ...rest } = e.payload || {};
+    const payload = Object.keys(rest).length ? JSON.stringify(rest) : "";
+    return h("li", { "data-seq": e.seq, "data-event": e.event }, h("span", {}, ageCell(e.timestamp)), h("code", {}, e.event), h("span", { class: "actor", "data-actor": actor ? actor.kind : "" }, actorText(actor)), h("span", { class: "mono muted" }, payload));
   }
 
   // The workspace's kept events, oldest first, at most TIMELINE_PAGES pages.

@@ -72,7 +72,7 @@ async fn list(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut names = Names::default();
-    let mut table = Table::new(["SEQ", "TIME", "EVENT", "WORKSPACE", "PAYLOAD"]);
+    let mut table = Table::new(["SEQ", "TIME", "EVENT", "WORKSPACE", "ACTOR", "PAYLOAD"]);
     for event in &events {
         let workspace = names.cell(op, event).await;
         table.row([
@@ -80,6 +80,7 @@ async fn list(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
             timestamp(event.timestamp),
             event.event.clone(),
             workspace,
+            actor_cell(&event.payload),
             payload_cell(&event.payload),
         ]);
     }
@@ -131,11 +132,12 @@ fn compacted_note(after: i64, earliest: i64) -> String {
 fn follow_line(event: &EventResponse, workspace: &str) -> String {
     let workspace: String = workspace.chars().take(WORKSPACE_WIDTH).collect();
     let line = format!(
-        "{:>6}  {}  {:<26}  {:<36}  {}",
+        "{:>6}  {}  {:<26}  {:<36}  {:<24}  {}",
         event.seq,
         timestamp(event.timestamp),
         event.event,
         workspace,
+        actor_cell(&event.payload),
         payload_cell(&event.payload)
     );
     line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim_end().to_owned()
@@ -176,10 +178,36 @@ fn workspace_cell(id: WorkspaceId, name: Option<&str>) -> String {
     }
 }
 
+/// Who caused the event (its payload's `actor`): `operator owner
+/// 1a2b3c4d` (the token id's first 8), `operator admin`, `runtime`,
+/// `system sweep`; `-` for an event written before actors were.
+fn actor_cell(payload: &Value) -> String {
+    let actor = &payload["actor"];
+    let text = |key: &str| actor[key].as_str().unwrap_or("?").to_owned();
+    match actor["kind"].as_str() {
+        Some("operator") => match actor["token_id"].as_str() {
+            Some(id) => format!("operator {} {}", text("role"), id.chars().take(8).collect::<String>()),
+            None => format!("operator {}", text("role")),
+        },
+        Some("system") => format!("system {}", text("reason")),
+        Some(kind) => kind.to_owned(),
+        None => "-".to_owned(),
+    }
+}
+
+/// The payload without its `actor` (a column of its own).
 fn payload_cell(payload: &Value) -> String {
     match payload {
         Value::Null => "-".to_owned(),
-        Value::Object(map) if map.is_empty() => "-".to_owned(),
+        Value::Object(map) => {
+            let rest: serde_json::Map<String, Value> =
+                map.iter().filter(|(key, _)| *key != "actor").map(|(k, v)| (k.clone(), v.clone())).collect();
+            if rest.is_empty() {
+                "-".to_owned()
+            } else {
+                truncate(&Value::Object(rest).to_string())
+            }
+        }
         other => truncate(&other.to_string()),
     }
 }
@@ -200,23 +228,35 @@ mod tests {
             event: "WORKSPACE_ONLINE".into(),
             workspace_id: Some("0b6a4d3e-2f1c-4e5d-8a7b-9c0d1e2f3a4b".parse().unwrap()),
             timestamp: Utc.with_ymd_and_hms(2026, 11, 24, 11, 20, 0).unwrap(),
-            payload: json!({"recovered_from": "provisioning\nx"}),
+            payload: json!({"recovered_from": "provisioning\nx", "actor": {"kind": "runtime"}}),
         };
         let id: WorkspaceId = "0b6a4d3e-2f1c-4e5d-8a7b-9c0d1e2f3a4b".parse().unwrap();
         assert_eq!(
             follow_line(&event, &workspace_cell(id, Some("seo-agent"))),
             "    42  2026-11-24T11:20:00Z  WORKSPACE_ONLINE            seo-agent (0b6a4d3e)                  \
-             {\"recovered_from\":\"provisioning\\nx\"}"
+             runtime                   {\"recovered_from\":\"provisioning\\nx\"}"
         );
         assert_eq!(
             follow_line(&event, &workspace_cell(id, None)),
             "    42  2026-11-24T11:20:00Z  WORKSPACE_ONLINE            0b6a4d3e-2f1c-4e5d-8a7b-9c0d1e2f3a4b  \
-             {\"recovered_from\":\"provisioning\\nx\"}"
+             runtime                   {\"recovered_from\":\"provisioning\\nx\"}"
         );
         let quiet = EventResponse { workspace_id: None, payload: json!({}), ..event };
         assert_eq!(
             follow_line(&quiet, "-"),
-            format!("    42  2026-11-24T11:20:00Z  WORKSPACE_ONLINE            {:<36}  -", "-")
+            format!("    42  2026-11-24T11:20:00Z  WORKSPACE_ONLINE            {:<36}  {:<24}  -", "-", "-")
         );
+    }
+
+    #[test]
+    fn the_actor_column_says_who_in_a_few_words() {
+        let cell = |actor: Value| actor_cell(&json!({"actor": actor}));
+        let token = "1a2b3c4d-0000-4000-8000-000000000000";
+        assert_eq!(cell(json!({"kind": "operator", "token_id": token, "role": "owner"})), "operator owner 1a2b3c4d");
+        assert_eq!(cell(json!({"kind": "operator", "token_id": null, "role": "admin"})), "operator admin");
+        assert_eq!(cell(json!({"kind": "runtime"})), "runtime");
+        assert_eq!(cell(json!({"kind": "system", "reason": "sweep"})), "system sweep");
+        assert_eq!(actor_cell(&json!({"from": "online"})), "-", "an event from before actors");
+        assert_eq!(payload_cell(&json!({"from": "online", "actor": {"kind": "runtime"}})), "{\"from\":\"online\"}");
     }
 }

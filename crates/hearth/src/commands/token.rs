@@ -25,6 +25,11 @@ pub enum TokenCommand {
         /// default: the caller's org, the default org for the admin).
         #[arg(long, value_name = "ORG")]
         org: Option<String>,
+        /// The org token's role in its org (default: owner). An owner may
+        /// do everything in its org, an operator everything but tokens and
+        /// secrets, a viewer only read.
+        #[arg(long, value_name = "ROLE", value_parser = ["owner", "operator", "viewer"], conflicts_with = "workspace")]
+        role: Option<String>,
         /// Rotate: the workspace's other tokens stop working after this many
         /// seconds (0: at once), time for its runtime to switch.
         #[arg(long, value_name = "SECS", requires = "workspace")]
@@ -51,8 +56,9 @@ pub enum TokenCommand {
 
 pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create { name, workspace, org, revoke_previous_after } => {
+        TokenCommand::Create { name, workspace, org, role, revoke_previous_after } => {
             let org = op.in_org(org.as_deref()).await?;
+            let role = role.map(|role| role.parse::<hearth_core::Role>()).transpose()?;
             let token = match workspace {
                 Some(id) => {
                     let request =
@@ -64,7 +70,7 @@ pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
                 }
                 None => op
                     .client
-                    .create_org_token_in(org, &CreateTokenRequest { name })
+                    .create_org_token_in(org, &CreateTokenRequest { name, role })
                     .await
                     .context("cannot create a token")?,
             };
@@ -78,8 +84,9 @@ pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
             if let (Some(id), Some(after)) = (workspace, revoke_previous_after) {
                 output::note(&format!("workspace {id}'s other tokens stop working in {after} s"));
             }
+            let role = token.role.map_or_else(String::new, |role| format!(", role {role}"));
             output::note(&format!(
-                "created token {} (prefix {}); its secret is shown only this once:",
+                "created token {} (prefix {}{role}); its secret is shown only this once:",
                 token.id, token.prefix
             ));
             Ok(output::print(secret)?)
@@ -94,25 +101,7 @@ pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot list workspace {id}'s tokens"))?,
                 None => op.client.list_org_tokens_in(org).await.context("cannot list tokens")?,
             };
-            if op.json {
-                return output::print_json(&tokens);
-            }
-            if tokens.is_empty() {
-                output::note("no tokens");
-                return Ok(());
-            }
-            let mut table = Table::new(["ID", "NAME", "PREFIX", "WORKSPACE", "CREATED", "REVOKED"]);
-            for token in &tokens {
-                table.row([
-                    token.id.to_string(),
-                    or_dash(token.name.as_deref()),
-                    token.prefix.clone(),
-                    token.workspace_id.map_or_else(|| "-".to_owned(), |id| id.to_string()),
-                    timestamp(token.created_at),
-                    token.revoked_at.map_or_else(|| "-".to_owned(), timestamp),
-                ]);
-            }
-            Ok(output::print(&table.render())?)
+            print_tokens(op, &tokens)
         }
         TokenCommand::Revoke { id, workspace } => {
             match workspace {
@@ -127,4 +116,28 @@ pub async fn run(command: TokenCommand, op: &Operator) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// The tokens as one JSON document or a table (never their secrets).
+fn print_tokens(op: &Operator, tokens: &[hearth_api::TokenResponse]) -> anyhow::Result<()> {
+    if op.json {
+        return output::print_json(&tokens);
+    }
+    if tokens.is_empty() {
+        output::note("no tokens");
+        return Ok(());
+    }
+    let mut table = Table::new(["ID", "NAME", "PREFIX", "ROLE", "WORKSPACE", "CREATED", "REVOKED"]);
+    for token in tokens {
+        table.row([
+            token.id.to_string(),
+            or_dash(token.name.as_deref()),
+            token.prefix.clone(),
+            token.role.map_or_else(|| "-".to_owned(), |role| role.to_string()),
+            token.workspace_id.map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            timestamp(token.created_at),
+            token.revoked_at.map_or_else(|| "-".to_owned(), timestamp),
+        ]);
+    }
+    Ok(output::print(&table.render())?)
 }
