@@ -351,8 +351,9 @@ async function craftedLinks(page, workspaceId) {
       await tab.locator("#confirm-ok").click();
       await tab.locator("#action-result p:not(.muted)").waitFor({ timeout: WAIT });
     }
-    // Signing in checks the token with GET /workspaces/counts: not the link's doing.
-    const made = seen.slice(from).filter((r) => !(link.freshTab && r === "GET /workspaces/counts"));
+    // Signing in checks the token, and the session reads its role, with
+    // GET /whoami: not the link's doing.
+    const made = seen.slice(from).filter((r) => !(link.freshTab && r === "GET /whoami"));
     if (made.length) problems.push(`${link.hash} made API requests: ${made.join(", ")}`);
     const said = await tab.locator("main [role=alert]").allTextContents();
     if (!said.some((text) => link.says.test(text))) problems.push(`${link.hash} does not say ${link.says} (it says ${JSON.stringify(said)})`);

@@ -668,10 +668,10 @@ mod tests {
     fn stopped_statuses_are_read_from_the_typed_body_not_the_message() {
         let err = |status: Option<WorkspaceStatus>, message: &str| ClientError::Api {
             status: 409,
-            body: hearth_api::ApiErrorBody {
+            body: Box::new(hearth_api::ApiErrorBody {
                 status,
                 ..hearth_api::ApiErrorBody::new(ErrorCode::WorkspaceStopped, message)
-            },
+            }),
         };
         assert_eq!(stopped_status(&err(Some(WorkspaceStatus::Hibernated), "whatever")), WorkspaceStatus::Hibernated);
         assert_eq!(
@@ -685,7 +685,7 @@ mod tests {
     fn a_protocol_mismatch_is_fatal_and_says_which_side_to_upgrade() {
         let err = |code| ClientError::Api {
             status: 426,
-            body: hearth_api::ApiErrorBody::new(code, "protocol version 2 is too old; upgrade the runtime"),
+            body: Box::new(hearth_api::ApiErrorBody::new(code, "protocol version 2 is too old; upgrade the runtime")),
         };
         let fatal = protocol_mismatch(&err(ErrorCode::ProtocolTooOld)).expect("fatal");
         assert!(!fatal.is_retryable());

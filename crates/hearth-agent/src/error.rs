@@ -174,7 +174,7 @@ mod tests {
         assert_eq!(describe(&fs), "x is missing");
         let api = ClientError::Api {
             status: 404,
-            body: hearth_api::ApiErrorBody::new(hearth_api::ErrorCode::NotFound, "no such plugin"),
+            body: Box::new(hearth_api::ApiErrorBody::new(hearth_api::ErrorCode::NotFound, "no such plugin")),
         };
         let hearth = Err::<(), _>(api).context(|| "plugin seo: cannot download it".into()).unwrap_err();
         let sentence = describe(&hearth);

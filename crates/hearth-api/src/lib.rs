@@ -71,6 +71,9 @@ pub enum ErrorCode {
     /// 409: a cap on what an org may hold (its live org tokens,
     /// `--max-org-tokens`) is reached; the message names it. Revoke one first.
     LimitReached,
+    /// 409: an org's quota (set by the admin) would be exceeded; `quota`,
+    /// `limit` and `used` say which and by how much. Nothing was written.
+    QuotaExceeded,
     /// 409: this server starts no runtimes (`--provisioner none`), so it
     /// holds no runtime logs; read them where the runtime runs.
     NoProvisioner,
@@ -136,6 +139,7 @@ impl ErrorCode {
         ErrorCode::WorkspaceRemoved,
         ErrorCode::EventsCompacted,
         ErrorCode::LimitReached,
+        ErrorCode::QuotaExceeded,
         ErrorCode::NoProvisioner,
         ErrorCode::InvalidConfig,
         ErrorCode::InvalidManifest,
@@ -187,6 +191,7 @@ impl ErrorCode {
             ErrorCode::WorkspaceRemoved => "workspace_removed",
             ErrorCode::EventsCompacted => "events_compacted",
             ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::NoProvisioner => "no_provisioner",
             ErrorCode::InvalidConfig => "invalid_config",
             ErrorCode::InvalidManifest => "invalid_manifest",
@@ -240,6 +245,15 @@ pub struct ApiErrorBody {
     /// `Last-Event-ID`); the events before it are gone (retention).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub earliest_seq: Option<i64>,
+    /// 409 `quota_exceeded`: the quota (`workspaces`, `running`,
+    /// `template_bytes`, `plugin_bytes`), its limit, and what was used
+    /// before the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used: Option<i64>,
 }
 
 impl ApiErrorBody {
@@ -671,15 +685,64 @@ pub struct CreateOrgRequest {
     pub name: String,
 }
 
-/// An organisation. `workspaces` is given by `GET /orgs/{id}` only.
+/// An organisation. `workspaces` and `usage` are given by `GET /orgs/{id}`
+/// only.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct OrgResponse {
     #[schema(value_type = Uuid)]
     pub id: Uuid,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub quotas: OrgQuotas,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<OrgUsage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspaces: Option<WorkspaceCounts>,
+}
+
+/// An org's quotas (`PUT /orgs/{id}/quotas`, the admin's): each a limit,
+/// or null (absent) for none, the default. A quota is reached exactly at
+/// its limit; one more is 409 `quota_exceeded`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OrgQuotas {
+    /// Workspaces in total (not removed).
+    #[serde(default, deserialize_with = "integer::option")]
+    #[schema(minimum = 0)]
+    pub workspaces: Option<i64>,
+    /// Workspaces running at once: provisioning, online, degraded or offline
+    /// (a create, a resume and a restart of a failed one start one).
+    #[serde(default, deserialize_with = "integer::option")]
+    #[schema(minimum = 0)]
+    pub running: Option<i64>,
+    /// Bytes of template files.
+    #[serde(default, deserialize_with = "integer::option")]
+    #[schema(minimum = 0)]
+    pub template_bytes: Option<i64>,
+    /// Bytes of plugin files.
+    #[serde(default, deserialize_with = "integer::option")]
+    #[schema(minimum = 0)]
+    pub plugin_bytes: Option<i64>,
+}
+
+/// What counts against an org's quotas now.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct OrgUsage {
+    pub workspaces: i64,
+    pub running: i64,
+    pub template_bytes: i64,
+    pub plugin_bytes: i64,
+}
+
+/// `DELETE /orgs/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct DeleteOrgResponse {
+    pub status: String,
+    /// Workspaces removed by `?cascade=true` (through their lifecycle).
+    pub removed_workspaces: u64,
+    /// The org's tokens revoked.
+    pub revoked_tokens: u64,
 }
 
 // --- tokens ----------------------------------------------------------------

@@ -16,7 +16,7 @@ pub enum ClientError {
     /// body; when the body was not one, its code is [`ErrorCode::Unknown`]
     /// and its message the (shortened) raw text.
     #[error("{}", api_sentence(.status, &.body.error))]
-    Api { status: u16, body: ApiErrorBody },
+    Api { status: u16, body: Box<ApiErrorBody> },
     /// The server could not be reached or the connection broke (the message
     /// names the URL).
     #[error("{0}")]
@@ -94,7 +94,7 @@ impl ClientError {
     pub(crate) fn from_body(status: StatusCode, body: &str) -> Self {
         let body = serde_json::from_str::<ApiErrorBody>(body)
             .unwrap_or_else(|_| ApiErrorBody::new(ErrorCode::Unknown, shorten(body.trim())));
-        Self::Api { status: status.as_u16(), body }
+        Self::Api { status: status.as_u16(), body: Box::new(body) }
     }
 
     /// Builds [`ClientError::Transport`] (or a timeout sentence) from a
@@ -189,7 +189,7 @@ mod tests {
     fn a_body_that_is_not_json_is_kept_as_the_message() {
         let err = ClientError::from_body(StatusCode::BAD_GATEWAY, "  upstream is down\n");
         let body = ApiErrorBody::new(ErrorCode::Unknown, "upstream is down");
-        assert_eq!(err, ClientError::Api { status: 502, body });
+        assert_eq!(err, ClientError::Api { status: 502, body: Box::new(body) });
         assert_eq!(err.to_string(), "server answered 502 Bad Gateway: upstream is down");
     }
 

@@ -417,6 +417,21 @@ impl Client {
         self.get("/orgs").await
     }
 
+    /// `PUT /orgs/{id}/quotas`: sets every quota of the org (`None`: none).
+    pub async fn set_org_quotas(
+        &self,
+        id: Uuid,
+        quotas: &hearth_api::OrgQuotas,
+    ) -> Result<hearth_api::OrgResponse, ClientError> {
+        self.send_json(Method::PUT, &format!("/orgs/{id}/quotas"), quotas).await
+    }
+
+    /// `DELETE /orgs/{id}` (with `?cascade=true`: its workspaces first).
+    pub async fn delete_org(&self, id: Uuid, cascade: bool) -> Result<hearth_api::DeleteOrgResponse, ClientError> {
+        let path = if cascade { format!("/orgs/{id}?cascade=true") } else { format!("/orgs/{id}") };
+        self.call(Method::DELETE, &path, |request| request).await
+    }
+
     /// `GET /whoami`: the presented token's role, org and id.
     pub async fn whoami(&self) -> Result<hearth_api::WhoamiResponse, ClientError> {
         self.get("/whoami").await

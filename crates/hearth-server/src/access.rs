@@ -73,6 +73,8 @@ pub const RULES: &[(Method, &str, Access)] = &[
     (Method::POST, "/orgs", Operators(Admin)),
     (Method::GET, "/orgs", Operators(Admin)),
     (Method::GET, "/orgs/{id}", Operators(Admin)),
+    (Method::DELETE, "/orgs/{id}", Operators(Admin)),
+    (Method::PUT, "/orgs/{id}/quotas", Operators(Admin)),
     // The org's tokens and secrets: its owner's.
     (Method::POST, "/org/tokens", Operators(Owner)),
     (Method::GET, "/org/tokens", Operators(Owner)),

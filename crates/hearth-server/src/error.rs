@@ -46,6 +46,20 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 
+    /// 409 `quota_exceeded`: `quota` is `limit` and `used` are used; the
+    /// body names all three.
+    pub fn quota_exceeded(quota: hearth_store::Quota, limit: i64, used: i64) -> Self {
+        let name = quota.as_str();
+        let mut api = Self::conflict(
+            ErrorCode::QuotaExceeded,
+            format!("this would exceed the org's {name} quota: the limit is {limit} and {used} are used"),
+        );
+        api.body.quota = Some(name.to_owned());
+        api.body.limit = Some(limit);
+        api.body.used = Some(used);
+        api
+    }
+
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
@@ -140,6 +154,14 @@ impl From<StoreError> for ApiError {
                  (`hearth token create --workspace ID`)",
             ),
             StoreError::LimitReached { .. } => ApiError::conflict(ErrorCode::LimitReached, error.to_string()),
+            StoreError::QuotaExceeded { quota, limit, used } => ApiError::quota_exceeded(quota, limit, used),
+            StoreError::OrgNotEmpty { live } => ApiError::conflict(
+                ErrorCode::Conflict,
+                format!(
+                    "the org still has {live} workspaces that are not removed; delete them first, \
+                     or delete the org with ?cascade=true to remove them through their lifecycle"
+                ),
+            ),
             StoreError::Unavailable { .. } => {
                 let mut api = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

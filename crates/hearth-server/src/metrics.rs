@@ -45,6 +45,20 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// An org's quota use and limits (`hearth_org_quota_used`,
+/// `hearth_org_quota_limit`, labelled by org name and quota; a limit only
+/// where one is set): refreshed by the sweeper for every org with a quota,
+/// and by `GET /orgs/{id}`.
+pub fn quota_use(org: &hearth_store::Org, usage: &hearth_store::Usage) {
+    for quota in hearth_store::Quota::ALL {
+        let labels = [("org", org.name.clone()), ("quota", quota.as_str().to_owned())];
+        metrics::gauge!("hearth_org_quota_used", &labels).set(quota.used(usage) as f64);
+        if let Some(limit) = quota.limit(&org.quotas) {
+            metrics::gauge!("hearth_org_quota_limit", &labels).set(limit as f64);
+        }
+    }
+}
+
 /// Counts a store error that a background loop handles (the HTTP edge
 /// counts its own when it answers).
 pub fn store_error(error: &hearth_store::StoreError) {

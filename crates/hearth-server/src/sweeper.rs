@@ -75,6 +75,7 @@ impl Sweeper {
                 report.errors += 1;
             }
         }
+        self.quota_metrics(&mut report).await;
         let ttl = self.state.pace.liveness_ttl(settings.liveness_ttl);
         let heard = self.control_plane_alive(ttl, &mut report).await;
         match heard {
@@ -93,6 +94,29 @@ impl Sweeper {
             self.sweep(Sweep::Idle, idle, BATCH, SweepContext::default(), &mut report).await;
         }
         report
+    }
+
+    /// Each org with a quota: its use as metrics (`metrics::quota_use`).
+    async fn quota_metrics(&self, report: &mut SweepReport) {
+        let orgs = match self.state.store.list_orgs().await {
+            Ok(orgs) => orgs,
+            Err(error) => {
+                store_error(&error);
+                tracing::warn!(%error, "cannot list orgs; quota metrics keep their last values");
+                report.errors += 1;
+                return;
+            }
+        };
+        for org in orgs.iter().filter(|org| org.quotas != hearth_store::Quotas::default()) {
+            match self.state.store.org_usage(org.id).await {
+                Ok(usage) => crate::metrics::quota_use(org, &usage),
+                Err(error) => {
+                    store_error(&error);
+                    tracing::warn!(%error, org_id = %org.id, "cannot count an org's quota use");
+                    report.errors += 1;
+                }
+            }
+        }
     }
 
     /// The liveness sweep: batch after batch while each takes its whole

@@ -322,7 +322,8 @@ impl Dialect for Pg {
             " from workspaces where workspace_id = $1 and org_id = $2 and status <> 'removed' and ",
             pg_peer_match!("$3")
         ),
-        lock_org: "select org_id from orgs where org_id = $1 for update",
+        lock_org: "select org_id, name, created_at, max_workspaces, max_running, max_template_bytes, \
+            max_plugin_bytes from orgs where org_id = $1 and deleted_at is null for no key update",
         lock_control_plane: "select alive_at, outage_started_at, outage_ended_at from control_plane \
             where control_plane_id = 1 for update",
     };

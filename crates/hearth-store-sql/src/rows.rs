@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use chrono::{DateTime, Utc};
 use hearth_core::reconcile::{ConditionRecord, InstalledPlugin};
 use hearth_core::{EventKind, Role, WorkspaceStatus};
-use hearth_store::{Event, FileRef, Plugin, SealedSecret, StoreError, Template, Token, Workspace};
+use hearth_store::{Event, FileRef, Org, Plugin, Quotas, SealedSecret, StoreError, Template, Token, Workspace};
 use serde_json::Value;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -127,6 +127,40 @@ impl<D: Dialect> From<WorkspaceRow<D>> for Workspace {
             created_at: row.created_at,
             updated_at: row.updated_at,
             version: row.version,
+        }
+    }
+}
+
+/// An org with its quotas.
+#[derive(sqlx::FromRow)]
+pub struct OrgRow {
+    org_id: Uuid,
+    name: String,
+    created_at: DateTime<Utc>,
+    max_workspaces: Option<i64>,
+    max_running: Option<i64>,
+    max_template_bytes: Option<i64>,
+    max_plugin_bytes: Option<i64>,
+}
+
+impl OrgRow {
+    pub fn into_quotas(self) -> Quotas {
+        Org::from(self).quotas
+    }
+}
+
+impl From<OrgRow> for Org {
+    fn from(row: OrgRow) -> Self {
+        Org {
+            id: row.org_id.into(),
+            name: row.name,
+            created_at: row.created_at,
+            quotas: Quotas {
+                workspaces: row.max_workspaces,
+                running: row.max_running,
+                template_bytes: row.max_template_bytes,
+                plugin_bytes: row.max_plugin_bytes,
+            },
         }
     }
 }

@@ -241,8 +241,11 @@ statement_set! {
         /// role contains `$3` (null: any): a workspace's parent as a peer.
         select_peer_parent,
         /// The org row `$1`, locked for the rest of the write transaction
-        /// (Postgres `for update`; SQLite's `BEGIN IMMEDIATE` already
-        /// serializes writers): what counting an org's live tokens and
+        /// (Postgres `for no key update`: writers that only reference the
+        /// org, such as an event's foreign key, take `key share` and are not
+        /// blocked, so no deadlock with the event counter's holder; SQLite's
+        /// `BEGIN IMMEDIATE` already serializes writers), with its quotas ([`crate::rows::OrgRow`]; a
+        /// deleted org is none): what counting an org's live tokens and
         /// inserting one more holds, so two creates cannot both pass the cap.
         lock_org,
         /// The control plane's liveness row (alive_at, outage_started_at,
@@ -312,9 +315,39 @@ shared! {
         where workspace_id = $1";
     /// `$1` id, `$2` name (unique: `orgs_name_idx`), `$3` now.
     INSERT_ORG = "insert into orgs (org_id, name, created_at, updated_at) values ($1, $2, $3, $3)";
-    /// Every org (the store orders them by name: collations differ by engine).
-    LIST_ORGS = "select org_id, name, created_at from orgs";
-    SELECT_ORG = "select org_id, name, created_at from orgs where org_id = $1";
+    /// Every org not deleted (the store orders them by name: collations
+    /// differ by engine), with its quotas ([`crate::rows::OrgRow`]).
+    LIST_ORGS = "select org_id, name, created_at, max_workspaces, max_running, max_template_bytes, max_plugin_bytes \
+        from orgs where deleted_at is null";
+    SELECT_ORG = "select org_id, name, created_at, max_workspaces, max_running, max_template_bytes, max_plugin_bytes \
+        from orgs where org_id = $1 and deleted_at is null";
+    /// `$2`–`$5` the quotas (null: none), `$6` now.
+    SET_ORG_QUOTAS = "update orgs set max_workspaces = $2, max_running = $3, max_template_bytes = $4, \
+        max_plugin_bytes = $5, updated_at = $6 where org_id = $1 and deleted_at is null returning org_id";
+    /// The org's workspaces not removed, and those running (what a
+    /// provisioner keeps a runtime for), read under the org's lock when a
+    /// quota applies (`workspaces_org_created_idx`).
+    COUNT_ORG_WORKSPACES = "select count(*), \
+        coalesce(sum(case when status in ('provisioning', 'online', 'degraded', 'offline') then 1 else 0 end), 0) \
+        from workspaces where org_id = $1 and status <> 'removed'";
+    /// Bytes of the org's template files, but those of template `$2` (which
+    /// the write replaces).
+    ORG_TEMPLATE_BYTES = "select cast(coalesce(sum(f.size), 0) as bigint) from template_files f \
+        join templates t on t.template_id = f.template_id where t.org_id = $1 and t.name <> $2";
+    /// Bytes of the org's plugin files, but those of plugin `$2`.
+    ORG_PLUGIN_BYTES = "select cast(coalesce(sum(f.size), 0) as bigint) from plugin_files f \
+        join plugins p on p.plugin_id = f.plugin_id where p.org_id = $1 and p.name <> $2";
+    /// A deleted org's org tokens stop at `$2` (an earlier stop stays). Its
+    /// workspaces' own tokens stay: every workspace of a deleted org is
+    /// removed, so they are refused already (410), but `/state` still tells
+    /// a runtime that its workspace is gone, so that it exits.
+    REVOKE_ORG_TOKENS = "update tokens set revoked_at = $2, updated_at = $2 \
+        where org_id = $1 and workspace_id is null and (revoked_at is null or revoked_at > $2) returning token_id";
+    DELETE_ORG_SECRETS = "delete from secrets where org_id = $1";
+    /// Their files go with them (`on delete cascade`).
+    DELETE_ORG_TEMPLATES = "delete from templates where org_id = $1";
+    DELETE_ORG_PLUGINS = "delete from plugins where org_id = $1";
+    MARK_ORG_DELETED = "update orgs set deleted_at = $2, updated_at = $2 where org_id = $1";
     /// The live org tokens (no workspace; not revoked at `$2`) of org `$1`.
     COUNT_LIVE_ORG_TOKENS = "select count(*) from tokens where org_id = $1 and workspace_id is null \
         and (revoked_at is null or revoked_at > $2)";

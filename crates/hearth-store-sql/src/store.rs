@@ -19,8 +19,8 @@ use hearth_core::{
 use hearth_store::{
     evolve, Applied, Bootstrap, Changed, Compaction, Conflict, Deleted, Engine, Event, EventQuery, LivenessWrite,
     NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace, NewWorkspaceToken, Notice, NoticeFeed, Org, PeerGroup,
-    PeersPage, Plugin, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Workspace,
-    WorkspaceCursor, WorkspaceFilter, WorkspacePage,
+    PeersPage, Plugin, Quotas, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Usage,
+    Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -47,8 +47,8 @@ use crate::error::{map_err, map_write_err, Violations};
 /// caller names (templates, plugins, secrets).
 const ORG_MUST_EXIST: Violations = Violations { unique: None, foreign_key: Some(Conflict::OrgMissing) };
 use crate::rows::{
-    self, DbStatus, DesiredRow, EventRow, FileRow, HashedTokenRow, PageDesiredRow, PluginRow, SecretRow, TemplateRow,
-    TokenRow, WorkspaceDesiredRow, WorkspaceRow,
+    self, DbStatus, DesiredRow, EventRow, FileRow, HashedTokenRow, OrgRow, PageDesiredRow, PluginRow, SecretRow,
+    TemplateRow, TokenRow, WorkspaceDesiredRow, WorkspaceRow,
 };
 use crate::sql;
 use crate::Dialect;
@@ -157,6 +157,8 @@ where
     for<'r> DesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> WorkspaceDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> PageDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> OrgRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (i64, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid, String, String, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64, i64, i64): FromRow<'r, <D::Db as Database>::Row>,
@@ -210,6 +212,72 @@ where
             return Err(Rejection::Removed.into());
         }
         Ok(workspace)
+    }
+
+    /// Locks org `id`'s row for the rest of the transaction and reads its
+    /// quotas; NotFound("org") when there is none or it was deleted.
+    async fn lock_org(conn: &mut <D::Db as Database>::Connection, id: OrgId) -> StoreResult<Quotas> {
+        let row: Option<OrgRow> = sqlx::query_as(D::SQL.lock_org)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err::<D>("lock_org"))?;
+        Ok(row.ok_or(StoreError::NotFound("org"))?.into_quotas())
+    }
+
+    /// The org's workspaces not removed, and those running.
+    async fn count_org_workspaces(conn: &mut <D::Db as Database>::Connection, id: OrgId) -> StoreResult<(i64, i64)> {
+        sqlx::query_as(sql::COUNT_ORG_WORKSPACES)
+            .bind(id.0)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err::<D>("count_org_workspaces"))
+    }
+
+    /// Bytes of the org's template or plugin files (as `statement` says),
+    /// but those of the one named `except`.
+    async fn org_bytes(
+        conn: &mut <D::Db as Database>::Connection,
+        (statement, operation): (&'static str, &'static str),
+        id: OrgId,
+        except: &str,
+    ) -> StoreResult<i64> {
+        sqlx::query_scalar(statement)
+            .bind(id.0)
+            .bind(except)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err::<D>(operation))
+    }
+
+    /// Refuses (`QuotaExceeded`, nothing written) when `more` would take
+    /// org `id` past a quota; holds the org's lock for the rest of the
+    /// transaction, so two writes cannot both pass the last unit. Counts
+    /// only what a quota that is set needs; `replacing` names the template
+    /// or plugin the write replaces (its bytes are not counted twice).
+    async fn within_quotas(
+        conn: &mut <D::Db as Database>::Connection,
+        id: OrgId,
+        more: Usage,
+        replacing: &str,
+    ) -> StoreResult<()> {
+        let quotas = Self::lock_org(conn, id).await?;
+        let mut used = Usage::default();
+        if (more.workspaces > 0 && quotas.workspaces.is_some()) || (more.running > 0 && quotas.running.is_some()) {
+            (used.workspaces, used.running) = Self::count_org_workspaces(conn, id).await?;
+        }
+        if more.template_bytes > 0 && quotas.template_bytes.is_some() {
+            let statement = (sql::ORG_TEMPLATE_BYTES, "org_template_bytes");
+            used.template_bytes = Self::org_bytes(conn, statement, id, replacing).await?;
+        }
+        if more.plugin_bytes > 0 && quotas.plugin_bytes.is_some() {
+            used.plugin_bytes =
+                Self::org_bytes(conn, (sql::ORG_PLUGIN_BYTES, "org_plugin_bytes"), id, replacing).await?;
+        }
+        if let Some((quota, limit, used)) = quotas.exceeded(&used, &more) {
+            return Err(StoreError::QuotaExceeded { quota, limit, used });
+        }
+        Ok(())
     }
 
     async fn append_events(
@@ -594,6 +662,8 @@ where
     for<'r> DesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> WorkspaceDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> PageDesiredRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> OrgRow: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> (i64, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (Uuid, String, String, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (String, i64): FromRow<'r, <D::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <D::Db as Database>::Row>,
@@ -636,6 +706,16 @@ where
         let mut tx = self.begin().await?;
         let mut created = Vec::with_capacity(batch.len());
         let creators: Vec<By> = batch.iter().map(|(new, _)| new.by).collect();
+        // Each org's quotas, under its lock, in a fixed order (no deadlock
+        // between two batches): the whole batch or nothing.
+        let mut per_org: std::collections::BTreeMap<OrgId, i64> = std::collections::BTreeMap::new();
+        for (new, _) in &batch {
+            *per_org.entry(new.org_id).or_default() += 1;
+        }
+        for (org, count) in per_org {
+            let more = Usage { workspaces: count, running: count, ..Usage::default() };
+            Self::within_quotas(&mut tx, org, more, "").await?;
+        }
         for (new, token) in batch {
             sqlx::query(sql::INSERT_WORKSPACE)
                 .bind(new.id.0)
@@ -1111,26 +1191,84 @@ where
         sqlx::query(sql::INSERT_ORG).bind(id.0).bind(name).bind(now).execute(&mut *conn).await.map_err(
             map_write_err::<D>("create_org", Violations { unique: Some(Conflict::OrgExists), foreign_key: None }),
         )?;
-        Ok(Org { id, name: name.to_owned(), created_at: now })
+        Ok(Org { id, name: name.to_owned(), created_at: now, quotas: Quotas::default() })
     }
 
     async fn list_orgs(&self) -> StoreResult<Vec<Org>> {
-        let rows: Vec<(Uuid, String, DateTime<Utc>)> =
+        let rows: Vec<OrgRow> =
             sqlx::query_as(sql::LIST_ORGS).fetch_all(&self.reader).await.map_err(map_err::<D>("list_orgs"))?;
-        let mut orgs: Vec<Org> =
-            rows.into_iter().map(|(id, name, created_at)| Org { id: OrgId(id), name, created_at }).collect();
+        let mut orgs: Vec<Org> = rows.into_iter().map(Org::from).collect();
         orgs.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         Ok(orgs)
     }
 
     async fn get_org(&self, id: OrgId) -> StoreResult<Org> {
-        let row: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(sql::SELECT_ORG)
+        let row: Option<OrgRow> = sqlx::query_as(sql::SELECT_ORG)
             .bind(id.0)
             .fetch_optional(&self.reader)
             .await
             .map_err(map_err::<D>("get_org"))?;
-        let (id, name, created_at) = row.ok_or(StoreError::NotFound("org"))?;
-        Ok(Org { id: OrgId(id), name, created_at })
+        row.map(Org::from).ok_or(StoreError::NotFound("org"))
+    }
+
+    async fn set_org_quotas(&self, id: OrgId, quotas: Quotas, now: DateTime<Utc>) -> StoreResult<Org> {
+        let mut tx = self.begin().await?;
+        let set: Option<(Uuid,)> = sqlx::query_as(sql::SET_ORG_QUOTAS)
+            .bind(id.0)
+            .bind(quotas.workspaces)
+            .bind(quotas.running)
+            .bind(quotas.template_bytes)
+            .bind(quotas.plugin_bytes)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err::<D>("set_org_quotas"))?;
+        set.ok_or(StoreError::NotFound("org"))?;
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        self.get_org(id).await
+    }
+
+    async fn org_usage(&self, id: OrgId) -> StoreResult<Usage> {
+        let mut conn = self.reader.acquire().await.map_err(map_err::<D>("acquire"))?;
+        let (workspaces, running) = Self::count_org_workspaces(&mut conn, id).await?;
+        let template_bytes =
+            Self::org_bytes(&mut conn, (sql::ORG_TEMPLATE_BYTES, "org_template_bytes"), id, "").await?;
+        let plugin_bytes = Self::org_bytes(&mut conn, (sql::ORG_PLUGIN_BYTES, "org_plugin_bytes"), id, "").await?;
+        Ok(Usage { workspaces, running, template_bytes, plugin_bytes })
+    }
+
+    async fn delete_org(&self, id: OrgId, now: DateTime<Utc>) -> StoreResult<Vec<TokenId>> {
+        let mut tx = self.begin().await?;
+        Self::lock_org(&mut tx, id).await?;
+        let (live, _) = Self::count_org_workspaces(&mut tx, id).await?;
+        if live > 0 {
+            return Err(StoreError::OrgNotEmpty { live });
+        }
+        let revoked: Vec<(Uuid,)> = sqlx::query_as(sql::REVOKE_ORG_TOKENS)
+            .bind(id.0)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err::<D>("revoke_org_tokens"))?;
+        for (statement, operation) in [
+            (sql::DELETE_ORG_SECRETS, "delete_org_secrets"),
+            (sql::DELETE_ORG_TEMPLATES, "delete_org_templates"),
+            (sql::DELETE_ORG_PLUGINS, "delete_org_plugins"),
+        ] {
+            sqlx::query(statement).bind(id.0).execute(&mut *tx).await.map_err(map_err::<D>(operation))?;
+        }
+        sqlx::query(sql::MARK_ORG_DELETED)
+            .bind(id.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err::<D>("mark_org_deleted"))?;
+        let revoked: Vec<TokenId> = revoked.into_iter().map(|(token,)| TokenId(token)).collect();
+        for token in &revoked {
+            Self::notify(&mut tx, &Notice::TokenRevoked(*token)).await?;
+        }
+        tx.commit().await.map_err(map_err::<D>("commit"))?;
+        Ok(revoked)
     }
 
     async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
@@ -1144,14 +1282,7 @@ where
             return Err(StoreError::InvalidInput("an org token has no workspace".into()));
         }
         let mut tx = self.begin().await?;
-        let locked: Option<(Uuid,)> = sqlx::query_as(D::SQL.lock_org)
-            .bind(token.org_id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err::<D>("lock_org"))?;
-        if locked.is_none() {
-            return Err(StoreError::NotFound("org"));
-        }
+        Self::lock_org(&mut tx, token.org_id).await?;
         let (live,): (i64,) = sqlx::query_as(sql::COUNT_LIVE_ORG_TOKENS)
             .bind(token.org_id.0)
             .bind(token.now)
@@ -1292,6 +1423,8 @@ where
 
     async fn put_template(&self, template: NewTemplate) -> StoreResult<Template> {
         let mut tx = self.begin().await?;
+        let more = Usage { template_bytes: files_bytes(&template.files), ..Usage::default() };
+        Self::within_quotas(&mut tx, template.org_id, more, &template.name).await?;
         let id: Uuid = sqlx::query_scalar(sql::UPSERT_TEMPLATE)
             .bind(Uuid::new_v4())
             .bind(template.org_id.0)
@@ -1361,6 +1494,8 @@ where
 
     async fn put_plugin(&self, plugin: NewPlugin) -> StoreResult<Plugin> {
         let mut tx = self.begin().await?;
+        let more = Usage { plugin_bytes: files_bytes(&plugin.files), ..Usage::default() };
+        Self::within_quotas(&mut tx, plugin.org_id, more, &plugin.name).await?;
         let id: Uuid = sqlx::query_scalar(sql::UPSERT_PLUGIN)
             .bind(Uuid::new_v4())
             .bind(plugin.org_id.0)
@@ -1620,6 +1755,11 @@ where
             })
             .collect()
     }
+}
+
+/// The bytes of files to store (what counts against a storage quota).
+fn files_bytes(files: &[NewFile]) -> i64 {
+    files.iter().map(|file| i64::try_from(file.content.len()).unwrap_or(i64::MAX)).fold(0, i64::saturating_add)
 }
 
 /// The record of a token just inserted.

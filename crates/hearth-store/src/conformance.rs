@@ -14,7 +14,8 @@ use serde_json::json;
 
 use crate::{
     Applied, Bootstrap, Compaction, Conflict, EventQuery, LivenessWrite, NewFile, NewPlugin, NewTemplate, NewToken,
-    NewWorkspace, NewWorkspaceToken, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep,
+    NewWorkspace, NewWorkspaceToken, Quota, Quotas, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep,
+    Usage,
 };
 use hearth_core::reconcile::{
     ConditionReason, ConditionStatus, ConditionType, DesiredPlugin, DesiredState, PluginFailure, ProgramReport,
@@ -82,6 +83,8 @@ macro_rules! conformance_tests {
             ancestry_is_found_up_the_parent_links_within_the_bound,
             live_org_tokens_are_capped_per_org_even_when_created_at_once,
             orgs_are_created_by_a_unique_name_and_hold_their_own_workspaces,
+            quotas_are_reached_exactly_at_their_limit_and_a_batch_is_all_or_nothing,
+            an_org_is_deleted_only_empty_its_tokens_revoked_and_its_name_freed,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1996,4 +1999,115 @@ pub async fn orgs_are_created_by_a_unique_name_and_hold_their_own_workspaces(sto
     store.revoke_token(Some(acme.id), second.id, t(5)).await.unwrap();
     assert_eq!(store.list_org_tokens(acme.id).await.unwrap().len(), 2);
     assert!(store.list_org_tokens(OrgId::DEFAULT).await.unwrap().is_empty());
+}
+
+fn new_plugin(org: OrgId, name: &str, content: &[u8]) -> NewPlugin {
+    NewPlugin {
+        org_id: org,
+        name: name.into(),
+        version: "1.0".into(),
+        description: String::new(),
+        sha256: format!("h-{name}"),
+        files: vec![file("plugin.yaml", content)],
+        now: t(0),
+    }
+}
+
+pub async fn quotas_are_reached_exactly_at_their_limit_and_a_batch_is_all_or_nothing(store: S) {
+    let acme = store.create_org(OrgId::new_random(), "acme", t(0)).await.unwrap();
+    assert_eq!(acme.quotas, Quotas::default(), "none by default");
+    let quotas = Quotas { workspaces: Some(3), running: Some(2), template_bytes: Some(10), plugin_bytes: Some(8) };
+    assert_eq!(store.set_org_quotas(acme.id, quotas, t(1)).await.unwrap().quotas, quotas);
+    assert_eq!(store.get_org(acme.id).await.unwrap().quotas, quotas);
+    let missing = store.set_org_quotas(OrgId::new_random(), quotas, t(1)).await;
+    assert!(matches!(missing, Err(StoreError::NotFound("org"))), "{missing:?}");
+
+    // Running: two at once; the third is refused, and a batch of two that
+    // would pass it writes neither.
+    let new = |name: &str| NewWorkspace::named(acme.id, name, t(2));
+    let first = store.create_workspace(new("a"), None).await.unwrap().id;
+    store.create_workspace(new("b"), None).await.unwrap();
+    let refused = store.create_workspace(new("c"), None).await;
+    assert!(
+        matches!(refused, Err(StoreError::QuotaExceeded { quota: Quota::Running, limit: 2, used: 2 })),
+        "{refused:?}"
+    );
+    let batch = store.create_workspaces(vec![(new("d"), None), (new("e"), None)]).await;
+    assert!(matches!(batch, Err(StoreError::QuotaExceeded { .. })), "{batch:?}");
+    assert_eq!(store.list_workspaces(Some(acme.id), true).await.unwrap().len(), 2, "nothing of the batch");
+    assert_eq!(store.org_usage(acme.id).await.unwrap(), Usage { workspaces: 2, running: 2, ..Usage::default() });
+
+    // Workspaces in total: removed ones do not count.
+    store.set_org_quotas(acme.id, Quotas { workspaces: Some(3), ..Quotas::default() }, t(4)).await.unwrap();
+    store.create_workspace(new("c"), None).await.unwrap();
+    let fourth = store.create_workspace(new("d"), None).await;
+    assert!(
+        matches!(fourth, Err(StoreError::QuotaExceeded { quota: Quota::Workspaces, limit: 3, used: 3 })),
+        "{fourth:?}"
+    );
+    store.delete_workspace(first, hearth_core::By::ADMIN, t(5)).await.unwrap();
+    store.create_workspace(new("d"), None).await.unwrap();
+    // Other orgs are not counted, nor limited.
+    store.create_workspace(NewWorkspace::named(OrgId::DEFAULT, "elsewhere", t(6)), None).await.unwrap();
+
+    // Storage: a replaced template counts once, with its new size.
+    store.set_org_quotas(acme.id, quotas, t(7)).await.unwrap();
+    let in_acme = |name: &str, content: &[u8]| NewTemplate {
+        org_id: acme.id,
+        ..template(name, vec![file("config.yaml", content)], t(8))
+    };
+    store.put_template(in_acme("t1", b"123456")).await.unwrap();
+    store.put_template(in_acme("t1", b"1234567890")).await.unwrap(); // replaced: 10 of 10
+    let over = store.put_template(in_acme("t2", b"x")).await;
+    assert!(
+        matches!(over, Err(StoreError::QuotaExceeded { quota: Quota::TemplateBytes, limit: 10, used: 10 })),
+        "{over:?}"
+    );
+    assert!(matches!(store.get_template_by_name(acme.id, "t2").await, Err(StoreError::NotFound(_))), "nothing written");
+    store.put_plugin(new_plugin(acme.id, "p1", b"12345678")).await.unwrap();
+    let over = store.put_plugin(new_plugin(acme.id, "p2", b"x")).await;
+    assert!(
+        matches!(over, Err(StoreError::QuotaExceeded { quota: Quota::PluginBytes, limit: 8, used: 8 })),
+        "{over:?}"
+    );
+    let usage = store.org_usage(acme.id).await.unwrap();
+    assert_eq!((usage.template_bytes, usage.plugin_bytes), (10, 8));
+    // Lifted: no limit.
+    store.set_org_quotas(acme.id, Quotas::default(), t(9)).await.unwrap();
+    store.put_plugin(new_plugin(acme.id, "p2", b"x")).await.unwrap();
+}
+
+pub async fn an_org_is_deleted_only_empty_its_tokens_revoked_and_its_name_freed(store: S) {
+    let acme = store.create_org(OrgId::new_random(), "acme", t(0)).await.unwrap();
+    let ws = store.create_workspace(NewWorkspace::named(acme.id, "w", t(1)), None).await.unwrap().id;
+    let org_token = store.insert_token(NewToken { org_id: acme.id, ..token(None, "acme-owner") }).await.unwrap();
+    store
+        .put_template(NewTemplate { org_id: acme.id, ..template("t", vec![file("config.yaml", b"x")], t(1)) })
+        .await
+        .unwrap();
+    store.put_plugin(new_plugin(acme.id, "p", b"y")).await.unwrap();
+
+    let refused = store.delete_org(acme.id, t(2)).await;
+    assert!(matches!(refused, Err(StoreError::OrgNotEmpty { live: 1 })), "{refused:?}");
+    assert!(store.find_token_by_hash(b"acme-owner", t(2)).await.unwrap().is_some(), "nothing written");
+
+    store.delete_workspace(ws, hearth_core::By::ADMIN, t(3)).await.unwrap();
+    let revoked = store.delete_org(acme.id, t(4)).await.unwrap();
+    assert_eq!(revoked, [org_token.id]);
+    assert!(store.find_token_by_hash(b"acme-owner", t(5)).await.unwrap().is_none(), "its token stopped");
+    assert!(matches!(store.get_org(acme.id).await, Err(StoreError::NotFound("org"))));
+    assert!(!store.list_orgs().await.unwrap().iter().any(|org| org.id == acme.id));
+    assert!(matches!(store.get_template_by_name(acme.id, "t").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.get_plugin(acme.id, "p").await, Err(StoreError::NotFound(_))));
+    // Its removed workspace and its events stay, as history.
+    assert_eq!(store.get_workspace(ws).await.unwrap().status, WorkspaceStatus::Removed);
+    assert_eq!(events_of(&*store, ws).await.last().map(|(kind, _)| *kind), Some(EventKind::WorkspaceRemoved));
+    // Nothing more goes into it; its name is free.
+    let into = store.insert_org_token(NewToken { org_id: acme.id, ..token(None, "late") }, 10).await;
+    assert!(matches!(into, Err(StoreError::NotFound("org"))), "{into:?}");
+    let late = store.create_workspace(NewWorkspace::named(acme.id, "late", t(6)), None).await;
+    assert!(matches!(late, Err(StoreError::NotFound("org"))), "{late:?}");
+    assert!(matches!(store.delete_org(acme.id, t(6)).await, Err(StoreError::NotFound("org"))));
+    let again = store.create_org(OrgId::new_random(), "acme", t(7)).await.unwrap();
+    assert_ne!(again.id, acme.id);
 }

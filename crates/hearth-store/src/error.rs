@@ -31,6 +31,14 @@ pub enum StoreError {
     /// was written.
     #[error("at most {limit} {what} may be live at once")]
     LimitReached { what: &'static str, limit: u64 },
+    /// An org's quota would be exceeded: `limit`, and `used` before the
+    /// request. Nothing was written.
+    #[error("the org's {} quota is {limit} and {used} are used", quota.as_str())]
+    QuotaExceeded { quota: crate::Quota, limit: i64, used: i64 },
+    /// The org still holds workspaces that are not removed (`live` of
+    /// them): it cannot be deleted without them. Nothing was written.
+    #[error("the org still has {live} workspaces")]
+    OrgNotEmpty { live: i64 },
     /// The database cannot be reached; retry later.
     #[error("database unavailable during {operation}: {message}")]
     Unavailable { operation: &'static str, message: String },

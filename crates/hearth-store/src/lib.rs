@@ -67,14 +67,31 @@ pub trait Store: Send + Sync + 'static {
 
     // --- orgs -------------------------------------------------------------
 
-    /// Creates an org named `name` (unique: `Conflict { OrgExists }`).
+    /// Creates an org named `name` (unique among orgs not deleted:
+    /// `Conflict { OrgExists }`), without quotas.
     async fn create_org(&self, id: OrgId, name: &str, now: DateTime<Utc>) -> StoreResult<Org>;
 
-    /// Every org, by name (byte order).
+    /// Every org not deleted, by name (byte order).
     async fn list_orgs(&self) -> StoreResult<Vec<Org>>;
 
-    /// The org `id`; NotFound("org") when there is none.
+    /// The org `id`; NotFound("org") when there is none or it was deleted.
     async fn get_org(&self, id: OrgId) -> StoreResult<Org>;
+
+    /// Sets the org's quotas (all of them: `None` lifts one). A quota below
+    /// what is used now is allowed: nothing more may be added until use
+    /// falls under it.
+    async fn set_org_quotas(&self, id: OrgId, quotas: Quotas, now: DateTime<Utc>) -> StoreResult<Org>;
+
+    /// What counts against the org's quotas now.
+    async fn org_usage(&self, id: OrgId) -> StoreResult<Usage>;
+
+    /// Deletes the org, in one transaction under its row lock: refused
+    /// with `OrgNotEmpty` while it holds workspaces not removed; otherwise
+    /// its org tokens are revoked (every replica told), its secrets, templates
+    /// and plugins deleted, and the org marked deleted (its removed
+    /// workspaces and their events stay, as history; its name is free).
+    /// Returns the revoked tokens. NotFound("org") when there is none.
+    async fn delete_org(&self, id: OrgId, now: DateTime<Utc>) -> StoreResult<Vec<TokenId>>;
 
     // --- workspaces -------------------------------------------------------
 

@@ -295,6 +295,83 @@ pub struct Org {
     pub id: OrgId,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    pub quotas: Quotas,
+}
+
+/// An org's quotas, set by the admin; `None`: no limit (the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quotas {
+    /// Workspaces in total (not removed).
+    pub workspaces: Option<i64>,
+    /// Workspaces running at once: provisioning, online, degraded or
+    /// offline (what a provisioner keeps a runtime for).
+    pub running: Option<i64>,
+    /// Bytes of template files.
+    pub template_bytes: Option<i64>,
+    /// Bytes of plugin files.
+    pub plugin_bytes: Option<i64>,
+}
+
+/// What counts against an org's quotas now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub workspaces: i64,
+    pub running: i64,
+    pub template_bytes: i64,
+    pub plugin_bytes: i64,
+}
+
+/// One of an org's quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    Workspaces,
+    Running,
+    TemplateBytes,
+    PluginBytes,
+}
+
+impl Quota {
+    pub const ALL: [Quota; 4] = [Quota::Workspaces, Quota::Running, Quota::TemplateBytes, Quota::PluginBytes];
+
+    /// Its name in the API (`quota_exceeded`'s `quota`) and in metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Quota::Workspaces => "workspaces",
+            Quota::Running => "running",
+            Quota::TemplateBytes => "template_bytes",
+            Quota::PluginBytes => "plugin_bytes",
+        }
+    }
+
+    pub fn limit(self, quotas: &Quotas) -> Option<i64> {
+        match self {
+            Quota::Workspaces => quotas.workspaces,
+            Quota::Running => quotas.running,
+            Quota::TemplateBytes => quotas.template_bytes,
+            Quota::PluginBytes => quotas.plugin_bytes,
+        }
+    }
+
+    pub fn used(self, usage: &Usage) -> i64 {
+        match self {
+            Quota::Workspaces => usage.workspaces,
+            Quota::Running => usage.running,
+            Quota::TemplateBytes => usage.template_bytes,
+            Quota::PluginBytes => usage.plugin_bytes,
+        }
+    }
+}
+
+impl Quotas {
+    /// The first quota that `used` plus `more` would exceed: `(quota,
+    /// limit, used)`. A quota is reached exactly at its limit.
+    pub fn exceeded(&self, used: &Usage, more: &Usage) -> Option<(Quota, i64, i64)> {
+        Quota::ALL.into_iter().find_map(|quota| {
+            let limit = quota.limit(self)?;
+            let wanted = quota.used(more);
+            (wanted > 0 && quota.used(used).saturating_add(wanted) > limit).then(|| (quota, limit, quota.used(used)))
+        })
+    }
 }
 
 /// A token as stored: never the secret, only its sha256 and a display prefix.

@@ -126,7 +126,7 @@ mod tests {
         };
         let err = ClientError::Api {
             status: 401,
-            body: hearth_api::ApiErrorBody::new(hearth_api::ErrorCode::Unauthorized, "admin auth required"),
+            body: Box::new(hearth_api::ApiErrorBody::new(hearth_api::ErrorCode::Unauthorized, "admin auth required")),
         };
         let explained = operator.explain(Err(anyhow::Error::new(err).context("cannot list workspaces"))).unwrap_err();
         assert_eq!(

@@ -213,6 +213,27 @@ async fn orgs_are_created_and_their_tokens_made_by_name(engine: Engine) {
     assert!(refused.stderr.contains("needs the `operator` role"), "{}", refused.stderr);
     let bad_role = server.hearth(&["token", "create", "--role", "admin"]).await;
     bad_role.expect_code(2); // clap: not one of owner, operator, viewer
+
+    // Quotas, by name: one more workspace than the quota is refused.
+    let quota = server.hearth(&["org", "quota", "team-a", "--workspaces", "2"]).await;
+    quota.expect_code(0);
+    assert!(quota.stdout.contains("quota workspaces: 2"), "{}", quota.stdout);
+    let full = server.hearth(&["workspace", "create", "third", "--org", "team-a"]).await;
+    full.expect_code(1);
+    assert!(full.stderr.contains("workspaces quota: the limit is 2 and 2 are used"), "{}", full.stderr);
+    let got = server.hearth(&["org", "get", "team-a"]).await;
+    assert!(got.stdout.contains("quota workspaces: 2 of 2"), "{}", got.stdout);
+
+    // Deleted only with --cascade while it has workspaces; then gone.
+    let refused = server.hearth(&["org", "delete", "team-a"]).await;
+    refused.expect_code(1);
+    assert!(refused.stderr.contains("cascade"), "{}", refused.stderr);
+    let deleted = server.hearth(&["org", "delete", "team-a", "--cascade"]).await;
+    deleted.expect_code(0);
+    assert!(deleted.stdout.contains("2 workspaces removed"), "{}", deleted.stdout);
+    server.hearth(&["org", "get", &id]).await.expect_code(1);
+    let gone = server.hearth(&["--token", eyes, "workspace", "list"]).await;
+    gone.expect_code(1); // its tokens were revoked
 }
 
 #[tokio::test]

@@ -6,21 +6,24 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
-use hearth_api::{ApiErrorBody, CreateOrgRequest, ErrorCode, OrgResponse};
+use hearth_api::{ApiErrorBody, CreateOrgRequest, DeleteOrgResponse, ErrorCode, OrgQuotas, OrgResponse, OrgUsage};
 use hearth_core::OrgId;
-use hearth_store::Org;
+use hearth_store::{Org, Quotas, Usage};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Operator;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_id, ApiJson, ApiPath};
+use crate::extract::{parse_id, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 
 /// This resource's routes, with their OpenAPI paths.
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_org, list_orgs)).routes(routes!(get_org))
+    OpenApiRouter::new()
+        .routes(routes!(create_org, list_orgs))
+        .routes(routes!(get_org, delete_org))
+        .routes(routes!(set_quotas))
 }
 
 /// `?org=ID`: the org a request acts in.
@@ -50,7 +53,15 @@ pub(crate) async fn acting_org(state: &AppState, operator: Operator, query: &Org
 }
 
 fn org_response(org: Org) -> OrgResponse {
-    OrgResponse { id: org.id.0, name: org.name, created_at: org.created_at, workspaces: None }
+    let Quotas { workspaces, running, template_bytes, plugin_bytes } = org.quotas;
+    OrgResponse {
+        id: org.id.0,
+        name: org.name,
+        created_at: org.created_at,
+        quotas: OrgQuotas { workspaces, running, template_bytes, plugin_bytes },
+        usage: None,
+        workspaces: None,
+    }
 }
 
 /// Create an organisation (admin). Its name is unique and follows the
@@ -89,7 +100,89 @@ pub async fn get_org(
 ) -> ApiResult<Json<OrgResponse>> {
     let org = state.store.get_org(id).await?;
     let counted = state.store.count_workspaces_by_status(Some(org.id)).await?;
+    let usage = state.store.org_usage(org.id).await?;
+    crate::metrics::quota_use(&org, &usage);
+    let Usage { workspaces, running, template_bytes, plugin_bytes } = usage;
     let mut response = org_response(org);
     response.workspaces = Some(crate::routes::workspaces::counts(counted));
+    response.usage = Some(OrgUsage { workspaces, running, template_bytes, plugin_bytes });
     Ok(Json(response))
+}
+
+/// Set an org's quotas (admin): all of them at once; a quota absent or
+/// null is none. A quota below what is used now is accepted (nothing more
+/// may be added until use falls under it).
+#[utoipa::path(put, path = "/orgs/{id}/quotas", tag = "orgs", params(("id" = uuid::Uuid, Path)), request_body = OrgQuotas,
+    responses((status = 200, body = OrgResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub async fn set_quotas(
+    State(state): State<AppState>,
+    _admin: Operator,
+    ApiPath(id): ApiPath<OrgId>,
+    ApiJson(request): ApiJson<OrgQuotas>,
+) -> ApiResult<Json<OrgResponse>> {
+    let OrgQuotas { workspaces, running, template_bytes, plugin_bytes } = request;
+    for (name, value) in [
+        ("workspaces", workspaces),
+        ("running", running),
+        ("template_bytes", template_bytes),
+        ("plugin_bytes", plugin_bytes),
+    ] {
+        if value.is_some_and(|limit| limit < 0) {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidField,
+                format!("{name} must be 0 or more, or null for no quota"),
+            )
+            .field(name));
+        }
+    }
+    let quotas = Quotas { workspaces, running, template_bytes, plugin_bytes };
+    let org = state.store.set_org_quotas(id, quotas, Utc::now()).await?;
+    tracing::info!(org_id = %org.id, ?quotas, "org quotas set");
+    Ok(Json(org_response(org)))
+}
+
+/// `?cascade=true`: delete an org that still has workspaces.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteOrgQuery {
+    /// Remove the org's workspaces first, through their lifecycle (runtimes
+    /// told, secrets deleted, events written). Without it, an org with
+    /// workspaces is 409.
+    cascade: Option<bool>,
+}
+
+/// Delete an organisation (admin): refused (409) while it has workspaces
+/// that are not removed, unless `?cascade=true`. Its tokens are revoked,
+/// its secrets, templates and plugins deleted; its removed workspaces and
+/// their events stay. The default org cannot be deleted.
+#[utoipa::path(delete, path = "/orgs/{id}", tag = "orgs", params(("id" = uuid::Uuid, Path), DeleteOrgQuery),
+    responses((status = 200, body = DeleteOrgResponse), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+pub async fn delete_org(
+    State(state): State<AppState>,
+    admin: Operator,
+    ApiPath(id): ApiPath<OrgId>,
+    ApiQuery(query): ApiQuery<DeleteOrgQuery>,
+) -> ApiResult<Json<DeleteOrgResponse>> {
+    if id == OrgId::DEFAULT {
+        return Err(ApiError::conflict(ErrorCode::Conflict, "the default org cannot be deleted"));
+    }
+    let org = state.store.get_org(id).await?;
+    let mut removed_workspaces = 0;
+    if query.cascade == Some(true) {
+        for workspace in state.store.list_workspaces(Some(org.id), false).await? {
+            let deleted = state.transitions.delete(workspace.id, admin.by()).await?;
+            for removed in &deleted.removed {
+                state.forget_workspace(*removed);
+            }
+            removed_workspaces += deleted.removed.len() as u64;
+        }
+    }
+    let revoked = state.store.delete_org(org.id, Utc::now()).await?;
+    for token in &revoked {
+        state.auth.forget_token(*token);
+    }
+    tracing::info!(org_id = %org.id, name = %org.name, removed_workspaces, revoked_tokens = revoked.len(), "org deleted");
+    Ok(Json(DeleteOrgResponse { status: "deleted".into(), removed_workspaces, revoked_tokens: revoked.len() as u64 }))
 }

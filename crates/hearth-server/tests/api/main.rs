@@ -19,6 +19,7 @@ mod orgs;
 mod outages;
 mod peers;
 mod plugin_access;
+mod quotas;
 mod removed;
 mod retention;
 mod roles;

@@ -127,7 +127,13 @@ async fn request(
     let path = path.as_str();
     let (workspace, runtime_token, workspace_token) = workspace(app, org).await;
     let n = unique();
-    let mut filled = path.replace("/orgs/{id}", &format!("/orgs/{}", org.id));
+    // An org to delete is one of its own (acme holds workspaces: 409).
+    let org_id = if *method == Method::DELETE && path == "/orgs/{id}" {
+        app.admin.create_org(&format!("throwaway-{}", unique())).await.unwrap().id
+    } else {
+        org.id
+    };
+    let mut filled = path.replace("/orgs/{id}", &format!("/orgs/{org_id}"));
     if filled.contains("/org/tokens/{id}") {
         filled = filled.replace("/org/tokens/{id}", &format!("/org/tokens/{}", throwaway_token(app, org).await));
     }
@@ -145,6 +151,7 @@ async fn request(
         ("POST", "/orgs") => Some(json!({"name": format!("org-{n}")})),
         ("POST", "/org/tokens") => Some(json!({"role": "viewer"})),
         ("PUT", "/org/secrets" | "/workspaces/{id}/secrets") => Some(json!({"KEY": "value"})),
+        ("PUT", "/orgs/{id}/quotas") => Some(json!({})),
         ("POST", "/workspaces") => Some(json!({"name": format!("new-{n}")})),
         ("POST", "/workspaces/batch") => Some(json!({"workspaces": [{"name": format!("batch-{n}")}]})),
         ("POST", "/workspaces/{id}/tokens") => Some(json!({})),
