@@ -222,6 +222,7 @@ async function main() {
 
   await craftedLinks(page, created.id);
   await viewerSession(context, created.id);
+  await orgsOfTheAdmin(context);
 
   step("losing the server shows; the page reconnects by itself and resumes");
   await page.getByRole("link", { name: "Fleet" }).click();
@@ -271,6 +272,33 @@ async function viewerSession(context, workspaceId) {
   const refused = await fetch(`${url}/workspaces/${workspaceId}/pause`, { method: "POST", headers: { Authorization: `Bearer ${viewer.auth_token}` } });
   assert.equal(refused.status, 403, "and the server refuses one anyway");
   await tab.screenshot({ path: join(shots, "viewer.png"), fullPage: true });
+  await tab.close();
+}
+
+// The admin's org switcher narrows the fleet to one org, and the orgs page
+// shows each org's quota use.
+async function orgsOfTheAdmin(context) {
+  step("the admin switches org and sees each org's quota use");
+  const admin = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
+  const org = await (await fetch(`${url}/orgs`, { method: "POST", headers: admin, body: JSON.stringify({ name: "ui-team" }) })).json();
+  const made = await fetch(`${url}/workspaces?org=${org.id}`, { method: "POST", headers: admin, body: JSON.stringify({ name: "team-agent" }) });
+  assert.equal(made.status, 201, "a workspace in ui-team");
+  const quota = await fetch(`${url}/orgs/${org.id}/quotas`, { method: "PUT", headers: admin, body: JSON.stringify({ workspaces: 1 }) });
+  assert.equal(quota.status, 200, "PUT /orgs/{id}/quotas");
+  const tab = await context.newPage();
+  await tab.goto(`${url}/`);
+  await tab.getByLabel("Admin or org token").fill(token);
+  await tab.getByRole("button", { name: "Sign in" }).click();
+  await tab.locator('#fleet tr[data-name="ui-agent"]').waitFor({ timeout: WAIT });
+  await tab.locator("#org-switch").selectOption({ label: "ui-team" });
+  await tab.locator('#fleet tr[data-name="team-agent"]').waitFor({ timeout: WAIT });
+  assert.equal(await tab.locator('#fleet tr[data-name="ui-agent"]').count(), 0, "only ui-team's workspaces");
+  await tab.getByRole("link", { name: "Orgs" }).click();
+  const cell = tab.locator('#orgs tr[data-org="ui-team"] td[data-quota="workspaces"]');
+  await cell.waitFor({ timeout: WAIT });
+  assert.equal((await cell.textContent()).trim(), "1 of 1", "the quota's use");
+  assert.equal(await cell.getAttribute("class"), "over", "a quota reached is marked");
+  await tab.screenshot({ path: join(shots, "orgs.png"), fullPage: true });
   await tab.close();
 }
 
@@ -352,8 +380,9 @@ async function craftedLinks(page, workspaceId) {
       await tab.locator("#action-result p:not(.muted)").waitFor({ timeout: WAIT });
     }
     // Signing in checks the token, and the session reads its role, with
-    // GET /whoami: not the link's doing.
-    const made = seen.slice(from).filter((r) => !(link.freshTab && r === "GET /whoami"));
+    // GET /whoami, and the admin's org switcher lists the orgs (GET /orgs):
+    // not the link's doing.
+    const made = seen.slice(from).filter((r) => !(link.freshTab && (r === "GET /whoami" || r === "GET /orgs")));
     if (made.length) problems.push(`${link.hash} made API requests: ${made.join(", ")}`);
     const said = await tab.locator("main [role=alert]").allTextContents();
     if (!said.some((text) => link.says.test(text))) problems.push(`${link.hash} does not say ${link.says} (it says ${JSON.stringify(said)})`);

@@ -47,6 +47,15 @@ pub fn trim<T>(rows: &mut Vec<T>, limit: i64) -> Option<&T> {
     }
 }
 
+/// A list route's `Link` prefix: `path?`, with `org=ID&` when the request
+/// named an org (`named`).
+pub fn prefix(path: &str, org: Option<hearth_core::OrgId>, named: bool) -> String {
+    match org {
+        Some(org) if named => format!("{path}?org={org}&"),
+        _ => format!("{path}?"),
+    }
+}
+
 /// `X-Next-Cursor` and `Link` for the next page, when there is one.
 /// `prefix` is the route's path and query up to the paging parameters,
 /// ending in `?` or `&`.

@@ -49,6 +49,7 @@ pub const ASSETS: &[Asset] = &[
     Asset { path: "/ui/views/fleet.js", content_type: JS, body: include_str!("../ui/views/fleet.js") },
     Asset { path: "/ui/views/workspace.js", content_type: JS, body: include_str!("../ui/views/workspace.js") },
     Asset { path: "/ui/views/bundles.js", content_type: JS, body: include_str!("../ui/views/bundles.js") },
+    Asset { path: "/ui/views/orgs.js", content_type: JS, body: include_str!("../ui/views/orgs.js") },
     Asset { path: "/ui/app.css", content_type: "text/css; charset=utf-8", body: include_str!("../ui/app.css") },
     Asset { path: "/ui/icon.svg", content_type: "image/svg+xml", body: include_str!("../ui/icon.svg") },
 ];

@@ -30,6 +30,18 @@ export function getIdentity() {
   return identity;
 }
 
+// The org the admin chose in the header's switcher (null: every org): the
+// lists ask for it with `?org=` (orgQuery), and reads by name resolve in it.
+let chosenOrg = null;
+
+export function setOrgFilter(id) {
+  chosenOrg = id || null;
+}
+
+export function orgQuery() {
+  return chosenOrg ? { org: chosenOrg } : {};
+}
+
 // Whether the signed-in role includes `needed` (viewer < operator < owner < admin).
 export function mayAct(needed) {
   const order = ["viewer", "operator", "owner", "admin"];

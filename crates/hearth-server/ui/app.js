@@ -10,25 +10,30 @@
 //   views/fleet.js      the fleet
 //   views/workspace.js  one workspace: overview, plugins, assets, timeline
 //   views/bundles.js    templates and plugins: lists and one detail view
+//   views/orgs.js       the admin's orgs, their quotas and use
 // Every text is set with textContent (never parsed as HTML). Every API
 // path is built by `path` (one encoder), and every id or name taken from
 // the URL fragment is checked before a view may use it (see parseRoute).
 
-import { api, getToken, onUnauthorized, path, setIdentity, setToken } from "./api.js";
+import { api, getToken, onUnauthorized, path, setIdentity, setOrgFilter, setToken } from "./api.js";
 import { feed, setConnection } from "./feed.js";
 import { fill, focusHeading, h } from "./dom.js";
 import { parseRoute } from "./links.js";
 import { fleetView } from "./views/fleet.js";
 import { workspaceView } from "./views/workspace.js";
 import { bundleView, pluginsView, templatesView } from "./views/bundles.js";
+import { orgsView } from "./views/orgs.js";
 
 const TOKEN_KEY = "hearth.token";
+const ORG_KEY = "hearth.org";
 
 // --- sign-in -------------------------------------------------------------------------
 
 function signOut(message) {
   setToken(null);
   setIdentity(null);
+  setOrgFilter(null);
+  sessionStorage.removeItem(ORG_KEY);
   sessionStorage.removeItem(TOKEN_KEY);
   feed.stop();
   showSignIn(message);
@@ -38,6 +43,8 @@ function showSignIn(message) {
   document.getElementById("nav").hidden = true;
   document.getElementById("sign-out").hidden = true;
   document.getElementById("whoami").hidden = true;
+  document.getElementById("org-switch-label").hidden = true;
+  document.getElementById("nav-orgs").hidden = true;
   document.getElementById("connection").hidden = true;
   const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true, spellcheck: "false" });
   const error = message ? h("p", { class: "error", role: "alert" }, message) : null;
@@ -82,12 +89,34 @@ async function startSession() {
     badge.textContent = me.role === "admin" ? "admin (every org)" : `${me.role} of org ${me.org_id.slice(0, 8)}`;
     badge.dataset.role = me.role;
     badge.hidden = false;
+    if (me.role === "admin") await orgSwitcher();
   } catch (err) {
     if (!getToken()) return; // signed out by a 401
     setIdentity(null);
   }
   feed.start();
   route();
+}
+
+// The admin's org switcher: every org, or one (the lists then ask for
+// `?org=`); kept in this tab like the token. An org that no longer exists
+// falls back to every org.
+async function orgSwitcher() {
+  const select = document.getElementById("org-switch");
+  const orgs = (await api("GET", path`/orgs`)).body;
+  const kept = sessionStorage.getItem(ORG_KEY);
+  const chosen = orgs.some((org) => org.id === kept) ? kept : "";
+  fill(select, h("option", { value: "" }, "All orgs"), orgs.map((org) => h("option", { value: org.id }, org.name)));
+  select.value = chosen;
+  setOrgFilter(chosen);
+  select.onchange = () => {
+    setOrgFilter(select.value);
+    if (select.value) sessionStorage.setItem(ORG_KEY, select.value);
+    else sessionStorage.removeItem(ORG_KEY);
+    route();
+  };
+  document.getElementById("org-switch-label").hidden = false;
+  document.getElementById("nav-orgs").hidden = false;
 }
 
 // --- routing ---------------------------------------------------------------------------
@@ -112,6 +141,7 @@ function route() {
   else if (where.view === "template") currentView = bundleView(main, "template", where.param);
   else if (where.view === "plugins") currentView = pluginsView(main);
   else if (where.view === "plugin") currentView = bundleView(main, "plugin", where.param);
+  else if (where.view === "orgs") currentView = orgsView(main);
   else currentView = fleetView(main);
 }
 

@@ -38,6 +38,10 @@ export function parseRoute(hash) {
     return { section: null, view: "invalid", title: "Not a valid link", message: `This is not a valid link: ${shown(hash)} is not well-formed percent-encoding.` };
   }
   const [section, param, ...rest] = parts;
+  if (section === "orgs") {
+    if (param !== undefined) return { section, view: "invalid", title: "Not found", message: `There is no page at ${shown(hash)}.` };
+    return { section, view: "orgs" };
+  }
   if (section !== "workspaces" && section !== "templates" && section !== "plugins") return { section, view: "fleet" };
   if (rest.length) return { section, view: "invalid", title: "Not found", message: `There is no page at ${shown(hash)}.` };
   if (section === "workspaces") {

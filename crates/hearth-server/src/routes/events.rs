@@ -153,6 +153,9 @@ pub struct ListEventsQuery {
     workspace_id: Option<String>,
     /// At most this many (default 100, max 1000).
     limit: Option<i64>,
+    /// Only this org's events (the admin token; an org token reads its own
+    /// org, and naming another is 404).
+    org: Option<String>,
 }
 
 /// A page of the event log, ascending: at most `limit` events and about
@@ -161,6 +164,7 @@ pub struct ListEventsQuery {
 /// read, a chunk at a time.
 #[utoipa::path(get, path = "/events", tag = "events", params(ListEventsQuery),
     responses((status = 200, body = Vec<EventResponse>), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody),
         (status = 410, body = ApiErrorBody, description = "`events_compacted`: events after `since` were removed by retention; resume after `earliest_seq - 1`")))]
 pub async fn list_events(
     State(state): State<AppState>,
@@ -179,7 +183,8 @@ pub async fn list_events(
         return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("since must not be negative, got {since}")));
     }
     let workspace = query.workspace_id.as_deref().map(|raw| parse_id(raw, "workspace_id")).transpose()?;
-    let mut reader = LogReader::new(state.store.clone(), since, operator.scope(), workspace);
+    let org = crate::routes::orgs::listed_org(&state, operator, query.org.as_deref()).await?;
+    let mut reader = LogReader::new(state.store.clone(), since, org, workspace);
     // The first chunk before the answer's head: a refusal (410, 503) is a
     // status, not a broken body.
     let first = reader.next(limit.min(CHUNK)).await?;
@@ -299,6 +304,17 @@ impl Page {
 pub struct StreamQuery {
     /// Resume after this seq (the `Last-Event-ID` header wins).
     since: Option<i64>,
+    /// Only this org's events (the admin token; an org token streams its
+    /// own org, and naming another is 404).
+    org: Option<String>,
+}
+
+/// A workspace's stream: where it resumes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WorkspaceStreamQuery {
+    /// Resume after this seq (the `Last-Event-ID` header wins).
+    since: Option<i64>,
 }
 
 /// Where a stream starts: `Last-Event-ID`, else `?since=`, else the tail;
@@ -320,6 +336,7 @@ async fn start_seq(state: &AppState, headers: &HeaderMap, since: Option<i64>) ->
 /// Live stream of every event (of the caller's org).
 #[utoipa::path(get, path = "/events/stream", tag = "events", params(StreamQuery),
     responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody),
         (status = 410, body = ApiErrorBody, description = "`events_compacted`: resume after `earliest_seq - 1`"), (status = 429, body = ApiErrorBody),
         (status = 503, body = ApiErrorBody)))]
 pub async fn stream_events(
@@ -328,8 +345,9 @@ pub async fn stream_events(
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let org = crate::routes::orgs::listed_org(&state, operator, query.org.as_deref()).await?;
     let cursor = start_seq(&state, &headers, query.since).await?;
-    let reader = LogReader::new(state.store.clone(), cursor, operator.scope(), None);
+    let reader = LogReader::new(state.store.clone(), cursor, org, None);
     reader.check().await?;
     let slot = stream_slot(&state, token_hash)?;
     Ok(sse(state, reader, Format::Hearth, slot))
@@ -344,14 +362,14 @@ fn stream_slot(state: &AppState, key: [u8; 32]) -> ApiResult<LongPollSlot> {
 }
 
 /// Live stream of one workspace's events, with the old platform's keys too.
-#[utoipa::path(get, path = "/workspaces/{id}/events/stream", tag = "events", params(("id" = uuid::Uuid, Path), StreamQuery),
+#[utoipa::path(get, path = "/workspaces/{id}/events/stream", tag = "events", params(("id" = uuid::Uuid, Path), WorkspaceStreamQuery),
     responses((status = 200, description = "text/event-stream of events"), (status = 401, body = ApiErrorBody), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 410, body = ApiErrorBody), (status = 429, body = ApiErrorBody), (status = 503, body = ApiErrorBody)))]
 pub async fn stream_workspace_events(
     State(state): State<AppState>,
     bearer: Bearer,
     headers: HeaderMap,
     ApiPath(id): ApiPath<WorkspaceId>,
-    ApiQuery(query): ApiQuery<StreamQuery>,
+    ApiQuery(query): ApiQuery<WorkspaceStreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     workspace_for_runtime_or_operator(&state, &bearer, id, IfRemoved::Refuse).await?;
     // Authenticated above, so the request presented a token.

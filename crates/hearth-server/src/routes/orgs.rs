@@ -35,6 +35,13 @@ pub struct OrgQuery {
     org: Option<String>,
 }
 
+impl OrgQuery {
+    /// The org named, as given.
+    pub(crate) fn org(&self) -> Option<&str> {
+        self.org.as_deref()
+    }
+}
+
 /// The org a request acts in: the admin's `?org=` (which must exist: 404
 /// otherwise) or the default org; an org token's own, where naming another
 /// org is the same 404 as anything of another org (no existence leak).
@@ -49,6 +56,17 @@ pub(crate) async fn acting_org(state: &AppState, operator: Operator, query: &Org
         (Operator::Org { org: own, .. }, None) => Ok(own),
         (Operator::Org { org: own, .. }, Some(org)) if org == own => Ok(own),
         (Operator::Org { .. }, Some(_)) => Err(ApiError::not_found("org not found")),
+    }
+}
+
+/// The orgs a list reads: the admin's `?org=` (which must exist: 404
+/// otherwise) or every org (`None`); an org token's own, where naming
+/// another org is 404 as in [`acting_org`].
+pub(crate) async fn listed_org(state: &AppState, operator: Operator, org: Option<&str>) -> ApiResult<Option<OrgId>> {
+    match (operator, org) {
+        (Operator::Admin, None) => Ok(None),
+        (_, Some(_)) => Ok(Some(acting_org(state, operator, &OrgQuery { org: org.map(str::to_owned) }).await?)),
+        (Operator::Org { org, .. }, None) => Ok(Some(org)),
     }
 }
 

@@ -126,6 +126,9 @@ pub struct PluginsQuery {
     limit: Option<i64>,
     /// Where the previous page ended: its `X-Next-Cursor`.
     cursor: Option<String>,
+    /// Only this org's (the admin token; an org token lists its own org,
+    /// and naming another is 404).
+    org: Option<String>,
 }
 
 /// Plugins by name, one page at a time (two queries per page); when more
@@ -134,7 +137,7 @@ pub struct PluginsQuery {
     responses((status = 200, body = Vec<PluginResponse>,
             headers(("x-next-cursor" = String, description = "the next page's cursor, when there is one"),
                 ("link" = String, description = "`<url>; rel=\"next\"`, when there is a next page"))),
-        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn list_plugins(
     State(state): State<AppState>,
     operator: Operator,
@@ -145,9 +148,11 @@ pub async fn list_plugins(
         None => None,
         Some(text) => Some(text.parse::<uuid::Uuid>().map_err(|_| crate::paging::bad_cursor(text))?),
     };
-    let mut plugins = state.store.list_plugins(operator.scope(), after, limit + 1).await?;
+    let org = crate::routes::orgs::listed_org(&state, operator, query.org.as_deref()).await?;
+    let mut plugins = state.store.list_plugins(org, after, limit + 1).await?;
     let next = crate::paging::trim(&mut plugins, limit).map(|last| last.id.to_string());
-    let headers = crate::paging::next_headers("/plugins?", limit, next)?;
+    let headers =
+        crate::paging::next_headers(&crate::paging::prefix("/plugins", org, query.org.is_some()), limit, next)?;
     Ok((headers, Json(plugins.iter().map(plugin_response).collect())))
 }
 

@@ -134,6 +134,9 @@ pub struct TemplatesQuery {
     limit: Option<i64>,
     /// Where the previous page ended: its `X-Next-Cursor`.
     cursor: Option<String>,
+    /// Only this org's (the admin token; an org token lists its own org,
+    /// and naming another is 404).
+    org: Option<String>,
 }
 
 /// Templates by name, one page at a time (two queries per page); when more
@@ -142,7 +145,7 @@ pub struct TemplatesQuery {
     responses((status = 200, body = Vec<TemplateResponse>,
             headers(("x-next-cursor" = String, description = "the next page's cursor, when there is one"),
                 ("link" = String, description = "`<url>; rel=\"next\"`, when there is a next page"))),
-        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn list_templates(
     State(state): State<AppState>,
     operator: Operator,
@@ -153,9 +156,11 @@ pub async fn list_templates(
         None => None,
         Some(text) => Some(text.parse::<uuid::Uuid>().map_err(|_| crate::paging::bad_cursor(text))?),
     };
-    let mut templates = state.store.list_templates(operator.scope(), after, limit + 1).await?;
+    let org = crate::routes::orgs::listed_org(&state, operator, query.org.as_deref()).await?;
+    let mut templates = state.store.list_templates(org, after, limit + 1).await?;
     let next = crate::paging::trim(&mut templates, limit).map(|last| last.id.to_string());
-    let headers = crate::paging::next_headers("/templates?", limit, next)?;
+    let headers =
+        crate::paging::next_headers(&crate::paging::prefix("/templates", org, query.org.is_some()), limit, next)?;
     Ok((headers, Json(templates.iter().map(template_response).collect())))
 }
 

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::auth::{self, Bearer, IfRemoved, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::routes::orgs::{acting_org, OrgQuery};
+use crate::routes::orgs::{acting_org, listed_org, OrgQuery};
 use crate::routes::workspace_spec::WorkspaceSpec;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -294,6 +294,9 @@ pub struct ListQuery {
     /// Only workspaces that want this plugin (their template declares it or
     /// an operator added it).
     plugin: Option<String>,
+    /// Only this org's workspaces (the admin token; an org token lists its
+    /// own org, and naming another is 404).
+    org: Option<String>,
 }
 
 impl ListQuery {
@@ -329,9 +332,12 @@ impl ListQuery {
     }
 
     /// The query up to the paging parameters, for the next page's `Link`.
-    fn link_prefix(&self, filter: &WorkspaceFilter) -> String {
+    fn link_prefix(&self, filter: &WorkspaceFilter, org: Option<OrgId>) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         query.append_pair("include_removed", if self.include_removed { "true" } else { "false" });
+        if let (Some(org), Some(_)) = (org, &self.org) {
+            query.append_pair("org", &org.to_string());
+        }
         if let Some(status) = filter.status {
             query.append_pair("status", status.as_str());
         }
@@ -364,15 +370,16 @@ pub async fn list_workspaces(
         Some(text) => Some(WorkspaceCursor::parse(text).ok_or_else(|| crate::paging::bad_cursor(text))?),
     };
     let filter = query.filter()?;
+    let org = listed_org(&state, operator, query.org.as_deref()).await?;
     // One more than asked tells whether another page follows.
-    let page = WorkspacePage { org: operator.scope(), include_removed: query.include_removed, after, limit: limit + 1 };
+    let page = WorkspacePage { org, include_removed: query.include_removed, after, limit: limit + 1 };
     let mut rows = if filter.is_empty() {
         state.store.list_workspaces_page(page).await?
     } else {
         state.store.list_workspaces_filtered(page, &filter).await?
     };
     let next = crate::paging::trim(&mut rows, limit).map(|(last, _)| WorkspaceCursor::of(last).encode()).transpose()?;
-    let prefix = query.link_prefix(&filter);
+    let prefix = query.link_prefix(&filter, org);
     let headers = crate::paging::next_headers(&prefix, limit, next)?;
     Ok((headers, Json(rows.iter().map(|(w, desired)| workspace_response(w, desired)).collect())))
 }
@@ -508,10 +515,16 @@ pub async fn workspace_state(
 
 /// How many workspaces of the caller's org (all orgs for the admin) are in
 /// each status: one grouped query, for the dashboard's fleet summary.
-#[utoipa::path(get, path = "/workspaces/counts", tag = "workspaces",
-    responses((status = 200, body = WorkspaceCounts), (status = 401, body = ApiErrorBody)))]
-pub async fn workspace_counts(State(state): State<AppState>, operator: Operator) -> ApiResult<Json<WorkspaceCounts>> {
-    let counted = state.store.count_workspaces_by_status(operator.scope()).await?;
+#[utoipa::path(get, path = "/workspaces/counts", tag = "workspaces", params(OrgQuery),
+    responses((status = 200, body = WorkspaceCounts), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub async fn workspace_counts(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiQuery(query): ApiQuery<OrgQuery>,
+) -> ApiResult<Json<WorkspaceCounts>> {
+    let org = listed_org(&state, operator, query.org()).await?;
+    let counted = state.store.count_workspaces_by_status(org).await?;
     Ok(Json(counts(counted)))
 }
 

@@ -12,6 +12,7 @@ crate::on_both_engines!(
     the_admin_creates_lists_and_reads_orgs_and_an_org_token_may_not,
     the_admin_manages_another_orgs_tokens_and_an_org_token_only_its_own,
     the_admin_creates_and_reads_in_a_named_org_and_an_org_token_stays_in_its_own,
+    the_admins_lists_read_one_org_when_named_and_their_pages_keep_it,
 );
 
 async fn the_admin_creates_lists_and_reads_orgs_and_an_org_token_may_not(engine: Engine) {
@@ -213,4 +214,53 @@ async fn the_admin_creates_and_reads_in_a_named_org_and_an_org_token_stays_in_it
     assert_eq!(app.admin.get_org(default.id).await.unwrap().workspaces.unwrap().total, before, "nothing created");
     let (_, still) = send(&app, &admin, Method::GET, "/plugins/seo-all", None, None).await;
     assert_eq!(still["version"], "1.0.0", "the default org's plugin is untouched");
+}
+
+/// `?org=` on a list is the admin's filter: only that org's workspaces,
+/// counts, templates, plugins and events, and the next page's `Link`
+/// keeps it; without it the admin reads every org. An unknown org is 404.
+async fn the_admins_lists_read_one_org_when_named_and_their_pages_keep_it(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let acme = app.admin.create_org("acme").await.unwrap();
+    for name in ["a1", "a2", "a3"] {
+        let request = CreateWorkspaceRequest { name: name.into(), ..Default::default() };
+        app.admin.create_workspace_in(Some(acme.id), &request).await.unwrap();
+    }
+    app.admin.create_workspace(&CreateWorkspaceRequest { name: "d".into(), ..Default::default() }).await.unwrap();
+    let get = |path: String| {
+        let request = app.raw().get(format!("{}{path}", app.url)).bearer_auth(&app.admin_token);
+        async move {
+            let response = request.send().await.unwrap();
+            let (status, link) = (response.status().as_u16(), response.headers().get("link").cloned());
+            (status, link.map(|l| l.to_str().unwrap().to_owned()), response.json::<Value>().await.unwrap())
+        }
+    };
+    let names = |body: &Value| {
+        body.as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+
+    let (status, link, page) = get(format!("/workspaces?org={}&limit=2", acme.id)).await;
+    assert_eq!(status, 200);
+    assert_eq!(names(&page), ["a1", "a2"]);
+    let link = link.expect("a next page");
+    assert!(link.contains(&format!("org={}", acme.id)), "the next page keeps the org: {link}");
+    let next = link.trim_start_matches('<').split('>').next().unwrap().to_owned();
+    let (_, _, rest) = get(next).await;
+    assert_eq!(names(&rest), ["a3"], "the next page is acme's too");
+    let (_, _, all) = get("/workspaces".into()).await;
+    assert_eq!(all.as_array().unwrap().len(), 4, "without ?org= the admin reads every org");
+    let (_, _, counts) = get(format!("/workspaces/counts?org={}", acme.id)).await;
+    assert_eq!(counts["total"], 3);
+    let (_, _, events) = get(format!("/events?org={}", acme.id)).await;
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 3, "acme's three PROVISIONING events");
+    assert!(events.iter().all(|e| e["event"] == "WORKSPACE_PROVISIONING"));
+    for path in ["/templates", "/plugins"] {
+        let (status, _, body) = get(format!("{path}?org={}", acme.id)).await;
+        assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(0)), "{path}");
+    }
+    for path in ["/workspaces", "/workspaces/counts", "/events", "/templates", "/plugins"] {
+        let (status, _, body) = get(format!("{path}?org={}", uuid::Uuid::new_v4())).await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
 }

@@ -2,7 +2,7 @@
 // and one detail view for either (its fields, its files, and the workspaces
 // that use it).
 
-import { api, path } from "../api.js";
+import { api, orgQuery, path } from "../api.js";
 import { ageCell, bytes, digestCode, failure, fields, fileTree, fill, focusHeading, h, statusBadge } from "../dom.js";
 import { addressable, link } from "../links.js";
 
@@ -11,7 +11,7 @@ const pluginLinks = (names) => (names.length ? names.map((p, i) => [i ? ", " : "
 
 function usedBy(title, params) {
   const section = h("section", { "aria-label": title }, h("h2", {}, title), h("p", { class: "muted" }, "Loading…"));
-  api("GET", path`/workspaces`, { ...params, limit: 100 })
+  api("GET", path`/workspaces`, { ...orgQuery(), ...params, limit: 100 })
     .then(({ body, next }) => {
       fill(section,
         h("h2", {}, title),
@@ -36,7 +36,7 @@ export function templatesView(main) {
   let cursor = null;
   async function load() {
     try {
-      const page = await api("GET", path`/templates`, { limit: 100, cursor });
+      const page = await api("GET", path`/templates`, { ...orgQuery(), limit: 100, cursor });
       for (const t of page.body) {
         body.append(
           h(
@@ -70,7 +70,7 @@ export function pluginsView(main) {
     h("h1", {}, "Plugins"),
     h("table", { id: "plugin-list" }, h("thead", {}, h("tr", {}, ["Name", "Version", "Description", "Content sha256"].map((t) => h("th", { scope: "col" }, t)))), body),
   );
-  api("GET", path`/plugins`)
+  api("GET", path`/plugins`, orgQuery())
     .then(({ body: plugins }) => {
       for (const p of plugins) {
         body.append(
@@ -96,7 +96,7 @@ const BUNDLES = {
   template: {
     list: { href: "#/templates", text: "← Templates" },
     title: "Template",
-    get: (name) => api("GET", path`/templates/${name}`),
+    get: (name) => api("GET", path`/templates/${name}`, orgQuery()),
     fields: (t) => [
       ["id", h("code", {}, t.id)],
       ["runtime", t.runtime || "–"],
@@ -109,7 +109,7 @@ const BUNDLES = {
   plugin: {
     list: { href: "#/plugins", text: "← Plugins" },
     title: "Plugin",
-    get: (name) => api("GET", path`/plugins/${name}`),
+    get: (name) => api("GET", path`/plugins/${name}`, orgQuery()),
     fields: (p) => [
       ["version", p.version],
       ["description", p.description || "–"],

@@ -1,7 +1,7 @@
 // The fleet: counts by status, a search and a status filter, and one page of
 // workspaces at a time (keyset cursors), re-read as events arrive.
 
-import { api, path } from "../api.js";
+import { api, path, orgQuery } from "../api.js";
 import { feed } from "../feed.js";
 import { ageCell, conditionCell, failure, fill, focusHeading, h, money, statusBadge, throttle } from "../dom.js";
 import { link } from "../links.js";
@@ -132,8 +132,8 @@ export function fleetView(main) {
     const wantsRemoved = state.status === "removed";
     try {
       const [page, countBody] = await Promise.all([
-        api("GET", path`/workspaces`, { limit: state.limit, cursor, status: state.status, q: state.q, include_removed: wantsRemoved ? "true" : undefined }),
-        api("GET", path`/workspaces/counts`),
+        api("GET", path`/workspaces`, { ...orgQuery(), limit: state.limit, cursor, status: state.status, q: state.q, include_removed: wantsRemoved ? "true" : undefined }),
+        api("GET", path`/workspaces/counts`, orgQuery()),
       ]);
       if (mine !== generation) return;
       renderCounts(countBody.body);
