@@ -34,5 +34,15 @@ macro_rules! statement_tests {
             let count = $crate::sql::all_statements::<$dialect>().len();
             assert!(count >= 40, "the registry lists every statement ({count})");
         }
+
+        /// Issue 23, item 6 (ROADMAP: sharding by org): every statement
+        /// names a key that determines its org, or is listed, with why, in
+        /// `sql::ACROSS_ORGS`, so a new query that reads across orgs is a
+        /// decision, not an accident.
+        #[test]
+        fn every_statement_names_its_org_or_is_known_to_read_across_orgs() {
+            let unscoped = $crate::sql::unscoped_statements::<$dialect>();
+            assert!(unscoped.is_empty(), "statements scoped by no org key and not in sql::ACROSS_ORGS: {unscoped:#?}");
+        }
     };
 }

@@ -459,6 +459,70 @@ shared! {
 
 /// (name, sql) of every statement an engine runs: the shared ones and its
 /// dialect's.
+/// Statements that name no key that determines one org (`org_id`, or a
+/// workspace, token, template or plugin key compared for equality): what
+/// a shard router could not send to one shard. Each one that is meant to
+/// read or write across orgs is in [`ACROSS_ORGS`] with why; the rest are
+/// returned (the sharding check wants none).
+pub fn unscoped_statements<D: crate::Dialect>() -> Vec<&'static str> {
+    all_statements::<D>()
+        .into_iter()
+        .filter(|(name, statement)| !ACROSS_ORGS.iter().any(|(n, _)| n == name) && !names_an_org_key(statement))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Whether `statement` compares a key that determines the org for
+/// equality (`= `, `= any`, `in (`, a join on it), or inserts rows that
+/// carry one (`insert into t (…, org_id, …)`).
+pub fn names_an_org_key(statement: &str) -> bool {
+    const KEYS: [&str; 6] = ["org_id", "workspace_id", "token_id", "token_hash", "template_id", "plugin_id"];
+    let text = statement.to_ascii_lowercase();
+    if let Some(columns) = text.trim_start().strip_prefix("insert into").and_then(|rest| rest.split(')').next()) {
+        if KEYS.iter().any(|key| columns.contains(key)) {
+            return true;
+        }
+    }
+    KEYS.iter().any(|key| {
+        text.match_indices(key).any(|(at, _)| {
+            let rest = text[at + key.len()..].trim_start();
+            rest.starts_with('=') || rest.starts_with("in (") || rest.starts_with("in(")
+        })
+    })
+}
+
+const EVENT_LOG: &str = "the event log is one gap-free seq across orgs (sharded, it needs a seq per org)";
+const FLEET: &str = "the sweeps and the heartbeat pace read the whole fleet (sharded: one query per shard)";
+const DEPLOYMENT: &str = "a table of the deployment, not of an org (sharded: a reference table)";
+
+/// The statements that read or write across orgs on purpose, and why: the
+/// list a move to a sharded Postgres (ROADMAP: Citus, distributed by
+/// `org_id`) must go through.
+pub const ACROSS_ORGS: &[(&str, &str)] = &[
+    ("PING", "no data"),
+    ("SCHEMA_VERSION", "no data"),
+    ("notify", "a notice to every replica, no data"),
+    ("INSERT_ORG", DEPLOYMENT),
+    ("LIST_ORGS", DEPLOYMENT),
+    ("INSERT_BLOB", "blobs are content-addressed and shared by every org (sharded: a reference table)"),
+    ("SELECT_BLOB", "blobs are content-addressed and shared by every org (sharded: a reference table)"),
+    ("UPDATE_CONTROL_PLANE", DEPLOYMENT),
+    ("lock_control_plane", DEPLOYMENT),
+    ("COMPACTED_THROUGH", EVENT_LOG),
+    ("EVENTS_FOR_AGE", EVENT_LOG),
+    ("LAST_EVENT_SEQ", EVENT_LOG),
+    ("RESERVE_EVENT_SEQS", EVENT_LOG),
+    ("UPDATE_EVENT_LOG", EVENT_LOG),
+    ("lock_event_log", EVENT_LOG),
+    ("append_events", EVENT_LOG),
+    ("COUNT_WORKSPACES", FLEET),
+    ("COUNT_LIVENESS", FLEET),
+    ("LIVENESS_DUE", FLEET),
+    ("sweep_idle_rows", FLEET),
+    ("sweep_liveness_rows", FLEET),
+    ("sweep_provision_timeout_rows", FLEET),
+];
+
 pub fn all_statements<D: crate::Dialect>() -> Vec<(&'static str, &'static str)> {
     let notify = D::NOTIFY.map(|sql| ("notify", sql));
     let append_events = D::APPEND_EVENTS.map(|sql| ("append_events", sql));
@@ -479,6 +543,27 @@ pub fn all_statements<D: crate::Dialect>() -> Vec<(&'static str, &'static str)> 
 #[cfg(test)]
 mod tests {
     use hearth_core::EventKind;
+
+    /// The sharding check finds a query by an org key, and only that: a
+    /// status scan, or a key compared with `<>`, is across orgs.
+    #[test]
+    fn an_org_key_is_found_only_where_it_picks_the_org() {
+        use super::names_an_org_key as scoped;
+        assert!(scoped("select * from workspaces where workspace_id = $1"));
+        assert!(scoped("select * from tokens t where t.token_hash = any(array(select …))"));
+        assert!(scoped("update templates set x = 1 where org_id=$1"));
+        assert!(scoped("insert into secrets (org_id, workspace_id, key) values ($1, $2, $3)"));
+        assert!(!scoped("select workspace_id from workspaces where status = 'online' and last_heartbeat_at < $1"));
+        assert!(!scoped("update tokens set revoked_at = $2 where token_id <> $1"));
+        assert!(!scoped("insert into blobs (sha256, content) values ($1, $2)"));
+        // Every listed statement exists (a renamed one leaves no stale entry).
+        for (name, _) in super::ACROSS_ORGS {
+            let known = super::SHARED.iter().any(|(n, _)| n == name)
+                || ["notify", "append_events", "lock_control_plane", "lock_event_log"].contains(name)
+                || name.ends_with("_rows");
+            assert!(known, "{name} is in ACROSS_ORGS but is no statement");
+        }
+    }
 
     /// The SQL list of status kinds, the partial index's predicate on both
     /// engines, and `EventKind::is_status` say the same: a kind added to one
