@@ -285,10 +285,23 @@ impl Client {
 
     /// `GET /workspaces[?include_removed=true]`.
     pub async fn list_workspaces(&self, include_removed: bool) -> Result<Vec<WorkspaceResponse>, ClientError> {
+        self.list_workspaces_in(None, include_removed).await
+    }
+
+    /// `GET /workspaces?org=ORG`, every page: [`Client::list_workspaces`]
+    /// of one org (the admin's filter; `None`: every org the token sees).
+    pub async fn list_workspaces_in(
+        &self,
+        org: Option<Uuid>,
+        include_removed: bool,
+    ) -> Result<Vec<WorkspaceResponse>, ClientError> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let (page, next) = self.list_workspaces_page(include_removed, None, cursor.as_deref()).await?;
+            let mut params: Vec<(&str, String)> = vec![("include_removed", include_removed.to_string())];
+            params.extend(org.map(|org| ("org", org.to_string())));
+            params.extend(cursor.as_deref().map(|cursor| ("cursor", cursor.to_owned())));
+            let (page, next) = self.page("/workspaces", &params).await?;
             all.extend(page);
             match next {
                 Some(next) => cursor = Some(next),

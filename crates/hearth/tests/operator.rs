@@ -192,6 +192,11 @@ async fn orgs_are_created_and_their_tokens_made_by_name(engine: Engine) {
     assert_eq!(templates.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["seo"], "in team-a");
     let elsewhere = server.hearth(&["workspace", "create", "x", "--template", "seo"]).await;
     elsewhere.expect_code(1); // the default org has no template seo
+    let listed = server.hearth(&["workspace", "list", "--org", "team-a", "--json"]).await;
+    listed.expect_code(0);
+    let listed = listed.json();
+    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["w", "t"], "team-a's only");
     let nowhere = server.hearth(&["workspace", "create", "x", "--org", "nobody"]).await;
     nowhere.expect_code(1);
     assert!(nowhere.stderr.contains("no org named"), "{}", nowhere.stderr);

@@ -36,6 +36,10 @@ pub enum WorkspaceCommand {
         /// Include removed workspaces (tombstones).
         #[arg(long)]
         include_removed: bool,
+        /// Only this org's, by id or name (the admin token; default: every
+        /// org the token sees).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
     },
     /// Show one workspace in detail.
     Get {
@@ -144,7 +148,10 @@ fn parse_status(text: &str) -> Result<WorkspaceStatus, String> {
 pub async fn run(command: WorkspaceCommand, op: &Operator) -> anyhow::Result<()> {
     match command {
         WorkspaceCommand::Create(args) => create(args, op).await,
-        WorkspaceCommand::List { include_removed } => list(include_removed, op).await,
+        WorkspaceCommand::List { include_removed, org } => {
+            let org = op.in_org(org.as_deref()).await?;
+            list(include_removed, org, op).await
+        }
         WorkspaceCommand::Get { id } => {
             let workspace = op.client.get_workspace(id).await.with_context(|| format!("cannot get workspace {id}"))?;
             if op.json {
@@ -244,8 +251,8 @@ async fn create(args: CreateArgs, op: &Operator) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list(include_removed: bool, op: &Operator) -> anyhow::Result<()> {
-    let workspaces = op.client.list_workspaces(include_removed).await.context("cannot list workspaces")?;
+async fn list(include_removed: bool, org: Option<uuid::Uuid>, op: &Operator) -> anyhow::Result<()> {
+    let workspaces = op.client.list_workspaces_in(org, include_removed).await.context("cannot list workspaces")?;
     if op.json {
         return output::print_json(&workspaces);
     }
