@@ -51,6 +51,12 @@ impl WorkspaceStatus {
         }
     }
 
+    /// A workspace in these states keeps a runtime (what an org's `running`
+    /// quota counts; the store's `COUNT_ORG_WORKSPACES` lists the same).
+    pub const fn keeps_a_runtime(self) -> bool {
+        matches!(self, Self::Provisioning | Self::Online | Self::Degraded | Self::Offline)
+    }
+
     /// The runtime should stop working (but keep existing) in these states.
     pub const fn is_stopped(self) -> bool {
         matches!(self, Self::Paused | Self::Hibernated)

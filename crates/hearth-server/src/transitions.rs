@@ -91,6 +91,15 @@ impl Transitions {
         self.apply_at(id, input, Utc::now()).await
     }
 
+    /// An operator's input that may start a runtime (resume, restart),
+    /// within its org's `running` quota ([`Store::apply_starting`]), in a
+    /// transaction of its own under the org's lock.
+    pub async fn apply_starting(&self, id: WorkspaceId, input: Input) -> StoreResult<Applied> {
+        let name = input.name();
+        let applied = self.store.apply_starting(id, input, Utc::now()).await?;
+        Ok(self.after(id, name, false, applied))
+    }
+
     /// The bootstrap, a register that mints the workspace's first token
     /// ([`Store::register_minting`]), in a transaction of its own: refused
     /// with [`StoreError::BootstrapRefused`] unless the workspace never had

@@ -325,8 +325,9 @@ shared! {
     SET_ORG_QUOTAS = "update orgs set max_workspaces = $2, max_running = $3, max_template_bytes = $4, \
         max_plugin_bytes = $5, updated_at = $6 where org_id = $1 and deleted_at is null returning org_id";
     /// The org's workspaces not removed, and those running (what a
-    /// provisioner keeps a runtime for), read under the org's lock when a
-    /// quota applies (`workspaces_org_created_idx`).
+    /// provisioner keeps a runtime for: `WorkspaceStatus::keeps_a_runtime`),
+    /// read under the org's lock when a quota applies
+    /// (`workspaces_org_created_idx`).
     COUNT_ORG_WORKSPACES = "select count(*), \
         coalesce(sum(case when status in ('provisioning', 'online', 'degraded', 'offline') then 1 else 0 end), 0) \
         from workspaces where org_id = $1 and status <> 'removed'";

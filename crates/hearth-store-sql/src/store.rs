@@ -894,6 +894,29 @@ where
         Self::write_one(tx, current, input, decision, now).await
     }
 
+    async fn apply_starting(&self, id: WorkspaceId, input: Input, now: DateTime<Utc>) -> StoreResult<Applied> {
+        let mut tx = self.begin().await?;
+        // The org first, then the row (as creates lock the org): a
+        // workspace's org never changes, so it is read unlocked.
+        let row: Option<WorkspaceRow<D>> = sqlx::query_as(sql::SELECT_WORKSPACE)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err::<D>("get_workspace"))?;
+        let org = Workspace::from(row.ok_or(StoreError::NotFound("workspace"))?).org_id;
+        let quotas = Self::lock_org(&mut tx, org).await?;
+        let current = Self::lock_workspace(&mut tx, id).await?;
+        let decision = decide(&current.snapshot(), &input, now)?;
+        let starts = !current.status.keeps_a_runtime() && decision.next.keeps_a_runtime();
+        if let (true, Some(limit)) = (starts, quotas.running) {
+            let (_, running) = Self::count_org_workspaces(&mut tx, org).await?;
+            if running >= limit {
+                return Err(StoreError::QuotaExceeded { quota: hearth_store::Quota::Running, limit, used: running });
+            }
+        }
+        Self::write_one(tx, current, input, decision, now).await
+    }
+
     async fn register_minting(
         &self,
         id: WorkspaceId,

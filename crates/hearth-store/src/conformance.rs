@@ -2075,6 +2075,26 @@ pub async fn quotas_are_reached_exactly_at_their_limit_and_a_batch_is_all_or_not
     // Lifted: no limit.
     store.set_org_quotas(acme.id, Quotas::default(), t(9)).await.unwrap();
     store.put_plugin(new_plugin(acme.id, "p2", b"x")).await.unwrap();
+
+    // A resume starts a runtime: within the running quota, under the lock.
+    let beta = store.create_org(OrgId::new_random(), "beta", t(10)).await.unwrap();
+    store.set_org_quotas(beta.id, Quotas { running: Some(1), ..Quotas::default() }, t(10)).await.unwrap();
+    let paused = store.create_workspace(NewWorkspace::named(beta.id, "p", t(10)), None).await.unwrap().id;
+    store.apply(paused, register(), t(11)).await.unwrap();
+    store.apply(paused, Input::Pause(hearth_core::By::ADMIN), t(12)).await.unwrap();
+    let other = store.create_workspace(NewWorkspace::named(beta.id, "o", t(13)), None).await.unwrap().id;
+    let refused = store.apply_starting(paused, Input::Resume(hearth_core::By::ADMIN), t(14)).await;
+    assert!(
+        matches!(refused, Err(StoreError::QuotaExceeded { quota: Quota::Running, limit: 1, used: 1 })),
+        "{refused:?}"
+    );
+    assert_eq!(store.get_workspace(paused).await.unwrap().status, WorkspaceStatus::Paused, "nothing written");
+    // A restart of a workspace that keeps a runtime starts none: not
+    // refused, though the quota is full.
+    store.apply_starting(other, Input::Restart(hearth_core::By::ADMIN), t(15)).await.unwrap();
+    store.delete_workspace(other, hearth_core::By::ADMIN, t(16)).await.unwrap();
+    let resumed = store.apply_starting(paused, Input::Resume(hearth_core::By::ADMIN), t(17)).await.unwrap();
+    assert_eq!(resumed.workspace.status, WorkspaceStatus::Provisioning);
 }
 
 pub async fn an_org_is_deleted_only_empty_its_tokens_revoked_and_its_name_freed(store: S) {

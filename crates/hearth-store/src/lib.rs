@@ -161,6 +161,12 @@ pub trait Store: Send + Sync + 'static {
     /// the input's field updates and the events in one transaction.
     async fn apply(&self, id: WorkspaceId, input: Input, now: DateTime<Utc>) -> StoreResult<Applied>;
 
+    /// [`Store::apply`] under the org's lock, for an operator's input that
+    /// may start a runtime (a resume, a restart of a failed workspace):
+    /// refused with `QuotaExceeded` when the decision would start one past
+    /// the org's `running` quota, so two at once cannot both pass it.
+    async fn apply_starting(&self, id: WorkspaceId, input: Input, now: DateTime<Utc>) -> StoreResult<Applied>;
+
     /// The bootstrap: [`Store::apply`] of a register without a token that
     /// also inserts `bootstrap.token`, in one transaction under the row
     /// lock. The state machine decides first (a removed workspace is

@@ -413,29 +413,6 @@ pub async fn delete_workspace(
     Ok(Json(DeleteResponse { status: "removed".into(), cascade_deleted: deleted.cascade_deleted }))
 }
 
-/// A resume (of a paused or hibernated workspace) or a restart of a failed
-/// one starts a runtime: refused with 409 `quota_exceeded` when its org's
-/// `running` quota is reached. Checked before the transition, not under
-/// the org's lock (unlike creates): two resumes at the same instant may
-/// both pass the last unit.
-async fn room_to_run(state: &AppState, workspace: &Workspace, input: &Input) -> ApiResult<()> {
-    let starts = match input {
-        Input::Resume(_) => workspace.status.is_stopped(),
-        Input::Restart(_) => workspace.status == WorkspaceStatus::Failed,
-        _ => false,
-    };
-    if !starts {
-        return Ok(());
-    }
-    let org = state.store.get_org(workspace.org_id).await?;
-    let Some(limit) = org.quotas.running else { return Ok(()) };
-    let used = state.store.org_usage(org.id).await?.running;
-    if used >= limit {
-        return Err(ApiError::quota_exceeded(hearth_store::Quota::Running, limit, used));
-    }
-    Ok(())
-}
-
 /// An operator's lifecycle action (`action` names the operator in the input,
 /// so its events say who acted).
 async fn lifecycle(
@@ -444,10 +421,14 @@ async fn lifecycle(
     id: WorkspaceId,
     action: fn(By) -> Input,
 ) -> ApiResult<Json<StatusResponse>> {
-    let workspace = visible_workspace(&state, operator, id).await?;
+    visible_workspace(&state, operator, id).await?;
     let input = action(operator.by());
-    room_to_run(&state, &workspace, &input).await?;
-    let applied = state.transitions.apply(id, input).await?;
+    // A resume or a restart may start a runtime: within the org's `running`
+    // quota, under its lock.
+    let applied = match input {
+        Input::Resume(_) | Input::Restart(_) => state.transitions.apply_starting(id, input).await?,
+        _ => state.transitions.apply(id, input).await?,
+    };
     Ok(Json(StatusResponse { status: applied.workspace.status.as_str().into() }))
 }
 
