@@ -168,6 +168,20 @@ pub fn document(openapi: &mut utoipa::openapi::OpenApi) {
                 Some(existing) => existing.merge(extensions),
                 None => operation.extensions = Some(extensions),
             }
+            // A role below the rule's is refused with 403 (a viewer's is
+            // every org token's: no org token is refused by role there).
+            if access.operator_role().is_some_and(|role| role > Viewer)
+                && !operation.responses.responses.contains_key("403")
+            {
+                let body = utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ApiErrorBody")))
+                    .build();
+                let refusal = utoipa::openapi::ResponseBuilder::new()
+                    .description("`forbidden`: the token's role is below the one this route needs")
+                    .content("application/json", body)
+                    .build();
+                operation.responses.responses.insert("403".into(), refusal.into());
+            }
             let sentence = format!("Who may call: {}.", access.describe());
             operation.description = Some(match operation.description.take() {
                 Some(text) if !text.is_empty() => format!("{text}\n\n{sentence}"),
@@ -227,6 +241,18 @@ mod tests {
             }
             assert_eq!(role == Admin, path.starts_with("/orgs"), "{method} {path}: the admin's alone iff an org route");
         }
+    }
+
+    /// A route a role may be refused is documented with its 403.
+    #[test]
+    fn routes_that_refuse_a_role_document_their_403() {
+        let (_, openapi) = crate::routes::api(1 << 20);
+        let operation = |path: &str| openapi.paths.paths[path].post.clone().expect("a POST");
+        assert!(operation("/workspaces").responses.responses.contains_key("403"), "operator: a viewer is refused");
+        let get = openapi.paths.paths["/workspaces"].get.clone().expect("a GET");
+        assert!(!get.responses.responses.contains_key("403"), "every org token is a viewer at least");
+        let extension = get.extensions.as_ref().and_then(|e| e.get("x-hearth-access").cloned());
+        assert_eq!(extension, Some(serde_json::json!("viewer")));
     }
 
     #[test]

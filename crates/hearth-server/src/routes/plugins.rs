@@ -64,8 +64,8 @@ fn upload_limits(state: &AppState) -> Limits {
 #[utoipa::path(post, path = "/plugins", tag = "plugins", request_body(content = UploadPluginRequest,
         description = "JSON, or an application/gzip tarball"), params(OrgQuery),
     responses((status = 201, body = PluginResponse), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody),
-        (status = 429, body = ApiErrorBody)))]
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody),
+        (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody), (status = 429, body = ApiErrorBody)))]
 pub async fn upload_plugin(
     State(state): State<AppState>,
     operator: Operator,

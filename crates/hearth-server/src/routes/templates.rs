@@ -54,8 +54,8 @@ pub(crate) fn template_response(t: &Template) -> TemplateResponse {
 /// `--max-concurrent-uploads` it is a 429 with `Retry-After` at once.
 #[utoipa::path(post, path = "/templates/import", tag = "templates", request_body = ImportTemplateRequest, params(OrgQuery),
     responses((status = 201, body = ImportTemplateResponse), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody),
-        (status = 429, body = ApiErrorBody)))]
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody),
+        (status = 413, body = ApiErrorBody), (status = 422, body = ApiErrorBody), (status = 429, body = ApiErrorBody)))]
 pub async fn import_template(
     State(state): State<AppState>,
     operator: Operator,

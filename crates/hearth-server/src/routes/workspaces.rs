@@ -126,7 +126,8 @@ pub(crate) fn workspace_response(w: &Workspace, desired: &DesiredState) -> Works
 /// Create a workspace; it starts in `provisioning`.
 #[utoipa::path(post, path = "/workspaces", tag = "workspaces", request_body = CreateWorkspaceRequest, params(OrgQuery),
     responses((status = 201, body = WorkspaceResponse), (status = 400, body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
+        (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody),
+        (status = 422, body = ApiErrorBody)))]
 pub async fn create_workspace(
     State(state): State<AppState>,
     operator: Operator,
