@@ -255,6 +255,28 @@ mod tests {
         assert_eq!(extension, Some(serde_json::json!("viewer")));
     }
 
+    /// `?org=` naming an org that does not exist (or another org, for an
+    /// org token) is a 404: every route that takes it documents one.
+    #[test]
+    fn every_route_that_takes_an_org_documents_its_404() {
+        let (_, openapi) = crate::routes::api(1 << 20);
+        let value = serde_json::to_value(&openapi).expect("the document is JSON");
+        let mut checked = 0;
+        for (path, item) in value["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("an item") {
+                let params = operation["parameters"].as_array().cloned().unwrap_or_default();
+                if params.iter().any(|p| p["name"] == "org" && p["in"] == "query") {
+                    assert!(
+                        operation["responses"].get("404").is_some(),
+                        "{method} {path} takes ?org= but documents no 404"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 12, "{checked} routes take ?org=");
+    }
+
     #[test]
     fn the_admin_routes_are_the_orgs_and_secret_values_need_an_owner() {
         assert_eq!(rule(&Method::POST, "/orgs"), Some(Operators(Admin)));

@@ -359,7 +359,7 @@ impl ListQuery {
     responses((status = 200, body = Vec<WorkspaceResponse>,
             headers(("x-next-cursor" = String, description = "the next page's cursor, when there is one"),
                 ("link" = String, description = "`<url>; rel=\"next\"`, when there is a next page"))),
-        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody)))]
+        (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn list_workspaces(
     State(state): State<AppState>,
     operator: Operator,
