@@ -295,13 +295,25 @@ impl Client {
         org: Option<Uuid>,
         include_removed: bool,
     ) -> Result<Vec<WorkspaceResponse>, ClientError> {
+        let params = vec![("include_removed", include_removed.to_string())];
+        self.all_pages("/workspaces", org, params).await
+    }
+
+    /// Every page of a paged list route (`params`, and `org` when given),
+    /// following `X-Next-Cursor`.
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        org: Option<Uuid>,
+        mut params: Vec<(&'static str, String)>,
+    ) -> Result<Vec<T>, ClientError> {
+        params.extend(org.map(|org| ("org", org.to_string())));
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut params: Vec<(&str, String)> = vec![("include_removed", include_removed.to_string())];
-            params.extend(org.map(|org| ("org", org.to_string())));
-            params.extend(cursor.as_deref().map(|cursor| ("cursor", cursor.to_owned())));
-            let (page, next) = self.page("/workspaces", &params).await?;
+            let mut asked = params.clone();
+            asked.extend(cursor.take().map(|cursor| ("cursor", cursor)));
+            let (page, next) = self.page(path, &asked).await?;
             all.extend(page);
             match next {
                 Some(next) => cursor = Some(next),
@@ -481,18 +493,12 @@ impl Client {
 
     /// `GET /templates`.
     pub async fn list_templates(&self) -> Result<Vec<hearth_api::TemplateResponse>, ClientError> {
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut params: Vec<(&str, String)> = Vec::new();
-            params.extend(cursor.take().map(|cursor| ("cursor", cursor)));
-            let (page, next) = self.page("/templates", &params).await?;
-            all.extend(page);
-            match next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(all),
-            }
-        }
+        self.list_templates_in(None).await
+    }
+
+    /// `GET /templates?org=ORG`, every page (the admin's filter).
+    pub async fn list_templates_in(&self, org: Option<Uuid>) -> Result<Vec<hearth_api::TemplateResponse>, ClientError> {
+        self.all_pages("/templates", org, Vec::new()).await
     }
 
     /// `GET /templates/{id-or-name}`: a template by its id or its name.
@@ -537,16 +543,12 @@ impl Client {
 
     /// `GET /plugins`: every plugin, page after page.
     pub async fn list_plugins(&self) -> Result<Vec<hearth_api::PluginResponse>, ClientError> {
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let (page, next) = self.list_plugins_page(None, cursor.as_deref()).await?;
-            all.extend(page);
-            match next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(all),
-            }
-        }
+        self.list_plugins_in(None).await
+    }
+
+    /// `GET /plugins?org=ORG`, every page (the admin's filter).
+    pub async fn list_plugins_in(&self, org: Option<Uuid>) -> Result<Vec<hearth_api::PluginResponse>, ClientError> {
+        self.all_pages("/plugins", org, Vec::new()).await
     }
 
     /// One page of `GET /plugins` and the cursor of the next page, if any

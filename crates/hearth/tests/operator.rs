@@ -197,6 +197,13 @@ async fn orgs_are_created_and_their_tokens_made_by_name(engine: Engine) {
     let listed = listed.json();
     let names: Vec<&str> = listed.as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["w", "t"], "team-a's only");
+    for (what, name) in [("template", "seo"), ("plugin", "seo-all")] {
+        let in_team = server.hearth(&[what, "list", "--org", "team-a", "--json"]).await;
+        in_team.expect_code(0);
+        assert_eq!(in_team.json()[0]["name"], name, "{what}s of team-a");
+        let in_default = server.hearth(&[what, "list", "--org", "default", "--json"]).await;
+        assert_eq!(in_default.json(), serde_json::json!([]), "none in default");
+    }
     let nowhere = server.hearth(&["workspace", "create", "x", "--org", "nobody"]).await;
     nowhere.expect_code(1);
     assert!(nowhere.stderr.contains("no org named"), "{}", nowhere.stderr);

@@ -26,13 +26,21 @@ pub enum PluginCommand {
         org: Option<String>,
     },
     /// List plugins.
-    List,
+    List {
+        /// Only this org's, by id or name (the admin token; default: every
+        /// org the token sees).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+    },
 }
 
 pub async fn run(command: PluginCommand, op: &Operator) -> anyhow::Result<()> {
     match command {
         PluginCommand::Push { dir, org } => push(dir, org, op).await,
-        PluginCommand::List => list(op).await,
+        PluginCommand::List { org } => {
+            let org = op.in_org(org.as_deref()).await?;
+            list(org, op).await
+        }
     }
 }
 
@@ -56,8 +64,8 @@ async fn push(path: PathBuf, org: Option<String>, op: &Operator) -> anyhow::Resu
     Ok(output::print(&format!("pushed plugin {} {} (sha256 {})", plugin.name, plugin.version, plugin.sha256))?)
 }
 
-async fn list(op: &Operator) -> anyhow::Result<()> {
-    let plugins = op.client.list_plugins().await.context("cannot list plugins")?;
+async fn list(org: Option<uuid::Uuid>, op: &Operator) -> anyhow::Result<()> {
+    let plugins = op.client.list_plugins_in(org).await.context("cannot list plugins")?;
     if op.json {
         return output::print_json(&plugins);
     }

@@ -29,7 +29,12 @@ pub enum TemplateCommand {
         org: Option<String>,
     },
     /// List templates.
-    List,
+    List {
+        /// Only this org's, by id or name (the admin token; default: every
+        /// org the token sees).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+    },
     /// Show one template and its files.
     Get {
         /// The template's id or name.
@@ -41,7 +46,10 @@ pub enum TemplateCommand {
 pub async fn run(command: TemplateCommand, op: &Operator) -> anyhow::Result<()> {
     match command {
         TemplateCommand::Push { dir, name, org } => push(dir, name, org, op).await,
-        TemplateCommand::List => list(op).await,
+        TemplateCommand::List { org } => {
+            let org = op.in_org(org.as_deref()).await?;
+            list(org, op).await
+        }
         TemplateCommand::Get { id } => {
             let template = op.client.get_template(&id).await.with_context(|| format!("cannot get template {id:?}"))?;
             if op.json {
@@ -77,8 +85,8 @@ async fn push(dir: PathBuf, name: Option<String>, org: Option<String>, op: &Oper
     ))?)
 }
 
-async fn list(op: &Operator) -> anyhow::Result<()> {
-    let templates = op.client.list_templates().await.context("cannot list templates")?;
+async fn list(org: Option<uuid::Uuid>, op: &Operator) -> anyhow::Result<()> {
+    let templates = op.client.list_templates_in(org).await.context("cannot list templates")?;
     if op.json {
         return output::print_json(&templates);
     }
