@@ -39,6 +39,8 @@ type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Vec<u8>>> + Send>>;
 struct Follow {
     client: Client,
     path: String,
+    /// `?org=` of every connection (the admin's filter on `/events/stream`).
+    org: Option<uuid::Uuid>,
     /// `?since=` of the first connection; reconnects use `Last-Event-ID`.
     since: Option<i64>,
     body: Option<ByteStream>,
@@ -57,6 +59,7 @@ struct Follow {
 
 pub(crate) async fn follow(
     client: Client,
+    org: Option<uuid::Uuid>,
     since: Option<i64>,
     workspace: Option<WorkspaceId>,
 ) -> Result<EventStream, ClientError> {
@@ -67,6 +70,7 @@ pub(crate) async fn follow(
     let mut follow = Follow {
         client,
         path,
+        org,
         since,
         body: None,
         parser: SseParser::resuming_after(since.map(|seq| seq.to_string())),
@@ -106,6 +110,7 @@ impl Follow {
     /// connection the last event id received as `Last-Event-ID`.
     async fn open(&mut self) -> Result<(), ClientError> {
         let since = self.since.take();
+        let org = self.org;
         let last_event_id = self.parser.last_event_id().map(str::to_owned);
         let response = self
             .client
@@ -113,6 +118,9 @@ impl Follow {
                 request = request.header(reqwest::header::ACCEPT, "text/event-stream");
                 if let Some(since) = since {
                     request = request.query(&[("since", since)]);
+                }
+                if let Some(org) = org {
+                    request = request.query(&[("org", org)]);
                 }
                 if let Some(id) = last_event_id {
                     request = request.header("Last-Event-ID", id);

@@ -574,7 +574,19 @@ impl Client {
         workspace_id: Option<WorkspaceId>,
         limit: Option<u32>,
     ) -> Result<Vec<EventResponse>, ClientError> {
+        self.list_events_in(None, since, workspace_id, limit).await
+    }
+
+    /// [`Client::list_events`] of one org (`?org=ORG`, the admin's filter).
+    pub async fn list_events_in(
+        &self,
+        org: Option<Uuid>,
+        since: Option<i64>,
+        workspace_id: Option<WorkspaceId>,
+        limit: Option<u32>,
+    ) -> Result<Vec<EventResponse>, ClientError> {
         let mut params: Vec<(&str, String)> = Vec::new();
+        params.extend(org.map(|org| ("org", org.to_string())));
         if let Some(since) = since {
             params.push(("since", since.to_string()));
         }
@@ -603,7 +615,13 @@ impl Client {
         since: Option<i64>,
         workspace: Option<WorkspaceId>,
     ) -> Result<EventStream, ClientError> {
-        events::follow(self.clone(), since, workspace).await
+        events::follow(self.clone(), None, since, workspace).await
+    }
+
+    /// [`Client::follow_events`] of one org (`GET /events/stream?org=ORG`,
+    /// the admin's filter).
+    pub async fn follow_events_in(&self, org: Option<Uuid>, since: Option<i64>) -> Result<EventStream, ClientError> {
+        events::follow(self.clone(), org, since, None).await
     }
 
     // --- assets and plugins (runtime) ----------------------------------------

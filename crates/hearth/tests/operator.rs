@@ -197,6 +197,14 @@ async fn orgs_are_created_and_their_tokens_made_by_name(engine: Engine) {
     let listed = listed.json();
     let names: Vec<&str> = listed.as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["w", "t"], "team-a's only");
+    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
+    let events = server.hearth(&["events", "--org", "team-a", "--json"]).await;
+    events.expect_code(0);
+    let events = events.json();
+    assert!(!events.as_array().unwrap().is_empty());
+    for event in events.as_array().unwrap() {
+        assert!(ids.contains(&event["workspace_id"].as_str().unwrap()), "team-a's events only: {event}");
+    }
     for (what, name) in [("template", "seo"), ("plugin", "seo-all")] {
         let in_team = server.hearth(&[what, "list", "--org", "team-a", "--json"]).await;
         in_team.expect_code(0);

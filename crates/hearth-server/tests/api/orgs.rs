@@ -255,6 +255,19 @@ async fn the_admins_lists_read_one_org_when_named_and_their_pages_keep_it(engine
     let events = events.as_array().unwrap();
     assert_eq!(events.len(), 3, "acme's three PROVISIONING events");
     assert!(events.iter().all(|e| e["event"] == "WORKSPACE_PROVISIONING"));
+    // The stream of one org: from the start, acme's three events and not
+    // the default org's, which came after them.
+    let d = app.admin.create_workspace(&CreateWorkspaceRequest { name: "d2".into(), ..Default::default() }).await;
+    let d = d.unwrap().id;
+    let mut stream = app.admin.follow_events_in(Some(acme.id), Some(0)).await.unwrap();
+    let mut streamed = Vec::new();
+    while streamed.len() < 3 {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), futures_util::StreamExt::next(&mut stream));
+        streamed.push(next.await.expect("an event within 10 s").expect("the stream goes on").unwrap());
+    }
+    assert!(streamed.iter().all(|e| e.workspace_id != Some(d)), "only acme's: {streamed:?}");
+    let acme_ids: Vec<_> = app.admin.list_workspaces_in(Some(acme.id), false).await.unwrap().into_iter().map(|w| w.id).collect();
+    assert!(streamed.iter().all(|e| e.workspace_id.is_some_and(|id| acme_ids.contains(&id))), "{streamed:?}");
     for path in ["/templates", "/plugins"] {
         let (status, _, body) = get(format!("{path}?org={}", acme.id)).await;
         assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(0)), "{path}");

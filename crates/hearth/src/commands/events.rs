@@ -25,15 +25,20 @@ pub struct EventsArgs {
     #[arg(long, value_name = "SEQ", value_parser = clap::value_parser!(i64).range(0..))]
     since: Option<i64>,
     /// Only events of this workspace.
-    #[arg(long, value_name = "ID", value_parser = crate::cli::workspace_id)]
+    #[arg(long, value_name = "ID", value_parser = crate::cli::workspace_id, conflicts_with = "org")]
     workspace: Option<WorkspaceId>,
+    /// Only events of this org, by id or name (the admin token; default:
+    /// every org the token sees).
+    #[arg(long, value_name = "ORG")]
+    org: Option<String>,
 }
 
 pub async fn run(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
+    let org = op.in_org(args.org.as_deref()).await?;
     if args.follow {
-        follow(args, op).await
+        follow(args, org, op).await
     } else {
-        list(args, op).await
+        list(args, org, op).await
     }
 }
 
@@ -41,11 +46,11 @@ pub async fn run(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
 /// may hold fewer events than asked while more follow). Where the server's
 /// retention removed events after our position, says so and goes on from
 /// where its log is complete again.
-async fn list(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
+async fn list(args: EventsArgs, org: Option<uuid::Uuid>, op: &Operator) -> anyhow::Result<()> {
     let mut events: Vec<EventResponse> = Vec::new();
     let mut since = args.since;
     loop {
-        let page = match op.client.list_events(since, args.workspace, Some(PAGE_SIZE)).await {
+        let page = match op.client.list_events_in(org, since, args.workspace, Some(PAGE_SIZE)).await {
             Ok(page) => page,
             Err(err) => match err.compacted_until() {
                 Some(earliest) if since.is_none_or(|since| earliest - 1 > since) => {
@@ -87,9 +92,12 @@ async fn list(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
     Ok(output::print(&table.render())?)
 }
 
-async fn follow(args: EventsArgs, op: &Operator) -> anyhow::Result<()> {
-    let mut stream =
-        op.client.follow_events(args.since, args.workspace).await.context("cannot follow the event stream")?;
+async fn follow(args: EventsArgs, org: Option<uuid::Uuid>, op: &Operator) -> anyhow::Result<()> {
+    let stream = match args.workspace {
+        Some(_) => op.client.follow_events(args.since, args.workspace).await,
+        None => op.client.follow_events_in(org, args.since).await,
+    };
+    let mut stream = stream.context("cannot follow the event stream")?;
     let mut names = Names::default();
     while let Some(event) = stream.next().await {
         let event = match event {
