@@ -266,7 +266,8 @@ async fn the_admins_lists_read_one_org_when_named_and_their_pages_keep_it(engine
         streamed.push(next.await.expect("an event within 10 s").expect("the stream goes on").unwrap());
     }
     assert!(streamed.iter().all(|e| e.workspace_id != Some(d)), "only acme's: {streamed:?}");
-    let acme_ids: Vec<_> = app.admin.list_workspaces_in(Some(acme.id), false).await.unwrap().into_iter().map(|w| w.id).collect();
+    let acme_ids: Vec<_> =
+        app.admin.list_workspaces_in(Some(acme.id), false).await.unwrap().into_iter().map(|w| w.id).collect();
     assert!(streamed.iter().all(|e| e.workspace_id.is_some_and(|id| acme_ids.contains(&id))), "{streamed:?}");
     for path in ["/templates", "/plugins"] {
         let (status, _, body) = get(format!("{path}?org={}", acme.id)).await;
