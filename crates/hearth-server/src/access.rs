@@ -264,6 +264,7 @@ mod tests {
         let mut checked = 0;
         for (path, item) in value["paths"].as_object().expect("paths") {
             for (method, operation) in item.as_object().expect("an item") {
+                // An operation without parameters has no `parameters` at all.
                 let params = operation["parameters"].as_array().cloned().unwrap_or_default();
                 if params.iter().any(|p| p["name"] == "org" && p["in"] == "query") {
                     assert!(

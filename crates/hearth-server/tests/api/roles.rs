@@ -216,6 +216,8 @@ async fn send(
     let status = response.status().as_u16();
     let streaming =
         response.headers().get("content-type").is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+    // A body that cannot be read is an empty one: the refusals' checks then
+    // fail on it, naming the request.
     let text = if streaming { String::new() } else { response.text().await.unwrap_or_default() };
     (status, text)
 }
