@@ -35,7 +35,16 @@ pub struct OrgQuery {
     org: Option<String>,
 }
 
-impl OrgQuery {
+/// `?org=ID` on a list: which org's.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListOrgQuery {
+    /// Only this org's (the admin token; default: every org); an org token
+    /// reads its own org, and naming another is 404.
+    org: Option<String>,
+}
+
+impl ListOrgQuery {
     /// The org named, as given.
     pub(crate) fn org(&self) -> Option<&str> {
         self.org.as_deref()

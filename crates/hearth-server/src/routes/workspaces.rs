@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::auth::{self, Bearer, IfRemoved, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::routes::orgs::{acting_org, listed_org, OrgQuery};
+use crate::routes::orgs::{acting_org, listed_org, ListOrgQuery, OrgQuery};
 use crate::routes::workspace_spec::WorkspaceSpec;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -497,13 +497,13 @@ pub async fn workspace_state(
 
 /// How many workspaces of the caller's org (all orgs for the admin) are in
 /// each status: one grouped query, for the dashboard's fleet summary.
-#[utoipa::path(get, path = "/workspaces/counts", tag = "workspaces", params(OrgQuery),
+#[utoipa::path(get, path = "/workspaces/counts", tag = "workspaces", params(ListOrgQuery),
     responses((status = 200, body = WorkspaceCounts), (status = 400, body = ApiErrorBody), (status = 401, body = ApiErrorBody),
         (status = 404, body = ApiErrorBody)))]
 pub async fn workspace_counts(
     State(state): State<AppState>,
     operator: Operator,
-    ApiQuery(query): ApiQuery<OrgQuery>,
+    ApiQuery(query): ApiQuery<ListOrgQuery>,
 ) -> ApiResult<Json<WorkspaceCounts>> {
     let org = listed_org(&state, operator, query.org()).await?;
     let counted = state.store.count_workspaces_by_status(org).await?;
