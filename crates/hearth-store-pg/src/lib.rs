@@ -324,6 +324,10 @@ impl Dialect for Pg {
         ),
         lock_org: "select org_id, name, created_at, max_workspaces, max_running, max_template_bytes, \
             max_plugin_bytes from orgs where org_id = $1 and deleted_at is null for no key update",
+        share_org: "select org_id, name, created_at, max_workspaces, max_running, max_template_bytes, \
+            max_plugin_bytes from orgs where org_id = $1 and deleted_at is null for key share",
+        lock_org_to_delete: "select org_id, name, created_at, max_workspaces, max_running, max_template_bytes, \
+            max_plugin_bytes from orgs where org_id = $1 and deleted_at is null for update",
         lock_control_plane: "select alive_at, outage_started_at, outage_ended_at from control_plane \
             where control_plane_id = 1 for update",
     };

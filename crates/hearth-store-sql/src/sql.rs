@@ -244,10 +244,21 @@ statement_set! {
         /// (Postgres `for no key update`: writers that only reference the
         /// org, such as an event's foreign key, take `key share` and are not
         /// blocked, so no deadlock with the event counter's holder; SQLite's
-        /// `BEGIN IMMEDIATE` already serializes writers), with its quotas ([`crate::rows::OrgRow`]; a
-        /// deleted org is none): what counting an org's live tokens and
-        /// inserting one more holds, so two creates cannot both pass the cap.
+        /// `BEGIN IMMEDIATE` already serializes writers), with its quotas
+        /// ([`crate::rows::OrgRow`]; a deleted org is none): what counting
+        /// an org's live tokens or workspaces and adding one more holds, so
+        /// two writes cannot both pass the cap.
         lock_org,
+        /// [`lock_org`](Self::lock_org) as a writer that adds to the org
+        /// without counting it takes it (Postgres `for key share`): any
+        /// number at once, but none while the org is being deleted
+        /// ([`lock_org_to_delete`](Self::lock_org_to_delete)), after which
+        /// the org is none.
+        share_org,
+        /// [`lock_org`](Self::lock_org) to delete the org (Postgres `for
+        /// update`): waits for every writer that shares it, and keeps new
+        /// ones out until the deletion commits.
+        lock_org_to_delete,
         /// The control plane's liveness row (alive_at, outage_started_at,
         /// outage_ended_at), locked for the rest of the transaction
         /// (Postgres `for update`; SQLite's writer holds the lock).

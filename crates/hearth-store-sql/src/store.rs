@@ -19,8 +19,8 @@ use hearth_core::{
 use hearth_store::{
     evolve, Applied, Bootstrap, Changed, Compaction, Conflict, Deleted, Engine, Event, EventQuery, LivenessWrite,
     NewFile, NewPlugin, NewTemplate, NewToken, NewWorkspace, NewWorkspaceToken, Notice, NoticeFeed, Org, PeerGroup,
-    PeersPage, Plugin, Quotas, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token, Usage,
-    Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage,
+    PeersPage, Plugin, Quota, Quotas, Retention, SealedSecret, Store, StoreError, StoreResult, Sweep, Template, Token,
+    Usage, Workspace, WorkspaceCursor, WorkspaceFilter, WorkspacePage,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -217,11 +217,19 @@ where
     /// Locks org `id`'s row for the rest of the transaction and reads its
     /// quotas; NotFound("org") when there is none or it was deleted.
     async fn lock_org(conn: &mut <D::Db as Database>::Connection, id: OrgId) -> StoreResult<Quotas> {
-        let row: Option<OrgRow> = sqlx::query_as(D::SQL.lock_org)
-            .bind(id.0)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err::<D>("lock_org"))?;
+        Self::org_locked(conn, (D::SQL.lock_org, "lock_org"), id).await
+    }
+
+    /// Org `id`'s row under the lock `statement` takes (`lock_org`,
+    /// `share_org`, `lock_org_to_delete`), and its quotas; NotFound("org")
+    /// when there is none or it was deleted.
+    async fn org_locked(
+        conn: &mut <D::Db as Database>::Connection,
+        (statement, operation): (&'static str, &'static str),
+        id: OrgId,
+    ) -> StoreResult<Quotas> {
+        let row: Option<OrgRow> =
+            sqlx::query_as(statement).bind(id.0).fetch_optional(&mut *conn).await.map_err(map_err::<D>(operation))?;
         Ok(row.ok_or(StoreError::NotFound("org"))?.into_quotas())
     }
 
@@ -251,16 +259,24 @@ where
     }
 
     /// Refuses (`QuotaExceeded`, nothing written) when `more` would take
-    /// org `id` past a quota; holds the org's lock for the rest of the
+    /// org `id` past a quota. An org with no quota on what `more` adds is
+    /// only shared (writers to it run at once; its deletion waits for
+    /// them); one with such a quota is locked for the rest of the
     /// transaction, so two writes cannot both pass the last unit. Counts
-    /// only what a quota that is set needs; `replacing` names the template
-    /// or plugin the write replaces (its bytes are not counted twice).
+    /// only what a set quota needs; `replacing` names the template or
+    /// plugin the write replaces (its bytes are not counted twice).
     async fn within_quotas(
         conn: &mut <D::Db as Database>::Connection,
         id: OrgId,
         more: Usage,
         replacing: &str,
     ) -> StoreResult<()> {
+        let shared = Self::org_locked(conn, (D::SQL.share_org, "share_org"), id).await?;
+        let counted = |quotas: &Quotas| Quota::ALL.iter().any(|q| q.used(&more) > 0 && q.limit(quotas).is_some());
+        if !counted(&shared) {
+            return Ok(());
+        }
+        // The quotas as they are under the lock (they may have changed).
         let quotas = Self::lock_org(conn, id).await?;
         let mut used = Usage::default();
         if (more.workspaces > 0 && quotas.workspaces.is_some()) || (more.running > 0 && quotas.running.is_some()) {
@@ -1262,7 +1278,7 @@ where
 
     async fn delete_org(&self, id: OrgId, now: DateTime<Utc>) -> StoreResult<Vec<TokenId>> {
         let mut tx = self.begin().await?;
-        Self::lock_org(&mut tx, id).await?;
+        Self::org_locked(&mut tx, (D::SQL.lock_org_to_delete, "lock_org_to_delete"), id).await?;
         let (live, _) = Self::count_org_workspaces(&mut tx, id).await?;
         if live > 0 {
             return Err(StoreError::OrgNotEmpty { live });

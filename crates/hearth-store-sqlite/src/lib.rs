@@ -353,6 +353,10 @@ impl Dialect for Sqlite {
         ),
         lock_org: "select org_id, name, created_at, max_workspaces, max_running, max_template_bytes, \
             max_plugin_bytes from orgs where org_id = $1 and deleted_at is null",
+        share_org: "select org_id, name, created_at, max_workspaces, max_running, max_template_bytes, \
+            max_plugin_bytes from orgs where org_id = $1 and deleted_at is null",
+        lock_org_to_delete: "select org_id, name, created_at, max_workspaces, max_running, max_template_bytes, \
+            max_plugin_bytes from orgs where org_id = $1 and deleted_at is null",
         lock_control_plane: "select alive_at, outage_started_at, outage_ended_at from control_plane \
             where control_plane_id = 1",
     };
