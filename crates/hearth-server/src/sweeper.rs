@@ -158,7 +158,7 @@ impl Sweeper {
         started: std::time::Instant,
         report: &mut SweepReport,
     ) -> Option<bool> {
-        let cutoff = Utc::now().checked_sub_signed(signed(ttl)).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        let cutoff = silent_since(ttl);
         let due = match self.state.store.liveness_due(cutoff, DUE_PAGE).await {
             Ok(due) => due,
             Err(error) => {
@@ -260,7 +260,7 @@ impl Sweeper {
         if uncounted == LIVENESS_BATCH || !self.memory().full {
             return (uncounted, context);
         }
-        let cutoff = Utc::now().checked_sub_signed(signed(ttl)).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        let cutoff = silent_since(ttl);
         let (due, live) = match self.state.store.count_liveness(cutoff).await {
             Ok(counts) => counts,
             Err(error) => {
@@ -356,4 +356,10 @@ fn within(outage: Outage, ttl: Duration) -> bool {
 /// is, which every checked sum then refuses).
 fn signed(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Runtimes last heard before this are silent for `ttl` now (the earliest
+/// time when `ttl` reaches past it).
+fn silent_since(ttl: Duration) -> chrono::DateTime<Utc> {
+    Utc::now().checked_sub_signed(signed(ttl)).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC)
 }

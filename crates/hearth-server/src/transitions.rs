@@ -184,9 +184,7 @@ impl Transitions {
         limit: i64,
         context: hearth_core::SweepContext,
     ) -> StoreResult<SweepReport> {
-        let label = sweep_label(kind);
-        metrics::counter!("hearth_sweeps_total", "sweep" => label).increment(1);
-        let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+        let (label, age) = sweep_started(kind, age);
         let applied = self.store.sweep(kind, age, Utc::now(), limit, context).await?;
         Ok(self.swept(label, applied))
     }
@@ -201,9 +199,7 @@ impl Transitions {
         age: Duration,
         context: hearth_core::SweepContext,
     ) -> StoreResult<SweepReport> {
-        let label = sweep_label(kind);
-        metrics::counter!("hearth_sweeps_total", "sweep" => label).increment(1);
-        let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+        let (label, age) = sweep_started(kind, age);
         let applied = self.store.sweep_these(kind, ids, age, Utc::now(), context).await?;
         Ok(self.swept(label, applied))
     }
@@ -269,6 +265,13 @@ fn answer(done: oneshot::Sender<StoreResult<Applied>>, id: WorkspaceId, outcome:
     if done.send(outcome).is_err() {
         tracing::debug!(workspace_id = %id, "request gone before its transition batch committed");
     }
+}
+
+/// A sweep batch begins: counted, and its age as the store takes it.
+fn sweep_started(kind: Sweep, age: Duration) -> (&'static str, chrono::Duration) {
+    let label = sweep_label(kind);
+    metrics::counter!("hearth_sweeps_total", "sweep" => label).increment(1);
+    (label, chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX))
 }
 
 pub fn sweep_label(kind: Sweep) -> &'static str {
